@@ -1,0 +1,152 @@
+"""Column contracts shared by every layer: the raw schemas sources return, canonical names.
+
+Pure constants (polars dtypes only). The warehouse creates its raw tables from these, sources
+conform their frames to them with :func:`conform`, and the curated layer reads them.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+UTC_TS = pl.Datetime("us", "UTC")
+
+SECTORS: tuple[str, ...] = (
+    "Communication Services",
+    "Consumer Discretionary",
+    "Consumer Staples",
+    "Energy",
+    "Financials",
+    "Health Care",
+    "Industrials",
+    "Information Technology",
+    "Materials",
+    "Real Estate",
+    "Utilities",
+)
+
+# Canonical fundamental items. Flow items cover a period (summed into trailing twelve months);
+# stock items are balances at period end (the latest value is used).
+FLOW_ITEMS: tuple[str, ...] = (
+    "revenue",
+    "gross_profit",
+    "operating_income",
+    "ebit",
+    "net_income",
+)
+STOCK_ITEMS: tuple[str, ...] = (
+    "total_assets",
+    "total_equity",
+    "total_debt",
+    "cash",
+    "current_assets",
+    "current_liabilities",
+    "net_ppe",
+    "shares_outstanding",
+)
+FUNDAMENTAL_ITEMS: tuple[str, ...] = FLOW_ITEMS + STOCK_ITEMS
+
+PERIOD_TYPES: tuple[str, ...] = ("Q", "A")  # quarter, fiscal year
+ACTION_TYPES: tuple[str, ...] = ("split", "dividend")
+
+# raw.prices: one row per (ticker, date, source). close is as traded; adj_close is adjusted for
+# splits and dividends (null when the source does not provide it).
+RAW_PRICES: dict[str, pl.DataType] = {
+    "ticker": pl.String,
+    "date": pl.Date,
+    "open": pl.Float64,
+    "high": pl.Float64,
+    "low": pl.Float64,
+    "close": pl.Float64,
+    "adj_close": pl.Float64,
+    "volume": pl.Float64,
+    "source": pl.String,
+    "ingested_at": UTC_TS,
+}
+
+# raw.corporate_actions: one row per (ticker, date, action, source). value is the split ratio
+# (new shares per old share, 4.0 for a 4:1 split) or the cash dividend per share.
+RAW_CORPORATE_ACTIONS: dict[str, pl.DataType] = {
+    "ticker": pl.String,
+    "date": pl.Date,
+    "action": pl.String,
+    "value": pl.Float64,
+    "source": pl.String,
+    "ingested_at": UTC_TS,
+}
+
+# raw.fundamentals: long format, one row per (ticker, period_end, period_type, item, source,
+# ingested_at). report_date is the filing / earnings date when the source knows it, else null.
+RAW_FUNDAMENTALS: dict[str, pl.DataType] = {
+    "ticker": pl.String,
+    "period_end": pl.Date,
+    "period_type": pl.String,
+    "item": pl.String,
+    "value": pl.Float64,
+    "report_date": pl.Date,
+    "source": pl.String,
+    "ingested_at": UTC_TS,
+}
+
+# raw.securities: one row per (ticker, source, ingested_at): the profile as fetched.
+RAW_SECURITIES: dict[str, pl.DataType] = {
+    "ticker": pl.String,
+    "name": pl.String,
+    "sector": pl.String,
+    "industry": pl.String,
+    "exchange": pl.String,
+    "country": pl.String,
+    "quote_type": pl.String,
+    "currency": pl.String,
+    "shares_outstanding": pl.Float64,
+    "market_cap": pl.Float64,
+    "source": pl.String,
+    "ingested_at": UTC_TS,
+}
+
+# raw.membership: one row per (universe, ticker, start_date, source). end_date null = still in.
+RAW_MEMBERSHIP: dict[str, pl.DataType] = {
+    "universe": pl.String,
+    "ticker": pl.String,
+    "start_date": pl.Date,
+    "end_date": pl.Date,
+    "source": pl.String,
+    "ingested_at": UTC_TS,
+}
+
+RAW_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    "prices": RAW_PRICES,
+    "corporate_actions": RAW_CORPORATE_ACTIONS,
+    "fundamentals": RAW_FUNDAMENTALS,
+    "securities": RAW_SECURITIES,
+    "membership": RAW_MEMBERSHIP,
+}
+
+# Natural keys of the raw tables (ingested_at excluded: a re-fetch of the same key replaces
+# prices and actions, while fundamentals and profiles keep one row per changed vintage).
+RAW_KEYS: dict[str, tuple[str, ...]] = {
+    "prices": ("ticker", "date", "source"),
+    "corporate_actions": ("ticker", "date", "action", "source"),
+    "fundamentals": ("ticker", "period_end", "period_type", "item", "source"),
+    "securities": ("ticker", "source"),
+    "membership": ("universe", "ticker", "start_date", "source"),
+}
+
+
+def conform(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Return ``frame`` with exactly the columns of ``schema``, in order, cast to its dtypes.
+
+    Missing columns are added as nulls; extra columns are dropped. Casting is strict, so a value
+    that cannot be represented (text in a numeric column) raises instead of turning into null.
+    """
+    exprs = []
+    for name, dtype in schema.items():
+        if name in frame.columns:
+            exprs.append(pl.col(name).cast(dtype, strict=True))
+        else:
+            exprs.append(pl.lit(None, dtype=dtype).alias(name))
+    return frame.select(exprs)
+
+
+def empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """An empty frame with the given schema."""
+    return pl.DataFrame(schema=schema)

@@ -1,0 +1,93 @@
+"""Settings from environment variables, read when asked for (never at import time).
+
+| env var | meaning | default |
+|---|---|---|
+| QUANT_PIPELINE_WAREHOUSE | DuckDB file | warehouse/quant.duckdb |
+| QUANT_PIPELINE_SOURCE | demo, yahoo or files | demo |
+| QUANT_PIPELINE_DATA_DIR | directory read by the files source | (none) |
+| QUANT_PIPELINE_UNIVERSE | ticker list / membership file for yahoo | shipped S&P 500 list |
+| QUANT_PIPELINE_DEMO_TICKERS | number of demo tickers | 500 |
+| QUANT_PIPELINE_DEMO_START | first demo date | 2010-01-01 |
+| QUANT_PIPELINE_DEMO_SEED | demo seed | 42 |
+| QUANT_PIPELINE_STRATEGIES | comma-separated strategy names to run | every shipped strategy |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
+
+SOURCES = ("demo", "yahoo", "files")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the pipeline cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    warehouse: Path = Path("warehouse/quant.duckdb")
+    source: str = "demo"
+    data_dir: Path | None = None
+    universe: Path | None = None
+    demo_tickers: int = 500
+    demo_start: date = date(2010, 1, 1)
+    demo_seed: int = 42
+    strategies: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise SettingsError(
+                f"QUANT_PIPELINE_SOURCE={self.source!r} is not a source; use one of {SOURCES}"
+            )
+        if self.demo_tickers < 1:
+            raise SettingsError(f"QUANT_PIPELINE_DEMO_TICKERS must be >= 1, got {self.demo_tickers}")
+        if self.source == "files" and self.data_dir is None:
+            raise SettingsError("QUANT_PIPELINE_SOURCE=files needs QUANT_PIPELINE_DATA_DIR")
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)
+
+
+def _int(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from exc
+
+
+def _date(name: str, raw: str) -> date:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def from_env(env: dict[str, str] | None = None) -> Settings:
+    """Settings from ``env`` (default ``os.environ``); unset or empty variables keep defaults."""
+    env = dict(os.environ if env is None else env)
+
+    def get(key: str) -> str | None:
+        value = env.get(f"QUANT_PIPELINE_{key}", "").strip()
+        return value or None
+
+    kwargs: dict[str, object] = {}
+    if (v := get("WAREHOUSE")) is not None:
+        kwargs["warehouse"] = Path(v)
+    if (v := get("SOURCE")) is not None:
+        kwargs["source"] = v.lower()
+    if (v := get("DATA_DIR")) is not None:
+        kwargs["data_dir"] = Path(v)
+    if (v := get("UNIVERSE")) is not None:
+        kwargs["universe"] = Path(v)
+    if (v := get("DEMO_TICKERS")) is not None:
+        kwargs["demo_tickers"] = _int("QUANT_PIPELINE_DEMO_TICKERS", v)
+    if (v := get("DEMO_START")) is not None:
+        kwargs["demo_start"] = _date("QUANT_PIPELINE_DEMO_START", v)
+    if (v := get("DEMO_SEED")) is not None:
+        kwargs["demo_seed"] = _int("QUANT_PIPELINE_DEMO_SEED", v)
+    if (v := get("STRATEGIES")) is not None:
+        kwargs["strategies"] = tuple(s.strip() for s in v.split(",") if s.strip())
+    return Settings(**kwargs)
