@@ -1,0 +1,33 @@
+"""Data sources behind one interface: ``demo`` (default, offline), ``yahoo`` and ``files``."""
+
+from __future__ import annotations
+
+from quant_pipeline.settings import Settings
+from quant_pipeline.sources.base import FetchRequest, Source, SourceError
+
+__all__ = ["FetchRequest", "Source", "SourceError", "make_source"]
+
+
+def make_source(settings: Settings, max_failed_share: float = 0.5) -> Source:
+    """Build the source named by ``settings.source`` (imports lazily: yfinance is slow to import)."""
+    if settings.source == "demo":
+        from quant_pipeline.sources.demo import DemoSource
+
+        return DemoSource(
+            n_tickers=settings.demo_tickers, start=settings.demo_start, seed=settings.demo_seed
+        )
+    if settings.source == "files":
+        from quant_pipeline.sources.files import FilesSource
+
+        return FilesSource(settings.data_dir)
+    if settings.source == "yahoo":
+        from quant_pipeline.sources.universe import default_universe_tickers, load_universe
+        from quant_pipeline.sources.yahoo import YahooSource
+
+        tickers = (
+            load_universe(settings.universe)["ticker"].unique().sort().to_list()
+            if settings.universe
+            else default_universe_tickers()
+        )
+        return YahooSource(tickers, max_failed_share=max_failed_share)
+    raise SourceError(f"unknown source {settings.source!r}")

@@ -1,0 +1,42 @@
+"""The one Dagster ``Definitions`` of quant_pipeline (loaded by workspace.yaml and the CLI)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from quant_pipeline.defs.backtest import backtest_assets
+from quant_pipeline.defs.checks import asset_checks
+from quant_pipeline.defs.curated import curated_assets
+from quant_pipeline.defs.factors import factor_assets
+from quant_pipeline.defs.ingestion import ingestion_assets
+from quant_pipeline.defs.jobs import jobs, schedules
+from quant_pipeline.defs.portfolio import portfolio_assets
+from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
+
+all_assets = [
+    *ingestion_assets,
+    *curated_assets,
+    *factor_assets,
+    *portfolio_assets,
+    *backtest_assets,
+]
+
+
+def build_resources(**overrides: object) -> dict[str, object]:
+    """Default resources (settings from env at use time); tests pass explicit ones."""
+    resources: dict[str, object] = {
+        "warehouse": WarehouseResource(),
+        "market": MarketDataResource(),
+    }
+    resources.update(overrides)
+    return resources
+
+
+defs = dg.Definitions(
+    assets=all_assets,
+    asset_checks=asset_checks,
+    jobs=jobs,
+    schedules=schedules,
+    resources=build_resources(),
+    executor=dg.in_process_executor,
+)

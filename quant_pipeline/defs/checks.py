@@ -1,0 +1,43 @@
+"""Asset checks: contracts every build must satisfy, visible in the UI with the offending rows."""
+
+from __future__ import annotations
+
+import dagster as dg
+import polars as pl
+
+from quant_pipeline.defs.metadata import markdown_table
+from quant_pipeline.defs.resources import WarehouseResource
+
+WEIGHT_TOLERANCE = 1e-9
+
+
+@dg.asset_check(asset=dg.AssetKey(["portfolio", "target_weights"]), blocking=True)
+def target_weights_sum_to_one(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """Weights of every strategy and rebalance date sum to 1 and none is negative."""
+    weights = warehouse.get().read_table("portfolio.target_weights")
+    sums = weights.group_by("strategy", "rebalance_date").agg(
+        pl.col("weight").sum().alias("weight_sum"), (pl.col("weight") < 0).sum().alias("negative")
+    )
+    bad = sums.filter(((pl.col("weight_sum") - 1).abs() > WEIGHT_TOLERANCE) | (pl.col("negative") > 0))
+    return dg.AssetCheckResult(
+        passed=bad.is_empty(),
+        metadata={
+            "portfolios_checked": sums.height,
+            "violations": bad.height,
+            "examples": dg.MetadataValue.md(markdown_table(bad)),
+        },
+    )
+
+
+@dg.asset_check(asset=dg.AssetKey(["curated", "prices"]), blocking=True)
+def curated_prices_unique_per_ticker_day(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """curated.prices holds at most one row per ticker and date."""
+    keys = warehouse.get().read_table("curated.prices", columns=["ticker", "date"])
+    counts = keys.group_by("ticker", "date").len().filter(pl.col("len") > 1)
+    return dg.AssetCheckResult(
+        passed=counts.is_empty(),
+        metadata={"duplicates": counts.height, "examples": dg.MetadataValue.md(markdown_table(counts))},
+    )
+
+
+asset_checks = [target_weights_sum_to_one, curated_prices_unique_per_ticker_day]

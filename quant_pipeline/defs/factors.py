@@ -1,0 +1,109 @@
+"""Factor assets: point-in-time factor values per rebalance date, and strategy scores."""
+
+from __future__ import annotations
+
+import dagster as dg
+import polars as pl
+
+from quant_pipeline.core.calendar import rebalance_dates, trading_days
+from quant_pipeline.core.factors import factor_values
+from quant_pipeline.core.scoring import score
+from quant_pipeline.defs.metadata import table_metadata
+from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
+from quant_pipeline.defs.strategies import selected_strategies
+
+GROUP = "factors"
+KINDS = {"duckdb", "polars"}
+PRICE_COLUMNS = ["ticker", "date", "close", "adj_close", "volume", "daily_return"]
+
+
+@dg.asset(
+    key=["factors", "values"],
+    deps=[
+        ["curated", "prices"],
+        ["curated", "fundamentals"],
+        ["curated", "securities"],
+        ["curated", "membership"],
+    ],
+    group_name=GROUP,
+    kinds=KINDS,
+    pool="warehouse",
+)
+def factor_values_asset(
+    market: MarketDataResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """Every factor per rebalance date and ticker, from data available before that date."""
+    wh = warehouse.get()
+    specs = selected_strategies(market)
+    prices = wh.read_table("curated.prices", columns=PRICE_COLUMNS)
+    membership = wh.read_table("curated.membership")
+    days = trading_days(prices)
+    schedule = pl.concat(
+        [
+            pl.DataFrame(
+                {"frequency": freq, "rebalance_date": rebalance_dates(days, freq)},
+                schema={"frequency": pl.String, "rebalance_date": pl.Date},
+            )
+            for freq in sorted({spec.rebalance for spec in specs.values()})
+        ]
+    )
+    values = factor_values(
+        prices,
+        wh.read_table("curated.fundamentals"),
+        wh.read_table("curated.securities"),
+        schedule["rebalance_date"].unique().sort().to_list(),
+        membership=membership if membership.height else None,
+    )
+    wh.replace_table("factors.rebalance_dates", schedule)
+    wh.replace_table("factors.values", values)
+    return dg.MaterializeResult(
+        metadata=table_metadata(
+            "factors.values",
+            values,
+            rebalance_dates=values["rebalance_date"].n_unique(),
+            first_rebalance=str(values["rebalance_date"].min()),
+            last_rebalance=str(values["rebalance_date"].max()),
+        )
+    )
+
+
+@dg.asset(
+    key=["factors", "scores"],
+    deps=[["factors", "values"]],
+    group_name=GROUP,
+    kinds=KINDS,
+    pool="warehouse",
+)
+def factor_scores(market: MarketDataResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Composite score and rank per strategy, rebalance date and ticker (components alongside)."""
+    wh = warehouse.get()
+    specs = selected_strategies(market)
+    values = wh.read_table("factors.values")
+    schedule = wh.read_table("factors.rebalance_dates")
+    scores, components = [], []
+    for name, spec in specs.items():
+        dates = schedule.filter(pl.col("frequency") == spec.rebalance).select("rebalance_date")
+        s, c = score(values.join(dates, on="rebalance_date", how="semi"), spec)
+        scores.append(s)
+        components.append(c)
+    all_scores = pl.concat(scores, how="vertical_relaxed")
+    wh.replace_table("factors.scores", all_scores)
+    wh.replace_table("factors.score_components", pl.concat(components, how="vertical_relaxed"))
+    eligible = (
+        all_scores.group_by("strategy")
+        .agg(pl.col("eligible").sum().truediv(pl.col("rebalance_date").n_unique()).round(1))
+        .sort("strategy")
+    )
+    return dg.MaterializeResult(
+        metadata=table_metadata(
+            "factors.scores",
+            all_scores.sort("strategy", "rebalance_date", "rank", descending=[False, True, False]),
+            strategies=dg.MetadataValue.json(sorted(specs)),
+            mean_eligible_per_date=dg.MetadataValue.json(
+                dict(zip(eligible["strategy"], eligible["eligible"]))
+            ),
+        )
+    )
+
+
+factor_assets = [factor_values_asset, factor_scores]

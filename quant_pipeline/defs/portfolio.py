@@ -1,0 +1,60 @@
+"""Portfolio assets: target weights per strategy and rebalance date under the constraints."""
+
+from __future__ import annotations
+
+import dagster as dg
+import polars as pl
+
+from quant_pipeline.core.portfolio import target_weights
+from quant_pipeline.defs.metadata import markdown_table, table_metadata
+from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
+from quant_pipeline.defs.strategies import selected_strategies
+
+GROUP = "portfolio"
+KINDS = {"duckdb", "polars"}
+
+
+@dg.asset(
+    key=["portfolio", "target_weights"],
+    deps=[["factors", "scores"]],
+    group_name=GROUP,
+    kinds=KINDS,
+    pool="warehouse",
+)
+def portfolio_target_weights(
+    context: dg.AssetExecutionContext, market: MarketDataResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """Target weights (summing to 1) per strategy and rebalance date, with the constraint report."""
+    wh = warehouse.get()
+    specs = selected_strategies(market)
+    scores = wh.read_table("factors.scores")
+    weights, reports = [], []
+    for name, spec in specs.items():
+        w, r = target_weights(scores.filter(pl.col("strategy") == name), spec)
+        weights.append(w)
+        reports.append(r)
+    all_weights = pl.concat(weights, how="vertical_relaxed")
+    report = pl.concat(reports, how="vertical_relaxed")
+    wh.replace_table("portfolio.target_weights", all_weights)
+    wh.replace_table("portfolio.constraint_report", report)
+    breaches = report.filter(~pl.col("cap_met"))
+    if breaches.height:
+        context.log.warning(
+            f"{breaches.height} rebalances could not meet their sector cap; "
+            "see portfolio.constraint_report"
+        )
+    latest = all_weights.filter(
+        pl.col("rebalance_date") == pl.col("rebalance_date").max().over("strategy")
+    ).sort("strategy", "weight", "ticker", descending=[False, True, False])
+    return dg.MaterializeResult(
+        metadata=table_metadata(
+            "portfolio.target_weights",
+            all_weights,
+            latest_portfolios=dg.MetadataValue.md(markdown_table(latest, max_rows=60)),
+            constraint_breaches=breaches.height,
+            breaches=dg.MetadataValue.md(markdown_table(breaches, max_rows=20)),
+        )
+    )
+
+
+portfolio_assets = [portfolio_target_weights]
