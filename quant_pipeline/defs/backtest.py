@@ -6,6 +6,7 @@ import dagster as dg
 import polars as pl
 
 from quant_pipeline.core import backtest, metrics, plots
+from quant_pipeline.core.evaluation import metrics_for_strategies
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies
@@ -102,7 +103,7 @@ def backtest_metrics(market: MarketDataResource, warehouse: WarehouseResource) -
     wh = warehouse.get()
     daily = wh.read_table("backtest.daily")
     trades = wh.read_table("backtest.trades")
-    long = metrics.metrics_for_strategies(daily, trades)
+    long = metrics_for_strategies(daily, trades)
     wh.replace_table("backtest.metrics", long)
     comparison = metrics.comparison_table(long)
     wh.replace_table("backtest.comparison", comparison)
