@@ -1,0 +1,459 @@
+"""Statistics of a backtest: daily returns (and closed trades) in, one number per metric out.
+
+Pure polars (plus ``math``). The definitions of every metric are written once, in
+``docs/metrics.md``; the conventions that change the numbers are:
+
+* ``n`` is the number of daily returns; annualisation uses ``periods_per_year`` (252).
+* The risk-free rate is an annual rate turned into a daily one: ``(1 + rf) ** (1 / 252) - 1``.
+  Excess returns are ``r - rf_daily``.
+* Means are arithmetic; standard deviations are sample (``ddof=1``).
+* Equity starts at 1.0 before the first return, so drawdowns are measured from the running
+  maximum of ``[1.0, equity_1, ..., equity_n]``.
+* Where empyrical-reloaded has the same metric the formula is the same as empyrical's
+  (sharpe_ratio, sortino_ratio, annual_volatility, max_drawdown, cagr = ``annual_return``,
+  calmar_ratio, alpha, beta, value_at_risk_95 = ``value_at_risk(cutoff=0.05)``); the tests
+  compare against it. empyrical takes a per-period risk-free rate: pass it ``rf_daily``.
+* A metric that is undefined on the data (no losing day for Sortino, no drawdown for Calmar,
+  fewer than two days for a standard deviation, no closed trade) is null, never NaN or inf.
+
+The frames never look at dates beyond those in ``daily``: every metric is a function of the
+rows given, so the caller chooses the evaluation window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import polars as pl
+
+PERIODS_PER_YEAR = 252
+# Below this the benchmark's variance is treated as zero (beta undefined), as in empyrical.
+_MIN_VARIANCE = 1e-30
+
+# How each metric reads: a fraction shown as a percentage, a ratio, a count of days, ...
+# The order is the order of the rows returned by performance_metrics.
+METRIC_KINDS: dict[str, str] = {
+    "total_return": "percent",
+    "cagr": "percent",
+    "annual_volatility": "percent",
+    "annual_variance": "decimal",
+    "sharpe_ratio": "ratio",
+    "probabilistic_sharpe_ratio": "percent",
+    "sortino_ratio": "ratio",
+    "calmar_ratio": "ratio",
+    "max_drawdown": "percent",
+    "max_drawdown_duration_days": "days",
+    "win_rate_days": "percent",
+    "best_month": "percent",
+    "worst_month": "percent",
+    "value_at_risk_95": "percent",
+    "trading_days": "days",
+    "average_turnover": "percent",
+    "annual_turnover": "percent",
+    "total_costs": "percent",
+    "alpha": "percent",
+    "beta": "ratio",
+    "tracking_error": "percent",
+    "information_ratio": "ratio",
+    "treynor_ratio": "ratio",
+    "net_profit": "money",
+    "total_trades": "count",
+    "average_win": "percent",
+    "average_loss": "percent",
+    "win_rate": "percent",
+    "loss_rate": "percent",
+    "profit_loss_ratio": "ratio",
+    "expectancy": "percent",
+}
+TRADE_METRICS: tuple[str, ...] = (
+    "total_trades",
+    "average_win",
+    "average_loss",
+    "win_rate",
+    "loss_rate",
+    "profit_loss_ratio",
+    "expectancy",
+)
+COMPARISON_METRICS: tuple[str, ...] = (
+    "total_return",
+    "cagr",
+    "annual_volatility",
+    "sharpe_ratio",
+    "sortino_ratio",
+    "calmar_ratio",
+    "max_drawdown",
+)
+METRICS_SCHEMA: dict[str, pl.DataType] = {"metric": pl.String, "value": pl.Float64}
+
+
+class MetricsInputError(ValueError):
+    """The daily or trades frame handed to a metric function breaks one of its rules."""
+
+
+def daily_risk_free(risk_free_rate: float, periods_per_year: int = PERIODS_PER_YEAR) -> float:
+    """The per-period rate equivalent to the annual ``risk_free_rate``: (1+rf)^(1/P) - 1."""
+    return (1.0 + risk_free_rate) ** (1.0 / periods_per_year) - 1.0
+
+
+def _require(frame: pl.DataFrame, name: str, columns: Sequence[str]) -> None:
+    if not isinstance(frame, pl.DataFrame):
+        raise MetricsInputError(f"{name} must be a polars DataFrame, got {type(frame).__name__}")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise MetricsInputError(
+            f"{name} frame is missing column(s) {missing}; it has {frame.columns}"
+        )
+
+
+def _clean_daily(daily: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
+    """``daily`` sorted by date after checking the rules every metric relies on."""
+    _require(daily, "daily", ["date", *columns])
+    if daily.height == 0:
+        raise MetricsInputError("daily frame is empty: metrics need at least one daily return")
+    if "strategy" in daily.columns and daily["strategy"].n_unique() > 1:
+        raise MetricsInputError(
+            "daily frame holds several strategies "
+            f"({daily['strategy'].unique().sort().to_list()}); pass one strategy at a time"
+        )
+    duplicated = daily.filter(pl.col("date").is_duplicated())
+    if duplicated.height:
+        raise MetricsInputError(
+            f"daily frame has {duplicated.height} rows with a duplicated date, "
+            f"e.g. {duplicated['date'].head(3).to_list()}: one row per date is required"
+        )
+    for col in columns:
+        bad = daily.filter(pl.col(col).is_null() | ~pl.col(col).is_finite() | (pl.col(col) < -1.0))
+        if bad.height:
+            raise MetricsInputError(
+                f"daily column {col!r} has {bad.height} null, non-finite or < -100% values "
+                f"(dates {bad['date'].head(3).to_list()}): every day needs a return >= -1"
+            )
+    return daily.sort("date")
+
+
+def _equity(returns: pl.Expr) -> pl.Expr:
+    return (1.0 + returns).cum_prod()
+
+
+def _drawdown(returns: pl.Expr) -> pl.Expr:
+    """equity / running max of equity - 1, the running max including the starting 1.0."""
+    equity = _equity(returns)
+    peak = pl.max_horizontal(equity.cum_max(), pl.lit(1.0))
+    return equity / peak - 1.0
+
+
+def drawdown_series(daily: pl.DataFrame, returns_col: str = "portfolio_return") -> pl.DataFrame:
+    """Drawdown per day from ``date, <returns_col>``: ``date, drawdown`` (<= 0), sorted by date.
+
+    Equity is rebuilt from the returns (starting at 1.0, which counts as a peak), so the result
+    matches the engine's ``drawdown`` column and works for the benchmark column alike.
+    """
+    frame = _clean_daily(daily, [returns_col])
+    return frame.select("date", _drawdown(pl.col(returns_col)).alias("drawdown"))
+
+
+def _max_drawdown_duration(returns: pl.Series) -> int:
+    """Longest spell, in trading days, from an equity peak to its recovery (or to the end).
+
+    The starting value 1.0 is day 0. A spell that recovers counts the recovery day: equity
+    1.0 -> 1.01 (peak, day 1) -> 0.99 -> 1.00 -> 1.02 (recovered on day 4) lasts 3 days.
+    """
+    equity = pl.concat([pl.Series([1.0]), (1.0 + returns).cum_prod()])
+    frame = pl.DataFrame({"equity": equity}).with_columns(
+        # A new high (or a return to the old one) ends the previous spell and starts a new one.
+        (pl.col("equity") >= pl.col("equity").cum_max().shift(1, fill_value=0.0))
+        .cum_sum()
+        .alias("spell")
+    )
+    spells = (
+        frame.group_by("spell")
+        .agg(pl.len().alias("rows"))
+        .with_columns((pl.col("spell") < pl.col("spell").max()).alias("recovered"))
+        .with_columns(
+            pl.when(pl.col("rows") == 1)
+            .then(0)
+            .when(pl.col("recovered"))
+            .then(pl.col("rows"))
+            .otherwise(pl.col("rows") - 1)
+            .alias("duration")
+        )
+    )
+    return int(spells["duration"].max())
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or denominator is None or denominator == 0.0:
+        return None
+    return _finite(numerator / denominator)
+
+
+def _normal_cdf(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+def _probabilistic_sharpe_ratio(excess: pl.Series, benchmark_sharpe: float = 0.0) -> float | None:
+    """P(true Sharpe > benchmark_sharpe), Bailey & Lopez de Prado (2012), per-period Sharpe.
+
+    PSR = Phi((SR - SR*) sqrt(n - 1) / sqrt(1 - skew SR + (kurtosis - 1) / 4 SR^2)) with SR the
+    non-annualised Sharpe (sample std) and skew / kurtosis (not excess) population moments.
+    """
+    n = excess.len()
+    std = excess.std(ddof=1)
+    if n < 3 or std is None or std == 0.0:
+        return None
+    sharpe = excess.mean() / std
+    centred = excess - excess.mean()
+    m2 = (centred**2).mean()
+    skew = (centred**3).mean() / m2**1.5
+    kurtosis = (centred**4).mean() / m2**2
+    variance = 1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe**2
+    if variance <= 0.0:
+        return None
+    return _normal_cdf((sharpe - benchmark_sharpe) * math.sqrt(n - 1) / math.sqrt(variance))
+
+
+def _trade_metrics(trades: pl.DataFrame) -> dict[str, float | None]:
+    _require(trades, "trades", ["exit_date", "return"])
+    closed = trades.filter(pl.col("exit_date").is_not_null())
+    returns = pl.col("return")
+    if "fees" in closed.columns:
+        # fees are a fraction of the entry value, paid out of the trade's return.
+        returns = returns - pl.col("fees").fill_null(0.0)
+    bad = closed.filter(returns.is_null() | ~returns.is_finite())
+    if bad.height:
+        raise MetricsInputError(
+            f"trades has {bad.height} closed trades with a null or non-finite return "
+            f"(rows {bad.head(3).to_dicts()}): a closed trade needs a return"
+        )
+    stats = closed.select(
+        pl.len().cast(pl.Float64).alias("total_trades"),
+        returns.filter(returns > 0).mean().alias("average_win"),
+        returns.filter(returns < 0).mean().alias("average_loss"),
+        (returns > 0).mean().alias("win_rate"),
+        (returns < 0).mean().alias("loss_rate"),
+    ).row(0, named=True)
+    out: dict[str, float | None] = {k: _finite(v) for k, v in stats.items()}
+    out["profit_loss_ratio"] = _ratio(
+        out["average_win"], None if out["average_loss"] is None else abs(out["average_loss"])
+    )
+    if out["total_trades"]:
+        # A side with no trade contributes 0 (its rate is 0), so expectancy = mean trade return.
+        out["expectancy"] = out["win_rate"] * (out["average_win"] or 0.0) + out["loss_rate"] * (
+            out["average_loss"] or 0.0
+        )
+    else:
+        out["expectancy"] = None
+    return out
+
+
+def performance_metrics(
+    daily: pl.DataFrame,
+    trades: pl.DataFrame | None = None,
+    risk_free_rate: float = 0.0,
+    periods_per_year: int = PERIODS_PER_YEAR,
+    benchmark_col: str | None = "benchmark_return",
+    returns_col: str = "portfolio_return",
+    capital: float | None = None,
+) -> pl.DataFrame:
+    """Every backtest statistic as a long frame ``metric: str, value: f64`` (see docs/metrics.md).
+
+    ``daily``: one row per trading day (any order, unique dates) with ``date``, ``returns_col``
+    and, unless ``benchmark_col`` is None, ``benchmark_col`` - daily simple returns, no nulls -
+    and optionally ``turnover`` and ``costs`` (fractions of equity; as in ``backtest.daily``).
+    A ``strategy`` column is allowed if it holds one value. ``equity``/``drawdown`` columns are
+    not read: equity is rebuilt from the returns so the same call measures the benchmark
+    (``returns_col='benchmark_return'``; turnover and costs are then null, being the strategy's).
+
+    ``trades`` (optional): ``exit_date`` (null = still open, ignored), ``return`` and optionally
+    ``fees`` (fraction of entry value, subtracted from ``return``). Adds the trade statistics.
+    ``capital`` (optional): starting capital, adds ``net_profit = capital * (equity_end - 1)``.
+
+    Dates: only the rows given. Rows come out in the order of ``METRIC_KINDS``; undefined values
+    are null.
+    """
+    if periods_per_year <= 0:
+        raise MetricsInputError(f"periods_per_year must be positive, got {periods_per_year}")
+    columns = [returns_col] + ([benchmark_col] if benchmark_col else [])
+    frame = _clean_daily(daily, columns)
+    ann = float(periods_per_year)
+    rf = daily_risk_free(risk_free_rate, periods_per_year)
+    r = pl.col(returns_col)
+    ex = r - rf
+
+    base = frame.select(
+        pl.len().cast(pl.Float64).alias("n"),
+        ((1.0 + r).product() - 1.0).alias("total_return"),
+        r.std(ddof=1).alias("std"),
+        ex.mean().alias("mean_excess"),
+        ex.std(ddof=1).alias("std_excess"),
+        (ex.clip(upper_bound=0.0) ** 2).mean().sqrt().alias("downside"),
+        _drawdown(r).min().alias("max_drawdown"),
+        (r > 0).mean().alias("win_rate_days"),
+        r.quantile(0.05, interpolation="linear").alias("value_at_risk_95"),
+    ).row(0, named=True)
+    n = base["n"]
+    m: dict[str, float | None] = {}
+    m["total_return"] = base["total_return"]
+    m["cagr"] = _finite((1.0 + base["total_return"]) ** (ann / n) - 1.0)
+    std = _finite(base["std"])
+    m["annual_volatility"] = None if std is None else std * math.sqrt(ann)
+    m["annual_variance"] = None if std is None else std**2 * ann
+    m["sharpe_ratio"] = _ratio(base["mean_excess"] * math.sqrt(ann), _finite(base["std_excess"]))
+    m["probabilistic_sharpe_ratio"] = _probabilistic_sharpe_ratio(
+        frame.select(ex.alias("excess")).to_series()
+    )
+    m["sortino_ratio"] = _ratio(base["mean_excess"] * math.sqrt(ann), base["downside"])
+    m["max_drawdown"] = base["max_drawdown"]
+    m["calmar_ratio"] = (
+        _ratio(m["cagr"], abs(base["max_drawdown"])) if base["max_drawdown"] < 0 else None
+    )
+    m["max_drawdown_duration_days"] = float(_max_drawdown_duration(frame[returns_col]))
+    m["win_rate_days"] = base["win_rate_days"]
+    months = monthly_returns(frame, returns_col)["return"]
+    m["best_month"] = months.max()
+    m["worst_month"] = months.min()
+    m["value_at_risk_95"] = base["value_at_risk_95"]
+    m["trading_days"] = n
+
+    strategy_costs = returns_col != benchmark_col
+    turnover = frame["turnover"] if "turnover" in frame.columns and strategy_costs else None
+    if turnover is not None:
+        traded = turnover.fill_null(0.0)
+        m["average_turnover"] = _finite(traded.filter(traded > 0).mean())
+        m["annual_turnover"] = traded.sum() / n * ann
+    else:
+        m["average_turnover"] = m["annual_turnover"] = None
+    has_costs = "costs" in frame.columns and strategy_costs
+    m["total_costs"] = float(frame["costs"].fill_null(0.0).sum()) if has_costs else None
+
+    m.update(_relative_metrics(frame, returns_col, benchmark_col, rf, ann, base["mean_excess"]))
+    if capital is not None:
+        m["net_profit"] = capital * base["total_return"]
+    if trades is not None:
+        m.update(_trade_metrics(trades))
+
+    rows = [(name, _finite(m[name])) for name in METRIC_KINDS if name in m]
+    return pl.DataFrame(rows, schema=METRICS_SCHEMA, orient="row")
+
+
+def _relative_metrics(
+    frame: pl.DataFrame,
+    returns_col: str,
+    benchmark_col: str | None,
+    rf: float,
+    ann: float,
+    mean_excess: float,
+) -> dict[str, float | None]:
+    """alpha, beta (OLS of excess on benchmark excess), tracking error, IR, Treynor."""
+    names = ("alpha", "beta", "tracking_error", "information_ratio", "treynor_ratio")
+    if benchmark_col is None:
+        return dict.fromkeys(names)
+    y = pl.col(returns_col) - rf
+    x = pl.col(benchmark_col) - rf
+    active = pl.col(returns_col) - pl.col(benchmark_col)
+    # Population moments on both sides of cov/var: the ddof cancels, as in empyrical.
+    s = frame.select(
+        ((x - x.mean()) * y).mean().alias("cov"),
+        ((x - x.mean()) ** 2).mean().alias("var"),
+        y.mean().alias("mean_y"),
+        x.mean().alias("mean_x"),
+        active.mean().alias("mean_active"),
+        active.std(ddof=1).alias("std_active"),
+    ).row(0, named=True)
+    out: dict[str, float | None] = dict.fromkeys(names)
+    if frame.height >= 2 and s["var"] >= _MIN_VARIANCE:
+        beta = s["cov"] / s["var"]
+        out["beta"] = beta
+        alpha_daily = s["mean_y"] - beta * s["mean_x"]
+        out["alpha"] = _finite((1.0 + alpha_daily) ** ann - 1.0)
+        out["treynor_ratio"] = _ratio(mean_excess * ann, beta)
+    std_active = _finite(s["std_active"])
+    out["tracking_error"] = None if std_active is None else std_active * math.sqrt(ann)
+    # A tracking error that is zero up to rounding (the benchmark against itself) gives no IR.
+    if std_active is not None and std_active > 1e-15:
+        out["information_ratio"] = s["mean_active"] * ann / out["tracking_error"]
+    return out
+
+
+def _period_returns(daily: pl.DataFrame, returns_col: str, keys: list[pl.Expr]) -> pl.DataFrame:
+    frame = _clean_daily(daily, [returns_col])
+    return (
+        frame.group_by(keys)
+        .agg(((1.0 + pl.col(returns_col)).product() - 1.0).alias("return"))
+        .sort([k.meta.output_name() for k in keys])
+    )
+
+
+def monthly_returns(daily: pl.DataFrame, returns_col: str = "portfolio_return") -> pl.DataFrame:
+    """Compounded return per calendar month: ``year: i32, month: i32, return: f64``, sorted.
+
+    ``daily``: ``date`` and ``returns_col`` (daily simple returns). A month partly covered
+    (first or last of the backtest) compounds only the days present.
+    """
+    keys = [pl.col("date").dt.year().cast(pl.Int32).alias("year")]
+    keys.append(pl.col("date").dt.month().cast(pl.Int32).alias("month"))
+    return _period_returns(daily, returns_col, keys)
+
+
+def annual_returns(daily: pl.DataFrame, returns_col: str = "portfolio_return") -> pl.DataFrame:
+    """Compounded return per calendar year: ``year: i32, return: f64``, sorted by year.
+
+    ``daily``: ``date`` and ``returns_col``. Partial first/last years compound the days present.
+    """
+    keys = [pl.col("date").dt.year().cast(pl.Int32).alias("year")]
+    return _period_returns(daily, returns_col, keys)
+
+
+def rolling_sharpe(
+    daily: pl.DataFrame,
+    window: int = PERIODS_PER_YEAR,
+    returns_col: str = "portfolio_return",
+    risk_free_rate: float = 0.0,
+    periods_per_year: int = PERIODS_PER_YEAR,
+) -> pl.DataFrame:
+    """Annualised Sharpe ratio over the trailing ``window`` days: ``date, rolling_sharpe``.
+
+    ``daily``: ``date`` and ``returns_col``. The value on day t uses days t-window+1 .. t only;
+    it is null until ``window`` days exist, or when the window's returns are constant.
+    """
+    if window < 2:
+        raise MetricsInputError(f"rolling_sharpe window must be at least 2 days, got {window}")
+    frame = _clean_daily(daily, [returns_col])
+    ex = pl.col(returns_col) - daily_risk_free(risk_free_rate, periods_per_year)
+    std = ex.rolling_std(window, ddof=1)
+    sharpe = ex.rolling_mean(window) / std * math.sqrt(periods_per_year)
+    return frame.select(
+        "date", pl.when(std > 0).then(sharpe).otherwise(None).alias("rolling_sharpe")
+    )
+
+
+def comparison_table(metrics_long: pl.DataFrame) -> pl.DataFrame:
+    """One row per strategy with the headline metrics, for the CLI's strategy comparison.
+
+    ``metrics_long``: ``strategy, metric, value`` (``backtest.metrics``; the benchmark is just
+    another strategy, e.g. ``'benchmark'``). Returns ``strategy`` then the ``COMPARISON_METRICS``
+    columns (null when a strategy lacks one), strategies in order of first appearance.
+    """
+    _require(metrics_long, "metrics_long", ["strategy", "metric", "value"])
+    dup = metrics_long.filter(pl.struct("strategy", "metric").is_duplicated())
+    if dup.height:
+        raise MetricsInputError(
+            f"metrics_long has {dup.height} rows sharing a (strategy, metric), e.g. "
+            f"{dup.select('strategy', 'metric').head(3).rows()}: one value per pair is required"
+        )
+    strategies = metrics_long.select(pl.col("strategy").unique(maintain_order=True))
+    wide = (
+        metrics_long.filter(pl.col("metric").is_in(COMPARISON_METRICS))
+        .select("strategy", "metric", pl.col("value").cast(pl.Float64))
+        .pivot(on="metric", on_columns=list(COMPARISON_METRICS), index="strategy", values="value")
+    )
+    return strategies.join(wide, on="strategy", how="left", maintain_order="left").select(
+        "strategy", *[pl.col(c).cast(pl.Float64) for c in COMPARISON_METRICS]
+    )
