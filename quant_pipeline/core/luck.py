@@ -44,28 +44,34 @@ def _max_per_sector(n_names: int, sector_cap: float | None) -> int:
 
 
 def _eligible(eligible: pl.DataFrame) -> pl.DataFrame:
+    """Unique (date, ticker) rows plus integer group keys: ``_gd`` per date, ``_gs`` per
+    (date, sector). Windows over one integer column are several times faster than over three."""
     _require(eligible, (_D, "ticker", "sector"), "eligible")
-    return (
+    frame = (
         eligible.select(_D, "ticker", pl.col("sector").fill_null("Unknown"))
         .unique([_D, "ticker"], keep="first")
         .sort(_D, "ticker")
     )
+    n_sectors = max(frame["sector"].n_unique(), 1)
+    gd = pl.col(_D).rank("dense").cast(pl.Int64)
+    return frame.with_columns(
+        _gd=gd, _gs=gd * n_sectors + pl.col("sector").rank("dense").cast(pl.Int64)
+    )
 
 
-def _take_top(
-    frame: pl.DataFrame, key: str, n_names: int, per_sector: int, group: list[str]
-) -> pl.DataFrame:
-    """Keep the highest ``key`` names per group, at most ``per_sector`` per sector; equal weights.
+def _take_top(frame: pl.DataFrame, key: str, n_names: int, per_sector: int) -> pl.DataFrame:
+    """Keep the highest ``key`` names per ``_gd`` group, at most ``per_sector`` per ``_gs``
+    (sector) group; equal weights within the ``_gd`` group.
 
     Best-first under a per-sector count limit is also the optimum of "largest sum of keys with at
     most n names and per_sector per sector" (a matroid, where greedy is exact): the oracle uses it.
     """
     k = pl.col(key)
     return (
-        frame.filter(k.rank("ordinal", descending=True).over([*group, "sector"]) <= per_sector)
-        .filter(k.rank("ordinal", descending=True).over(group) <= n_names)
-        .with_columns(weight=1.0 / pl.len().over(group))
-        .drop(key)
+        frame.filter(k.rank("ordinal", descending=True).over("_gs") <= per_sector)
+        .filter(k.rank("ordinal", descending=True).over("_gd") <= n_names)
+        .with_columns(weight=1.0 / pl.len().over("_gd"))
+        .drop(key, "_gd", "_gs")
     )
 
 
@@ -96,6 +102,7 @@ def random_portfolios(
     base = _eligible(eligible)
     rng = np.random.default_rng(seed)
     block = max(1, _ROWS_PER_BLOCK // max(base.height, 1))
+    span = int(base["_gs"].max() or 0)  # group keys of different portfolios must not collide
     parts = []
     for start in range(0, n_portfolios, block):
         ids = pl.DataFrame(
@@ -103,8 +110,13 @@ def random_portfolios(
         )
         # keys are drawn in (portfolio, date, ticker) order, so blocks do not change the stream
         frame = ids.join(base, how="cross").sort("portfolio_id", _D, "ticker")
-        frame = frame.with_columns(_key=pl.Series(rng.random(frame.height)))
-        parts.append(_take_top(frame, "_key", n_names, per_sector, ["portfolio_id", _D]))
+        offset = pl.col("portfolio_id") * (span + 1)
+        frame = frame.with_columns(
+            _key=pl.Series(rng.random(frame.height)),
+            _gd=pl.col("_gd") + offset,
+            _gs=pl.col("_gs") + offset,
+        )
+        parts.append(_take_top(frame, "_key", n_names, per_sector))
     return pl.concat(parts).sort("portfolio_id", _D, "ticker")
 
 
@@ -127,7 +139,7 @@ def oracle_portfolio(
         .with_columns(_key=pl.col("forward_return"))
     )
     return (
-        _take_top(frame, "_key", n_names, per_sector, [_D])
+        _take_top(frame, "_key", n_names, per_sector)
         .select(_D, "ticker", "sector", "weight", "forward_return")
         .sort(_D, "ticker")
     )
