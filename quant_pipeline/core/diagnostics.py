@@ -1,0 +1,247 @@
+"""Factor diagnostics in the manner of alphalens: does a factor rank tomorrow's winners?
+
+Inputs are a factor frame (``factors.values`` or ``factors.scores``)::
+
+    rebalance_date | ticker | <factor columns ...>
+
+and forward returns from :func:`forward_returns`::
+
+    rebalance_date | ticker | forward_return
+
+Forward returns are labels: they are computed from prices after the rebalance date and must
+never feed a score; they are only joined to factor values here, to judge them. The convention is
+"higher factor value = expected higher return" (flip the sign of a factor where lower is better).
+A factor value at D uses data before D; the forward return runs from D's close (where the
+backtest executes) to the next rebalance date's close, so the two never overlap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import date
+
+import polars as pl
+
+_D = "rebalance_date"
+
+
+def _require(frame: pl.DataFrame, cols: Sequence[str], what: str) -> None:
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what}: missing column(s) {missing}; has {frame.columns}")
+
+
+def forward_returns(
+    prices: pl.DataFrame, rebalance_dates: Sequence[date] | pl.Series
+) -> pl.DataFrame:
+    """Return from the close of each rebalance date D to the close of the next one.
+
+    ``prices``: curated.prices (ticker, date, adj_close). ``rebalance_dates``: the schedule.
+    For each D except the last (which has no next date) and each ticker alive at D (a price on
+    or before D and one on or after D): forward_return = P_end / P_start - 1, where P_start is
+    the last adj_close on or before D and P_end the last adj_close on or before the next date.
+    A ticker delisted in between therefore takes the return to its last price.
+    Looks at prices after D by design: the result is a label, not an input.
+
+    Returns (rebalance_date, ticker, forward_return) sorted by date and ticker.
+    """
+    _require(prices, ("ticker", "date", "adj_close"), "prices")
+    dates = pl.Series(_D, rebalance_dates, dtype=pl.Date).unique().sort()
+    schema = {_D: pl.Date, "ticker": pl.String, "forward_return": pl.Float64}
+    if dates.len() < 2 or prices.is_empty():
+        return pl.DataFrame(schema=schema)
+    px = (
+        prices.select("ticker", "date", pl.col("adj_close").cast(pl.Float64))
+        .filter(pl.col("adj_close").is_not_null())
+        .sort("date")
+    )
+    life = px.group_by("ticker").agg(
+        pl.col("date").min().alias("_first"), pl.col("date").max().alias("_last")
+    )
+    periods = pl.DataFrame({_D: dates[:-1], "_next": dates[1:]})
+    grid = (
+        periods.join(life, how="cross")
+        .filter((pl.col("_first") <= pl.col(_D)) & (pl.col("_last") >= pl.col(_D)))
+        .sort(_D)
+    )
+    start = grid.join_asof(
+        px.rename({"date": "_d0", "adj_close": "_p0"}),
+        left_on=_D,
+        right_on="_d0",
+        by="ticker",
+        strategy="backward",
+        check_sortedness=False,
+    ).sort("_next")
+    both = start.join_asof(
+        px.rename({"date": "_d1", "adj_close": "_p1"}),
+        left_on="_next",
+        right_on="_d1",
+        by="ticker",
+        strategy="backward",
+        check_sortedness=False,
+    )
+    return (
+        both.select(_D, "ticker", (pl.col("_p1") / pl.col("_p0") - 1.0).alias("forward_return"))
+        .filter(pl.col("forward_return").is_finite())
+        .sort(_D, "ticker")
+    )
+
+
+def _joined(factor_frame: pl.DataFrame, factor_col: str, fwd: pl.DataFrame) -> pl.DataFrame:
+    _require(factor_frame, (_D, "ticker", factor_col), "factor frame")
+    _require(fwd, (_D, "ticker", "forward_return"), "forward returns")
+    return (
+        factor_frame.select(_D, "ticker", pl.col(factor_col).cast(pl.Float64).alias("_f"))
+        .join(fwd.select(_D, "ticker", "forward_return"), on=[_D, "ticker"], how="inner")
+        .filter(pl.col("_f").is_finite() & pl.col("forward_return").is_finite())
+    )
+
+
+def information_coefficient(
+    factor_frame: pl.DataFrame, factor_col: str, fwd: pl.DataFrame
+) -> pl.DataFrame:
+    """Spearman rank correlation between the factor and the forward return, per rebalance date.
+
+    Rows with a null or non-finite factor or forward return are left out. ``ic`` is null on a
+    date with fewer than 2 names or with a constant factor. Returns (rebalance_date, ic, n).
+    """
+    return (
+        _joined(factor_frame, factor_col, fwd)
+        .with_columns(
+            _rf=pl.col("_f").rank("average").over(_D),
+            _rr=pl.col("forward_return").rank("average").over(_D),
+        )
+        .group_by(_D)
+        .agg(pl.corr("_rf", "_rr").alias("ic"), pl.len().cast(pl.Int64).alias("n"))
+        .with_columns(pl.col("ic").fill_nan(None))
+        .sort(_D)
+    )
+
+
+def ic_summary(ic: pl.DataFrame) -> dict[str, float | int | None]:
+    """Summary of an IC series from :func:`information_coefficient` (null ICs left out).
+
+    mean, std (sample, ddof=1), t_stat = mean / (std / sqrt(n_periods)), hit_rate = share of
+    periods with ic > 0, n_periods. Statistics that need more periods than exist are None.
+    """
+    _require(ic, ("ic",), "ic frame")
+    x = ic["ic"].drop_nulls().drop_nans()
+    n = x.len()
+    mean = float(x.mean()) if n else None  # type: ignore[arg-type]
+    std = float(x.std(ddof=1)) if n > 1 else None  # type: ignore[arg-type]
+    t_stat = mean / (std / math.sqrt(n)) if (mean is not None and std) else None
+    hit = float((x > 0).mean()) if n else None  # type: ignore[arg-type]
+    return {"mean": mean, "std": std, "t_stat": t_stat, "hit_rate": hit, "n_periods": n}
+
+
+def _quantile_expr(col: str, quantiles: int) -> pl.Expr:
+    # ceil(rank * q / n) on average ranks: quantile 1 holds the lowest values, q the highest
+    rank = pl.col(col).rank("average")
+    return (rank * quantiles / pl.len()).ceil().clip(1, quantiles).cast(pl.Int32).over(_D)
+
+
+def _check_quantiles(quantiles: int) -> None:
+    if isinstance(quantiles, bool) or not isinstance(quantiles, int) or quantiles < 2:
+        raise ValueError(f"parameter 'quantiles' must be an integer >= 2, got {quantiles!r}")
+
+
+def quantile_returns(
+    factor_frame: pl.DataFrame, factor_col: str, fwd: pl.DataFrame, quantiles: int = 5
+) -> pl.DataFrame:
+    """Mean forward return per factor quantile and rebalance date.
+
+    Names are bucketed per date by factor rank: quantile = ceil(rank x quantiles / n) (average
+    ranks), so quantile 1 = lowest factor values, ``quantiles`` = highest. Returns
+    (rebalance_date, quantile, mean_forward_return, n) sorted by date and quantile.
+    """
+    _check_quantiles(quantiles)
+    return (
+        _joined(factor_frame, factor_col, fwd)
+        .with_columns(quantile=_quantile_expr("_f", quantiles))
+        .group_by(_D, "quantile")
+        .agg(
+            pl.col("forward_return").mean().alias("mean_forward_return"),
+            pl.len().cast(pl.Int64).alias("n"),
+        )
+        .sort(_D, "quantile")
+    )
+
+
+def top_minus_bottom(quantile_frame: pl.DataFrame) -> pl.DataFrame:
+    """Top-minus-bottom spread per date from :func:`quantile_returns`.
+
+    spread = mean forward return of the highest quantile present that date minus that of
+    quantile 1 (null when quantile 1 is missing). Returns (rebalance_date, top, bottom, spread).
+    """
+    _require(quantile_frame, (_D, "quantile", "mean_forward_return"), "quantile frame")
+    q = pl.col("quantile")
+    r = pl.col("mean_forward_return")
+    return (
+        quantile_frame.group_by(_D)
+        .agg(
+            r.sort_by(q).last().alias("top"),
+            r.filter(q == 1).first().alias("bottom"),
+        )
+        .with_columns(spread=pl.col("top") - pl.col("bottom"))
+        .sort(_D)
+    )
+
+
+def _with_period_index(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(_p=pl.col(_D).rank("dense").cast(pl.Int64))
+
+
+def factor_turnover(
+    factor_frame: pl.DataFrame, factor_col: str, quantiles: int = 5, quantile: int | None = None
+) -> pl.DataFrame:
+    """Share of a quantile's names that were not in it on the previous rebalance date.
+
+    ``quantile`` defaults to the top one (``quantiles``). turnover = 1 - |now & before| / |now|.
+    Uses only factor values (no returns). The first date has no previous one and is left out.
+    Returns (rebalance_date, turnover).
+    """
+    _check_quantiles(quantiles)
+    q = quantiles if quantile is None else quantile
+    if not 1 <= q <= quantiles:
+        raise ValueError(f"parameter 'quantile' must be in 1..{quantiles}, got {q!r}")
+    _require(factor_frame, (_D, "ticker", factor_col), "factor frame")
+    ranked = _with_period_index(
+        factor_frame.select(_D, "ticker", pl.col(factor_col).cast(pl.Float64).alias("_f"))
+        .filter(pl.col("_f").is_finite())
+        .with_columns(_q=_quantile_expr("_f", quantiles))
+    )
+    members = ranked.filter(pl.col("_q") == q).select(_D, "ticker", "_p")
+    before = members.select("ticker", (pl.col("_p") + 1).alias("_p"), pl.lit(True).alias("_was"))
+    return (
+        members.filter(pl.col("_p") > 1)
+        .join(before, on=["ticker", "_p"], how="left")
+        .group_by(_D)
+        .agg((1.0 - pl.col("_was").fill_null(False).cast(pl.Float64).mean()).alias("turnover"))
+        .sort(_D)
+    )
+
+
+def rank_autocorrelation(factor_frame: pl.DataFrame, factor_col: str) -> pl.DataFrame:
+    """Spearman correlation of each name's factor rank with its rank on the previous date.
+
+    Over names present on both dates; high values mean a slow-moving factor (low turnover).
+    The first date is left out. Returns (rebalance_date, autocorrelation, n).
+    """
+    _require(factor_frame, (_D, "ticker", factor_col), "factor frame")
+    vals = _with_period_index(
+        factor_frame.select(_D, "ticker", pl.col(factor_col).cast(pl.Float64).alias("_f")).filter(
+            pl.col("_f").is_finite()
+        )
+    )
+    prev = vals.select("ticker", (pl.col("_p") + 1).alias("_p"), pl.col("_f").alias("_f0"))
+    return (
+        vals.join(prev, on=["ticker", "_p"], how="inner")
+        .with_columns(
+            _r=pl.col("_f").rank("average").over(_D), _r0=pl.col("_f0").rank("average").over(_D)
+        )
+        .group_by(_D)
+        .agg(pl.corr("_r", "_r0").alias("autocorrelation"), pl.len().cast(pl.Int64).alias("n"))
+        .with_columns(pl.col("autocorrelation").fill_nan(None))
+        .sort(_D)
+    )

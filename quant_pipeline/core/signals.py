@@ -1,0 +1,742 @@
+"""Technical signals on daily prices: indicators, entry/exit rules and signal-driven weights.
+
+Every signal takes a ``curated.prices`` frame::
+
+    ticker | date | open | high | low | close | adj_close | volume | daily_return
+
+and returns one row per (ticker, date) of that frame::
+
+    ticker | date | entry (bool) | exit (bool) | signal_strength (f64, higher = stronger)
+
+Timing: the row for day t uses prices up to and including the close of t (nothing later), so a
+signal is known after t's close and may trade at t+1 at the earliest. :func:`signal_to_weights`
+applies that shift; callers that use the signals frame directly must shift it themselves.
+
+Prices are put on the ``adj_close`` basis first (:func:`adjusted_ohlcv`), so a split is not read
+as a crash. Indicators are polars expressions evaluated per ticker with ``.over("ticker")`` on a
+frame sorted by (ticker, date). Parameters are checked when a signal object is built
+(``TrendFollowing(fast=0)`` raises ``ValueError`` naming ``fast``), so a strategy file can be
+validated before any data is read; the plain functions build the object and call it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+
+PRICE_COLUMNS: tuple[str, ...] = (
+    "ticker",
+    "date",
+    "open",
+    "high",
+    "low",
+    "close",
+    "adj_close",
+    "volume",
+)
+SIGNAL_COLUMNS: tuple[str, ...] = ("ticker", "date", "entry", "exit", "signal_strength")
+
+_T = "ticker"
+
+
+# --------------------------------------------------------------------------------------------
+# validation helpers
+
+
+def _require_columns(frame: pl.DataFrame, required: tuple[str, ...], what: str) -> None:
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what}: missing column(s) {missing}; expected at least {list(required)}")
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"parameter {name!r} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_float(
+    name: str, value: Any, low: float, high: float = math.inf, *, low_open: bool = False
+) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        bracket = "(" if low_open else "["
+        raise ValueError(
+            f"parameter {name!r} must be a number in {bracket}{low}, {high}], got {value!r}"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# preparation and indicator expressions
+
+
+def adjusted_ohlcv(prices: pl.DataFrame) -> pl.DataFrame:
+    """Prices on the ``adj_close`` basis, sorted by (ticker, date).
+
+    Expects curated.prices columns (ticker, date, open, high, low, close, adj_close, volume).
+    ``close`` becomes ``adj_close``; open/high/low are scaled by ``adj_close / close`` and
+    volume divided by it (so a 4:1 split leaves volume comparable across the split). A null
+    adj_close means factor 1; null open/high/low fall back to the close, null volume to 0.
+    Uses only each row's own values (no look-ahead).
+    """
+    _require_columns(prices, PRICE_COLUMNS, "prices")
+    if prices.is_empty():
+        return prices.select(PRICE_COLUMNS[:2]).with_columns(
+            [pl.lit(None, pl.Float64).alias(c) for c in ("open", "high", "low", "close", "volume")]
+        )
+    nulls = prices.filter(pl.col("close").is_null() | pl.col("ticker").is_null())
+    if nulls.height:
+        raise ValueError(
+            f"prices: {nulls.height} row(s) with null ticker or close, e.g. "
+            f"{nulls.select('ticker', 'date').head(3).to_dicts()}"
+        )
+    factor = (
+        pl.when(pl.col("adj_close").is_not_null() & (pl.col("close") > 0))
+        .then(pl.col("adj_close") / pl.col("close"))
+        .otherwise(1.0)
+    )
+    close = pl.col("close").cast(pl.Float64)
+    return prices.select(
+        "ticker",
+        "date",
+        (pl.col("open").fill_null(close) * factor).alias("open"),
+        (pl.col("high").fill_null(close) * factor).alias("high"),
+        (pl.col("low").fill_null(close) * factor).alias("low"),
+        (close * factor).alias("close"),
+        (pl.col("volume").fill_null(0.0) / factor).alias("volume"),
+    ).sort("ticker", "date")
+
+
+def ema(col: str, span: int) -> pl.Expr:
+    """Exponential moving average of ``col`` (alpha = 2 / (span + 1)), per ticker.
+
+    Recursive form (``adjust=False``), null for the first ``span - 1`` rows of a ticker so a
+    crossover cannot fire during warm-up. Uses rows up to and including the current one.
+    """
+    _check_int("span", span, 1)
+    return pl.col(col).ewm_mean(span=span, adjust=False, min_samples=span).over(_T)
+
+
+def sma(col: str, n: int) -> pl.Expr:
+    """Simple moving average of ``col`` over the last ``n`` rows (current included), per ticker."""
+    _check_int("n", n, 1)
+    return pl.col(col).rolling_mean(window_size=n).over(_T)
+
+
+def true_range() -> pl.Expr:
+    """max(high - low, |high - previous close|, |low - previous close|), per ticker."""
+    prev_close = pl.col("close").shift(1)
+    return pl.max_horizontal(
+        pl.col("high") - pl.col("low"),
+        (pl.col("high") - prev_close).abs(),
+        (pl.col("low") - prev_close).abs(),
+    ).over(_T)
+
+
+def atr(n: int) -> pl.Expr:
+    """Wilder's average true range: the true range smoothed with alpha = 1/n, per ticker.
+
+    Seeded with the first true range rather than the mean of the first n (the difference decays
+    as (1 - 1/n)^k); null for a ticker's first ``n - 1`` rows.
+    """
+    _check_int("n", n, 1)
+    return true_range().ewm_mean(alpha=1.0 / n, adjust=False, min_samples=n).over(_T)
+
+
+def rolling_high(n: int, col: str = "high") -> pl.Expr:
+    """Highest ``col`` over the last ``n`` rows (current included), per ticker."""
+    _check_int("n", n, 1)
+    return pl.col(col).rolling_max(window_size=n).over(_T)
+
+
+def rolling_low(n: int, col: str = "low") -> pl.Expr:
+    """Lowest ``col`` over the last ``n`` rows (current included), per ticker."""
+    _check_int("n", n, 1)
+    return pl.col(col).rolling_min(window_size=n).over(_T)
+
+
+def relative_strength(frame: pl.DataFrame, n: int = 252, col: str = "close") -> pl.DataFrame:
+    """Add ``rs_return`` (return of ``col`` over the last ``n`` rows) and ``rs_percentile``.
+
+    ``frame``: (ticker, date, ``col``) sorted by (ticker, date). ``rs_percentile`` is, per date,
+    100 x the share of tickers (with a return that day) whose return is <= this one's: the best
+    ticker scores 100. Uses prices up to the current date. A frame function rather than a single
+    expression because the two windows (per ticker, then per date) cannot nest in polars.
+    """
+    _check_int("n", n, 1)
+    _require_columns(frame, ("ticker", "date", col), "relative_strength frame")
+    ret = (pl.col(col) / pl.col(col).shift(n) - 1.0).over(_T)
+    return frame.with_columns(rs_return=ret).with_columns(
+        rs_percentile=(100.0 * pl.col("rs_return").rank("max") / pl.col("rs_return").count()).over(
+            "date"
+        )
+    )
+
+
+def _finish(frame: pl.DataFrame, entry: pl.Expr, exit_: pl.Expr, strength: pl.Expr) -> pl.DataFrame:
+    return frame.select(
+        "ticker",
+        "date",
+        entry.fill_null(False).alias("entry"),
+        exit_.fill_null(False).alias("exit"),
+        strength.cast(pl.Float64).alias("signal_strength"),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# signals
+
+
+@dataclass(frozen=True)
+class TrendFollowing:
+    """Fast/slow EMA crossover with a chandelier (ATR) stop.
+
+    entry at t: fast EMA crosses above the slow EMA (fast - slow <= 0 at t-1, > 0 at t).
+    exit at t (first one after an entry): fast crosses below slow, or
+    close_t < highest close since the entry day - atr_stop x ATR(atr_n)_t.
+    After a stop exit there is no re-entry until the next upward cross.
+    signal_strength: fast / slow - 1.
+
+    The stop is stateful, yet needs no loop: a position can only open on an upward cross and an
+    upward cross cannot happen while one is open (it needs fast <= slow the day before, which is
+    itself a downward cross, an exit). So each stretch between consecutive upward crosses holds at
+    most one trade, starting on its first day, and "highest close since entry" is a cumulative
+    max over (ticker, stretch); the exit is the first exit condition in the stretch.
+    """
+
+    fast: int = 50
+    slow: int = 200
+    atr_n: int = 14
+    atr_stop: float = 3.0
+
+    def __post_init__(self) -> None:
+        _check_int("fast", self.fast, 1)
+        _check_int("slow", self.slow, 2)
+        if self.fast >= self.slow:
+            raise ValueError(
+                f"parameter 'fast' must be smaller than 'slow', got fast={self.fast}, "
+                f"slow={self.slow}"
+            )
+        _check_int("atr_n", self.atr_n, 1)
+        _check_float("atr_stop", self.atr_stop, 0.0, low_open=True)
+
+    def __call__(self, prices: pl.DataFrame) -> pl.DataFrame:
+        df = adjusted_ohlcv(prices).with_columns(
+            _fast=ema("close", self.fast), _slow=ema("close", self.slow), _atr=atr(self.atr_n)
+        )
+        diff = pl.col("_fast") - pl.col("_slow")
+        df = df.with_columns(
+            _up=((diff > 0) & (diff.shift(1) <= 0)).over(_T).fill_null(False),
+            _down=((diff <= 0) & (diff.shift(1) > 0)).over(_T).fill_null(False),
+        ).with_columns(_seg=pl.col("_up").cast(pl.Int64).cum_sum().over(_T))
+        seg = [_T, "_seg"]
+        df = df.with_columns(_peak=pl.col("close").cum_max().over(seg)).with_columns(
+            _cond=(
+                (
+                    pl.col("_down")
+                    | (
+                        pl.col("close") < pl.col("_peak") - self.atr_stop * pl.col("_atr")
+                    ).fill_null(False)
+                )
+                & (pl.col("_seg") > 0)
+                & ~pl.col("_up")
+            )
+        )
+        prior = pl.col("_cond").cast(pl.Int64).cum_sum().over(seg) - pl.col("_cond").cast(pl.Int64)
+        return _finish(
+            df,
+            entry=pl.col("_up"),
+            exit_=pl.col("_cond") & (prior == 0),
+            strength=pl.col("_fast") / pl.col("_slow") - 1.0,
+        )
+
+
+@dataclass(frozen=True)
+class CanSlim:
+    """CAN SLIM-style score from price, volume and (optionally) earnings.
+
+    Criteria at day t (each True/False; a null input counts as False):
+      1. earnings acceleration — only when a ``fundamentals_values`` frame is given: the latest
+         ``quarterly_earnings_growth`` known at t (factors.values row with rebalance_date <= t) is
+         > 0 and greater than the previous different value for that ticker;
+      2. relative strength: ``rs_percentile`` (return over ``rs_n`` days) >= ``rs_min``;
+      3. close >= (1 - ``high_within``) x highest high of the last ``high_n`` days (t included);
+      4. volume_t >= ``volume_mult`` x mean volume of the ``volume_n`` days before t.
+    signal_strength = satisfied / number of criteria (3 or 4); entry when all hold.
+    exit: close < its ``exit_sma``-day simple moving average (O'Neil's sell rule; the 7-8 % loss
+    stop belongs to :func:`signal_to_weights` ``stop_loss``).
+    """
+
+    rs_n: int = 252
+    rs_min: float = 80.0
+    high_n: int = 252
+    high_within: float = 0.15
+    volume_n: int = 50
+    volume_mult: float = 1.5
+    exit_sma: int = 50
+
+    def __post_init__(self) -> None:
+        _check_int("rs_n", self.rs_n, 1)
+        _check_float("rs_min", self.rs_min, 0.0, 100.0)
+        _check_int("high_n", self.high_n, 1)
+        _check_float("high_within", self.high_within, 0.0, 1.0)
+        _check_int("volume_n", self.volume_n, 1)
+        _check_float("volume_mult", self.volume_mult, 0.0)
+        _check_int("exit_sma", self.exit_sma, 1)
+
+    def __call__(
+        self, prices: pl.DataFrame, fundamentals_values: pl.DataFrame | None = None
+    ) -> pl.DataFrame:
+        df = relative_strength(adjusted_ohlcv(prices), self.rs_n)
+        avg_vol = pl.col("volume").shift(1).rolling_mean(window_size=self.volume_n).over(_T)
+        criteria = [
+            pl.col("rs_percentile") >= self.rs_min,
+            pl.col("close") >= (1.0 - self.high_within) * rolling_high(self.high_n),
+            pl.col("volume") >= self.volume_mult * avg_vol,
+        ]
+        if fundamentals_values is not None:
+            df = _join_earnings_acceleration(df, fundamentals_values)
+            criteria.insert(0, pl.col("_accel"))
+        flags = [c.fill_null(False) for c in criteria]
+        return _finish(
+            df,
+            entry=pl.all_horizontal(flags),
+            exit_=pl.col("close") < sma("close", self.exit_sma),
+            strength=pl.sum_horizontal([f.cast(pl.Float64) for f in flags]) / len(flags),
+        )
+
+
+def _join_earnings_acceleration(df: pl.DataFrame, values: pl.DataFrame) -> pl.DataFrame:
+    _require_columns(
+        values,
+        ("rebalance_date", "ticker", "quarterly_earnings_growth"),
+        "fundamentals_values (factors.values)",
+    )
+    g = pl.col("quarterly_earnings_growth")
+    changed = g.ne_missing(g.shift(1)).over(_T)
+    accel = (
+        values.select("ticker", "rebalance_date", g.cast(pl.Float64))
+        .unique(["ticker", "rebalance_date"], keep="last")
+        .sort("ticker", "rebalance_date")
+        .with_columns(_changed=changed)
+        .with_columns(
+            _prev=pl.when("_changed").then(g.shift(1)).otherwise(None).forward_fill().over(_T)
+        )
+        .select(
+            "ticker",
+            pl.col("rebalance_date").alias("date"),
+            ((g > 0) & (g > pl.col("_prev"))).alias("_accel"),
+        )
+        .sort("date")
+    )
+    return (
+        df.sort("date")
+        .join_asof(accel, on="date", by="ticker", strategy="backward", check_sortedness=False)
+        .sort("ticker", "date")
+    )
+
+
+@dataclass(frozen=True)
+class LivermoreBreakout:
+    """Tight consolidation, then a close above it on volume.
+
+    base at t = the ``base_days`` days before t: base_high = max high, base_low = min low.
+    entry at t: (base_high - base_low) / base_low <= ``max_range`` and close_t > base_high and
+    volume_t >= ``volume_mult`` x mean volume of the ``volume_n`` days before t (default: the
+    base). exit at t: close_t < base_low (the breakout failed or the trend broke: a trailing
+    ``base_days``-day low). signal_strength = volume_t / that mean volume.
+    """
+
+    base_days: int = 20
+    max_range: float = 0.10
+    volume_mult: float = 1.5
+    volume_n: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_int("base_days", self.base_days, 2)
+        _check_float("max_range", self.max_range, 0.0, low_open=True)
+        _check_float("volume_mult", self.volume_mult, 0.0)
+        if self.volume_n is not None:
+            _check_int("volume_n", self.volume_n, 1)
+
+    def __call__(self, prices: pl.DataFrame) -> pl.DataFrame:
+        n = self.base_days
+        vn = self.volume_n or n
+        df = adjusted_ohlcv(prices).with_columns(
+            _bh=pl.col("high").shift(1).rolling_max(window_size=n).over(_T),
+            _bl=pl.col("low").shift(1).rolling_min(window_size=n).over(_T),
+            _av=pl.col("volume").shift(1).rolling_mean(window_size=vn).over(_T),
+        )
+        tight = (pl.col("_bh") - pl.col("_bl")) / pl.col("_bl") <= self.max_range
+        return _finish(
+            df,
+            entry=tight
+            & (pl.col("close") > pl.col("_bh"))
+            & (pl.col("volume") >= self.volume_mult * pl.col("_av")),
+            exit_=pl.col("close") < pl.col("_bl"),
+            strength=pl.when(pl.col("_av") > 0).then(pl.col("volume") / pl.col("_av")),
+        )
+
+
+@dataclass(frozen=True)
+class CupAndHandle:
+    """O'Neil's cup with handle, as an exact rule on daily bars (weeks = 5 trading days).
+
+    For a candidate breakout day t (indices are trading days of one ticker):
+      R (right rim) = the day of the highest high in [t - handle_max_days - 1, t - 1] (latest on
+          ties); the handle is R+1 .. t-1 and must last ``handle_min_days``..``handle_max_days``.
+      L (left rim)  = the day of the highest high in [R - cup_max_days, R - cup_min_days], so the
+          cup L..R lasts ``cup_min_days``..``cup_max_days`` (7-65 weeks by default).
+      cup_low = lowest low in L+1 .. R-1, with
+        * depth 1 - cup_low / high_L in [``cup_depth_min``, ``cup_depth_max``] (12-35 %),
+        * no high inside the cup above high_L,
+        * right rim near the left one: |high_R / high_L - 1| <= ``rim_tolerance``,
+        * rounded, not V-shaped: (mean close over L..R - cup_low) / (high_L - cup_low)
+          <= ``roundness`` (a V scores 0.5, a half-sine 0.36, a half-circle 0.21).
+      handle: lowest low in R+1 .. t-1 is >= (1 - ``handle_depth_max``) x high_R and in the upper
+        half of the cup (above cup_low + (high_L - cup_low) / 2); mean handle volume
+        <= ``handle_volume_ratio`` x mean volume over the cup (lighter volume).
+      breakout: close_t > high_R (the handle high) and volume_t >= ``volume_mult`` x mean volume
+        of the ``volume_n`` days before t.
+    entry = all of the above; exit: close < ``exit_sma``-day moving average.
+    signal_strength = volume_t / mean volume of the ``volume_n`` days before t.
+
+    Uses bars up to t only. Implemented with numpy on each ticker's arrays (range max/min by a
+    sparse table, means by prefix sums), vectorised over days; the loop is over tickers because
+    the windows are anchored at data-dependent pivots (R, L), which rolling windows cannot express.
+    """
+
+    cup_min_days: int = 35
+    cup_max_days: int = 325
+    cup_depth_min: float = 0.12
+    cup_depth_max: float = 0.35
+    rim_tolerance: float = 0.05
+    roundness: float = 0.40
+    handle_min_days: int = 5
+    handle_max_days: int = 20
+    handle_depth_max: float = 0.12
+    handle_volume_ratio: float = 1.0
+    volume_n: int = 50
+    volume_mult: float = 1.5
+    exit_sma: int = 50
+
+    def __post_init__(self) -> None:
+        _check_int("cup_min_days", self.cup_min_days, 3)
+        _check_int("cup_max_days", self.cup_max_days, self.cup_min_days)
+        _check_float("cup_depth_min", self.cup_depth_min, 0.0, 1.0)
+        _check_float("cup_depth_max", self.cup_depth_max, self.cup_depth_min, 1.0)
+        _check_float("rim_tolerance", self.rim_tolerance, 0.0, 1.0)
+        _check_float("roundness", self.roundness, 0.0, 1.0, low_open=True)
+        _check_int("handle_min_days", self.handle_min_days, 1)
+        _check_int("handle_max_days", self.handle_max_days, self.handle_min_days)
+        _check_float("handle_depth_max", self.handle_depth_max, 0.0, 1.0)
+        _check_float("handle_volume_ratio", self.handle_volume_ratio, 0.0, low_open=True)
+        _check_int("volume_n", self.volume_n, 1)
+        _check_float("volume_mult", self.volume_mult, 0.0)
+        _check_int("exit_sma", self.exit_sma, 1)
+
+    def __call__(self, prices: pl.DataFrame) -> pl.DataFrame:
+        df = adjusted_ohlcv(prices)
+        h = df["high"].to_numpy().astype(np.float64)
+        lo = df["low"].to_numpy().astype(np.float64)
+        c = df["close"].to_numpy().astype(np.float64)
+        v = df["volume"].to_numpy().astype(np.float64)
+        entry = np.zeros(df.height, dtype=bool)
+        strength = np.full(df.height, np.nan)
+        bounds = (
+            df.with_row_index("_i")
+            .group_by(_T)
+            .agg(pl.col("_i").min().alias("a"), pl.col("_i").max().alias("b"))
+        )
+        for a, b in bounds.select("a", "b").iter_rows():
+            sl = slice(a, b + 1)
+            entry[sl], strength[sl] = self._one(h[sl], lo[sl], c[sl], v[sl])
+        df = df.with_columns(_entry=pl.Series(entry), _s=pl.Series(strength, nan_to_null=True))
+        return _finish(
+            df,
+            entry=pl.col("_entry"),
+            exit_=pl.col("close") < sma("close", self.exit_sma),
+            strength=pl.col("_s"),
+        )
+
+    def _one(
+        self, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        n = h.size
+        entry = np.zeros(n, dtype=bool)
+        t = np.arange(n)
+        span = self.cup_max_days + self.handle_max_days + 2
+        hmax = _SparseTable(h, span, "max")
+        lmin = _SparseTable(lo, span, "min")
+        cs = np.concatenate([[0.0], np.cumsum(c)])
+        vs = np.concatenate([[0.0], np.cumsum(v)])
+
+        def mean(prefix: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+            return (prefix[j + 1] - prefix[i]) / (j - i + 1)
+
+        ok = t - self.handle_max_days - 1 >= 0
+        ok &= t - self.handle_max_days - 1 - self.cup_min_days >= 0
+        t_ = t[ok]
+        r = hmax.arg(t_ - self.handle_max_days - 1, t_ - 1)
+        hlen = t_ - 1 - r
+        lw_hi = r - self.cup_min_days
+        keep = (hlen >= self.handle_min_days) & (lw_hi >= 0)
+        t_, r, hlen, lw_hi = t_[keep], r[keep], hlen[keep], lw_hi[keep]
+        lft = hmax.arg(np.maximum(r - self.cup_max_days, 0), lw_hi)
+        cup_low = lo[lmin.arg(lft + 1, r - 1)]
+        cup_high_inside = h[hmax.arg(lft + 1, r - 1)]
+        handle_low = lo[lmin.arg(r + 1, t_ - 1)]
+        hl, hr = h[lft], h[r]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            depth = 1.0 - cup_low / hl
+            round_ = (mean(cs, lft, r) - cup_low) / (hl - cup_low)
+            vol_lo = np.maximum(t_ - self.volume_n, 0)
+            avg_vol = mean(vs, vol_lo, t_ - 1)
+            rule = (
+                (depth >= self.cup_depth_min)
+                & (depth <= self.cup_depth_max)
+                & (cup_high_inside <= hl)
+                & (np.abs(hr / hl - 1.0) <= self.rim_tolerance)
+                & (round_ <= self.roundness)
+                & (handle_low >= (1.0 - self.handle_depth_max) * hr)
+                & (handle_low > cup_low + (hl - cup_low) / 2.0)
+                & (mean(vs, r + 1, t_ - 1) <= self.handle_volume_ratio * mean(vs, lft, r))
+                & (c[t_] > hr)
+                & (v[t_] >= self.volume_mult * avg_vol)
+            )
+            strength = np.full(n, np.nan)
+            strength[t_] = np.where(avg_vol > 0, v[t_] / avg_vol, np.nan)
+        entry[t_[rule]] = True
+        return entry, strength
+
+
+class _SparseTable:
+    """Range arg-max / arg-min over ``x[i..j]`` (inclusive, j - i + 1 <= max_len) in O(1).
+
+    Ties resolve to the latest index. Only windows within one ticker's array are queried.
+    """
+
+    def __init__(self, x: np.ndarray, max_len: int, kind: Literal["max", "min"]) -> None:
+        self.x = x if kind == "max" else -x
+        n = x.size
+        levels = [np.arange(n)]
+        k = 1
+        while (1 << k) <= max_len and (1 << k) <= n:
+            prev, half = levels[-1], 1 << (k - 1)
+            cur = prev.copy()
+            m = n - (1 << k) + 1
+            a, b = prev[:m], prev[half : half + m]
+            cur[:m] = np.where(self.x[b] >= self.x[a], b, a)
+            levels.append(cur)
+            k += 1
+        self.table = np.stack(levels)
+
+    def arg(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        i = np.asarray(i)
+        j = np.maximum(np.asarray(j), i)  # an empty window (j < i) returns i; callers guard
+        k = np.floor(np.log2(j - i + 1)).astype(np.int64)
+        a = self.table[k, i]
+        b = self.table[k, j - (1 << k) + 1]
+        return np.where(self.x[b] >= self.x[a], b, a)
+
+
+# --------------------------------------------------------------------------------------------
+# plain-function forms and registry
+
+
+def trend_following(
+    prices: pl.DataFrame, fast: int = 50, slow: int = 200, atr_n: int = 14, atr_stop: float = 3.0
+) -> pl.DataFrame:
+    """EMA crossover entries with a chandelier stop; see :class:`TrendFollowing`."""
+    return TrendFollowing(fast=fast, slow=slow, atr_n=atr_n, atr_stop=atr_stop)(prices)
+
+
+def canslim_score(
+    prices: pl.DataFrame, fundamentals_values: pl.DataFrame | None = None, **params: Any
+) -> pl.DataFrame:
+    """CAN SLIM score, entry when every criterion holds; see :class:`CanSlim`."""
+    return CanSlim(**params)(prices, fundamentals_values)
+
+
+def livermore_breakout(
+    prices: pl.DataFrame,
+    base_days: int = 20,
+    max_range: float = 0.10,
+    volume_mult: float = 1.5,
+    volume_n: int | None = None,
+) -> pl.DataFrame:
+    """Breakout from a tight base on volume; see :class:`LivermoreBreakout`."""
+    return LivermoreBreakout(
+        base_days=base_days, max_range=max_range, volume_mult=volume_mult, volume_n=volume_n
+    )(prices)
+
+
+def cup_and_handle(prices: pl.DataFrame, **params: Any) -> pl.DataFrame:
+    """Cup-with-handle breakout; see :class:`CupAndHandle` for the exact rule."""
+    return CupAndHandle(**params)(prices)
+
+
+SIGNALS: dict[str, type] = {
+    "trend_following": TrendFollowing,
+    "canslim": CanSlim,
+    "livermore_breakout": LivermoreBreakout,
+    "cup_and_handle": CupAndHandle,
+}
+
+
+def build_signal(name: str, params: Mapping[str, Any] | None = None) -> Callable[..., pl.DataFrame]:
+    """The signal object for ``name`` with ``params``, validated now (before any data is read).
+
+    Raises ValueError naming an unknown signal or parameter and the allowed ones.
+    """
+    if name not in SIGNALS:
+        raise ValueError(f"unknown signal {name!r}; allowed: {sorted(SIGNALS)}")
+    cls = SIGNALS[name]
+    allowed = [f.name for f in fields(cls)]
+    unknown = sorted(set(params or {}) - set(allowed))
+    if unknown:
+        raise ValueError(f"signal {name!r}: unknown parameter(s) {unknown}; allowed: {allowed}")
+    return cls(**(params or {}))
+
+
+# --------------------------------------------------------------------------------------------
+# from signals to daily target weights
+
+
+def signal_to_weights(
+    signals: pl.DataFrame,
+    max_positions: int,
+    *,
+    prices: pl.DataFrame | None = None,
+    stop_loss: float | None = None,
+    sizing: Literal["slot", "equal"] = "slot",
+) -> pl.DataFrame:
+    """Daily target weights from entries and exits, shifted one trading day.
+
+    ``signals``: (ticker, date, entry, exit, signal_strength) as returned by the signals here.
+    ``prices``: curated.prices, needed only for ``stop_loss`` (uses adj_close).
+
+    Walks the trading days (the sorted dates of ``signals``). After the close of day t:
+      * a held name is sold if its ``exit`` is true at t, if ``stop_loss`` is set and
+        adj_close_t < (1 - stop_loss) x its entry price (adj_close on the day it was bought), or
+        if t is its last row (delisted / data ends);
+      * free slots (``max_positions`` - held) are filled with names whose ``entry`` is true at t
+        and that are neither held nor sold at t, best ``signal_strength`` first (ties by ticker).
+    The holdings after day t's close are the targets for the next trading day t+1: rows carry
+    ``rebalance_date`` = t+1, so an order on t+1 executes at t+1's close (never on the signal
+    day). Weights: ``sizing="slot"`` gives each name 1 / max_positions (the rest is cash, the
+    sum is <= 1); ``"equal"`` gives 1 / number held (fully invested when anything is held).
+
+    Returns (rebalance_date, ticker, weight, signal_strength): one row per name held on that
+    date, plus a weight-0.0 row on the date a name is sold, so a date whose book goes to cash
+    still appears. Dates with nothing held and nothing sold have no rows.
+
+    The loop is over days, with numpy over tickers inside: filling a limited number of slots
+    depends on what is already held, which is a state carried across days and tickers.
+    """
+    _check_int("max_positions", max_positions, 1)
+    if stop_loss is not None:
+        _check_float("stop_loss", stop_loss, 0.0, 1.0, low_open=True)
+        if prices is None:
+            raise ValueError("signal_to_weights: stop_loss needs the prices frame (adj_close)")
+    if sizing not in ("slot", "equal"):
+        raise ValueError(f"parameter 'sizing' must be 'slot' or 'equal', got {sizing!r}")
+    _require_columns(signals, SIGNAL_COLUMNS, "signals")
+    out_schema = {
+        "rebalance_date": pl.Date,
+        "ticker": pl.String,
+        "weight": pl.Float64,
+        "signal_strength": pl.Float64,
+    }
+    if signals.is_empty():
+        return pl.DataFrame(schema=out_schema)
+
+    dates = signals["date"].unique().sort()
+    tickers = signals["ticker"].unique().sort()
+    nd, nt = dates.len(), tickers.len()
+    idx = signals.select(
+        pl.col("date").replace_strict(dates, pl.int_range(nd, eager=True)).alias("d"),
+        pl.col("ticker").replace_strict(tickers, pl.int_range(nt, eager=True)).alias("k"),
+        "entry",
+        "exit",
+        "signal_strength",
+    )
+    d, k = idx["d"].to_numpy(), idx["k"].to_numpy()
+    present = np.zeros((nd, nt), dtype=bool)
+    present[d, k] = True
+    entry = np.zeros((nd, nt), dtype=bool)
+    entry[d, k] = idx["entry"].fill_null(False).to_numpy()
+    exit_ = np.zeros((nd, nt), dtype=bool)
+    exit_[d, k] = idx["exit"].fill_null(False).to_numpy()
+    strength = np.full((nd, nt), -np.inf)
+    strength[d, k] = idx["signal_strength"].fill_null(-np.inf).fill_nan(-np.inf).to_numpy()
+    last_row = nd - 1 - np.argmax(present[::-1], axis=0)
+    close = None
+    if stop_loss is not None:
+        assert prices is not None
+        _require_columns(prices, ("ticker", "date", "adj_close"), "prices")
+        px = prices.filter(
+            pl.col("date").is_in(dates.implode()) & pl.col("ticker").is_in(tickers.implode())
+        )
+        close = np.full((nd, nt), np.nan)
+        close[
+            px["date"].replace_strict(dates, pl.int_range(nd, eager=True)).to_numpy(),
+            px["ticker"].replace_strict(tickers, pl.int_range(nt, eager=True)).to_numpy(),
+        ] = px["adj_close"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+
+    held = np.zeros(nt, dtype=bool)
+    entry_px = np.full(nt, np.nan)
+    bought_on = np.full(nt, -1)
+    out_d: list[np.ndarray] = []
+    out_k: list[np.ndarray] = []
+    out_w: list[np.ndarray] = []
+    out_s: list[np.ndarray] = []
+    order = np.arange(nt)
+    for t in range(nd - 1):
+        if close is not None:
+            # the fill price is the first close after the signal day (t's close when bought on t-1)
+            fill = held & np.isnan(entry_px) & (bought_on < t)
+            entry_px[fill] = close[t, fill]
+        sell = held & (exit_[t] | (last_row <= t))
+        if close is not None:
+            with np.errstate(invalid="ignore"):
+                sell |= held & (close[t] < (1.0 - stop_loss) * entry_px)  # type: ignore[operator]
+        held &= ~sell
+        free = max_positions - int(held.sum())
+        if free > 0:
+            cand = np.flatnonzero(entry[t] & ~held & ~sell & (last_row > t))
+            if cand.size:
+                ranked = cand[np.lexsort((order[cand], -strength[t, cand]))][:free]
+                held[ranked] = True
+                bought_on[ranked] = t
+                entry_px[ranked] = np.nan
+        n_held = int(held.sum())
+        if n_held or sell.any():
+            w = 1.0 / (max_positions if sizing == "slot" else max(n_held, 1))
+            names = np.flatnonzero(held | sell)
+            out_d.append(np.full(names.size, t + 1))
+            out_k.append(names)
+            out_w.append(np.where(held[names], w, 0.0))
+            out_s.append(strength[t, names])
+    if not out_d:
+        return pl.DataFrame(schema=out_schema)
+    dd, kk = np.concatenate(out_d), np.concatenate(out_k)
+    s = np.concatenate(out_s)
+    return (
+        pl.DataFrame(
+            {
+                "rebalance_date": dates.gather(dd),
+                "ticker": tickers.gather(kk),
+                "weight": np.concatenate(out_w),
+                "signal_strength": np.where(np.isfinite(s), s, np.nan),
+            }
+        )
+        .with_columns(pl.col("signal_strength").fill_nan(None))
+        .sort("rebalance_date", "ticker")
+    )
