@@ -282,7 +282,10 @@ def _parse_column(
         text = pl.select(pl.when(text == "").then(None).otherwise(text)).to_series()
         if target == pl.Date:
             # ISO first (fast); timestamps such as '2015-01-02 00:00:00' keep only their date.
-            parsed = text.str.slice(0, 10).str.to_date(fmt or "%Y-%m-%d", strict=False)
+            if fmt is not None:
+                parsed = text.str.to_date(fmt, strict=False)
+            else:
+                parsed = text.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
             if fmt is None and parsed.null_count() > text.null_count():
                 parsed = text.str.to_date(strict=False)
         else:
