@@ -437,7 +437,9 @@ class FilesSource:
         if layout is None:
             layout = "long" if {"item", "value"} <= set(raw.columns) else "wide"
         if layout not in ("long", "wide"):
-            raise SourceError(f"mapping: fundamentals.layout must be 'long' or 'wide', not {layout}")
+            raise SourceError(
+                f"mapping: fundamentals.layout must be 'long' or 'wide', not {layout}"
+            )
         if layout == "long":
             section["required"] = ["ticker", "period_end", "item", "value"]
             long = pl.DataFrame(self._columns("fundamentals", raw, path))
@@ -471,7 +473,9 @@ class FilesSource:
             constant = section.get("period_type")
             if constant is not None:
                 if constant not in ("Q", "A"):
-                    raise SourceError(f"mapping: fundamentals.period_type must be Q or A: {constant}")
+                    raise SourceError(
+                        f"mapping: fundamentals.period_type must be Q or A: {constant}"
+                    )
                 long = long.with_columns(pl.lit(constant).alias("period_type"))
             else:
                 long = long.with_columns(_infer_period_type(long).alias("period_type"))

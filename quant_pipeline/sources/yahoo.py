@@ -368,7 +368,7 @@ class YahooSource:
 
     @property
     def ingest_log(self) -> pl.DataFrame:
-        """Every ticker fetch so far: run_id, dataset, ticker, rows, status, error, attempts, times."""
+        """Every ticker fetch so far (INGEST_LOG_SCHEMA): one row per ticker and dataset."""
         with self._lock:
             rows = list(self._log)
         return pl.DataFrame(rows, schema=INGEST_LOG_SCHEMA)

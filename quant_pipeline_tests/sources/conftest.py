@@ -24,7 +24,9 @@ def shared_dir() -> Path:
     for candidate in _shared_candidates():
         if candidate.is_dir():
             return candidate
-    pytest.skip(f"shared data folder not found (looked in {[str(c) for c in _shared_candidates()]})")
+    pytest.skip(
+        f"shared data folder not found (looked in {[str(c) for c in _shared_candidates()]})"
+    )
 
 
 @pytest.fixture(scope="session")

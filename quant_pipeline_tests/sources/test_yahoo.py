@@ -56,7 +56,8 @@ def test_nvda_prices_are_as_traded_before_the_4_for_1_split_of_2021_07_20(replay
     body = json.loads(
         (
             yahoo_fixtures
-            / "node-yahoo-finance2/historical-via-chart-NVDA-split-2021-02-01-to-2022-01-31.csv.json"
+            / "node-yahoo-finance2"
+            / "historical-via-chart-NVDA-split-2021-02-01-to-2022-01-31.csv.json"
         ).read_text()
     )["response"]["bodyJson"]["chart"]["result"][0]
     stamps = [pd.Timestamp(t, unit="s", tz="America/New_York").date() for t in body["timestamp"]]
