@@ -404,6 +404,13 @@ class YahooSource:
         if frame is None or len(frame) == 0:
             raise EmptyResult(f"{ticker}: Yahoo returned no prices")
         history = history_to_frame(frame, ticker)
+        # Yahoo answers from period1 already; trimming also guards against a wider answer.
+        if start is not None:
+            history = history.filter(pl.col("date") >= start)
+        if request.end is not None:
+            history = history.filter(pl.col("date") <= request.end)
+        if history.height == 0:
+            raise EmptyResult(f"{ticker}: Yahoo returned no prices since {start}")
         return history, history.height
 
     def _histories(self, request: FetchRequest) -> dict[str, pl.DataFrame]:

@@ -204,9 +204,13 @@ def test_half_failing_raises_only_beyond_max_failed_share(replay, share, raises)
 
 def test_incremental_fetch_asks_yahoo_from_the_requested_start(replay):
     source, _ = make_source(replay, ["NVDA", "MSFT"])
-    source.prices(FetchRequest(per_ticker_start={"NVDA": date(2021, 12, 1)}))
-    # yfinance sends period1 = the start; the replay serves the whole recording regardless.
-    assert replay.count("chart", "NVDA") >= 1
+    prices = source.prices(FetchRequest(per_ticker_start={"NVDA": date(2021, 12, 1)}))
+    first = dict(prices.group_by("ticker").agg(pl.col("date").min()).iter_rows())
+    assert first == {"NVDA": date(2021, 12, 1), "MSFT": date(2021, 2, 1)}
+    # 2021-12-01 00:00 New York = 05:00 UTC = 1638334800 s since the epoch
+    period1 = {s: p.get("period1") for r, s, p in replay.params if r == "chart" and "period1" in p}
+    assert period1["NVDA"] == 1638334800
+    assert period1["MSFT"] < 0  # no start: the whole history (period=max)
 
 
 def test_unadjusted_prices_multiply_by_later_splits_and_divide_volume():

@@ -50,6 +50,7 @@ class ReplaySession(requests.Session):
         self.node = Path(fixtures_dir) / "node-yahoo-finance2"
         self.rs = Path(fixtures_dir) / "yfinance-rs"
         self.calls: list[tuple[str, str | None]] = []
+        self.params: list[tuple[str, str | None, dict[str, Any]]] = []
         self._script: dict[tuple[str, str], list[Any]] = defaultdict(list)
         self._lock = threading.Lock()
 
@@ -127,6 +128,7 @@ class ReplaySession(requests.Session):
         route, symbol = self._route(path, params)
         with self._lock:
             self.calls.append((route, symbol))
+            self.params.append((route, symbol, params))
             queued = self._script.get((route, symbol or ""))
             answer = queued.pop(0) if queued else None
         if answer is not None:
