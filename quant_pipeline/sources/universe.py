@@ -1,0 +1,173 @@
+"""Universes: lists of tickers, optionally with membership intervals, read from files.
+
+A universe file is either
+
+* a CSV with a ``ticker`` column and optional ``start_date`` / ``end_date`` columns (ISO dates;
+  an empty ``end_date`` means "still a member"); lines starting with ``#`` are comments, or
+* plain text with one ticker per line (``#`` comments and blank lines ignored).
+
+The shipped universes live in ``quant_pipeline/universes/`` (``sp500.csv``: S&P 500 members since
+1996 with their intervals). ``ticker_aliases.csv`` beside them maps renamed tickers (old -> new).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from importlib import resources
+from pathlib import Path
+
+import polars as pl
+
+UNIVERSE_SCHEMA: dict[str, pl.DataType] = {
+    "ticker": pl.String,
+    "start_date": pl.Date,
+    "end_date": pl.Date,
+}
+ALIAS_SCHEMA: dict[str, pl.DataType] = {
+    "old_ticker": pl.String,
+    "new_ticker": pl.String,
+    "since": pl.Date,
+}
+
+
+class UniverseError(ValueError):
+    """A universe or alias file cannot be read (names the file, column and rows)."""
+
+
+def shipped_path(name: str) -> Path:
+    """Path of a file shipped in ``quant_pipeline/universes/`` (e.g. ``"sp500.csv"``)."""
+    return Path(str(resources.files("quant_pipeline") / "universes" / name))
+
+
+def default_universe_path() -> Path:
+    """The default universe of the yahoo source: the shipped S&P 500 membership file."""
+    return shipped_path("sp500.csv")
+
+
+def _first_data_line(path: Path) -> str | None:
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            stripped = line.strip()
+            if stripped and not stripped.startswith("#"):
+                return stripped
+    return None
+
+
+def _parse_dates(frame: pl.DataFrame, path: Path, column: str) -> pl.Series:
+    raw = frame[column].cast(pl.String).str.strip_chars()
+    raw = pl.when(raw == "").then(None).otherwise(raw)
+    parsed = frame.select(raw.str.to_date("%Y-%m-%d", strict=False).alias(column))[column]
+    bad = frame.with_row_index("row").filter(parsed.is_null() & raw.is_not_null())
+    if bad.height:
+        rows = bad["row"].head(5).to_list()
+        values = bad[column].head(5).to_list()
+        raise UniverseError(
+            f"{path}: column {column!r} has values that are not dates (YYYY-MM-DD) "
+            f"in data rows {rows}: {values}"
+        )
+    return parsed
+
+
+def load_universe(path: str | Path) -> pl.DataFrame:
+    """Read a universe file into a frame ``ticker, start_date, end_date`` (dates nullable).
+
+    A plain ticker list gets null dates (a member at all times). Tickers are upper-cased and
+    stripped; exact duplicate rows are dropped. Sorted by ticker, start_date.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UniverseError(f"universe file {path} does not exist")
+    first = _first_data_line(path)
+    if first is None:
+        raise UniverseError(f"universe file {path} has no tickers")
+    header = [c.strip().lower() for c in first.split(",")]
+    if "ticker" in header:
+        frame = pl.read_csv(
+            path, comment_prefix="#", infer_schema=False, truncate_ragged_lines=False
+        )
+        frame = frame.rename({c: c.strip().lower() for c in frame.columns})
+        out = frame.select(pl.col("ticker").str.strip_chars().str.to_uppercase())
+        for column in ("start_date", "end_date"):
+            if column in frame.columns:
+                out = out.with_columns(_parse_dates(frame, path, column))
+            else:
+                out = out.with_columns(pl.lit(None, dtype=pl.Date).alias(column))
+    elif "," in first:
+        raise UniverseError(
+            f"universe file {path}: a CSV universe needs a 'ticker' column; header is {first!r}"
+        )
+    else:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        tickers = [ln.strip().upper() for ln in lines if ln.strip() and not ln.startswith("#")]
+        out = pl.DataFrame({"ticker": tickers}).with_columns(
+            pl.lit(None, dtype=pl.Date).alias("start_date"),
+            pl.lit(None, dtype=pl.Date).alias("end_date"),
+        )
+    empty_rows = out.with_row_index("row").filter(
+        pl.col("ticker").is_null() | (pl.col("ticker") == "")
+    )
+    if empty_rows.height:
+        raise UniverseError(
+            f"universe file {path}: empty ticker in data rows {empty_rows['row'].head(5).to_list()}"
+        )
+    backwards = out.with_row_index("row").filter(pl.col("end_date") < pl.col("start_date"))
+    if backwards.height:
+        raise UniverseError(
+            f"universe file {path}: end_date before start_date in data rows "
+            f"{backwards['row'].head(5).to_list()}"
+        )
+    return (
+        out.select(UNIVERSE_SCHEMA.keys())
+        .cast(UNIVERSE_SCHEMA)
+        .unique(maintain_order=True)
+        .sort("ticker", "start_date", nulls_last=False)
+    )
+
+
+def members_on(universe: pl.DataFrame, on: date) -> list[str]:
+    """Tickers that are members on date ``on``: ``start_date <= on < end_date`` (nulls open).
+
+    ``universe`` is a frame ``ticker, start_date, end_date`` as from :func:`load_universe`. The end
+    date is exclusive: a company removed on D is no longer a member on D.
+    """
+    active = universe.filter(
+        (pl.col("start_date").is_null() | (pl.col("start_date") <= on))
+        & (pl.col("end_date").is_null() | (pl.col("end_date") > on))
+    )
+    return sorted(active["ticker"].unique().to_list())
+
+
+def current_members(universe: pl.DataFrame) -> list[str]:
+    """Tickers whose membership has no end date (the current members); all tickers if none has."""
+    current = universe.filter(pl.col("end_date").is_null())
+    return sorted(current["ticker"].unique().to_list())
+
+
+def load_aliases(path: str | Path | None = None) -> pl.DataFrame:
+    """Read a ticker alias file ``old_ticker, new_ticker, since`` (default: the shipped one)."""
+    path = Path(path) if path is not None else shipped_path("ticker_aliases.csv")
+    frame = pl.read_csv(path, comment_prefix="#", infer_schema=False)
+    missing = [c for c in ALIAS_SCHEMA if c not in frame.columns]
+    if missing:
+        raise UniverseError(f"alias file {path}: missing columns {missing}; has {frame.columns}")
+    return frame.select(
+        pl.col("old_ticker").str.strip_chars().str.to_uppercase(),
+        pl.col("new_ticker").str.strip_chars().str.to_uppercase(),
+        _parse_dates(frame, path, "since"),
+    )
+
+
+def align_tickers(tickers: pl.Series, known: set[str], aliases: pl.DataFrame) -> pl.Series:
+    """Rename ``tickers`` to the alias that appears in ``known`` (e.g. a price file's tickers).
+
+    A membership list that says ``BKNG`` is matched to prices stored under ``PCLN`` when ``BKNG``
+    is not among ``known`` and its alias ``PCLN`` is (either direction of an alias row). Tickers
+    already in ``known``, or with no matching alias, are returned unchanged.
+    """
+    mapping: dict[str, str] = {}
+    for old, new in aliases.select("old_ticker", "new_ticker").iter_rows():
+        if new not in known and old in known:
+            mapping[new] = old
+        if old not in known and new in known:
+            mapping[old] = new
+    return tickers.replace(mapping)
