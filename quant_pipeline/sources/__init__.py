@@ -21,13 +21,8 @@ def make_source(settings: Settings, max_failed_share: float = 0.5) -> Source:
 
         return FilesSource(settings.data_dir)
     if settings.source == "yahoo":
-        from quant_pipeline.sources.universe import default_universe_tickers, load_universe
         from quant_pipeline.sources.yahoo import YahooSource
 
-        tickers = (
-            load_universe(settings.universe)["ticker"].unique().sort().to_list()
-            if settings.universe
-            else default_universe_tickers()
-        )
-        return YahooSource(tickers, max_failed_share=max_failed_share)
+        # No universe set: the current members of the shipped S&P 500 list.
+        return YahooSource(universe_path=settings.universe, max_failed_share=max_failed_share)
     raise SourceError(f"unknown source {settings.source!r}")
