@@ -45,10 +45,10 @@ Planted factor premia (modest, noisy)
 -------------------------------------
 Each ticker has latent traits that tilt its expected total return:
 
-- quality ``q`` (static, N(0,1)): +2.5%/yr per standard deviation. It drives higher gross and net
+- quality ``q`` (static, N(0,1)): +3%/yr per standard deviation. It drives higher gross and net
   margins, higher ROE and lower debt/equity in the fundamentals.
-- cheapness ``c`` (mean-reverting, half-life 2 years, N(0,1)): +2.5%/yr per standard deviation.
-  The earnings yield is ``base(sector) * exp(0.3 c - 0.15 q)``; as ``c`` decays the cheap names
+- cheapness ``c`` (mean-reverting, half-life 2 years, N(0,1)): +3%/yr per standard deviation.
+  The earnings yield is ``base(sector) * exp(0.5 c - 0.1 q)``; as ``c`` decays the cheap names
   re-rate (their multiple rises), which is where their extra return comes from.
 - momentum: a slowly varying drift (half-life 9 months, 6%/yr standard deviation), so past
   12-1 month winners keep part of their drift.
@@ -95,8 +95,8 @@ _DAYS_PER_YEAR = 252
 _MARKET_DRIFT = 0.07
 _MARKET_VOL = 0.16
 _SECTOR_VOL = 0.10
-_QUALITY_PREMIUM = 0.025  # per standard deviation of q, per year
-_VALUE_PREMIUM = 0.025  # per standard deviation of c, per year
+_QUALITY_PREMIUM = 0.03  # per standard deviation of q, per year
+_VALUE_PREMIUM = 0.03  # per standard deviation of c, per year
 _MOMENTUM_DRIFT_SD = 0.06  # per year
 _MISSING_RATE = 5e-4
 _BAD_RATE = 1e-4
@@ -107,13 +107,13 @@ _SECTOR_PARAMS: dict[str, tuple[float, float, float, float, float, float, float]
     "Communication Services": (1.0, 0.050, 0.12, 0.55, 0.8, 0.25, 0.05),
     "Consumer Discretionary": (1.15, 0.050, 0.07, 0.38, 0.8, 0.25, 0.11),
     "Consumer Staples": (0.65, 0.050, 0.07, 0.35, 0.8, 0.30, 0.07),
-    "Energy": (1.1, 0.070, 0.08, 0.30, 0.6, 0.55, 0.05),
-    "Financials": (1.1, 0.075, 0.18, 0.90, 2.5, 0.02, 0.13),
+    "Energy": (1.1, 0.060, 0.08, 0.30, 0.6, 0.55, 0.05),
+    "Financials": (1.1, 0.065, 0.18, 0.90, 2.5, 0.02, 0.13),
     "Health Care": (0.85, 0.045, 0.10, 0.60, 0.5, 0.15, 0.12),
     "Industrials": (1.05, 0.050, 0.08, 0.30, 0.8, 0.30, 0.14),
-    "Information Technology": (1.2, 0.040, 0.15, 0.60, 0.4, 0.10, 0.14),
-    "Materials": (1.05, 0.060, 0.08, 0.28, 0.7, 0.50, 0.06),
-    "Real Estate": (0.85, 0.045, 0.20, 0.60, 1.2, 0.60, 0.06),
+    "Information Technology": (1.2, 0.042, 0.15, 0.60, 0.4, 0.10, 0.14),
+    "Materials": (1.05, 0.055, 0.08, 0.28, 0.7, 0.50, 0.06),
+    "Real Estate": (0.85, 0.048, 0.20, 0.60, 1.2, 0.60, 0.06),
     "Utilities": (0.55, 0.055, 0.11, 0.40, 1.5, 0.65, 0.05),
 }
 
@@ -267,13 +267,14 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
     is_fin = sector_idx == SECTORS.index("Financials")
 
     quality = rng.standard_normal(n)
-    log_cap_median = np.log(2.5e9)
-    log_cap0 = np.clip(log_cap_median + 1.4 * rng.standard_normal(n), np.log(1.5e8), np.log(3e11))
-    cap_dev = log_cap0 - log_cap_median
-    price0 = np.clip(np.exp(np.log(30.0) + 0.3 * cap_dev + 0.4 * rng.standard_normal(n)), 4, 400)
-    shares0 = np.round(np.exp(log_cap0) / price0)
+    # Size and price level are drawn for the middle of each ticker's life, so that random drift
+    # spreads caps to both sides instead of compounding from the first day.
+    log_cap_median = np.log(3e9)
+    log_cap_mid = np.clip(log_cap_median + 1.2 * rng.standard_normal(n), np.log(2e8), np.log(2e11))
+    cap_dev = log_cap_mid - log_cap_median
+    price_mid = np.clip(np.exp(np.log(35.0) + 0.3 * cap_dev + 0.4 * rng.standard_normal(n)), 5, 300)
     beta = np.clip(s_beta + 0.2 * rng.standard_normal(n), 0.3, 2.0)
-    idio_vol = np.clip(0.017 - 0.003 * cap_dev + 0.003 * rng.standard_normal(n), 0.01, 0.03)
+    idio_vol = np.clip(0.015 - 0.003 * cap_dev + 0.003 * rng.standard_normal(n), 0.01, 0.03)
     turnover = np.exp(np.log(0.006) - 0.15 * cap_dev + 0.3 * rng.standard_normal(n))
     share_growth = -0.005 + 0.02 * rng.standard_normal(n)
 
@@ -316,6 +317,12 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
     )
     log_ret[~listed | (rows == first)] = 0.0  # the total-return index is 1 on the first day
     total_return = np.exp(np.cumsum(log_ret, axis=0))
+    del log_ret
+    mid = (first + last) // 2
+    cols = np.arange(n)
+    price0 = price_mid / total_return[mid, cols]
+    years_listed = (rows - first) * dt
+    shares0 = np.round(np.exp(log_cap_mid - share_growth * years_listed[mid, cols]) / price_mid)
 
     # --- splits ----------------------------------------------------------------------------------
     can_split = (last - first) >= 60
@@ -345,10 +352,10 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
     div_cash = np.zeros(ex_day.shape)
     div_frac = np.zeros(ex_day.shape)
     cum = np.ones(n)
-    cols = np.arange(n)
     for k in range(ex_day.shape[0]):
-        ok = ex_ok[k]
         prev_close = price_no_div[np.clip(ex_day[k] - 1, 0, n_days - 1), cols] * cum
+        ex_ok[k] &= prev_close >= 1.0  # penny stocks suspend their dividend
+        ok = ex_ok[k]
         cash = np.maximum(np.round(div_yield / 4.0 * prev_close, 2), 0.01)
         frac = np.where(ok, cash / prev_close, 0.0)
         div_cash[k], div_frac[k] = np.where(ok, cash, 0.0), frac
@@ -356,15 +363,16 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
     log_div = np.zeros((n_days, n))
     np.add.at(log_div, (ex_day[ex_ok], np.nonzero(ex_ok)[1]), np.log1p(-div_frac[ex_ok]))
     close = price_no_div * np.exp(np.cumsum(log_div, axis=0))
+    del price_no_div, total_return
 
     # --- Yahoo-convention adjustment: factors for events after each day --------------------------
     log_factor = log_div.copy()  # log(1 - D / close(t-1)) on ex-dates
     log_factor[split_day[split], np.flatnonzero(split)] -= np.log(split_ratio[split])
     cum_factor = np.cumsum(log_factor, axis=0)
     adj_close = close * np.exp(cum_factor[-1] - cum_factor)
+    del log_div, log_factor, cum_factor
 
     # --- shares, OHLC, volume --------------------------------------------------------------------
-    years_listed = (rows - first) * dt
     shares = np.round(shares0 * np.exp(share_growth * years_listed)) * split_cum
     open_ = close * np.exp(0.5 * idio_vol * rng.standard_normal((n_days, n)))
     high = np.maximum(open_, close) * np.exp(np.abs(0.5 * idio_vol * rng.standard_normal((n_days, n))))
@@ -584,7 +592,7 @@ def _fundamentals(
     lag_base = rng.integers(28, 60, size=n)
 
     shape = (n_q, n)
-    earnings_yield = s_ey * np.exp(0.3 * c - 0.15 * quality)
+    earnings_yield = s_ey * np.exp(0.5 * c - 0.1 * quality)
     base_ni = avg_cap * earnings_yield / 4.0
     net_income = base_ni * (1.0 + 0.3 * rng.standard_normal(shape)) - avg_cap * loss_shift
     revenue = base_ni / net_margin * np.exp(0.05 * rng.standard_normal(shape))
