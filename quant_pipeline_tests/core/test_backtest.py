@@ -307,13 +307,13 @@ def test_missing_day_of_a_held_ticker_carries_its_last_price():
 
 def test_target_without_a_recent_price_stays_in_cash_and_is_reported_unfilled():
     # At d8 (index 7): B last traded at d2, six trading days earlier -> cannot be bought;
-    # C last traded at d6, two days earlier -> bought at that stale price (40).
+    # C last traded at d3, exactly MAX_STALE_TRADING_DAYS = 5 earlier -> bought at 40.
     days = 10
     prices = make_prices(
         {
             "A": [10.0] * days,
             "B": [5, 5, None, None, None, None, None, None, None, None],
-            "C": [40, 40, 40, 40, 40, 40, None, None, 44, 44],
+            "C": [40, 40, 40, None, None, None, None, None, 44, 44],
         }
     )
     weights = make_weights([(D[0], "A", 1.0), (D[7], "A", 0.2), (D[7], "B", 0.4), (D[7], "C", 0.4)])
