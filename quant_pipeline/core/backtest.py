@@ -352,6 +352,11 @@ def run_backtest(
 
     Dates looked at: day t's return uses prices dated <= t; buying on D uses prices <= D.
     Whether a ticker is delisted is known from the absence of later prices.
+
+    Only price rows inside holding windows are read after one hashed pass over ``prices``, so
+    duplicates or bad values elsewhere are not reported here. Measured: 3,000 tickers x 5,040
+    days (15M rows), 80 rebalances x 30 names, ~1 s on 2 busy cores; computing the default
+    benchmark adds ~1 s, so compute it once and pass it when running several strategies.
     """
     if not math.isfinite(cost_bps) or cost_bps < 0:
         raise BacktestInputError(f"cost_bps must be a finite number >= 0, got {cost_bps!r}")

@@ -588,3 +588,18 @@ def test_engine_agrees_with_a_share_based_day_by_day_simulation(seed, delisting_
     assert ("T3" in [t for _, t in unfilled]) and len(unfilled) >= 1  # the delisted one
     equity = (1 + reference["portfolio_return"]).cum_prod()
     assert_series_equal(result.daily["equity"], equity, check_names=False, abs_tol=1e-10)
+
+
+def test_a_rebalance_with_only_zero_weights_sells_everything_into_cash():
+    prices = make_prices({"A": [10, 11, 12, 15, 9]})
+    weights = make_weights([(D[0], "A", 1.0), (D[2], "A", 0.0)])
+    result = run_backtest(weights, prices, cost_bps=100.0, benchmark=ZERO_BENCH)
+    # d3: A's return 12/11 - 1 earned, then sold: turnover 1, cost 1%; then cash earns 0.
+    assert result.daily["portfolio_return"].to_list() == pytest.approx(
+        [-0.01, 0.1, 12 / 11 * 0.99 - 1, 0.0, 0.0]
+    )
+    assert result.trades.select("exit_date", "exit_price", "return").row(0) == (
+        D[2],
+        12.0,
+        pytest.approx(0.2),
+    )
