@@ -190,12 +190,13 @@ def build_orders(
 
     def plan(invest: float) -> tuple[np.ndarray, np.ndarray]:
         """(trade before dust filter, trade after it) when the strategy invests ``invest``."""
-        want = weight * max(invest, 0.0) / price - current
-        raw = np.floor(want / unit * (1 + 1e-12) + 1e-9) * unit
-        target = np.where(kept, current, np.maximum(current + raw, 0.0))
+        ideal = weight * max(invest, 0.0) / price
         if fractional:
-            target = np.where(kept, current, np.round(target, 6))
-        trade = np.round(target - current, 9)
+            target = np.floor(ideal / unit * (1 + 1e-12) + 1e-9) * unit
+        else:  # whole-share trades, even from a fractional holding; a full exit sells it all
+            target = np.maximum(current + np.floor(ideal - current + 1e-9), 0.0)
+        target = np.where(kept, current, target)
+        trade = target - current
         dust = (trade != 0) & (np.abs(trade) * price < min_trade_value)
         return trade, np.where(dust, 0.0, trade)
 
