@@ -269,8 +269,7 @@ def test_whole_share_mode_sells_a_fractional_holding_completely():
 def test_slippage_raises_buy_cost_and_is_reported():
     # 10 bps: a $100 share costs $100.10. $1,000 -> reserve 10 sh x $0.10 = $1; invest
     # $999 -> 9.99 -> 9 sh at $100.10 = $900.90; leftover $99.10 cannot buy a 10th share.
-    model = CommissionModel.free()
-    model = CommissionModel(**{**model.__dict__, "slippage_bps": 10.0})
+    model = CommissionModel(per_share=0.0, minimum=0.0, maximum_pct=math.inf, slippage_bps=10.0)
     result = build_orders(weights(A=1.0), prices(A=100), capital=1_000, commission=model)
     assert result.orders["trade_value"].to_list() == pytest.approx([900.9])
     assert result.slippage_cost == pytest.approx(0.9)
