@@ -3,8 +3,8 @@ from datetime import UTC, date, datetime
 import polars as pl
 import pytest
 
-from quant_pipeline.core.curate import curate_fundamentals, curate_prices
-from quant_pipeline.core.schema import RAW_FUNDAMENTALS, RAW_PRICES, conform
+from quant_pipeline.core.curate import curate_fundamentals, curate_prices, curate_securities
+from quant_pipeline.core.schema import RAW_FUNDAMENTALS, RAW_PRICES, RAW_SECURITIES, conform
 from quant_pipeline.validation import CuratedValidationError, validate
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -131,3 +131,15 @@ def test_membership_end_before_start_fails_and_unknown_table_raises():
         validate(frame, "curated.membership")
     with pytest.raises(KeyError, match="curated.nope"):
         validate(frame, "curated.nope")
+
+
+def test_latest_profiles_pass_and_a_repeated_ticker_fails():
+    raw = conform(
+        pl.DataFrame(
+            {"ticker": ["A", "A"], "sector": ["Energy", "Utilities"], "source": ["demo"] * 2}
+        ).with_columns(ingested_at=pl.Series([T0, T0.replace(month=2)])),
+        RAW_SECURITIES,
+    )
+    assert validate(curate_securities(raw), "curated.securities")["sector"].item() == "Utilities"
+    with pytest.raises(CuratedValidationError, match="column 'ticker' check 'field_uniqueness'"):
+        validate(raw.drop("ingested_at").with_columns(raw["ingested_at"]), "curated.securities")

