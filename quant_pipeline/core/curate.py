@@ -1,0 +1,379 @@
+"""Curated frames from raw frames: latest vintages, adjusted prices, point-in-time fundamentals.
+
+Pure polars. Every function takes frames in the raw schemas of :mod:`quant_pipeline.core.schema`
+and returns frames in the curated layouts of ``docs/design.md``. None of them looks at a calendar:
+timing (which rows a rebalance may use) is decided downstream from ``date`` and ``available_at``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+import polars as pl
+
+from quant_pipeline.core.schema import (
+    ACTION_TYPES,
+    FLOW_ITEMS,
+    FUNDAMENTAL_ITEMS,
+    PERIOD_TYPES,
+    RAW_PRICES,
+)
+
+log = logging.getLogger(__name__)
+
+CURATED_PRICE_COLUMNS: tuple[str, ...] = (
+    "ticker",
+    "date",
+    "open",
+    "high",
+    "low",
+    "close",
+    "adj_close",
+    "volume",
+    "daily_return",
+)
+TTM_COLUMNS: tuple[str, ...] = tuple(f"{item}_ttm" for item in FLOW_ITEMS)
+CURATED_FUNDAMENTAL_COLUMNS: tuple[str, ...] = (
+    "ticker",
+    "period_end",
+    "period_type",
+    "report_date",
+    "available_at",
+    "ingested_at",
+    *FUNDAMENTAL_ITEMS,
+    *TTM_COLUMNS,
+)
+CURATED_SECURITY_COLUMNS: tuple[str, ...] = (
+    "ticker",
+    "name",
+    "sector",
+    "industry",
+    "exchange",
+    "country",
+    "quote_type",
+    "currency",
+    "shares_outstanding",
+    "market_cap",
+    "source",
+    "ingested_at",
+)
+CURATED_MEMBERSHIP_COLUMNS: tuple[str, ...] = ("universe", "ticker", "start_date", "end_date")
+CURATED_ACTION_COLUMNS: tuple[str, ...] = ("ticker", "date", "action", "value")
+
+# Adjacent fiscal quarter ends lie 13 or 14 weeks (or ~3 calendar months) apart; a skipped
+# quarter is ~180 days. Anything inside this window counts as consecutive.
+_QUARTER_GAP_DAYS = (70, 110)
+
+_PRICE_VALUES = ("open", "high", "low", "close", "adj_close", "volume")
+
+
+class CuratedPrices(NamedTuple):
+    """``prices``: curated.prices rows. ``rejected``: raw rows refused, with a ``reason``."""
+
+    prices: pl.DataFrame
+    rejected: pl.DataFrame
+
+
+def _require(frame: pl.DataFrame, columns: tuple[str, ...] | list[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what}: frame lacks columns {missing} (has {frame.columns})")
+
+
+def latest_rows(frame: pl.DataFrame, key: list[str] | tuple[str, ...]) -> pl.DataFrame:
+    """One row per ``key``: the one with the latest ``ingested_at`` (ties: the later row).
+
+    Expects the ``key`` columns and ``ingested_at``. Row order of the result follows the key.
+    """
+    key = list(key)
+    _require(frame, [*key, "ingested_at"], "latest_rows")
+    return (
+        frame.sort([*key, "ingested_at"], nulls_last=False, maintain_order=True)
+        .unique(subset=key, keep="last", maintain_order=True)
+        .sort(key, maintain_order=True)
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Prices
+
+
+def adjusted_close(prices: pl.DataFrame, actions: pl.DataFrame | None) -> pl.DataFrame:
+    """Return ``prices`` with ``adj_close`` recomputed from as-traded close and actions.
+
+    ``prices``: ticker, date, close (as traded), one row per (ticker, date); other columns kept.
+    ``actions``: ticker, date, action ('split' | 'dividend'), value (split ratio, or cash per
+    share). Yahoo/CRSP convention: ``adj_close == close`` on each ticker's last date; a dividend
+    ``d`` going ex on ``t`` multiplies every price before ``t`` by ``1 - d / close(t-1)``; a split
+    of ratio ``r`` on ``t`` multiplies every price before ``t`` by ``1 / r``. An action dated on a
+    non-trading day applies from the next trading row; actions after a ticker's last row (or on
+    its first) change nothing. Looks at the whole history: this is a restatement of past prices,
+    not something a rebalance computes.
+    """
+    _require(prices, ["ticker", "date", "close"], "adjusted_close prices")
+    out = prices.sort(["ticker", "date"]).with_row_index("_row")
+    if actions is None or actions.height == 0:
+        return out.with_columns(adj_close=pl.col("close")).drop("_row")
+    _require(actions, ["ticker", "date", "action", "value"], "adjusted_close actions")
+    unknown = actions.filter(~pl.col("action").is_in(ACTION_TYPES))
+    if unknown.height:
+        raise ValueError(
+            f"adjusted_close: unknown action types {unknown['action'].unique().to_list()}; "
+            f"expected {ACTION_TYPES}"
+        )
+    rows = out.select(
+        "ticker",
+        "date",
+        prev_close=pl.col("close").shift(1).over("ticker"),
+        is_first=pl.int_range(pl.len()).over("ticker") == 0,
+    )
+    # Each action lands on the first trading row on or after its date.
+    landed = (
+        actions.select("ticker", "date", "action", "value")
+        .sort(["ticker", "date"])
+        .join_asof(
+            rows.rename({"date": "row_date"}).sort(["ticker", "row_date"]),
+            left_on="date",
+            right_on="row_date",
+            by="ticker",
+            strategy="forward",
+            check_sortedness=False,
+        )
+        .filter(pl.col("row_date").is_not_null() & ~pl.col("is_first"))
+        .with_columns(
+            multiplier=pl.when(pl.col("action") == "split")
+            .then(1.0 / pl.col("value"))
+            .otherwise(1.0 - pl.col("value") / pl.col("prev_close"))
+        )
+        .group_by(["ticker", "row_date"])
+        .agg(pl.col("multiplier").product())
+        .rename({"row_date": "date"})
+    )
+    # factor(t) = product of the multipliers of every action strictly after t: shift the
+    # multipliers back one row and take the reverse cumulative product per ticker.
+    return (
+        out.join(landed, on=["ticker", "date"], how="left")
+        .sort("_row")
+        .with_columns(
+            _after=pl.col("multiplier").fill_null(1.0).shift(-1, fill_value=1.0).over("ticker")
+        )
+        .with_columns(
+            adj_close=pl.col("close") * pl.col("_after").cum_prod(reverse=True).over("ticker")
+        )
+        .drop("_row", "multiplier", "_after")
+    )
+
+
+def curate_prices(raw_prices: pl.DataFrame, actions: pl.DataFrame | None = None) -> CuratedPrices:
+    """Validated daily prices with adjusted close and daily return, plus the rows refused.
+
+    ``raw_prices``: raw.prices rows (RAW_PRICES) of ONE source. ``actions``: raw or curated
+    corporate actions (ticker, date, action, value) used only where the source gives no adj_close.
+
+    Steps: keep the latest ``ingested_at`` per (ticker, date); refuse rows with a null, zero or
+    negative close, a non-positive adj_close, high < low, negative volume or a non-finite value
+    (returned in ``rejected`` with a ``reason``); a null adj_close is taken from
+    :func:`adjusted_close` (close and actions of the accepted rows); ``daily_return`` is
+    ``adj_close / previous adj_close of the ticker - 1`` (null on a ticker's first row). Null
+    open/high/low stay null. Output: ``CURATED_PRICE_COLUMNS`` sorted by ticker, date.
+    """
+    _require(raw_prices, tuple(RAW_PRICES), "curate_prices")
+    sources = raw_prices["source"].unique().drop_nulls().to_list()
+    if len(sources) > 1:
+        raise ValueError(
+            f"curate_prices: expected rows of one source, got {sorted(sources)}; "
+            "filter raw.prices by source first"
+        )
+    latest = latest_rows(raw_prices, ["ticker", "date"])
+    reasons = [
+        (pl.col("close").is_null(), "close is null"),
+        (pl.col("close") <= 0, "close <= 0"),
+        (pl.col("adj_close") <= 0, "adj_close <= 0"),
+        (pl.col("high") < pl.col("low"), "high < low"),
+        (pl.col("volume") < 0, "volume < 0"),
+        *(
+            (pl.col(c).is_nan() | pl.col(c).is_infinite(), f"{c} is not finite")
+            for c in _PRICE_VALUES
+        ),
+    ]
+    flagged = latest.with_columns(
+        reason=pl.concat_str(
+            [pl.when(cond.fill_null(False)).then(pl.lit(text)) for cond, text in reasons],
+            separator="; ",
+            ignore_nulls=True,
+        )
+    ).with_columns(reason=pl.when(pl.col("reason") != "").then(pl.col("reason")))
+    rejected = flagged.filter(pl.col("reason").is_not_null()).sort(["ticker", "date"])
+    accepted = flagged.filter(pl.col("reason").is_null()).drop("reason")
+    computed = adjusted_close(accepted.select("ticker", "date", "close"), actions).rename(
+        {"adj_close": "_computed"}
+    )
+    prices = (
+        accepted.join(computed.drop("close"), on=["ticker", "date"], how="left")
+        .with_columns(adj_close=pl.coalesce("adj_close", "_computed"))
+        .sort(["ticker", "date"])
+        .with_columns(
+            daily_return=(pl.col("adj_close") / pl.col("adj_close").shift(1) - 1.0).over("ticker")
+        )
+        .select(CURATED_PRICE_COLUMNS)
+    )
+    if rejected.height:
+        log.warning("curate_prices: rejected %d rows", rejected.height)
+    return CuratedPrices(prices=prices, rejected=rejected)
+
+
+# --------------------------------------------------------------------------------------------
+# Fundamentals
+
+
+def curate_fundamentals(
+    raw_fundamentals: pl.DataFrame, quarter_lag_days: int = 45, annual_lag_days: int = 90
+) -> pl.DataFrame:
+    """Wide point-in-time fundamentals: one row per (ticker, period_end, period_type).
+
+    ``raw_fundamentals``: raw.fundamentals rows (long: ticker, period_end, period_type, item,
+    value, report_date, source, ingested_at), any number of vintages.
+
+    The latest vintage of each (ticker, period_end, period_type, item) is used; items outside
+    FUNDAMENTAL_ITEMS are ignored and missing items are null columns. ``report_date`` is the
+    latest report date among the period's items; ``available_at`` is ``report_date`` when known,
+    else ``period_end`` + ``quarter_lag_days`` ('Q') or ``annual_lag_days`` ('A');
+    ``ingested_at`` is the latest among the items used. ``<item>_ttm`` for FLOW_ITEMS: on a
+    quarterly row, the sum of that quarter and the three before it when all four are present and
+    consecutive (else null); on an annual row, the annual value. Every value on a row is known by
+    its ``available_at`` (earlier quarters were reported earlier). Output:
+    ``CURATED_FUNDAMENTAL_COLUMNS`` sorted by ticker, period_end, period_type.
+    """
+    _require(
+        raw_fundamentals,
+        ("ticker", "period_end", "period_type", "item", "value", "report_date", "ingested_at"),
+        "curate_fundamentals",
+    )
+    if quarter_lag_days < 0 or annual_lag_days < 0:
+        raise ValueError("curate_fundamentals: lags must be >= 0 days")
+    bad = raw_fundamentals.filter(~pl.col("period_type").is_in(PERIOD_TYPES))
+    if bad.height:
+        raise ValueError(
+            f"curate_fundamentals: period_type must be one of {PERIOD_TYPES}; "
+            f"got {bad['period_type'].unique().to_list()} in {bad.height} rows, e.g.\n{bad.head(5)}"
+        )
+    period = ["ticker", "period_end", "period_type"]
+    items = latest_rows(
+        raw_fundamentals.filter(pl.col("item").is_in(FUNDAMENTAL_ITEMS)), [*period, "item"]
+    )
+    wide = items.group_by(period).agg(
+        pl.col("report_date").max(),
+        pl.col("ingested_at").max(),
+        *(
+            pl.col("value").filter(pl.col("item") == item).first().cast(pl.Float64).alias(item)
+            for item in FUNDAMENTAL_ITEMS
+        ),
+    )
+    lag = (
+        pl.when(pl.col("period_type") == "Q")
+        .then(pl.duration(days=quarter_lag_days))
+        .otherwise(pl.duration(days=annual_lag_days))
+    )
+    wide = wide.with_columns(
+        available_at=pl.coalesce("report_date", (pl.col("period_end") + lag).cast(pl.Date))
+    )
+    quarters = wide.filter(pl.col("period_type") == "Q").sort(["ticker", "period_end"])
+    gap = (pl.col("period_end") - pl.col("period_end").shift(1)).dt.total_days()
+    quarters = quarters.with_columns(
+        _consecutive=gap.is_between(*_QUARTER_GAP_DAYS).fill_null(False).over("ticker")
+    ).with_columns(
+        _four=(
+            pl.col("_consecutive")
+            & pl.col("_consecutive").shift(1).fill_null(False)
+            & pl.col("_consecutive").shift(2).fill_null(False)
+        ).over("ticker")
+    )
+    quarters = quarters.with_columns(
+        pl.when(pl.col("_four"))
+        .then(
+            (
+                pl.col(item) + pl.col(item).shift(1) + pl.col(item).shift(2) + pl.col(item).shift(3)
+            ).over("ticker")
+        )
+        .alias(f"{item}_ttm")
+        for item in FLOW_ITEMS
+    ).drop("_consecutive", "_four")
+    annual = wide.filter(pl.col("period_type") == "A").with_columns(
+        pl.col(item).alias(f"{item}_ttm") for item in FLOW_ITEMS
+    )
+    return (
+        pl.concat([quarters, annual], how="diagonal_relaxed")
+        .select(CURATED_FUNDAMENTAL_COLUMNS)
+        .sort(period)
+    )
+
+
+def fundamentals_as_of(
+    raw_fundamentals: pl.DataFrame,
+    as_of: datetime,
+    quarter_lag_days: int = 45,
+    annual_lag_days: int = 90,
+) -> pl.DataFrame:
+    """:func:`curate_fundamentals` over only the vintages ingested at or before ``as_of``.
+
+    What the warehouse knew at ``as_of`` (a naive datetime is read as UTC): restatements
+    ingested later are invisible. Same input and output frames as :func:`curate_fundamentals`.
+    """
+    if as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=UTC)
+    known = raw_fundamentals.filter(pl.col("ingested_at") <= as_of)
+    return curate_fundamentals(known, quarter_lag_days, annual_lag_days)
+
+
+# --------------------------------------------------------------------------------------------
+# Securities, membership, actions
+
+
+def curate_securities(raw_securities: pl.DataFrame) -> pl.DataFrame:
+    """Latest profile per ticker (latest ``ingested_at`` over all sources).
+
+    ``raw_securities``: raw.securities rows. Output: ``CURATED_SECURITY_COLUMNS`` by ticker.
+    """
+    _require(raw_securities, CURATED_SECURITY_COLUMNS, "curate_securities")
+    return latest_rows(raw_securities, ["ticker"]).select(CURATED_SECURITY_COLUMNS)
+
+
+def curate_membership(raw_membership: pl.DataFrame) -> pl.DataFrame:
+    """Universe membership intervals, one row per (universe, ticker, start_date).
+
+    ``raw_membership``: raw.membership rows; when several sources or fetches give the same
+    interval start, the latest ``ingested_at`` wins. ``end_date`` null means still a member.
+    Output: ``CURATED_MEMBERSHIP_COLUMNS`` sorted by universe, ticker, start_date.
+    """
+    key = ["universe", "ticker", "start_date"]
+    _require(raw_membership, [*CURATED_MEMBERSHIP_COLUMNS, "ingested_at"], "curate_membership")
+    return latest_rows(raw_membership, key).select(CURATED_MEMBERSHIP_COLUMNS).sort(key)
+
+
+def curate_actions(raw_actions: pl.DataFrame) -> pl.DataFrame:
+    """Splits and dividends, one row per (ticker, date, action), latest ``ingested_at`` wins.
+
+    ``raw_actions``: raw.corporate_actions rows. Unknown action types raise; rows whose value is
+    null, non-finite or not positive cannot adjust anything and are dropped with a warning.
+    Output: ``CURATED_ACTION_COLUMNS`` sorted by ticker, date, action.
+    """
+    key = ["ticker", "date", "action"]
+    _require(raw_actions, [*CURATED_ACTION_COLUMNS, "ingested_at"], "curate_actions")
+    unknown = raw_actions.filter(~pl.col("action").is_in(ACTION_TYPES))
+    if unknown.height:
+        raise ValueError(
+            f"curate_actions: unknown action types {unknown['action'].unique().to_list()} "
+            f"(expected {ACTION_TYPES}), e.g.\n{unknown.head(5)}"
+        )
+    latest = latest_rows(raw_actions, key)
+    usable = pl.col("value").is_finite().fill_null(False) & (pl.col("value") > 0).fill_null(False)
+    dropped = latest.filter(~usable)
+    if dropped.height:
+        log.warning(
+            "curate_actions: dropped %d actions with a null, non-finite or non-positive value:\n%s",
+            dropped.height,
+            dropped.head(5),
+        )
+    return latest.filter(usable).select(CURATED_ACTION_COLUMNS).sort(key)

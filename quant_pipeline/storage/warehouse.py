@@ -1,0 +1,635 @@
+"""The DuckDB warehouse: the only module in the project that speaks SQL.
+
+Rules this module keeps so the rest of the project does not have to think about them:
+
+- Never connect in a constructor or at import time. Every method opens a short-lived connection
+  (DuckDB allows one writing process per file; a long-lived connection would hold the lock).
+- Values are always bound as parameters. Table and column names cannot be bound, so every name is
+  checked against a whitelist pattern before it is quoted into a statement.
+- Every write is one transaction: on any error nothing is written.
+- Timestamps are stored as ``TIMESTAMPTZ`` and every connection runs with ``TimeZone = 'UTC'``, so a
+  polars ``Datetime("us", "UTC")`` column reads back exactly as it was written.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from quant_pipeline.core.schema import RAW_KEYS, RAW_SCHEMAS, UTC_TS
+
+log = logging.getLogger(__name__)
+
+SCHEMAS: tuple[str, ...] = ("raw", "curated", "factors", "portfolio", "backtest")
+
+# Raw tables that keep every changed vintage (append-only); the others are upserted on their key.
+VINTAGE_DATASETS: frozenset[str] = frozenset({"fundamentals", "securities"})
+
+INGEST_LOG_TABLE = "raw.ingest_log"
+INGEST_LOG_SCHEMA: dict[str, pl.DataType] = {
+    "run_id": pl.String,
+    "dataset": pl.String,
+    "ticker": pl.String,
+    "rows": pl.Int64,
+    "status": pl.String,
+    "error": pl.String,
+    "started_at": UTC_TS,
+    "finished_at": UTC_TS,
+}
+
+_TABLE_RE = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+_COLUMN_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+class WarehouseError(RuntimeError):
+    """A warehouse operation failed (bad name, bad frame, missing table, SQL error)."""
+
+
+class WarehouseLockedError(WarehouseError):
+    """Another process holds the DuckDB file lock."""
+
+
+@dataclass(frozen=True)
+class WriteStats:
+    """What a raw write did: rows added, rows whose values changed, rows already stored as is."""
+
+    inserted: int
+    updated: int
+    unchanged: int
+
+
+# --------------------------------------------------------------------------------------------
+# Identifiers and types
+
+
+def _table_name(table: str) -> str:
+    """Return ``"schema"."table"`` for a whitelisted ``schema.table`` name, else raise."""
+    if not isinstance(table, str) or not _TABLE_RE.match(table):
+        raise WarehouseError(
+            f"invalid table name {table!r}: expected 'schema.table' in lower case letters, digits "
+            "and underscores"
+        )
+    schema, name = table.split(".")
+    return f'"{schema}"."{name}"'
+
+
+def _column_name(column: str) -> str:
+    if not isinstance(column, str) or not _COLUMN_RE.match(column):
+        raise WarehouseError(
+            f"invalid column name {column!r}: expected lower case letters, digits and underscores"
+        )
+    return f'"{column}"'
+
+
+def _quote_catalog(name: str) -> str:
+    """Quote a name read from DuckDB's own catalog (not user input)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _duckdb_type(dtype: pl.DataType) -> str:
+    if dtype == pl.String:
+        return "VARCHAR"
+    if dtype == pl.Date:
+        return "DATE"
+    if dtype == pl.Float64:
+        return "DOUBLE"
+    if dtype == pl.Float32:
+        return "FLOAT"
+    if dtype == pl.Int64:
+        return "BIGINT"
+    if dtype == pl.Int32:
+        return "INTEGER"
+    if dtype == pl.Boolean:
+        return "BOOLEAN"
+    if isinstance(dtype, pl.Datetime):
+        return "TIMESTAMPTZ" if dtype.time_zone is not None else "TIMESTAMP"
+    raise WarehouseError(f"no DuckDB type mapping for polars dtype {dtype}")
+
+
+def _create_table_sql(table: str, schema: dict[str, pl.DataType]) -> str:
+    cols = ", ".join(f"{_column_name(c)} {_duckdb_type(t)}" for c, t in schema.items())
+    return f"CREATE TABLE IF NOT EXISTS {_table_name(table)} ({cols})"
+
+
+def _check_frame(table: str, frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> None:
+    """Raise unless ``frame`` has exactly the columns of ``schema`` with the same dtypes."""
+    if not isinstance(frame, pl.DataFrame):
+        raise WarehouseError(f"{table}: expected a polars DataFrame, got {type(frame).__name__}")
+    missing = [c for c in schema if c not in frame.columns]
+    extra = [c for c in frame.columns if c not in schema]
+    if missing or extra:
+        raise WarehouseError(
+            f"{table}: frame columns do not match the table schema "
+            f"(missing: {missing}, unexpected: {extra}); conform the frame with "
+            "core.schema.conform first"
+        )
+    for name, dtype in schema.items():
+        got = frame.schema[name]
+        ok = got == dtype
+        if isinstance(dtype, pl.Datetime) and isinstance(got, pl.Datetime):
+            ok = got.time_unit == dtype.time_unit and (got.time_zone is None) == (
+                dtype.time_zone is None
+            )
+        if not ok:
+            raise WarehouseError(f"{table}: column {name!r} has dtype {got}, expected {dtype}")
+
+
+def _prepare(frame: pl.DataFrame) -> pl.DataFrame:
+    """Columns DuckDB cannot type (all-null ``pl.Null``) become VARCHAR; UTC timestamps as UTC."""
+    exprs = []
+    for name, dtype in frame.schema.items():
+        if dtype == pl.Null:
+            exprs.append(pl.col(name).cast(pl.String))
+        elif isinstance(dtype, pl.Datetime) and dtype.time_zone not in (None, "UTC"):
+            exprs.append(pl.col(name).dt.convert_time_zone("UTC"))
+        else:
+            exprs.append(pl.col(name))
+    return frame.select(exprs)
+
+
+def _normalise_result(frame: pl.DataFrame) -> pl.DataFrame:
+    """DuckDB may label UTC as 'Etc/UTC'; report every zoned timestamp as 'UTC'."""
+    exprs = []
+    for name, dtype in frame.schema.items():
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+            exprs.append(pl.col(name).dt.convert_time_zone("UTC"))
+        else:
+            exprs.append(pl.col(name))
+    return frame.select(exprs) if exprs else frame
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = str(exc)
+    return "Could not set lock" in text or "Conflicting lock" in text
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class Warehouse:
+    """The DuckDB warehouse at ``path``. Cheap to build: nothing is opened until a method runs."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"Warehouse({str(self.path)!r})"
+
+    # ---- connections -----------------------------------------------------------------------
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection, closed on exit.
+
+        Read-write connections create the parent directory (and the file). A read-only connection
+        to a file that does not exist raises :class:`WarehouseError`. A file held by another
+        process raises :class:`WarehouseLockedError`.
+        """
+        if read_only and not self.path.exists():
+            raise WarehouseError(
+                f"warehouse {self.path} does not exist yet; materialize the pipeline (or run "
+                "`quant-pipeline run`) to create it"
+            )
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.Error as exc:
+            if _is_lock_error(exc):
+                raise WarehouseLockedError(
+                    f"warehouse {self.path} is locked by another process: {exc}. DuckDB allows "
+                    "one writing process per file and any open session blocks writers, even a "
+                    "read-only one: close other DuckDB sessions on this file (a duckdb shell, a "
+                    "notebook, another pipeline run) and retry."
+                ) from exc
+            raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from exc
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self.connect(read_only=False) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    # ---- schema ----------------------------------------------------------------------------
+
+    def ensure_schemas(self) -> None:
+        """Create the warehouse schemas and the raw tables (idempotent)."""
+        with self._transaction() as con:
+            self._ensure(con)
+
+    def _ensure(self, con: duckdb.DuckDBPyConnection) -> None:
+        for schema in SCHEMAS:
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        for dataset, schema in RAW_SCHEMAS.items():
+            con.execute(_create_table_sql(f"raw.{dataset}", schema))
+        con.execute(_create_table_sql(INGEST_LOG_TABLE, INGEST_LOG_SCHEMA))
+
+    # ---- raw writes ------------------------------------------------------------------------
+
+    def write_raw(self, dataset: str, frame: pl.DataFrame) -> WriteStats:
+        """Write a raw frame (schema ``RAW_SCHEMAS[dataset]``) idempotently, in one transaction.
+
+        prices, corporate_actions, membership: upsert on ``RAW_KEYS[dataset]`` — new keys are
+        inserted, stored keys whose values differ are updated (with the new ``ingested_at``),
+        identical rows are left alone.
+
+        fundamentals, securities: append-only vintages — a row is appended only when its values
+        differ from the latest stored version of its key, so re-running a fetch adds nothing and a
+        restatement adds a row beside the old one. Nothing is ever deleted.
+
+        Raises :class:`WarehouseError` when the frame does not match the schema, a key column
+        holds nulls, or one key carries two different values in the same frame.
+
+        Set-based SQL only. Measured on 2 shared cores: 5M price rows into an empty table 3-9 s,
+        the same 5M again (all unchanged) 3-9 s, 10% corrected 6.5 s; 3.1M fundamentals rows
+        re-fetched with 10% restated 9.5 s.
+        """
+        if dataset not in RAW_SCHEMAS:
+            raise WarehouseError(
+                f"unknown raw dataset {dataset!r}; expected one of {sorted(RAW_SCHEMAS)}"
+            )
+        table = f"raw.{dataset}"
+        schema = RAW_SCHEMAS[dataset]
+        _check_frame(table, frame, schema)
+        key = list(RAW_KEYS[dataset])
+        null_keys = frame.select(pl.any_horizontal(pl.col(key).is_null())).to_series()
+        if null_keys.any():
+            bad = frame.filter(null_keys).head(5)
+            raise WarehouseError(
+                f"{table}: {int(null_keys.sum())} rows have a null key column {key}, e.g.\n{bad}"
+            )
+        # ingested_at distinguishes vintages, so for vintage tables it is part of the row identity.
+        identity = key + ["ingested_at"] if dataset in VINTAGE_DATASETS else key
+        values = [c for c in schema if c not in key and c != "ingested_at"]
+        with self._transaction() as con:
+            self._ensure(con)
+            con.register("_incoming", _prepare(frame).to_arrow())
+            try:
+                self._stage(con, table, schema, identity)
+                if dataset in VINTAGE_DATASETS:
+                    stats = self._append_vintages(con, table, schema, key, values)
+                else:
+                    stats = self._upsert(con, table, schema, key, values)
+            finally:
+                con.unregister("_incoming")
+        log.info("%s: %s", table, stats)
+        return stats
+
+    @staticmethod
+    def _stage(
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        schema: dict[str, pl.DataType],
+        identity: list[str],
+    ) -> None:
+        """Expose the incoming rows as ``_stage``; reject one key carrying different values.
+
+        Exact duplicate rows are collapsed. The DISTINCT that does so is costly on millions of
+        rows, so it only runs when a duplicate key is present.
+        """
+        cols = ", ".join(_column_name(c) for c in schema)
+        ident = ", ".join(_column_name(c) for c in identity)
+        dupes_sql = (
+            f"SELECT {ident}, count(*) AS n FROM {{src}} GROUP BY ALL HAVING count(*) > 1 LIMIT 5"
+        )
+        if con.sql(dupes_sql.format(src="_incoming")).fetchall():
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE _stage AS SELECT DISTINCT {cols} FROM _incoming"
+            )
+            dupes = con.sql(dupes_sql.format(src="_stage")).pl()
+            if dupes.height:
+                raise WarehouseError(
+                    f"{table}: the frame holds different values for the same key {identity}; "
+                    f"examples:\n{dupes}"
+                )
+        else:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW _stage AS SELECT {cols} FROM _incoming")
+
+    @staticmethod
+    def _upsert(
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        schema: dict[str, pl.DataType],
+        key: list[str],
+        values: list[str],
+    ) -> WriteStats:
+        target = _table_name(table)
+        on = " AND ".join(f"s.{_column_name(c)} = t.{_column_name(c)}" for c in key)
+        changed = " OR ".join(
+            f"s.{_column_name(c)} IS DISTINCT FROM t.{_column_name(c)}" for c in values
+        )
+        cols = ", ".join(f"s.{_column_name(c)}" for c in schema)
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _classified AS
+            SELECT {cols},
+                   CASE WHEN t.{_column_name(key[0])} IS NULL THEN 'new'
+                        WHEN {changed or "FALSE"} THEN 'changed'
+                        ELSE 'same' END AS _status
+            FROM _stage s LEFT JOIN {target} t ON {on}
+            """
+        )
+        counts = dict(
+            con.sql("SELECT _status, count(*) FROM _classified GROUP BY _status").fetchall()
+        )
+        if counts.get("changed"):
+            assignments = ", ".join(
+                f"{_column_name(c)} = c.{_column_name(c)}" for c in [*values, "ingested_at"]
+            )
+            on_c = " AND ".join(f"c.{_column_name(c)} = {target}.{_column_name(c)}" for c in key)
+            con.execute(
+                f"UPDATE {target} SET {assignments} FROM _classified c "
+                f"WHERE c._status = 'changed' AND {on_c}"
+            )
+        if counts.get("new"):
+            Warehouse._insert_new(con, target, schema)
+        return WriteStats(
+            inserted=counts.get("new", 0),
+            updated=counts.get("changed", 0),
+            unchanged=counts.get("same", 0),
+        )
+
+    @staticmethod
+    def _insert_new(
+        con: duckdb.DuckDBPyConnection, target: str, schema: dict[str, pl.DataType]
+    ) -> None:
+        cols = ", ".join(_column_name(c) for c in schema)
+        con.execute(
+            f"INSERT INTO {target} ({cols}) SELECT {cols} FROM _classified WHERE _status = 'new'"
+        )
+
+    @staticmethod
+    def _append_vintages(
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        schema: dict[str, pl.DataType],
+        key: list[str],
+        values: list[str],
+    ) -> WriteStats:
+        # Order the latest stored vintage of each key together with the incoming rows by
+        # ingested_at; an incoming row is new unless it repeats the values of the row before it.
+        target = _table_name(table)
+        cols = ", ".join(_column_name(c) for c in schema)
+        part = ", ".join(_column_name(c) for c in key)
+        on = " AND ".join(f"s.{_column_name(c)} = t.{_column_name(c)}" for c in key)
+        same_as_prev = " AND ".join(
+            f"NOT ({_column_name(c)} IS DISTINCT FROM lag({_column_name(c)}) OVER w)"
+            for c in values
+        )
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _classified AS
+            WITH stored AS (
+                SELECT t.* FROM {target} t
+                WHERE EXISTS (SELECT 1 FROM _stage s WHERE {on})
+                QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY ingested_at DESC) = 1
+            ),
+            candidates AS (
+                SELECT {cols}, 0 AS _incoming FROM stored
+                UNION ALL
+                SELECT {cols}, 1 AS _incoming FROM _stage
+            )
+            SELECT {cols}, _incoming,
+                   CASE WHEN row_number() OVER w = 1 THEN 'new'
+                        WHEN {same_as_prev} THEN 'same'
+                        ELSE 'new' END AS _status
+            FROM candidates
+            WINDOW w AS (PARTITION BY {part} ORDER BY ingested_at, _incoming)
+            """
+        )
+        con.execute("DELETE FROM _classified WHERE _incoming = 0")
+        counts = dict(
+            con.sql("SELECT _status, count(*) FROM _classified GROUP BY _status").fetchall()
+        )
+        if counts.get("new"):
+            Warehouse._insert_new(con, target, schema)
+        return WriteStats(inserted=counts.get("new", 0), updated=0, unchanged=counts.get("same", 0))
+
+    def log_ingest(self, frame: pl.DataFrame) -> None:
+        """Append rows to ``raw.ingest_log``.
+
+        Expects columns run_id, dataset, ticker (null for whole-dataset rows), rows, status,
+        error, started_at, finished_at (``INGEST_LOG_SCHEMA``); integer and timestamp columns are
+        cast when lossless.
+        """
+        missing = [c for c in INGEST_LOG_SCHEMA if c not in frame.columns]
+        if missing:
+            raise WarehouseError(f"{INGEST_LOG_TABLE}: frame lacks columns {missing}")
+        try:
+            frame = frame.select(
+                pl.col(c).cast(t, strict=True) for c, t in INGEST_LOG_SCHEMA.items()
+            )
+        except pl.exceptions.PolarsError as exc:
+            raise WarehouseError(f"{INGEST_LOG_TABLE}: cannot cast frame: {exc}") from exc
+        cols = ", ".join(_column_name(c) for c in INGEST_LOG_SCHEMA)
+        with self._transaction() as con:
+            self._ensure(con)
+            con.register("_log", frame.to_arrow())
+            con.execute(
+                f"INSERT INTO {_table_name(INGEST_LOG_TABLE)} ({cols}) SELECT {cols} FROM _log"
+            )
+            con.unregister("_log")
+
+    # ---- derived tables --------------------------------------------------------------------
+
+    def replace_table(self, table: str, frame: pl.DataFrame) -> int:
+        """Atomically create or replace ``schema.table`` with exactly ``frame``'s rows.
+
+        Returns the number of rows written. A failure leaves the previous table untouched.
+        """
+        target = _table_name(table)
+        schema = table.split(".")[0]
+        with self._transaction() as con:
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            con.register("_frame", _prepare(frame).to_arrow())
+            con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM _frame")
+            con.unregister("_frame")
+        return frame.height
+
+    def replace_partition(
+        self, table: str, frame: pl.DataFrame, key_column: str, keys: Sequence[object]
+    ) -> int:
+        """Delete the rows of ``table`` whose ``key_column`` is in ``keys``, insert ``frame``.
+
+        One transaction (e.g. replace one strategy's rows and keep the others). Creates the table
+        from the frame's schema if it is missing. Every value of ``frame[key_column]`` must be in
+        ``keys``, otherwise a re-run would leave duplicates. Returns the rows inserted.
+        """
+        target = _table_name(table)
+        col = _column_name(key_column)
+        keys = list(keys)
+        if key_column not in frame.columns:
+            raise WarehouseError(f"{table}: frame has no key column {key_column!r}")
+        stray = frame.filter(~pl.col(key_column).is_in(keys))[key_column].unique()
+        if stray.len():
+            raise WarehouseError(
+                f"{table}: frame holds {key_column} values {stray.to_list()[:5]} not in the "
+                f"partition keys {keys[:5]} being replaced"
+            )
+        with self._transaction() as con:
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.split(".")[0]}"')
+            con.register("_frame", _prepare(frame).to_arrow())
+            con.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM _frame LIMIT 0")
+            if keys:
+                con.execute(f"DELETE FROM {target} WHERE list_contains(?, {col})", [keys])
+            try:
+                con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _frame")
+            except duckdb.Error as exc:
+                raise WarehouseError(
+                    f"{table}: cannot insert the frame (columns {frame.columns}): {exc}"
+                ) from exc
+            con.unregister("_frame")
+        return frame.height
+
+    # ---- reads -----------------------------------------------------------------------------
+
+    def read_table(
+        self,
+        table: str,
+        columns: Sequence[str] | None = None,
+        filters: dict[str, object] | None = None,
+    ) -> pl.DataFrame:
+        """Rows of ``schema.table``; ``filters`` maps column → value (a list/tuple means IN,
+        None means IS NULL), all values bound as parameters."""
+        target = _table_name(table)
+        select = ", ".join(_column_name(c) for c in columns) if columns else "*"
+        where, params = self._where(filters)
+        with self.connect(read_only=True) as con:
+            self._require_table(con, table)
+            return _normalise_result(
+                con.sql(f"SELECT {select} FROM {target}{where}", params=params).pl()
+            )
+
+    def read_raw(self, dataset: str, source: str | None = None) -> pl.DataFrame:
+        """``raw.<dataset>`` (optionally one source's rows) in the raw schema; empty if the table
+        does not exist yet."""
+        if dataset not in RAW_SCHEMAS:
+            raise WarehouseError(
+                f"unknown raw dataset {dataset!r}; expected one of {sorted(RAW_SCHEMAS)}"
+            )
+        table = f"raw.{dataset}"
+        if not self.path.exists() or not self.has_table(table):
+            return pl.DataFrame(schema=RAW_SCHEMAS[dataset])
+        filters = {"source": source} if source is not None else None
+        frame = self.read_table(table, columns=list(RAW_SCHEMAS[dataset]), filters=filters)
+        return frame.cast(RAW_SCHEMAS[dataset])  # type: ignore[arg-type]
+
+    def query(
+        self, sql: str, params: list[object] | None = None, read_only: bool = True
+    ) -> pl.DataFrame:
+        """Run one SQL statement (read-only by default) and return its result (empty if none)."""
+        with self.connect(read_only=read_only) as con:
+            try:
+                rel = con.sql(sql, params=params)
+            except duckdb.Error as exc:
+                raise WarehouseError(f"query failed: {exc}") from exc
+            return pl.DataFrame() if rel is None else _normalise_result(rel.pl())
+
+    def has_table(self, table: str) -> bool:
+        _table_name(table)
+        if not self.path.exists():
+            return False
+        with self.connect(read_only=True) as con:
+            return self._table_exists(con, table)
+
+    def tables(self) -> pl.DataFrame:
+        """Every user table with its exact row count: columns schema, table, rows."""
+        out = pl.DataFrame(schema={"schema": pl.String, "table": pl.String, "rows": pl.Int64})
+        if not self.path.exists():
+            return out
+        with self.connect(read_only=True) as con:
+            names = con.sql(
+                "SELECT schema_name, table_name FROM duckdb_tables() "
+                "WHERE NOT temporary AND database_name = current_database() "
+                "ORDER BY schema_name, table_name"
+            ).fetchall()
+            rows = [
+                (
+                    schema,
+                    name,
+                    con.sql(
+                        f"SELECT count(*) FROM {_quote_catalog(schema)}.{_quote_catalog(name)}"
+                    ).fetchall()[0][0],
+                )
+                for schema, name in names
+            ]
+        if not rows:
+            return out
+        return pl.DataFrame(rows, schema=out.schema, orient="row")
+
+    def row_count(self, table: str) -> int:
+        target = _table_name(table)
+        with self.connect(read_only=True) as con:
+            self._require_table(con, table)
+            return int(con.sql(f"SELECT count(*) FROM {target}").fetchall()[0][0])
+
+    def max_date(
+        self, table: str, column: str, filters: dict[str, object] | None = None
+    ) -> date | None:
+        """Largest value of a date column (with optional equality filters), or None when the
+        warehouse, the table or matching rows do not exist yet (incremental refresh start)."""
+        target = _table_name(table)
+        col = _column_name(column)
+        where, params = self._where(filters)
+        if not self.path.exists():
+            return None
+        with self.connect(read_only=True) as con:
+            if not self._table_exists(con, table):
+                return None
+            value = con.sql(f"SELECT max({col}) FROM {target}{where}", params=params).fetchall()
+        result = value[0][0]
+        if isinstance(result, datetime):
+            return result.date()
+        return result
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _where(filters: dict[str, object] | None) -> tuple[str, list[object]]:
+        if not filters:
+            return "", []
+        clauses: list[str] = []
+        params: list[object] = []
+        for column, value in filters.items():
+            col = _column_name(column)
+            if value is None:
+                clauses.append(f"{col} IS NULL")
+            elif isinstance(value, list | tuple | set | frozenset):
+                clauses.append(f"list_contains(?, {col})")
+                params.append(list(value))
+            else:
+                clauses.append(f"{col} = ?")
+                params.append(value)
+        return " WHERE " + " AND ".join(clauses), params
+
+    @staticmethod
+    def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+        schema, name = table.split(".")
+        found = con.sql(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ? "
+            "AND database_name = current_database()",
+            params=[schema, name],
+        ).fetchall()
+        return found[0][0] > 0
+
+    def _require_table(self, con: duckdb.DuckDBPyConnection, table: str) -> None:
+        if not self._table_exists(con, table):
+            raise WarehouseError(f"table {table} does not exist in warehouse {self.path}")
