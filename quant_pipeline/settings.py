@@ -43,7 +43,9 @@ class Settings:
                 f"QUANT_PIPELINE_SOURCE={self.source!r} is not a source; use one of {SOURCES}"
             )
         if self.demo_tickers < 1:
-            raise SettingsError(f"QUANT_PIPELINE_DEMO_TICKERS must be >= 1, got {self.demo_tickers}")
+            raise SettingsError(
+                f"QUANT_PIPELINE_DEMO_TICKERS must be >= 1, got {self.demo_tickers}"
+            )
         if self.source == "files" and self.data_dir is None:
             raise SettingsError("QUANT_PIPELINE_SOURCE=files needs QUANT_PIPELINE_DATA_DIR")
 

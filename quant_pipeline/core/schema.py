@@ -113,6 +113,20 @@ RAW_MEMBERSHIP: dict[str, pl.DataType] = {
     "ingested_at": UTC_TS,
 }
 
+# raw.ingest_log: one row per fetch attempt of a dataset for a ticker (ticker null for a
+# whole-dataset row). status is 'ok', 'empty' or 'error'.
+RAW_INGEST_LOG: dict[str, pl.DataType] = {
+    "run_id": pl.String,
+    "dataset": pl.String,
+    "ticker": pl.String,
+    "rows": pl.Int64,
+    "status": pl.String,
+    "error": pl.String,
+    "attempts": pl.Int64,
+    "started_at": UTC_TS,
+    "finished_at": UTC_TS,
+}
+
 RAW_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "prices": RAW_PRICES,
     "corporate_actions": RAW_CORPORATE_ACTIONS,

@@ -20,7 +20,11 @@ PRICE_COLUMNS = ["ticker", "date", "close", "adj_close", "daily_return"]
     specs=[
         dg.AssetSpec(
             ["backtest", "daily"],
-            deps=[["portfolio", "target_weights"], ["curated", "prices"], ["curated", "membership"]],
+            deps=[
+                ["portfolio", "target_weights"],
+                ["curated", "prices"],
+                ["curated", "membership"],
+            ],
             description="Daily portfolio and benchmark returns, equity, drawdown, turnover and costs.",
             group_name=GROUP,
             kinds=KINDS,
@@ -62,7 +66,11 @@ def backtest_results(market: MarketDataResource, warehouse: WarehouseResource):
         )
         daily.append(result.daily)
         trades.append(result.trades)
-        quarterly.append(backtest.quarterly_summary(result.daily).insert_column(0, pl.lit(name).alias("strategy")))
+        quarterly.append(
+            backtest.quarterly_summary(result.daily).insert_column(
+                0, pl.lit(name).alias("strategy")
+            )
+        )
         charts[name] = plots.md_image(
             plots.equity_chart_png(result.daily, f"{name}: equity vs equal-weight benchmark"),
             f"{name} equity curve",
@@ -98,7 +106,9 @@ def backtest_results(market: MarketDataResource, warehouse: WarehouseResource):
     kinds=KINDS,
     pool="warehouse",
 )
-def backtest_metrics(market: MarketDataResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def backtest_metrics(
+    market: MarketDataResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     """Performance statistics per strategy and for the benchmark (long: strategy, metric, value)."""
     wh = warehouse.get()
     daily = wh.read_table("backtest.daily")

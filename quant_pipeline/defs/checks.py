@@ -18,7 +18,9 @@ def target_weights_sum_to_one(warehouse: WarehouseResource) -> dg.AssetCheckResu
     sums = weights.group_by("strategy", "rebalance_date").agg(
         pl.col("weight").sum().alias("weight_sum"), (pl.col("weight") < 0).sum().alias("negative")
     )
-    bad = sums.filter(((pl.col("weight_sum") - 1).abs() > WEIGHT_TOLERANCE) | (pl.col("negative") > 0))
+    bad = sums.filter(
+        ((pl.col("weight_sum") - 1).abs() > WEIGHT_TOLERANCE) | (pl.col("negative") > 0)
+    )
     return dg.AssetCheckResult(
         passed=bad.is_empty(),
         metadata={
@@ -36,7 +38,10 @@ def curated_prices_unique_per_ticker_day(warehouse: WarehouseResource) -> dg.Ass
     counts = keys.group_by("ticker", "date").len().filter(pl.col("len") > 1)
     return dg.AssetCheckResult(
         passed=counts.is_empty(),
-        metadata={"duplicates": counts.height, "examples": dg.MetadataValue.md(markdown_table(counts))},
+        metadata={
+            "duplicates": counts.height,
+            "examples": dg.MetadataValue.md(markdown_table(counts)),
+        },
     )
 
 

@@ -26,7 +26,9 @@ def curated_prices(
     """Validated daily prices with split- and dividend-adjusted close and daily total return."""
     source = market.settings().source
     wh = warehouse.get()
-    result = curate.curate_prices(wh.read_raw("prices", source), wh.read_raw("corporate_actions", source))
+    result = curate.curate_prices(
+        wh.read_raw("prices", source), wh.read_raw("corporate_actions", source)
+    )
     prices = validate(result.prices, "curated.prices")
     wh.replace_table("curated.prices", prices)
     wh.replace_table("curated.rejected_prices", result.rejected)
@@ -108,7 +110,7 @@ def curated_securities(
         metadata=table_metadata(
             "curated.securities",
             securities,
-            sectors=dg.MetadataValue.json(dict(zip(sectors["sector"].cast(str), sectors["len"]))),
+            sectors=dg.MetadataValue.json(dict(zip(sectors["sector"].cast(str), sectors["len"], strict=False))),
         )
     )
 

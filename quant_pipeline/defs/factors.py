@@ -81,7 +81,7 @@ def factor_scores(market: MarketDataResource, warehouse: WarehouseResource) -> d
     values = wh.read_table("factors.values")
     schedule = wh.read_table("factors.rebalance_dates")
     scores, components = [], []
-    for name, spec in specs.items():
+    for _name, spec in specs.items():
         dates = schedule.filter(pl.col("frequency") == spec.rebalance).select("rebalance_date")
         s, c = score(values.join(dates, on="rebalance_date", how="semi"), spec)
         scores.append(s)
@@ -100,7 +100,7 @@ def factor_scores(market: MarketDataResource, warehouse: WarehouseResource) -> d
             all_scores.sort("strategy", "rebalance_date", "rank", descending=[False, True, False]),
             strategies=dg.MetadataValue.json(sorted(specs)),
             mean_eligible_per_date=dg.MetadataValue.json(
-                dict(zip(eligible["strategy"], eligible["eligible"]))
+                dict(zip(eligible["strategy"], eligible["eligible"], strict=False))
             ),
         )
     )

@@ -108,4 +108,10 @@ raw_fundamentals = _raw_asset("fundamentals")
 raw_securities = _raw_asset("securities")
 raw_membership = _raw_asset("membership")
 
-ingestion_assets = [raw_prices, raw_corporate_actions, raw_fundamentals, raw_securities, raw_membership]
+ingestion_assets = [
+    raw_prices,
+    raw_corporate_actions,
+    raw_fundamentals,
+    raw_securities,
+    raw_membership,
+]

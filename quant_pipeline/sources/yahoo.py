@@ -38,6 +38,7 @@ import polars as pl
 from quant_pipeline.core.schema import (
     RAW_CORPORATE_ACTIONS,
     RAW_FUNDAMENTALS,
+    RAW_INGEST_LOG,
     RAW_MEMBERSHIP,
     RAW_PRICES,
     RAW_SECURITIES,
@@ -50,17 +51,7 @@ from quant_pipeline.sources.universe import current_members, default_universe_pa
 
 logger = logging.getLogger(__name__)
 
-INGEST_LOG_SCHEMA: dict[str, pl.DataType] = {
-    "run_id": pl.String,
-    "dataset": pl.String,
-    "ticker": pl.String,
-    "rows": pl.Int64,
-    "status": pl.String,  # 'ok' | 'empty' | 'error'
-    "error": pl.String,
-    "attempts": pl.Int64,
-    "started_at": UTC_TS,
-    "finished_at": UTC_TS,
-}
+INGEST_LOG_SCHEMA = RAW_INGEST_LOG
 
 # Yahoo statement row names (as yfinance labels them) per canonical item, in order of
 # preference: for each period the first row with a value wins.

@@ -24,7 +24,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from quant_pipeline.core.schema import RAW_KEYS, RAW_SCHEMAS, UTC_TS
+from quant_pipeline.core.schema import RAW_INGEST_LOG, RAW_KEYS, RAW_SCHEMAS
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +34,7 @@ SCHEMAS: tuple[str, ...] = ("raw", "curated", "factors", "portfolio", "backtest"
 VINTAGE_DATASETS: frozenset[str] = frozenset({"fundamentals", "securities"})
 
 INGEST_LOG_TABLE = "raw.ingest_log"
-INGEST_LOG_SCHEMA: dict[str, pl.DataType] = {
-    "run_id": pl.String,
-    "dataset": pl.String,
-    "ticker": pl.String,
-    "rows": pl.Int64,
-    "status": pl.String,
-    "error": pl.String,
-    "started_at": UTC_TS,
-    "finished_at": UTC_TS,
-}
+INGEST_LOG_SCHEMA = RAW_INGEST_LOG
 
 _TABLE_RE = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
 _COLUMN_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -430,12 +421,16 @@ class Warehouse:
         error, started_at, finished_at (``INGEST_LOG_SCHEMA``); integer and timestamp columns are
         cast when lossless.
         """
-        missing = [c for c in INGEST_LOG_SCHEMA if c not in frame.columns]
+        required = [c for c in INGEST_LOG_SCHEMA if c != "attempts"]
+        missing = [c for c in required if c not in frame.columns]
         if missing:
             raise WarehouseError(f"{INGEST_LOG_TABLE}: frame lacks columns {missing}")
         try:
             frame = frame.select(
-                pl.col(c).cast(t, strict=True) for c, t in INGEST_LOG_SCHEMA.items()
+                (pl.col(c) if c in frame.columns else pl.lit(None))
+                .cast(t, strict=True)
+                .alias(c)
+                for c, t in INGEST_LOG_SCHEMA.items()
             )
         except pl.exceptions.PolarsError as exc:
             raise WarehouseError(f"{INGEST_LOG_TABLE}: cannot cast frame: {exc}") from exc
@@ -599,6 +594,23 @@ class Warehouse:
         if isinstance(result, datetime):
             return result.date()
         return result
+
+    def last_dates(self, dataset: str, source: str) -> pl.DataFrame:
+        """Last stored ``date`` per ticker of ``raw.<dataset>`` for one source (ticker,
+        last_date): where an incremental refresh resumes. Empty when nothing is stored yet."""
+        empty = pl.DataFrame(schema={"ticker": pl.String, "last_date": pl.Date})
+        table = f"raw.{dataset}"
+        if not self.path.exists():
+            return empty
+        with self.connect(read_only=True) as con:
+            if not self._table_exists(con, table):
+                return empty
+            frame = con.sql(
+                f"SELECT ticker, max(date) AS last_date FROM {_table_name(table)} "
+                "WHERE source = ? GROUP BY ticker ORDER BY ticker",
+                params=[source],
+            ).pl()
+        return frame.cast({"ticker": pl.String, "last_date": pl.Date})
 
     # ---- helpers ---------------------------------------------------------------------------
 
