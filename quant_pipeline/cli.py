@@ -38,7 +38,7 @@ def _apply_overrides(args: argparse.Namespace) -> None:
 
 
 def format_comparison(comparison: pl.DataFrame) -> str:
-    """The strategy comparison as a fixed-width text table (percentages where people expect them)."""
+    """The strategy comparison as a fixed-width text table (percentages where expected)."""
     percent = {"total_return", "cagr", "annual_volatility", "max_drawdown"}
     columns = [c for c in comparison.columns if c != "strategy"]
     header = ["strategy", *columns]
@@ -57,14 +57,16 @@ def format_comparison(comparison: pl.DataFrame) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [
         "  ".join(
-            h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths, strict=False))
+            h.ljust(w) if i == 0 else h.rjust(w)
+            for i, (h, w) in enumerate(zip(header, widths, strict=True))
         )
     ]
     lines.append("  ".join("-" * w for w in widths))
     for r in rows:
         lines.append(
             "  ".join(
-                v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths, strict=False))
+                v.ljust(w) if i == 0 else v.rjust(w)
+                for i, (v, w) in enumerate(zip(r, widths, strict=True))
             )
         )
     return "\n".join(lines)

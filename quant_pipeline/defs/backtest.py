@@ -25,7 +25,7 @@ PRICE_COLUMNS = ["ticker", "date", "close", "adj_close", "daily_return"]
                 ["curated", "prices"],
                 ["curated", "membership"],
             ],
-            description="Daily portfolio and benchmark returns, equity, drawdown, turnover and costs.",
+            description="Daily portfolio and benchmark returns, equity, drawdown, turnover, costs.",
             group_name=GROUP,
             kinds=KINDS,
         ),

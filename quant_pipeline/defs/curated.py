@@ -65,7 +65,7 @@ class FundamentalsTiming(dg.Config):
 def curated_fundamentals(
     config: FundamentalsTiming, market: MarketDataResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """Wide fundamentals per ticker and period with available_at and trailing-twelve-month values."""
+    """Wide fundamentals per ticker and period, with available_at and trailing-12-month values."""
     source = market.settings().source
     wh = warehouse.get()
     wide = curate.curate_fundamentals(
@@ -110,7 +110,7 @@ def curated_securities(
         metadata=table_metadata(
             "curated.securities",
             securities,
-            sectors=dg.MetadataValue.json(dict(zip(sectors["sector"].cast(str), sectors["len"], strict=False))),
+            sectors=dg.MetadataValue.json(dict(sectors.select("sector", "len").iter_rows())),
         )
     )
 

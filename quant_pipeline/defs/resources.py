@@ -21,7 +21,7 @@ from quant_pipeline.storage.warehouse import Warehouse
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file (default: env QUANT_PIPELINE_WAREHOUSE or warehouse/quant.duckdb)."""
+    """The DuckDB warehouse file (default: QUANT_PIPELINE_WAREHOUSE, warehouse/quant.duckdb)."""
 
     path: str | None = None
 

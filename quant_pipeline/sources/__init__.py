@@ -9,7 +9,7 @@ __all__ = ["FetchRequest", "Source", "SourceError", "make_source"]
 
 
 def make_source(settings: Settings, max_failed_share: float = 0.5) -> Source:
-    """Build the source named by ``settings.source`` (imports lazily: yfinance is slow to import)."""
+    """Build the source named by ``settings.source`` (lazy imports: yfinance is slow)."""
     if settings.source == "demo":
         from quant_pipeline.sources.demo import DemoSource
 
