@@ -1,7 +1,5 @@
 """Backtest assets: daily equity per strategy, trades, quarterly summary, metrics, comparison."""
 
-from __future__ import annotations
-
 import dagster as dg
 import polars as pl
 
@@ -66,11 +64,7 @@ def backtest_results(market: MarketDataResource, warehouse: WarehouseResource):
         )
         daily.append(result.daily)
         trades.append(result.trades)
-        quarterly.append(
-            backtest.quarterly_summary(result.daily).insert_column(
-                0, pl.lit(name).alias("strategy")
-            )
-        )
+        quarterly.append(backtest.quarterly_summary(result.daily))
         charts[name] = plots.md_image(
             plots.equity_chart_png(result.daily, f"{name}: equity vs equal-weight benchmark"),
             f"{name} equity curve",

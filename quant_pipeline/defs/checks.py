@@ -1,7 +1,5 @@
 """Asset checks: contracts every build must satisfy, visible in the UI with the offending rows."""
 
-from __future__ import annotations
-
 import dagster as dg
 import polars as pl
 

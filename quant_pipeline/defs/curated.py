@@ -1,7 +1,5 @@
 """Curated assets: validated, adjusted, point-in-time tables built from the raw layer."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from quant_pipeline.core import curate

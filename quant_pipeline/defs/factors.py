@@ -1,7 +1,5 @@
 """Factor assets: point-in-time factor values per rebalance date, and strategy scores."""
 
-from __future__ import annotations
-
 import dagster as dg
 import polars as pl
 

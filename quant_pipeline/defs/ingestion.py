@@ -1,7 +1,5 @@
 """Ingestion assets: what the configured source returns, appended to the raw tables."""
 
-from __future__ import annotations
-
 from datetime import timedelta
 
 import dagster as dg

@@ -1,7 +1,5 @@
 """Jobs and schedules."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 full_pipeline_job = dg.define_asset_job(

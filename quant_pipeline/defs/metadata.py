@@ -1,7 +1,5 @@
 """Materialization metadata that makes the Dagster UI tell the story of a table."""
 
-from __future__ import annotations
-
 import dagster as dg
 import polars as pl
 

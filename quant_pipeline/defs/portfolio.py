@@ -1,7 +1,5 @@
 """Portfolio assets: target weights per strategy and rebalance date under the constraints."""
 
-from __future__ import annotations
-
 import dagster as dg
 import polars as pl
 

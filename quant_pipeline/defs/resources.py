@@ -7,8 +7,6 @@ Neither resource connects to anything in its constructor: DuckDB allows one writ
 file, and a code server holding a connection would lock the warehouse for everyone.
 """
 
-from __future__ import annotations
-
 from datetime import date
 from pathlib import Path
 

@@ -1,7 +1,5 @@
 """Which strategies a run computes: every shipped YAML file, or the ones named in settings."""
 
-from __future__ import annotations
-
 from quant_pipeline.core.strategy import StrategySpec, load_strategies
 from quant_pipeline.defs.resources import MarketDataResource
 
