@@ -246,11 +246,11 @@ def curate_fundamentals(
     latest report date among the period's items; ``available_at`` is ``report_date`` when known,
     else ``period_end`` + ``quarter_lag_days`` ('Q') or ``annual_lag_days`` ('A');
     ``ingested_at`` is the latest among the items used. A negative value of a count
-    (``shares_outstanding``) is impossible and becomes null (logged). ``<item>_ttm`` for FLOW_ITEMS: on a
-    quarterly row, the sum of that quarter and the three before it when all four are present and
-    consecutive (else null); on an annual row, the annual value. Every value on a row is known by
-    its ``available_at`` (earlier quarters were reported earlier). Output:
-    ``CURATED_FUNDAMENTAL_COLUMNS`` sorted by ticker, period_end, period_type.
+    (``shares_outstanding``) is impossible and becomes null (logged). ``<item>_ttm`` for
+    FLOW_ITEMS: on a quarterly row, the sum of that quarter and the three before it when all
+    four are present and consecutive (else null); on an annual row, the annual value. Every
+    value on a row is known by its ``available_at`` (earlier quarters were reported earlier).
+    Output: ``CURATED_FUNDAMENTAL_COLUMNS`` sorted by ticker, period_end, period_type.
     """
     _require(
         raw_fundamentals,

@@ -11,9 +11,8 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
-from pydantic import PrivateAttr
-
 import polars as pl
+from pydantic import PrivateAttr
 
 from quant_pipeline.settings import Settings, from_env
 from quant_pipeline.sources import make_source
