@@ -76,7 +76,7 @@ class MarketDataResource(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # The Dagster run id becomes the run_id of raw.ingest_log rows.
-        self._run_id = context.run_id
+        self._run_id = context.run.run_id if context.run is not None else None
 
     def build_source(self) -> Source:
         """A new source for the configured settings (no network or file access yet)."""
