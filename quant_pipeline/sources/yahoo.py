@@ -262,8 +262,8 @@ class YahooSource:
             if skip:
                 return _Outcome(
                     ticker, "error", None, 0,
-                    f"skipped: {self._network_failures} tickers in a row failed with network "
-                    f"errors and none succeeded (last: {self._last_network_error})",
+                    f"skipped: {self._network_failures} attempts failed with network errors "
+                    f"and none succeeded (last: {self._last_network_error})",
                     attempts, started, datetime.now(UTC),
                 )  # fmt: skip
             attempts += 1
