@@ -25,6 +25,7 @@ def _apply_overrides(args: argparse.Namespace) -> None:
     mapping = {
         "source": "QUANT_PIPELINE_SOURCE",
         "data_dir": "QUANT_PIPELINE_DATA_DIR",
+        "universe": "QUANT_PIPELINE_UNIVERSE",
         "warehouse": "QUANT_PIPELINE_WAREHOUSE",
         "tickers": "QUANT_PIPELINE_DEMO_TICKERS",
         "start": "QUANT_PIPELINE_DEMO_START",
@@ -81,8 +82,10 @@ def _instance():
     return dg.DagsterInstance.ephemeral()
 
 
-def run_pipeline(log_level: str = "WARNING") -> int:
-    """Materialize every asset in-process; return the process exit status."""
+def run_pipeline(resources: dict[str, object] | None = None, log_level: str = "WARNING") -> int:
+    """Materialize every asset in-process; return the process exit status.
+
+    ``resources`` replace the default ones (tests inject an offline market source)."""
     import dagster as dg
 
     from quant_pipeline.definitions import all_assets, asset_checks, build_resources
@@ -96,7 +99,7 @@ def run_pipeline(log_level: str = "WARNING") -> int:
     with _instance() as instance:
         result = dg.materialize(
             [*all_assets, *asset_checks],
-            resources=build_resources(),
+            resources=build_resources(**(resources or {})),
             instance=instance,
             raise_on_error=False,
             # Dagster's DEBUG step events would bury the comparison table; warnings still show.
@@ -127,13 +130,14 @@ def _print_frame(frame: pl.DataFrame) -> None:
         print(frame)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, resources: dict[str, object] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="quant-pipeline", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="materialize the full chain and print the comparison")
     run.add_argument("--source", choices=["demo", "yahoo", "files"])
     run.add_argument("--data-dir", dest="data_dir")
+    run.add_argument("--universe", help="ticker list / membership file for the yahoo source")
     run.add_argument("--warehouse")
     run.add_argument("--tickers", type=int, help="demo market size")
     run.add_argument("--start", help="demo market first date (YYYY-MM-DD)")
@@ -159,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = from_env()
         if args.command == "run":
-            return run_pipeline(log_level=args.log_level)
+            return run_pipeline(resources, log_level=args.log_level)
         from quant_pipeline.storage.warehouse import Warehouse
 
         warehouse = Warehouse(settings.warehouse)

@@ -66,6 +66,11 @@ CURATED_ACTION_COLUMNS: tuple[str, ...] = ("ticker", "date", "action", "value")
 # quarter is ~180 days. Anything inside this window counts as consecutive.
 _QUARTER_GAP_DAYS = (70, 110)
 
+# Items that are counts and cannot be negative. A vendor's derived estimate can be (the S&P 500
+# dataset's "Estimated Shares Outstanding" is net income / EPS, negative when their signs differ):
+# such a value is unknown, not a reason to refuse the whole table.
+_NON_NEGATIVE_ITEMS = ("shares_outstanding",)
+
 _PRICE_VALUES = ("open", "high", "low", "close", "adj_close", "volume")
 
 
@@ -240,11 +245,12 @@ def curate_fundamentals(
     FUNDAMENTAL_ITEMS are ignored and missing items are null columns. ``report_date`` is the
     latest report date among the period's items; ``available_at`` is ``report_date`` when known,
     else ``period_end`` + ``quarter_lag_days`` ('Q') or ``annual_lag_days`` ('A');
-    ``ingested_at`` is the latest among the items used. ``<item>_ttm`` for FLOW_ITEMS: on a
-    quarterly row, the sum of that quarter and the three before it when all four are present and
-    consecutive (else null); on an annual row, the annual value. Every value on a row is known by
-    its ``available_at`` (earlier quarters were reported earlier). Output:
-    ``CURATED_FUNDAMENTAL_COLUMNS`` sorted by ticker, period_end, period_type.
+    ``ingested_at`` is the latest among the items used. A negative value of a count
+    (``shares_outstanding``) is impossible and becomes null (logged). ``<item>_ttm`` for
+    FLOW_ITEMS: on a quarterly row, the sum of that quarter and the three before it when all
+    four are present and consecutive (else null); on an annual row, the annual value. Every
+    value on a row is known by its ``available_at`` (earlier quarters were reported earlier).
+    Output: ``CURATED_FUNDAMENTAL_COLUMNS`` sorted by ticker, period_end, period_type.
     """
     _require(
         raw_fundamentals,
@@ -263,6 +269,16 @@ def curate_fundamentals(
     items = latest_rows(
         raw_fundamentals.filter(pl.col("item").is_in(FUNDAMENTAL_ITEMS)), [*period, "item"]
     )
+    impossible = pl.col("item").is_in(_NON_NEGATIVE_ITEMS) & (pl.col("value") < 0)
+    dropped = items.filter(impossible)
+    if dropped.height:
+        log.warning(
+            "curate_fundamentals: %d negative %s values set to null, e.g. %s",
+            dropped.height,
+            sorted(dropped["item"].unique().to_list()),
+            dropped.select(*period, "value").head(5).rows(),
+        )
+        items = items.filter(~impossible)
     wide = items.group_by(period).agg(
         pl.col("report_date").max(),
         pl.col("ingested_at").max(),

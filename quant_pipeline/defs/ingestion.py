@@ -1,13 +1,27 @@
-"""Ingestion assets: what the configured source returns, appended to the raw tables."""
+"""Ingestion assets: what the configured source returns, written to the raw tables.
 
-from datetime import timedelta
+A refresh is incremental and safe:
+
+- prices are asked from each known ticker's last stored date minus ``price_overlap_days``; tickers
+  never seen get their full history. When the re-fetched overlap differs from what is stored
+  (the source restated its adjusted history after a split or dividend, or corrected a price), the
+  ticker's full history is fetched again so stored adjusted prices never mix two bases;
+- prices, corporate actions and membership are upserted on their key, fundamentals and securities
+  appended as vintages (see ``Warehouse.write_raw``): re-running a refresh adds nothing;
+- a failed fetch writes nothing but the ingest log: raw tables keep every row they had. The
+  failure names the failed tickers (message and ``failed_tickers`` metadata).
+"""
+
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import polars as pl
 
+from quant_pipeline.core.schema import RAW_INGEST_LOG
 from quant_pipeline.defs.metadata import table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.sources.base import FetchRequest, SourceError
+from quant_pipeline.sources.base import FetchRequest, Source, SourceError
+from quant_pipeline.storage.warehouse import Warehouse
 
 GROUP = "ingestion"
 KINDS = {"duckdb", "polars"}
@@ -21,9 +35,15 @@ _DESCRIPTIONS = {
 }
 # Datasets without which nothing downstream can be computed: an empty fetch is a failure.
 _REQUIRED = {"prices", "fundamentals", "securities"}
+# Corporate actions come from the same responses as prices (yahoo): fetch prices first so the
+# run's source reuses them.
+_DEPS = {"corporate_actions": [["raw", "prices"]]}
+# Relative difference above which a re-fetched overlap price counts as restated.
+_RESTATED_TOLERANCE = 1e-6
+_MAX_LISTED = 200
 
 
-def _price_request(warehouse, source_name: str, overlap_days: int) -> FetchRequest:
+def price_request(warehouse: Warehouse, source_name: str, overlap_days: int) -> FetchRequest:
     """Incremental prices: each known ticker from its last stored date minus an overlap.
 
     Tickers never seen get their full history (they are absent from ``per_ticker_start``).
@@ -36,36 +56,132 @@ def _price_request(warehouse, source_name: str, overlap_days: int) -> FetchReque
     return FetchRequest(per_ticker_start=starts)
 
 
+def restated_tickers(stored: pl.DataFrame, fetched: pl.DataFrame) -> list[str]:
+    """Tickers whose re-fetched close or adj_close differs from the stored one on a common date.
+
+    Both frames have ticker, date, close, adj_close (raw.prices). Null equals null; values differ
+    when ``|a - b| > 1e-6 * max(|a|, |b|)``. A split or dividend makes Yahoo restate every
+    earlier adjusted close, so a changed overlap means the stored history is on an older basis.
+    """
+    common = stored.select("ticker", "date", "close", "adj_close").join(
+        fetched.select("ticker", "date", "close", "adj_close"), on=["ticker", "date"], how="inner"
+    )
+
+    def differs(col: str) -> pl.Expr:
+        a, b = pl.col(col), pl.col(f"{col}_right")
+        scale = pl.max_horizontal(a.abs(), b.abs())
+        both = ((a - b).abs() > _RESTATED_TOLERANCE * scale).fill_null(False)
+        return both | (a.is_null() != b.is_null())
+
+    changed = common.filter(differs("close") | differs("adj_close"))
+    return sorted(changed["ticker"].unique().to_list())
+
+
+def _fetch_prices(
+    context: dg.AssetExecutionContext,
+    source: Source,
+    warehouse: Warehouse,
+    source_name: str,
+    overlap_days: int,
+) -> tuple[pl.DataFrame, list[str]]:
+    """New and overlap prices, with the full history of tickers whose overlap was restated."""
+    request = price_request(warehouse, source_name, overlap_days)
+    frame = source.prices(request)
+    if not request.per_ticker_start or frame.is_empty():
+        return frame, []
+    since = min(request.per_ticker_start.values())
+    restated = restated_tickers(warehouse.read_raw_since("prices", source_name, since), frame)
+    if not restated:
+        return frame, []
+    context.log.info(
+        f"{len(restated)} tickers restated their overlap (split, dividend or correction); "
+        f"fetching their full history: {restated[:20]}"
+    )
+    try:
+        full = source.prices(FetchRequest(tickers=tuple(restated)))
+    except SourceError as exc:
+        # The windowed rows are still right as traded; the adjusted basis stays mixed until the
+        # next refresh succeeds.
+        context.log.warning(f"full history of restated tickers failed, kept the window: {exc}")
+        return frame, restated
+    refetched = full["ticker"].unique().to_list()
+    frame = pl.concat([frame.filter(~pl.col("ticker").is_in(refetched)), full], how="vertical")
+    return frame, restated
+
+
+def _summary_log(
+    run_id: str | None, dataset: str, rows: int, error: str | None, started: datetime
+) -> pl.DataFrame:
+    """One whole-dataset ingest log row (ticker null) for sources without a per-ticker log."""
+    status = "error" if error else ("ok" if rows else "empty")
+    return pl.DataFrame(
+        [
+            {
+                "run_id": run_id or "",
+                "dataset": dataset,
+                "ticker": None,
+                "rows": rows,
+                "status": status,
+                "error": error,
+                "attempts": 1,
+                "started_at": started,
+                "finished_at": datetime.now(UTC),
+            }
+        ],
+        schema=RAW_INGEST_LOG,
+    )
+
+
+def _failed(log: pl.DataFrame | None) -> list[str]:
+    if log is None or log.is_empty():
+        return []
+    bad = log.filter((pl.col("status") != "ok") & pl.col("ticker").is_not_null())
+    return sorted(bad["ticker"].unique().to_list())
+
+
 def ingest(
     context: dg.AssetExecutionContext,
     dataset: str,
     market: MarketDataResource,
     warehouse_resource: WarehouseResource,
 ) -> dg.MaterializeResult:
-    """Fetch ``dataset`` from the configured source and append it to ``raw.<dataset>``."""
+    """Fetch ``dataset`` from the run's source and write it to ``raw.<dataset>``."""
     settings = market.settings()
     source = market.get_source()
     warehouse = warehouse_resource.get()
-    if dataset == "prices":
-        request = _price_request(warehouse, settings.source, market.price_overlap_days)
-    else:
-        request = FetchRequest()
+    started = datetime.now(UTC)
+    restated: list[str] = []
+    error: str | None = None
+    frame = pl.DataFrame()
     try:
-        frame = getattr(source, dataset)(request)
+        if dataset == "prices":
+            frame, restated = _fetch_prices(
+                context, source, warehouse, settings.source, market.price_overlap_days
+            )
+        else:
+            frame = getattr(source, dataset)(FetchRequest())
+    except SourceError as exc:
+        error = str(exc)
     finally:
-        log = getattr(source, "ingest_log", None)
-        if isinstance(log, pl.DataFrame) and log.height:
+        log = market.unlogged_ingest_rows()
+        if log is None:
+            log = _summary_log(market.run_id, dataset, frame.height, error, started)
+        if log.height:
             warehouse.log_ingest(log)
-    if frame.is_empty() and dataset in _REQUIRED:
+    failed = _failed(log)
+    failed_meta = {"failed_tickers": dg.MetadataValue.json(failed[:_MAX_LISTED])}
+    if error is None and frame.is_empty() and dataset in _REQUIRED:
+        error = f"source {settings.source!r} returned no {dataset}"
+    if error is not None:
         # Nothing is written: the raw table keeps every row it had.
-        raise SourceError(
-            f"source {settings.source!r} returned no {dataset}; raw.{dataset} is unchanged"
+        raise dg.Failure(
+            description=f"{error}\nraw.{dataset} is unchanged.",
+            metadata={**failed_meta, "failed_count": len(failed)},
         )
     stats = warehouse.write_raw(dataset, frame)
     context.log.info(f"raw.{dataset}: {stats}")
-    failed = []
-    if isinstance(log, pl.DataFrame) and "status" in log.columns:
-        failed = log.filter(pl.col("status") != "ok")["ticker"].unique().sort().to_list()
+    if failed:
+        context.log.warning(f"{len(failed)} tickers failed: {failed[:_MAX_LISTED]}")
     return dg.MaterializeResult(
         metadata=table_metadata(
             f"raw.{dataset}",
@@ -77,7 +193,13 @@ def ingest(
             rows_unchanged=stats.unchanged,
             table_rows=warehouse.row_count(f"raw.{dataset}"),
             tickers=frame["ticker"].n_unique() if "ticker" in frame.columns else 0,
-            failed_tickers=dg.MetadataValue.json(failed[:200]),
+            failed_count=len(failed),
+            **failed_meta,
+            **(
+                {"restated_tickers": dg.MetadataValue.json(restated[:_MAX_LISTED])}
+                if dataset == "prices"
+                else {}
+            ),
         )
     )
 
@@ -85,6 +207,7 @@ def ingest(
 def _raw_asset(dataset: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=["raw", dataset],
+        deps=_DEPS.get(dataset, []),
         group_name=GROUP,
         kinds=KINDS,
         description=_DESCRIPTIONS[dataset],

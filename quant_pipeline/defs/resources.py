@@ -11,6 +11,8 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
+from pydantic import PrivateAttr
 
 from quant_pipeline.settings import Settings, from_env
 from quant_pipeline.sources import make_source
@@ -31,7 +33,13 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 class MarketDataResource(dg.ConfigurableResource):
-    """Where market data comes from: the demo market, Yahoo Finance or a directory of files."""
+    """Where market data comes from: the demo market, Yahoo Finance or a directory of files.
+
+    One source object serves every asset of a run (Dagster gives each run its own copy of the
+    resource): Yahoo price histories fetched for ``raw.prices`` are reused for
+    ``raw.corporate_actions``, and once Yahoo proved unreachable the later datasets fail at once.
+    Subclasses (tests, embedders) override :meth:`build_source` to supply another source.
+    """
 
     source: str | None = None
     data_dir: str | None = None
@@ -62,5 +70,37 @@ class MarketDataResource(dg.ConfigurableResource):
         base = from_env()
         return base.with_(**changes) if changes else base
 
+    _source: Source | None = PrivateAttr(default=None)
+    _run_id: str | None = PrivateAttr(default=None)
+    _logged_rows: int = PrivateAttr(default=0)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # The Dagster run id becomes the run_id of raw.ingest_log rows.
+        self._run_id = context.run.run_id if context.run is not None else None
+
+    def build_source(self) -> Source:
+        """A new source for the configured settings (no network or file access yet)."""
+        return make_source(
+            self.settings(), max_failed_share=self.yahoo_max_failed_share, run_id=self._run_id
+        )
+
     def get_source(self) -> Source:
-        return make_source(self.settings(), max_failed_share=self.yahoo_max_failed_share)
+        """The source of this run, built on first use."""
+        if self._source is None:
+            self._source = self.build_source()
+        return self._source
+
+    @property
+    def run_id(self) -> str | None:
+        """The Dagster run this resource serves (None outside a run)."""
+        return self._run_id
+
+    def unlogged_ingest_rows(self) -> pl.DataFrame | None:
+        """Rows of the source's ``ingest_log`` not handed out before (None: the source keeps
+        no per-ticker log). Each asset of a run writes only the attempts it caused."""
+        log = getattr(self._source, "ingest_log", None)
+        if not isinstance(log, pl.DataFrame):
+            return None
+        new = log.slice(self._logged_rows)
+        self._logged_rows = log.height
+        return new

@@ -8,8 +8,13 @@ from quant_pipeline.sources.base import FetchRequest, Source, SourceError
 __all__ = ["FetchRequest", "Source", "SourceError", "make_source"]
 
 
-def make_source(settings: Settings, max_failed_share: float = 0.5) -> Source:
-    """Build the source named by ``settings.source`` (lazy imports: yfinance is slow)."""
+def make_source(
+    settings: Settings, max_failed_share: float = 0.5, run_id: str | None = None
+) -> Source:
+    """Build the source named by ``settings.source`` (lazy imports: yfinance is slow).
+
+    ``run_id`` labels the yahoo ingest log rows (default: a random id).
+    """
     if settings.source == "demo":
         from quant_pipeline.sources.demo import DemoSource
 
@@ -24,5 +29,7 @@ def make_source(settings: Settings, max_failed_share: float = 0.5) -> Source:
         from quant_pipeline.sources.yahoo import YahooSource
 
         # No universe set: the current members of the shipped S&P 500 list.
-        return YahooSource(universe_path=settings.universe, max_failed_share=max_failed_share)
+        return YahooSource(
+            universe_path=settings.universe, max_failed_share=max_failed_share, run_id=run_id
+        )
     raise SourceError(f"unknown source {settings.source!r}")

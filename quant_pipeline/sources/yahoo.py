@@ -181,8 +181,9 @@ class YahooSource:
     ``backoff_base`` seconds (pause before retry k is ``backoff_base * 2**k * (1 + U[0,1))``),
     ``session`` (a ``requests.Session`` / curl_cffi session given to yfinance; tests pass a
     replaying one), ``max_failed_share`` of tickers that may fail before the fetch raises,
-    ``earnings_dates`` (look up report dates), ``abort_after`` consecutive network failures with
-    no success before the remaining tickers are skipped (offline fails fast), ``sleep`` and
+    ``earnings_dates`` (look up report dates), ``abort_after`` attempts failing with network
+    errors before any success, after which the remaining tickers are skipped (offline fails in
+    seconds), ``sleep`` and
     ``rng`` (injectable for tests), ``run_id`` for the ingest log.
     """
 
@@ -261,8 +262,8 @@ class YahooSource:
             if skip:
                 return _Outcome(
                     ticker, "error", None, 0,
-                    f"skipped: {self._network_failures} tickers in a row failed with network "
-                    f"errors and none succeeded (last: {self._last_network_error})",
+                    f"skipped: {self._network_failures} attempts failed with network errors "
+                    f"and none succeeded (last: {self._last_network_error})",
                     attempts, started, datetime.now(UTC),
                 )  # fmt: skip
             attempts += 1
@@ -275,17 +276,23 @@ class YahooSource:
                 if _is_missing(exc) and not retryable(exc):
                     return _Outcome(ticker, "empty", None, 0, _describe(exc), attempts, started,
                                     datetime.now(UTC))  # fmt: skip
-                if retryable(exc) and attempts <= self.retries:
+                aborted = False
+                if _is_network(exc):
+                    # Count attempts, not tickers: offline, every attempt fails at once, and
+                    # waiting out each ticker's backoff would take minutes.
+                    with self._lock:
+                        self._network_failures += 1
+                        self._last_network_error = _describe(exc)
+                        aborted = (
+                            self._successes == 0 and self._network_failures >= self.abort_after
+                        )
+                if retryable(exc) and attempts <= self.retries and not aborted:
                     pause = self.backoff_base * 2 ** (attempts - 1) * (1 + self._rng.random())
                     logger.info("%s %s: %s; retry %d in %.1fs", dataset, ticker, exc, attempts,
                                 pause)  # fmt: skip
                     self._sleep(pause)
                     self._clear_response_cache()
                     continue
-                if _is_network(exc):
-                    with self._lock:
-                        self._network_failures += 1
-                        self._last_network_error = _describe(exc)
                 return _Outcome(ticker, "error", None, 0, _describe(exc), attempts, started,
                                 datetime.now(UTC))  # fmt: skip
             with self._lock:

@@ -300,3 +300,22 @@ def test_curate_membership_and_actions_keep_latest_rows_sorted():
     assert out.rows() == ACTIONS.rows()  # the zero-ratio split cannot adjust and is dropped
     with pytest.raises(ValueError, match="unknown action"):
         curate_actions(actions.with_columns(action=pl.lit("merger")))
+
+
+def test_a_negative_share_count_becomes_null_and_keeps_the_rest_of_the_period():
+    # The S&P 500 vendor file derives shares as net income / EPS: PRU 2012 came out negative.
+    raw = fundamentals(
+        [
+            ("PRU", Q[3], "A", "shares_outstanding", 2.0e8, None, T0),  # older vintage
+            ("PRU", Q[3], "A", "shares_outstanding", -1.08e9, None, T1),  # latest: impossible
+            ("PRU", Q[3], "A", "revenue", 84.0, None, T1),
+            ("MET", Q[3], "A", "shares_outstanding", 1.1e9, None, T0),
+        ]
+    )
+    out = curate_fundamentals(raw).select("ticker", "revenue", "shares_outstanding")
+    # the latest vintage says "unknown": the older value does not come back
+    expected = pl.DataFrame(
+        {"ticker": ["MET", "PRU"], "revenue": [None, 84.0], "shares_outstanding": [1.1e9, None]},
+        schema_overrides={"revenue": pl.Float64, "shares_outstanding": pl.Float64},
+    )
+    assert_frame_equal(out, expected)

@@ -271,3 +271,17 @@ def test_report_date_is_the_first_earnings_date_within_120_days_after_period_end
 
 def test_share_class_tickers_use_yahoos_dash():
     assert yahoo_symbol("BRK.B") == "BRK-B"
+
+
+def test_offline_stops_after_abort_after_failed_attempts_not_after_every_tickers_retries(replay):
+    tickers = [f"T{i}" for i in range(20)]
+    for ticker in tickers:
+        replay.script("chart", ticker, *[requests.ConnectionError("Could not resolve host")] * 9)
+    source, sleeps = make_source(replay, tickers, retries=4, abort_after=8)
+    with pytest.raises(SourceError, match="unreachable"):
+        source.prices(FetchRequest())
+    # 8 failed attempts abort the fetch; at most one more attempt was already in flight on the
+    # second worker. Counting tickers instead would make 8 x 5 = 40 attempts and 32 pauses.
+    assert 8 <= replay.count("chart") <= 9
+    assert len(sleeps) <= 8
+    assert source.ingest_log.height == 20

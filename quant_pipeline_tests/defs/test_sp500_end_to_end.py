@@ -1,0 +1,93 @@
+"""The whole chain on the real S&P 500 files (``../shared/data/sp500``), as ``make demo`` runs it.
+
+Skipped when the shared folder is absent. About 15 s: the full dataset (505 tickers, 2013-2018).
+"""
+
+import math
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from quant_pipeline.definitions import all_assets, asset_checks
+from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
+from quant_pipeline.storage.warehouse import Warehouse
+from quant_pipeline_tests.defs.test_end_to_end import CONTRACT_TABLES
+
+
+@pytest.fixture(scope="module")
+def sp500_warehouse(sp500_dir, tmp_path_factory) -> Warehouse:
+    path = tmp_path_factory.mktemp("sp500") / "quant.duckdb"
+    resources = {
+        "warehouse": WarehouseResource(path=str(path)),
+        "market": MarketDataResource(source="files", data_dir=str(sp500_dir)),
+    }
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [*all_assets, *asset_checks], resources=resources, instance=instance
+        )
+    assert result.success
+    return Warehouse(path)
+
+
+def test_every_contract_table_has_rows_on_the_sp500_files(sp500_warehouse):
+    empty = [t for t in CONTRACT_TABLES if sp500_warehouse.row_count(t) == 0]
+    assert not empty, f"empty contract tables: {empty}"
+    # 505 tickers of prices, 2013-02-08 .. 2018-02-07, every ticker curated
+    prices = sp500_warehouse.read_table("curated.prices", columns=["ticker", "date"])
+    assert prices["ticker"].n_unique() == 505
+    assert (str(prices["date"].min()), str(prices["date"].max())) == ("2013-02-08", "2018-02-07")
+
+
+def test_annual_fundamentals_without_report_dates_become_usable_90_days_after_period_end(
+    sp500_warehouse,
+):
+    fundamentals = sp500_warehouse.read_table("curated.fundamentals")
+    assert fundamentals["period_type"].unique().to_list() == ["A"]
+    assert fundamentals["report_date"].null_count() == fundamentals.height
+    lag = (fundamentals["available_at"] - fundamentals["period_end"]).dt.total_days()
+    assert lag.unique().to_list() == [90]
+
+
+def test_vendor_prices_without_adj_close_are_adjusted_to_their_close(sp500_warehouse):
+    raw = sp500_warehouse.read_table("raw.prices", columns=["adj_close"])
+    assert raw["adj_close"].null_count() == raw.height  # the vendor file has no adjusted close
+    curated = sp500_warehouse.read_table("curated.prices", columns=["close", "adj_close"])
+    # no corporate actions in the folder: adjusted close falls back to the close
+    assert (curated["adj_close"] == curated["close"]).all()
+
+
+def test_membership_tickers_match_the_price_tickers_through_aliases(sp500_warehouse):
+    members = set(sp500_warehouse.read_table("curated.membership")["ticker"].to_list())
+    priced = set(sp500_warehouse.read_table("curated.prices", columns=["ticker"])["ticker"])
+    assert priced <= members  # PCLN (prices) and not BKNG (membership file) among them
+    assert "PCLN" in members
+
+
+def test_backtest_metrics_are_finite_and_plausible_for_us_large_caps(sp500_warehouse):
+    metrics = sp500_warehouse.read_table("backtest.metrics")
+    wide = {
+        (s, m): v
+        for s, m, v in metrics.select("strategy", "metric", "value").iter_rows()
+        if m in {"cagr", "annual_volatility", "sharpe_ratio", "max_drawdown"}
+    }
+    strategies = set(metrics["strategy"].unique())
+    assert {"magic_formula", "multifactor_smallcap", "benchmark"} <= strategies
+    assert len(wide) == 4 * len(strategies)
+    assert all(math.isfinite(v) for v in wide.values())
+    # Equal-weight S&P 500 members, price return (the files carry no dividends), 2014-2018:
+    # RSP rose ~8% a year with ~12% volatility over the same years.
+    assert 0.05 < wide[("benchmark", "cagr")] < 0.15
+    assert 0.08 < wide[("benchmark", "annual_volatility")] < 0.20
+    for strategy in strategies:
+        assert -0.6 < wide[(strategy, "max_drawdown")] < 0
+
+
+def test_target_weights_sum_to_one_on_every_sp500_rebalance(sp500_warehouse):
+    sums = (
+        sp500_warehouse.read_table("portfolio.target_weights")
+        .group_by("strategy", "rebalance_date")
+        .agg(pl.col("weight").sum())
+    )
+    assert sums.height > 0
+    assert (sums["weight"] - 1).abs().max() < 1e-9
