@@ -86,14 +86,36 @@ def latest_rows(frame: pl.DataFrame, key: list[str] | tuple[str, ...]) -> pl.Dat
     """One row per ``key``: the one with the latest ``ingested_at`` (ties: the later row).
 
     Expects the ``key`` columns and ``ingested_at``. Row order of the result follows the key.
+    A frame already in strictly increasing key order (raw.prices as the warehouse returns it) is
+    returned as is after one O(n) check; otherwise a stable sort and a keep-the-last-row-of-each-
+    key filter, with no hashing of the key (15M string keys cost seconds to hash).
     """
     key = list(key)
     _require(frame, [*key, "ingested_at"], "latest_rows")
-    return (
-        frame.sort([*key, "ingested_at"], nulls_last=False, maintain_order=True)
-        .unique(subset=key, keep="last", maintain_order=True)
-        .sort(key, maintain_order=True)
-    )
+    if is_sorted_by(frame, key):
+        return frame
+    ordered = frame.sort([*key, "ingested_at"], nulls_last=False, maintain_order=True)
+    last_of_key = pl.any_horizontal(pl.col(c).ne_missing(pl.col(c).shift(-1)) for c in key)
+    return ordered.filter(last_of_key.fill_null(True))
+
+
+def is_sorted_by(frame: pl.DataFrame, key: list[str] | tuple[str, ...]) -> bool:
+    """True when the rows are in strictly increasing lexicographic ``key`` order, so each key
+    occurs once. O(n) with no sort and no hashing: the first key column must be non-decreasing
+    (a native check), and rows that repeat it must increase in the remaining columns. A null
+    that decides a comparison gives False."""
+    key = list(key)
+    if frame.height <= 1:
+        return True
+    first = frame.get_column(key[0])
+    if first.null_count() or not first.is_sorted():
+        return False
+    increasing: pl.Expr = pl.lit(False)  # rows equal on every key column are not increasing
+    for c in reversed(key[1:]):
+        col, prev = pl.col(c), pl.col(c).shift()
+        increasing = (col > prev) | ((col == prev) & increasing)
+    new_first = pl.col(key[0]) != pl.col(key[0]).shift()
+    return bool(frame.select((new_first | increasing).slice(1).fill_null(False).all()).item())
 
 
 # --------------------------------------------------------------------------------------------
@@ -180,8 +202,9 @@ def curate_prices(raw_prices: pl.DataFrame, actions: pl.DataFrame | None = None)
     open/high/low stay null. Output: ``CURATED_PRICE_COLUMNS`` sorted by ticker, date.
     """
     _require(raw_prices, tuple(RAW_PRICES), "curate_prices")
-    sources = raw_prices["source"].unique().drop_nulls().to_list()
-    if len(sources) > 1:
+    source = pl.col("source").drop_nulls()
+    if raw_prices.select((source != source.first()).any()).item():
+        sources = raw_prices["source"].unique().drop_nulls().to_list()
         raise ValueError(
             f"curate_prices: expected rows of one source, got {sorted(sources)}; "
             "filter raw.prices by source first"
@@ -198,27 +221,44 @@ def curate_prices(raw_prices: pl.DataFrame, actions: pl.DataFrame | None = None)
             for c in _PRICE_VALUES
         ),
     ]
-    flagged = latest.with_columns(
-        reason=pl.concat_str(
-            [pl.when(cond.fill_null(False)).then(pl.lit(text)) for cond, text in reasons],
-            separator="; ",
-            ignore_nulls=True,
-        )
-    ).with_columns(reason=pl.when(pl.col("reason") != "").then(pl.col("reason")))
-    rejected = flagged.filter(pl.col("reason").is_not_null()).sort(["ticker", "date"])
-    accepted = flagged.filter(pl.col("reason").is_null()).drop("reason")
-    computed = adjusted_close(accepted.select("ticker", "date", "close"), actions).rename(
-        {"adj_close": "_computed"}
-    )
-    prices = (
-        accepted.join(computed.drop("close"), on=["ticker", "date"], how="left")
-        .with_columns(adj_close=pl.coalesce("adj_close", "_computed"))
-        .sort(["ticker", "date"])
+    # Most rows are fine: one boolean pass finds the bad ones, reasons are spelled out for those
+    # only (building a string for each of 15M rows costs more than the rest of the curation).
+    bad = pl.any_horizontal(cond.fill_null(False) for cond, _ in reasons)
+    latest = latest.with_columns(_bad=bad)
+    rejected = (
+        latest.filter(pl.col("_bad"))
+        .drop("_bad")
         .with_columns(
-            daily_return=(pl.col("adj_close") / pl.col("adj_close").shift(1) - 1.0).over("ticker")
+            reason=pl.concat_str(
+                [pl.when(cond.fill_null(False)).then(pl.lit(text)) for cond, text in reasons],
+                separator="; ",
+                ignore_nulls=True,
+            )
         )
-        .select(CURATED_PRICE_COLUMNS)
+        .sort(["ticker", "date"])
     )
+    accepted = latest.filter(~pl.col("_bad")).drop("_bad")
+    del latest
+    # adjusted_close works ticker by ticker, so only tickers lacking a source adj_close need it.
+    missing = accepted.filter(pl.col("adj_close").is_null()).get_column("ticker").unique()
+    if missing.len():
+        needed = accepted.filter(pl.col("ticker").is_in(missing.implode()))
+        computed = adjusted_close(needed.select("ticker", "date", "close"), actions)
+        accepted = accepted.join(
+            computed.select("ticker", "date", _computed="adj_close"),
+            on=["ticker", "date"],
+            how="left",
+        ).with_columns(adj_close=pl.coalesce("adj_close", "_computed"))
+    if not is_sorted_by(accepted, ["ticker", "date"]):
+        accepted = accepted.sort(["ticker", "date"])
+    # Sorted by (ticker, date): the previous row is the ticker's previous day unless the ticker
+    # changes, which a shift detects without a group-by over 15M rows.
+    same_ticker = pl.col("ticker") == pl.col("ticker").shift()
+    prices = accepted.with_columns(
+        daily_return=pl.when(same_ticker).then(
+            pl.col("adj_close") / pl.col("adj_close").shift() - 1.0
+        )
+    ).select(CURATED_PRICE_COLUMNS)
     if rejected.height:
         log.warning("curate_prices: rejected %d rows", rejected.height)
     return CuratedPrices(prices=prices, rejected=rejected)
