@@ -1,1 +1,1 @@
-"""Performance harness for quant_pipeline (not part of the test suite): ``python -m benchmarks.run``."""
+"""Performance harness (not part of the test suite): ``python -m benchmarks.run``."""

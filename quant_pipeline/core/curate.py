@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import polars as pl
 
+from quant_pipeline.core.ordering import is_sorted_by
 from quant_pipeline.core.schema import (
     ACTION_TYPES,
     FLOW_ITEMS,
@@ -97,25 +98,6 @@ def latest_rows(frame: pl.DataFrame, key: list[str] | tuple[str, ...]) -> pl.Dat
     ordered = frame.sort([*key, "ingested_at"], nulls_last=False, maintain_order=True)
     last_of_key = pl.any_horizontal(pl.col(c).ne_missing(pl.col(c).shift(-1)) for c in key)
     return ordered.filter(last_of_key.fill_null(True))
-
-
-def is_sorted_by(frame: pl.DataFrame, key: list[str] | tuple[str, ...]) -> bool:
-    """True when the rows are in strictly increasing lexicographic ``key`` order, so each key
-    occurs once. O(n) with no sort and no hashing: the first key column must be non-decreasing
-    (a native check), and rows that repeat it must increase in the remaining columns. A null
-    that decides a comparison gives False."""
-    key = list(key)
-    if frame.height <= 1:
-        return True
-    first = frame.get_column(key[0])
-    if first.null_count() or not first.is_sorted():
-        return False
-    increasing: pl.Expr = pl.lit(False)  # rows equal on every key column are not increasing
-    for c in reversed(key[1:]):
-        col, prev = pl.col(c), pl.col(c).shift()
-        increasing = (col > prev) | ((col == prev) & increasing)
-    new_first = pl.col(key[0]) != pl.col(key[0]).shift()
-    return bool(frame.select((new_first | increasing).slice(1).fill_null(False).all()).item())
 
 
 # --------------------------------------------------------------------------------------------

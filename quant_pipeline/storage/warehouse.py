@@ -24,6 +24,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from quant_pipeline.core.ordering import is_sorted_by
 from quant_pipeline.core.schema import RAW_INGEST_LOG, RAW_KEYS, RAW_SCHEMAS
 
 log = logging.getLogger(__name__)
@@ -274,7 +275,9 @@ class Warehouse:
             self._ensure(con)
             con.register("_incoming", _prepare(frame).to_arrow())
             try:
-                self._stage(con, table, schema, identity)
+                # A frame in strictly increasing identity order has no duplicate key: skip the
+                # GROUP BY that looks for them (3-4 s on 15M rows; the check is 0.3 s).
+                self._stage(con, table, schema, identity, unique=is_sorted_by(frame, identity))
                 if dataset in VINTAGE_DATASETS:
                     stats = self._append_vintages(con, table, schema, key, values)
                 else:
@@ -290,18 +293,20 @@ class Warehouse:
         table: str,
         schema: dict[str, pl.DataType],
         identity: list[str],
+        unique: bool = False,
     ) -> None:
         """Expose the incoming rows as ``_stage``; reject one key carrying different values.
 
         Exact duplicate rows are collapsed. The DISTINCT that does so is costly on millions of
-        rows, so it only runs when a duplicate key is present.
+        rows, so it only runs when a duplicate key is present (``unique``: the caller knows
+        there is none).
         """
         cols = ", ".join(_column_name(c) for c in schema)
         ident = ", ".join(_column_name(c) for c in identity)
         dupes_sql = (
             f"SELECT {ident}, count(*) AS n FROM {{src}} GROUP BY ALL HAVING count(*) > 1 LIMIT 5"
         )
-        if con.sql(dupes_sql.format(src="_incoming")).fetchall():
+        if not unique and con.sql(dupes_sql.format(src="_incoming")).fetchall():
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE _stage AS SELECT DISTINCT {cols} FROM _incoming"
             )
@@ -328,6 +333,13 @@ class Warehouse:
             f"s.{_column_name(c)} IS DISTINCT FROM t.{_column_name(c)}" for c in values
         )
         cols = ", ".join(f"s.{_column_name(c)}" for c in schema)
+        if not con.sql(f"SELECT 1 FROM {target} LIMIT 1").fetchall():
+            # First load: every row is new. Insert straight from the stage instead of
+            # classifying 15M rows into a temp table and copying them again (halves the time).
+            plain = ", ".join(_column_name(c) for c in schema)
+            con.execute(f"INSERT INTO {target} ({plain}) SELECT {plain} FROM _stage")
+            inserted = con.sql("SELECT count(*) FROM _stage").fetchall()[0][0]
+            return WriteStats(inserted=inserted, updated=0, unchanged=0)
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE _classified AS
