@@ -22,6 +22,7 @@ import os
 import resource
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -65,6 +66,7 @@ def cpu_seconds() -> float:
 class Timer:
     parts: dict[str, float] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)
+    step_peak_mb: dict[str, float] = field(default_factory=dict)
     rows_in: int = 0
     rows_out: int = 0
 
@@ -322,22 +324,66 @@ def _dagster_env(cfg: Config, warehouse: Path) -> None:
     )
 
 
+class RssSampler:
+    """Samples this process's resident memory every ``interval`` seconds in a thread, so the
+    peak can be attributed to the Dagster step running at the time."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def rss_mb() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), self.rss_mb()))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def peak_between(self, start: float, end: float) -> float:
+        inside = [mb for ts, mb in self.samples if start <= ts <= end]
+        return max(inside, default=0.0)
+
+
 def _materialize_all(t: Timer) -> None:
-    """Every asset and check in one in-process run; per-step durations go into ``t.parts``."""
+    """Every asset and check in one in-process run; per-step wall time goes into ``t.parts``
+    (``step.<key>``) and the peak RSS sampled while each step ran into ``t.step_peak_mb``."""
     import dagster as dg
 
     from quant_pipeline.definitions import all_assets, asset_checks, build_resources
 
-    with dg.DagsterInstance.ephemeral() as instance, t.part("materialize"):
+    with (
+        dg.DagsterInstance.ephemeral() as instance,
+        RssSampler() as sampler,
+        t.part("materialize"),
+    ):
         result = dg.materialize(
             [*all_assets, *asset_checks],
             resources=build_resources(),
             instance=instance,
             raise_on_error=True,
         )
+    starts: dict[str, float] = {}
     for event in result.all_events:
+        if event.event_type_value == "STEP_START":
+            starts[event.step_key] = event.timestamp
         if event.event_type_value == "STEP_SUCCESS":
             t.parts[f"step.{event.step_key}"] = event.event_specific_data.duration_ms / 1000.0
+            t.step_peak_mb[event.step_key] = round(
+                sampler.peak_between(starts.get(event.step_key, 0.0), event.timestamp), 1
+            )
 
 
 def stage_dagster_full(cfg: Config, t: Timer) -> None:
@@ -458,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
                 "rows_out": timer.rows_out,
                 "peak_rss_mb": round(peak_kb / 1024, 1),
                 "import_rss_mb": round(baseline_mb, 1),
+                "step_peak_rss_mb": timer.step_peak_mb,
             }
         )
     )

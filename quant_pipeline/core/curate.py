@@ -219,7 +219,12 @@ def curate_prices(raw_prices: pl.DataFrame, actions: pl.DataFrame | None = None)
         )
         .sort(["ticker", "date"])
     )
-    accepted = latest.filter(~pl.col("_bad")).drop("_bad")
+    # Only the output columns are copied by the filter (source and ingested_at are 1/4 of a row).
+    keep = [c for c in CURATED_PRICE_COLUMNS if c != "daily_return"]
+    if rejected.height:
+        accepted = latest.select(*keep, "_bad").filter(~pl.col("_bad")).drop("_bad")
+    else:
+        accepted = latest.select(keep)
     del latest
     # adjusted_close works ticker by ticker, so only tickers lacking a source adj_close need it.
     missing = accepted.filter(pl.col("adj_close").is_null()).get_column("ticker").unique()

@@ -389,6 +389,9 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
         * turnover
         * np.exp(0.35 * rng.standard_normal((n_days, n)) + 8.0 * np.abs(eps) * idio_vol)
     )
+    # Memory: every matrix is n_days x n float64 (120 MB at 3,000 tickers x 20 years); drop each
+    # one as soon as it is used so the peak stays a handful of them, not twenty.
+    del eps, years_listed, split_cum
 
     # --- missing days and bad rows ---------------------------------------------------------------
     protected = ~listed | (rows == first) | (rows == last)
@@ -409,7 +412,10 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
     present = listed.copy()
     present[missing_pos % n_days, missing_pos // n_days] = False
 
-    clean_close = close.copy()
+    # What the fundamentals and profiles need from the clean close, taken before defects land.
+    market_cap = close * shares
+    close_last = close[last, np.arange(n)]
+    shares_last = shares[last, np.arange(n)]
     for kind, name in enumerate(BAD_ROW_KINDS):
         d, c = bad_day[bad_kind == kind], bad_col[bad_kind == kind]
         if name == "negative_close":
@@ -421,26 +427,49 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
         else:
             close[d, c], adj_close[d, c] = np.nan, np.nan
 
+    # --- fundamentals: before the price frame so the matrices can go; no draws in between ------
+    ticker_series = pl.Series("ticker", tickers, dtype=pl.String)
+    fundamentals = _fundamentals(
+        rng,
+        dates=dates,
+        end=end,
+        tickers=ticker_series,
+        listed=listed,
+        first=first,
+        last=last,
+        market_cap=market_cap,
+        shares=shares,
+        cheapness=cheapness,
+        quality=quality,
+        sector=(s_ey, s_nm, s_gm, s_de, s_ppe, is_fin),
+    ).with_columns(pl.lit(SOURCE).alias("source"), pl.lit(ingested_at).alias("ingested_at"))
+    del market_cap, shares
+
     # --- prices frame ----------------------------------------------------------------------------
     mask_t = present.T
     col_idx, day_idx = np.nonzero(mask_t)
-    ticker_series = pl.Series("ticker", tickers, dtype=pl.String)
-    prices = pl.DataFrame(
-        {
-            "ticker": ticker_series.gather(col_idx),
-            "date": dates[day_idx],
-            "open": open_.T[mask_t],
-            "high": high.T[mask_t],
-            "low": low.T[mask_t],
-            "close": close.T[mask_t],
-            "adj_close": adj_close.T[mask_t],
-            "volume": volume.T[mask_t],
-        }
-    ).with_columns(
+    columns: dict[str, object] = {
+        "ticker": ticker_series.gather(col_idx),
+        "date": dates[day_idx],
+    }
+    del col_idx, day_idx
+    matrices = {
+        "open": open_,
+        "high": high,
+        "low": low,
+        "close": close,
+        "adj_close": adj_close,
+        "volume": volume,
+    }
+    del open_, high, low, close, adj_close, volume
+    for name in list(matrices):
+        columns[name] = matrices.pop(name).T[mask_t]  # the matrix is freed here
+    prices = pl.DataFrame(columns).with_columns(
         pl.col("close", "adj_close").fill_nan(None),
         pl.lit(SOURCE).alias("source"),
         pl.lit(ingested_at).alias("ingested_at"),
     )
+    del columns
 
     # --- corporate actions -----------------------------------------------------------------------
     div_rows, div_cols = np.nonzero(ex_ok)
@@ -465,22 +494,6 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
         ]
     ).with_columns(pl.lit(SOURCE).alias("source"), pl.lit(ingested_at).alias("ingested_at"))
 
-    # --- fundamentals ----------------------------------------------------------------------------
-    fundamentals = _fundamentals(
-        rng,
-        dates=dates,
-        end=end,
-        tickers=ticker_series,
-        listed=listed,
-        first=first,
-        last=last,
-        market_cap=clean_close * shares,
-        shares=shares,
-        cheapness=cheapness,
-        quality=quality,
-        sector=(s_ey, s_nm, s_gm, s_de, s_ppe, is_fin),
-    ).with_columns(pl.lit(SOURCE).alias("source"), pl.lit(ingested_at).alias("ingested_at"))
-
     # --- securities and membership ---------------------------------------------------------------
     sectors = np.array(SECTORS)[sector_idx]
     industry = [_INDUSTRIES[s][k] for s, k in zip(sectors, rng.integers(0, 3, size=n), strict=True)]
@@ -498,7 +511,6 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
         else f"{_NAME_WORDS[a]} {_NAME_SUFFIXES[s]}"
         for (a, b), s in zip(words, suffix, strict=True)
     ]
-    shares_last = shares[last, np.arange(n)]
     securities = pl.DataFrame(
         {
             "ticker": ticker_series,
@@ -510,7 +522,7 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
             "quote_type": "EQUITY",
             "currency": "USD",
             "shares_outstanding": shares_last,
-            "market_cap": clean_close[last, np.arange(n)] * shares_last,
+            "market_cap": close_last * shares_last,
             "source": SOURCE,
             "ingested_at": ingested_at,
         }
