@@ -364,25 +364,26 @@ def _materialize_all(t: Timer) -> None:
 
     from quant_pipeline.definitions import all_assets, asset_checks, build_resources
 
-    with (
-        dg.DagsterInstance.ephemeral() as instance,
-        RssSampler() as sampler,
-        t.part("materialize"),
-    ):
-        result = dg.materialize(
-            [*all_assets, *asset_checks],
-            resources=build_resources(),
-            instance=instance,
-            raise_on_error=True,
-        )
+    with dg.DagsterInstance.ephemeral() as instance:
+        with RssSampler() as sampler, t.part("materialize"):
+            result = dg.materialize(
+                [*all_assets, *asset_checks],
+                resources=build_resources(),
+                instance=instance,
+                raise_on_error=True,
+            )
+        records = instance.all_logs(result.run_id)
     starts: dict[str, float] = {}
-    for event in result.all_events:
+    for record in records:
+        event = record.dagster_event
+        if event is None:
+            continue
         if event.event_type_value == "STEP_START":
-            starts[event.step_key] = event.timestamp
+            starts[event.step_key] = record.timestamp
         if event.event_type_value == "STEP_SUCCESS":
             t.parts[f"step.{event.step_key}"] = event.event_specific_data.duration_ms / 1000.0
             t.step_peak_mb[event.step_key] = round(
-                sampler.peak_between(starts.get(event.step_key, 0.0), event.timestamp), 1
+                sampler.peak_between(starts.get(event.step_key, 0.0), record.timestamp), 1
             )
 
 

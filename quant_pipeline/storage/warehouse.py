@@ -275,11 +275,17 @@ class Warehouse:
             self._ensure(con)
             con.register("_incoming", _prepare(frame).to_arrow())
             try:
-                # A frame in strictly increasing identity order has no duplicate key: skip the
+                # A frame in strictly increasing key order has no duplicate key: skip the
                 # GROUP BY that looks for them (3-4 s on 15M rows; the check is 0.3 s).
-                self._stage(con, table, schema, identity, unique=is_sorted_by(frame, identity))
+                key_unique = is_sorted_by(frame, key)
+                unique = key_unique or is_sorted_by(frame, identity)
+                self._stage(con, table, schema, identity, unique=unique)
                 if dataset in VINTAGE_DATASETS:
-                    stats = self._append_vintages(con, table, schema, key, values)
+                    stats = None
+                    if key_unique:
+                        stats = self._append_one_vintage(con, table, schema, key, values)
+                    if stats is None:
+                        stats = self._append_vintages(con, table, schema, key, values)
                 else:
                     stats = self._upsert(con, table, schema, key, values)
             finally:
@@ -422,6 +428,56 @@ class Warehouse:
         counts = dict(
             con.sql("SELECT _status, count(*) FROM _classified GROUP BY _status").fetchall()
         )
+        if counts.get("new"):
+            Warehouse._insert_new(con, target, schema)
+        return WriteStats(inserted=counts.get("new", 0), updated=0, unchanged=counts.get("same", 0))
+
+    @staticmethod
+    def _append_one_vintage(
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        schema: dict[str, pl.DataType],
+        key: list[str],
+        values: list[str],
+    ) -> WriteStats | None:
+        """:meth:`_append_vintages` for the usual fetch: one incoming row per key, none older than
+        the key's latest stored vintage. Then a row is new exactly when its key is not stored or
+        its values differ from the latest stored vintage, found with ``arg_max`` (a hash
+        aggregate) instead of a window over every stored row: 9 -> 2 CPU s for 2.9M re-fetched
+        fundamentals. Returns None, having written nothing, when an incoming row is older than
+        its key's latest vintage (the general method orders such rows in time)."""
+        target = _table_name(table)
+        keys = ", ".join(_column_name(c) for c in key)
+        on = " AND ".join(f"s.{_column_name(c)} = l.{_column_name(c)}" for c in key)
+        on_t = " AND ".join(f"s.{_column_name(c)} = t.{_column_name(c)}" for c in key)
+        packed = ", ".join(f"{_column_name(c)} := t.{_column_name(c)}" for c in values)
+        changed = " OR ".join(
+            f"s.{_column_name(c)} IS DISTINCT FROM l._v.{_column_name(c)}" for c in values
+        )
+        cols = ", ".join(f"s.{_column_name(c)}" for c in schema)
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _classified AS
+            WITH latest AS (
+                SELECT {", ".join(f"t.{_column_name(c)}" for c in key)},
+                       max(t.ingested_at) AS _at,
+                       arg_max(struct_pack({packed}), t.ingested_at) AS _v
+                FROM {target} t SEMI JOIN _stage s ON {on_t}
+                GROUP BY {keys}
+            )
+            SELECT {cols},
+                   CASE WHEN l._at IS NULL THEN 'new'
+                        WHEN l._at > s.ingested_at THEN 'older'
+                        WHEN {changed or "FALSE"} THEN 'new'
+                        ELSE 'same' END AS _status
+            FROM _stage s LEFT JOIN latest l ON {on}
+            """
+        )
+        counts = dict(
+            con.sql("SELECT _status, count(*) FROM _classified GROUP BY _status").fetchall()
+        )
+        if counts.get("older"):
+            return None
         if counts.get("new"):
             Warehouse._insert_new(con, target, schema)
         return WriteStats(inserted=counts.get("new", 0), updated=0, unchanged=counts.get("same", 0))
