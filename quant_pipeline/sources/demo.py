@@ -71,8 +71,8 @@ Data defects (the curated layer must filter them)
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -205,13 +205,44 @@ def generate_market(
     identical frames; results are cached in-process because several assets ask for them.
     Raises ``ValueError`` when ``n_tickers < 1`` or the window holds fewer than 60 trading days.
     """
-    end = latest_weekday() if end is None else end
-    return _generate_cached(int(n_tickers), start, end, int(seed))
+    return _cached_market(n_tickers, start, end, seed, need_prices=True)
 
 
-@functools.lru_cache(maxsize=4)
-def _generate_cached(n_tickers: int, start: date, end: date, seed: int) -> DemoMarket:
-    return _generate(n_tickers, start, end, seed)
+# Up to _CACHE_SIZE markets stay in memory. A market with at least RELEASE_PRICES_ROWS price rows
+# (about 1,000 tickers x 20 years) hands its price frame to the first DemoSource.prices caller
+# instead of keeping it: the raw.prices asset writes it once, and keeping 1-2 GB alive for the
+# rest of a pipeline run would push the whole chain over its memory budget. The small frames stay
+# cached; asking for the prices again regenerates the market.
+_CACHE_SIZE = 4
+RELEASE_PRICES_ROWS = 5_000_000
+_CACHE: OrderedDict[tuple[int, date, date, int], DemoMarket] = OrderedDict()
+_RELEASED = pl.DataFrame(schema=RAW_PRICES)
+
+
+def _cache_key(
+    n_tickers: int, start: date, end: date | None, seed: int
+) -> tuple[int, date, date, int]:
+    return (int(n_tickers), start, latest_weekday() if end is None else end, int(seed))
+
+
+def _cached_market(
+    n_tickers: int, start: date, end: date | None, seed: int, *, need_prices: bool
+) -> DemoMarket:
+    key = _cache_key(n_tickers, start, end, seed)
+    market = _CACHE.get(key)
+    if market is None or (need_prices and market.prices is _RELEASED):
+        market = _generate(*key)
+    _CACHE[key] = market
+    _CACHE.move_to_end(key)
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return market
+
+
+def _release_prices(key: tuple[int, date, date, int]) -> None:
+    market = _CACHE.get(key)
+    if market is not None and market.prices.height >= RELEASE_PRICES_ROWS:
+        _CACHE[key] = replace(market, prices=_RELEASED)
 
 
 def _pick(rng: np.random.Generator, n: int, share: float, minimum: int = 1) -> np.ndarray:
@@ -736,36 +767,45 @@ class DemoSource:
 
     @property
     def market(self) -> DemoMarket:
+        """The whole market (prices included; regenerated if a big one handed them over)."""
         return generate_market(self.n_tickers, self.start, self.end, self.seed)
+
+    def _market(self) -> DemoMarket:
+        """The cached market, whose ``prices`` may have been handed over already."""
+        return _cached_market(self.n_tickers, self.start, self.end, self.seed, need_prices=False)
 
     def universe(self) -> list[str]:
         """Every ticker of the demo market, sorted (delisted ones included)."""
-        return self.market.securities["ticker"].to_list()
+        return self._market().securities["ticker"].to_list()
 
     def prices(self, request: FetchRequest) -> pl.DataFrame:
-        """Daily OHLCV rows (RAW_PRICES) with ``date`` in the request window."""
+        """Daily OHLCV rows (RAW_PRICES) with ``date`` in the request window.
+
+        A big market (``RELEASE_PRICES_ROWS``) drops its cached price frame once served."""
         frame = _filter_dates(self.market.prices, request, "date")
-        return _filter_per_ticker(frame, request, "date")
+        frame = _filter_per_ticker(frame, request, "date")
+        _release_prices(_cache_key(self.n_tickers, self.start, self.end, self.seed))
+        return frame
 
     def corporate_actions(self, request: FetchRequest) -> pl.DataFrame:
         """Splits and dividends (RAW_CORPORATE_ACTIONS) dated in the request window."""
-        frame = _filter_dates(self.market.corporate_actions, request, "date")
+        frame = _filter_dates(self._market().corporate_actions, request, "date")
         return _filter_per_ticker(frame, request, "date")
 
     def fundamentals(self, request: FetchRequest) -> pl.DataFrame:
         """Quarterly items (RAW_FUNDAMENTALS) whose ``report_date`` is in the request window."""
-        return _filter_dates(self.market.fundamentals, request, "report_date")
+        return _filter_dates(self._market().fundamentals, request, "report_date")
 
     def securities(self, request: FetchRequest) -> pl.DataFrame:
         """Current profiles (RAW_SECURITIES) of the requested tickers."""
-        frame = self.market.securities
+        frame = self._market().securities
         if request.tickers is not None:
             frame = frame.filter(pl.col("ticker").is_in(list(request.tickers)))
         return frame
 
     def membership(self, request: FetchRequest) -> pl.DataFrame:
         """Membership intervals (RAW_MEMBERSHIP) overlapping the request window."""
-        frame = self.market.membership
+        frame = self._market().membership
         if request.tickers is not None:
             frame = frame.filter(pl.col("ticker").is_in(list(request.tickers)))
         if request.end is not None:
