@@ -238,14 +238,17 @@ def curate_prices(raw_prices: pl.DataFrame, actions: pl.DataFrame | None = None)
         ).with_columns(adj_close=pl.coalesce("adj_close", "_computed"))
     if not is_sorted_by(accepted, ["ticker", "date"]):
         accepted = accepted.sort(["ticker", "date"])
-    # Sorted by (ticker, date): the previous row is the ticker's previous day unless the ticker
-    # changes, which a shift detects without a group-by over 15M rows.
-    same_ticker = pl.col("ticker") == pl.col("ticker").shift()
-    prices = accepted.with_columns(
-        daily_return=pl.when(same_ticker).then(
-            pl.col("adj_close") / pl.col("adj_close").shift() - 1.0
-        )
-    ).select(CURATED_PRICE_COLUMNS)
+    # Sorted by (ticker, date): the previous row is the ticker's previous day except on each
+    # ticker's first row, found from the run lengths of ticker (no group-by, no shifted copy of
+    # 15M strings: a third of the transient memory of an expression with .over("ticker")).
+    adj = accepted.get_column("adj_close")
+    daily_return = adj / adj.shift() - 1.0
+    if accepted.height:
+        runs = accepted.get_column("ticker").rle().struct.field("len")
+        daily_return = daily_return.scatter(runs.cum_sum().shift(1, fill_value=0), None)
+    prices = accepted.with_columns(daily_return.alias("daily_return")).select(
+        CURATED_PRICE_COLUMNS
+    )
     if rejected.height:
         log.warning("curate_prices: rejected %d rows", rejected.height)
     return CuratedPrices(prices=prices, rejected=rejected)

@@ -20,5 +20,7 @@ def is_sorted_by(frame: pl.DataFrame, key: list[str] | tuple[str, ...]) -> bool:
     for c in reversed(key[1:]):
         col, prev = pl.col(c), pl.col(c).shift()
         increasing = (col > prev) | ((col == prev) & increasing)
-    new_first = pl.col(key[0]) != pl.col(key[0]).shift()
+    # rle_id compares neighbours in place; shifting a 15M-row string column would copy it
+    run = pl.col(key[0]).rle_id()
+    new_first = run != run.shift()
     return bool(frame.select((new_first | increasing).slice(1).fill_null(False).all()).item())
