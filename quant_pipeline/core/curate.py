@@ -246,9 +246,7 @@ def curate_prices(raw_prices: pl.DataFrame, actions: pl.DataFrame | None = None)
     if accepted.height:
         runs = accepted.get_column("ticker").rle().struct.field("len")
         daily_return = daily_return.scatter(runs.cum_sum().shift(1, fill_value=0), None)
-    prices = accepted.with_columns(daily_return.alias("daily_return")).select(
-        CURATED_PRICE_COLUMNS
-    )
+    prices = accepted.with_columns(daily_return.alias("daily_return")).select(CURATED_PRICE_COLUMNS)
     if rejected.height:
         log.warning("curate_prices: rejected %d rows", rejected.height)
     return CuratedPrices(prices=prices, rejected=rejected)
