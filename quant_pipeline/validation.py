@@ -12,6 +12,7 @@ import pandera.polars as pa
 import polars as pl
 from pandera.engines import polars_engine as pe
 
+from quant_pipeline.core.ordering import is_sorted_by
 from quant_pipeline.core.schema import PERIOD_TYPES
 
 _UTC = {"time_unit": "us", "time_zone": "UTC"}
@@ -140,6 +141,21 @@ _ROW_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _key_proven(model: type[pa.DataFrameModel]) -> type[pa.DataFrameModel]:
+    """``model`` without its multi-column ``unique`` rule, for frames whose key order proves it.
+
+    pandera checks ``unique`` by hashing every key (4-5 s and +1 GB on 15M price rows, 90% of the
+    validation); a frame in strictly increasing key order cannot hold a duplicate, and checking
+    that order is O(n) without hashing. Same name, so failure messages read the same."""
+    config = type("Config", (), {"strict": True, "unique": None})
+    return type(model.__name__, (model,), {"Config": config, "__doc__": model.__doc__})
+
+
+_KEY_PROVEN: dict[str, type[pa.DataFrameModel]] = {
+    name: _key_proven(model) for name, model in MODELS.items() if model.__config__.unique
+}
+
+
 def validate(frame: pl.DataFrame, table_name: str) -> pl.DataFrame:
     """Check ``frame`` against the model of ``table_name`` (e.g. ``"curated.prices"``).
 
@@ -150,6 +166,14 @@ def validate(frame: pl.DataFrame, table_name: str) -> pl.DataFrame:
     if table_name not in MODELS:
         raise KeyError(f"no validation model for {table_name!r}; known: {sorted(MODELS)}")
     model = MODELS[table_name]
+    key = list(model.__config__.unique or [])
+    if (
+        table_name in _KEY_PROVEN
+        and isinstance(frame, pl.DataFrame)
+        and all(c in frame.columns for c in key)
+        and is_sorted_by(frame, key)
+    ):
+        model = _KEY_PROVEN[table_name]
     try:
         return model.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:

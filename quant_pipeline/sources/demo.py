@@ -71,8 +71,8 @@ Data defects (the curated layer must filter them)
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -205,13 +205,44 @@ def generate_market(
     identical frames; results are cached in-process because several assets ask for them.
     Raises ``ValueError`` when ``n_tickers < 1`` or the window holds fewer than 60 trading days.
     """
-    end = latest_weekday() if end is None else end
-    return _generate_cached(int(n_tickers), start, end, int(seed))
+    return _cached_market(n_tickers, start, end, seed, need_prices=True)
 
 
-@functools.lru_cache(maxsize=4)
-def _generate_cached(n_tickers: int, start: date, end: date, seed: int) -> DemoMarket:
-    return _generate(n_tickers, start, end, seed)
+# Up to _CACHE_SIZE markets stay in memory. A market with at least RELEASE_PRICES_ROWS price rows
+# (about 1,000 tickers x 20 years) hands its price frame to the first DemoSource.prices caller
+# instead of keeping it: the raw.prices asset writes it once, and keeping 1-2 GB alive for the
+# rest of a pipeline run would push the whole chain over its memory budget. The small frames stay
+# cached; asking for the prices again regenerates the market.
+_CACHE_SIZE = 4
+RELEASE_PRICES_ROWS = 5_000_000
+_CACHE: OrderedDict[tuple[int, date, date, int], DemoMarket] = OrderedDict()
+_RELEASED = pl.DataFrame(schema=RAW_PRICES)
+
+
+def _cache_key(
+    n_tickers: int, start: date, end: date | None, seed: int
+) -> tuple[int, date, date, int]:
+    return (int(n_tickers), start, latest_weekday() if end is None else end, int(seed))
+
+
+def _cached_market(
+    n_tickers: int, start: date, end: date | None, seed: int, *, need_prices: bool
+) -> DemoMarket:
+    key = _cache_key(n_tickers, start, end, seed)
+    market = _CACHE.get(key)
+    if market is None or (need_prices and market.prices is _RELEASED):
+        market = _generate(*key)
+    _CACHE[key] = market
+    _CACHE.move_to_end(key)
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return market
+
+
+def _release_prices(key: tuple[int, date, date, int]) -> None:
+    market = _CACHE.get(key)
+    if market is not None and market.prices.height >= RELEASE_PRICES_ROWS:
+        _CACHE[key] = replace(market, prices=_RELEASED)
 
 
 def _pick(rng: np.random.Generator, n: int, share: float, minimum: int = 1) -> np.ndarray:
@@ -389,6 +420,9 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
         * turnover
         * np.exp(0.35 * rng.standard_normal((n_days, n)) + 8.0 * np.abs(eps) * idio_vol)
     )
+    # Memory: every matrix is n_days x n float64 (120 MB at 3,000 tickers x 20 years); drop each
+    # one as soon as it is used so the peak stays a handful of them, not twenty.
+    del eps, years_listed, split_cum
 
     # --- missing days and bad rows ---------------------------------------------------------------
     protected = ~listed | (rows == first) | (rows == last)
@@ -409,7 +443,10 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
     present = listed.copy()
     present[missing_pos % n_days, missing_pos // n_days] = False
 
-    clean_close = close.copy()
+    # What the fundamentals and profiles need from the clean close, taken before defects land.
+    market_cap = close * shares
+    close_last = close[last, np.arange(n)]
+    shares_last = shares[last, np.arange(n)]
     for kind, name in enumerate(BAD_ROW_KINDS):
         d, c = bad_day[bad_kind == kind], bad_col[bad_kind == kind]
         if name == "negative_close":
@@ -421,26 +458,49 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
         else:
             close[d, c], adj_close[d, c] = np.nan, np.nan
 
+    # --- fundamentals: before the price frame so the matrices can go; no draws in between ------
+    ticker_series = pl.Series("ticker", tickers, dtype=pl.String)
+    fundamentals = _fundamentals(
+        rng,
+        dates=dates,
+        end=end,
+        tickers=ticker_series,
+        listed=listed,
+        first=first,
+        last=last,
+        market_cap=market_cap,
+        shares=shares,
+        cheapness=cheapness,
+        quality=quality,
+        sector=(s_ey, s_nm, s_gm, s_de, s_ppe, is_fin),
+    ).with_columns(pl.lit(SOURCE).alias("source"), pl.lit(ingested_at).alias("ingested_at"))
+    del market_cap, shares
+
     # --- prices frame ----------------------------------------------------------------------------
     mask_t = present.T
     col_idx, day_idx = np.nonzero(mask_t)
-    ticker_series = pl.Series("ticker", tickers, dtype=pl.String)
-    prices = pl.DataFrame(
-        {
-            "ticker": ticker_series.gather(col_idx),
-            "date": dates[day_idx],
-            "open": open_.T[mask_t],
-            "high": high.T[mask_t],
-            "low": low.T[mask_t],
-            "close": close.T[mask_t],
-            "adj_close": adj_close.T[mask_t],
-            "volume": volume.T[mask_t],
-        }
-    ).with_columns(
+    columns: dict[str, object] = {
+        "ticker": ticker_series.gather(col_idx),
+        "date": dates[day_idx],
+    }
+    del col_idx, day_idx
+    matrices = {
+        "open": open_,
+        "high": high,
+        "low": low,
+        "close": close,
+        "adj_close": adj_close,
+        "volume": volume,
+    }
+    del open_, high, low, close, adj_close, volume
+    for name in list(matrices):
+        columns[name] = matrices.pop(name).T[mask_t]  # the matrix is freed here
+    prices = pl.DataFrame(columns).with_columns(
         pl.col("close", "adj_close").fill_nan(None),
         pl.lit(SOURCE).alias("source"),
         pl.lit(ingested_at).alias("ingested_at"),
     )
+    del columns
 
     # --- corporate actions -----------------------------------------------------------------------
     div_rows, div_cols = np.nonzero(ex_ok)
@@ -465,22 +525,6 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
         ]
     ).with_columns(pl.lit(SOURCE).alias("source"), pl.lit(ingested_at).alias("ingested_at"))
 
-    # --- fundamentals ----------------------------------------------------------------------------
-    fundamentals = _fundamentals(
-        rng,
-        dates=dates,
-        end=end,
-        tickers=ticker_series,
-        listed=listed,
-        first=first,
-        last=last,
-        market_cap=clean_close * shares,
-        shares=shares,
-        cheapness=cheapness,
-        quality=quality,
-        sector=(s_ey, s_nm, s_gm, s_de, s_ppe, is_fin),
-    ).with_columns(pl.lit(SOURCE).alias("source"), pl.lit(ingested_at).alias("ingested_at"))
-
     # --- securities and membership ---------------------------------------------------------------
     sectors = np.array(SECTORS)[sector_idx]
     industry = [_INDUSTRIES[s][k] for s, k in zip(sectors, rng.integers(0, 3, size=n), strict=True)]
@@ -498,7 +542,6 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
         else f"{_NAME_WORDS[a]} {_NAME_SUFFIXES[s]}"
         for (a, b), s in zip(words, suffix, strict=True)
     ]
-    shares_last = shares[last, np.arange(n)]
     securities = pl.DataFrame(
         {
             "ticker": ticker_series,
@@ -510,7 +553,7 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
             "quote_type": "EQUITY",
             "currency": "USD",
             "shares_outstanding": shares_last,
-            "market_cap": clean_close[last, np.arange(n)] * shares_last,
+            "market_cap": close_last * shares_last,
             "source": SOURCE,
             "ingested_at": ingested_at,
         }
@@ -724,36 +767,45 @@ class DemoSource:
 
     @property
     def market(self) -> DemoMarket:
+        """The whole market (prices included; regenerated if a big one handed them over)."""
         return generate_market(self.n_tickers, self.start, self.end, self.seed)
+
+    def _market(self) -> DemoMarket:
+        """The cached market, whose ``prices`` may have been handed over already."""
+        return _cached_market(self.n_tickers, self.start, self.end, self.seed, need_prices=False)
 
     def universe(self) -> list[str]:
         """Every ticker of the demo market, sorted (delisted ones included)."""
-        return self.market.securities["ticker"].to_list()
+        return self._market().securities["ticker"].to_list()
 
     def prices(self, request: FetchRequest) -> pl.DataFrame:
-        """Daily OHLCV rows (RAW_PRICES) with ``date`` in the request window."""
+        """Daily OHLCV rows (RAW_PRICES) with ``date`` in the request window.
+
+        A big market (``RELEASE_PRICES_ROWS``) drops its cached price frame once served."""
         frame = _filter_dates(self.market.prices, request, "date")
-        return _filter_per_ticker(frame, request, "date")
+        frame = _filter_per_ticker(frame, request, "date")
+        _release_prices(_cache_key(self.n_tickers, self.start, self.end, self.seed))
+        return frame
 
     def corporate_actions(self, request: FetchRequest) -> pl.DataFrame:
         """Splits and dividends (RAW_CORPORATE_ACTIONS) dated in the request window."""
-        frame = _filter_dates(self.market.corporate_actions, request, "date")
+        frame = _filter_dates(self._market().corporate_actions, request, "date")
         return _filter_per_ticker(frame, request, "date")
 
     def fundamentals(self, request: FetchRequest) -> pl.DataFrame:
         """Quarterly items (RAW_FUNDAMENTALS) whose ``report_date`` is in the request window."""
-        return _filter_dates(self.market.fundamentals, request, "report_date")
+        return _filter_dates(self._market().fundamentals, request, "report_date")
 
     def securities(self, request: FetchRequest) -> pl.DataFrame:
         """Current profiles (RAW_SECURITIES) of the requested tickers."""
-        frame = self.market.securities
+        frame = self._market().securities
         if request.tickers is not None:
             frame = frame.filter(pl.col("ticker").is_in(list(request.tickers)))
         return frame
 
     def membership(self, request: FetchRequest) -> pl.DataFrame:
         """Membership intervals (RAW_MEMBERSHIP) overlapping the request window."""
-        frame = self.market.membership
+        frame = self._market().membership
         if request.tickers is not None:
             frame = frame.filter(pl.col("ticker").is_in(list(request.tickers)))
         if request.end is not None:

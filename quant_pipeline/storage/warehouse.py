@@ -24,6 +24,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from quant_pipeline.core.ordering import is_sorted_by
 from quant_pipeline.core.schema import RAW_INGEST_LOG, RAW_KEYS, RAW_SCHEMAS
 
 log = logging.getLogger(__name__)
@@ -274,9 +275,17 @@ class Warehouse:
             self._ensure(con)
             con.register("_incoming", _prepare(frame).to_arrow())
             try:
-                self._stage(con, table, schema, identity)
+                # A frame in strictly increasing key order has no duplicate key: skip the
+                # GROUP BY that looks for them (3-4 s on 15M rows; the check is 0.3 s).
+                key_unique = is_sorted_by(frame, key)
+                unique = key_unique or is_sorted_by(frame, identity)
+                self._stage(con, table, schema, identity, unique=unique)
                 if dataset in VINTAGE_DATASETS:
-                    stats = self._append_vintages(con, table, schema, key, values)
+                    stats = None
+                    if key_unique:
+                        stats = self._append_one_vintage(con, table, schema, key, values)
+                    if stats is None:
+                        stats = self._append_vintages(con, table, schema, key, values)
                 else:
                     stats = self._upsert(con, table, schema, key, values)
             finally:
@@ -290,18 +299,20 @@ class Warehouse:
         table: str,
         schema: dict[str, pl.DataType],
         identity: list[str],
+        unique: bool = False,
     ) -> None:
         """Expose the incoming rows as ``_stage``; reject one key carrying different values.
 
         Exact duplicate rows are collapsed. The DISTINCT that does so is costly on millions of
-        rows, so it only runs when a duplicate key is present.
+        rows, so it only runs when a duplicate key is present (``unique``: the caller knows
+        there is none).
         """
         cols = ", ".join(_column_name(c) for c in schema)
         ident = ", ".join(_column_name(c) for c in identity)
         dupes_sql = (
             f"SELECT {ident}, count(*) AS n FROM {{src}} GROUP BY ALL HAVING count(*) > 1 LIMIT 5"
         )
-        if con.sql(dupes_sql.format(src="_incoming")).fetchall():
+        if not unique and con.sql(dupes_sql.format(src="_incoming")).fetchall():
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE _stage AS SELECT DISTINCT {cols} FROM _incoming"
             )
@@ -328,6 +339,13 @@ class Warehouse:
             f"s.{_column_name(c)} IS DISTINCT FROM t.{_column_name(c)}" for c in values
         )
         cols = ", ".join(f"s.{_column_name(c)}" for c in schema)
+        if not con.sql(f"SELECT 1 FROM {target} LIMIT 1").fetchall():
+            # First load: every row is new. Insert straight from the stage instead of
+            # classifying 15M rows into a temp table and copying them again (halves the time).
+            plain = ", ".join(_column_name(c) for c in schema)
+            con.execute(f"INSERT INTO {target} ({plain}) SELECT {plain} FROM _stage")
+            inserted = con.sql("SELECT count(*) FROM _stage").fetchall()[0][0]
+            return WriteStats(inserted=inserted, updated=0, unchanged=0)
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE _classified AS
@@ -410,6 +428,56 @@ class Warehouse:
         counts = dict(
             con.sql("SELECT _status, count(*) FROM _classified GROUP BY _status").fetchall()
         )
+        if counts.get("new"):
+            Warehouse._insert_new(con, target, schema)
+        return WriteStats(inserted=counts.get("new", 0), updated=0, unchanged=counts.get("same", 0))
+
+    @staticmethod
+    def _append_one_vintage(
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        schema: dict[str, pl.DataType],
+        key: list[str],
+        values: list[str],
+    ) -> WriteStats | None:
+        """:meth:`_append_vintages` for the usual fetch: one incoming row per key, none older than
+        the key's latest stored vintage. Then a row is new exactly when its key is not stored or
+        its values differ from the latest stored vintage, found with ``arg_max`` (a hash
+        aggregate) instead of a window over every stored row: 9 -> 2 CPU s for 2.9M re-fetched
+        fundamentals. Returns None, having written nothing, when an incoming row is older than
+        its key's latest vintage (the general method orders such rows in time)."""
+        target = _table_name(table)
+        keys = ", ".join(_column_name(c) for c in key)
+        on = " AND ".join(f"s.{_column_name(c)} = l.{_column_name(c)}" for c in key)
+        on_t = " AND ".join(f"s.{_column_name(c)} = t.{_column_name(c)}" for c in key)
+        packed = ", ".join(f"{_column_name(c)} := t.{_column_name(c)}" for c in values)
+        changed = " OR ".join(
+            f"s.{_column_name(c)} IS DISTINCT FROM l._v.{_column_name(c)}" for c in values
+        )
+        cols = ", ".join(f"s.{_column_name(c)}" for c in schema)
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _classified AS
+            WITH latest AS (
+                SELECT {", ".join(f"t.{_column_name(c)}" for c in key)},
+                       max(t.ingested_at) AS _at,
+                       arg_max(struct_pack({packed}), t.ingested_at) AS _v
+                FROM {target} t SEMI JOIN _stage s ON {on_t}
+                GROUP BY {keys}
+            )
+            SELECT {cols},
+                   CASE WHEN l._at IS NULL THEN 'new'
+                        WHEN l._at > s.ingested_at THEN 'older'
+                        WHEN {changed or "FALSE"} THEN 'new'
+                        ELSE 'same' END AS _status
+            FROM _stage s LEFT JOIN latest l ON {on}
+            """
+        )
+        counts = dict(
+            con.sql("SELECT _status, count(*) FROM _classified GROUP BY _status").fetchall()
+        )
+        if counts.get("older"):
+            return None
         if counts.get("new"):
             Warehouse._insert_new(con, target, schema)
         return WriteStats(inserted=counts.get("new", 0), updated=0, unchanged=counts.get("same", 0))
