@@ -9,6 +9,7 @@ from quant_pipeline.defs.checks import asset_checks
 from quant_pipeline.defs.curated import curated_assets
 from quant_pipeline.defs.factors import factor_assets
 from quant_pipeline.defs.ingestion import ingestion_assets
+from quant_pipeline.defs.integrity import integrity_checks
 from quant_pipeline.defs.jobs import jobs, schedules
 from quant_pipeline.defs.portfolio import portfolio_assets
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
@@ -34,7 +35,7 @@ def build_resources(**overrides: object) -> dict[str, object]:
 
 defs = dg.Definitions(
     assets=all_assets,
-    asset_checks=asset_checks,
+    asset_checks=[*asset_checks, *integrity_checks],
     jobs=jobs,
     schedules=schedules,
     resources=build_resources(),
