@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from quant_pipeline.defs.backtest import backtest_assets
-from quant_pipeline.defs.checks import asset_checks
+from quant_pipeline.defs.checks import asset_checks as contract_checks
 from quant_pipeline.defs.curated import curated_assets
 from quant_pipeline.defs.factors import factor_assets
 from quant_pipeline.defs.ingestion import ingestion_assets
@@ -21,6 +21,8 @@ all_assets = [
     *portfolio_assets,
     *backtest_assets,
 ]
+# Imported by the CLI and the tests: every check, including the blocking lookahead audit.
+asset_checks = [*contract_checks, *integrity_checks]
 
 
 def build_resources(**overrides: object) -> dict[str, object]:
@@ -35,7 +37,7 @@ def build_resources(**overrides: object) -> dict[str, object]:
 
 defs = dg.Definitions(
     assets=all_assets,
-    asset_checks=[*asset_checks, *integrity_checks],
+    asset_checks=asset_checks,
     jobs=jobs,
     schedules=schedules,
     resources=build_resources(),

@@ -7,7 +7,6 @@ import pytest
 from quant_pipeline.definitions import all_assets, asset_checks
 from quant_pipeline.defs.integrity import (
     LookaheadAuditConfig,
-    integrity_checks,
     scores_match_point_in_time_recomputation,
 )
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
@@ -26,13 +25,17 @@ def built(tmp_path_factory):
     path = tmp_path_factory.mktemp("integrity") / "quant.duckdb"
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize(
-            [*all_assets, *asset_checks, *integrity_checks],
+            [*all_assets, *asset_checks],
             resources=resources(path),
             instance=instance,
             run_config={"ops": {"backtest_results": {"config": {"delisting_return": -0.3}}}},
         )
     assert result.success
     return path, result
+
+
+def test_the_definitions_and_the_cli_run_the_audit_check():
+    assert scores_match_point_in_time_recomputation in asset_checks
 
 
 def test_the_audit_check_passes_on_the_demo_market(built):
