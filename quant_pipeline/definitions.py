@@ -5,10 +5,11 @@ from __future__ import annotations
 import dagster as dg
 
 from quant_pipeline.defs.backtest import backtest_assets
-from quant_pipeline.defs.checks import asset_checks
+from quant_pipeline.defs.checks import asset_checks as contract_checks
 from quant_pipeline.defs.curated import curated_assets
 from quant_pipeline.defs.factors import factor_assets
 from quant_pipeline.defs.ingestion import ingestion_assets
+from quant_pipeline.defs.integrity import integrity_checks
 from quant_pipeline.defs.jobs import jobs, schedules
 from quant_pipeline.defs.portfolio import portfolio_assets
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
@@ -20,6 +21,8 @@ all_assets = [
     *portfolio_assets,
     *backtest_assets,
 ]
+# Imported by the CLI and the tests: every check, including the blocking lookahead audit.
+asset_checks = [*contract_checks, *integrity_checks]
 
 
 def build_resources(**overrides: object) -> dict[str, object]:

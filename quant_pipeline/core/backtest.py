@@ -67,7 +67,9 @@ TRADES_SCHEMA: dict[str, pl.DataType] = {
     "return": pl.Float64,
     "sector": pl.String,
     "weight": pl.Float64,
+    "exit_reason": pl.String,
 }
+EXIT_REASONS: tuple[str, ...] = ("rebalance", "delisted", "open")
 HOLDINGS_SCHEMA: dict[str, pl.DataType] = {
     "date": pl.Date,
     "ticker": pl.String,
@@ -105,7 +107,10 @@ class BacktestResult:
       ``exit_date``; null ``exit_date`` / ``exit_price`` when still held at the end, and then
       ``return`` is marked to the last day). ``entry_price``/``exit_price`` are the as-traded
       closes used; ``return`` is the adjusted-close total return between them (including a
-      delisting freeze and ``delisting_return``); ``weight`` is the target weight at entry.
+      delisting freeze and ``delisting_return``); ``weight`` is the target weight at entry;
+      ``exit_reason`` is 'rebalance' (sold at ``exit_date``), 'delisted' (prices stopped:
+      ``exit_date`` / ``exit_price`` are the last date and close with a price; any
+      ``delisting_return`` is in ``return``, not in ``exit_price``) or 'open' (held at the end).
     * ``holdings``: per rebalance date and ticker held before or after it, the drifted weight
       before trading and the executed target weight (0 when sold or unfilled).
       ``turnover = sum |weight_target - weight_before|`` per date.
@@ -578,7 +583,7 @@ def run_backtest(
         .select(list(DAILY_SCHEMA))
     )
 
-    trades = _trades(holdings, held, rebal, n_rebal, px, end)
+    trades = _trades(holdings, held, rebal, n_rebal, px, end, all_prices, last_market_date)
 
     holdings_out = (
         holdings.filter((pl.col("weight_before") != 0) | (pl.col("weight_target") != 0))
@@ -626,8 +631,16 @@ def _trades(
     n_rebal: int,
     px: pl.DataFrame,
     end: date,
+    all_prices: pl.DataFrame,
+    last_market_date: date,
 ) -> pl.DataFrame:
-    """Holding spells: consecutive rebalances at which a ticker has a positive target weight."""
+    """Holding spells: consecutive rebalances at which a ticker has a positive target weight.
+
+    A spell during which the ticker's prices stop for good (its last price date is before the
+    spell's end and before ``last_market_date``) exits on that last price date at that close,
+    with ``exit_reason = 'delisted'``; the engine carries the frozen value as cash-like until
+    the next rebalance sells it, so ``return`` is the same either way.
+    """
     spells = (
         held.select("k", "ticker", "sector", "weight", "ref_eff", "ref_close")
         .sort("ticker", "k")
@@ -653,15 +666,40 @@ def _trades(
         .with_columns(pl.coalesce("exit_date", pl.lit(end)).alias("mark_date"))
     )
     marked = _asof_prices(spells, "mark_date", px)
+    last_dates = (
+        all_prices.filter(pl.col("ticker").is_in(spells["ticker"].unique().implode()))
+        .filter(pl.col("adj_close").is_not_null() & pl.col("adj_close").is_not_nan())
+        .group_by("ticker")
+        .agg(pl.col("date").max().alias("_last_own"))
+    )
+    marked = marked.join(last_dates, on="ticker", how="left").with_columns(
+        _delisted=(
+            (pl.col("_last_own") < last_market_date)
+            & (pl.col("_last_own") < pl.col("mark_date"))
+            & (pl.col("_last_own") >= pl.col("entry_date"))
+        ).fill_null(False)
+    )
+    delisted = pl.col("_delisted")
     return marked.select(
         "ticker",
         "entry_date",
-        "exit_date",
+        pl.when(delisted)
+        .then(pl.col("_last_own"))
+        .otherwise(pl.col("exit_date"))
+        .alias("exit_date"),
         "entry_price",
-        pl.when(pl.col("exit_date").is_not_null()).then(pl.col("close")).alias("exit_price"),
+        pl.when(pl.col("exit_date").is_not_null() | delisted)
+        .then(pl.col("close"))
+        .alias("exit_price"),
         (pl.col("eff") / pl.col("entry_eff") - 1.0).alias("return"),
         "sector",
         "weight",
+        pl.when(delisted)
+        .then(pl.lit("delisted"))
+        .when(pl.col("exit_date").is_not_null())
+        .then(pl.lit("rebalance"))
+        .otherwise(pl.lit("open"))
+        .alias("exit_reason"),
     ).sort("entry_date", "ticker")
 
 

@@ -8,7 +8,7 @@ timing (which rows a rebalance may use) is decided downstream from ``date`` and 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import NamedTuple
 
 import polars as pl
@@ -315,14 +315,29 @@ def curate_fundamentals(
             for item in FUNDAMENTAL_ITEMS
         ),
     )
+    return _with_ttm(_with_available_at(wide, quarter_lag_days, annual_lag_days)).sort(period)
+
+
+def _with_available_at(
+    wide: pl.DataFrame, quarter_lag_days: int, annual_lag_days: int
+) -> pl.DataFrame:
+    """``available_at`` = report_date when known, else period_end + the period type's lag."""
     lag = (
         pl.when(pl.col("period_type") == "Q")
         .then(pl.duration(days=quarter_lag_days))
         .otherwise(pl.duration(days=annual_lag_days))
     )
-    wide = wide.with_columns(
+    return wide.with_columns(
         available_at=pl.coalesce("report_date", (pl.col("period_end") + lag).cast(pl.Date))
     )
+
+
+def _with_ttm(wide: pl.DataFrame) -> pl.DataFrame:
+    """Add ``<item>_ttm`` to wide period rows and select ``CURATED_FUNDAMENTAL_COLUMNS``.
+
+    Quarterly rows: the sum of the quarter and the three before it when all four are present and
+    consecutive (else null); annual rows: the annual value. Extra columns of ``wide`` are dropped.
+    """
     quarters = wide.filter(pl.col("period_type") == "Q").sort(["ticker", "period_end"])
     gap = (pl.col("period_end") - pl.col("period_end").shift(1)).dt.total_days()
     quarters = quarters.with_columns(
@@ -347,10 +362,8 @@ def curate_fundamentals(
     annual = wide.filter(pl.col("period_type") == "A").with_columns(
         pl.col(item).alias(f"{item}_ttm") for item in FLOW_ITEMS
     )
-    return (
-        pl.concat([quarters, annual], how="diagonal_relaxed")
-        .select(CURATED_FUNDAMENTAL_COLUMNS)
-        .sort(period)
+    return pl.concat([quarters, annual], how="diagonal_relaxed").select(
+        CURATED_FUNDAMENTAL_COLUMNS
     )
 
 
@@ -369,6 +382,132 @@ def fundamentals_as_of(
         as_of = as_of.replace(tzinfo=UTC)
     known = raw_fundamentals.filter(pl.col("ingested_at") <= as_of)
     return curate_fundamentals(known, quarter_lag_days, annual_lag_days)
+
+
+VINTAGE_POINT_IN_TIME = "point_in_time"
+VINTAGE_FIRST_INGESTED = "first_ingested"
+FUNDAMENTAL_VINTAGE_COLUMNS: tuple[str, ...] = (
+    "ticker",
+    "period_end",
+    "period_type",
+    "vintage_at",
+    "report_date",
+    "available_at",
+    "ingested_at",
+    *FUNDAMENTAL_ITEMS,
+)
+
+
+def fundamentals_vintages(
+    raw_fundamentals: pl.DataFrame, quarter_lag_days: int = 45, annual_lag_days: int = 90
+) -> pl.DataFrame:
+    """Every ingested version of every period: the ``curated.fundamentals_vintages`` table.
+
+    ``raw_fundamentals``: raw.fundamentals rows (long, any number of vintages). One output row
+    per (ticker, period_end, period_type, vintage_at), where ``vintage_at`` is each distinct
+    ``ingested_at`` among the period's rows: the period as the warehouse knew it right after that
+    ingestion (per item, the latest value ingested at or before ``vintage_at``; items not yet
+    ingested are null). ``report_date`` and ``available_at`` are computed per version as in
+    :func:`curate_fundamentals`, so a restatement with a later report date becomes available
+    later. No TTM columns: those combine several periods and are computed per as-of view by
+    :func:`fundamentals_known_at`. Output: ``FUNDAMENTAL_VINTAGE_COLUMNS`` sorted by ticker,
+    period_end, period_type, vintage_at. A period ingested once has exactly one row.
+    """
+    _require(
+        raw_fundamentals,
+        ("ticker", "period_end", "period_type", "item", "value", "report_date", "ingested_at"),
+        "fundamentals_vintages",
+    )
+    if quarter_lag_days < 0 or annual_lag_days < 0:
+        raise ValueError("fundamentals_vintages: lags must be >= 0 days")
+    period = ["ticker", "period_end", "period_type"]
+    rows = raw_fundamentals.filter(pl.col("item").is_in(FUNDAMENTAL_ITEMS)).select(
+        *period, "item", "value", "report_date", "ingested_at"
+    )
+    bad = rows.filter(~pl.col("period_type").is_in(PERIOD_TYPES) | pl.col("ingested_at").is_null())
+    if bad.height:
+        raise ValueError(
+            f"fundamentals_vintages: {bad.height} rows have a period_type outside "
+            f"{PERIOD_TYPES} or a null ingested_at, e.g.\n{bad.head(5)}"
+        )
+    versions = rows.select(*period, pl.col("ingested_at").alias("vintage_at")).unique()
+    known = (
+        rows.join(versions, on=period)
+        .filter(pl.col("ingested_at") <= pl.col("vintage_at"))
+        .sort([*period, "vintage_at", "item", "ingested_at"])
+        .unique(subset=[*period, "vintage_at", "item"], keep="last")
+    )
+    wide = known.group_by([*period, "vintage_at"]).agg(
+        pl.col("report_date").max(),
+        pl.col("ingested_at").max(),
+        *(
+            pl.col("value").filter(pl.col("item") == item).first().cast(pl.Float64).alias(item)
+            for item in FUNDAMENTAL_ITEMS
+        ),
+    )
+    return (
+        _with_available_at(wide, quarter_lag_days, annual_lag_days)
+        .select(FUNDAMENTAL_VINTAGE_COLUMNS)
+        .sort([*period, "vintage_at"])
+    )
+
+
+def known_cutoff(as_of: date) -> datetime:
+    """The instant before which a vintage counts as known on rebalance date ``as_of``.
+
+    Midnight UTC at the start of ``as_of``: a rebalance on D sees prices up to D-1, so it sees
+    the vintages ingested before D began, no later.
+    """
+    return datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC)
+
+
+def fundamentals_known_at(
+    vintages: pl.DataFrame, as_of: date, available_before: date | None = None
+) -> pl.DataFrame:
+    """curated.fundamentals as a rebalance on ``as_of`` knows them (restatements respected).
+
+    ``vintages``: :func:`fundamentals_vintages` rows. Per (ticker, period_end, period_type) the
+    version with the latest ``vintage_at`` at or before :func:`known_cutoff` (``as_of``) is used
+    and labelled ``vintage = 'point_in_time'``. When no version of the period had been ingested
+    by then (history loaded later than the date it describes) the EARLIEST version is used and
+    labelled ``'first_ingested'``: the first numbers the warehouse saw, not necessarily the ones
+    published at the time. With ``available_before``, rows with ``available_at >=
+    available_before`` are dropped before TTM values are summed (the audit's truncation).
+
+    Output: ``CURATED_FUNDAMENTAL_COLUMNS`` (TTM summed over the selected versions) plus
+    ``vintage`` and ``vintage_at``, sorted by ticker, period_end, period_type.
+    """
+    _require(vintages, FUNDAMENTAL_VINTAGE_COLUMNS, "fundamentals_known_at")
+    period = ["ticker", "period_end", "period_type"]
+    cutoff = known_cutoff(as_of)
+    known = pl.col("vintage_at") <= cutoff
+    chosen = (
+        vintages.with_columns(_known=known)
+        # Per period: the latest known version if any, else the earliest version.
+        .sort([*period, "_known", "vintage_at"], descending=[False, False, False, True, True])
+        .with_columns(
+            _pick=pl.when(pl.col("_known"))
+            .then(pl.col("vintage_at"))
+            .otherwise(pl.col("vintage_at").min().over(period))
+        )
+        .unique(subset=period, keep="first")
+    )
+    picked = vintages.join(
+        chosen.select(*period, pl.col("_pick").alias("vintage_at")),
+        on=[*period, "vintage_at"],
+    ).with_columns(
+        vintage=pl.when(known)
+        .then(pl.lit(VINTAGE_POINT_IN_TIME))
+        .otherwise(pl.lit(VINTAGE_FIRST_INGESTED))
+    )
+    if available_before is not None:
+        picked = picked.filter(pl.col("available_at") < available_before)
+    labels = picked.select(*period, "vintage", "vintage_at")
+    return (
+        _with_ttm(picked)
+        .join(labels, on=period, how="left")
+        .sort(period)
+    )
 
 
 # --------------------------------------------------------------------------------------------

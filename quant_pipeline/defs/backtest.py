@@ -5,6 +5,7 @@ import polars as pl
 
 from quant_pipeline.core import backtest, metrics, plots
 from quant_pipeline.core.evaluation import metrics_for_strategies
+from quant_pipeline.defs.integrity import write_bias_labels
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies
@@ -12,6 +13,13 @@ from quant_pipeline.defs.strategies import selected_strategies
 GROUP = "backtest"
 KINDS = {"duckdb", "polars"}
 PRICE_COLUMNS = ["ticker", "date", "close", "adj_close", "daily_return"]
+
+
+class BacktestConfig(dg.Config):
+    """Run config of the backtest. ``delisting_return`` (e.g. -0.3) is applied to the last price
+    of a holding whose prices stop; None closes it at the last price. See README "Bias labels"."""
+
+    delisting_return: float | None = None
 
 
 @dg.multi_asset(
@@ -41,10 +49,19 @@ PRICE_COLUMNS = ["ticker", "date", "close", "adj_close", "daily_return"]
             group_name=GROUP,
             kinds=KINDS,
         ),
+        dg.AssetSpec(
+            ["backtest", "labels"],
+            deps=[["factors", "values"], ["curated", "fundamentals"]],
+            description="How each backtest was made: universe, survivorship, timing, vintage.",
+            group_name=GROUP,
+            kinds=KINDS,
+        ),
     ],
     pool="warehouse",
 )
-def backtest_results(market: MarketDataResource, warehouse: WarehouseResource):
+def backtest_results(
+    config: BacktestConfig, market: MarketDataResource, warehouse: WarehouseResource
+):
     """Run every strategy's backtest on the curated prices and write daily, trades, quarterly."""
     wh = warehouse.get()
     specs = selected_strategies(market)
@@ -60,7 +77,12 @@ def backtest_results(market: MarketDataResource, warehouse: WarehouseResource):
         if w.is_empty():
             raise dg.Failure(f"strategy {name!r} has no target weights: nothing to backtest")
         result = backtest.run_backtest(
-            w, prices, cost_bps=spec.costs.bps, benchmark=benchmark, strategy=name
+            w,
+            prices,
+            cost_bps=spec.costs.bps,
+            benchmark=benchmark,
+            delisting_return=config.delisting_return,
+            strategy=name,
         )
         daily.append(result.daily)
         trades.append(result.trades)
@@ -75,6 +97,9 @@ def backtest_results(market: MarketDataResource, warehouse: WarehouseResource):
     wh.replace_table("backtest.daily", daily_all)
     wh.replace_table("backtest.trades", trades_all)
     wh.replace_table("backtest.quarterly", quarterly_all)
+    labels = write_bias_labels(
+        wh, market, specs, prices, membership, delisting_return=config.delisting_return
+    )
     final = daily_all.group_by("strategy").agg(pl.col("equity").last(), pl.col("date").last())
     yield dg.MaterializeResult(
         asset_key=["backtest", "daily"],
@@ -82,6 +107,14 @@ def backtest_results(market: MarketDataResource, warehouse: WarehouseResource):
             **table_metadata("backtest.daily", daily_all),
             "final_equity": dg.MetadataValue.md(markdown_table(final.sort("strategy"))),
             **{f"equity_curve_{name}": dg.MetadataValue.md(md) for name, md in charts.items()},
+            "bias_labels": dg.MetadataValue.md(markdown_table(labels, max_rows=100)),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=["backtest", "labels"],
+        metadata={
+            **table_metadata("backtest.labels", labels),
+            "labels": dg.MetadataValue.md(markdown_table(labels, max_rows=100)),
         },
     )
     yield dg.MaterializeResult(

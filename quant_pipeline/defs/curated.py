@@ -66,13 +66,13 @@ def curated_fundamentals(
     """Wide fundamentals per ticker and period, with available_at and trailing-12-month values."""
     source = market.settings().source
     wh = warehouse.get()
-    wide = curate.curate_fundamentals(
-        wh.read_raw("fundamentals", source),
-        quarter_lag_days=config.quarter_lag_days,
-        annual_lag_days=config.annual_lag_days,
-    )
-    wide = validate(wide, "curated.fundamentals")
+    raw = wh.read_raw("fundamentals", source)
+    lags = {"quarter_lag_days": config.quarter_lag_days, "annual_lag_days": config.annual_lag_days}
+    wide = validate(curate.curate_fundamentals(raw, **lags), "curated.fundamentals")
+    # Every ingested version of every period: factors use the one known at each rebalance date.
+    vintages = curate.fundamentals_vintages(raw, **lags)
     wh.replace_table("curated.fundamentals", wide)
+    wh.replace_table("curated.fundamentals_vintages", vintages)
     reported = wide["report_date"].is_not_null().sum() if wide.height else 0
     return dg.MaterializeResult(
         metadata=table_metadata(
@@ -80,6 +80,7 @@ def curated_fundamentals(
             wide,
             tickers=wide["ticker"].n_unique(),
             rows_with_report_date=int(reported),
+            restatement_versions=int(vintages.height - wide.height),
             quarter_lag_days=config.quarter_lag_days,
             annual_lag_days=config.annual_lag_days,
         )

@@ -4,7 +4,7 @@ import dagster as dg
 import polars as pl
 
 from quant_pipeline.core.calendar import rebalance_dates, trading_days
-from quant_pipeline.core.factors import factor_values
+from quant_pipeline.core.pit import point_in_time_factor_values, vintage_report
 from quant_pipeline.core.scoring import score
 from quant_pipeline.defs.metadata import table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
@@ -45,15 +45,19 @@ def factor_values_asset(
             for freq in sorted({spec.rebalance for spec in specs.values()})
         ]
     )
-    values = factor_values(
+    dates = schedule["rebalance_date"].unique().sort().to_list()
+    vintages = wh.read_table("curated.fundamentals_vintages")
+    values = point_in_time_factor_values(
         prices,
-        wh.read_table("curated.fundamentals"),
+        vintages,
         wh.read_table("curated.securities"),
-        schedule["rebalance_date"].unique().sort().to_list(),
+        dates,
         membership=membership if membership.height else None,
     )
+    vintage = vintage_report(vintages, dates)
     wh.replace_table("factors.rebalance_dates", schedule)
     wh.replace_table("factors.values", values)
+    wh.replace_table("factors.fundamentals_vintage", vintage)
     return dg.MaterializeResult(
         metadata=table_metadata(
             "factors.values",
@@ -61,6 +65,9 @@ def factor_values_asset(
             rebalance_dates=values["rebalance_date"].n_unique(),
             first_rebalance=str(values["rebalance_date"].min()),
             last_rebalance=str(values["rebalance_date"].max()),
+            fundamentals_vintage=dg.MetadataValue.json(
+                dict(vintage.group_by("vintage").len().sort("vintage").iter_rows())
+            ),
         )
     )
 

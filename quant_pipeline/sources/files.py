@@ -41,7 +41,7 @@ from quant_pipeline.core.schema import (
     empty,
 )
 from quant_pipeline.sources.base import FetchRequest, SourceError
-from quant_pipeline.sources.universe import align_tickers, load_aliases
+from quant_pipeline.sources.universe import align_tickers, load_aliases, to_last_member_day
 
 SUFFIXES = (".parquet", ".csv.gz", ".csv")
 DATASETS = ("prices", "fundamentals", "securities", "membership", "corporate_actions")
@@ -535,6 +535,9 @@ class FilesSource:
         if frame.height:
             known = set(self.universe())
             frame = frame.with_columns(align_tickers(frame["ticker"], known, self.aliases))
+            # Files give removal dates unless the mapping says `end_date_convention: last_day`.
+            convention = self.mapping["membership"].get("end_date_convention", "removal")
+            frame = to_last_member_day(frame, convention)
         return _filter_tickers(frame, request)
 
 

@@ -137,6 +137,32 @@ def members_on(universe: pl.DataFrame, on: date) -> list[str]:
     return sorted(active["ticker"].unique().to_list())
 
 
+END_DATE_CONVENTIONS: tuple[str, ...] = ("removal", "last_day")
+
+
+def to_last_member_day(universe: pl.DataFrame, convention: str = "removal") -> pl.DataFrame:
+    """Membership intervals with ``end_date`` the LAST day as a member (the warehouse convention).
+
+    Universe files (like the S&P 500 file) give the removal date: the first day a company is no
+    longer a member, so the replaced and the replacing company never overlap (AVP out and AAL in
+    on 2015-03-23). ``raw.membership`` / ``curated.membership`` store both ends inclusive, so
+    with ``convention='removal'`` the end date moves back one day; an interval that ends the day
+    it starts (never a member at a close) is dropped. ``'last_day'`` returns ``universe`` as is.
+    """
+    if convention not in END_DATE_CONVENTIONS:
+        raise UniverseError(
+            f"membership end_date convention {convention!r} is not one of {END_DATE_CONVENTIONS}"
+        )
+    if convention == "last_day":
+        return universe
+    shifted = universe.with_columns(pl.col("end_date").dt.offset_by("-1d"))
+    return shifted.filter(
+        pl.col("end_date").is_null()
+        | pl.col("start_date").is_null()
+        | (pl.col("end_date") >= pl.col("start_date"))
+    )
+
+
 def current_members(universe: pl.DataFrame) -> list[str]:
     """Tickers whose membership has no end date (the current members); all tickers if none has."""
     current = universe.filter(pl.col("end_date").is_null())

@@ -47,7 +47,12 @@ from quant_pipeline.core.schema import (
     empty,
 )
 from quant_pipeline.sources.base import FetchRequest, SourceError
-from quant_pipeline.sources.universe import current_members, default_universe_path, load_universe
+from quant_pipeline.sources.universe import (
+    current_members,
+    default_universe_path,
+    load_universe,
+    to_last_member_day,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -513,7 +518,7 @@ class YahooSource:
 
     def membership(self, request: FetchRequest) -> pl.DataFrame:
         """Membership intervals of the universe file (universe named after the file)."""
-        universe = load_universe(self._universe_path)
+        universe = to_last_member_day(load_universe(self._universe_path))
         frame = universe.with_columns(pl.lit(self._universe_path.stem).alias("universe"))
         if request.tickers is not None:
             frame = frame.filter(pl.col("ticker").is_in(list(request.tickers)))

@@ -139,6 +139,7 @@ def test_trades_of_positions_held_to_the_end_are_open_and_marked_to_the_last_day
             "return": [0.8, 0.5],
             "sector": ["Energy", "Utilities"],
             "weight": [0.5, 0.5],
+            "exit_reason": ["open", "open"],
         }
     )
     assert_frame_equal(result.trades, expected, abs_tol=1e-12)
@@ -181,6 +182,7 @@ def test_trades_record_exit_and_reentry_as_separate_spells_with_traded_closes():
             "return": [0.4, -0.4, 0.6, 7 / 6 - 1, 17 / 16 - 1],
             "sector": ["Energy", "Utilities", "Utilities", "Materials", "Energy"],
             "weight": [0.5, 0.5, 1.0, 0.5, 0.4],
+            "exit_reason": ["rebalance", "rebalance", "open", "rebalance", "open"],
         }
     ).sort("entry_date", "ticker")
     assert_frame_equal(trades, expected, abs_tol=1e-12)
@@ -230,13 +232,13 @@ def test_delisted_holding_is_frozen_at_its_last_price_then_sold_at_the_next_reba
         abs_tol=1e-12,
     )
     assert result.daily["turnover"][4] == pytest.approx(12 / 11, abs=1e-12)
+    # The trade exits where the prices stop (d3, close 12), marked 'delisted': never carried
+    # forward as if still held, never dropped.
     trade_a = result.trades.filter(pl.col("ticker") == "A")
-    assert trade_a.select("entry_date", "exit_date", "exit_price", "return").row(0) == (
-        D[0],
-        D[4],
-        12.0,
-        pytest.approx(0.2, abs=1e-12),
-    )
+    assert trade_a.select(
+        "entry_date", "exit_date", "exit_price", "return", "exit_reason"
+    ).row(0) == (D[0], D[2], 12.0, pytest.approx(0.2, abs=1e-12), "delisted")
+    assert result.trades.filter(pl.col("ticker") == "B")["exit_reason"].to_list() == ["open"]
 
 
 def test_delisting_return_is_applied_on_the_last_day_with_a_price_and_stays_frozen():
