@@ -5,12 +5,14 @@ from __future__ import annotations
 import dagster as dg
 
 from quant_pipeline.defs.backtest import backtest_assets
+from quant_pipeline.defs.benchmarks import benchmark_assets
 from quant_pipeline.defs.checks import asset_checks
 from quant_pipeline.defs.curated import curated_assets
 from quant_pipeline.defs.factors import factor_assets
 from quant_pipeline.defs.ingestion import ingestion_assets
 from quant_pipeline.defs.jobs import jobs, schedules
 from quant_pipeline.defs.portfolio import portfolio_assets
+from quant_pipeline.defs.reports import report_assets
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 
 all_assets = [
@@ -19,6 +21,8 @@ all_assets = [
     *factor_assets,
     *portfolio_assets,
     *backtest_assets,
+    *benchmark_assets,
+    *report_assets,
 ]
 
 

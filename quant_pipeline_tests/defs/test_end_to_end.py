@@ -28,7 +28,8 @@ def _materialize(path):
         "warehouse": WarehouseResource(path=str(path)),
         "market": MarketDataResource(source="demo", demo_tickers=150, demo_start="2016-01-01"),
     }
-    with dg.DagsterInstance.ephemeral() as instance:
+    with dg.DagsterInstance.ephemeral() as instance, pytest.MonkeyPatch.context() as env:
+        env.setenv("QUANT_PIPELINE_REPORTS_DIR", str(path.parent / "reports"))
         result = dg.materialize(
             [*all_assets, *asset_checks], resources=resources, instance=instance
         )
