@@ -380,6 +380,10 @@ def simulate(
         u = units[tid]
         value = np.where(u > 0, u * eff, 0.0)
         held = np.where(u > 0, value / close, 0.0)
+        if whole:
+            # units * eff / close rebuilds a whole count up to float error: snap it back.
+            nearest = np.round(held)
+            held = np.where(np.abs(held - nearest) < 1e-6, nearest, held)
         total = cash + value.sum()
 
         q, wanted = _orders(w, close, held, total, whole)
