@@ -109,6 +109,7 @@ def run_pipeline() -> int:
         return 1
     comparison = Warehouse(settings.warehouse).read_table("backtest.comparison")
     print(format_comparison(comparison))
+    print(f"tear sheets: {settings.reports_dir / 'index.html'}", file=sys.stderr)
     return 0
 
 
