@@ -12,12 +12,16 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from quant_pipeline.core.plots import (
+    benchmarks_png,
+    drawdown_png,
     equity_chart_png,
     md_image,
     monthly_heatmap_png,
     monthly_returns,
+    quarterly_returns_png,
     rolling_sharpe,
     rolling_sharpe_png,
+    sector_exposure_png,
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -109,13 +113,6 @@ def test_rolling_sharpe_is_annualised_mean_over_std_of_the_window():
 
 
 def test_report_charts_are_png_bytes(daily):
-    from quant_pipeline.core.plots import (
-        benchmarks_png,
-        drawdown_png,
-        quarterly_returns_png,
-        sector_exposure_png,
-    )
-
     quarterly = pl.DataFrame(
         {
             "quarter": ["2020Q1", "2020Q2", "2020Q3"],

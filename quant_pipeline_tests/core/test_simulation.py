@@ -308,3 +308,16 @@ def test_simulation_uses_the_equal_weight_benchmark_by_default():
     result = simulate(weights, prices, TradingModel.free())
     # d2: mean(10%, 0%) = 5%; d3: mean(10%, 0%) = 5%; d1 is the start (0).
     assert result.daily["benchmark_return"].to_list() == pytest.approx([0.0, 0.05, 0.05])
+
+
+def test_a_rebalance_to_zero_weights_sells_everything_like_the_weights_engine():
+    prices = with_returns(make_prices({"A": [10, 11, 12, 15, 9]}))
+    weights = make_weights([(D[0], "A", 1.0), (D[2], "A", 0.0)])
+    expected = run_backtest(weights, prices, benchmark=ZERO)
+    result = simulate(weights, prices, TradingModel.free(capital=1_000.0), benchmark=ZERO)
+    assert_frame_equal(
+        result.daily.select(expected.daily.columns), expected.daily, abs_tol=1e-12, rel_tol=0
+    )
+    # d3: 100 shares sold at 12; cash 1,200 from then on.
+    assert result.fills.select("rebalance_date", "shares").rows() == [(D[0], 100.0), (D[2], -100.0)]
+    assert result.daily["cash"].to_list() == pytest.approx([0.0, 0.0, 1_200.0, 1_200.0, 1_200.0])

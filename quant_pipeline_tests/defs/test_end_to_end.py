@@ -1,5 +1,6 @@
 """The whole chain on a small demo market, materialized into a temporary warehouse."""
 
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -7,6 +8,7 @@ import polars as pl
 import pytest
 
 from quant_pipeline.definitions import all_assets, asset_checks
+from quant_pipeline.defs.benchmarks import benchmarks
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.storage.warehouse import Warehouse
 
@@ -131,3 +133,30 @@ def test_tear_sheets_are_html_files_with_every_statistic_and_the_charts(built):
         assert "<th>commission</th>" in page and "<th>fees</th>" in page
     index = Path(sheets["path"][0]).parent / "index.html"
     assert 'href="magic_formula.html"' in index.read_text(encoding="utf-8")
+
+
+def test_a_ticker_from_the_data_can_be_the_primary_benchmark(built, tmp_path):
+    path, warehouse, _ = built
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(path, copy)
+    ticker = warehouse.read_table("curated.prices", columns=["ticker"])["ticker"].min()
+    config = {"ops": {"backtest__benchmarks": {"config": {"primary": ticker, "tickers": []}}}}
+    resources = {"warehouse": WarehouseResource(path=str(copy))}
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert dg.materialize(
+            [benchmarks], resources=resources, run_config=config, instance=instance
+        ).success
+        table = Warehouse(copy).read_table("backtest.benchmarks")
+        assert set(table["benchmark"].unique()) == {"equal_weight", "cap_weight", ticker}
+        assert table.filter(pl.col("is_primary"))["benchmark"].unique().to_list() == [ticker]
+        config["ops"]["backtest__benchmarks"]["config"]["primary"] = "NOT_A_TICKER"
+        failed = dg.materialize(
+            [benchmarks],
+            resources=resources,
+            run_config=config,
+            instance=instance,
+            raise_on_error=False,
+        )
+    assert not failed.success
+    errors = [e.step_failure_data.error.message for e in failed.all_events if e.is_step_failure]
+    assert any("'NOT_A_TICKER' is not in the prices" in m for m in errors)
