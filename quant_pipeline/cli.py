@@ -122,6 +122,7 @@ def run_pipeline(resources: dict[str, object] | None = None, log_level: str = "W
         f"\nEvery table is in {settings.warehouse}; try: quant-pipeline sql "
         "\"SELECT * FROM backtest.metrics WHERE strategy = 'benchmark'\""
     )
+    print(f"Tear sheets: {settings.reports_dir / 'index.html'}")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from quant_pipeline.defs.backtest import backtest_assets
+from quant_pipeline.defs.benchmarks import benchmark_assets
 from quant_pipeline.defs.checks import asset_checks as contract_checks
 from quant_pipeline.defs.curated import curated_assets
 from quant_pipeline.defs.factors import factor_assets
@@ -12,6 +13,7 @@ from quant_pipeline.defs.ingestion import ingestion_assets
 from quant_pipeline.defs.integrity import integrity_checks
 from quant_pipeline.defs.jobs import jobs, schedules
 from quant_pipeline.defs.portfolio import portfolio_assets
+from quant_pipeline.defs.reports import report_assets
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 
 all_assets = [
@@ -20,6 +22,8 @@ all_assets = [
     *factor_assets,
     *portfolio_assets,
     *backtest_assets,
+    *benchmark_assets,
+    *report_assets,
 ]
 # Imported by the CLI and the tests: every check, including the blocking lookahead audit.
 asset_checks = [*contract_checks, *integrity_checks]

@@ -10,6 +10,7 @@
 | QUANT_PIPELINE_DEMO_START | first demo date | 2010-01-01 |
 | QUANT_PIPELINE_DEMO_SEED | demo seed | 42 |
 | QUANT_PIPELINE_STRATEGIES | comma-separated strategy names to run | every shipped strategy |
+| QUANT_PIPELINE_REPORTS_DIR | directory the HTML tear sheets are written to | reports |
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Settings:
     demo_start: date = date(2010, 1, 1)
     demo_seed: int = 42
     strategies: tuple[str, ...] | None = None
+    reports_dir: Path = Path("reports")
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -90,6 +92,8 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         kwargs["demo_start"] = _date("QUANT_PIPELINE_DEMO_START", v)
     if (v := get("DEMO_SEED")) is not None:
         kwargs["demo_seed"] = _int("QUANT_PIPELINE_DEMO_SEED", v)
+    if (v := get("REPORTS_DIR")) is not None:
+        kwargs["reports_dir"] = Path(v)
     if (v := get("STRATEGIES")) is not None:
         kwargs["strategies"] = tuple(s.strip() for s in v.split(",") if s.strip())
     return Settings(**kwargs)

@@ -52,6 +52,8 @@ METRIC_KINDS: dict[str, str] = {
     "average_turnover": "percent",
     "annual_turnover": "percent",
     "total_costs": "percent",
+    "total_fees": "money",
+    "total_slippage": "money",
     "alpha": "percent",
     "beta": "ratio",
     "tracking_error": "percent",
@@ -266,7 +268,8 @@ def performance_metrics(
 
     ``daily``: one row per trading day (any order, unique dates) with ``date``, ``returns_col``
     and, unless ``benchmark_col`` is None, ``benchmark_col`` - daily simple returns, no nulls -
-    and optionally ``turnover`` and ``costs`` (fractions of equity; as in ``backtest.daily``).
+    and optionally ``turnover`` and ``costs`` (fractions of equity; as in ``backtest.daily``)
+    and ``fees`` and ``slippage`` (currency, from the share-based simulation).
     A ``strategy`` column is allowed if it holds one value. ``equity``/``drawdown`` columns are
     not read: equity is rebuilt from the returns so the same call measures the benchmark
     (``returns_col='benchmark_return'``; turnover and costs are then null, being the strategy's).
@@ -332,6 +335,9 @@ def performance_metrics(
         m["average_turnover"] = m["annual_turnover"] = None
     has_costs = "costs" in frame.columns and strategy_costs
     m["total_costs"] = float(frame["costs"].fill_null(0.0).sum()) if has_costs else None
+    for name, column in (("total_fees", "fees"), ("total_slippage", "slippage")):
+        given = column in frame.columns and strategy_costs
+        m[name] = float(frame[column].fill_null(0.0).sum()) if given else None
 
     m.update(_relative_metrics(frame, returns_col, benchmark_col, rf, ann, base["mean_excess"]))
     if capital is not None:

@@ -135,6 +135,110 @@ def rolling_sharpe_png(daily: pl.DataFrame, window: int = TRADING_DAYS_PER_YEAR)
     return _png(fig)
 
 
+def drawdown_png(daily: pl.DataFrame, title: str = "Drawdown") -> bytes:
+    """Drawdown of the portfolio (and of the benchmark when ``benchmark_equity`` is given), as PNG.
+
+    ``daily``: ``date, drawdown`` and optionally ``benchmark_equity`` (its drawdown is
+    ``equity / running max - 1``, the same rule as the portfolio's).
+    """
+    _require(daily, ("date", "drawdown"))
+    daily = daily.sort("date")
+    dates = daily["date"].to_list()
+    fig = Figure(figsize=(10, 3.5), layout="constrained")
+    ax = fig.subplots()
+    ax.fill_between(dates, daily["drawdown"].to_numpy(), 0.0, color="tab:red", alpha=0.4)
+    ax.plot(dates, daily["drawdown"].to_numpy(), color="tab:red", linewidth=0.8, label="portfolio")
+    if "benchmark_equity" in daily.columns and daily["benchmark_equity"].null_count() == 0:
+        bench = daily["benchmark_equity"]
+        ax.plot(
+            dates,
+            (bench / bench.cum_max() - 1.0).to_numpy(),
+            color="tab:gray",
+            linewidth=0.8,
+            label="benchmark",
+        )
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:.0%}"))
+    ax.set_title(title)
+    ax.legend(loc="lower left")
+    ax.grid(True, alpha=0.3)
+    return _png(fig)
+
+
+def quarterly_returns_png(quarterly: pl.DataFrame, title: str = "Quarterly returns") -> bytes:
+    """Bars of portfolio and benchmark return per quarter, as PNG bytes.
+
+    ``quarterly``: ``quarter, portfolio_return, benchmark_return`` (``backtest.quarterly`` for
+    one strategy), in the order given.
+    """
+    _require(quarterly, ("quarter", "portfolio_return", "benchmark_return"))
+    labels = quarterly["quarter"].to_list()
+    x = np.arange(len(labels))
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax = fig.subplots()
+    ax.bar(x - 0.2, quarterly["portfolio_return"].to_numpy(), 0.4, label="portfolio")
+    ax.bar(
+        x + 0.2, quarterly["benchmark_return"].to_numpy(), 0.4, label="benchmark", color="tab:gray"
+    )
+    step = max(1, len(labels) // 20)
+    ax.set_xticks(x[::step], labels[::step], rotation=45, ha="right", fontsize=8)
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:.0%}"))
+    ax.set_title(title)
+    ax.legend(loc="upper left")
+    ax.grid(True, axis="y", alpha=0.3)
+    return _png(fig)
+
+
+def sector_exposure_png(exposure: pl.DataFrame, title: str = "Sector exposure") -> bytes:
+    """Stacked weight per sector at each rebalance (held until the next), as PNG bytes.
+
+    ``exposure``: ``date, sector, weight`` (``core.evaluation.sector_exposure`` for one
+    strategy). The white space above the stack is cash.
+    """
+    _require(exposure, ("date", "sector", "weight"))
+    wide = (
+        exposure.pivot(on="sector", index="date", values="weight", aggregate_function="sum")
+        .sort("date")
+        .fill_null(0.0)
+    )
+    sectors = sorted(c for c in wide.columns if c != "date")
+    dates = wide["date"].to_list()
+    fig = Figure(figsize=(10, 4.5), layout="constrained")
+    ax = fig.subplots()
+    if len(dates) == 1:
+        dates = dates * 2  # a single rebalance still draws a band
+        wide = pl.concat([wide, wide])
+    ax.stackplot(
+        dates, *[wide[s].to_numpy() for s in sectors], labels=sectors, step="post", alpha=0.85
+    )
+    ax.set_ylim(0.0, 1.0)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:.0%}"))
+    ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    ax.grid(True, alpha=0.3)
+    return _png(fig)
+
+
+def benchmarks_png(curves: pl.DataFrame, title: str = "Benchmarks") -> bytes:
+    """Equity of each benchmark on a log scale, as PNG bytes.
+
+    ``curves``: ``date, benchmark, equity`` (long, one line per benchmark).
+    """
+    _require(curves, ("date", "benchmark", "equity"))
+    fig = Figure(figsize=(10, 4.5), layout="constrained")
+    ax = fig.subplots()
+    for (name,), part in curves.sort("date").group_by("benchmark", maintain_order=True):
+        ax.plot(part["date"].to_list(), part["equity"].to_numpy(), label=str(name))
+    ax.set_yscale("log")
+    plain = FuncFormatter(lambda y, _: f"{y:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
+    ax.set_title(title)
+    ax.legend(loc="upper left")
+    ax.grid(True, which="both", alpha=0.3)
+    return _png(fig)
+
+
 def md_image(png: bytes, alt: str) -> str:
     """Markdown image with the PNG inlined as a base64 data URI (renders in Dagster metadata)."""
     if not png.startswith(b"\x89PNG\r\n\x1a\n"):

@@ -29,7 +29,16 @@ WEIGHTINGS: tuple[str, ...] = ("equal",)
 WEIGHT_TOLERANCE = 1e-6
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
-TOP_FIELDS = ("name", "description", "rebalance", "universe", "scoring", "portfolio", "costs")
+TOP_FIELDS = (
+    "name",
+    "description",
+    "rebalance",
+    "universe",
+    "scoring",
+    "portfolio",
+    "costs",
+    "trading",
+)
 UNIVERSE_FIELDS = (
     "min_market_cap",
     "max_market_cap",
@@ -44,6 +53,16 @@ GROUP_FIELDS = ("weight", "factors")
 FACTOR_FIELDS = ("weight", "higher_is_better")
 PORTFOLIO_FIELDS = ("top_n", "weighting", "max_sector_weight")
 COSTS_FIELDS = ("bps",)
+TRADING_FIELDS = (
+    "capital",
+    "fractional",
+    "commission_per_share",
+    "commission_minimum",
+    "commission_maximum_pct",
+    "commission_bps",
+    "slippage_bps",
+    "cash_rate",
+)
 
 
 class StrategyConfigError(ValueError):
@@ -122,6 +141,24 @@ class CostRules:
 
 
 @dataclass(frozen=True)
+class TradingRules:
+    """Per-strategy overrides of the run's trading model (None = use the run's setting)."""
+
+    capital: float | None = None
+    fractional: bool | None = None
+    commission_per_share: float | None = None
+    commission_minimum: float | None = None
+    commission_maximum_pct: float | None = None
+    commission_bps: float | None = None
+    slippage_bps: float | None = None
+    cash_rate: float | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        """The fields set in the file, by name."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
 class StrategySpec:
     """A validated strategy. ``config_hash`` identifies the configuration that produced a result."""
 
@@ -132,6 +169,7 @@ class StrategySpec:
     scoring: ScoringRules
     portfolio: PortfolioRules
     costs: CostRules
+    trading: TradingRules = field(default_factory=TradingRules)
     source: Path | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -251,7 +289,34 @@ def parse_strategy(raw: Any, file: str = "<strategy>") -> StrategySpec:
         scoring=scoring,
         portfolio=portfolio,
         costs=costs,
+        trading=_parse_trading(p, doc.get("trading")),
     )
+
+
+def _parse_trading(p: _Parser, raw: Any) -> TradingRules:
+    """The optional ``trading:`` section: overrides of the run's trading model."""
+    t = p.mapping(raw or {}, "trading", TRADING_FIELDS)
+    values: dict[str, Any] = {}
+    for key in TRADING_FIELDS:
+        if key not in t:
+            continue
+        value = t[key]
+        path = f"trading.{key}"
+        if key == "fractional":
+            if not isinstance(value, bool):
+                p.fail(path, f"must be true or false, got {value!r}")
+            values[key] = value
+        elif key == "cash_rate":
+            if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+                p.fail(path, f"must be a number, got {value!r}")
+            if value <= -1:
+                p.fail(path, f"must be > -1, got {value!r}")
+            values[key] = float(value)
+        else:
+            values[key] = p.number(value, path, positive=key == "capital", optional=False)
+    if values.get("slippage_bps", 0.0) >= 1e4:
+        p.fail("trading.slippage_bps", f"must be < 10000, got {values['slippage_bps']!r}")
+    return TradingRules(**values)
 
 
 def _parse_scoring(p: _Parser, raw: Any) -> ScoringRules:

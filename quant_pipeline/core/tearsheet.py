@@ -220,6 +220,32 @@ def _charts_section(charts: Mapping[str, bytes]) -> str:
     return "<h2>Charts</h2>" + "".join(figures) if figures else ""
 
 
+def _relative_section(relative: pl.DataFrame | None, strategy: str) -> str:
+    """One column per benchmark: the strategy measured against it."""
+    if relative is None:
+        return ""
+    if "strategy" in relative.columns:
+        relative = relative.filter(pl.col("strategy") == strategy)
+    if relative.height == 0:
+        return ""
+    names = relative["benchmark"].unique(maintain_order=True).to_list()
+    wide = relative.pivot(on="benchmark", index="metric", values="value", on_columns=names)
+    head = '<th class="name">metric</th>' + "".join(f"<th>{_e(n)}</th>" for n in names)
+    rows = []
+    for row in wide.iter_rows(named=True):
+        metric = row["metric"]
+        kind_of = "cagr" if metric.endswith(("_cagr", "_return")) else metric
+        values = "".join(f"<td>{_e(format_metric_value(kind_of, row[n]))}</td>" for n in names)
+        rows.append(
+            f'<tr><td class="name">{_e(metric_label(metric))} <code>{_e(metric)}</code></td>'
+            f"{values}</tr>"
+        )
+    return (
+        "<h2>Against each benchmark</h2><table><thead><tr>"
+        f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
 def _labels_section(labels: Mapping[str, str] | None) -> str:
     if not labels:
         return ""
@@ -239,6 +265,7 @@ def render_tearsheet(
     charts: Mapping[str, bytes],
     labels: Mapping[str, str] | None = None,
     returns_col: str = "portfolio_return",
+    relative: pl.DataFrame | None = None,
 ) -> str:
     """One strategy's tear sheet as a self-contained HTML document (the caller writes the file).
 
@@ -251,6 +278,8 @@ def render_tearsheet(
     * ``quarterly``: ``backtest.quarterly`` rows or None.
     * ``charts``: title -> PNG bytes, embedded in order as base64 data URIs.
     * ``labels``: free key -> value pairs (run id, source, settings) shown as a table.
+    * ``relative``: ``[strategy,] benchmark, metric, value`` (``backtest.relative_metrics``),
+      shown as one column per benchmark.
     """
     if "strategy" in daily.columns:
         daily = daily.filter(pl.col("strategy") == strategy)
@@ -258,6 +287,7 @@ def render_tearsheet(
     first, last = dates.row(0) if daily.height else (None, None)
     sections: Sequence[str] = (
         _metrics_section(metrics, strategy),
+        _relative_section(relative, strategy),
         _charts_section(charts),
         _monthly_section(daily, returns_col),
         _quarterly_section(quarterly, strategy),

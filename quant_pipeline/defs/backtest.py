@@ -1,25 +1,28 @@
-"""Backtest assets: daily equity per strategy, trades, quarterly summary, metrics, comparison."""
+"""Backtest assets: the share-based simulation per strategy (daily, trades, fills, positions,
+unfilled targets, quarterly summary), metrics and the comparison."""
 
 import dagster as dg
 import polars as pl
 
 from quant_pipeline.core import backtest, metrics, plots
+from quant_pipeline.core.benchmarks import benchmark_series
 from quant_pipeline.core.evaluation import metrics_for_strategies
+from quant_pipeline.core.simulation import simulate, unfilled_targets
 from quant_pipeline.defs.integrity import write_bias_labels
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.trading import BacktestConfig, model_settings, trading_model
 
 GROUP = "backtest"
 KINDS = {"duckdb", "polars"}
 PRICE_COLUMNS = ["ticker", "date", "close", "adj_close", "daily_return"]
-
-
-class BacktestConfig(dg.Config):
-    """Run config of the backtest. ``delisting_return`` (e.g. -0.3) is applied to the last price
-    of a holding whose prices stop; None closes it at the last price. See README "Bias labels"."""
-
-    delisting_return: float | None = None
+SIMULATION_TABLES = {
+    "fills": "Every simulated order: side, shares, price, execution price, commission, slippage.",
+    "positions": "Shares, value and weight held after each rebalance, per strategy and ticker.",
+    "unfilled_targets": "Targets not (fully) bought: no recent price, price above target, no cash.",
+    "settings": "The trading model and benchmark each strategy's backtest used.",
+}
 
 
 @dg.multi_asset(
@@ -29,7 +32,7 @@ class BacktestConfig(dg.Config):
             deps=[
                 ["portfolio", "target_weights"],
                 ["curated", "prices"],
-                ["curated", "membership"],
+                ["backtest", "benchmarks"],
             ],
             description="Daily portfolio and benchmark returns, equity, drawdown, turnover, costs.",
             group_name=GROUP,
@@ -38,7 +41,7 @@ class BacktestConfig(dg.Config):
         dg.AssetSpec(
             ["backtest", "trades"],
             deps=[["portfolio", "target_weights"]],
-            description="Every position: entry and exit dates and prices, return, sector.",
+            description="Every position: entry and exit dates and prices, return, fees, sector.",
             group_name=GROUP,
             kinds=KINDS,
         ),
@@ -56,55 +59,95 @@ class BacktestConfig(dg.Config):
             group_name=GROUP,
             kinds=KINDS,
         ),
+        *[
+            dg.AssetSpec(
+                ["backtest", table],
+                deps=[["portfolio", "target_weights"]],
+                description=description,
+                group_name=GROUP,
+                kinds=KINDS,
+            )
+            for table, description in SIMULATION_TABLES.items()
+        ],
     ],
     pool="warehouse",
 )
 def backtest_results(
     config: BacktestConfig, market: MarketDataResource, warehouse: WarehouseResource
 ):
-    """Run every strategy's backtest on the curated prices and write daily, trades, quarterly."""
+    """Trade every strategy's target weights with a cash account (shares, commissions, slippage)."""
     wh = warehouse.get()
     specs = selected_strategies(market)
     weights = wh.read_table("portfolio.target_weights")
     prices = wh.read_table("curated.prices", columns=PRICE_COLUMNS)
-    membership = wh.read_table("curated.membership")
-    benchmark = backtest.equal_weight_benchmark(
-        prices, membership=membership if membership.height else None
-    )
-    daily, trades, quarterly, charts = [], [], [], {}
+    bench_table = wh.read_table("backtest.benchmarks")
+    primary = bench_table.filter(pl.col("is_primary"))["benchmark"].unique().to_list()
+    if len(primary) != 1:
+        raise dg.Failure(f"backtest.benchmarks must mark one primary benchmark, found {primary}")
+    benchmark = benchmark_series(bench_table, primary[0])
+    outputs: dict[str, list[pl.DataFrame]] = {t: [] for t in ("daily", "trades", "quarterly")}
+    outputs.update({t: [] for t in SIMULATION_TABLES})
+    charts, models = {}, {}
     for name, spec in specs.items():
         w = weights.filter(pl.col("strategy") == name)
         if w.is_empty():
             raise dg.Failure(f"strategy {name!r} has no target weights: nothing to backtest")
-        result = backtest.run_backtest(
+        model = trading_model(config, spec)
+        models[name] = model.describe()
+        result = simulate(
             w,
             prices,
-            cost_bps=spec.costs.bps,
+            model,
             benchmark=benchmark,
             delisting_return=config.delisting_return,
             strategy=name,
         )
-        daily.append(result.daily)
-        trades.append(result.trades)
-        quarterly.append(backtest.quarterly_summary(result.daily))
+        outputs["daily"].append(result.daily)
+        outputs["trades"].append(result.trades)
+        outputs["quarterly"].append(backtest.quarterly_summary(result.daily))
+        outputs["fills"].append(result.fills)
+        outputs["positions"].append(result.positions)
+        outputs["unfilled_targets"].append(unfilled_targets(result))
+        outputs["settings"].append(
+            model_settings(model).select(
+                pl.lit(name).alias("strategy"),
+                pl.lit(primary[0]).alias("benchmark"),
+                pl.all(),
+                pl.lit(models[name]).alias("description"),
+            )
+        )
         charts[name] = plots.md_image(
-            plots.equity_chart_png(result.daily, f"{name}: equity vs equal-weight benchmark"),
+            plots.equity_chart_png(result.daily, f"{name}: equity vs {primary[0]} benchmark"),
             f"{name} equity curve",
         )
-    daily_all = pl.concat(daily, how="vertical_relaxed")
-    trades_all = pl.concat(trades, how="vertical_relaxed")
-    quarterly_all = pl.concat(quarterly, how="vertical_relaxed")
-    wh.replace_table("backtest.daily", daily_all)
-    wh.replace_table("backtest.trades", trades_all)
-    wh.replace_table("backtest.quarterly", quarterly_all)
-    labels = write_bias_labels(
-        wh, market, specs, prices, membership, delisting_return=config.delisting_return
+    frames = {t: pl.concat(parts, how="vertical_relaxed") for t, parts in outputs.items()}
+    for table, frame in frames.items():
+        wh.replace_table(f"backtest.{table}", frame)
+    daily_all = frames["daily"]
+    final = daily_all.group_by("strategy").agg(
+        pl.col("equity").last(),
+        pl.col("portfolio_value").last(),
+        pl.col("fees").sum().alias("total_fees"),
+        pl.col("slippage").sum().alias("total_slippage"),
+        pl.col("date").last(),
     )
-    final = daily_all.group_by("strategy").agg(pl.col("equity").last(), pl.col("date").last())
+    labels = write_bias_labels(
+        wh,
+        market,
+        specs,
+        prices,
+        wh.read_table("curated.membership"),
+        delisting_return=config.delisting_return,
+        trading_models=models,
+    )
     yield dg.MaterializeResult(
         asset_key=["backtest", "daily"],
         metadata={
             **table_metadata("backtest.daily", daily_all),
+            "benchmark": primary[0],
+            "trading_model": dg.MetadataValue.md(
+                "\n".join(f"- **{n}**: {text}" for n, text in models.items())
+            ),
             "final_equity": dg.MetadataValue.md(markdown_table(final.sort("strategy"))),
             **{f"equity_curve_{name}": dg.MetadataValue.md(md) for name, md in charts.items()},
             "bias_labels": dg.MetadataValue.md(markdown_table(labels, max_rows=100)),
@@ -117,13 +160,12 @@ def backtest_results(
             "labels": dg.MetadataValue.md(markdown_table(labels, max_rows=100)),
         },
     )
-    yield dg.MaterializeResult(
-        asset_key=["backtest", "trades"], metadata=table_metadata("backtest.trades", trades_all)
-    )
-    yield dg.MaterializeResult(
-        asset_key=["backtest", "quarterly"],
-        metadata=table_metadata("backtest.quarterly", quarterly_all),
-    )
+    for table, frame in frames.items():
+        if table == "daily":
+            continue
+        yield dg.MaterializeResult(
+            asset_key=["backtest", table], metadata=table_metadata(f"backtest.{table}", frame)
+        )
 
 
 @dg.asset(

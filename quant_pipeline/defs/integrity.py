@@ -69,8 +69,12 @@ def write_bias_labels(
     prices: pl.DataFrame,
     membership: pl.DataFrame,
     delisting_return: float | None,
+    trading_models: dict[str, str] | None = None,
 ) -> pl.DataFrame:
     """Compute every strategy's bias labels, write ``backtest.labels`` and return them.
+
+    ``trading_models`` (strategy → description of the simulated trading model: capital, share
+    rounding, commissions, slippage) adds a ``trading_model`` label per strategy.
 
     Called by the backtest asset with the frames it already holds (curated.prices with ticker and
     date, curated.membership); reads factors.values, factors.rebalance_dates,
@@ -100,6 +104,17 @@ def write_bias_labels(
                 fundamentals=fundamentals,
                 vintage_report=vintage.join(dates, on="rebalance_date", how="semi"),
                 delisted_tickers=delisted,
+            )
+        )
+    if trading_models:
+        rows.append(
+            pl.DataFrame(
+                {
+                    "strategy": list(trading_models),
+                    "label": ["trading_model"] * len(trading_models),
+                    "value": list(trading_models.values()),
+                },
+                schema=rows[0].schema if rows else None,
             )
         )
     labels = pl.concat(rows, how="vertical")

@@ -42,6 +42,8 @@ def daily() -> pl.DataFrame:
             "benchmark_return": B,
             "turnover": [1.0, 0.0, 0.0, 0.5, 0.0],
             "costs": [0.001, 0.0, 0.0, 0.0005, 0.0],
+            "fees": [3.0, 0.0, 0.0, 1.25, 0.0],  # commissions in currency (share-based run)
+            "slippage": [1.0, 0.0, 0.0, 0.5, 0.0],
         }
     )
 
@@ -126,6 +128,8 @@ def test_every_metric_matches_its_hand_computed_value(daily, trades):
         "average_turnover": (1.0 + 0.5) / 2,  # rebalance days only
         "annual_turnover": 1.5 / 5 * 252,  # = 75.6
         "total_costs": 0.0015,
+        "total_fees": 4.25,  # 3.00 + 1.25, currency
+        "total_slippage": 1.5,
         "alpha": (1 + alpha_daily) ** 252 - 1,
         "beta": beta,
         "tracking_error": te,
@@ -244,6 +248,7 @@ def test_benchmark_measured_against_itself_has_beta_one_and_no_strategy_costs(da
     assert got["tracking_error"] == 0.0
     assert got["information_ratio"] is None
     assert got["average_turnover"] is None and got["total_costs"] is None
+    assert got["total_fees"] is None and got["total_slippage"] is None
     # benchmark equity 1.0, 0.99, 1.0098, 1.019898, 1.019898
     assert got["total_return"] == pytest.approx(0.99 * 1.02 * 1.01 - 1, rel=1e-12)
 

@@ -12,12 +12,16 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from quant_pipeline.core.plots import (
+    benchmarks_png,
+    drawdown_png,
     equity_chart_png,
     md_image,
     monthly_heatmap_png,
     monthly_returns,
+    quarterly_returns_png,
     rolling_sharpe,
     rolling_sharpe_png,
+    sector_exposure_png,
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -106,3 +110,36 @@ def test_rolling_sharpe_is_annualised_mean_over_std_of_the_window():
     root = np.sqrt(2) * np.sqrt(252)
     assert out["portfolio_sharpe"][0] is None
     assert out["portfolio_sharpe"].to_list()[1:] == pytest.approx([root, 2.5 * root, 1.5 * root])
+
+
+def test_report_charts_are_png_bytes(daily):
+    quarterly = pl.DataFrame(
+        {
+            "quarter": ["2020Q1", "2020Q2", "2020Q3"],
+            "portfolio_return": [0.05, -0.02, 0.03],
+            "benchmark_return": [0.04, -0.01, 0.0],
+        }
+    )
+    exposure = pl.DataFrame(
+        {
+            "date": [date(2020, 1, 2), date(2020, 1, 2), date(2020, 4, 1)],
+            "sector": ["Energy", "Utilities", "Energy"],
+            "weight": [0.6, 0.4, 0.97],
+        }
+    )
+    curves = pl.DataFrame(
+        {
+            "date": [date(2020, 1, 2), date(2020, 1, 3)] * 2,
+            "benchmark": ["equal_weight"] * 2 + ["cap_weight"] * 2,
+            "equity": [1.0, 1.01, 1.0, 0.99],
+        }
+    )
+    for png in (
+        drawdown_png(daily),
+        quarterly_returns_png(quarterly),
+        sector_exposure_png(exposure),
+        sector_exposure_png(exposure.head(2)),  # a single rebalance still draws
+        benchmarks_png(curves),
+    ):
+        assert png.startswith(PNG_SIGNATURE)
+        assert len(png) > 1000

@@ -172,3 +172,35 @@ def test_duplicate_strategy_names_are_rejected(tmp_path):
     write(tmp_path, BASE, "b.yaml")
     with pytest.raises(StrategyConfigError, match="also defined in"):
         load_strategies(tmp_path)
+
+
+def test_trading_section_overrides_only_the_fields_it_names():
+    doc = copy.deepcopy(BASE)
+    doc["trading"] = {"capital": 25_000, "fractional": True, "slippage_bps": 5, "cash_rate": 0.02}
+    spec = parse_strategy(doc, "tiny.yaml")
+    assert spec.trading.overrides() == {
+        "capital": 25_000.0,
+        "fractional": True,
+        "slippage_bps": 5.0,
+        "cash_rate": 0.02,
+    }
+    assert parse_strategy(BASE, "tiny.yaml").trading.overrides() == {}
+
+
+@pytest.mark.parametrize(
+    ("trading", "field", "problem"),
+    [
+        ({"capitol": 1}, "trading.capitol", "unknown field"),
+        ({"capital": 0}, "trading.capital", "must be positive"),
+        ({"fractional": "yes"}, "trading.fractional", "must be true or false"),
+        ({"commission_minimum": -1}, "trading.commission_minimum", "must not be negative"),
+        ({"cash_rate": -1}, "trading.cash_rate", "must be > -1"),
+        ({"slippage_bps": 10_000}, "trading.slippage_bps", "must be < 10000"),
+    ],
+)
+def test_bad_trading_fields_name_the_field_and_the_rule(trading, field, problem):
+    doc = copy.deepcopy(BASE)
+    doc["trading"] = trading
+    with pytest.raises(StrategyConfigError, match=problem) as err:
+        parse_strategy(doc, "tiny.yaml")
+    assert err.value.field == field and err.value.file == "tiny.yaml"

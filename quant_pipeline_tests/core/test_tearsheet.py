@@ -158,3 +158,27 @@ def test_metric_values_are_formatted_for_people(metric, value, text):
 def test_metric_labels_read_as_words():
     assert metric_label("sharpe_ratio") == "Sharpe ratio"
     assert metric_label("cagr") == "CAGR"
+
+
+def test_tearsheet_shows_the_strategy_against_each_benchmark(daily):
+    relative = pl.DataFrame(
+        {
+            "strategy": ["value"] * 4,
+            "benchmark": ["equal_weight", "equal_weight", "SPY", "SPY"],
+            "metric": ["beta", "excess_cagr"] * 2,
+            "value": [1.1, 0.0123, 0.9, -0.02],
+        }
+    )
+    page = render_tearsheet(
+        "value",
+        pl.DataFrame({"metric": ["cagr"], "value": [0.1]}),
+        daily,
+        None,
+        None,
+        {},
+        relative=relative,
+    )
+    assert "<h2>Against each benchmark</h2>" in page
+    assert "<th>equal_weight</th><th>SPY</th>" in page
+    assert "<td>1.10</td><td>0.90</td>" in page  # beta as a ratio
+    assert "<td>1.23%</td><td>-2.00%</td>" in page  # excess CAGR as a percentage

@@ -1,10 +1,14 @@
 """The whole chain on a small demo market, materialized into a temporary warehouse."""
 
+import shutil
+from pathlib import Path
+
 import dagster as dg
 import polars as pl
 import pytest
 
 from quant_pipeline.definitions import all_assets, asset_checks
+from quant_pipeline.defs.benchmarks import benchmarks
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.storage.warehouse import Warehouse
 
@@ -28,7 +32,8 @@ def _materialize(path):
         "warehouse": WarehouseResource(path=str(path)),
         "market": MarketDataResource(source="demo", demo_tickers=150, demo_start="2016-01-01"),
     }
-    with dg.DagsterInstance.ephemeral() as instance:
+    with dg.DagsterInstance.ephemeral() as instance, pytest.MonkeyPatch.context() as env:
+        env.setenv("QUANT_PIPELINE_REPORTS_DIR", str(path.parent / "reports"))
         result = dg.materialize(
             [*all_assets, *asset_checks], resources=resources, instance=instance
         )
@@ -82,3 +87,76 @@ def test_no_rebalance_uses_fundamentals_available_on_or_after_its_date(built):
     values = warehouse.read_table("factors.values")
     late = values.filter(pl.col("fundamentals_available_at") >= pl.col("rebalance_date"))
     assert late.is_empty()
+
+
+def test_backtest_daily_is_share_based_with_contract_columns_and_cash_never_negative(built):
+    _, warehouse, _ = built
+    daily = warehouse.read_table("backtest.daily")
+    contract = ["strategy", "date", "portfolio_return", "benchmark_return", "equity"]
+    contract += ["benchmark_equity", "drawdown", "turnover", "costs"]
+    assert set(contract) <= set(daily.columns)
+    assert {"portfolio_value", "cash", "fees", "slippage"} <= set(daily.columns)
+    assert daily["cash"].min() >= 0
+    assert daily["fees"].sum() > 0, "the default trading model charges IB commissions"
+    settings = warehouse.read_table("backtest.settings")
+    assert settings["capital"].to_list() == [100_000.0] * settings.height
+    assert not settings["fractional"].any()
+
+
+def test_benchmarks_relative_metrics_and_monthly_returns_are_stored(built):
+    _, warehouse, _ = built
+    benchmarks = warehouse.read_table("backtest.benchmarks")
+    assert set(benchmarks["benchmark"].unique()) == {"equal_weight", "cap_weight"}
+    primary = benchmarks.filter(pl.col("is_primary"))["benchmark"].unique().to_list()
+    assert primary == ["equal_weight"]
+    relative = warehouse.read_table("backtest.relative_metrics")
+    pairs = relative.select("strategy", "benchmark").unique()
+    assert pairs.height == 2 * 2  # two strategies x two benchmarks
+    monthly = warehouse.read_table("backtest.monthly_returns")
+    assert set(monthly["strategy"].unique()) == {"magic_formula", "multifactor_smallcap"}
+
+
+def test_tear_sheets_are_html_files_with_every_statistic_and_the_charts(built):
+    _, warehouse, _ = built
+    sheets = warehouse.read_table("backtest.tear_sheets")
+    metrics = warehouse.read_table("backtest.metrics")
+    assert set(sheets["strategy"]) == {"magic_formula", "multifactor_smallcap"}
+    for name, path in sheets.select("strategy", "path").iter_rows():
+        page = Path(path).read_text(encoding="utf-8")
+        assert page.startswith("<!DOCTYPE html>")
+        for metric in metrics.filter(pl.col("strategy") == name)["metric"]:
+            assert f"<code>{metric}</code>" in page, (name, metric)
+        # equity, drawdown, monthly heatmap, quarterly bars, rolling Sharpe, sector exposure
+        assert page.count('src="data:image/png;base64,') == 6
+        for section in ("Against each benchmark", "Monthly returns", "Quarterly summary"):
+            assert f"<h2>{section}</h2>" in page
+        assert "<th>commission</th>" in page and "<th>fees</th>" in page
+    index = Path(sheets["path"][0]).parent / "index.html"
+    assert 'href="magic_formula.html"' in index.read_text(encoding="utf-8")
+
+
+def test_a_ticker_from_the_data_can_be_the_primary_benchmark(built, tmp_path):
+    path, warehouse, _ = built
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(path, copy)
+    ticker = warehouse.read_table("curated.prices", columns=["ticker"])["ticker"].min()
+    config = {"ops": {"backtest__benchmarks": {"config": {"primary": ticker, "tickers": []}}}}
+    resources = {"warehouse": WarehouseResource(path=str(copy))}
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert dg.materialize(
+            [benchmarks], resources=resources, run_config=config, instance=instance
+        ).success
+        table = Warehouse(copy).read_table("backtest.benchmarks")
+        assert set(table["benchmark"].unique()) == {"equal_weight", "cap_weight", ticker}
+        assert table.filter(pl.col("is_primary"))["benchmark"].unique().to_list() == [ticker]
+        config["ops"]["backtest__benchmarks"]["config"]["primary"] = "NOT_A_TICKER"
+        failed = dg.materialize(
+            [benchmarks],
+            resources=resources,
+            run_config=config,
+            instance=instance,
+            raise_on_error=False,
+        )
+    assert not failed.success
+    errors = [e.step_failure_data.error.message for e in failed.all_events if e.is_step_failure]
+    assert any("'NOT_A_TICKER' is not in the prices" in m for m in errors)

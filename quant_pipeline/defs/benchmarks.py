@@ -1,0 +1,121 @@
+"""The benchmark return series every backtest is compared with (``backtest.benchmarks``)."""
+
+import dagster as dg
+import polars as pl
+
+from quant_pipeline.core import plots
+from quant_pipeline.core.backtest import BacktestInputError
+from quant_pipeline.core.benchmarks import (
+    CAP_WEIGHT,
+    EQUAL_WEIGHT,
+    benchmark_table,
+    cap_weighted_benchmark,
+    equal_weight_benchmark,
+    ticker_benchmark,
+)
+from quant_pipeline.defs.metadata import markdown_table, table_metadata
+from quant_pipeline.defs.resources import WarehouseResource
+
+GROUP = "backtest"
+KINDS = {"duckdb", "polars"}
+
+
+class BenchmarksConfig(dg.Config):
+    """Which benchmarks to compute and which one ``backtest.daily`` compares with.
+
+    ``primary``: ``equal_weight``, ``cap_weight`` or a ticker of the data (e.g. ``SPY``).
+    ``tickers``: more tickers to store as benchmarks (their alpha, beta, tracking error and
+    information ratio land in ``backtest.relative_metrics``).
+    """
+
+    primary: str = EQUAL_WEIGHT
+    tickers: list[str] = []
+
+
+def _shares(fundamentals: pl.DataFrame, securities: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Point-in-time shares from the fundamentals; the current profile's shares (known 'since
+    always', a lookahead) only for tickers without any. Returns the frame and that count."""
+    reported = fundamentals.select(
+        "ticker", pl.col("available_at").cast(pl.Date), "shares_outstanding"
+    ).filter(pl.col("shares_outstanding").is_not_null())
+    profile = securities.select(
+        "ticker",
+        pl.lit(None, dtype=pl.Date).alias("available_at"),
+        pl.col("shares_outstanding").cast(pl.Float64),
+    ).filter(
+        pl.col("shares_outstanding").is_not_null()
+        & ~pl.col("ticker").is_in(reported["ticker"].unique().implode())
+    )
+    return pl.concat([reported, profile], how="vertical_relaxed"), profile.height
+
+
+@dg.asset(
+    key=["backtest", "benchmarks"],
+    deps=[
+        ["curated", "prices"],
+        ["curated", "membership"],
+        ["curated", "fundamentals"],
+        ["curated", "securities"],
+    ],
+    group_name=GROUP,
+    kinds=KINDS,
+    pool="warehouse",
+)
+def benchmarks(config: BenchmarksConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Benchmark daily returns: equal-weight and cap-weighted universe, and chosen tickers."""
+    wh = warehouse.get()
+    prices = wh.read_table("curated.prices", columns=["ticker", "date", "close", "daily_return"])
+    membership = wh.read_table("curated.membership")
+    members = membership if membership.height else None
+    if members is not None and "universe" in members.columns and members["universe"].n_unique() > 1:
+        raise dg.Failure(
+            f"curated.membership holds several universes {members['universe'].unique().to_list()}"
+        )
+    shares, from_profile = _shares(
+        wh.read_table(
+            "curated.fundamentals", columns=["ticker", "available_at", "shares_outstanding"]
+        ),
+        wh.read_table("curated.securities", columns=["ticker", "shares_outstanding"]),
+    )
+    series = {
+        EQUAL_WEIGHT: equal_weight_benchmark(prices, membership=members),
+        CAP_WEIGHT: cap_weighted_benchmark(prices, shares, membership=members),
+    }
+    wanted = list(dict.fromkeys([*config.tickers, config.primary]))
+    for ticker in wanted:
+        if ticker in series:
+            continue
+        try:
+            series[ticker] = ticker_benchmark(prices, ticker)
+        except BacktestInputError as exc:
+            raise dg.Failure(str(exc)) from exc
+    table = benchmark_table(series).with_columns(
+        (pl.col("benchmark") == config.primary).alias("is_primary")
+    )
+    wh.replace_table("backtest.benchmarks", table)
+    summary = table.group_by("benchmark").agg(
+        pl.col("date").min().alias("first"),
+        pl.col("date").max().alias("last"),
+        pl.len().alias("days"),
+        ((1 + pl.col("return")).product() - 1).alias("total_return"),
+        pl.col("is_primary").first(),
+    )
+    curves = (
+        table.sort("date")
+        .with_columns((1 + pl.col("return")).cum_prod().over("benchmark").alias("equity"))
+        .filter(pl.col("benchmark").is_in([EQUAL_WEIGHT, CAP_WEIGHT, config.primary]))
+    )
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata("backtest.benchmarks", table),
+            "primary": config.primary,
+            "benchmarks": dg.MetadataValue.md(markdown_table(summary.sort("benchmark"))),
+            "cap_weight_tickers_with_profile_shares": from_profile,
+            "equity": dg.MetadataValue.md(
+                plots.md_image(plots.benchmarks_png(curves), "benchmark equity")
+            ),
+        }
+    )
+
+
+benchmark_assets = [benchmarks]

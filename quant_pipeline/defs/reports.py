@@ -1,0 +1,204 @@
+"""Reports on the backtests: monthly returns, metrics against every benchmark, HTML tear sheets.
+
+The tear sheets are self-contained HTML files, one per strategy, under the reports directory
+(``QUANT_PIPELINE_REPORTS_DIR``, default ``reports/``, or this asset's ``reports_dir`` config),
+plus an ``index.html`` linking them; ``backtest.tear_sheets`` lists the files written.
+"""
+
+import html
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from quant_pipeline.core import plots
+from quant_pipeline.core.evaluation import (
+    BENCHMARK,
+    monthly_summary,
+    relative_metrics,
+    sector_exposure,
+)
+from quant_pipeline.core.tearsheet import render_tearsheet
+from quant_pipeline.defs.metadata import markdown_table, table_metadata
+from quant_pipeline.defs.resources import WarehouseResource
+from quant_pipeline.settings import from_env
+
+GROUP = "backtest"
+KINDS = {"duckdb", "polars"}
+TRADE_COLUMNS = [
+    "ticker",
+    "sector",
+    "entry_date",
+    "exit_date",
+    "entry_price",
+    "exit_price",
+    "shares",
+    "return",
+    "commission",
+    "slippage",
+    "fees",
+]
+
+
+@dg.asset(
+    key=["backtest", "monthly_returns"],
+    deps=[["backtest", "daily"]],
+    group_name=GROUP,
+    kinds=KINDS,
+    pool="warehouse",
+)
+def monthly_returns(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Compounded portfolio, benchmark and excess return per strategy and calendar month."""
+    wh = warehouse.get()
+    table = monthly_summary(
+        wh.read_table(
+            "backtest.daily", columns=["strategy", "date", "portfolio_return", "benchmark_return"]
+        )
+    )
+    wh.replace_table("backtest.monthly_returns", table)
+    return dg.MaterializeResult(metadata=table_metadata("backtest.monthly_returns", table))
+
+
+@dg.asset(
+    key=["backtest", "relative_metrics"],
+    deps=[["backtest", "daily"], ["backtest", "benchmarks"]],
+    group_name=GROUP,
+    kinds=KINDS,
+    pool="warehouse",
+)
+def relative_metrics_asset(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Each strategy against each benchmark: alpha, beta, tracking error, information ratio."""
+    wh = warehouse.get()
+    daily = wh.read_table("backtest.daily", columns=["strategy", "date", "portfolio_return"])
+    table = relative_metrics(daily, wh.read_table("backtest.benchmarks"))
+    wh.replace_table("backtest.relative_metrics", table)
+    wide = table.pivot(on="metric", index=["strategy", "benchmark"], values="value")
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata("backtest.relative_metrics", table),
+            "by_benchmark": dg.MetadataValue.md(markdown_table(wide, max_rows=50)),
+        }
+    )
+
+
+class TearSheetConfig(dg.Config):
+    """Where the HTML tear sheets go (default: QUANT_PIPELINE_REPORTS_DIR, else reports/)."""
+
+    reports_dir: str | None = None
+
+
+def strategy_charts(
+    daily: pl.DataFrame, quarterly: pl.DataFrame, positions: pl.DataFrame, benchmark: str
+) -> dict[str, bytes]:
+    """The tear sheet's charts for one strategy (frames already filtered to it), by title."""
+    charts = {
+        f"Equity vs {benchmark} benchmark (log scale) and drawdown": plots.equity_chart_png(
+            daily, f"Equity vs {benchmark} benchmark"
+        ),
+        "Drawdown": plots.drawdown_png(daily),
+        "Monthly returns": plots.monthly_heatmap_png(daily),
+    }
+    if quarterly.height:
+        charts["Quarterly returns"] = plots.quarterly_returns_png(quarterly)
+    charts["Rolling 12-month Sharpe ratio"] = plots.rolling_sharpe_png(daily)
+    if positions.height:
+        charts["Sector exposure after each rebalance"] = plots.sector_exposure_png(
+            sector_exposure(positions)
+        )
+    return charts
+
+
+def _index_html(rows: list[tuple[str, str]]) -> str:
+    links = "".join(
+        f'<li><a href="{html.escape(file)}">{html.escape(name)}</a></li>' for name, file in rows
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Tear sheets</title>'
+        f"</head><body><h1>Tear sheets</h1><ul>{links}</ul></body></html>\n"
+    )
+
+
+@dg.asset(
+    key=["backtest", "tear_sheets"],
+    deps=[
+        ["backtest", "daily"],
+        ["backtest", "trades"],
+        ["backtest", "quarterly"],
+        ["backtest", "positions"],
+        ["backtest", "settings"],
+        ["backtest", "metrics"],
+        ["backtest", "relative_metrics"],
+    ],
+    group_name=GROUP,
+    kinds={"duckdb", "polars", "html"},
+    pool="warehouse",
+)
+def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """One self-contained HTML tear sheet per strategy under the reports directory."""
+    wh = warehouse.get()
+    out_dir = Path(config.reports_dir) if config.reports_dir else from_env().reports_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    daily = wh.read_table("backtest.daily")
+    trades = wh.read_table("backtest.trades")
+    quarterly = wh.read_table("backtest.quarterly")
+    positions = wh.read_table("backtest.positions")
+    settings = wh.read_table("backtest.settings")
+    metrics = wh.read_table("backtest.metrics")
+    relative = wh.read_table("backtest.relative_metrics")
+    written, meta_charts, index_rows = [], {}, []
+    generated = datetime.now(UTC).replace(microsecond=0)
+    for name in daily["strategy"].unique().sort().to_list():
+        own = daily.filter(pl.col("strategy") == name).drop("strategy").sort("date")
+        setting = settings.filter(pl.col("strategy") == name)
+        benchmark = setting["benchmark"][0] if setting.height else BENCHMARK
+        charts = strategy_charts(
+            own,
+            quarterly.filter(pl.col("strategy") == name).drop("strategy"),
+            positions.filter(pl.col("strategy") == name).drop("strategy"),
+            benchmark,
+        )
+        labels = {"generated at": generated.isoformat(), "benchmark": benchmark}
+        if setting.height:
+            labels["trading model"] = setting["description"][0]
+        labels["metric definitions"] = "docs/metrics.md"
+        strategy_trades = trades.filter(pl.col("strategy") == name)
+        page = render_tearsheet(
+            name,
+            metrics.filter(pl.col("strategy").is_in([name, BENCHMARK])),
+            own,
+            strategy_trades.select([c for c in TRADE_COLUMNS if c in strategy_trades.columns]),
+            quarterly.filter(pl.col("strategy") == name),
+            charts,
+            labels=labels,
+            relative=relative.filter(pl.col("strategy") == name),
+        )
+        path = out_dir / f"{name}.html"
+        path.write_text(page, encoding="utf-8")
+        written.append((name, str(path.resolve()), path.stat().st_size, generated))
+        index_rows.append((name, path.name))
+        for title in list(charts)[:1] + ["Monthly returns"]:
+            meta_charts[f"{name}: {title}"] = plots.md_image(charts[title], f"{name} {title}")
+    (out_dir / "index.html").write_text(_index_html(index_rows), encoding="utf-8")
+    table = pl.DataFrame(
+        written,
+        schema={
+            "strategy": pl.String,
+            "path": pl.String,
+            "bytes": pl.Int64,
+            "generated_at": pl.Datetime("us", "UTC"),
+        },
+        orient="row",
+    )
+    wh.replace_table("backtest.tear_sheets", table)
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata("backtest.tear_sheets", table),
+            "reports_dir": dg.MetadataValue.path(str(out_dir.resolve())),
+            **{f"tear_sheet_{name}": dg.MetadataValue.path(path) for name, path, _, _ in written},
+            **{key: dg.MetadataValue.md(md) for key, md in meta_charts.items()},
+        }
+    )
+
+
+report_assets = [monthly_returns, relative_metrics_asset, tear_sheets]

@@ -1,0 +1,54 @@
+"""The trading model a strategy is backtested with: run config, then the strategy's overrides."""
+
+import copy
+import math
+
+import dagster as dg
+import pytest
+
+from quant_pipeline.core.strategy import parse_strategy
+from quant_pipeline.defs.trading import BacktestConfig, model_settings, trading_model
+from quant_pipeline_tests.core.test_strategy import BASE
+
+
+def spec_with(trading=None, bps=0.0):
+    doc = copy.deepcopy(BASE)
+    doc["costs"] = {"bps": bps}
+    if trading is not None:
+        doc["trading"] = trading
+    return parse_strategy(doc, "tiny.yaml")
+
+
+def test_defaults_are_100k_whole_shares_and_ib_fixed_commissions():
+    model = trading_model(BacktestConfig(), spec_with())
+    assert model.capital == 100_000.0 and not model.fractional
+    c = model.commission
+    assert (c.per_share, c.minimum, c.maximum_pct, c.bps, c.slippage_bps) == (
+        0.005,
+        1.0,
+        0.01,
+        0.0,
+        0.0,
+    )
+    assert model.cash_rate == 0.0
+
+
+def test_strategy_trading_section_overrides_run_config_and_costs_bps_adds_to_slippage():
+    config = BacktestConfig(capital=50_000, slippage_bps=2.0, cash_rate=0.01)
+    model = trading_model(config, spec_with({"capital": 20_000, "slippage_bps": 5}, bps=10))
+    assert model.capital == 20_000.0  # the strategy wins
+    assert model.commission.slippage_bps == 15.0  # its 5 bps + costs.bps 10
+    assert model.cash_rate == 0.01  # not overridden: the run's value
+    assert trading_model(config, spec_with(bps=10)).commission.slippage_bps == 12.0
+
+
+def test_settings_row_records_the_model_with_no_cap_as_minus_one():
+    model = trading_model(BacktestConfig(commission_maximum_pct=-1), spec_with())
+    assert math.isinf(model.commission.maximum_pct)
+    row = model_settings(model).row(0, named=True)
+    assert row["commission_maximum_pct"] == -1.0 and row["capital"] == 100_000.0
+
+
+def test_impossible_settings_fail_the_step_naming_the_strategy():
+    with pytest.raises(dg.Failure, match="strategy 'tiny'.*capital must be positive"):
+        trading_model(BacktestConfig(capital=0), spec_with())
