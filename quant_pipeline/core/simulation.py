@@ -462,7 +462,16 @@ def simulate(
         pl.col("close").alias("ref_close"),
         "after",
     )
-    trades = _spell_trades(held_pos, fills, rebal, n_rebal, px, plan["end"])
+    trades = _spell_trades(
+        held_pos,
+        fills,
+        rebal,
+        n_rebal,
+        px,
+        plan["end"],
+        plan["all_prices"],
+        plan["last_market_date"],
+    )
     return SimulationResult(
         daily=bt._with_strategy(daily.cast(SIM_DAILY_SCHEMA), strategy),
         trades=bt._with_strategy(trades.cast(SIM_TRADES_SCHEMA), strategy),
@@ -586,6 +595,8 @@ def _plan(
         "targets": targets,
         "unfilled": unfilled,
         "end": end,
+        "all_prices": all_prices,
+        "last_market_date": last_market_date,
     }
 
 
@@ -752,9 +763,21 @@ def _spell_trades(
     n_rebal: int,
     px: pl.DataFrame,
     end: date,
+    all_prices: pl.DataFrame,
+    last_market_date: date,
 ) -> pl.DataFrame:
-    """Holding spells (as the weights engine) with shares at entry and the costs of the spell."""
-    spells = bt._trades(None, held_pos, rebal, n_rebal, px, end)  # type: ignore[arg-type]
+    """Holding spells (as the weights engine, delisting exits included) with shares at entry and
+    the costs of the spell."""
+    spells = bt._trades(
+        None,  # type: ignore[arg-type]
+        held_pos,
+        rebal,
+        n_rebal,
+        px,
+        end,
+        all_prices,
+        last_market_date,
+    )
     entry_shares = held_pos.join(rebal.select("k", "rebalance_date"), on="k").select(
         "ticker", pl.col("rebalance_date").alias("entry_date"), pl.col("after").alias("shares")
     )
