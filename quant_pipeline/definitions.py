@@ -11,7 +11,9 @@ from quant_pipeline.defs.factors import factor_assets
 from quant_pipeline.defs.ingestion import ingestion_assets
 from quant_pipeline.defs.jobs import jobs, schedules
 from quant_pipeline.defs.portfolio import portfolio_assets
+from quant_pipeline.defs.research import research_assets
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
+from quant_pipeline.defs.signals import signal_assets
 
 all_assets = [
     *ingestion_assets,
@@ -19,6 +21,8 @@ all_assets = [
     *factor_assets,
     *portfolio_assets,
     *backtest_assets,
+    *signal_assets,
+    *research_assets,
 ]
 
 
