@@ -143,6 +143,7 @@ def luck_report(
     n_names: int,
     sector_cap: float | None,
     periods_per_year: float,
+    *,
     daily_returns: Iterable[float] | None = None,
     n_portfolios: int = 200,
     seed: int = 0,
