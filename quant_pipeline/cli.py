@@ -81,7 +81,7 @@ def _instance():
     return dg.DagsterInstance.ephemeral()
 
 
-def run_pipeline() -> int:
+def run_pipeline(log_level: str = "WARNING") -> int:
     """Materialize every asset in-process; return the process exit status."""
     import dagster as dg
 
@@ -99,6 +99,8 @@ def run_pipeline() -> int:
             resources=build_resources(),
             instance=instance,
             raise_on_error=False,
+            # Dagster's DEBUG step events would bury the comparison table; warnings still show.
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
     if not result.success:
         for event in result.all_events:
@@ -107,8 +109,16 @@ def run_pipeline() -> int:
                 message = error.message.strip() if error else "unknown error"
                 print(f"step {event.step_key} failed: {message}", file=sys.stderr)
         return 1
-    comparison = Warehouse(settings.warehouse).read_table("backtest.comparison")
+    warehouse = Warehouse(settings.warehouse)
+    comparison = warehouse.read_table("backtest.comparison")
+    periods = warehouse.read_table("backtest.daily", columns=["strategy", "date"])
+    first, last = periods["date"].min(), periods["date"].max()
+    print(f"Strategy comparison, {settings.source} data, {first} to {last}:")
     print(format_comparison(comparison))
+    print(
+        f"\nEvery table is in {settings.warehouse}; try: quant-pipeline sql "
+        "\"SELECT * FROM backtest.metrics WHERE strategy = 'benchmark'\""
+    )
     return 0
 
 
@@ -129,6 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--start", help="demo market first date (YYYY-MM-DD)")
     run.add_argument("--seed", type=int, help="demo market seed")
     run.add_argument("--strategies", help="comma-separated strategy names (default: all)")
+    run.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="Dagster console log level (default WARNING)",
+    )
 
     sql = sub.add_parser("sql", help="run a read-only SQL query against the warehouse")
     sql.add_argument("query")
@@ -143,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = from_env()
         if args.command == "run":
-            return run_pipeline()
+            return run_pipeline(log_level=args.log_level)
         from quant_pipeline.storage.warehouse import Warehouse
 
         warehouse = Warehouse(settings.warehouse)
