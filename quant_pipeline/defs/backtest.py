@@ -56,8 +56,7 @@ PRICE_COLUMNS = ["ticker", "date", "close", "adj_close", "daily_return"]
 def backtest_results(
     context: dg.AssetExecutionContext, market: MarketDataResource, warehouse: WarehouseResource
 ):
-    """Run every strategy's backtest on the curated prices and write daily, trades, quarterly;
-    blends are combined from their sleeves' daily returns."""
+    """Backtest every strategy on curated prices (blends from their sleeves' daily returns)."""
     wh = warehouse.get()
     specs = selected_strategies(market)
     weights = wh.read_table("portfolio.target_weights")

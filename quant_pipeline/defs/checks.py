@@ -14,8 +14,7 @@ WEIGHT_TOLERANCE = 1e-9
 def target_weights_sum_to_one(
     market: MarketDataResource, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
-    """Weights sum to 1 (factor kinds) or at most 1 (staggered, signal: the rest is cash);
-    none is negative."""
+    """Weights sum to 1 (kind factor) or at most 1 (staggered, signal: cash); none negative."""
     weights = warehouse.get().read_table("portfolio.target_weights")
     fully_invested = [n for n, s in selected_strategies(market).items() if s.kind == "factor"]
     sums = weights.group_by("strategy", "rebalance_date").agg(

@@ -132,8 +132,7 @@ def factor_diagnostics_assets(market: MarketDataResource, warehouse: WarehouseRe
 def research_luck(
     context: dg.AssetExecutionContext, market: MarketDataResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """Each factor strategy vs 200 seeded random portfolios (same universe, size, sector cap,
-    schedule) and the perfect-foresight oracle: Sharpe/CAGR percentiles, probabilistic Sharpe."""
+    """Each factor strategy's Sharpe/CAGR percentile among random portfolios, oracle bound, PSR."""
     wh = warehouse.get()
     specs = {n: s for n, s in selected_strategies(market).items() if s.kind == "factor"}
     prices = wh.read_table("curated.prices", columns=["ticker", "date", "adj_close"])
