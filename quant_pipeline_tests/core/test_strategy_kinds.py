@@ -14,6 +14,7 @@ from quant_pipeline.core.strategy import (
     load_strategies,
     load_strategy,
     parse_strategy,
+    with_blend_sleeves,
 )
 
 SIGNAL = {
@@ -207,3 +208,15 @@ def test_a_valid_blend_loads_with_its_sleeves(tmp_path):
     spec = load_strategies(tmp_path)["mix"]
     assert spec.blend.sleeves == (("trend", 0.25), ("value", 0.75))
     assert spec.rebalance == "quarterly"
+
+
+def test_selecting_a_blend_brings_its_sleeves():
+    available = load_strategies()
+    chosen = with_blend_sleeves(load_strategies(names=["blend_core"]), available)
+    assert set(chosen) == {
+        "blend_core",
+        "magic_formula",
+        "multifactor_smallcap",
+        "momentum_12_1",
+        "trend_following",
+    }
