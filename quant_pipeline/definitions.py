@@ -14,7 +14,9 @@ from quant_pipeline.defs.integrity import integrity_checks
 from quant_pipeline.defs.jobs import jobs, schedules
 from quant_pipeline.defs.portfolio import portfolio_assets
 from quant_pipeline.defs.reports import report_assets
+from quant_pipeline.defs.research import research_assets
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
+from quant_pipeline.defs.signals import signal_assets
 
 all_assets = [
     *ingestion_assets,
@@ -24,6 +26,8 @@ all_assets = [
     *backtest_assets,
     *benchmark_assets,
     *report_assets,
+    *signal_assets,
+    *research_assets,
 ]
 # Imported by the CLI and the tests: every check, including the blocking lookahead audit.
 asset_checks = [*contract_checks, *integrity_checks]

@@ -59,6 +59,15 @@ def metrics_for_strategies(daily: pl.DataFrame, trades: pl.DataFrame) -> pl.Data
     frames = []
     for (name,), part in daily.sort("date").group_by("strategy", maintain_order=True):
         strategy_trades = trades.filter(pl.col("strategy") == name).drop("strategy")
+        # a blend's rows carry no fees or cash of their own (they stay with its sleeves): drop
+        # such all-null columns so they read as "not measured", not as zero.
+        part = part.drop(
+            [
+                c
+                for c in ("cash", "fees", "slippage")
+                if c in part.columns and part[c].null_count() == part.height
+            ]
+        )
         m = performance_metrics(
             part.drop("strategy"), trades=strategy_trades, capital=starting_capital(part)
         )

@@ -77,14 +77,32 @@ def eligibility(spec: StrategySpec) -> pl.Expr:
         cond = cond & ~pl.col("sector").is_in(list(u.exclude_sectors)).fill_null(False)
     if u.include_sectors is not None:
         cond = cond & pl.col("sector").is_in(list(u.include_sectors)).fill_null(False)
+    if u.countries is not None:
+        # "when known": a name whose country is unknown is kept
+        cond = cond & pl.col("country").is_in(list(u.countries)).fill_null(True)
+    for column, low, high in u.screens:
+        if low is not None:
+            cond = cond & (pl.col(column) >= low).fill_null(False)
+        if high is not None:
+            cond = cond & (pl.col(column) <= high).fill_null(False)
     return cond
+
+
+def eligibility_columns(spec: StrategySpec) -> set[str]:
+    """Columns of factors.values (plus ``country``) that :func:`eligibility` reads."""
+    cols = {"in_universe", "price", "market_cap", "avg_volume", "avg_dollar_volume", "sector"}
+    cols |= {column for column, _, _ in spec.universe.screens}
+    if spec.universe.countries is not None:
+        cols.add("country")
+    return cols
 
 
 def score(values: pl.DataFrame, spec: StrategySpec) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Score ``values`` (factors.values) with ``spec``: returns (factors.scores, score_components).
 
     Expects columns rebalance_date, ticker, sector, in_universe, price, market_cap, avg_volume,
-    avg_dollar_volume and every factor the spec uses. Looks only at rows of the same
+    avg_dollar_volume, every factor the spec uses or screens on, and ``country`` (from
+    curated.securities) when the spec restricts countries. Looks only at rows of the same
     rebalance_date. ``scores`` has one row per input row (ineligible rows: score and rank null);
     ``components`` (long: component, value, score) has, for eligible rows, one row per factor
     (value = raw factor, score = signed z-score or the factor rank) and, for weighted_zscore, one
@@ -100,6 +118,7 @@ def score(values: pl.DataFrame, spec: StrategySpec) -> tuple[pl.DataFrame, pl.Da
         "avg_volume",
         "avg_dollar_volume",
         *spec.scoring.factors,
+        *eligibility_columns(spec),
     }
     missing = sorted(needed - set(values.columns))
     if missing:
@@ -220,3 +239,12 @@ def _rank_sum(
     frame = frame.with_columns(score=pl.when(pl.col("_complete")).then(total))
     parts = [(f.factor, pl.col(f.factor), pl.col(f"_r_{f.factor}")) for _, f in factors]
     return frame, parts, False
+
+
+def with_country(values: pl.DataFrame, securities: pl.DataFrame) -> pl.DataFrame:
+    """factors.values plus curated.securities' country (null when the source does not say)."""
+    if "country" in values.columns:
+        return values
+    if "country" not in securities.columns:
+        return values.with_columns(country=pl.lit(None, pl.String))
+    return values.join(securities.select("ticker", "country"), on="ticker", how="left")

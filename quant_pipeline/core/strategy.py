@@ -22,6 +22,7 @@ import yaml
 from quant_pipeline.core.calendar import FREQUENCIES
 from quant_pipeline.core.factors import FACTOR_NAMES
 from quant_pipeline.core.schema import SECTORS
+from quant_pipeline.core.signals import SIGNALS, build_signal
 
 STRATEGIES_DIR = Path(__file__).resolve().parent.parent / "strategies"
 SCORING_METHODS: tuple[str, ...] = ("weighted_zscore", "rank_sum")
@@ -47,6 +48,8 @@ UNIVERSE_FIELDS = (
     "min_price",
     "exclude_sectors",
     "include_sectors",
+    "countries",
+    "screens",
 )
 SCORING_FIELDS = ("method", "winsorize", "min_weight_available", "groups", "factors")
 GROUP_FIELDS = ("weight", "factors")
@@ -107,6 +110,10 @@ class UniverseRules:
     min_price: float | None = None
     exclude_sectors: tuple[str, ...] = ()
     include_sectors: tuple[str, ...] | None = None
+    # curated.securities country; a name whose country is unknown (null) passes
+    countries: tuple[str, ...] | None = None
+    # (factor, min, max): bounds on any factors.values column; a missing value fails
+    screens: tuple[tuple[str, float | None, float | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -159,23 +166,80 @@ class TradingRules:
 
 
 @dataclass(frozen=True)
+class StaggeredRules:
+    """kind staggered: each rebalance buy the next best names not held; hold each a fixed time."""
+
+    buy_per_rebalance: int
+    hold_periods: int
+    sizing: str = "slot"
+
+
+@dataclass(frozen=True)
+class SignalRules:
+    """kind signal: a technical signal (core/signals.py) turned into daily target weights."""
+
+    signal: str
+    params: tuple[tuple[str, Any], ...]
+    max_positions: int
+    sizing: str = "slot"
+    stop_loss: float | None = None
+    use_earnings: bool = True
+
+    @property
+    def param_dict(self) -> dict[str, Any]:
+        return dict(self.params)
+
+
+@dataclass(frozen=True)
+class BlendRules:
+    """kind blend: fixed weights on other strategies' daily returns, re-weighted periodically."""
+
+    sleeves: tuple[tuple[str, float], ...]
+    rebalance: str = "monthly"
+
+
+@dataclass(frozen=True)
 class StrategySpec:
-    """A validated strategy. ``config_hash`` identifies the configuration that produced a result."""
+    """A validated strategy. ``config_hash`` identifies the configuration that produced a result.
+
+    ``scoring`` and ``portfolio`` are None for kinds signal and blend; ``rebalance`` is
+    ``"daily"`` for kind signal and the sleeve re-weighting frequency for kind blend.
+    """
 
     name: str
     description: str
     rebalance: str
     universe: UniverseRules
-    scoring: ScoringRules
-    portfolio: PortfolioRules
+    scoring: ScoringRules | None
+    portfolio: PortfolioRules | None
     costs: CostRules
     trading: TradingRules = field(default_factory=TradingRules)
     source: Path | None = field(default=None, compare=False)
+    # strategy kinds beyond plain factor strategies: see the end of this module
+    kind: str = "factor"
+    staggered: StaggeredRules | None = None
+    signal: SignalRules | None = None
+    blend: BlendRules | None = None
+
+    @property
+    def scored(self) -> bool:
+        """True when the strategy ranks factors.values (kinds factor and staggered)."""
+        return self.kind in ("factor", "staggered")
 
     def to_dict(self) -> dict[str, Any]:
-        """The normalised configuration (defaults filled in, weights as floats), JSON-ready."""
+        """The normalised configuration (defaults filled in, weights as floats), JSON-ready.
+
+        Fields added after the first release are left out while they hold their defaults, so
+        the hash of an unchanged factor strategy is unchanged.
+        """
         out = asdict(self)
         out.pop("source")
+        for key, default in _LATER_DEFAULTS.items():
+            if out.get(key) == default:
+                out.pop(key)
+        for key in ("countries", "screens"):
+            if out["universe"] and not out["universe"].get(key):
+                out["universe"].pop(key, None)
         return json.loads(json.dumps(out))
 
     @property
@@ -183,6 +247,15 @@ class StrategySpec:
         """sha256 of the normalised configuration (key order and YAML spelling do not matter)."""
         text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+_LATER_DEFAULTS: dict[str, Any] = {
+    "trading": {key: None for key in TRADING_FIELDS},
+    "kind": "factor",
+    "staggered": None,
+    "signal": None,
+    "blend": None,
+}
 
 
 class _Parser:
@@ -232,16 +305,16 @@ class _Parser:
 def parse_strategy(raw: Any, file: str = "<strategy>") -> StrategySpec:
     """Validate a parsed YAML document and return its :class:`StrategySpec`."""
     p = _Parser(file)
-    doc = p.mapping(raw, "", TOP_FIELDS)
+    kind = parse_kind(p, raw)
+    if kind in ("signal", "blend"):
+        return parse_kind_sections(p, raw, kind)
+    extra = ("kind", "staggered") if kind == "staggered" else ("kind",)
+    doc = p.mapping(raw, "", (*TOP_FIELDS, *extra))
     for key in ("name", "rebalance", "scoring", "portfolio"):
         if key not in doc:
             p.fail(key, "is required")
-    name = doc["name"]
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        p.fail("name", f"must be lower_snake_case ({NAME_PATTERN.pattern}), got {name!r}")
-    description = doc.get("description") or ""
-    if not isinstance(description, str):
-        p.fail("description", f"must be text, got {description!r}")
+    name = parse_name(p, doc)
+    description = parse_description(p, doc)
     rebalance = p.choice(doc["rebalance"], "rebalance", FREQUENCIES)
 
     u = p.mapping(doc.get("universe") or {}, "universe", UNIVERSE_FIELDS)
@@ -256,6 +329,8 @@ def parse_strategy(raw: Any, file: str = "<strategy>") -> StrategySpec:
         min_price=p.number(u.get("min_price"), "universe.min_price"),
         exclude_sectors=p.sectors(u.get("exclude_sectors") or [], "universe.exclude_sectors"),
         include_sectors=None if include is None else p.sectors(include, "universe.include_sectors"),
+        countries=_countries(p, u.get("countries")),
+        screens=parse_screens(p, u.get("screens"), FACTOR_NAMES),
     )
     if (
         universe.min_market_cap is not None
@@ -279,9 +354,8 @@ def parse_strategy(raw: Any, file: str = "<strategy>") -> StrategySpec:
         max_sector_weight=cap,
     )
 
-    c = p.mapping(doc.get("costs") or {}, "costs", COSTS_FIELDS)
-    costs = CostRules(bps=p.number(c.get("bps", 0.0), "costs.bps", optional=False) or 0.0)
-    return StrategySpec(
+    costs = parse_costs(p, doc)
+    spec = StrategySpec(
         name=name,
         description=description.strip(),
         rebalance=rebalance,
@@ -291,6 +365,38 @@ def parse_strategy(raw: Any, file: str = "<strategy>") -> StrategySpec:
         costs=costs,
         trading=_parse_trading(p, doc.get("trading")),
     )
+    if kind == "staggered":
+        spec = parse_kind_sections(p, doc, kind, spec)
+    return spec
+
+
+def parse_name(p: _Parser, doc: Mapping[str, Any]) -> str:
+    if "name" not in doc:
+        p.fail("name", "is required")
+    name = doc["name"]
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        p.fail("name", f"must be lower_snake_case ({NAME_PATTERN.pattern}), got {name!r}")
+    return name
+
+
+def parse_description(p: _Parser, doc: Mapping[str, Any]) -> str:
+    description = doc.get("description") or ""
+    if not isinstance(description, str):
+        p.fail("description", f"must be text, got {description!r}")
+    return description
+
+
+def parse_costs(p: _Parser, doc: Mapping[str, Any]) -> CostRules:
+    c = p.mapping(doc.get("costs") or {}, "costs", COSTS_FIELDS)
+    return CostRules(bps=p.number(c.get("bps", 0.0), "costs.bps", optional=False) or 0.0)
+
+
+def _countries(p: _Parser, value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        p.fail("universe.countries", f"must be a non-empty list of country names, got {value!r}")
+    return tuple(value)
 
 
 def _parse_trading(p: _Parser, raw: Any) -> TradingRules:
@@ -436,6 +542,7 @@ def load_strategies(
                 str(file), "name", f"{spec.name!r} is also defined in {specs[spec.name].source}"
             )
         specs[spec.name] = spec
+    validate_blend_sleeves(specs)
     if names is not None:
         wanted = list(names)
         for name in wanted:
@@ -445,3 +552,197 @@ def load_strategies(
                 )
         specs = {n: specs[n] for n in wanted}
     return dict(sorted(specs.items()))
+
+
+# --------------------------------------------------------------------------------------------
+# Kinds beyond plain factor strategies: staggered, signal, blend (docs/strategies.md).
+
+KINDS: tuple[str, ...] = ("factor", "staggered", "signal", "blend")
+SIZINGS: tuple[str, ...] = ("slot", "equal")
+STAGGERED_FIELDS = ("buy_per_rebalance", "hold_periods", "sizing")
+SIGNAL_TOP_FIELDS = ("name", "description", "kind", "signal", "costs", "trading")
+SIGNAL_FIELDS = ("name", "params", "max_positions", "sizing", "stop_loss", "use_earnings")
+BLEND_TOP_FIELDS = ("name", "description", "kind", "blend")
+BLEND_FIELDS = ("sleeves", "rebalance")
+BLEND_FREQUENCIES: tuple[str, ...] = ("daily", *FREQUENCIES)
+SCREEN_FIELDS = ("min", "max")
+
+
+def parse_kind(p: _Parser, raw: Any) -> str:
+    """The document's ``kind`` (default ``factor``), checked against :data:`KINDS`."""
+    if not isinstance(raw, Mapping):
+        p.fail("", f"must be a mapping, got {type(raw).__name__} {raw!r}")
+    return p.choice(raw.get("kind", "factor"), "kind", KINDS)
+
+
+def _whole(p: _Parser, value: Any, path: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        p.fail(path, f"must be a whole number >= {minimum}, got {value!r}")
+    return value
+
+
+def parse_screens(
+    p: _Parser, raw: Any, factor_names: tuple[str, ...]
+) -> tuple[tuple[str, float | None, float | None], ...]:
+    """``universe.screens``: {factor: {min: x, max: y}}; bounds inclusive, either optional."""
+    if raw is None:
+        return ()
+    doc = p.mapping(raw, "universe.screens", None)
+    out = []
+    for fname, bounds in doc.items():
+        path = f"universe.screens.{fname}"
+        if fname not in factor_names:
+            p.fail(path, f"unknown factor {fname!r}", factor_names)
+        b = p.mapping(bounds, path, SCREEN_FIELDS)
+        low, high = b.get("min"), b.get("max")
+        for key, value in (("min", low), ("max", high)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value)
+            ):
+                p.fail(f"{path}.{key}", f"must be a number, got {value!r}")
+        if low is None and high is None:
+            p.fail(path, "needs min or max", SCREEN_FIELDS)
+        if low is not None and high is not None and low > high:
+            p.fail(f"{path}.max", f"must be >= min ({low!r}), got {high!r}")
+        out.append(
+            (fname, None if low is None else float(low), None if high is None else float(high))
+        )
+    return tuple(out)
+
+
+def parse_kind_sections(
+    p: _Parser, raw: Any, kind: str, spec: StrategySpec | None = None
+) -> StrategySpec:
+    """The kind-specific part of a strategy: ``staggered`` completes ``spec``; ``signal`` and
+    ``blend`` documents are parsed whole here (they have no scoring or portfolio)."""
+    if kind == "staggered":
+        assert spec is not None and spec.portfolio is not None
+        if "staggered" not in raw:
+            p.fail("staggered", "is required for kind staggered", STAGGERED_FIELDS)
+        s = p.mapping(raw["staggered"], "staggered", STAGGERED_FIELDS)
+        buy = _whole(p, s.get("buy_per_rebalance"), "staggered.buy_per_rebalance")
+        hold = _whole(p, s.get("hold_periods"), "staggered.hold_periods")
+        if spec.portfolio.top_n != buy * hold:
+            p.fail(
+                "portfolio.top_n",
+                f"must equal staggered.buy_per_rebalance x hold_periods = {buy * hold} "
+                f"(the number of positions once the book is full), got {spec.portfolio.top_n}",
+            )
+        rules = StaggeredRules(
+            buy_per_rebalance=buy,
+            hold_periods=hold,
+            sizing=p.choice(s.get("sizing", "slot"), "staggered.sizing", SIZINGS),
+        )
+        return StrategySpec(**{**spec.__dict__, "kind": kind, "staggered": rules})
+
+    fields_ = SIGNAL_TOP_FIELDS if kind == "signal" else BLEND_TOP_FIELDS
+    doc = p.mapping(raw, "", fields_)
+    section = kind
+    if section not in doc:
+        p.fail(section, f"is required for kind {kind}")
+    name = parse_name(p, doc)
+    description = parse_description(p, doc).strip()
+    if kind == "signal":
+        rules = _parse_signal(p, doc["signal"])
+        return StrategySpec(
+            name=name,
+            description=description,
+            rebalance="daily",
+            universe=UniverseRules(),
+            scoring=None,
+            portfolio=None,
+            costs=parse_costs(p, doc),
+            trading=_parse_trading(p, doc.get("trading")),
+            kind=kind,
+            signal=rules,
+        )
+    blend = _parse_blend(p, doc["blend"], name)
+    return StrategySpec(
+        name=name,
+        description=description,
+        rebalance=blend.rebalance,
+        universe=UniverseRules(),
+        scoring=None,
+        portfolio=None,
+        costs=CostRules(),
+        kind=kind,
+        blend=blend,
+    )
+
+
+def _parse_signal(p: _Parser, raw: Any) -> SignalRules:
+    s = p.mapping(raw, "signal", SIGNAL_FIELDS)
+    signal = p.choice(s.get("name"), "signal.name", tuple(sorted(SIGNALS)))
+    params = p.mapping(s.get("params") or {}, "signal.params", None)
+    allowed = tuple(f for f in SIGNALS[signal].__dataclass_fields__)
+    for key in params:
+        if key not in allowed:
+            p.fail(f"signal.params.{key}", f"unknown parameter of signal {signal!r}", allowed)
+    try:
+        build_signal(signal, params)
+    except ValueError as exc:
+        bad = re.search(r"parameter '(\w+)'", str(exc))
+        path = f"signal.params.{bad.group(1)}" if bad else "signal.params"
+        p.fail(path, str(exc))
+    stop = p.number(s.get("stop_loss"), "signal.stop_loss", positive=True)
+    if stop is not None and stop >= 1:
+        p.fail("signal.stop_loss", f"must be a fraction in (0, 1), got {stop!r}")
+    use_earnings = s.get("use_earnings", True)
+    if not isinstance(use_earnings, bool):
+        p.fail("signal.use_earnings", f"must be true or false, got {use_earnings!r}")
+    return SignalRules(
+        signal=signal,
+        params=tuple(sorted((k, v) for k, v in params.items())),
+        max_positions=_whole(p, s.get("max_positions"), "signal.max_positions"),
+        sizing=p.choice(s.get("sizing", "slot"), "signal.sizing", SIZINGS),
+        stop_loss=stop,
+        use_earnings=use_earnings,
+    )
+
+
+def _parse_blend(p: _Parser, raw: Any, name: str) -> BlendRules:
+    b = p.mapping(raw, "blend", BLEND_FIELDS)
+    sleeves = p.mapping(b.get("sleeves"), "blend.sleeves", None)
+    if len(sleeves) < 2:
+        p.fail("blend.sleeves", f"needs at least two strategies, got {len(sleeves)}")
+    out = []
+    for sleeve, weight in sleeves.items():
+        path = f"blend.sleeves.{sleeve}"
+        if sleeve == name:
+            p.fail(path, "a blend cannot contain itself")
+        out.append((sleeve, p.number(weight, path, positive=True, optional=False)))
+    total = sum(w for _, w in out)
+    if abs(total - 1.0) > WEIGHT_TOLERANCE:
+        p.fail("blend.sleeves", f"sleeve weights must sum to 1, got {total:.6g}")
+    return BlendRules(
+        sleeves=tuple(out),  # type: ignore[arg-type]
+        rebalance=p.choice(b.get("rebalance", "monthly"), "blend.rebalance", BLEND_FREQUENCIES),
+    )
+
+
+def validate_blend_sleeves(specs: Mapping[str, StrategySpec]) -> None:
+    """Every blend sleeve names a loaded strategy that is not itself a blend."""
+    for spec in specs.values():
+        if spec.blend is None:
+            continue
+        allowed = sorted(n for n, s in specs.items() if s.kind != "blend")
+        for sleeve, _ in spec.blend.sleeves:
+            if sleeve not in allowed:
+                raise StrategyConfigError(
+                    str(spec.source or spec.name),
+                    f"blend.sleeves.{sleeve}",
+                    "is not a strategy that can be a sleeve (unknown, or itself a blend)",
+                    allowed,
+                )
+
+
+def with_blend_sleeves(
+    specs: Mapping[str, StrategySpec], available: Mapping[str, StrategySpec]
+) -> dict[str, StrategySpec]:
+    """``specs`` plus the sleeves its blends need (taken from ``available``), sorted by name."""
+    out = dict(specs)
+    for spec in specs.values():
+        if spec.blend is not None:
+            for sleeve, _ in spec.blend.sleeves:
+                out.setdefault(sleeve, available[sleeve])
+    return dict(sorted(out.items()))

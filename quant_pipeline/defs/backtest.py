@@ -6,7 +6,9 @@ import polars as pl
 
 from quant_pipeline.core import backtest, metrics, plots
 from quant_pipeline.core.benchmarks import benchmark_series
-from quant_pipeline.core.evaluation import metrics_for_strategies
+from quant_pipeline.core.blend import ATTRIBUTION_SCHEMA, BlendInputError, blend_returns
+from quant_pipeline.core.evaluation import metrics_for_strategies, starting_capital
+from quant_pipeline.core.research_plots import equity_curves_png
 from quant_pipeline.core.simulation import simulate, unfilled_targets
 from quant_pipeline.defs.integrity import write_bias_labels
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
@@ -69,13 +71,23 @@ SIMULATION_TABLES = {
             )
             for table, description in SIMULATION_TABLES.items()
         ],
+        dg.AssetSpec(
+            ["backtest", "blend_attribution"],
+            deps=[["portfolio", "target_weights"]],
+            description="Each blend's sleeves: weight, sleeve return, contribution to the blend.",
+            group_name=GROUP,
+            kinds=KINDS,
+        ),
     ],
     pool="warehouse",
 )
 def backtest_results(
-    config: BacktestConfig, market: MarketDataResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    config: BacktestConfig,
+    market: MarketDataResource,
+    warehouse: WarehouseResource,
 ):
-    """Trade every strategy's target weights with a cash account (shares, commissions, slippage)."""
+    """Trade every strategy's target weights with a cash account; blends from their sleeves."""
     wh = warehouse.get()
     specs = selected_strategies(market)
     weights = wh.read_table("portfolio.target_weights")
@@ -87,11 +99,15 @@ def backtest_results(
     benchmark = benchmark_series(bench_table, primary[0])
     outputs: dict[str, list[pl.DataFrame]] = {t: [] for t in ("daily", "trades", "quarterly")}
     outputs.update({t: [] for t in SIMULATION_TABLES})
-    charts, models = {}, {}
+    models: dict[str, str] = {}
+    skipped: dict[str, str] = {}
     for name, spec in specs.items():
+        if spec.kind == "blend":
+            continue
         w = weights.filter(pl.col("strategy") == name)
-        if w.is_empty():
-            raise dg.Failure(f"strategy {name!r} has no target weights: nothing to backtest")
+        if w.filter(pl.col("weight") > 0).is_empty():
+            skipped[name] = "no target weights (no eligible names or no signal)"
+            continue
         model = trading_model(config, spec)
         models[name] = model.describe()
         result = simulate(
@@ -104,7 +120,6 @@ def backtest_results(
         )
         outputs["daily"].append(result.daily)
         outputs["trades"].append(result.trades)
-        outputs["quarterly"].append(backtest.quarterly_summary(result.daily))
         outputs["fills"].append(result.fills)
         outputs["positions"].append(result.positions)
         outputs["unfilled_targets"].append(unfilled_targets(result))
@@ -116,11 +131,37 @@ def backtest_results(
                 pl.lit(models[name]).alias("description"),
             )
         )
+    attributions = [pl.DataFrame(schema=ATTRIBUTION_SCHEMA)]
+    sleeves = pl.concat(outputs["daily"], how="vertical_relaxed") if outputs["daily"] else None
+    for name, spec in specs.items():
+        if spec.blend is None:
+            continue
+        try:
+            if sleeves is None:
+                raise BlendInputError(f"{name}: none of its sleeves has a backtest")
+            d, a = blend_returns(
+                sleeves, dict(spec.blend.sleeves), spec.blend.rebalance, benchmark, name
+            )
+        except BlendInputError as exc:
+            skipped[name] = str(exc)
+            continue
+        outputs["daily"].append(blend_in_currency(d, sleeves, dict(spec.blend.sleeves)))
+        attributions.append(a)
+        models[name] = "blend of " + ", ".join(f"{w:.0%} {s}" for s, w in spec.blend.sleeves)
+    for name, reason in skipped.items():
+        context.log.warning(f"strategy {name!r} left out of the backtest: {reason}")
+    if not outputs["daily"]:
+        raise dg.Failure(f"no strategy could be backtested: {skipped}")
+    charts = {}
+    for d in outputs["daily"]:
+        name = d["strategy"][0]
+        outputs["quarterly"].append(backtest.quarterly_summary(d))
         charts[name] = plots.md_image(
-            plots.equity_chart_png(result.daily, f"{name}: equity vs {primary[0]} benchmark"),
+            plots.equity_chart_png(d, f"{name}: equity vs {primary[0]} benchmark"),
             f"{name} equity curve",
         )
-    frames = {t: pl.concat(parts, how="vertical_relaxed") for t, parts in outputs.items()}
+    frames = {t: pl.concat(parts, how="diagonal_relaxed") for t, parts in outputs.items() if parts}
+    frames["blend_attribution"] = pl.concat(attributions, how="vertical_relaxed")
     for table, frame in frames.items():
         wh.replace_table(f"backtest.{table}", frame)
     daily_all = frames["daily"]
@@ -134,7 +175,7 @@ def backtest_results(
     labels = write_bias_labels(
         wh,
         market,
-        specs,
+        {n: s for n, s in specs.items() if n in models},
         prices,
         wh.read_table("curated.membership"),
         delisting_return=config.delisting_return,
@@ -148,7 +189,10 @@ def backtest_results(
             "trading_model": dg.MetadataValue.md(
                 "\n".join(f"- **{n}**: {text}" for n, text in models.items())
             ),
-            "final_equity": dg.MetadataValue.md(markdown_table(final.sort("strategy"))),
+            "final_equity": dg.MetadataValue.md(
+                markdown_table(final.sort("strategy"), max_rows=50)
+            ),
+            "skipped_strategies": dg.MetadataValue.json(skipped),
             **{f"equity_curve_{name}": dg.MetadataValue.md(md) for name, md in charts.items()},
             "bias_labels": dg.MetadataValue.md(markdown_table(labels, max_rows=100)),
         },
@@ -160,12 +204,27 @@ def backtest_results(
             "labels": dg.MetadataValue.md(markdown_table(labels, max_rows=100)),
         },
     )
-    for table, frame in frames.items():
-        if table == "daily":
-            continue
+    for table in ("trades", "quarterly", *SIMULATION_TABLES, "blend_attribution"):
+        frame = frames.get(table, pl.DataFrame())
+        extra = {}
+        if table == "blend_attribution":
+            extra["attribution"] = dg.MetadataValue.md(markdown_table(frame, max_rows=40))
         yield dg.MaterializeResult(
-            asset_key=["backtest", table], metadata=table_metadata(f"backtest.{table}", frame)
+            asset_key=["backtest", table],
+            metadata={**table_metadata(f"backtest.{table}", frame), **extra},
         )
+
+
+def blend_in_currency(
+    daily: pl.DataFrame, sleeves: pl.DataFrame, weights: dict[str, float]
+) -> pl.DataFrame:
+    """A blend's daily rows with ``portfolio_value`` in currency: its equity times the capital
+    its sleeves started with (weighted). Cash, fees and slippage stay with the sleeves (null)."""
+    capital = sum(
+        w * (starting_capital(sleeves.filter(pl.col("strategy") == s)) or 1.0)
+        for s, w in weights.items()
+    )
+    return daily.with_columns((pl.col("equity") * capital).alias("portfolio_value"))
 
 
 @dg.asset(
@@ -190,6 +249,9 @@ def backtest_metrics(
         metadata={
             **table_metadata("backtest.metrics", long),
             "comparison": dg.MetadataValue.md(markdown_table(comparison, max_rows=50)),
+            "equity_curves": dg.MetadataValue.md(
+                plots.md_image(equity_curves_png(daily), "every strategy vs the benchmark")
+            ),
         }
     )
 

@@ -4,20 +4,27 @@ import dagster as dg
 import polars as pl
 
 from quant_pipeline.defs.metadata import markdown_table
-from quant_pipeline.defs.resources import WarehouseResource
+from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
+from quant_pipeline.defs.strategies import selected_strategies
 
 WEIGHT_TOLERANCE = 1e-9
 
 
 @dg.asset_check(asset=dg.AssetKey(["portfolio", "target_weights"]), blocking=True)
-def target_weights_sum_to_one(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    """Weights of every strategy and rebalance date sum to 1 and none is negative."""
+def target_weights_sum_to_one(
+    market: MarketDataResource, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    """Weights sum to 1 (kind factor) or at most 1 (staggered, signal: cash); none negative."""
     weights = warehouse.get().read_table("portfolio.target_weights")
+    fully_invested = [n for n, s in selected_strategies(market).items() if s.kind == "factor"]
     sums = weights.group_by("strategy", "rebalance_date").agg(
         pl.col("weight").sum().alias("weight_sum"), (pl.col("weight") < 0).sum().alias("negative")
     )
+    must_be_one = pl.col("strategy").is_in(fully_invested)
     bad = sums.filter(
-        ((pl.col("weight_sum") - 1).abs() > WEIGHT_TOLERANCE) | (pl.col("negative") > 0)
+        (must_be_one & ((pl.col("weight_sum") - 1).abs() > WEIGHT_TOLERANCE))
+        | (pl.col("weight_sum") > 1 + WEIGHT_TOLERANCE)
+        | (pl.col("negative") > 0)
     )
     return dg.AssetCheckResult(
         passed=bad.is_empty(),

@@ -5,7 +5,7 @@ import polars as pl
 
 from quant_pipeline.core.calendar import rebalance_dates, trading_days
 from quant_pipeline.core.pit import point_in_time_factor_values, vintage_report
-from quant_pipeline.core.scoring import score
+from quant_pipeline.core.scoring import COMPONENTS_SCHEMA, SCORES_SCHEMA, score, with_country
 from quant_pipeline.defs.metadata import table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies
@@ -42,7 +42,8 @@ def factor_values_asset(
                 {"frequency": freq, "rebalance_date": rebalance_dates(days, freq)},
                 schema={"frequency": pl.String, "rebalance_date": pl.Date},
             )
-            for freq in sorted({spec.rebalance for spec in specs.values()})
+            # signal and blend kinds need no scores; research reads the monthly dates
+            for freq in sorted({s.rebalance for s in specs.values() if s.scored} or {"monthly"})
         ]
     )
     dates = schedule["rebalance_date"].unique().sort().to_list()
@@ -74,7 +75,7 @@ def factor_values_asset(
 
 @dg.asset(
     key=["factors", "scores"],
-    deps=[["factors", "values"]],
+    deps=[["factors", "values"], ["curated", "securities"]],
     group_name=GROUP,
     kinds=KINDS,
     pool="warehouse",
@@ -82,10 +83,13 @@ def factor_values_asset(
 def factor_scores(market: MarketDataResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Composite score and rank per strategy, rebalance date and ticker (components alongside)."""
     wh = warehouse.get()
-    specs = selected_strategies(market)
+    specs = {n: s for n, s in selected_strategies(market).items() if s.scored}
     values = wh.read_table("factors.values")
+    if any(spec.universe.countries is not None for spec in specs.values()):
+        values = with_country(values, wh.read_table("curated.securities"))
     schedule = wh.read_table("factors.rebalance_dates")
-    scores, components = [], []
+    scores = [pl.DataFrame(schema=SCORES_SCHEMA)]
+    components = [pl.DataFrame(schema=COMPONENTS_SCHEMA)]
     for _name, spec in specs.items():
         dates = schedule.filter(pl.col("frequency") == spec.rebalance).select("rebalance_date")
         s, c = score(values.join(dates, on="rebalance_date", how="semi"), spec)

@@ -3,7 +3,8 @@
 import dagster as dg
 import polars as pl
 
-from quant_pipeline.core.portfolio import target_weights
+from quant_pipeline.core.portfolio import REPORT_SCHEMA, WEIGHTS_SCHEMA, target_weights
+from quant_pipeline.core.staggered import staggered_weights
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies
@@ -14,7 +15,7 @@ KINDS = {"duckdb", "polars"}
 
 @dg.asset(
     key=["portfolio", "target_weights"],
-    deps=[["factors", "scores"]],
+    deps=[["factors", "scores"], ["portfolio", "signal_weights"]],
     group_name=GROUP,
     kinds=KINDS,
     pool="warehouse",
@@ -22,13 +23,21 @@ KINDS = {"duckdb", "polars"}
 def portfolio_target_weights(
     context: dg.AssetExecutionContext, market: MarketDataResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """Target weights (summing to 1) per strategy and rebalance date, with the constraint report."""
+    """Target weights per strategy and rebalance date (sum 1; <= 1 for staggered/signal kinds)."""
     wh = warehouse.get()
     specs = selected_strategies(market)
     scores = wh.read_table("factors.scores")
-    weights, reports = [], []
+    signal_weights = wh.read_table("portfolio.signal_weights")
+    weights = [pl.DataFrame(schema=WEIGHTS_SCHEMA)]
+    reports = [pl.DataFrame(schema=REPORT_SCHEMA)]
     for name, spec in specs.items():
-        w, r = target_weights(scores.filter(pl.col("strategy") == name), spec)
+        if spec.kind == "signal":
+            weights.append(signal_weights.filter(pl.col("strategy") == name))
+            continue
+        if spec.kind == "blend":  # a blend holds strategies, not names: see backtest.daily
+            continue
+        build = staggered_weights if spec.kind == "staggered" else target_weights
+        w, r = build(scores.filter(pl.col("strategy") == name), spec)
         weights.append(w)
         reports.append(r)
     all_weights = pl.concat(weights, how="vertical_relaxed")

@@ -15,7 +15,7 @@ from quant_pipeline.core.audit import (
 from quant_pipeline.core.calendar import rebalance_dates, trading_days
 from quant_pipeline.core.factors import factor_values
 from quant_pipeline.core.pit import point_in_time_factor_values
-from quant_pipeline.core.scoring import score
+from quant_pipeline.core.scoring import score, with_country
 from quant_pipeline.core.strategy import load_strategies
 from quant_pipeline.sources.demo import generate_market
 
@@ -30,7 +30,7 @@ def market():
         "securities": curate.curate_securities(m.securities),
         "membership": curate.curate_membership(m.membership),
         "dates": rebalance_dates(trading_days(prices), "monthly"),
-        "specs": load_strategies(),
+        "specs": {n: s for n, s in load_strategies().items() if s.scored},
     }
 
 
@@ -43,7 +43,8 @@ def build(market, compute=factor_values):
         market["membership"],
         compute=compute,
     )
-    scores = pl.concat([score(values, spec)[0] for spec in market["specs"].values()])
+    with_countries = with_country(values, market["securities"])
+    scores = pl.concat([score(with_countries, spec)[0] for spec in market["specs"].values()])
     return values, scores
 
 
@@ -140,6 +141,24 @@ def test_compare_rows_reports_missing_rows_null_differences_and_treats_nan_as_eq
         ("C", "<row>", "present", "absent"),
         ("D", "<row>", "absent", "present"),
     ]
+
+
+def test_compare_rows_forgives_last_bit_rounding_but_not_a_real_difference():
+    d = date(2020, 1, 2)
+    stored = pl.DataFrame(
+        {"rebalance_date": [d] * 3, "ticker": ["A", "B", "C"], "x": [0.982821676562252, 1e6, 0.0]}
+    )
+    recomputed = pl.DataFrame(
+        {
+            "rebalance_date": [d] * 3,
+            "ticker": ["A", "B", "C"],
+            # A: one ulp apart (a different summation order); B: 1e6 off by 1e-7 relative;
+            # C: 0 vs 1e-9 (absolute difference above the tolerance near zero)
+            "x": [0.9828216765622522, 1e6 + 0.1, 1e-9],
+        }
+    )
+    got = compare_rows(stored, recomputed, ["rebalance_date", "ticker"], "t")
+    assert got["ticker"].to_list() == ["B", "C"]
 
 
 def test_membership_is_truncated_to_what_was_known_on_the_date():

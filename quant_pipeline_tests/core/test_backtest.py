@@ -235,9 +235,9 @@ def test_delisted_holding_is_frozen_at_its_last_price_then_sold_at_the_next_reba
     # The trade exits where the prices stop (d3, close 12), marked 'delisted': never carried
     # forward as if still held, never dropped.
     trade_a = result.trades.filter(pl.col("ticker") == "A")
-    assert trade_a.select(
-        "entry_date", "exit_date", "exit_price", "return", "exit_reason"
-    ).row(0) == (D[0], D[2], 12.0, pytest.approx(0.2, abs=1e-12), "delisted")
+    assert trade_a.select("entry_date", "exit_date", "exit_price", "return", "exit_reason").row(
+        0
+    ) == (D[0], D[2], 12.0, pytest.approx(0.2, abs=1e-12), "delisted")
     assert result.trades.filter(pl.col("ticker") == "B")["exit_reason"].to_list() == ["open"]
 
 

@@ -59,6 +59,24 @@ def test_share_based_runs_get_net_profit_in_currency_and_total_fees():
     assert "net_profit" not in bench and bench["total_fees"] is None  # no capital, no fees
 
 
+def test_a_blend_row_without_fees_of_its_own_reports_them_as_not_measured_not_zero():
+    # a blend's daily rows sit next to share-based ones with null cash, fees and slippage
+    sleeve = strategy_daily([0.0, 0.1, -0.05], "sleeve")
+    blend = strategy_daily([0.0, 0.05, 0.02], "blend").with_columns(
+        pl.lit(None, pl.Float64).alias("fees"), pl.lit(None, pl.Float64).alias("slippage")
+    )
+    trades = pl.DataFrame(
+        schema={"strategy": pl.String, "exit_date": pl.Date, "return": pl.Float64}
+    )
+    long = metrics_for_strategies(pl.concat([sleeve, blend]), trades)
+    got = dict(long.filter(pl.col("strategy") == "blend").select("metric", "value").iter_rows())
+    assert got["total_fees"] is None and got["total_slippage"] is None
+    # 1000 * (1.05 * 1.02 - 1) = 71.0
+    assert got["net_profit"] == pytest.approx(71.0)
+    sleeve_m = dict(long.filter(pl.col("strategy") == "sleeve").select("metric", "value").rows())
+    assert sleeve_m["total_fees"] == 1.5
+
+
 def test_relative_metrics_against_a_ticker_benchmark_match_hand_and_empyrical():
     # Benchmark ticker X returns b; the strategy is r = 0.001 + 2 b exactly, so beta = 2 and
     # the daily alpha is 0.001 (annualised (1.001)^252 - 1); active r - b = 0.001 + b.

@@ -9,7 +9,7 @@ from quant_pipeline.core import curate
 from quant_pipeline.core.audit import audit_lookahead, sample_dates
 from quant_pipeline.core.calendar import rebalance_dates, trading_days
 from quant_pipeline.core.pit import point_in_time_factor_values
-from quant_pipeline.core.scoring import score
+from quant_pipeline.core.scoring import score, with_country
 from quant_pipeline.core.strategy import load_strategies
 from quant_pipeline.sources.base import FetchRequest
 from quant_pipeline.sources.files import FilesSource
@@ -86,8 +86,9 @@ def test_lookahead_audit_passes_on_the_sp500_dataset(sp500_curated):
     values = point_in_time_factor_values(
         data["prices"], data["vintages"], data["securities"], dates, data["membership"]
     )
-    specs = load_strategies()
-    scores = pl.concat([score(values, spec)[0] for spec in specs.values()])
+    specs = {n: s for n, s in load_strategies().items() if s.scored}
+    with_countries = with_country(values, data["securities"])
+    scores = pl.concat([score(with_countries, spec)[0] for spec in specs.values()])
     result = audit_lookahead(
         values,
         scores,

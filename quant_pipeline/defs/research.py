@@ -1,0 +1,190 @@
+"""Research assets: factor diagnostics (IC, quintiles, turnover) and "is it luck?" baselines."""
+
+import dagster as dg
+import polars as pl
+
+from quant_pipeline.core import plots
+from quant_pipeline.core.diagnostics import forward_returns
+from quant_pipeline.core.factors import FACTOR_NAMES
+from quant_pipeline.core.research import (
+    LUCK_SCHEMA,
+    PERIODS_PER_YEAR,
+    factor_diagnostics,
+    luck_report,
+)
+from quant_pipeline.core.research_plots import ic_summary_png, luck_png, quantile_returns_png
+from quant_pipeline.defs.metadata import markdown_table, table_metadata
+from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
+from quant_pipeline.defs.strategies import selected_strategies
+
+GROUP = "research"
+KINDS = {"duckdb", "polars"}
+N_RANDOM_PORTFOLIOS = 200
+SEED = 20240601
+# factors judged in factors.values (price, volume and size are filters more than factors)
+DIAGNOSED = tuple(f for f in FACTOR_NAMES if f not in ("price", "avg_volume", "avg_dollar_volume"))
+
+
+def _schedule(wh, frequency: str) -> list:
+    sched = wh.read_table("factors.rebalance_dates")
+    return sched.filter(pl.col("frequency") == frequency)["rebalance_date"].sort().to_list()
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            ["research", "factor_ic"],
+            deps=[["factors", "values"], ["factors", "scores"], ["curated", "prices"]],
+            description="Per factor and rebalance date: Spearman IC vs next-period return, "
+            "top-minus-bottom quintile spread, top-quintile turnover, rank autocorrelation.",
+            group_name=GROUP,
+            kinds=KINDS,
+        ),
+        dg.AssetSpec(
+            ["research", "factor_quantiles"],
+            deps=[["research", "factor_ic"]],
+            description="Per factor, rebalance date and quintile: mean next-period return.",
+            group_name=GROUP,
+            kinds=KINDS,
+        ),
+        dg.AssetSpec(
+            ["research", "factor_summary"],
+            deps=[["research", "factor_ic"]],
+            description="Per factor: mean IC, t-stat, hit rate, mean spread, turnover, autocorr.",
+            group_name=GROUP,
+            kinds=KINDS,
+        ),
+    ],
+    pool="warehouse",
+)
+def factor_diagnostics_assets(market: MarketDataResource, warehouse: WarehouseResource):
+    """Judge every factor (and every scored strategy's composite) against forward returns."""
+    wh = warehouse.get()
+    sched = wh.read_table("factors.rebalance_dates")
+    frequency = next(f for f in PERIODS_PER_YEAR if f in set(sched["frequency"]))
+    prices = wh.read_table("curated.prices", columns=["ticker", "date", "adj_close"])
+    values = wh.read_table("factors.values").filter(
+        pl.col("in_universe") & pl.col("price").is_not_null()
+    )
+    dates = _schedule(wh, frequency)
+    fwd = forward_returns(prices, dates)
+    ic, quantiles, summary = factor_diagnostics(
+        values.filter(pl.col("rebalance_date").is_in(dates)), fwd, DIAGNOSED
+    )
+    # each scored strategy's composite, on its own schedule (rank 1 = best, so negate it)
+    scores = wh.read_table("factors.scores").filter(pl.col("eligible"))
+    parts = [(ic, quantiles, summary)]
+    for name, spec in selected_strategies(market).items():
+        if not spec.scored:
+            continue
+        own = _schedule(wh, spec.rebalance)
+        frame = scores.filter(pl.col("strategy") == name).select(
+            "rebalance_date", "ticker", (-pl.col("rank").cast(pl.Float64)).alias(f"strategy:{name}")
+        )
+        own_fwd = fwd if own == dates else forward_returns(prices, own)
+        parts.append(factor_diagnostics(frame, own_fwd, [f"strategy:{name}"]))
+    ic, quantiles, summary = (pl.concat([p[i] for p in parts]) for i in range(3))
+    wh.replace_table("research.factor_ic", ic)
+    wh.replace_table("research.factor_quantiles", quantiles)
+    wh.replace_table("research.factor_summary", summary)
+    summary_md = markdown_table(summary.sort("mean_ic", descending=True), max_rows=60)
+    charts = {}
+    if summary.height:
+        charts = {
+            "ic_chart": dg.MetadataValue.md(
+                plots.md_image(ic_summary_png(summary), "mean IC per factor")
+            ),
+            "quantile_chart": dg.MetadataValue.md(
+                plots.md_image(quantile_returns_png(quantiles), "quintile returns per factor")
+            ),
+        }
+    yield dg.MaterializeResult(
+        asset_key=["research", "factor_ic"],
+        metadata=table_metadata("research.factor_ic", ic, frequency=frequency, **charts),
+    )
+    yield dg.MaterializeResult(
+        asset_key=["research", "factor_quantiles"],
+        metadata=table_metadata("research.factor_quantiles", quantiles, **charts),
+    )
+    yield dg.MaterializeResult(
+        asset_key=["research", "factor_summary"],
+        metadata=table_metadata(
+            "research.factor_summary",
+            summary,
+            summary=dg.MetadataValue.md(summary_md),
+            **charts,
+        ),
+    )
+
+
+@dg.asset(
+    key=["research", "luck"],
+    deps=[
+        ["factors", "scores"],
+        ["portfolio", "target_weights"],
+        ["backtest", "daily"],
+        ["curated", "prices"],
+    ],
+    group_name=GROUP,
+    kinds=KINDS,
+    pool="warehouse",
+)
+def research_luck(
+    context: dg.AssetExecutionContext, market: MarketDataResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """Each factor strategy's Sharpe/CAGR percentile among random portfolios, oracle bound, PSR."""
+    wh = warehouse.get()
+    specs = {n: s for n, s in selected_strategies(market).items() if s.kind == "factor"}
+    prices = wh.read_table("curated.prices", columns=["ticker", "date", "adj_close"])
+    scores = wh.read_table("factors.scores")
+    weights = wh.read_table("portfolio.target_weights")
+    daily = wh.read_table("backtest.daily", columns=["strategy", "date", "portfolio_return"])
+    rows, random, fwd_by_freq = [], {}, {}
+    for name, spec in specs.items():
+        assert spec.portfolio is not None
+        eligible = scores.filter(
+            (pl.col("strategy") == name) & pl.col("eligible") & pl.col("rank").is_not_null()
+        ).select("rebalance_date", "ticker", "sector")
+        w = weights.filter(pl.col("strategy") == name)
+        if eligible.is_empty() or w.is_empty():
+            context.log.warning(f"{name}: no eligible names or weights; no luck baseline")
+            continue
+        if spec.rebalance not in fwd_by_freq:
+            fwd_by_freq[spec.rebalance] = forward_returns(prices, _schedule(wh, spec.rebalance))
+        own_daily = daily.filter(pl.col("strategy") == name).sort("date")
+        try:
+            row, rand = luck_report(
+                name,
+                eligible,
+                w,
+                fwd_by_freq[spec.rebalance],
+                spec.portfolio.top_n,
+                spec.portfolio.max_sector_weight,
+                PERIODS_PER_YEAR[spec.rebalance],
+                daily_returns=own_daily["portfolio_return"].to_list()[1:],
+                n_portfolios=N_RANDOM_PORTFOLIOS,
+                seed=SEED,
+            )
+        except ValueError as exc:
+            context.log.warning(f"{name}: no luck baseline: {exc}")
+            continue
+        rows.append(row)
+        random[name] = rand
+    table = pl.DataFrame(rows, schema=LUCK_SCHEMA)
+    wh.replace_table("research.luck", table)
+    extra = {}
+    if random:
+        extra["luck_chart"] = dg.MetadataValue.md(
+            plots.md_image(luck_png(table, random), "strategy Sharpe among random portfolios")
+        )
+    return dg.MaterializeResult(
+        metadata=table_metadata(
+            "research.luck",
+            table,
+            luck=dg.MetadataValue.md(markdown_table(table, max_rows=20)),
+            **extra,
+        )
+    )
+
+
+research_assets = [factor_diagnostics_assets, research_luck]

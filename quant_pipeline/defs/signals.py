@@ -1,0 +1,100 @@
+"""Signal strategy assets: technical signals on daily prices and the daily weights they imply."""
+
+import dagster as dg
+import polars as pl
+
+from quant_pipeline.core.portfolio import WEIGHTS_SCHEMA
+from quant_pipeline.core.signal_strategy import EVENTS_SCHEMA, signal_weights
+from quant_pipeline.defs.metadata import markdown_table, table_metadata
+from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
+from quant_pipeline.defs.strategies import selected_strategies
+
+KINDS = {"duckdb", "polars"}
+PRICE_COLUMNS = ["ticker", "date", "open", "high", "low", "close", "adj_close", "volume"]
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            ["factors", "signal_events"],
+            deps=[["curated", "prices"], ["curated", "membership"], ["factors", "values"]],
+            description="Entries and exit starts of every signal strategy per ticker and day.",
+            group_name="factors",
+            kinds=KINDS,
+        ),
+        dg.AssetSpec(
+            ["portfolio", "signal_weights"],
+            deps=[["factors", "signal_events"], ["curated", "securities"]],
+            description="Daily target weights of the signal strategies (days the book changes).",
+            group_name="portfolio",
+            kinds=KINDS,
+        ),
+    ],
+    pool="warehouse",
+)
+def signal_strategy_weights(
+    context: dg.AssetExecutionContext, market: MarketDataResource, warehouse: WarehouseResource
+):
+    """Run every signal strategy on curated.prices; write its events and daily target weights."""
+    wh = warehouse.get()
+    specs = {n: s for n, s in selected_strategies(market).items() if s.kind == "signal"}
+    weights = [pl.DataFrame(schema=WEIGHTS_SCHEMA)]
+    events = [pl.DataFrame(schema=EVENTS_SCHEMA)]
+    summary = []
+    if specs:
+        prices = wh.read_table("curated.prices", columns=PRICE_COLUMNS)
+        membership = wh.read_table("curated.membership")
+        sectors = wh.read_table("curated.securities", columns=["ticker", "sector"])
+        values = wh.read_table(
+            "factors.values", columns=["rebalance_date", "ticker", "quarterly_earnings_growth"]
+        )
+        earnings = values if values["quarterly_earnings_growth"].is_not_null().any() else None
+        for name, spec in specs.items():
+            if spec.signal and spec.signal.signal == "canslim" and spec.signal.use_earnings:
+                if earnings is None:
+                    context.log.warning(
+                        f"{name}: no quarterly earnings growth in factors.values (annual "
+                        "fundamentals only?): CAN SLIM uses its three price/volume criteria"
+                    )
+            w, e = signal_weights(
+                prices,
+                spec,
+                membership=membership if membership.height else None,
+                sectors=sectors,
+                fundamentals_values=earnings,
+            )
+            if w.filter(pl.col("weight") > 0).is_empty():
+                context.log.warning(
+                    f"{name}: the signal never fired on an eligible name; the strategy has no "
+                    "positions and is left out of the backtest"
+                )
+            weights.append(w)
+            events.append(e)
+            held = w.filter(pl.col("weight") > 0).group_by("rebalance_date").len()["len"]
+            summary.append(
+                {
+                    "strategy": name,
+                    "entries": int(e["entry"].sum()),
+                    "rebalance_days": w["rebalance_date"].n_unique(),
+                    "mean_names_held": round(held.mean() or 0.0, 1),
+                }
+            )
+    all_events = pl.concat(events, how="vertical_relaxed")
+    all_weights = pl.concat(weights, how="vertical_relaxed")
+    wh.replace_table("factors.signal_events", all_events)
+    wh.replace_table("portfolio.signal_weights", all_weights)
+    yield dg.MaterializeResult(
+        asset_key=["factors", "signal_events"],
+        metadata=table_metadata("factors.signal_events", all_events),
+    )
+    yield dg.MaterializeResult(
+        asset_key=["portfolio", "signal_weights"],
+        metadata=table_metadata(
+            "portfolio.signal_weights",
+            all_weights,
+            strategies=dg.MetadataValue.md(markdown_table(pl.DataFrame(summary), max_rows=20)),
+        ),
+    )
+
+
+signal_assets = [signal_strategy_weights]

@@ -1,0 +1,86 @@
+"""Every shipped strategy kind, the blend and the research assets on a small demo market."""
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from quant_pipeline.core.strategy import load_strategies
+from quant_pipeline.definitions import all_assets, asset_checks
+from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
+from quant_pipeline.storage.warehouse import Warehouse
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory):
+    path = tmp_path_factory.mktemp("library") / "quant.duckdb"
+    resources = {
+        "warehouse": WarehouseResource(path=str(path)),
+        "market": MarketDataResource(source="demo", demo_tickers=60, demo_start="2017-01-01"),
+    }
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [*all_assets, *asset_checks], resources=resources, instance=instance
+        )
+    assert result.success
+    return Warehouse(path)
+
+
+def test_every_strategy_with_positions_and_the_benchmark_are_compared(warehouse):
+    compared = set(warehouse.read_table("backtest.comparison")["strategy"])
+    weights = warehouse.read_table("portfolio.target_weights")
+    with_positions = set(weights.filter(pl.col("weight") > 0)["strategy"])
+    shipped = load_strategies()
+    blends = {n for n, s in shipped.items() if s.kind == "blend"}
+    assert compared == with_positions | blends | {"benchmark"}
+    # all but the strict cup-with-handle rule trade on 60 names over nine years
+    assert set(shipped) - {"cup_and_handle"} <= compared
+
+
+def test_signal_strategies_trade_on_daily_dates_with_cash_allowed(warehouse):
+    weights = warehouse.read_table("portfolio.target_weights")
+    days = set(warehouse.read_table("curated.prices", columns=["date"])["date"])
+    signal = weights.filter(pl.col("strategy").is_in(["trend_following", "canslim"]))
+    assert signal["rebalance_date"].n_unique() > 50
+    assert set(signal["rebalance_date"]) <= days
+    sums = weights.group_by("strategy", "rebalance_date").agg(pl.col("weight").sum())
+    assert sums["weight"].max() <= 1 + 1e-9
+    events = warehouse.read_table("factors.signal_events")
+    assert {"trend_following", "canslim", "livermore_breakout"} <= set(events["strategy"])
+
+
+def test_the_staggered_magic_formula_holds_about_24_names_after_a_year(warehouse):
+    w = warehouse.read_table("portfolio.target_weights").filter(
+        (pl.col("strategy") == "magic_formula_staggered") & (pl.col("weight") > 0)
+    )
+    held = w.group_by("rebalance_date").len().sort("rebalance_date")["len"]
+    assert held[0] <= 2 and held.max() <= 24
+    assert w["weight"].unique().to_list() == [pytest.approx(1 / 24)]
+
+
+def test_blend_contributions_add_up_to_the_blend_return_in_backtest_daily(warehouse):
+    attribution = warehouse.read_table("backtest.blend_attribution")
+    daily = warehouse.read_table("backtest.daily").filter(pl.col("strategy") == "blend_core")
+    total = daily.sort("date")["equity"][-1] - 1
+    assert set(attribution["sleeve"]) == {
+        "magic_formula",
+        "multifactor_smallcap",
+        "momentum_12_1",
+        "trend_following",
+    }
+    assert attribution["contribution"].sum() == pytest.approx(total)
+    assert attribution["blend_return"].to_list() == pytest.approx([total] * 4)
+
+
+def test_research_tables_cover_factors_strategies_and_luck(warehouse):
+    summary = warehouse.read_table("research.factor_summary")
+    assert {"momentum_12_1", "roe", "strategy:magic_formula"} <= set(summary["factor"])
+    assert summary["mean_ic"].is_between(-1, 1).all()
+    ic = warehouse.read_table("research.factor_ic")
+    assert ic.height > 0 and ic["ic"].is_between(-1, 1).all()
+    quantiles = warehouse.read_table("research.factor_quantiles")
+    assert set(quantiles["quantile"]) == {1, 2, 3, 4, 5}
+    luck = warehouse.read_table("research.luck")
+    factor_kinds = {n for n, s in load_strategies().items() if s.kind == "factor"}
+    assert set(luck["strategy"]) == factor_kinds
+    assert luck["sharpe_percentile"].is_between(0, 100).all()
+    assert (luck["oracle_sharpe"] > luck["sharpe"]).all()
