@@ -28,7 +28,9 @@ def test_every_asset_has_a_group_a_description_and_kinds():
     graph = repo.asset_graph
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        assert node.group_name in {"ingestion", "curated", "factors", "portfolio", "backtest"}, key
+        assert node.group_name in {
+            "ingestion", "curated", "factors", "portfolio", "backtest", "orders"
+        }, key
         assert node.description, key
         assert node.kinds, key
 
