@@ -3,6 +3,7 @@
     quant-pipeline run                 materialize the whole chain, print the strategy comparison
     quant-pipeline sql "SELECT ..."    run a read-only query against the warehouse
     quant-pipeline tables              list the warehouse tables and their row counts
+    quant-pipeline orders ...          orders for a capital amount or holdings file (+ packet)
 
 Settings come from the ``QUANT_PIPELINE_*`` environment variables (see README); options given on
 the command line override them for this run.
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from quant_pipeline import cli_orders
 from quant_pipeline.settings import SettingsError, from_env
 
 
@@ -159,12 +161,16 @@ def main(argv: Sequence[str] | None = None, *, resources: dict[str, object] | No
     tables = sub.add_parser("tables", help="list warehouse tables and row counts")
     tables.add_argument("--warehouse")
 
+    cli_orders.add_parser(sub)
+
     args = parser.parse_args(argv)
     _apply_overrides(args)
     try:
         settings = from_env()
         if args.command == "run":
             return run_pipeline(resources, log_level=args.log_level)
+        if args.command == "orders":
+            return cli_orders.run(args)
         from quant_pipeline.storage.warehouse import Warehouse
 
         warehouse = Warehouse(settings.warehouse)

@@ -9,13 +9,16 @@ from quant_pipeline.defs.benchmarks import benchmark_assets
 from quant_pipeline.defs.checks import asset_checks as contract_checks
 from quant_pipeline.defs.curated import curated_assets
 from quant_pipeline.defs.factors import factor_assets
+from quant_pipeline.defs.health import health_assets, health_checks
 from quant_pipeline.defs.ingestion import ingestion_assets
 from quant_pipeline.defs.integrity import integrity_checks
 from quant_pipeline.defs.jobs import jobs, schedules
+from quant_pipeline.defs.orders import orders_assets, orders_job, quarterly_rebalance_job
 from quant_pipeline.defs.portfolio import portfolio_assets
 from quant_pipeline.defs.reports import report_assets
 from quant_pipeline.defs.research import research_assets
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
+from quant_pipeline.defs.sensors import orders_schedules, orders_sensors
 from quant_pipeline.defs.signals import signal_assets
 
 all_assets = [
@@ -44,10 +47,11 @@ def build_resources(**overrides: object) -> dict[str, object]:
 
 
 defs = dg.Definitions(
-    assets=all_assets,
-    asset_checks=asset_checks,
-    jobs=jobs,
-    schedules=schedules,
+    assets=[*all_assets, *orders_assets, *health_assets],
+    asset_checks=[*asset_checks, *health_checks],
+    jobs=[*jobs, orders_job, quarterly_rebalance_job],
+    schedules=[*schedules, *orders_schedules],
+    sensors=orders_sensors,
     resources=build_resources(),
     executor=dg.in_process_executor,
 )

@@ -97,3 +97,21 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
     if (v := get("STRATEGIES")) is not None:
         kwargs["strategies"] = tuple(s.strip() for s in v.split(",") if s.strip())
     return Settings(**kwargs)
+
+
+def outbox_dir(env: dict[str, str] | None = None) -> Path:
+    """Where recommendation packets go: QUANT_PIPELINE_OUTBOX, default ``outbox/``."""
+    value = (os.environ if env is None else env).get("QUANT_PIPELINE_OUTBOX", "").strip()
+    return Path(value or "outbox")
+
+
+def inbox_dir(env: dict[str, str] | None = None) -> Path:
+    """Where holdings files are dropped: QUANT_PIPELINE_INBOX, default ``inbox/``."""
+    value = (os.environ if env is None else env).get("QUANT_PIPELINE_INBOX", "").strip()
+    return Path(value or "inbox")
+
+
+def portfolios_file(env: dict[str, str] | None = None) -> Path:
+    """The portfolios YAML: QUANT_PIPELINE_PORTFOLIOS, default ``portfolios.yaml``."""
+    value = (os.environ if env is None else env).get("QUANT_PIPELINE_PORTFOLIOS", "").strip()
+    return Path(value or "portfolios.yaml")

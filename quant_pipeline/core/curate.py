@@ -362,9 +362,7 @@ def _with_ttm(wide: pl.DataFrame) -> pl.DataFrame:
     annual = wide.filter(pl.col("period_type") == "A").with_columns(
         pl.col(item).alias(f"{item}_ttm") for item in FLOW_ITEMS
     )
-    return pl.concat([quarters, annual], how="diagonal_relaxed").select(
-        CURATED_FUNDAMENTAL_COLUMNS
-    )
+    return pl.concat([quarters, annual], how="diagonal_relaxed").select(CURATED_FUNDAMENTAL_COLUMNS)
 
 
 def fundamentals_as_of(
@@ -503,11 +501,7 @@ def fundamentals_known_at(
     if available_before is not None:
         picked = picked.filter(pl.col("available_at") < available_before)
     labels = picked.select(*period, "vintage", "vintage_at")
-    return (
-        _with_ttm(picked)
-        .join(labels, on=period, how="left")
-        .sort(period)
-    )
+    return _with_ttm(picked).join(labels, on=period, how="left").sort(period)
 
 
 # --------------------------------------------------------------------------------------------

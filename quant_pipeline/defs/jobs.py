@@ -4,7 +4,7 @@ import dagster as dg
 
 full_pipeline_job = dg.define_asset_job(
     "full_pipeline_job",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.groups("orders"),
     description="Ingest, curate, score, build portfolios and backtest every strategy.",
 )
 

@@ -495,9 +495,7 @@ class Warehouse:
             raise WarehouseError(f"{INGEST_LOG_TABLE}: frame lacks columns {missing}")
         try:
             frame = frame.select(
-                (pl.col(c) if c in frame.columns else pl.lit(None))
-                .cast(t, strict=True)
-                .alias(c)
+                (pl.col(c) if c in frame.columns else pl.lit(None)).cast(t, strict=True).alias(c)
                 for c, t in INGEST_LOG_SCHEMA.items()
             )
         except pl.exceptions.PolarsError as exc:

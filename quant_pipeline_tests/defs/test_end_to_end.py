@@ -171,3 +171,64 @@ def test_a_ticker_from_the_data_can_be_the_primary_benchmark(built, tmp_path):
     assert not failed.success
     errors = [e.step_failure_data.error.message for e in failed.all_events if e.is_step_failure]
     assert any("'NOT_A_TICKER' is not in the prices" in m for m in errors)
+
+
+def test_orders_for_a_demo_holdings_file_match_between_the_asset_and_the_cli(
+    built, tmp_path, monkeypatch, capsys
+):
+    from quant_pipeline.cli import main
+    from quant_pipeline.defs.health import health_assets, health_checks
+    from quant_pipeline.defs.orders import orders_assets
+
+    path, warehouse, _ = built
+    monkeypatch.setenv("QUANT_PIPELINE_WAREHOUSE", str(path))
+    monkeypatch.setenv("QUANT_PIPELINE_PORTFOLIOS", str(tmp_path / "portfolios.yaml"))
+    monkeypatch.setenv("QUANT_PIPELINE_OUTBOX", str(tmp_path / "outbox"))
+    as_of = warehouse.max_date("curated.prices", "date")
+    weights = warehouse.read_table(
+        "portfolio.target_weights", filters={"strategy": "magic_formula"}
+    )
+    latest = weights.filter(pl.col("rebalance_date") == pl.col("rebalance_date").max())
+    outside = (
+        warehouse.read_table("curated.prices", filters={"date": as_of})
+        .filter(~pl.col("ticker").is_in(latest["ticker"].to_list()))["ticker"]
+        .sort()[0]
+    )
+    held = latest["ticker"].sort().head(2).to_list() + [outside]
+    holdings = tmp_path / "demo.csv"
+    holdings.write_text("ticker,shares\n" + "".join(f"{t},7\n" for t in held))
+    config = {
+        "portfolio": "demo",
+        "strategy": "magic_formula",
+        "holdings_file": str(holdings),
+        "capital": 25000.0,
+        "as_of": as_of.isoformat(),
+    }
+    resources = {
+        "warehouse": WarehouseResource(path=str(path)),
+        "market": MarketDataResource(source="demo", demo_tickers=150, demo_start="2016-01-01"),
+    }
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [*orders_assets, *health_assets, *health_checks],
+            resources=resources,
+            run_config={"ops": {"orders_packets": {"config": config}}},
+            instance=instance,
+        )
+    assert result.success
+    from_asset = warehouse.read_table("orders.orders").drop(
+        "packet_id", "portfolio", "strategy", "as_of", "rebalance_date"
+    )
+    assert set(from_asset["ticker"]) == set(latest["ticker"]) | {outside}
+    assert from_asset.filter(pl.col("ticker") == outside)["target_shares"].to_list() == [0.0]
+    packet = warehouse.read_table("orders.packets")
+    assert packet["cash_after"][0] >= 0
+    assert warehouse.read_table("orders.holdings_value").height > 0
+
+    cli_outbox = tmp_path / "cli"
+    args = ["orders", "--portfolio", "demo", "--strategy", "magic_formula", "--capital", "25000"]
+    args += ["--holdings", str(holdings), "--as-of", as_of.isoformat(), "--outbox", str(cli_outbox)]
+    assert main(args) == 0, capsys.readouterr().err
+    from_cli = pl.read_csv(cli_outbox / f"{as_of}_demo_orders.csv", try_parse_dates=True)
+    assert from_cli.columns == from_asset.columns
+    assert from_cli.sort("ticker").equals(from_asset.sort("ticker"))
