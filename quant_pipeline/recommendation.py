@@ -336,9 +336,16 @@ def prepare_packet(
         sell_unlisted=spec.sell_unlisted,
         commission=commission,
     )
-    table = result.orders.join(
-        prices.select("ticker", "price_date"), on="ticker", how="left"
-    ).select(TABLE_COLUMNS)
+    # a holding outside the strategy has no sector in the weights: take the security's
+    profiles = warehouse.read_table(
+        "curated.securities", columns=["ticker", "sector"], filters={"ticker": needed}
+    ).rename({"sector": "profile_sector"})
+    table = (
+        result.orders.join(prices.select("ticker", "price_date"), on="ticker", how="left")
+        .join(profiles.unique("ticker"), on="ticker", how="left")
+        .with_columns(pl.col("sector").fill_null(pl.col("profile_sector")))
+        .select(TABLE_COLUMNS)
+    )
     sides = table["side"].value_counts()
     counts = dict(zip(sides["side"], sides["count"], strict=True))
     now = now or datetime.now(UTC)

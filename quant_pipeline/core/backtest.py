@@ -165,15 +165,13 @@ def equal_weight_benchmark(
                 f"{sorted(membership['universe'].unique().to_list())}; pass one"
             )
         members = membership.select("ticker", "start_date", "end_date")
-        # A ticker can have several membership intervals: keep each (ticker, date) at most once.
-        returns = (
-            returns.join(members, on="ticker", how="inner")
-            .filter(
-                (pl.col("date") >= pl.col("start_date"))
-                & (pl.col("end_date").is_null() | (pl.col("date") <= pl.col("end_date")))
-            )
-            .unique(subset=["ticker", "date"])
+        returns = returns.join(members, on="ticker", how="inner").filter(
+            (pl.col("date") >= pl.col("start_date"))
+            & (pl.col("end_date").is_null() | (pl.col("date") <= pl.col("end_date")))
         )
+        if not members["ticker"].is_unique().all():
+            # several intervals of one ticker may overlap: keep each (ticker, date) once
+            returns = returns.unique(subset=["ticker", "date"])
     return (
         returns.group_by("date")
         .agg(pl.col("daily_return").mean().alias("benchmark_return"))

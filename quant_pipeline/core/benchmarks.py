@@ -49,15 +49,17 @@ def _members_only(frame: pl.DataFrame, membership: pl.DataFrame | None) -> pl.Da
             f"{sorted(membership['universe'].unique().to_list())}; pass one"
         )
     members = membership.select("ticker", "start_date", "end_date")
-    return (
+    out = (
         frame.join(members, on="ticker", how="inner")
         .filter(
             (pl.col("date") >= pl.col("start_date"))
             & (pl.col("end_date").is_null() | (pl.col("date") <= pl.col("end_date")))
         )
         .drop("start_date", "end_date")
-        .unique(subset=["ticker", "date"], keep="first")
     )
+    if members["ticker"].is_unique().all():  # one interval per ticker: no (ticker, date) twice
+        return out
+    return out.unique(subset=["ticker", "date"], keep="first", maintain_order=True)
 
 
 def cap_weighted_benchmark(

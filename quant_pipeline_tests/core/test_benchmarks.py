@@ -7,7 +7,7 @@ from datetime import date
 import polars as pl
 import pytest
 
-from quant_pipeline.core.backtest import BacktestInputError
+from quant_pipeline.core.backtest import BacktestInputError, equal_weight_benchmark
 from quant_pipeline.core.benchmarks import (
     benchmark_series,
     benchmark_table,
@@ -108,3 +108,30 @@ def test_benchmark_table_stacks_named_series_and_gives_them_back():
     )
     with pytest.raises(BacktestInputError, match=r"available: \['A', 'B'\]"):
         benchmark_series(table, "cap_weight")
+
+
+def test_overlapping_membership_intervals_count_a_ticker_once_a_day():
+    # A's two intervals overlap on d2-d3; counted twice, A would weigh double those days.
+    single = pl.DataFrame(
+        {"ticker": ["A", "B"], "start_date": [D[0], D[0]], "end_date": [None, None]},
+        schema_overrides={"end_date": pl.Date},
+    )
+    overlapping = pl.DataFrame(
+        {
+            "ticker": ["A", "A", "B"],
+            "start_date": [D[0], D[1], D[0]],
+            "end_date": [D[2], None, None],
+        }
+    )
+    shares = pl.DataFrame(
+        {"ticker": ["A", "B"], "available_at": [None, None], "shares_outstanding": [100.0, 50.0]},
+        schema_overrides={"available_at": pl.Date},
+    )
+    for build in (
+        lambda m: equal_weight_benchmark(PRICES, membership=m),
+        lambda m: cap_weighted_benchmark(PRICES, shares, membership=m),
+    ):
+        assert build(overlapping).equals(build(single))
+    # d3: A 11/11 - 1 = 0, B 18/20 - 1 = -0.1 -> equal weight -0.05
+    ew = equal_weight_benchmark(PRICES, membership=overlapping)
+    assert ew.filter(pl.col("date") == D[2])["benchmark_return"].item() == pytest.approx(-0.05)

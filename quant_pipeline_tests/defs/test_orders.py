@@ -15,6 +15,7 @@ from quant_pipeline.recommendation import TABLE_COLUMNS
 from quant_pipeline.storage.warehouse import Warehouse
 from quant_pipeline_tests.defs.tiny_market import (
     AS_OF,
+    SECTORS,
     build_warehouse,
     failure_message,
     materialize,
@@ -116,6 +117,8 @@ def test_asset_writes_the_golden_holdings_orders_and_the_live_holdings(env):
     )
     assert orders["current_weight"].to_list() == pytest.approx([0.9375, 0, 0, 0, 0.0625])
     assert wh.read_table("orders.packets")["cash_after"][0] == pytest.approx(69.0)
+    # E is outside the strategy's weights: its sector comes from curated.securities
+    assert orders.filter(pl.col("ticker") == "E")["sector"].to_list() == [SECTORS["E"]]
     live = wh.read_table("orders.live_holdings").sort("ticker")
     assert live.select("portfolio", "ticker", "shares", "cost_basis").rows() == [
         ("my_portfolio", "A", 100.0, 12000.0),
