@@ -51,13 +51,13 @@ def starting_capital(daily: pl.DataFrame) -> float | None:
 
 
 def metrics_for_strategies(daily: pl.DataFrame, trades: pl.DataFrame) -> pl.DataFrame:
-    """Long metrics (strategy, metric, value) for each strategy in ``daily`` and the benchmark.
+    """Long metrics (strategy, metric, value) per strategy in ``daily`` (by name), then the benchmark.
 
     A share-based ``daily`` (with ``portfolio_value``, ``fees``, ``slippage``) adds
     ``net_profit`` (in currency, from the capital) and ``total_fees`` / ``total_slippage``.
     """
     frames = []
-    for (name,), part in daily.sort("date").group_by("strategy", maintain_order=True):
+    for (name,), part in daily.sort("strategy", "date").group_by("strategy", maintain_order=True):
         strategy_trades = trades.filter(pl.col("strategy") == name).drop("strategy")
         # a blend's rows carry no fees or cash of their own (they stay with its sleeves): drop
         # such all-null columns so they read as "not measured", not as zero.

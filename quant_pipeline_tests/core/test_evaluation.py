@@ -75,6 +75,12 @@ def test_a_blend_row_without_fees_of_its_own_reports_them_as_not_measured_not_ze
     assert got["net_profit"] == pytest.approx(71.0)
     sleeve_m = dict(long.filter(pl.col("strategy") == "sleeve").select("metric", "value").rows())
     assert sleeve_m["total_fees"] == 1.5
+    # strategies by name, the benchmark last (the CLI's comparison table keeps this order)
+    assert long["strategy"].unique(maintain_order=True).to_list() == [
+        "blend",
+        "sleeve",
+        "benchmark",
+    ]
 
 
 def test_relative_metrics_against_a_ticker_benchmark_match_hand_and_empyrical():
