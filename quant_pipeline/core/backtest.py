@@ -141,6 +141,35 @@ def _check_unique(frame: pl.DataFrame, name: str, keys: Sequence[str]) -> None:
         )
 
 
+def members_only(frame: pl.DataFrame, membership: pl.DataFrame | None) -> pl.DataFrame:
+    """Rows of ``frame`` (ticker, date, ...) whose ticker is a member on the date.
+
+    ``membership``: curated.membership columns ``ticker, start_date, end_date`` (null end = still
+    a member; both ends inclusive) for ONE universe, or None (every row kept). A ticker with
+    overlapping intervals still gives each (ticker, date) once.
+    """
+    if membership is None:
+        return frame
+    _require(membership, "membership", ("ticker", "start_date", "end_date"))
+    if "universe" in membership.columns and membership["universe"].n_unique() > 1:
+        raise BacktestInputError(
+            "membership holds several universes "
+            f"{sorted(membership['universe'].unique().to_list())}; pass one"
+        )
+    members = membership.select("ticker", "start_date", "end_date")
+    out = (
+        frame.join(members, on="ticker", how="inner")
+        .filter(
+            (pl.col("date") >= pl.col("start_date"))
+            & (pl.col("end_date").is_null() | (pl.col("date") <= pl.col("end_date")))
+        )
+        .drop("start_date", "end_date")
+    )
+    if members["ticker"].is_unique().all():  # one interval per ticker: no (ticker, date) twice
+        return out
+    return out.unique(subset=["ticker", "date"], keep="first", maintain_order=True)
+
+
 def equal_weight_benchmark(
     prices: pl.DataFrame, membership: pl.DataFrame | None = None
 ) -> pl.DataFrame:
@@ -157,21 +186,7 @@ def equal_weight_benchmark(
     returns = prices.select("ticker", "date", "daily_return").filter(
         pl.col("daily_return").is_not_null() & pl.col("daily_return").is_not_nan()
     )
-    if membership is not None:
-        _require(membership, "membership", ("ticker", "start_date", "end_date"))
-        if "universe" in membership.columns and membership["universe"].n_unique() > 1:
-            raise BacktestInputError(
-                "membership holds several universes "
-                f"{sorted(membership['universe'].unique().to_list())}; pass one"
-            )
-        members = membership.select("ticker", "start_date", "end_date")
-        returns = returns.join(members, on="ticker", how="inner").filter(
-            (pl.col("date") >= pl.col("start_date"))
-            & (pl.col("end_date").is_null() | (pl.col("date") <= pl.col("end_date")))
-        )
-        if not members["ticker"].is_unique().all():
-            # several intervals of one ticker may overlap: keep each (ticker, date) once
-            returns = returns.unique(subset=["ticker", "date"])
+    returns = members_only(returns, membership)
     return (
         returns.group_by("date")
         .agg(pl.col("daily_return").mean().alias("benchmark_return"))
@@ -231,6 +246,48 @@ def _price_columns(prices: pl.DataFrame) -> pl.DataFrame:
         pl.col("close").cast(pl.Float64),
         pl.col("adj_close").cast(pl.Float64),
     )
+
+
+def _price_windows(
+    w: pl.DataFrame, rebal: pl.DataFrame, calendar: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The only price rows a backtest reads: each target ticker from MAX_STALE_TRADING_DAYS
+    before its rebalance to the end of the holding period.
+
+    ``w``: weights (rebalance_date, ticker, weight); ``rebal``: one row per rebalance with ``k``,
+    ``rebalance_date``, ``di`` (its day index) and ``stop_di`` (last day index held);
+    ``calendar``: (di, date). Returns ``needed`` (ticker, date) and ``windows`` (ticker, lo, hi).
+    """
+    window_days = (
+        rebal.select(
+            "k",
+            pl.int_ranges(
+                (pl.col("di") - MAX_STALE_TRADING_DAYS).clip(lower_bound=0), pl.col("stop_di") + 1
+            ).alias("di"),
+        )
+        .explode("di")
+        .join(calendar, on="di")
+    )
+    window_tickers = w.filter(pl.col("weight") > 0).join(
+        rebal.select("rebalance_date", "k"), on="rebalance_date"
+    )
+    needed = (
+        window_tickers.select("k", "ticker")
+        .join(window_days.select("k", "date"), on="k")
+        .select("ticker", "date")
+        .unique()
+    )
+    windows = (
+        window_tickers.select("k", "ticker")
+        .join(
+            window_days.group_by("k").agg(
+                pl.col("date").min().alias("lo"), pl.col("date").max().alias("hi")
+            ),
+            on="k",
+        )
+        .select("ticker", "lo", "hi")
+    )
+    return needed, windows
 
 
 def _select_price_rows(prices: pl.DataFrame, needed: pl.DataFrame) -> pl.DataFrame:
@@ -407,37 +464,7 @@ def run_backtest(
     )
     n_rebal = rebal.height
 
-    # The only price rows ever read: each target ticker from MAX_STALE_TRADING_DAYS before its
-    # rebalance to the end of the holding period.
-    window_days = (
-        rebal.select(
-            "k",
-            pl.int_ranges(
-                (pl.col("di") - MAX_STALE_TRADING_DAYS).clip(lower_bound=0), pl.col("stop_di") + 1
-            ).alias("di"),
-        )
-        .explode("di")
-        .join(calendar, on="di")
-    )
-    window_tickers = w.filter(pl.col("weight") > 0).join(
-        rebal.select("rebalance_date", "k"), on="rebalance_date"
-    )
-    needed = (
-        window_tickers.select("k", "ticker")
-        .join(window_days.select("k", "date"), on="k")
-        .select("ticker", "date")
-        .unique()
-    )
-    windows = (
-        window_tickers.select("k", "ticker")
-        .join(
-            window_days.group_by("k").agg(
-                pl.col("date").min().alias("lo"), pl.col("date").max().alias("hi")
-            ),
-            on="k",
-        )
-        .select("ticker", "lo", "hi")
-    )
+    needed, windows = _price_windows(w, rebal, calendar)
     px = _select_price_rows(all_prices, needed)
     px = _effective_prices(px, all_prices, windows, last_market_date, delisting_return)
 

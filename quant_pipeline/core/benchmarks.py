@@ -15,7 +15,12 @@ from datetime import date
 
 import polars as pl
 
-from quant_pipeline.core.backtest import BacktestInputError, _require, equal_weight_benchmark
+from quant_pipeline.core.backtest import (
+    BacktestInputError,
+    _require,
+    equal_weight_benchmark,
+    members_only,
+)
 
 EQUAL_WEIGHT = "equal_weight"
 CAP_WEIGHT = "cap_weight"
@@ -36,30 +41,6 @@ __all__ = [
     "equal_weight_benchmark",
     "ticker_benchmark",
 ]
-
-
-def _members_only(frame: pl.DataFrame, membership: pl.DataFrame | None) -> pl.DataFrame:
-    """Rows of ``frame`` (ticker, date, ...) whose ticker is a member on the date."""
-    if membership is None:
-        return frame
-    _require(membership, "membership", ("ticker", "start_date", "end_date"))
-    if "universe" in membership.columns and membership["universe"].n_unique() > 1:
-        raise BacktestInputError(
-            "membership holds several universes "
-            f"{sorted(membership['universe'].unique().to_list())}; pass one"
-        )
-    members = membership.select("ticker", "start_date", "end_date")
-    out = (
-        frame.join(members, on="ticker", how="inner")
-        .filter(
-            (pl.col("date") >= pl.col("start_date"))
-            & (pl.col("end_date").is_null() | (pl.col("date") <= pl.col("end_date")))
-        )
-        .drop("start_date", "end_date")
-    )
-    if members["ticker"].is_unique().all():  # one interval per ticker: no (ticker, date) twice
-        return out
-    return out.unique(subset=["ticker", "date"], keep="first", maintain_order=True)
 
 
 def cap_weighted_benchmark(
@@ -99,7 +80,7 @@ def cap_weighted_benchmark(
             & (pl.col("prev_close") > 0)
         )
     )
-    px = _members_only(px, membership)
+    px = members_only(px, membership)
     sh = (
         shares.select(
             pl.col("ticker").cast(pl.String),

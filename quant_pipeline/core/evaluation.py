@@ -51,7 +51,7 @@ def starting_capital(daily: pl.DataFrame) -> float | None:
 
 
 def metrics_for_strategies(daily: pl.DataFrame, trades: pl.DataFrame) -> pl.DataFrame:
-    """Long metrics (strategy, metric, value) per strategy in ``daily`` (by name), then the benchmark.
+    """Long metrics (strategy, metric, value) per strategy in ``daily`` by name, then benchmark.
 
     A share-based ``daily`` (with ``portfolio_value``, ``fees``, ``slippage``) adds
     ``net_profit`` (in currency, from the capital) and ``total_fees`` / ``total_slippage``.

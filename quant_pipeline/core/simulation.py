@@ -533,36 +533,7 @@ def _plan(
             pl.col("di").shift(-1, fill_value=end_di).alias("stop_di"),
         )
     )
-    window_days = (
-        rebal.select(
-            "k",
-            pl.int_ranges(
-                (pl.col("di") - bt.MAX_STALE_TRADING_DAYS).clip(lower_bound=0),
-                pl.col("stop_di") + 1,
-            ).alias("di"),
-        )
-        .explode("di")
-        .join(calendar, on="di")
-    )
-    window_tickers = w.filter(pl.col("weight") > 0).join(
-        rebal.select("rebalance_date", "k"), on="rebalance_date"
-    )
-    needed = (
-        window_tickers.select("k", "ticker")
-        .join(window_days.select("k", "date"), on="k")
-        .select("ticker", "date")
-        .unique()
-    )
-    windows = (
-        window_tickers.select("k", "ticker")
-        .join(
-            window_days.group_by("k").agg(
-                pl.col("date").min().alias("lo"), pl.col("date").max().alias("hi")
-            ),
-            on="k",
-        )
-        .select("ticker", "lo", "hi")
-    )
+    needed, windows = bt._price_windows(w, rebal, calendar)
     px = bt._select_price_rows(all_prices, needed)
     px = bt._effective_prices(px, all_prices, windows, last_market_date, delisting_return)
     targets = (
