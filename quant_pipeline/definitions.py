@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from quant_pipeline.defs.automation import automation_jobs, automation_sensors
 from quant_pipeline.defs.backtest import backtest_assets
 from quant_pipeline.defs.benchmarks import benchmark_assets
 from quant_pipeline.defs.checks import asset_checks as contract_checks
@@ -49,9 +50,9 @@ def build_resources(**overrides: object) -> dict[str, object]:
 defs = dg.Definitions(
     assets=[*all_assets, *orders_assets, *health_assets],
     asset_checks=[*asset_checks, *health_checks],
-    jobs=[*jobs, orders_job, quarterly_rebalance_job],
+    jobs=[*jobs, orders_job, quarterly_rebalance_job, *automation_jobs],
     schedules=[*schedules, *orders_schedules],
-    sensors=orders_sensors,
+    sensors=[*orders_sensors, *automation_sensors],
     resources=build_resources(),
     executor=dg.in_process_executor,
 )
