@@ -262,10 +262,13 @@ def factor_values(
         )
         .collect()
     )
+    # One pass over the strings (rle_id) gives the ids and, with a native sortedness test of the
+    # ticker column, proves the (ticker, date) order; flagged sorted, the ids group as slices.
+    px = px.with_columns(_tid=pl.col("ticker").rle_id())
     if not _is_sorted_by_ticker_date(px):
-        px = px.sort("ticker", "date")
-    new_ticker = pl.col("ticker") != pl.col("ticker").shift()
-    px = px.with_columns(_tid=new_ticker.fill_null(True).cum_sum().cast(pl.UInt32))
+        px = px.sort("ticker", "date").with_columns(_tid=pl.col("ticker").rle_id())
+    px = px.with_columns(pl.col("_tid").set_sorted())
+    new_ticker = pl.col("_tid") != pl.col("_tid").shift()
     px = px.with_columns(
         avg_volume=pl.col("volume")
         .rolling_mean(VOLUME_WINDOW, min_samples=VOLUME_MIN_OBS)
@@ -332,11 +335,19 @@ def _lag_within(column: str, n: int) -> pl.Expr:
 
 
 def _is_sorted_by_ticker_date(frame: pl.DataFrame) -> bool:
-    """True when rows are in strictly increasing (ticker, date) order (an O(n) check)."""
-    ticker, date_ = pl.col("ticker"), pl.col("date")
-    prev_ticker, prev_date = ticker.shift(), date_.shift()
-    in_order = (ticker > prev_ticker) | ((ticker == prev_ticker) & (date_ > prev_date))
-    return bool(frame.select(in_order.slice(1).all()).item())
+    """True when rows are in strictly increasing (ticker, date) order (an O(n) check).
+
+    ``frame`` carries ``_tid = ticker.rle_id()``. The ticker column must be non-decreasing (a
+    native check) and null-free; within a run of one ticker the dates must strictly increase.
+    """
+    if frame.height <= 1:
+        return True
+    ticker = frame.get_column("ticker")
+    if ticker.null_count() or not ticker.is_sorted():
+        return False
+    tid, date_ = pl.col("_tid"), pl.col("date")
+    in_order = (tid != tid.shift()) | (date_ > date_.shift())
+    return bool(frame.select(in_order.slice(1).fill_null(False).all()).item())
 
 
 def _join_fundamentals(

@@ -190,6 +190,30 @@ def test_data_on_or_after_d_cannot_change_the_values_at_d():
     assert_frame_equal(out, base)
 
 
+def _reorder(prices: pl.DataFrame, how: str) -> pl.DataFrame:
+    a, b = prices.filter(pl.col("ticker") == "A"), prices.filter(pl.col("ticker") == "B")
+    if how == "shuffled":
+        return prices.sample(fraction=1.0, shuffle=True, seed=3)
+    if how == "ticker split in two runs":  # A, B, A: sorted within runs, not overall
+        return pl.concat([a.head(150), b, a.tail(150)])
+    if how == "dates descending":
+        return prices.sort("ticker", "date", descending=[False, True])
+    return prices.sort("ticker", "date", descending=[True, False])  # tickers descending
+
+
+@pytest.mark.parametrize(
+    "how", ["shuffled", "ticker split in two runs", "dates descending", "tickers descending"]
+)
+def test_rows_in_any_order_give_the_same_values_as_rows_sorted_by_ticker_and_date(how):
+    # factor_values trusts the input order only after proving it is (ticker, date) ascending;
+    # any other order is sorted first, so the values are bit for bit those of sorted input.
+    prices = make_prices().sort("ticker", "date")
+    dates = [DAYS[201], D]
+    base = factor_values(prices, make_fundamentals(), SECURITIES, dates)
+    out = factor_values(_reorder(prices, how), make_fundamentals(), SECURITIES, dates)
+    assert_frame_equal(out, base, check_exact=True)
+
+
 def test_a_ticker_appears_only_once_it_has_a_price_before_d():
     out = factor_values(make_prices(), make_fundamentals(), SECURITIES, [DAYS[150], DAYS[201]])
     assert out.filter(pl.col("rebalance_date") == DAYS[150])["ticker"].to_list() == ["A"]
