@@ -176,9 +176,7 @@ def luck_report(
         luck.fast_period_returns(weights.join(dates, on=_D, how="semi"), label), periods_per_year
     )
     random = luck.portfolio_summary(
-        luck.fast_period_returns(
-            luck.random_portfolios(elig, n_names, sector_cap, n_portfolios, seed), label
-        ),
+        luck.random_period_returns(elig, label, n_names, sector_cap, n_portfolios, seed),
         periods_per_year,
     )
     oracle = luck.portfolio_summary(
