@@ -23,8 +23,6 @@ from datetime import date
 
 import polars as pl
 
-from quant_pipeline.core.ordering import is_sorted_by
-
 _D = "rebalance_date"
 
 
@@ -56,14 +54,15 @@ def forward_returns(
     px = prices.select("ticker", "date", pl.col("adj_close").cast(pl.Float64))
     if px["adj_close"].null_count():
         px = px.filter(pl.col("adj_close").is_not_null())
-    if not is_sorted_by(px, ["ticker", "date"]):  # curated.prices is stored sorted: no sort then
-        px = px.sort("ticker", "date")
+    px = px.with_columns(_t=pl.col("ticker").rle_id().cast(pl.Int64))  # a number per ticker run
+    if not _sorted_by_ticker_and_date(px):  # curated.prices is stored sorted: no sort then
+        px = px.sort("ticker", "date").with_columns(_t=pl.col("ticker").rle_id().cast(pl.Int64))
     # Bucket k of a price = index of the first rebalance date on or after its date: the last
     # price on or before dates[k] is the latest one in buckets 0..k. Only the last row of each
     # (ticker, bucket) run matters (~ one per ticker and period instead of one per trading day).
     bucket = pl.lit(dates).search_sorted(pl.col("date"), side="left").cast(pl.Int64)
-    run = pl.col("ticker").rle_id() * (dates.len() + 1) + pl.col("_k")
-    last = px.with_columns(_k=bucket).filter(run != run.shift(-1).fill_null(-1))
+    run = pl.col("_t") * (dates.len() + 1) + pl.col("_k")
+    last = px.with_columns(_k=bucket).filter(run != run.shift(-1).fill_null(-1)).drop("_t")
     # alive at dates[k]: a price on or before it (first bucket <= k), one on or after it
     life = last.group_by("ticker").agg(pl.col("_k").min().alias("_k_first"), pl.col("date").max())
     periods = pl.DataFrame(
@@ -101,6 +100,17 @@ def forward_returns(
         .filter(pl.col("forward_return").is_finite())
         .sort(_D, "ticker")
     )
+
+
+def _sorted_by_ticker_and_date(px: pl.DataFrame) -> bool:
+    """True when rows are in strictly increasing (ticker, date) order: tickers sorted (a native
+    check) and dates increasing within each ticker run ``_t`` (integer compares only)."""
+    ticker = px["ticker"]
+    if ticker.null_count() or not ticker.is_sorted():
+        return False
+    run, day = pl.col("_t"), pl.col("date")
+    ok = (run != run.shift()) | (day > day.shift())
+    return px.height < 2 or bool(px.select(ok.slice(1).fill_null(False).all()).item())
 
 
 def _joined(factor_frame: pl.DataFrame, factor_col: str, fwd: pl.DataFrame) -> pl.DataFrame:

@@ -130,15 +130,31 @@ def _draws(
         for p0 in range(0, n_portfolios, step):
             p1 = min(p0 + step, n_portfolios)
             keys = (rng.integers(0, 1 << (63 - _TIE_BITS), (p1 - p0, m)) << _TIE_BITS) | column
-            keep = np.ones(keys.shape, dtype=bool)
-            for a, b in capped:
-                kth = (b - a) - per_sector
-                cut = np.partition(keys[:, a:b], kth, axis=1)[:, kth]
-                keep[:, a:b] = keys[:, a:b] >= cut[:, None]
+            if not capped:
+                keep = np.ones(keys.shape, dtype=bool)
+                survivors = keys
+            else:
+                # per capped sector, its per_sector highest keys survive; uncapped sectors whole
+                keep = np.empty(keys.shape, dtype=bool)
+                survivors, done = [], 0
+                for a, b in capped:
+                    if a > done:
+                        keep[:, done:a] = True
+                        survivors.append(keys[:, done:a])
+                    top = np.partition(keys[:, a:b], (b - a) - per_sector, axis=1)
+                    top = top[:, (b - a) - per_sector :]
+                    keep[:, a:b] = keys[:, a:b] >= top.min(axis=1, keepdims=True)
+                    survivors.append(top)
+                    done = b
+                if done < m:
+                    keep[:, done:] = True
+                    survivors.append(keys[:, done:])
+                survivors = np.concatenate(survivors, axis=1)
             if n_kept > n_names:
-                keys = np.where(keep, keys, -1)
-                cut = np.partition(keys, m - n_names, axis=1)[:, m - n_names]
-                keep = keys >= cut[:, None]
+                # the n_names-th highest survivor is the cut (keys are distinct: exactly n_names)
+                kth = n_kept - n_names
+                cut = np.partition(survivors, kth, axis=1)[:, kth]
+                keep &= keys >= cut[:, None]
             held[p0:p1] = keep
         yield int(lo), int(hi), held
 

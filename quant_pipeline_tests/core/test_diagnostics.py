@@ -198,7 +198,8 @@ def test_forward_returns_match_the_definition_on_a_ragged_shuffled_market():
     schedule = [days[i] for i in (50, 3, 17, 18, 31, 44)] + [date(2019, 12, 1)]
     expected = _forward_returns_by_hand(prices, schedule)
     assert len(expected) > 10
-    for frame in (prices, shuffled):
+    backwards = prices.sort("ticker", "date", descending=[False, True])  # tickers sorted only
+    for frame in (prices, shuffled, backwards):
         out = dg.forward_returns(frame, schedule)
         got = {(d, t): r for d, t, r in out.iter_rows()}
         assert got.keys() == expected.keys()
