@@ -51,32 +51,46 @@ def forward_returns(
     schema = {_D: pl.Date, "ticker": pl.String, "forward_return": pl.Float64}
     if dates.len() < 2 or prices.is_empty():
         return pl.DataFrame(schema=schema)
-    px = (
-        prices.select("ticker", "date", pl.col("adj_close").cast(pl.Float64))
-        .filter(pl.col("adj_close").is_not_null())
-        .sort("date")
+    px = prices.select("ticker", "date", pl.col("adj_close").cast(pl.Float64))
+    if px["adj_close"].null_count():
+        px = px.filter(pl.col("adj_close").is_not_null())
+    px = px.with_columns(_t=pl.col("ticker").rle_id().cast(pl.Int64))  # a number per ticker run
+    if not _sorted_by_ticker_and_date(px):  # curated.prices is stored sorted: no sort then
+        px = px.sort("ticker", "date").with_columns(_t=pl.col("ticker").rle_id().cast(pl.Int64))
+    # Bucket k of a price = index of the first rebalance date on or after its date: the last
+    # price on or before dates[k] is the latest one in buckets 0..k. Only the last row of each
+    # (ticker, bucket) run matters (~ one per ticker and period instead of one per trading day).
+    bucket = pl.lit(dates).search_sorted(pl.col("date"), side="left").cast(pl.Int64)
+    run = pl.col("_t") * (dates.len() + 1) + pl.col("_k")
+    last = px.with_columns(_k=bucket).filter(run != run.shift(-1).fill_null(-1)).drop("_t")
+    # alive at dates[k]: a price on or before it (first bucket <= k), one on or after it
+    life = last.group_by("ticker").agg(pl.col("_k").min().alias("_k_first"), pl.col("date").max())
+    periods = pl.DataFrame(
+        {_D: dates[:-1], "_k": pl.int_range(dates.len() - 1, eager=True, dtype=pl.Int64)}
     )
-    life = px.group_by("ticker").agg(
-        pl.col("date").min().alias("_first"), pl.col("date").max().alias("_last")
-    )
-    periods = pl.DataFrame({_D: dates[:-1], "_next": dates[1:]})
     grid = (
         periods.join(life, how="cross")
-        .filter((pl.col("_first") <= pl.col(_D)) & (pl.col("_last") >= pl.col(_D)))
-        .sort(_D)
+        .filter((pl.col("_k_first") <= pl.col("_k")) & (pl.col("date") >= pl.col(_D)))
+        .with_columns(_k1=pl.col("_k") + 1)
+        .sort("_k")
+    )
+    known = (
+        last.filter(pl.col("_k") < dates.len())
+        .select("ticker", "_k", pl.col("adj_close").alias("_p"))
+        .sort("_k")
     )
     start = grid.join_asof(
-        px.rename({"date": "_d0", "adj_close": "_p0"}),
-        left_on=_D,
-        right_on="_d0",
+        known.rename({"_k": "_k0", "_p": "_p0"}),
+        left_on="_k",
+        right_on="_k0",
         by="ticker",
         strategy="backward",
         check_sortedness=False,
-    ).sort("_next")
+    ).sort("_k1")
     both = start.join_asof(
-        px.rename({"date": "_d1", "adj_close": "_p1"}),
-        left_on="_next",
-        right_on="_d1",
+        known.rename({"_k": "_kb", "_p": "_p1"}),
+        left_on="_k1",
+        right_on="_kb",
         by="ticker",
         strategy="backward",
         check_sortedness=False,
@@ -86,6 +100,17 @@ def forward_returns(
         .filter(pl.col("forward_return").is_finite())
         .sort(_D, "ticker")
     )
+
+
+def _sorted_by_ticker_and_date(px: pl.DataFrame) -> bool:
+    """True when rows are in strictly increasing (ticker, date) order: tickers sorted (a native
+    check) and dates increasing within each ticker run ``_t`` (integer compares only)."""
+    ticker = px["ticker"]
+    if ticker.null_count() or not ticker.is_sorted():
+        return False
+    run, day = pl.col("_t"), pl.col("date")
+    ok = (run != run.shift()) | (day > day.shift())
+    return px.height < 2 or bool(px.select(ok.slice(1).fill_null(False).all()).item())
 
 
 def _joined(factor_frame: pl.DataFrame, factor_col: str, fwd: pl.DataFrame) -> pl.DataFrame:

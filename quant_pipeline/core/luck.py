@@ -17,7 +17,7 @@ same portfolios. Forward returns are labels: only the oracle reads them, to set 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import polars as pl
@@ -75,6 +75,95 @@ def _take_top(frame: pl.DataFrame, key: str, n_names: int, per_sector: int) -> p
     )
 
 
+_TIE_BITS = 23  # low bits of a random key hold the name's column: keys are distinct (< 8M names)
+
+
+def _by_date_and_sector(eligible: pl.DataFrame) -> pl.DataFrame:
+    """Unique (date, ticker) rows, a null sector as "Unknown", sorted by date, sector, ticker:
+    each date's names are one contiguous block and each sector a contiguous run inside it."""
+    _require(eligible, (_D, "ticker", "sector"), "eligible")
+    return (
+        eligible.select(_D, "ticker", pl.col("sector").fill_null("Unknown"))
+        .unique([_D, "ticker"], keep="first")
+        .sort(_D, "sector", "ticker")
+    )
+
+
+def _starts(codes: np.ndarray) -> np.ndarray:
+    """Offsets where each run of equal values in ``codes`` starts, plus len(codes) at the end."""
+    change = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+    return np.concatenate(([0], change, [codes.size])).astype(np.int64)
+
+
+def _draws(
+    base: pl.DataFrame, n_names: int, per_sector: int, n_portfolios: int, seed: int
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """For each date block ``base[lo:hi]`` (from :func:`_by_date_and_sector`): a boolean
+    (n_portfolios x names) matrix, True where a random portfolio holds the name on that date.
+
+    Each portfolio gives every name of the date a uniformly random key (random high bits, the
+    name's column in the low bits, so keys never tie) and keeps the highest keys, at most
+    ``per_sector`` per sector and ``n_names`` in all: within each sector the keys at or above
+    its ``per_sector``-th largest, then, if more than ``n_names`` are left, the ones at or above
+    the ``n_names``-th largest of those. That is drawing names one by one without replacement,
+    skipping full sectors. Keys are drawn date by date and portfolio by portfolio (at most about
+    ``_ROWS_PER_BLOCK`` cells at a time), so the block size does not change the stream.
+    """
+    if base.is_empty():
+        return
+    rng = np.random.default_rng(seed)
+    dates = _starts(base[_D].to_physical().to_numpy())
+    sectors = base["sector"].rank("dense").to_numpy()
+    for lo, hi in zip(dates[:-1], dates[1:], strict=True):
+        m = int(hi - lo)
+        runs = _starts(sectors[lo:hi])
+        # a cap of n_names or more never binds: the n_names best hold at most n_names per sector
+        capped = [
+            (int(a), int(b))
+            for a, b in zip(runs[:-1], runs[1:], strict=True)
+            if b - a > per_sector and per_sector < n_names
+        ]
+        n_kept = m - sum(b - a - per_sector for a, b in capped)  # names left after the cap
+        column = np.arange(m, dtype=np.int64)
+        held = np.empty((n_portfolios, m), dtype=bool)
+        step = max(1, _ROWS_PER_BLOCK // m)
+        for p0 in range(0, n_portfolios, step):
+            p1 = min(p0 + step, n_portfolios)
+            keys = (rng.integers(0, 1 << (63 - _TIE_BITS), (p1 - p0, m)) << _TIE_BITS) | column
+            if not capped:
+                keep = np.ones(keys.shape, dtype=bool)
+                survivors = keys
+            else:
+                # per capped sector, its per_sector highest keys survive; uncapped sectors whole
+                keep = np.empty(keys.shape, dtype=bool)
+                survivors, done = [], 0
+                for a, b in capped:
+                    if a > done:
+                        keep[:, done:a] = True
+                        survivors.append(keys[:, done:a])
+                    top = np.partition(keys[:, a:b], (b - a) - per_sector, axis=1)
+                    top = top[:, (b - a) - per_sector :]
+                    keep[:, a:b] = keys[:, a:b] >= top.min(axis=1, keepdims=True)
+                    survivors.append(top)
+                    done = b
+                if done < m:
+                    keep[:, done:] = True
+                    survivors.append(keys[:, done:])
+                survivors = np.concatenate(survivors, axis=1)
+            if n_kept > n_names:
+                # the n_names-th highest survivor is the cut (keys are distinct: exactly n_names)
+                kth = n_kept - n_names
+                cut = np.partition(survivors, kth, axis=1)[:, kth]
+                keep &= keys >= cut[:, None]
+            held[p0:p1] = keep
+        yield int(lo), int(hi), held
+
+
+def _check_n_portfolios(n_portfolios: int) -> None:
+    if isinstance(n_portfolios, bool) or not isinstance(n_portfolios, int) or n_portfolios < 1:
+        raise ValueError(f"parameter 'n_portfolios' must be an integer >= 1, got {n_portfolios!r}")
+
+
 def random_portfolios(
     eligible: pl.DataFrame,
     n_names: int,
@@ -91,33 +180,75 @@ def random_portfolios(
     with the highest keys are kept, at most the cap per sector, at most ``n_names`` in all —
     the same as drawing names one by one without replacement, skipping full sectors. When the
     universe or the cap allows fewer than ``n_names``, the portfolio holds what it can, equally.
-    Draws are independent across dates (no holding period). Reproducible for a seed.
+    Draws are independent across dates (no holding period). Reproducible for a seed; the same
+    draws as :func:`random_period_returns` with the same arguments.
 
     Returns (portfolio_id, rebalance_date, ticker, sector, weight), portfolio_id in
     0..n_portfolios-1, sorted.
     """
     per_sector = _max_per_sector(n_names, sector_cap)
-    if isinstance(n_portfolios, bool) or not isinstance(n_portfolios, int) or n_portfolios < 1:
-        raise ValueError(f"parameter 'n_portfolios' must be an integer >= 1, got {n_portfolios!r}")
-    base = _eligible(eligible)
-    rng = np.random.default_rng(seed)
-    block = max(1, _ROWS_PER_BLOCK // max(base.height, 1))
-    span = int(base["_gs"].max() or 0)  # group keys of different portfolios must not collide
+    _check_n_portfolios(n_portfolios)
+    base = _by_date_and_sector(eligible)
+    schema = {"portfolio_id": pl.Int64, **base.schema, "weight": pl.Float64}
     parts = []
-    for start in range(0, n_portfolios, block):
-        ids = pl.DataFrame(
-            {"portfolio_id": np.arange(start, min(start + block, n_portfolios), dtype=np.int64)}
+    for lo, hi, held in _draws(base, n_names, per_sector, n_portfolios, seed):
+        pid, col = np.nonzero(held)
+        parts.append(
+            base.slice(lo, hi - lo)
+            .select(pl.all().gather(col))
+            .with_columns(
+                portfolio_id=pl.Series(pid, dtype=pl.Int64),
+                weight=pl.Series(1.0 / held.sum(axis=1)[pid]),
+            )
+            .select(list(schema))
         )
-        # keys are drawn in (portfolio, date, ticker) order, so blocks do not change the stream
-        frame = ids.join(base, how="cross").sort("portfolio_id", _D, "ticker")
-        offset = pl.col("portfolio_id") * (span + 1)
-        frame = frame.with_columns(
-            _key=pl.Series(rng.random(frame.height)),
-            _gd=pl.col("_gd") + offset,
-            _gs=pl.col("_gs") + offset,
-        )
-        parts.append(_take_top(frame, "_key", n_names, per_sector))
+    if not parts:
+        return pl.DataFrame(schema=schema)
     return pl.concat(parts).sort("portfolio_id", _D, "ticker")
+
+
+def random_period_returns(
+    eligible: pl.DataFrame,
+    fwd: pl.DataFrame,
+    n_names: int,
+    sector_cap: float | None,
+    n_portfolios: int = 200,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """``fast_period_returns(random_portfolios(eligible, ...), fwd)`` without building the
+    weights frame: per date, the (portfolios x names) holdings matrix times the names' forward
+    returns, divided by each portfolio's number of names (a name without a forward return
+    counts as cash, 0). Same draws as :func:`random_portfolios` for the same arguments.
+
+    Returns (portfolio_id, rebalance_date, period_return) sorted.
+    """
+    per_sector = _max_per_sector(n_names, sector_cap)
+    _check_n_portfolios(n_portfolios)
+    _require(fwd, (_D, "ticker", "forward_return"), "forward returns")
+    base = _by_date_and_sector(eligible)
+    r = (
+        base.join(fwd.select(_D, "ticker", "forward_return"), on=[_D, "ticker"], how="left")
+        .select(pl.col("forward_return").cast(pl.Float64).fill_null(0.0))
+        .to_series()
+        .to_numpy()
+    )
+    day = base[_D]
+    ids, dates, returns = [], [], []
+    for lo, hi, held in _draws(base, n_names, per_sector, n_portfolios, seed):
+        ids.append(np.arange(n_portfolios, dtype=np.int64))
+        dates.append(np.full(n_portfolios, lo))
+        returns.append((held.astype(np.float64) @ r[lo:hi]) / held.sum(axis=1))
+    schema = {"portfolio_id": pl.Int64, _D: pl.Date, "period_return": pl.Float64}
+    if not ids:
+        return pl.DataFrame(schema=schema)
+    return pl.DataFrame(
+        {
+            "portfolio_id": np.concatenate(ids),
+            _D: day.gather(np.concatenate(dates)),
+            "period_return": np.concatenate(returns),
+        },
+        schema=schema,
+    ).sort("portfolio_id", _D)
 
 
 def oracle_portfolio(

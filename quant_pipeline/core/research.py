@@ -155,8 +155,9 @@ def luck_report(
     on the same schedule. Only dates with both weights and forward returns count (the last
     rebalance has no label). The strategy, ``n_portfolios`` random portfolios (same size and
     sector cap, seeded) and the oracle are all scored the same way: period return = sum of
-    weight x forward return, no costs (core.luck.fast_period_returns), so the percentiles
-    compare like with like. ``daily_returns`` (the backtest's, net of costs) give the
+    weight x forward return, no costs (core.luck.fast_period_returns; random_period_returns for
+    the random ones, the same draws as random_portfolios without the weights frame), so the
+    percentiles compare like with like. ``daily_returns`` (the backtest's, net of costs) give the
     probabilistic Sharpe ratio, in daily units against 0.
 
     Returns (one LUCK_SCHEMA row as a dict, the random portfolios' (portfolio_id, n_periods,
@@ -176,9 +177,7 @@ def luck_report(
         luck.fast_period_returns(weights.join(dates, on=_D, how="semi"), label), periods_per_year
     )
     random = luck.portfolio_summary(
-        luck.fast_period_returns(
-            luck.random_portfolios(elig, n_names, sector_cap, n_portfolios, seed), label
-        ),
+        luck.random_period_returns(elig, label, n_names, sector_cap, n_portfolios, seed),
         periods_per_year,
     )
     oracle = luck.portfolio_summary(

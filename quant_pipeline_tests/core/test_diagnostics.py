@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from datetime import date
+from datetime import date, timedelta
 
+import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -165,3 +166,41 @@ def test_rank_autocorrelation_is_one_for_a_fixed_order_and_minus_one_for_a_rever
 def test_diagnostics_name_a_missing_factor_column():
     with pytest.raises(ValueError, match=r"factor frame: missing column\(s\) \['momentum'\]"):
         dg.information_coefficient(_factor(D1, {"A": 1.0}), "momentum", FWD)
+
+
+def _forward_returns_by_hand(prices: pl.DataFrame, schedule: list[date]) -> dict:
+    """The docstring's definition, one (date, ticker) at a time."""
+    px = prices.filter(pl.col("adj_close").is_not_null())
+    out = {}
+    schedule = sorted(set(schedule))
+    for d0, d1 in zip(schedule[:-1], schedule[1:], strict=True):
+        for t in px["ticker"].unique().to_list():
+            own = px.filter(pl.col("ticker") == t).sort("date")
+            before0, before1 = own.filter(pl.col("date") <= d0), own.filter(pl.col("date") <= d1)
+            if before0.is_empty() or own["date"].max() < d0:
+                continue  # not alive at d0
+            out[(d0, t)] = before1["adj_close"][-1] / before0["adj_close"][-1] - 1.0
+    return out
+
+
+def test_forward_returns_match_the_definition_on_a_ragged_shuffled_market():
+    rng = np.random.default_rng(4)
+    days = [date(2020, 1, 1) + timedelta(days=i) for i in range(60)]
+    rows = []
+    for k in range(8):  # listings, delistings, gaps and null prices at random
+        first, last = sorted(rng.choice(60, 2, replace=False))
+        for i in range(first, last + 1):
+            if rng.random() < 0.8:
+                price = None if rng.random() < 0.1 else float(rng.uniform(5, 50))
+                rows.append((f"T{k}", days[i], price))
+    prices = pl.DataFrame(rows, schema=["ticker", "date", "adj_close"], orient="row")
+    shuffled = prices.sample(fraction=1.0, shuffle=True, seed=1)
+    schedule = [days[i] for i in (50, 3, 17, 18, 31, 44)] + [date(2019, 12, 1)]
+    expected = _forward_returns_by_hand(prices, schedule)
+    assert len(expected) > 10
+    backwards = prices.sort("ticker", "date", descending=[False, True])  # tickers sorted only
+    for frame in (prices, shuffled, backwards):
+        out = dg.forward_returns(frame, schedule)
+        got = {(d, t): r for d, t, r in out.iter_rows()}
+        assert got.keys() == expected.keys()
+        assert list(got.values()) == pytest.approx([expected[k] for k in got])

@@ -178,3 +178,80 @@ def test_probabilistic_sharpe_ratio_matches_scipy_moments_and_falls_with_a_highe
 def test_probabilistic_sharpe_ratio_is_nan_for_too_few_or_constant_returns():
     assert math.isnan(luck.probabilistic_sharpe_ratio([0.01, 0.02]))
     assert math.isnan(luck.probabilistic_sharpe_ratio([0.01] * 10))
+
+
+def _uneven_universe(n_dates: int = 4) -> pl.DataFrame:
+    """40 names in sectors of 20, 10, 6, 3 and 1 names (the last with a null sector)."""
+    sizes = {"A": 20, "B": 10, "C": 6, "D": 3, None: 1}
+    names = [(f"{s or 'U'}{i:02d}", s) for s, k in sizes.items() for i in range(k)]
+    days = [date(2021, m, 1) for m in range(1, n_dates + 1)]
+    return pl.DataFrame(
+        [(d, t, s) for d in days for t, s in names],
+        schema={"rebalance_date": pl.Date, "ticker": pl.String, "sector": pl.String},
+        orient="row",
+    )
+
+
+@pytest.mark.parametrize(
+    ("n_names", "cap", "size", "per_sector"),
+    [
+        (10, None, 10, 10),  # no cap: 10 of 40
+        (10, 0.3, 10, 3),  # 3 per sector: 3 + 3 + 3 + 3 + 1 = 13 feasible, 10 held
+        (20, 0.1, 9, 2),  # 2 per sector: 2 + 2 + 2 + 2 + 1 = 9 feasible < 20
+        (50, None, 40, 50),  # more names asked than eligible: all 40
+    ],
+)
+def test_every_random_portfolio_holds_min_of_size_and_feasible_names_within_the_cap(
+    n_names, cap, size, per_sector
+):
+    eligible = _uneven_universe()
+    out = luck.random_portfolios(eligible, n_names, cap, n_portfolios=300, seed=5)
+    per = out.group_by("portfolio_id", "rebalance_date").agg(
+        pl.len().alias("n"), pl.col("weight").sum().alias("w"), pl.col("ticker").n_unique()
+    )
+    assert per.height == 300 * 4
+    assert per["n"].unique().to_list() == [size]
+    assert per["ticker"].unique().to_list() == [size]
+    assert per["w"].to_numpy() == pytest.approx(np.ones(per.height))
+    sector_counts = out.group_by("portfolio_id", "rebalance_date", "sector").len()["len"]
+    assert sector_counts.max() <= per_sector
+    assert out["sector"].null_count() == 0 and "Unknown" in out["sector"].to_list()
+    assert out.join(eligible, on=["rebalance_date", "ticker"], how="anti").is_empty()
+
+
+def test_random_portfolios_pick_names_uniformly():
+    eligible = _uneven_universe(n_dates=1)
+    n_draws = 4000
+    # no cap, 10 of 40: every name is held with probability 10/40 = 0.25
+    free = luck.random_portfolios(eligible, 10, None, n_portfolios=n_draws, seed=9)
+    share = free.group_by("ticker").len()["len"].to_numpy() / n_draws
+    assert share.size == 40
+    assert np.abs(share - 0.25).max() < 0.035  # sd sqrt(.25 x .75 / 4000) = 0.0068: 5 sd
+    # cap 2 per sector, 9 feasible < 20 wanted: each sector gives 2 names (D00..D02 2 of 3, the
+    # lone null-sector name always), uniformly: P(A name) = 2/20, B 2/10, C 2/6, D 2/3, U 1
+    capped = luck.random_portfolios(eligible, 20, 0.1, n_portfolios=n_draws, seed=9)
+    by = (
+        capped.group_by("ticker")
+        .len()
+        .with_columns(pl.col("ticker").str.slice(0, 1).alias("s"), (pl.col("len") / n_draws))
+    )
+    expected = {"A": 0.1, "B": 0.2, "C": 1 / 3, "D": 2 / 3, "U": 1.0}
+    for s, p in expected.items():
+        got = by.filter(pl.col("s") == s)["len"].to_numpy()
+        assert np.abs(got - p).max() < 0.04, s
+
+
+def test_random_period_returns_are_the_random_portfolios_weighted_forward_returns(eligible, fwd):
+    # a name without a forward return counts as cash: drop a few labels
+    labels = fwd.filter(pl.col("ticker") != "T03")
+    fast = luck.random_period_returns(eligible, labels, 4, 0.5, n_portfolios=30, seed=8)
+    slow = luck.fast_period_returns(luck.random_portfolios(eligible, 4, 0.5, 30, seed=8), labels)
+    assert fast.columns == ["portfolio_id", "rebalance_date", "period_return"]
+    assert_frame_equal(fast, slow, check_exact=False, rel_tol=1e-12)
+    assert fast.height == 30 * 3
+
+
+def test_random_baselines_of_an_empty_universe_are_empty(eligible, fwd):
+    empty = eligible.clear()
+    assert luck.random_portfolios(empty, 4, 0.5, 10).is_empty()
+    assert luck.random_period_returns(empty, fwd, 4, 0.5, 10).is_empty()
