@@ -3,15 +3,19 @@
 For a sample of rebalance dates D the inputs are cut to what a person could have had on D
 morning, and ``factors.values`` and ``factors.scores`` are computed again for D alone:
 
-* prices: rows with ``date < D`` only (nothing of D or later exists);
+* prices: rows with ``date < D`` only (nothing of D or later exists), and of those only the
+  rows any factor can read (:func:`price_window`: each trading ticker's last
+  ``PRICE_HISTORY_ROWS`` rows), which keeps the four recomputations cheap;
 * fundamentals: the versions known at D (``vintage_at`` before D began, else the first ingested
   one, see :func:`quant_pipeline.core.curate.fundamentals_known_at`), and only rows with
   ``available_at < D``: trailing-twelve-month sums are recomputed from those rows alone;
 * membership: intervals started on or before D, with end dates after D erased (on D nobody knows
   when a member will leave).
 
-The stored rows of D must then match the recomputation EXACTLY: the same tickers, equal values,
-nulls in the same places (NaN equals NaN). Any difference means a stored number used something
+The stored rows of D must then match the recomputation EXACTLY: the same tickers, equal values
+(floats within ``FLOAT_TOLERANCE`` relative: rolling sums started from another first row, or
+scores of one date summed in another order, differ in the last bits), nulls in the same places
+(NaN equals NaN). Any difference means a stored number used something
 that was not known on D. Securities profiles (sector, the shares fallback flagged by
 ``shares_from_profile``) have no history and are used as they are; adjusted closes are used as
 stored, which is harmless because every factor uses them as ratios within the window before D.
@@ -28,7 +32,7 @@ from datetime import date
 import polars as pl
 
 from quant_pipeline.core.curate import fundamentals_known_at
-from quant_pipeline.core.factors import MAX_STALE_DAYS
+from quant_pipeline.core.factors import LISTED_WINDOW, MAX_STALE_DAYS, PRICE_HISTORY_ROWS
 from quant_pipeline.core.pit import FactorFunction, factor_values
 from quant_pipeline.core.scoring import score, with_country
 from quant_pipeline.core.strategy import StrategySpec
@@ -169,6 +173,32 @@ def compare_rows(
     )
 
 
+def price_window(
+    before: pl.DataFrame, max_stale_days: int = MAX_STALE_DAYS, rows: int = PRICE_HISTORY_ROWS
+) -> pl.DataFrame:
+    """The part of ``before`` (prices dated before D) that D's factor values can depend on.
+
+    Every factor reads at most ``rows`` price rows per ticker, and a ticker without a price in the
+    last ``max_stale_days`` + ``LISTED_WINDOW`` trading days is out of D's grid. So the frame is
+    cut at one date: the earliest start of a still-trading ticker's last ``rows`` rows, and no
+    later than that staleness horizon; every row from there on is kept, so the trading calendar
+    after the cut is intact. The result is the same numbers as the whole history up to float
+    rounding in rolling sums (they start from a different first row; within ``FLOAT_TOLERANCE``),
+    and anything a factor read beyond its declared window would show up as a mismatch.
+    """
+    if before.is_empty():
+        return before
+    days = before.select(pl.col("date").unique().sort())["date"]
+    horizon = days[max(0, days.len() - 1 - max_stale_days - LISTED_WINDOW)]
+    starts = before.group_by("ticker").agg(
+        pl.col("date").max().alias("last"),
+        pl.col("date").top_k(rows).min().alias("start"),
+    )
+    live = starts.filter(pl.col("last") >= horizon)["start"]
+    cut = min(live.min(), horizon) if live.len() else horizon
+    return before.filter(pl.col("date") >= cut)
+
+
 def audit_lookahead(
     stored_values: pl.DataFrame,
     stored_scores: pl.DataFrame,
@@ -202,7 +232,7 @@ def audit_lookahead(
         if membership is not None and membership.height:
             mem = truncate_membership(membership, d)
         values = compute(
-            prices.filter(pl.col("date") < d),
+            price_window(prices.filter(pl.col("date") < d), max_stale_days),
             fundamentals_known_at(vintages, d, available_before=d),
             securities,
             [d],

@@ -35,6 +35,8 @@ VOLUME_WINDOW = 63
 VOLUME_MIN_OBS = 21
 LISTED_WINDOW = 5  # without membership, "in universe" = traded in the last 5 trading days
 MAX_STALE_DAYS = 21  # a ticker whose last price is older than this is no longer in the grid
+# the most price rows of one ticker any factor reads for a date: the longest window + the base row
+PRICE_HISTORY_ROWS = max(MOMENTUM_LOOKBACK, VOLATILITY_WINDOW, VOLUME_WINDOW) + 1
 GROWTH_MATCH_TOLERANCE = "20d"  # how far the year-earlier period end may be from exactly 1 year
 
 # Numeric columns of factors.values a strategy may score or filter on.

@@ -1,6 +1,6 @@
 """The lookahead audit: clean factor values pass; a factor that peeks at D's price is caught."""
 
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 import pytest
@@ -9,6 +9,7 @@ from quant_pipeline.core import curate
 from quant_pipeline.core.audit import (
     audit_lookahead,
     compare_rows,
+    price_window,
     sample_dates,
     truncate_membership,
 )
@@ -175,3 +176,23 @@ def test_membership_is_truncated_to_what_was_known_on_the_date():
         ("OLD", date(2010, 1, 1), date(2019, 12, 31)),
         ("LEFT", date(2010, 1, 1), None),
     ]
+
+
+def test_the_price_window_keeps_every_row_a_trading_ticker_can_need_from_one_cut_date():
+    days = [date(2024, 1, 1) + timedelta(days=i) for i in range(20)]  # d0..d19
+    rows = [("A", d) for d in days]  # trades every day
+    rows += [("B", d) for d in days[15:]]  # listed on d15
+    rows += [("C", d) for d in days[:6]]  # stopped on d5: out of the grid long before D
+    frame = pl.DataFrame(rows, schema={"ticker": pl.String, "date": pl.Date}, orient="row")
+    # rows=3, max_stale_days=1: horizon = days[20 - 1 - 1 - LISTED_WINDOW 5] = d13; A's and B's
+    # last 3 rows start on d17, so the cut is the horizon d13
+    got = price_window(frame, max_stale_days=1, rows=3)
+    assert got["date"].min() == days[13]
+    assert got.height == 7 + 5  # A d13..d19, B d15..d19, nothing of C
+    # a gappy ticker (d0, d10, d12, d19) needs its last 3 rows from d10: the cut moves back
+    gappy = pl.DataFrame(
+        {"ticker": "D", "date": [days[0], days[10], days[12], days[19]]},
+    )
+    got = price_window(pl.concat([frame, gappy]), max_stale_days=1, rows=3)
+    assert got["date"].min() == days[10]
+    assert got.filter(pl.col("ticker") == "D")["date"].to_list() == [days[10], days[12], days[19]]
