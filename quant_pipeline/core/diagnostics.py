@@ -51,41 +51,51 @@ def forward_returns(
     schema = {_D: pl.Date, "ticker": pl.String, "forward_return": pl.Float64}
     if dates.len() < 2 or prices.is_empty():
         return pl.DataFrame(schema=schema)
-    px = (
-        prices.select("ticker", "date", pl.col("adj_close").cast(pl.Float64))
-        .filter(pl.col("adj_close").is_not_null())
-        .sort("date")
+    # One ordered pass over the prices instead of two as-of joins over all of them: with the
+    # prices in (ticker, date) order, the last adj_close on or before D_k is the last row of the
+    # ticker's bucket k = dates in (D_k-1, D_k], or, when that bucket is empty, the one carried
+    # forward from the buckets before it. Prices after the last date fall in bucket n: they only
+    # tell that the ticker is still alive at D_n-1.
+    n = dates.len()
+    px = prices.select("ticker", "date", pl.col("adj_close").cast(pl.Float64)).filter(
+        pl.col("adj_close").is_not_null()
     )
-    life = px.group_by("ticker").agg(
-        pl.col("date").min().alias("_first"), pl.col("date").max().alias("_last")
+    if not _sorted_by_ticker_and_date(px):
+        px = px.sort("ticker", "date", maintain_order=True)
+    tid, k = pl.col("_t"), pl.col("_k")
+    ends = (
+        px.with_columns(
+            _t=pl.col("ticker").rle_id(),
+            _k=pl.lit(dates).search_sorted(pl.col("date"), side="left").cast(pl.Int32),
+        )
+        .filter(((tid != tid.shift(-1)) | (k != k.shift(-1))).fill_null(True))
+        .select("ticker", "_k", "date", "adj_close")
     )
-    periods = pl.DataFrame({_D: dates[:-1], "_next": dates[1:]})
+    life = ends.group_by("ticker").agg(
+        k.min().alias("_k_first"), pl.col("date").max().alias("_last")
+    )
+    periods = pl.DataFrame({_D: dates, "_k": pl.int_range(0, n, dtype=pl.Int32, eager=True)})
     grid = (
-        periods.join(life, how="cross")
-        .filter((pl.col("_first") <= pl.col(_D)) & (pl.col("_last") >= pl.col(_D)))
-        .sort(_D)
+        life.join(periods, how="cross")
+        .join(ends.select("ticker", "_k", "adj_close"), on=["ticker", "_k"], how="left")
+        .sort("ticker", "_k")
+        .with_columns(_p0=pl.col("adj_close").forward_fill().over("ticker"))
+        .with_columns(_p1=pl.col("_p0").shift(-1).over("ticker"))
     )
-    start = grid.join_asof(
-        px.rename({"date": "_d0", "adj_close": "_p0"}),
-        left_on=_D,
-        right_on="_d0",
-        by="ticker",
-        strategy="backward",
-        check_sortedness=False,
-    ).sort("_next")
-    both = start.join_asof(
-        px.rename({"date": "_d1", "adj_close": "_p1"}),
-        left_on="_next",
-        right_on="_d1",
-        by="ticker",
-        strategy="backward",
-        check_sortedness=False,
-    )
+    # alive at D: a price on or before D (bucket <= k) and one on or after D
+    alive = (k < n - 1) & (pl.col("_k_first") <= k) & (pl.col("_last") >= pl.col(_D))
     return (
-        both.select(_D, "ticker", (pl.col("_p1") / pl.col("_p0") - 1.0).alias("forward_return"))
+        grid.filter(alive)
+        .select(_D, "ticker", (pl.col("_p1") / pl.col("_p0") - 1.0).alias("forward_return"))
         .filter(pl.col("forward_return").is_finite())
         .sort(_D, "ticker")
     )
+
+
+def _sorted_by_ticker_and_date(px: pl.DataFrame) -> bool:
+    t, d = pl.col("ticker"), pl.col("date")
+    ordered = (t > t.shift(1)) | ((t == t.shift(1)) & (d > d.shift(1)))
+    return px.height < 2 or bool(px.select(ordered.slice(1).all()).item())
 
 
 def _joined(factor_frame: pl.DataFrame, factor_col: str, fwd: pl.DataFrame) -> pl.DataFrame:
