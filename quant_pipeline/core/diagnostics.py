@@ -98,14 +98,176 @@ def _sorted_by_ticker_and_date(px: pl.DataFrame) -> bool:
     return px.height < 2 or bool(px.select(ordered.slice(1).all()).item())
 
 
-def _joined(factor_frame: pl.DataFrame, factor_col: str, fwd: pl.DataFrame) -> pl.DataFrame:
-    _require(factor_frame, (_D, "ticker", factor_col), "factor frame")
-    _require(fwd, (_D, "ticker", "forward_return"), "forward returns")
-    return (
-        factor_frame.select(_D, "ticker", pl.col(factor_col).cast(pl.Float64).alias("_f"))
-        .join(fwd.select(_D, "ticker", "forward_return"), on=[_D, "ticker"], how="inner")
-        .filter(pl.col("_f").is_finite() & pl.col("forward_return").is_finite())
+# ---- the long form: one pass for many factors ------------------------------------------------
+# The single-factor functions below and core.research.factor_diagnostics share these helpers. They
+# work on a "long" frame (*by, rebalance_date, ticker, _f) whose _f is a finite Float64 factor
+# value; ``by`` holds the keys that tell factors apart (("factor",) for many, () for one), so every
+# rank, quantile and period index is taken per (*by, rebalance_date) in a single polars pass.
+
+
+def long_values(factor_frame: pl.DataFrame, factors: Sequence[str]) -> pl.DataFrame:
+    """(factor, rebalance_date, ticker, _f): the finite values of each factor column, stacked.
+
+    ``factor`` is the factor's position in ``factors`` and ``ticker`` a per-frame Int32 code:
+    integer keys keep the many window and group-by passes cheap."""
+    _require(factor_frame, (_D, "ticker", *factors), "factor frame")
+    wide = factor_frame.select(
+        _D,
+        pl.col("ticker").rank("dense").cast(pl.Int32),
+        *[pl.col(f).cast(pl.Float64) for f in factors],
     )
+    return _stack(wide, factors, (_D, "ticker"))
+
+
+def _stack(wide: pl.DataFrame, factors: Sequence[str], keep: Sequence[str]) -> pl.DataFrame:
+    if not factors:
+        return pl.DataFrame(
+            schema={"factor": pl.Int32, **wide.select(keep).schema, "_f": pl.Float64}
+        )
+    return pl.concat(
+        [
+            wide.select(
+                pl.lit(i, dtype=pl.Int32).alias("factor"), *keep, pl.col(f).alias("_f")
+            ).filter(pl.col("_f").is_finite())
+            for i, f in enumerate(factors)
+        ]
+    )
+
+
+def long_joined(
+    factor_frame: pl.DataFrame, factors: Sequence[str], fwd: pl.DataFrame
+) -> pl.DataFrame:
+    """(factor, rebalance_date, _f, forward_return): finite values joined to finite returns.
+
+    The join runs once on the wide frame; ``factor`` is the position in ``factors``."""
+    _require(factor_frame, (_D, "ticker", *factors), "factor frame")
+    _require(fwd, (_D, "ticker", "forward_return"), "forward returns")
+    wide = (
+        factor_frame.select(_D, "ticker", *[pl.col(f).cast(pl.Float64) for f in factors])
+        .join(fwd.select(_D, "ticker", "forward_return"), on=[_D, "ticker"], how="inner")
+        .filter(pl.col("forward_return").is_finite())
+    )
+    return _stack(wide, factors, (_D, "forward_return"))
+
+
+def _single(factor_frame: pl.DataFrame, factor_col: str) -> pl.DataFrame:
+    _require(factor_frame, (_D, "ticker", factor_col), "factor frame")
+    return factor_frame.select(
+        _D, "ticker", pl.col(factor_col).cast(pl.Float64).alias("_f")
+    ).filter(pl.col("_f").is_finite())
+
+
+def _join_returns(values: pl.DataFrame, fwd: pl.DataFrame) -> pl.DataFrame:
+    """Finite factor values joined to finite forward returns on (rebalance_date, ticker)."""
+    _require(fwd, (_D, "ticker", "forward_return"), "forward returns")
+    return values.join(
+        fwd.select(_D, "ticker", "forward_return"), on=[_D, "ticker"], how="inner"
+    ).filter(pl.col("forward_return").is_finite())
+
+
+def _over(expr: pl.Expr, by: Sequence[str]) -> pl.Expr:
+    return expr.over([*by, _D])
+
+
+def ic_long(joined: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFrame:
+    """(*by, rebalance_date, ic, n) from :func:`_join_returns`; see information_coefficient."""
+    return (
+        joined.with_columns(
+            _rf=_over(pl.col("_f").rank("average"), by),
+            _rr=_over(pl.col("forward_return").rank("average"), by),
+        )
+        .group_by(*by, _D)
+        .agg(pl.corr("_rf", "_rr").alias("ic"), pl.len().cast(pl.Int64).alias("n"))
+        .with_columns(pl.col("ic").fill_nan(None))
+        .sort(*by, _D)
+    )
+
+
+def quantile_returns_long(
+    joined: pl.DataFrame, quantiles: int, by: Sequence[str] = ()
+) -> pl.DataFrame:
+    """(*by, rebalance_date, quantile, mean_forward_return, n); see quantile_returns."""
+    _check_quantiles(quantiles)
+    return (
+        joined.with_columns(quantile=_quantile_expr("_f", quantiles, by))
+        .group_by(*by, _D, "quantile")
+        .agg(
+            pl.col("forward_return").mean().alias("mean_forward_return"),
+            pl.len().cast(pl.Int64).alias("n"),
+        )
+        .sort(*by, _D, "quantile")
+    )
+
+
+def top_minus_bottom_long(quantile_frame: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFrame:
+    """(*by, rebalance_date, top, bottom, spread); see top_minus_bottom."""
+    _require(quantile_frame, (*by, _D, "quantile", "mean_forward_return"), "quantile frame")
+    q = pl.col("quantile")
+    r = pl.col("mean_forward_return")
+    return (
+        quantile_frame.group_by(*by, _D)
+        .agg(
+            r.sort_by(q).last().alias("top"),
+            r.filter(q == 1).first().alias("bottom"),
+        )
+        .with_columns(spread=pl.col("top") - pl.col("bottom"))
+        .sort(*by, _D)
+    )
+
+
+def _with_period_index(frame: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFrame:
+    p = pl.col(_D).rank("dense").cast(pl.Int64)
+    return frame.with_columns(_p=p.over(by) if by else p)
+
+
+def _with_previous(frame: pl.DataFrame, col: str, alias: str, by: Sequence[str]) -> pl.DataFrame:
+    """Adds ``alias`` = the ticker's ``col`` on the previous period (``_p`` - 1), else null.
+
+    Sorted by (*by, ticker, date), a ticker's previous period can only be the row above it: one
+    ordered pass instead of a self-join on (*by, ticker, period)."""
+    keys = [*by, "ticker"]
+    same = pl.all_horizontal([pl.col(k) == pl.col(k).shift(1) for k in keys]) & (
+        pl.col("_p").shift(1) == pl.col("_p") - 1
+    )
+    return frame.sort(*keys, _D).with_columns(pl.when(same).then(pl.col(col).shift(1)).alias(alias))
+
+
+def turnover_long(
+    values: pl.DataFrame, quantiles: int, quantile: int | None = None, by: Sequence[str] = ()
+) -> pl.DataFrame:
+    """(*by, rebalance_date, turnover) from finite values; see factor_turnover."""
+    _check_quantiles(quantiles)
+    q = quantiles if quantile is None else quantile
+    if not 1 <= q <= quantiles:
+        raise ValueError(f"parameter 'quantile' must be in 1..{quantiles}, got {q!r}")
+    ranked = _with_period_index(values.with_columns(_q=_quantile_expr("_f", quantiles, by)), by)
+    return (
+        _with_previous(ranked, "_q", "_q0", by)
+        .filter((pl.col("_q") == q) & (pl.col("_p") > 1))
+        .with_columns(_was=(pl.col("_q0") == q).fill_null(False))
+        .group_by(*by, _D)
+        .agg((1.0 - pl.col("_was").cast(pl.Float64).mean()).alias("turnover"))
+        .sort(*by, _D)
+    )
+
+
+def rank_autocorrelation_long(values: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFrame:
+    """(*by, rebalance_date, autocorrelation, n) from finite values; see rank_autocorrelation."""
+    return (
+        _with_previous(_with_period_index(values, by), "_f", "_f0", by)
+        .filter(pl.col("_f0").is_not_null())
+        .with_columns(
+            _r=_over(pl.col("_f").rank("average"), by),
+            _r0=_over(pl.col("_f0").rank("average"), by),
+        )
+        .group_by(*by, _D)
+        .agg(pl.corr("_r", "_r0").alias("autocorrelation"), pl.len().cast(pl.Int64).alias("n"))
+        .with_columns(pl.col("autocorrelation").fill_nan(None))
+        .sort(*by, _D)
+    )
+
+
+# ---- one factor -------------------------------------------------------------------------------
 
 
 def information_coefficient(
@@ -116,17 +278,7 @@ def information_coefficient(
     Rows with a null or non-finite factor or forward return are left out. ``ic`` is null on a
     date with fewer than 2 names or with a constant factor. Returns (rebalance_date, ic, n).
     """
-    return (
-        _joined(factor_frame, factor_col, fwd)
-        .with_columns(
-            _rf=pl.col("_f").rank("average").over(_D),
-            _rr=pl.col("forward_return").rank("average").over(_D),
-        )
-        .group_by(_D)
-        .agg(pl.corr("_rf", "_rr").alias("ic"), pl.len().cast(pl.Int64).alias("n"))
-        .with_columns(pl.col("ic").fill_nan(None))
-        .sort(_D)
-    )
+    return ic_long(_join_returns(_single(factor_frame, factor_col), fwd))
 
 
 def ic_summary(ic: pl.DataFrame) -> dict[str, float | int | None]:
@@ -145,10 +297,10 @@ def ic_summary(ic: pl.DataFrame) -> dict[str, float | int | None]:
     return {"mean": mean, "std": std, "t_stat": t_stat, "hit_rate": hit, "n_periods": n}
 
 
-def _quantile_expr(col: str, quantiles: int) -> pl.Expr:
+def _quantile_expr(col: str, quantiles: int, by: Sequence[str] = ()) -> pl.Expr:
     # ceil(rank * q / n) on average ranks: quantile 1 holds the lowest values, q the highest
     rank = pl.col(col).rank("average")
-    return (rank * quantiles / pl.len()).ceil().clip(1, quantiles).cast(pl.Int32).over(_D)
+    return _over((rank * quantiles / pl.len()).ceil().clip(1, quantiles).cast(pl.Int32), by)
 
 
 def _check_quantiles(quantiles: int) -> None:
@@ -166,16 +318,7 @@ def quantile_returns(
     (rebalance_date, quantile, mean_forward_return, n) sorted by date and quantile.
     """
     _check_quantiles(quantiles)
-    return (
-        _joined(factor_frame, factor_col, fwd)
-        .with_columns(quantile=_quantile_expr("_f", quantiles))
-        .group_by(_D, "quantile")
-        .agg(
-            pl.col("forward_return").mean().alias("mean_forward_return"),
-            pl.len().cast(pl.Int64).alias("n"),
-        )
-        .sort(_D, "quantile")
-    )
+    return quantile_returns_long(_join_returns(_single(factor_frame, factor_col), fwd), quantiles)
 
 
 def top_minus_bottom(quantile_frame: pl.DataFrame) -> pl.DataFrame:
@@ -184,22 +327,7 @@ def top_minus_bottom(quantile_frame: pl.DataFrame) -> pl.DataFrame:
     spread = mean forward return of the highest quantile present that date minus that of
     quantile 1 (null when quantile 1 is missing). Returns (rebalance_date, top, bottom, spread).
     """
-    _require(quantile_frame, (_D, "quantile", "mean_forward_return"), "quantile frame")
-    q = pl.col("quantile")
-    r = pl.col("mean_forward_return")
-    return (
-        quantile_frame.group_by(_D)
-        .agg(
-            r.sort_by(q).last().alias("top"),
-            r.filter(q == 1).first().alias("bottom"),
-        )
-        .with_columns(spread=pl.col("top") - pl.col("bottom"))
-        .sort(_D)
-    )
-
-
-def _with_period_index(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.with_columns(_p=pl.col(_D).rank("dense").cast(pl.Int64))
+    return top_minus_bottom_long(quantile_frame)
 
 
 def factor_turnover(
@@ -215,21 +343,7 @@ def factor_turnover(
     q = quantiles if quantile is None else quantile
     if not 1 <= q <= quantiles:
         raise ValueError(f"parameter 'quantile' must be in 1..{quantiles}, got {q!r}")
-    _require(factor_frame, (_D, "ticker", factor_col), "factor frame")
-    ranked = _with_period_index(
-        factor_frame.select(_D, "ticker", pl.col(factor_col).cast(pl.Float64).alias("_f"))
-        .filter(pl.col("_f").is_finite())
-        .with_columns(_q=_quantile_expr("_f", quantiles))
-    )
-    members = ranked.filter(pl.col("_q") == q).select(_D, "ticker", "_p")
-    before = members.select("ticker", (pl.col("_p") + 1).alias("_p"), pl.lit(True).alias("_was"))
-    return (
-        members.filter(pl.col("_p") > 1)
-        .join(before, on=["ticker", "_p"], how="left")
-        .group_by(_D)
-        .agg((1.0 - pl.col("_was").fill_null(False).cast(pl.Float64).mean()).alias("turnover"))
-        .sort(_D)
-    )
+    return turnover_long(_single(factor_frame, factor_col), quantiles, q)
 
 
 def rank_autocorrelation(factor_frame: pl.DataFrame, factor_col: str) -> pl.DataFrame:
@@ -238,20 +352,4 @@ def rank_autocorrelation(factor_frame: pl.DataFrame, factor_col: str) -> pl.Data
     Over names present on both dates; high values mean a slow-moving factor (low turnover).
     The first date is left out. Returns (rebalance_date, autocorrelation, n).
     """
-    _require(factor_frame, (_D, "ticker", factor_col), "factor frame")
-    vals = _with_period_index(
-        factor_frame.select(_D, "ticker", pl.col(factor_col).cast(pl.Float64).alias("_f")).filter(
-            pl.col("_f").is_finite()
-        )
-    )
-    prev = vals.select("ticker", (pl.col("_p") + 1).alias("_p"), pl.col("_f").alias("_f0"))
-    return (
-        vals.join(prev, on=["ticker", "_p"], how="inner")
-        .with_columns(
-            _r=pl.col("_f").rank("average").over(_D), _r0=pl.col("_f0").rank("average").over(_D)
-        )
-        .group_by(_D)
-        .agg(pl.corr("_r", "_r0").alias("autocorrelation"), pl.len().cast(pl.Int64).alias("n"))
-        .with_columns(pl.col("autocorrelation").fill_nan(None))
-        .sort(_D)
-    )
+    return rank_autocorrelation_long(_single(factor_frame, factor_col))
