@@ -93,9 +93,18 @@ def forward_returns(
 
 
 def _sorted_by_ticker_and_date(px: pl.DataFrame) -> bool:
-    t, d = pl.col("ticker"), pl.col("date")
-    ordered = (t > t.shift(1)) | ((t == t.shift(1)) & (d > d.shift(1)))
-    return px.height < 2 or bool(px.select(ordered.slice(1).all()).item())
+    return _sorted_by(px, ["ticker", "date"])
+
+
+def _sorted_by(frame: pl.DataFrame, keys: Sequence[str]) -> bool:
+    """True when ``frame`` is strictly increasing in ``keys`` (lexicographic, no repeated key)."""
+    if frame.height < 2:
+        return True
+    ordered = pl.lit(False)
+    for key in reversed(keys):
+        c = pl.col(key)
+        ordered = (c > c.shift(1)) | ((c == c.shift(1)) & ordered)
+    return bool(frame.select(ordered.slice(1).all()).item())
 
 
 # ---- the long form: one pass for many factors ------------------------------------------------
@@ -106,7 +115,7 @@ def _sorted_by_ticker_and_date(px: pl.DataFrame) -> bool:
 
 
 def long_values(factor_frame: pl.DataFrame, factors: Sequence[str]) -> pl.DataFrame:
-    """(factor, rebalance_date, ticker, _f): the finite values of each factor column, stacked.
+    """(factor, ticker, rebalance_date, _f): the finite values of each factor column, stacked.
 
     ``factor`` is the factor's position in ``factors`` and ``ticker`` a per-frame Int32 code:
     integer keys keep the many window and group-by passes cheap."""
@@ -115,8 +124,9 @@ def long_values(factor_frame: pl.DataFrame, factors: Sequence[str]) -> pl.DataFr
         _D,
         pl.col("ticker").rank("dense").cast(pl.Int32),
         *[pl.col(f).cast(pl.Float64) for f in factors],
-    )
-    return _stack(wide, factors, (_D, "ticker"))
+    ).sort("ticker", _D)
+    # stacked in (factor, ticker, date) order, so lagged_long needs no sort of the long frame
+    return _stack(wide, factors, ("ticker", _D))
 
 
 def _stack(wide: pl.DataFrame, factors: Sequence[str], keep: Sequence[str]) -> pl.DataFrame:
@@ -169,14 +179,22 @@ def _over(expr: pl.Expr, by: Sequence[str]) -> pl.Expr:
     return expr.over([*by, _D])
 
 
+def ranked_long(joined: pl.DataFrame, quantiles: int, by: Sequence[str] = ()) -> pl.DataFrame:
+    """Adds the per-(*by, date) ranks ``_rf``, ``_rr`` and the factor ``quantile`` to a joined
+    frame, once, for both :func:`ic_long` and :func:`quantile_returns_long`."""
+    _check_quantiles(quantiles)
+    return joined.with_columns(
+        _rf=_over(pl.col("_f").rank("average"), by),
+        _rr=_over(pl.col("forward_return").rank("average"), by),
+        _n=_over(pl.len(), by),
+    ).with_columns(quantile=_quantile_of("_rf", "_n", quantiles))
+
+
 def ic_long(joined: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFrame:
-    """(*by, rebalance_date, ic, n) from :func:`_join_returns`; see information_coefficient."""
+    """(*by, rebalance_date, ic, n) from a joined (or :func:`ranked_long`) frame."""
+    ranked = joined if "_rr" in joined.columns else ranked_long(joined, 2, by)
     return (
-        joined.with_columns(
-            _rf=_over(pl.col("_f").rank("average"), by),
-            _rr=_over(pl.col("forward_return").rank("average"), by),
-        )
-        .group_by(*by, _D)
+        ranked.group_by(*by, _D)
         .agg(pl.corr("_rf", "_rr").alias("ic"), pl.len().cast(pl.Int64).alias("n"))
         .with_columns(pl.col("ic").fill_nan(None))
         .sort(*by, _D)
@@ -186,11 +204,12 @@ def ic_long(joined: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFrame:
 def quantile_returns_long(
     joined: pl.DataFrame, quantiles: int, by: Sequence[str] = ()
 ) -> pl.DataFrame:
-    """(*by, rebalance_date, quantile, mean_forward_return, n); see quantile_returns."""
+    """(*by, rebalance_date, quantile, mean_forward_return, n) from a joined frame, or from
+    :func:`ranked_long` with the same ``quantiles``; see quantile_returns."""
     _check_quantiles(quantiles)
+    ranked = joined if "quantile" in joined.columns else ranked_long(joined, quantiles, by)
     return (
-        joined.with_columns(quantile=_quantile_expr("_f", quantiles, by))
-        .group_by(*by, _D, "quantile")
+        ranked.group_by(*by, _D, "quantile")
         .agg(
             pl.col("forward_return").mean().alias("mean_forward_return"),
             pl.len().cast(pl.Int64).alias("n"),
@@ -220,30 +239,39 @@ def _with_period_index(frame: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFr
     return frame.with_columns(_p=p.over(by) if by else p)
 
 
-def _with_previous(frame: pl.DataFrame, col: str, alias: str, by: Sequence[str]) -> pl.DataFrame:
-    """Adds ``alias`` = the ticker's ``col`` on the previous period (``_p`` - 1), else null.
+def lagged_long(values: pl.DataFrame, quantiles: int, by: Sequence[str] = ()) -> pl.DataFrame:
+    """Finite values with their period index ``_p``, quantile ``_q`` and, from the ticker's
+    previous period (``_p`` - 1; else null), the value ``_f0`` and quantile ``_q0``.
 
     Sorted by (*by, ticker, date), a ticker's previous period can only be the row above it: one
-    ordered pass instead of a self-join on (*by, ticker, period)."""
+    sort and shift for :func:`turnover_long` and :func:`rank_autocorrelation_long` together
+    instead of a self-join each."""
+    _check_quantiles(quantiles)
     keys = [*by, "ticker"]
     same = pl.all_horizontal([pl.col(k) == pl.col(k).shift(1) for k in keys]) & (
         pl.col("_p").shift(1) == pl.col("_p") - 1
     )
-    return frame.sort(*keys, _D).with_columns(pl.when(same).then(pl.col(col).shift(1)).alias(alias))
+    ranked = _with_period_index(values.with_columns(_q=_quantile_expr("_f", quantiles, by)), by)
+    if not _sorted_by(ranked, [*keys, _D]):
+        ranked = ranked.sort(*keys, _D)
+    return ranked.with_columns(
+        pl.when(same).then(pl.col("_f").shift(1)).alias("_f0"),
+        pl.when(same).then(pl.col("_q").shift(1)).alias("_q0"),
+    )
 
 
 def turnover_long(
     values: pl.DataFrame, quantiles: int, quantile: int | None = None, by: Sequence[str] = ()
 ) -> pl.DataFrame:
-    """(*by, rebalance_date, turnover) from finite values; see factor_turnover."""
+    """(*by, rebalance_date, turnover) from finite values, or from :func:`lagged_long` with the
+    same ``quantiles``; see factor_turnover."""
     _check_quantiles(quantiles)
     q = quantiles if quantile is None else quantile
     if not 1 <= q <= quantiles:
         raise ValueError(f"parameter 'quantile' must be in 1..{quantiles}, got {q!r}")
-    ranked = _with_period_index(values.with_columns(_q=_quantile_expr("_f", quantiles, by)), by)
+    lagged = values if "_q0" in values.columns else lagged_long(values, quantiles, by)
     return (
-        _with_previous(ranked, "_q", "_q0", by)
-        .filter((pl.col("_q") == q) & (pl.col("_p") > 1))
+        lagged.filter((pl.col("_q") == q) & (pl.col("_p") > 1))
         .with_columns(_was=(pl.col("_q0") == q).fill_null(False))
         .group_by(*by, _D)
         .agg((1.0 - pl.col("_was").cast(pl.Float64).mean()).alias("turnover"))
@@ -252,10 +280,11 @@ def turnover_long(
 
 
 def rank_autocorrelation_long(values: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFrame:
-    """(*by, rebalance_date, autocorrelation, n) from finite values; see rank_autocorrelation."""
+    """(*by, rebalance_date, autocorrelation, n) from finite values or :func:`lagged_long`;
+    see rank_autocorrelation."""
+    lagged = values if "_f0" in values.columns else lagged_long(values, 2, by)
     return (
-        _with_previous(_with_period_index(values, by), "_f", "_f0", by)
-        .filter(pl.col("_f0").is_not_null())
+        lagged.filter(pl.col("_f0").is_not_null())
         .with_columns(
             _r=_over(pl.col("_f").rank("average"), by),
             _r0=_over(pl.col("_f0").rank("average"), by),
@@ -298,9 +327,14 @@ def ic_summary(ic: pl.DataFrame) -> dict[str, float | int | None]:
 
 
 def _quantile_expr(col: str, quantiles: int, by: Sequence[str] = ()) -> pl.Expr:
+    return _quantile_of(_over(pl.col(col).rank("average"), by), _over(pl.len(), by), quantiles)
+
+
+def _quantile_of(rank: str | pl.Expr, n: str | pl.Expr, quantiles: int) -> pl.Expr:
     # ceil(rank * q / n) on average ranks: quantile 1 holds the lowest values, q the highest
-    rank = pl.col(col).rank("average")
-    return _over((rank * quantiles / pl.len()).ceil().clip(1, quantiles).cast(pl.Int32), by)
+    rank = pl.col(rank) if isinstance(rank, str) else rank
+    n = pl.col(n) if isinstance(n, str) else n
+    return (rank * quantiles / n).ceil().clip(1, quantiles).cast(pl.Int32)
 
 
 def _check_quantiles(quantiles: int) -> None:

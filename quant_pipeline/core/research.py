@@ -87,6 +87,7 @@ def factor_diagnostics(
     by = ("factor",)
     values = dx.long_values(factor_frame, factors)
     joined = dx.long_joined(factor_frame, factors, fwd)
+    joined = dx.ranked_long(joined, quantiles, by)
     ic = dx.ic_long(joined, by)
     # a factor with no IC at all (no finite value joined to a return) is left out everywhere
     kept = ic.filter(pl.col("ic").is_not_null())["factor"].unique()
@@ -94,7 +95,7 @@ def factor_diagnostics(
     q = dx.quantile_returns_long(joined, quantiles, by).filter(
         pl.col("factor").is_in(kept.implode())
     )
-    values = values.filter(pl.col("factor").is_in(kept.implode()))
+    values = dx.lagged_long(values.filter(pl.col("factor").is_in(kept.implode())), quantiles, by)
     spread = dx.top_minus_bottom_long(q, by).select(*by, _D, "spread")
     turnover = dx.turnover_long(values, quantiles, by=by)
     autocorr = dx.rank_autocorrelation_long(values, by).select(
