@@ -81,34 +81,57 @@ def factor_diagnostics(
     turnover and the rank autocorrelation; per factor, date and quantile the mean forward return;
     per factor the IC mean, std, t-stat and hit rate and the means of the other columns.
     """
-    per_date = [pl.DataFrame(schema=IC_SCHEMA)]
-    per_quantile = [pl.DataFrame(schema=QUANTILES_SCHEMA)]
+    # Every factor in one long frame, so each rank, quantile and join is one polars pass over
+    # (factor, rebalance_date) groups instead of one pass per factor.
+    factors = list(dict.fromkeys(factors))
+    by = ("factor",)
+    values = dx.long_values(factor_frame, factors)
+    joined = dx.long_joined(factor_frame, factors, fwd)
+    joined = dx.ranked_long(joined, quantiles, by)
+    ic = dx.ic_long(joined, by)
+    # a factor with no IC at all (no finite value joined to a return) is left out everywhere
+    kept = ic.filter(pl.col("ic").is_not_null())["factor"].unique()
+    ic = ic.filter(pl.col("factor").is_in(kept.implode()))
+    q = dx.quantile_returns_long(joined, quantiles, by).filter(
+        pl.col("factor").is_in(kept.implode())
+    )
+    values = dx.lagged_long(values.filter(pl.col("factor").is_in(kept.implode())), quantiles, by)
+    spread = dx.top_minus_bottom_long(q, by).select(*by, _D, "spread")
+    turnover = dx.turnover_long(values, quantiles, by=by)
+    autocorr = dx.rank_autocorrelation_long(values, by).select(
+        *by, _D, pl.col("autocorrelation").alias("rank_autocorrelation")
+    )
+    names = pl.DataFrame(
+        {"_name": factors, "factor": range(len(factors))}, schema_overrides={"factor": pl.Int32}
+    )
+    per_date = (
+        ic.join(spread, on=[*by, _D], how="left")
+        .join(turnover, on=[*by, _D], how="left")
+        .join(autocorr, on=[*by, _D], how="left")
+        .join(names, on="factor")
+        .with_columns(factor=pl.col("_name"))
+        .select([pl.col(c).cast(t) for c, t in IC_SCHEMA.items()])
+        .sort("factor", _D)
+    )
+    per_quantile = (
+        q.join(names, on="factor")
+        .with_columns(factor=pl.col("_name"))
+        .select([pl.col(c).cast(t) for c, t in QUANTILES_SCHEMA.items()])
+        .sort("factor", _D, "quantile")
+    )
+    dates_by_factor = per_date.partition_by("factor", as_dict=True)
+    quantiles_by_factor = per_quantile.partition_by("factor", as_dict=True)
     summary = []
     for factor in factors:
-        ic = dx.information_coefficient(factor_frame, factor, fwd)
-        if ic.filter(pl.col("ic").is_not_null()).is_empty():
+        if (factor,) not in dates_by_factor:
             continue
-        q = dx.quantile_returns(factor_frame, factor, fwd, quantiles)
-        spread = dx.top_minus_bottom(q).select(_D, "spread")
-        turnover = dx.factor_turnover(factor_frame, factor, quantiles)
-        autocorr = dx.rank_autocorrelation(factor_frame, factor).select(
-            _D, pl.col("autocorrelation").alias("rank_autocorrelation")
+        rows = dates_by_factor[(factor,)]
+        s = dx.ic_summary(rows)
+        by_q = (
+            quantiles_by_factor[(factor,)]
+            .group_by("quantile")
+            .agg(pl.col("mean_forward_return").mean())
         )
-        rows = (
-            ic.join(spread, on=_D, how="left")
-            .join(turnover, on=_D, how="left")
-            .join(autocorr, on=_D, how="left")
-            .with_columns(factor=pl.lit(factor))
-            .select([pl.col(c).cast(t) for c, t in IC_SCHEMA.items()])
-        )
-        per_date.append(rows)
-        per_quantile.append(
-            q.with_columns(factor=pl.lit(factor)).select(
-                [pl.col(c).cast(t) for c, t in QUANTILES_SCHEMA.items()]
-            )
-        )
-        s = dx.ic_summary(ic)
-        by_q = q.group_by("quantile").agg(pl.col("mean_forward_return").mean())
         summary.append(
             {
                 "factor": factor,
@@ -124,11 +147,7 @@ def factor_diagnostics(
                 "mean_rank_autocorrelation": rows["rank_autocorrelation"].mean(),
             }
         )
-    return (
-        pl.concat(per_date, how="vertical_relaxed").sort("factor", _D),
-        pl.concat(per_quantile, how="vertical_relaxed").sort("factor", _D, "quantile"),
-        pl.DataFrame(summary, schema=SUMMARY_SCHEMA),
-    )
+    return per_date, per_quantile, pl.DataFrame(summary, schema=SUMMARY_SCHEMA)
 
 
 def _first(frame: pl.DataFrame) -> float | None:
