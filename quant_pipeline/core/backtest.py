@@ -43,6 +43,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 import polars as pl
 
@@ -248,6 +249,59 @@ def _price_columns(prices: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+class _Schedule(NamedTuple):
+    w: pl.DataFrame  # prepared weights on the kept rebalance dates
+    all_prices: pl.DataFrame
+    calendar: pl.DataFrame  # (di, date): every trading day of prices
+    days: pl.DataFrame  # the calendar from the first rebalance to the end
+    rebal: pl.DataFrame  # k, rebalance_date, di, next_date, stop_di
+    end: date
+    last_market_date: date
+
+
+def _schedule(weights: pl.DataFrame, prices: pl.DataFrame, end: date | None) -> _Schedule:
+    """Checked weights and prices, the trading calendar and the rebalance periods (shared by the
+    weights engine and the share simulation). Rebalance dates must be trading days of prices."""
+    w = _prepare_weights(weights)
+    all_prices = _price_columns(prices)
+    market_dates = all_prices.select(pl.col("date").unique().sort()).drop_nulls()
+    if market_dates.height == 0:
+        raise BacktestInputError("prices is empty: no trading days")
+    last_market_date = market_dates["date"][-1]
+    end = last_market_date if end is None else end
+
+    calendar = market_dates.with_row_index("di").with_columns(pl.col("di").cast(pl.Int64))
+    rebal_dates = w.select(pl.col("rebalance_date").unique().sort()).filter(
+        pl.col("rebalance_date") <= end
+    )
+    if rebal_dates.height == 0:
+        raise BacktestInputError(f"weights has no rebalance date on or before end={end}")
+    not_trading = rebal_dates.join(calendar, left_on="rebalance_date", right_on="date", how="anti")
+    if not_trading.height:
+        raise BacktestInputError(
+            "weights has rebalance dates that are not trading days in prices: "
+            f"{not_trading['rebalance_date'].head(5).to_list()}"
+        )
+    w = w.join(rebal_dates, on="rebalance_date", how="semi")
+    days = calendar.filter(
+        (pl.col("date") >= rebal_dates["rebalance_date"][0]) & (pl.col("date") <= end)
+    )
+    end = days["date"][-1]
+    end_di = days["di"][-1]
+
+    # Periods: k-th rebalance, its date and the next one (null for the last).
+    rebal = (
+        rebal_dates.join(calendar, left_on="rebalance_date", right_on="date", how="left")
+        .with_row_index("k")
+        .with_columns(
+            pl.col("k").cast(pl.Int64),
+            pl.col("rebalance_date").shift(-1).alias("next_date"),
+            pl.col("di").shift(-1, fill_value=end_di).alias("stop_di"),
+        )
+    )
+    return _Schedule(w, all_prices, calendar, days, rebal, end, last_market_date)
+
+
 def _price_windows(
     w: pl.DataFrame, rebal: pl.DataFrame, calendar: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -425,43 +479,7 @@ def run_backtest(
     ):
         raise BacktestInputError(f"delisting_return must be >= -1, got {delisting_return!r}")
 
-    w = _prepare_weights(weights)
-    all_prices = _price_columns(prices)
-    market_dates = all_prices.select(pl.col("date").unique().sort()).drop_nulls()
-    if market_dates.height == 0:
-        raise BacktestInputError("prices is empty: no trading days")
-    last_market_date = market_dates["date"][-1]
-    end = last_market_date if end is None else end
-
-    calendar = market_dates.with_row_index("di").with_columns(pl.col("di").cast(pl.Int64))
-    rebal_dates = w.select(pl.col("rebalance_date").unique().sort()).filter(
-        pl.col("rebalance_date") <= end
-    )
-    if rebal_dates.height == 0:
-        raise BacktestInputError(f"weights has no rebalance date on or before end={end}")
-    not_trading = rebal_dates.join(calendar, left_on="rebalance_date", right_on="date", how="anti")
-    if not_trading.height:
-        raise BacktestInputError(
-            "weights has rebalance dates that are not trading days in prices: "
-            f"{not_trading['rebalance_date'].head(5).to_list()}"
-        )
-    w = w.join(rebal_dates, on="rebalance_date", how="semi")
-    days = calendar.filter(
-        (pl.col("date") >= rebal_dates["rebalance_date"][0]) & (pl.col("date") <= end)
-    )
-    end = days["date"][-1]
-    end_di = days["di"][-1]
-
-    # Periods: k-th rebalance, its date and the next one (null for the last).
-    rebal = (
-        rebal_dates.join(calendar, left_on="rebalance_date", right_on="date", how="left")
-        .with_row_index("k")
-        .with_columns(
-            pl.col("k").cast(pl.Int64),
-            pl.col("rebalance_date").shift(-1).alias("next_date"),
-            pl.col("di").shift(-1, fill_value=end_di).alias("stop_di"),
-        )
-    )
+    w, all_prices, calendar, days, rebal, end, last_market_date = _schedule(weights, prices, end)
     n_rebal = rebal.height
 
     needed, windows = _price_windows(w, rebal, calendar)

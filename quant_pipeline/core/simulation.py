@@ -499,40 +499,7 @@ def _plan(
     only rows inside holding windows (from MAX_STALE_TRADING_DAYS before a rebalance to the
     next one) are read; a target without a price in that staleness window is unfilled.
     """
-    w = bt._prepare_weights(weights)
-    all_prices = bt._price_columns(prices)
-    market_dates = all_prices.select(pl.col("date").unique().sort()).drop_nulls()
-    if market_dates.height == 0:
-        raise bt.BacktestInputError("prices is empty: no trading days")
-    last_market_date = market_dates["date"][-1]
-    end = last_market_date if end is None else end
-    calendar = market_dates.with_row_index("di").with_columns(pl.col("di").cast(pl.Int64))
-    rebal_dates = w.select(pl.col("rebalance_date").unique().sort()).filter(
-        pl.col("rebalance_date") <= end
-    )
-    if rebal_dates.height == 0:
-        raise bt.BacktestInputError(f"weights has no rebalance date on or before end={end}")
-    not_trading = rebal_dates.join(calendar, left_on="rebalance_date", right_on="date", how="anti")
-    if not_trading.height:
-        raise bt.BacktestInputError(
-            "weights has rebalance dates that are not trading days in prices: "
-            f"{not_trading['rebalance_date'].head(5).to_list()}"
-        )
-    w = w.join(rebal_dates, on="rebalance_date", how="semi")
-    days = calendar.filter(
-        (pl.col("date") >= rebal_dates["rebalance_date"][0]) & (pl.col("date") <= end)
-    )
-    end = days["date"][-1]
-    end_di = days["di"][-1]
-    rebal = (
-        rebal_dates.join(calendar, left_on="rebalance_date", right_on="date", how="left")
-        .with_row_index("k")
-        .with_columns(
-            pl.col("k").cast(pl.Int64),
-            pl.col("rebalance_date").shift(-1).alias("next_date"),
-            pl.col("di").shift(-1, fill_value=end_di).alias("stop_di"),
-        )
-    )
+    w, all_prices, calendar, days, rebal, end, last_market_date = bt._schedule(weights, prices, end)
     needed, windows = bt._price_windows(w, rebal, calendar)
     px = bt._select_price_rows(all_prices, needed)
     px = bt._effective_prices(px, all_prices, windows, last_market_date, delisting_return)
