@@ -246,6 +246,16 @@ def _relative_section(relative: pl.DataFrame | None, strategy: str) -> str:
     )
 
 
+def _sleeves_section(sleeves: pl.DataFrame | None) -> str:
+    """A blend's attribution: each sleeve's weight, return and contribution to the blend."""
+    if sleeves is None or sleeves.height == 0:
+        return ""
+    return (
+        "<h2>Sleeves</h2><p>Contribution = the sleeve's profit in units of the starting capital; "
+        "the contributions add up to the blend's return.</p>" + _table(sleeves)
+    )
+
+
 def _labels_section(labels: Mapping[str, str] | None) -> str:
     if not labels:
         return ""
@@ -266,6 +276,7 @@ def render_tearsheet(
     labels: Mapping[str, str] | None = None,
     returns_col: str = "portfolio_return",
     relative: pl.DataFrame | None = None,
+    sleeves: pl.DataFrame | None = None,
 ) -> str:
     """One strategy's tear sheet as a self-contained HTML document (the caller writes the file).
 
@@ -280,6 +291,7 @@ def render_tearsheet(
     * ``labels``: free key -> value pairs (run id, source, settings) shown as a table.
     * ``relative``: ``[strategy,] benchmark, metric, value`` (``backtest.relative_metrics``),
       shown as one column per benchmark.
+    * ``sleeves``: a blend's ``backtest.blend_attribution`` rows (without ``strategy``) or None.
     """
     if "strategy" in daily.columns:
         daily = daily.filter(pl.col("strategy") == strategy)
@@ -288,6 +300,7 @@ def render_tearsheet(
     sections: Sequence[str] = (
         _metrics_section(metrics, strategy),
         _relative_section(relative, strategy),
+        _sleeves_section(sleeves),
         _charts_section(charts),
         _monthly_section(daily, returns_col),
         _quarterly_section(quarterly, strategy),

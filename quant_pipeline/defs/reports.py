@@ -129,6 +129,7 @@ def _index_html(rows: list[tuple[str, str]]) -> str:
         ["backtest", "settings"],
         ["backtest", "metrics"],
         ["backtest", "relative_metrics"],
+        ["backtest", "blend_attribution"],
     ],
     group_name=GROUP,
     kinds={"duckdb", "polars", "html"},
@@ -146,6 +147,7 @@ def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.Mat
     settings = wh.read_table("backtest.settings")
     metrics = wh.read_table("backtest.metrics")
     relative = wh.read_table("backtest.relative_metrics")
+    attribution = wh.read_table("backtest.blend_attribution")
     written, meta_charts, index_rows = [], {}, []
     generated = datetime.now(UTC).replace(microsecond=0)
     for name in daily["strategy"].unique().sort().to_list():
@@ -172,6 +174,7 @@ def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.Mat
             charts,
             labels=labels,
             relative=relative.filter(pl.col("strategy") == name),
+            sleeves=attribution.filter(pl.col("strategy") == name).drop("strategy"),
         )
         path = out_dir / f"{name}.html"
         path.write_text(page, encoding="utf-8")

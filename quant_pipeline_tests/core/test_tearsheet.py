@@ -182,3 +182,33 @@ def test_tearsheet_shows_the_strategy_against_each_benchmark(daily):
     assert "<th>equal_weight</th><th>SPY</th>" in page
     assert "<td>1.10</td><td>0.90</td>" in page  # beta as a ratio
     assert "<td>1.23%</td><td>-2.00%</td>" in page  # excess CAGR as a percentage
+
+
+def test_a_blend_tear_sheet_shows_each_sleeve_and_its_contribution(daily):
+    sleeves = pl.DataFrame(
+        {
+            "sleeve": ["momentum", "value"],
+            "weight": [0.6, 0.4],
+            "sleeve_return": [0.5, 0.25],
+            # 0.6 x 0.5 + 0.4 x 0.25 = 0.40 without re-weighting drift
+            "contribution": [0.3, 0.1],
+            "blend_return": [0.4, 0.4],
+        }
+    )
+    page = render_tearsheet(
+        "blend",
+        pl.DataFrame({"metric": ["cagr"], "value": [0.1]}),
+        daily,
+        None,
+        None,
+        {},
+        sleeves=sleeves,
+    )
+    assert "<h2>Sleeves</h2>" in page
+    assert page.index("<h2>Sleeves</h2>") < page.index("<h2>Monthly returns</h2>")
+    for name in ("momentum", "value", "contribution"):
+        assert name in page.split("<h2>Sleeves</h2>")[1]
+    plain = render_tearsheet(
+        "value", pl.DataFrame({"metric": ["cagr"], "value": [0.1]}), daily, None, None, {}
+    )
+    assert "<h2>Sleeves</h2>" not in plain

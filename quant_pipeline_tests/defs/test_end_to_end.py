@@ -142,6 +142,8 @@ def test_tear_sheets_are_html_files_with_every_statistic_and_the_charts(built):
             assert f"<h2>{section}</h2>" in page
         if name not in blends:  # a blend trades sleeves, not shares: its trades are theirs
             assert "<th>commission</th>" in page and "<th>fees</th>" in page
+        else:
+            assert "<h2>Sleeves</h2>" in page and "<th>contribution</th>" in page
     index = Path(sheets["path"][0]).parent / "index.html"
     assert 'href="magic_formula.html"' in index.read_text(encoding="utf-8")
 
