@@ -302,6 +302,31 @@ def _schedule(weights: pl.DataFrame, prices: pl.DataFrame, end: date | None) -> 
     return _Schedule(w, all_prices, calendar, days, rebal, end, last_market_date)
 
 
+def _priced_targets(
+    w: pl.DataFrame, rebal: pl.DataFrame, calendar: pl.DataFrame, px: pl.DataFrame
+) -> pl.DataFrame:
+    """Each positive target with the price it would be bought at (the last price <= D) and
+    ``filled``: that price is at most MAX_STALE_TRADING_DAYS trading days old."""
+    return (
+        _asof_prices(
+            w.filter(pl.col("weight") > 0).join(
+                rebal.select("rebalance_date", "k", "di"), on="rebalance_date"
+            ),
+            "rebalance_date",
+            px,
+        )
+        .join(
+            calendar.rename({"date": "price_date", "di": "price_di"}), on="price_date", how="left"
+        )
+        .with_columns(
+            (
+                pl.col("price_date").is_not_null()
+                & (pl.col("di") - pl.col("price_di") <= MAX_STALE_TRADING_DAYS)
+            ).alias("filled")
+        )
+    )
+
+
 def _price_windows(
     w: pl.DataFrame, rebal: pl.DataFrame, calendar: pl.DataFrame
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -486,25 +511,7 @@ def run_backtest(
     px = _select_price_rows(all_prices, needed)
     px = _effective_prices(px, all_prices, windows, last_market_date, delisting_return)
 
-    # Targets with the price they would be bought at (last price <= D).
-    targets = (
-        _asof_prices(
-            w.filter(pl.col("weight") > 0).join(
-                rebal.select("rebalance_date", "k", "di"), on="rebalance_date"
-            ),
-            "rebalance_date",
-            px,
-        )
-        .join(
-            calendar.rename({"date": "price_date", "di": "price_di"}), on="price_date", how="left"
-        )
-        .with_columns(
-            (
-                pl.col("price_date").is_not_null()
-                & (pl.col("di") - pl.col("price_di") <= MAX_STALE_TRADING_DAYS)
-            ).alias("filled")
-        )
-    )
+    targets = _priced_targets(w, rebal, calendar, px)
     unfilled = _unfilled(targets.filter(~pl.col("filled")), all_prices)
     held = targets.filter(pl.col("filled")).select(
         "k",

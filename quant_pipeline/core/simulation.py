@@ -503,24 +503,8 @@ def _plan(
     needed, windows = bt._price_windows(w, rebal, calendar)
     px = bt._select_price_rows(all_prices, needed)
     px = bt._effective_prices(px, all_prices, windows, last_market_date, delisting_return)
-    targets = (
-        bt._asof_prices(
-            w.filter(pl.col("weight") > 0).join(
-                rebal.select("rebalance_date", "k", "di"), on="rebalance_date"
-            ),
-            "rebalance_date",
-            px,
-        )
-        .join(
-            calendar.rename({"date": "price_date", "di": "price_di"}), on="price_date", how="left"
-        )
-        .with_columns(
-            (
-                pl.col("price_date").is_not_null()
-                & (pl.col("di") - pl.col("price_di") <= bt.MAX_STALE_TRADING_DAYS)
-            ).alias("filled")
-        )
-        .select("k", "rebalance_date", "ticker", "sector", "weight", "filled")
+    targets = bt._priced_targets(w, rebal, calendar, px).select(
+        "k", "rebalance_date", "ticker", "sector", "weight", "filled"
     )
     unfilled = bt._unfilled(
         targets.filter(~pl.col("filled")).select("rebalance_date", "ticker", "sector", "weight"),
