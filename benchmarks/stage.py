@@ -89,7 +89,7 @@ def _warehouse(path: Path):
 
 
 def _specs(cfg: Config):
-    from quant_pipeline.core.strategy import load_strategies
+    from quant_pipeline.core.strategies.spec import load_strategies
 
     return load_strategies(names=cfg.strategies)
 
@@ -131,8 +131,8 @@ def stage_ingest(cfg: Config, t: Timer) -> None:
 
 def stage_curate(cfg: Config, t: Timer) -> None:
     """curated.* as the curated assets build them; pandera validation timed on its own."""
-    from quant_pipeline.core import curate
-    from quant_pipeline.validation import validate
+    from quant_pipeline.core.data import curation as curate
+    from quant_pipeline.core.data.validation import validate
 
     wh = _warehouse(cfg.bench_db)
     with t.part("read"):
@@ -173,8 +173,8 @@ def stage_curate(cfg: Config, t: Timer) -> None:
 
 def stage_factors(cfg: Config, t: Timer) -> None:
     """factors.values and factors.rebalance_dates (defs/factors.py::factor_values_asset)."""
-    from quant_pipeline.core.calendar import rebalance_dates, trading_days
-    from quant_pipeline.core.factors import factor_values
+    from quant_pipeline.core.data.calendar import rebalance_dates, trading_days
+    from quant_pipeline.core.factors.values import factor_values
     from quant_pipeline.defs.factors import PRICE_COLUMNS
 
     wh = _warehouse(cfg.bench_db)
@@ -211,7 +211,7 @@ def stage_factors(cfg: Config, t: Timer) -> None:
 
 def stage_scores(cfg: Config, t: Timer) -> None:
     """factors.scores and factors.score_components (defs/factors.py::factor_scores)."""
-    from quant_pipeline.core.scoring import score
+    from quant_pipeline.core.factors.scoring import score
 
     wh = _warehouse(cfg.bench_db)
     specs = _specs(cfg)
@@ -235,7 +235,7 @@ def stage_scores(cfg: Config, t: Timer) -> None:
 
 def stage_portfolio(cfg: Config, t: Timer) -> None:
     """portfolio.target_weights and constraint_report (defs/portfolio.py)."""
-    from quant_pipeline.core.portfolio import target_weights
+    from quant_pipeline.core.strategies.target_weights import target_weights
 
     wh = _warehouse(cfg.bench_db)
     specs = _specs(cfg)
@@ -257,7 +257,8 @@ def stage_portfolio(cfg: Config, t: Timer) -> None:
 
 def stage_backtest(cfg: Config, t: Timer) -> None:
     """backtest.daily, trades, quarterly (defs/backtest.py::backtest_results), charts included."""
-    from quant_pipeline.core import backtest, plots
+    from quant_pipeline.core.backtest import reference_engine as backtest
+    from quant_pipeline.core.reporting import backtest_charts as plots
     from quant_pipeline.defs.backtest import PRICE_COLUMNS
 
     wh = _warehouse(cfg.bench_db)
@@ -294,8 +295,8 @@ def stage_backtest(cfg: Config, t: Timer) -> None:
 
 def stage_metrics(cfg: Config, t: Timer) -> None:
     """backtest.metrics and backtest.comparison (defs/backtest.py::backtest_metrics)."""
-    from quant_pipeline.core import metrics
-    from quant_pipeline.core.evaluation import metrics_for_strategies
+    from quant_pipeline.core.backtest import metrics
+    from quant_pipeline.core.backtest.comparison import metrics_for_strategies
 
     wh = _warehouse(cfg.bench_db)
     with t.part("read"):
@@ -438,17 +439,17 @@ def _import_everything() -> None:
     import dagster  # noqa: F401
     import matplotlib.pyplot  # noqa: F401
 
-    import quant_pipeline.core.backtest  # noqa: F401
-    import quant_pipeline.core.curate  # noqa: F401
-    import quant_pipeline.core.evaluation  # noqa: F401
-    import quant_pipeline.core.factors  # noqa: F401
-    import quant_pipeline.core.plots  # noqa: F401
-    import quant_pipeline.core.portfolio  # noqa: F401
-    import quant_pipeline.core.scoring  # noqa: F401
+    import quant_pipeline.core.backtest.comparison  # noqa: F401
+    import quant_pipeline.core.backtest.reference_engine  # noqa: F401
+    import quant_pipeline.core.data.curation  # noqa: F401
+    import quant_pipeline.core.data.validation  # noqa: F401
+    import quant_pipeline.core.factors.scoring  # noqa: F401
+    import quant_pipeline.core.factors.values  # noqa: F401
+    import quant_pipeline.core.reporting.backtest_charts  # noqa: F401
+    import quant_pipeline.core.strategies.target_weights  # noqa: F401
     import quant_pipeline.definitions  # noqa: F401
     import quant_pipeline.sources.demo  # noqa: F401
     import quant_pipeline.storage.warehouse  # noqa: F401
-    import quant_pipeline.validation  # noqa: F401
 
 
 STAGES: dict[str, Callable[[Config, Timer], None]] = {

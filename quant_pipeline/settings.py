@@ -9,6 +9,7 @@
 | QUANT_PIPELINE_DEMO_TICKERS | number of demo tickers | 500 |
 | QUANT_PIPELINE_DEMO_START | first demo date | 2010-01-01 |
 | QUANT_PIPELINE_DEMO_SEED | demo seed | 42 |
+| QUANT_PIPELINE_DEMO_END | last demo date (pin it for reproducible runs) | latest weekday |
 | QUANT_PIPELINE_STRATEGIES | comma-separated strategy names to run | every shipped strategy |
 | QUANT_PIPELINE_REPORTS_DIR | directory the HTML tear sheets are written to | reports |
 """
@@ -36,6 +37,7 @@ class Settings:
     demo_tickers: int = 500
     demo_start: date = date(2010, 1, 1)
     demo_seed: int = 42
+    demo_end: date | None = None
     strategies: tuple[str, ...] | None = None
     reports_dir: Path = Path("reports")
 
@@ -47,6 +49,11 @@ class Settings:
         if self.demo_tickers < 1:
             raise SettingsError(
                 f"QUANT_PIPELINE_DEMO_TICKERS must be >= 1, got {self.demo_tickers}"
+            )
+        if self.demo_end is not None and self.demo_end <= self.demo_start:
+            raise SettingsError(
+                f"QUANT_PIPELINE_DEMO_END={self.demo_end} must be after "
+                f"QUANT_PIPELINE_DEMO_START={self.demo_start}"
             )
         if self.source == "files" and self.data_dir is None:
             raise SettingsError("QUANT_PIPELINE_SOURCE=files needs QUANT_PIPELINE_DATA_DIR")
@@ -90,6 +97,8 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         kwargs["demo_tickers"] = _int("QUANT_PIPELINE_DEMO_TICKERS", v)
     if (v := get("DEMO_START")) is not None:
         kwargs["demo_start"] = _date("QUANT_PIPELINE_DEMO_START", v)
+    if (v := get("DEMO_END")) is not None:
+        kwargs["demo_end"] = _date("QUANT_PIPELINE_DEMO_END", v)
     if (v := get("DEMO_SEED")) is not None:
         kwargs["demo_seed"] = _int("QUANT_PIPELINE_DEMO_SEED", v)
     if (v := get("REPORTS_DIR")) is not None:

@@ -4,12 +4,14 @@ unfilled targets, quarterly summary), metrics and the comparison."""
 import dagster as dg
 import polars as pl
 
-from quant_pipeline.core import backtest, metrics, plots
-from quant_pipeline.core.benchmarks import benchmark_series
-from quant_pipeline.core.blend import ATTRIBUTION_SCHEMA, BlendInputError, blend_returns
-from quant_pipeline.core.evaluation import metrics_for_strategies, starting_capital
-from quant_pipeline.core.research_plots import equity_curves_png
-from quant_pipeline.core.simulation import simulate, unfilled_targets
+from quant_pipeline.core.backtest import metrics
+from quant_pipeline.core.backtest import reference_engine as backtest
+from quant_pipeline.core.backtest.benchmark_returns import benchmark_series
+from quant_pipeline.core.backtest.blend import ATTRIBUTION_SCHEMA, BlendInputError, blend_returns
+from quant_pipeline.core.backtest.comparison import metrics_for_strategies, starting_capital
+from quant_pipeline.core.backtest.share_simulation import simulate, unfilled_targets
+from quant_pipeline.core.reporting import backtest_charts as plots
+from quant_pipeline.core.reporting.research_charts import equity_curves_png
 from quant_pipeline.defs.integrity import write_bias_labels
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource

@@ -3,9 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from quant_pipeline.core import plots
-from quant_pipeline.core.backtest import BacktestInputError
-from quant_pipeline.core.benchmarks import (
+from quant_pipeline.core.backtest.benchmark_returns import (
     CAP_WEIGHT,
     EQUAL_WEIGHT,
     benchmark_table,
@@ -13,6 +11,8 @@ from quant_pipeline.core.benchmarks import (
     equal_weight_benchmark,
     ticker_benchmark,
 )
+from quant_pipeline.core.backtest.reference_engine import BacktestInputError
+from quant_pipeline.core.reporting import backtest_charts as plots
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import WarehouseResource
 

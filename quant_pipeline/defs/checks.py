@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from quant_pipeline.core.ordering import is_sorted_by
+from quant_pipeline.core.data.frames import is_sorted_by
 from quant_pipeline.defs.metadata import markdown_table
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies

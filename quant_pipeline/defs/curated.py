@@ -2,10 +2,10 @@
 
 import dagster as dg
 
-from quant_pipeline.core import curate
+from quant_pipeline.core.data import curation as curate
+from quant_pipeline.core.data.validation import validate
 from quant_pipeline.defs.metadata import table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.validation import validate
 
 GROUP = "curated"
 KINDS = {"duckdb", "polars", "pandera"}

@@ -3,9 +3,14 @@
 import dagster as dg
 import polars as pl
 
-from quant_pipeline.core.calendar import rebalance_dates, trading_days
-from quant_pipeline.core.pit import point_in_time_factor_values, vintage_report
-from quant_pipeline.core.scoring import COMPONENTS_SCHEMA, SCORES_SCHEMA, score, with_country
+from quant_pipeline.core.data.calendar import rebalance_dates, trading_days
+from quant_pipeline.core.factors.point_in_time import point_in_time_factor_values, vintage_report
+from quant_pipeline.core.factors.scoring import (
+    COMPONENTS_SCHEMA,
+    SCORES_SCHEMA,
+    score,
+    with_country,
+)
 from quant_pipeline.defs.metadata import table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies

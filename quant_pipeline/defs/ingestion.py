@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import polars as pl
 
-from quant_pipeline.core.schema import RAW_INGEST_LOG
+from quant_pipeline.core.data.schema import RAW_INGEST_LOG
 from quant_pipeline.defs.metadata import table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.sources.base import FetchRequest, Source, SourceError

@@ -3,9 +3,13 @@
 import dagster as dg
 import polars as pl
 
-from quant_pipeline.core.audit import DEFAULT_SAMPLE_DATES, audit_lookahead, sample_dates
-from quant_pipeline.core.labels import bias_labels
-from quant_pipeline.core.strategy import StrategySpec
+from quant_pipeline.core.backtest.bias_labels import bias_labels
+from quant_pipeline.core.backtest.lookahead_audit import (
+    DEFAULT_SAMPLE_DATES,
+    audit_lookahead,
+    sample_dates,
+)
+from quant_pipeline.core.strategies.spec import StrategySpec
 from quant_pipeline.defs.metadata import markdown_table
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies

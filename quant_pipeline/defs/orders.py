@@ -2,7 +2,7 @@
 
 One run builds the orders of one portfolio (run config below; the inbox sensor and the UI
 launchpad), or of every portfolio in ``portfolios.yaml`` (``all_portfolios: true``; the
-quarterly schedule). The computation is :func:`quant_pipeline.recommendation.prepare_packet`,
+quarterly schedule). The computation is :func:`quant_pipeline.app.recommendation.prepare_packet`,
 the same one ``quant-pipeline orders`` calls, so the UI and the CLI give the same table.
 """
 
@@ -12,10 +12,16 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from quant_pipeline.core.holdings import HoldingsError
-from quant_pipeline.core.orders import OrdersError
-from quant_pipeline.core.packet import packet_paths, write_packet
-from quant_pipeline.core.portfolios import (
+from quant_pipeline.app.recommendation import (
+    Packet,
+    file_sha256,
+    market_today,
+    prepare_packet,
+)
+from quant_pipeline.core.accounts.holdings import HoldingsError
+from quant_pipeline.core.accounts.orders import OrdersError
+from quant_pipeline.core.accounts.packet import packet_paths, write_packet
+from quant_pipeline.core.accounts.portfolios import (
     PortfoliosConfigError,
     PortfolioSpec,
     load_portfolios,
@@ -23,12 +29,6 @@ from quant_pipeline.core.portfolios import (
 )
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.recommendation import (
-    Packet,
-    file_sha256,
-    market_today,
-    prepare_packet,
-)
 from quant_pipeline.settings import outbox_dir, portfolios_file
 
 GROUP = "orders"

@@ -3,8 +3,12 @@
 import dagster as dg
 import polars as pl
 
-from quant_pipeline.core.portfolio import REPORT_SCHEMA, WEIGHTS_SCHEMA, target_weights
-from quant_pipeline.core.staggered import staggered_weights
+from quant_pipeline.core.strategies.staggered import staggered_weights
+from quant_pipeline.core.strategies.target_weights import (
+    REPORT_SCHEMA,
+    WEIGHTS_SCHEMA,
+    target_weights,
+)
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies

@@ -12,14 +12,14 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from quant_pipeline.core import plots
-from quant_pipeline.core.evaluation import (
+from quant_pipeline.core.backtest.comparison import (
     BENCHMARK,
     monthly_summary,
     relative_metrics,
     sector_exposure,
 )
-from quant_pipeline.core.tearsheet import render_tearsheet
+from quant_pipeline.core.reporting import backtest_charts as plots
+from quant_pipeline.core.reporting.tearsheet import render_tearsheet
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import WarehouseResource
 from quant_pipeline.settings import from_env

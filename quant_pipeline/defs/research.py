@@ -3,16 +3,20 @@
 import dagster as dg
 import polars as pl
 
-from quant_pipeline.core import plots
-from quant_pipeline.core.diagnostics import forward_returns
-from quant_pipeline.core.factors import FACTOR_NAMES
-from quant_pipeline.core.research import (
+from quant_pipeline.core.factors.values import FACTOR_NAMES
+from quant_pipeline.core.reporting import backtest_charts as plots
+from quant_pipeline.core.reporting.research_charts import (
+    ic_summary_png,
+    luck_png,
+    quantile_returns_png,
+)
+from quant_pipeline.core.research.factor_diagnostics import forward_returns
+from quant_pipeline.core.research.tables import (
     LUCK_SCHEMA,
     PERIODS_PER_YEAR,
     factor_diagnostics,
     luck_report,
 )
-from quant_pipeline.core.research_plots import ic_summary_png, luck_png, quantile_returns_png
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies

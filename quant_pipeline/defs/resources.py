@@ -47,6 +47,7 @@ class MarketDataResource(dg.ConfigurableResource):
     demo_tickers: int | None = None
     demo_start: str | None = None
     demo_seed: int | None = None
+    demo_end: str | None = None
     strategies: list[str] | None = None
     yahoo_max_failed_share: float = 0.5
     price_overlap_days: int = 7
@@ -63,6 +64,8 @@ class MarketDataResource(dg.ConfigurableResource):
             changes["demo_tickers"] = self.demo_tickers
         if self.demo_start:
             changes["demo_start"] = date.fromisoformat(self.demo_start)
+        if self.demo_end:
+            changes["demo_end"] = date.fromisoformat(self.demo_end)
         if self.demo_seed is not None:
             changes["demo_seed"] = self.demo_seed
         if self.strategies:

@@ -20,7 +20,8 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from quant_pipeline.core.portfolios import (
+from quant_pipeline.app.recommendation import MARKET_TZ
+from quant_pipeline.core.accounts.portfolios import (
     PortfoliosConfig,
     PortfoliosConfigError,
     PortfolioSpec,
@@ -28,7 +29,6 @@ from quant_pipeline.core.portfolios import (
     portfolio_name,
 )
 from quant_pipeline.defs.orders import ORDERS_OP, orders_job, quarterly_rebalance_job
-from quant_pipeline.recommendation import MARKET_TZ
 from quant_pipeline.settings import inbox_dir, portfolios_file
 
 QUARTER_MONTHS = (1, 4, 7, 10)

@@ -3,8 +3,8 @@
 import dagster as dg
 import polars as pl
 
-from quant_pipeline.core.portfolio import WEIGHTS_SCHEMA
-from quant_pipeline.core.signal_strategy import EVENTS_SCHEMA, signal_weights
+from quant_pipeline.core.strategies.signal_weights import EVENTS_SCHEMA, signal_weights
+from quant_pipeline.core.strategies.target_weights import WEIGHTS_SCHEMA
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies

@@ -9,8 +9,8 @@ older ``costs.bps`` is added to the slippage (it was a charge in basis points of
 import dagster as dg
 import polars as pl
 
-from quant_pipeline.core.simulation import TradingModel
-from quant_pipeline.core.strategy import StrategySpec
+from quant_pipeline.core.backtest.share_simulation import TradingModel
+from quant_pipeline.core.strategies.spec import StrategySpec
 
 
 class BacktestConfig(dg.Config):

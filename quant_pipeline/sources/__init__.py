@@ -19,7 +19,9 @@ def make_source(
         from quant_pipeline.sources.demo import DemoSource
 
         return DemoSource(
-            n_tickers=settings.demo_tickers, start=settings.demo_start, seed=settings.demo_seed
+            n_tickers=settings.demo_tickers, start=settings.demo_start,
+            end=settings.demo_end,
+            seed=settings.demo_seed,
         )
     if settings.source == "files":
         from quant_pipeline.sources.files import FilesSource

@@ -1,6 +1,6 @@
 """The interface every data source implements (``demo``, ``yahoo``, ``files``).
 
-A source returns polars frames in the raw schemas of :mod:`quant_pipeline.core.schema`. It never
+A source returns polars frames in the raw schemas of :mod:`quant_pipeline.core.data.schema`. It never
 touches the warehouse: the ingestion assets write what it returns.
 """
 

@@ -2,7 +2,7 @@
 
 No files, no network: :func:`generate_market` builds a whole market from a seed with vectorised
 numpy (matrices of trading days x tickers) and returns polars frames in the raw schemas of
-:mod:`quant_pipeline.core.schema` (``source = "demo"``, ``ingested_at`` = the end date at
+:mod:`quant_pipeline.core.data.schema` (``source = "demo"``, ``ingested_at`` = the end date at
 00:00 UTC, so a rerun with the same arguments gives identical frames). :class:`DemoSource` serves
 that market through the :class:`~quant_pipeline.sources.base.Source` interface.
 
@@ -78,7 +78,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import polars as pl
 
-from quant_pipeline.core.schema import (
+from quant_pipeline.core.data.schema import (
     RAW_CORPORATE_ACTIONS,
     RAW_FUNDAMENTALS,
     RAW_MEMBERSHIP,

@@ -30,7 +30,7 @@ from typing import Any
 import polars as pl
 import yaml
 
-from quant_pipeline.core.schema import (
+from quant_pipeline.core.data.schema import (
     FUNDAMENTAL_ITEMS,
     RAW_CORPORATE_ACTIONS,
     RAW_FUNDAMENTALS,

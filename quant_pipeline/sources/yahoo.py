@@ -35,7 +35,7 @@ from typing import Any
 
 import polars as pl
 
-from quant_pipeline.core.schema import (
+from quant_pipeline.core.data.schema import (
     RAW_CORPORATE_ACTIONS,
     RAW_FUNDAMENTALS,
     RAW_INGEST_LOG,

@@ -24,8 +24,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from quant_pipeline.core.ordering import is_sorted_by
-from quant_pipeline.core.schema import RAW_INGEST_LOG, RAW_KEYS, RAW_SCHEMAS
+from quant_pipeline.core.data.frames import is_sorted_by
+from quant_pipeline.core.data.schema import RAW_INGEST_LOG, RAW_KEYS, RAW_SCHEMAS
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def _check_frame(table: str, frame: pl.DataFrame, schema: dict[str, pl.DataType]
         raise WarehouseError(
             f"{table}: frame columns do not match the table schema "
             f"(missing: {missing}, unexpected: {extra}); conform the frame with "
-            "core.schema.conform first"
+            "core.data.schema.conform first"
         )
     for name, dtype in schema.items():
         got = frame.schema[name]

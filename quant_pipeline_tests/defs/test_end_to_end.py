@@ -7,7 +7,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from quant_pipeline.core.strategy import load_strategies
+from quant_pipeline.core.strategies.spec import load_strategies
 from quant_pipeline.definitions import all_assets, asset_checks
 from quant_pipeline.defs.benchmarks import benchmarks
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
@@ -178,7 +178,7 @@ def test_a_ticker_from_the_data_can_be_the_primary_benchmark(built, tmp_path):
 def test_orders_for_a_demo_holdings_file_match_between_the_asset_and_the_cli(
     built, tmp_path, monkeypatch, capsys
 ):
-    from quant_pipeline.cli import main
+    from quant_pipeline.app.cli import main
     from quant_pipeline.defs.health import health_assets, health_checks
     from quant_pipeline.defs.orders import orders_assets
 

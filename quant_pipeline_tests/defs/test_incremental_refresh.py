@@ -14,7 +14,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from quant_pipeline.core.schema import (
+from quant_pipeline.core.data.schema import (
     RAW_CORPORATE_ACTIONS,
     RAW_FUNDAMENTALS,
     RAW_MEMBERSHIP,

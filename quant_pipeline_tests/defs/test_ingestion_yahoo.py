@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 import requests
 
-from quant_pipeline import cli
+from quant_pipeline.app import cli
 from quant_pipeline.defs.ingestion import ingestion_assets
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.sources.yahoo import YahooSource

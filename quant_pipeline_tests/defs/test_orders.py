@@ -7,11 +7,11 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from quant_pipeline.cli import main
-from quant_pipeline.core.packet import read_packet
-from quant_pipeline.core.trading import CommissionModel
+from quant_pipeline.app.cli import main
+from quant_pipeline.app.recommendation import TABLE_COLUMNS
+from quant_pipeline.core.accounts.packet import read_packet
+from quant_pipeline.core.backtest.costs import CommissionModel
 from quant_pipeline.defs.orders import orders_packets
-from quant_pipeline.recommendation import TABLE_COLUMNS
 from quant_pipeline.storage.warehouse import Warehouse
 from quant_pipeline_tests.defs.tiny_market import (
     AS_OF,
@@ -197,7 +197,7 @@ def test_manifest_names_dates_strategy_hash_code_version_source_and_counts(env):
     ).success
     packet = read_packet(env / "outbox" / "2024-03-28_my_portfolio_packet.json")
     m = packet["manifest"]
-    from quant_pipeline.core.strategy import load_strategies
+    from quant_pipeline.core.strategies.spec import load_strategies
 
     assert m["as_of"] == "2024-03-28"
     assert m["latest_price_date"] == "2024-03-28"

@@ -6,9 +6,9 @@ import math
 import dagster as dg
 import pytest
 
-from quant_pipeline.core.strategy import parse_strategy
+from quant_pipeline.core.strategies.spec import parse_strategy
 from quant_pipeline.defs.trading import BacktestConfig, model_settings, trading_model
-from quant_pipeline_tests.core.test_strategy import BASE
+from quant_pipeline_tests.core.strategies.test_spec import BASE
 
 
 def spec_with(trading=None, bps=0.0):

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from quant_pipeline.core.schema import FUNDAMENTAL_ITEMS, RAW_KEYS, RAW_SCHEMAS, SECTORS
+from quant_pipeline.core.data.schema import FUNDAMENTAL_ITEMS, RAW_KEYS, RAW_SCHEMAS, SECTORS
 from quant_pipeline.sources.base import FetchRequest, Source
 from quant_pipeline.sources.demo import (
     BAD_ROW_KINDS,

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from quant_pipeline.core.schema import (
+from quant_pipeline.core.data.schema import (
     RAW_FUNDAMENTALS,
     RAW_MEMBERSHIP,
     RAW_PRICES,

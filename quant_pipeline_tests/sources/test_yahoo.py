@@ -12,7 +12,7 @@ import pytest
 import requests
 from polars.testing import assert_frame_equal
 
-from quant_pipeline.core.schema import RAW_CORPORATE_ACTIONS, RAW_FUNDAMENTALS, RAW_PRICES
+from quant_pipeline.core.data.schema import RAW_CORPORATE_ACTIONS, RAW_FUNDAMENTALS, RAW_PRICES
 from quant_pipeline.sources.base import FetchRequest, Source, SourceError
 from quant_pipeline.sources.yahoo import (
     INGEST_LOG_SCHEMA,

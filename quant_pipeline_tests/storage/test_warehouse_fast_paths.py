@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime
 import polars as pl
 from polars.testing import assert_frame_equal
 
-from quant_pipeline.core.schema import RAW_FUNDAMENTALS, RAW_PRICES, conform
+from quant_pipeline.core.data.schema import RAW_FUNDAMENTALS, RAW_PRICES, conform
 from quant_pipeline.storage.warehouse import Warehouse, WriteStats
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

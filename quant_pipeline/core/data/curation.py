@@ -1,0 +1,556 @@
+"""Curated frames from raw frames: latest vintages, adjusted prices, point-in-time fundamentals.
+
+Pure polars. Every function takes frames in the raw schemas of :mod:`quant_pipeline.core.data.schema`
+and returns frames in the curated layouts of ``docs/design.md``. None of them looks at a calendar:
+timing (which rows a rebalance may use) is decided downstream from ``date`` and ``available_at``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime
+from typing import NamedTuple
+
+import polars as pl
+
+from quant_pipeline.core.data.frames import is_sorted_by
+from quant_pipeline.core.data.schema import (
+    ACTION_TYPES,
+    FLOW_ITEMS,
+    FUNDAMENTAL_ITEMS,
+    PERIOD_TYPES,
+    RAW_PRICES,
+)
+
+log = logging.getLogger(__name__)
+
+CURATED_PRICE_COLUMNS: tuple[str, ...] = (
+    "ticker",
+    "date",
+    "open",
+    "high",
+    "low",
+    "close",
+    "adj_close",
+    "volume",
+    "daily_return",
+)
+TTM_COLUMNS: tuple[str, ...] = tuple(f"{item}_ttm" for item in FLOW_ITEMS)
+CURATED_FUNDAMENTAL_COLUMNS: tuple[str, ...] = (
+    "ticker",
+    "period_end",
+    "period_type",
+    "report_date",
+    "available_at",
+    "ingested_at",
+    *FUNDAMENTAL_ITEMS,
+    *TTM_COLUMNS,
+)
+CURATED_SECURITY_COLUMNS: tuple[str, ...] = (
+    "ticker",
+    "name",
+    "sector",
+    "industry",
+    "exchange",
+    "country",
+    "quote_type",
+    "currency",
+    "shares_outstanding",
+    "market_cap",
+    "source",
+    "ingested_at",
+)
+CURATED_MEMBERSHIP_COLUMNS: tuple[str, ...] = ("universe", "ticker", "start_date", "end_date")
+CURATED_ACTION_COLUMNS: tuple[str, ...] = ("ticker", "date", "action", "value")
+
+# Adjacent fiscal quarter ends lie 13 or 14 weeks (or ~3 calendar months) apart; a skipped
+# quarter is ~180 days. Anything inside this window counts as consecutive.
+_QUARTER_GAP_DAYS = (70, 110)
+
+# Items that are counts and cannot be negative. A vendor's derived estimate can be (the S&P 500
+# dataset's "Estimated Shares Outstanding" is net income / EPS, negative when their signs differ):
+# such a value is unknown, not a reason to refuse the whole table.
+_NON_NEGATIVE_ITEMS = ("shares_outstanding",)
+
+_PRICE_VALUES = ("open", "high", "low", "close", "adj_close", "volume")
+
+
+class CuratedPrices(NamedTuple):
+    """``prices``: curated.prices rows. ``rejected``: raw rows refused, with a ``reason``."""
+
+    prices: pl.DataFrame
+    rejected: pl.DataFrame
+
+
+def _require(frame: pl.DataFrame, columns: tuple[str, ...] | list[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what}: frame lacks columns {missing} (has {frame.columns})")
+
+
+def latest_rows(frame: pl.DataFrame, key: list[str] | tuple[str, ...]) -> pl.DataFrame:
+    """One row per ``key``: the one with the latest ``ingested_at`` (ties: the later row).
+
+    Expects the ``key`` columns and ``ingested_at``. Row order of the result follows the key.
+    A frame already in strictly increasing key order (raw.prices as the warehouse returns it) is
+    returned as is after one O(n) check; otherwise a stable sort and a keep-the-last-row-of-each-
+    key filter, with no hashing of the key (15M string keys cost seconds to hash).
+    """
+    key = list(key)
+    _require(frame, [*key, "ingested_at"], "latest_rows")
+    if is_sorted_by(frame, key):
+        return frame
+    ordered = frame.sort([*key, "ingested_at"], nulls_last=False, maintain_order=True)
+    last_of_key = pl.any_horizontal(pl.col(c).ne_missing(pl.col(c).shift(-1)) for c in key)
+    return ordered.filter(last_of_key.fill_null(True))
+
+
+# --------------------------------------------------------------------------------------------
+# Prices
+
+
+def adjusted_close(prices: pl.DataFrame, actions: pl.DataFrame | None) -> pl.DataFrame:
+    """Return ``prices`` with ``adj_close`` recomputed from as-traded close and actions.
+
+    ``prices``: ticker, date, close (as traded), one row per (ticker, date); other columns kept.
+    ``actions``: ticker, date, action ('split' | 'dividend'), value (split ratio, or cash per
+    share). Yahoo/CRSP convention: ``adj_close == close`` on each ticker's last date; a dividend
+    ``d`` going ex on ``t`` multiplies every price before ``t`` by ``1 - d / close(t-1)``; a split
+    of ratio ``r`` on ``t`` multiplies every price before ``t`` by ``1 / r``. An action dated on a
+    non-trading day applies from the next trading row; actions after a ticker's last row (or on
+    its first) change nothing. Looks at the whole history: this is a restatement of past prices,
+    not something a rebalance computes.
+    """
+    _require(prices, ["ticker", "date", "close"], "adjusted_close prices")
+    out = prices.sort(["ticker", "date"]).with_row_index("_row")
+    if actions is None or actions.height == 0:
+        return out.with_columns(adj_close=pl.col("close")).drop("_row")
+    _require(actions, ["ticker", "date", "action", "value"], "adjusted_close actions")
+    unknown = actions.filter(~pl.col("action").is_in(ACTION_TYPES))
+    if unknown.height:
+        raise ValueError(
+            f"adjusted_close: unknown action types {unknown['action'].unique().to_list()}; "
+            f"expected {ACTION_TYPES}"
+        )
+    rows = out.select(
+        "ticker",
+        "date",
+        prev_close=pl.col("close").shift(1).over("ticker"),
+        is_first=pl.int_range(pl.len()).over("ticker") == 0,
+    )
+    # Each action lands on the first trading row on or after its date.
+    landed = (
+        actions.select("ticker", "date", "action", "value")
+        .sort(["ticker", "date"])
+        .join_asof(
+            rows.rename({"date": "row_date"}).sort(["ticker", "row_date"]),
+            left_on="date",
+            right_on="row_date",
+            by="ticker",
+            strategy="forward",
+            check_sortedness=False,
+        )
+        .filter(pl.col("row_date").is_not_null() & ~pl.col("is_first"))
+        .with_columns(
+            multiplier=pl.when(pl.col("action") == "split")
+            .then(1.0 / pl.col("value"))
+            .otherwise(1.0 - pl.col("value") / pl.col("prev_close"))
+        )
+        .group_by(["ticker", "row_date"])
+        .agg(pl.col("multiplier").product())
+        .rename({"row_date": "date"})
+    )
+    # factor(t) = product of the multipliers of every action strictly after t: shift the
+    # multipliers back one row and take the reverse cumulative product per ticker.
+    return (
+        out.join(landed, on=["ticker", "date"], how="left")
+        .sort("_row")
+        .with_columns(
+            _after=pl.col("multiplier").fill_null(1.0).shift(-1, fill_value=1.0).over("ticker")
+        )
+        .with_columns(
+            adj_close=pl.col("close") * pl.col("_after").cum_prod(reverse=True).over("ticker")
+        )
+        .drop("_row", "multiplier", "_after")
+    )
+
+
+def curate_prices(raw_prices: pl.DataFrame, actions: pl.DataFrame | None = None) -> CuratedPrices:
+    """Validated daily prices with adjusted close and daily return, plus the rows refused.
+
+    ``raw_prices``: raw.prices rows (RAW_PRICES) of ONE source. ``actions``: raw or curated
+    corporate actions (ticker, date, action, value) used only where the source gives no adj_close.
+
+    Steps: keep the latest ``ingested_at`` per (ticker, date); refuse rows with a null, zero or
+    negative close, a non-positive adj_close, high < low, negative volume or a non-finite value
+    (returned in ``rejected`` with a ``reason``); a null adj_close is taken from
+    :func:`adjusted_close` (close and actions of the accepted rows); ``daily_return`` is
+    ``adj_close / previous adj_close of the ticker - 1`` (null on a ticker's first row). Null
+    open/high/low stay null. Output: ``CURATED_PRICE_COLUMNS`` sorted by ticker, date.
+    """
+    _require(raw_prices, tuple(RAW_PRICES), "curate_prices")
+    source = pl.col("source").drop_nulls()
+    if raw_prices.select((source != source.first()).any()).item():
+        sources = raw_prices["source"].unique().drop_nulls().to_list()
+        raise ValueError(
+            f"curate_prices: expected rows of one source, got {sorted(sources)}; "
+            "filter raw.prices by source first"
+        )
+    latest = latest_rows(raw_prices, ["ticker", "date"])
+    reasons = [
+        (pl.col("close").is_null(), "close is null"),
+        (pl.col("close") <= 0, "close <= 0"),
+        (pl.col("adj_close") <= 0, "adj_close <= 0"),
+        (pl.col("high") < pl.col("low"), "high < low"),
+        (pl.col("volume") < 0, "volume < 0"),
+        *(
+            (pl.col(c).is_nan() | pl.col(c).is_infinite(), f"{c} is not finite")
+            for c in _PRICE_VALUES
+        ),
+    ]
+    # Most rows are fine: one boolean pass finds the bad ones, reasons are spelled out for those
+    # only (building a string for each of 15M rows costs more than the rest of the curation).
+    bad = pl.any_horizontal(cond.fill_null(False) for cond, _ in reasons)
+    latest = latest.with_columns(_bad=bad)
+    rejected = (
+        latest.filter(pl.col("_bad"))
+        .drop("_bad")
+        .with_columns(
+            reason=pl.concat_str(
+                [pl.when(cond.fill_null(False)).then(pl.lit(text)) for cond, text in reasons],
+                separator="; ",
+                ignore_nulls=True,
+            )
+        )
+        .sort(["ticker", "date"])
+    )
+    # Only the output columns are copied by the filter (source and ingested_at are 1/4 of a row).
+    keep = [c for c in CURATED_PRICE_COLUMNS if c != "daily_return"]
+    if rejected.height:
+        accepted = latest.select(*keep, "_bad").filter(~pl.col("_bad")).drop("_bad")
+    else:
+        accepted = latest.select(keep)
+    del latest
+    # adjusted_close works ticker by ticker, so only tickers lacking a source adj_close need it.
+    missing = accepted.filter(pl.col("adj_close").is_null()).get_column("ticker").unique()
+    if missing.len():
+        needed = accepted.filter(pl.col("ticker").is_in(missing.implode()))
+        computed = adjusted_close(needed.select("ticker", "date", "close"), actions)
+        accepted = accepted.join(
+            computed.select("ticker", "date", _computed="adj_close"),
+            on=["ticker", "date"],
+            how="left",
+        ).with_columns(adj_close=pl.coalesce("adj_close", "_computed"))
+    if not is_sorted_by(accepted, ["ticker", "date"]):
+        accepted = accepted.sort(["ticker", "date"])
+    # Sorted by (ticker, date): the previous row is the ticker's previous day except on each
+    # ticker's first row, found from the run lengths of ticker (no group-by, no shifted copy of
+    # 15M strings: a third of the transient memory of an expression with .over("ticker")).
+    adj = accepted.get_column("adj_close")
+    daily_return = adj / adj.shift() - 1.0
+    if accepted.height:
+        runs = accepted.get_column("ticker").rle().struct.field("len")
+        daily_return = daily_return.scatter(runs.cum_sum().shift(1, fill_value=0), None)
+    prices = accepted.with_columns(daily_return.alias("daily_return")).select(CURATED_PRICE_COLUMNS)
+    if rejected.height:
+        log.warning("curate_prices: rejected %d rows", rejected.height)
+    return CuratedPrices(prices=prices, rejected=rejected)
+
+
+# --------------------------------------------------------------------------------------------
+# Fundamentals
+
+
+def curate_fundamentals(
+    raw_fundamentals: pl.DataFrame, quarter_lag_days: int = 45, annual_lag_days: int = 90
+) -> pl.DataFrame:
+    """Wide point-in-time fundamentals: one row per (ticker, period_end, period_type).
+
+    ``raw_fundamentals``: raw.fundamentals rows (long: ticker, period_end, period_type, item,
+    value, report_date, source, ingested_at), any number of vintages.
+
+    The latest vintage of each (ticker, period_end, period_type, item) is used; items outside
+    FUNDAMENTAL_ITEMS are ignored and missing items are null columns. ``report_date`` is the
+    latest report date among the period's items; ``available_at`` is ``report_date`` when known,
+    else ``period_end`` + ``quarter_lag_days`` ('Q') or ``annual_lag_days`` ('A');
+    ``ingested_at`` is the latest among the items used. A negative value of a count
+    (``shares_outstanding``) is impossible and becomes null (logged). ``<item>_ttm`` for
+    FLOW_ITEMS: on a quarterly row, the sum of that quarter and the three before it when all
+    four are present and consecutive (else null); on an annual row, the annual value. Every
+    value on a row is known by its ``available_at`` (earlier quarters were reported earlier).
+    Output: ``CURATED_FUNDAMENTAL_COLUMNS`` sorted by ticker, period_end, period_type.
+    """
+    _require(
+        raw_fundamentals,
+        ("ticker", "period_end", "period_type", "item", "value", "report_date", "ingested_at"),
+        "curate_fundamentals",
+    )
+    if quarter_lag_days < 0 or annual_lag_days < 0:
+        raise ValueError("curate_fundamentals: lags must be >= 0 days")
+    bad = raw_fundamentals.filter(~pl.col("period_type").is_in(PERIOD_TYPES))
+    if bad.height:
+        raise ValueError(
+            f"curate_fundamentals: period_type must be one of {PERIOD_TYPES}; "
+            f"got {bad['period_type'].unique().to_list()} in {bad.height} rows, e.g.\n{bad.head(5)}"
+        )
+    period = ["ticker", "period_end", "period_type"]
+    items = latest_rows(
+        raw_fundamentals.filter(pl.col("item").is_in(FUNDAMENTAL_ITEMS)), [*period, "item"]
+    )
+    impossible = pl.col("item").is_in(_NON_NEGATIVE_ITEMS) & (pl.col("value") < 0)
+    dropped = items.filter(impossible)
+    if dropped.height:
+        log.warning(
+            "curate_fundamentals: %d negative %s values set to null, e.g. %s",
+            dropped.height,
+            sorted(dropped["item"].unique().to_list()),
+            dropped.select(*period, "value").head(5).rows(),
+        )
+        items = items.filter(~impossible)
+    wide = items.group_by(period).agg(
+        pl.col("report_date").max(),
+        pl.col("ingested_at").max(),
+        *(
+            pl.col("value").filter(pl.col("item") == item).first().cast(pl.Float64).alias(item)
+            for item in FUNDAMENTAL_ITEMS
+        ),
+    )
+    return _with_ttm(_with_available_at(wide, quarter_lag_days, annual_lag_days)).sort(period)
+
+
+def _with_available_at(
+    wide: pl.DataFrame, quarter_lag_days: int, annual_lag_days: int
+) -> pl.DataFrame:
+    """``available_at`` = report_date when known, else period_end + the period type's lag."""
+    lag = (
+        pl.when(pl.col("period_type") == "Q")
+        .then(pl.duration(days=quarter_lag_days))
+        .otherwise(pl.duration(days=annual_lag_days))
+    )
+    return wide.with_columns(
+        available_at=pl.coalesce("report_date", (pl.col("period_end") + lag).cast(pl.Date))
+    )
+
+
+def _with_ttm(wide: pl.DataFrame) -> pl.DataFrame:
+    """Add ``<item>_ttm`` to wide period rows and select ``CURATED_FUNDAMENTAL_COLUMNS``.
+
+    Quarterly rows: the sum of the quarter and the three before it when all four are present and
+    consecutive (else null); annual rows: the annual value. Extra columns of ``wide`` are dropped.
+    """
+    quarters = wide.filter(pl.col("period_type") == "Q").sort(["ticker", "period_end"])
+    gap = (pl.col("period_end") - pl.col("period_end").shift(1)).dt.total_days()
+    quarters = quarters.with_columns(
+        _consecutive=gap.is_between(*_QUARTER_GAP_DAYS).fill_null(False).over("ticker")
+    ).with_columns(
+        _four=(
+            pl.col("_consecutive")
+            & pl.col("_consecutive").shift(1).fill_null(False)
+            & pl.col("_consecutive").shift(2).fill_null(False)
+        ).over("ticker")
+    )
+    quarters = quarters.with_columns(
+        pl.when(pl.col("_four"))
+        .then(
+            (
+                pl.col(item) + pl.col(item).shift(1) + pl.col(item).shift(2) + pl.col(item).shift(3)
+            ).over("ticker")
+        )
+        .alias(f"{item}_ttm")
+        for item in FLOW_ITEMS
+    ).drop("_consecutive", "_four")
+    annual = wide.filter(pl.col("period_type") == "A").with_columns(
+        pl.col(item).alias(f"{item}_ttm") for item in FLOW_ITEMS
+    )
+    return pl.concat([quarters, annual], how="diagonal_relaxed").select(CURATED_FUNDAMENTAL_COLUMNS)
+
+
+def fundamentals_as_of(
+    raw_fundamentals: pl.DataFrame,
+    as_of: datetime,
+    quarter_lag_days: int = 45,
+    annual_lag_days: int = 90,
+) -> pl.DataFrame:
+    """:func:`curate_fundamentals` over only the vintages ingested at or before ``as_of``.
+
+    What the warehouse knew at ``as_of`` (a naive datetime is read as UTC): restatements
+    ingested later are invisible. Same input and output frames as :func:`curate_fundamentals`.
+    """
+    if as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=UTC)
+    known = raw_fundamentals.filter(pl.col("ingested_at") <= as_of)
+    return curate_fundamentals(known, quarter_lag_days, annual_lag_days)
+
+
+VINTAGE_POINT_IN_TIME = "point_in_time"
+VINTAGE_FIRST_INGESTED = "first_ingested"
+FUNDAMENTAL_VINTAGE_COLUMNS: tuple[str, ...] = (
+    "ticker",
+    "period_end",
+    "period_type",
+    "vintage_at",
+    "report_date",
+    "available_at",
+    "ingested_at",
+    *FUNDAMENTAL_ITEMS,
+)
+
+
+def fundamentals_vintages(
+    raw_fundamentals: pl.DataFrame, quarter_lag_days: int = 45, annual_lag_days: int = 90
+) -> pl.DataFrame:
+    """Every ingested version of every period: the ``curated.fundamentals_vintages`` table.
+
+    ``raw_fundamentals``: raw.fundamentals rows (long, any number of vintages). One output row
+    per (ticker, period_end, period_type, vintage_at), where ``vintage_at`` is each distinct
+    ``ingested_at`` among the period's rows: the period as the warehouse knew it right after that
+    ingestion (per item, the latest value ingested at or before ``vintage_at``; items not yet
+    ingested are null). ``report_date`` and ``available_at`` are computed per version as in
+    :func:`curate_fundamentals`, so a restatement with a later report date becomes available
+    later. No TTM columns: those combine several periods and are computed per as-of view by
+    :func:`fundamentals_known_at`. Output: ``FUNDAMENTAL_VINTAGE_COLUMNS`` sorted by ticker,
+    period_end, period_type, vintage_at. A period ingested once has exactly one row.
+    """
+    _require(
+        raw_fundamentals,
+        ("ticker", "period_end", "period_type", "item", "value", "report_date", "ingested_at"),
+        "fundamentals_vintages",
+    )
+    if quarter_lag_days < 0 or annual_lag_days < 0:
+        raise ValueError("fundamentals_vintages: lags must be >= 0 days")
+    period = ["ticker", "period_end", "period_type"]
+    rows = raw_fundamentals.filter(pl.col("item").is_in(FUNDAMENTAL_ITEMS)).select(
+        *period, "item", "value", "report_date", "ingested_at"
+    )
+    bad = rows.filter(~pl.col("period_type").is_in(PERIOD_TYPES) | pl.col("ingested_at").is_null())
+    if bad.height:
+        raise ValueError(
+            f"fundamentals_vintages: {bad.height} rows have a period_type outside "
+            f"{PERIOD_TYPES} or a null ingested_at, e.g.\n{bad.head(5)}"
+        )
+    versions = rows.select(*period, pl.col("ingested_at").alias("vintage_at")).unique()
+    known = (
+        rows.join(versions, on=period)
+        .filter(pl.col("ingested_at") <= pl.col("vintage_at"))
+        .sort([*period, "vintage_at", "item", "ingested_at"])
+        .unique(subset=[*period, "vintage_at", "item"], keep="last")
+    )
+    wide = known.group_by([*period, "vintage_at"]).agg(
+        pl.col("report_date").max(),
+        pl.col("ingested_at").max(),
+        *(
+            pl.col("value").filter(pl.col("item") == item).first().cast(pl.Float64).alias(item)
+            for item in FUNDAMENTAL_ITEMS
+        ),
+    )
+    return (
+        _with_available_at(wide, quarter_lag_days, annual_lag_days)
+        .select(FUNDAMENTAL_VINTAGE_COLUMNS)
+        .sort([*period, "vintage_at"])
+    )
+
+
+def known_cutoff(as_of: date) -> datetime:
+    """The instant before which a vintage counts as known on rebalance date ``as_of``.
+
+    Midnight UTC at the start of ``as_of``: a rebalance on D sees prices up to D-1, so it sees
+    the vintages ingested before D began, no later.
+    """
+    return datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC)
+
+
+def fundamentals_known_at(
+    vintages: pl.DataFrame, as_of: date, available_before: date | None = None
+) -> pl.DataFrame:
+    """curated.fundamentals as a rebalance on ``as_of`` knows them (restatements respected).
+
+    ``vintages``: :func:`fundamentals_vintages` rows. Per (ticker, period_end, period_type) the
+    version with the latest ``vintage_at`` at or before :func:`known_cutoff` (``as_of``) is used
+    and labelled ``vintage = 'point_in_time'``. When no version of the period had been ingested
+    by then (history loaded later than the date it describes) the EARLIEST version is used and
+    labelled ``'first_ingested'``: the first numbers the warehouse saw, not necessarily the ones
+    published at the time. With ``available_before``, rows with ``available_at >=
+    available_before`` are dropped before TTM values are summed (the audit's truncation).
+
+    Output: ``CURATED_FUNDAMENTAL_COLUMNS`` (TTM summed over the selected versions) plus
+    ``vintage`` and ``vintage_at``, sorted by ticker, period_end, period_type.
+    """
+    _require(vintages, FUNDAMENTAL_VINTAGE_COLUMNS, "fundamentals_known_at")
+    period = ["ticker", "period_end", "period_type"]
+    cutoff = known_cutoff(as_of)
+    known = pl.col("vintage_at") <= cutoff
+    chosen = (
+        vintages.with_columns(_known=known)
+        # Per period: the latest known version if any, else the earliest version.
+        .sort([*period, "_known", "vintage_at"], descending=[False, False, False, True, True])
+        .with_columns(
+            _pick=pl.when(pl.col("_known"))
+            .then(pl.col("vintage_at"))
+            .otherwise(pl.col("vintage_at").min().over(period))
+        )
+        .unique(subset=period, keep="first")
+    )
+    picked = vintages.join(
+        chosen.select(*period, pl.col("_pick").alias("vintage_at")),
+        on=[*period, "vintage_at"],
+    ).with_columns(
+        vintage=pl.when(known)
+        .then(pl.lit(VINTAGE_POINT_IN_TIME))
+        .otherwise(pl.lit(VINTAGE_FIRST_INGESTED))
+    )
+    if available_before is not None:
+        picked = picked.filter(pl.col("available_at") < available_before)
+    labels = picked.select(*period, "vintage", "vintage_at")
+    return _with_ttm(picked).join(labels, on=period, how="left").sort(period)
+
+
+# --------------------------------------------------------------------------------------------
+# Securities, membership, actions
+
+
+def curate_securities(raw_securities: pl.DataFrame) -> pl.DataFrame:
+    """Latest profile per ticker (latest ``ingested_at`` over all sources).
+
+    ``raw_securities``: raw.securities rows. Output: ``CURATED_SECURITY_COLUMNS`` by ticker.
+    """
+    _require(raw_securities, CURATED_SECURITY_COLUMNS, "curate_securities")
+    return latest_rows(raw_securities, ["ticker"]).select(CURATED_SECURITY_COLUMNS)
+
+
+def curate_membership(raw_membership: pl.DataFrame) -> pl.DataFrame:
+    """Universe membership intervals, one row per (universe, ticker, start_date).
+
+    ``raw_membership``: raw.membership rows; when several sources or fetches give the same
+    interval start, the latest ``ingested_at`` wins. ``end_date`` null means still a member.
+    Output: ``CURATED_MEMBERSHIP_COLUMNS`` sorted by universe, ticker, start_date.
+    """
+    key = ["universe", "ticker", "start_date"]
+    _require(raw_membership, [*CURATED_MEMBERSHIP_COLUMNS, "ingested_at"], "curate_membership")
+    return latest_rows(raw_membership, key).select(CURATED_MEMBERSHIP_COLUMNS).sort(key)
+
+
+def curate_actions(raw_actions: pl.DataFrame) -> pl.DataFrame:
+    """Splits and dividends, one row per (ticker, date, action), latest ``ingested_at`` wins.
+
+    ``raw_actions``: raw.corporate_actions rows. Unknown action types raise; rows whose value is
+    null, non-finite or not positive cannot adjust anything and are dropped with a warning.
+    Output: ``CURATED_ACTION_COLUMNS`` sorted by ticker, date, action.
+    """
+    key = ["ticker", "date", "action"]
+    _require(raw_actions, [*CURATED_ACTION_COLUMNS, "ingested_at"], "curate_actions")
+    unknown = raw_actions.filter(~pl.col("action").is_in(ACTION_TYPES))
+    if unknown.height:
+        raise ValueError(
+            f"curate_actions: unknown action types {unknown['action'].unique().to_list()} "
+            f"(expected {ACTION_TYPES}), e.g.\n{unknown.head(5)}"
+        )
+    latest = latest_rows(raw_actions, key)
+    usable = pl.col("value").is_finite().fill_null(False) & (pl.col("value") > 0).fill_null(False)
+    dropped = latest.filter(~usable)
+    if dropped.height:
+        log.warning(
+            "curate_actions: dropped %d actions with a null, non-finite or non-positive value:\n%s",
+            dropped.height,
+            dropped.head(5),
+        )
+    return latest.filter(usable).select(CURATED_ACTION_COLUMNS).sort(key)

@@ -1,0 +1,248 @@
+"""Charts of a backtest as PNG bytes, and a markdown wrapper for Dagster metadata.
+
+Figures are built with ``matplotlib.figure.Figure`` and the Agg canvas directly: no pyplot, so
+no global figure registry to leak and no display backend needed. Every function takes
+``BacktestResult.daily`` (``date, portfolio_return, benchmark_return, equity,
+benchmark_equity, drawdown``) and looks at nothing else.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+
+import numpy as np
+import polars as pl
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+TRADING_DAYS_PER_YEAR = 252
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _require(daily: pl.DataFrame, columns: tuple[str, ...]) -> None:
+    missing = [c for c in columns if c not in daily.columns]
+    if missing:
+        raise ValueError(f"daily lacks column(s) {missing}; it has {daily.columns}")
+    if daily.height == 0:
+        raise ValueError("daily is empty: nothing to plot")
+
+
+def _png(fig: Figure) -> bytes:
+    FigureCanvasAgg(fig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def equity_chart_png(daily: pl.DataFrame, title: str) -> bytes:
+    """Equity vs benchmark equity on a log scale, with the drawdown below, as PNG bytes."""
+    _require(daily, ("date", "equity", "benchmark_equity", "drawdown"))
+    daily = daily.sort("date")
+    dates = daily["date"].to_list()
+    fig = Figure(figsize=(10, 6), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    top.plot(dates, daily["equity"].to_numpy(), label="portfolio", color="tab:blue")
+    bench = daily["benchmark_equity"]
+    if bench.null_count() < bench.len():
+        top.plot(dates, bench.to_numpy(), label="benchmark", color="tab:gray")
+    top.set_yscale("log")
+    plain = FuncFormatter(lambda y, _: f"{y:g}")
+    top.yaxis.set_major_formatter(plain)
+    top.yaxis.set_minor_formatter(plain)
+    top.set_ylabel("equity (log)")
+    top.set_title(title)
+    top.legend(loc="upper left")
+    top.grid(True, which="both", alpha=0.3)
+    drawdown = daily["drawdown"].to_numpy()
+    bottom.fill_between(dates, drawdown, 0.0, color="tab:red", alpha=0.4)
+    bottom.set_ylabel("drawdown")
+    bottom.grid(True, alpha=0.3)
+    return _png(fig)
+
+
+def monthly_returns(daily: pl.DataFrame) -> pl.DataFrame:
+    """``year, month, portfolio_return`` compounded within calendar months."""
+    _require(daily, ("date", "portfolio_return"))
+    return (
+        daily.group_by(
+            pl.col("date").dt.year().alias("year"), pl.col("date").dt.month().alias("month")
+        )
+        .agg(((1.0 + pl.col("portfolio_return")).product() - 1.0).alias("portfolio_return"))
+        .sort("year", "month")
+    )
+
+
+def monthly_heatmap_png(daily: pl.DataFrame) -> bytes:
+    """Heatmap of monthly portfolio returns (years down, months across), as PNG bytes."""
+    months = monthly_returns(daily)
+    years = list(range(months["year"].min(), months["year"].max() + 1))
+    grid = np.full((len(years), 12), np.nan)
+    for year, month, value in months.iter_rows():
+        grid[year - years[0], month - 1] = value
+    finite = grid[np.isfinite(grid)]
+    limit = float(np.max(np.abs(finite))) if finite.size else 0.0
+    limit = limit if limit > 0 else 0.01
+    fig = Figure(figsize=(10, 0.45 * len(years) + 1.5), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(grid, cmap="RdYlGn", vmin=-limit, vmax=limit, aspect="auto")
+    ax.set_xticks(range(12), _MONTHS)
+    ax.set_yticks(range(len(years)), [str(y) for y in years])
+    for (row, col), value in np.ndenumerate(grid):
+        if math.isfinite(value):
+            ax.text(col, row, f"{value:.1%}", ha="center", va="center", fontsize=7)
+    ax.set_title("Monthly returns")
+    fig.colorbar(image, ax=ax, format=lambda x, _: f"{x:.0%}")
+    return _png(fig)
+
+
+def rolling_sharpe(daily: pl.DataFrame, window: int = TRADING_DAYS_PER_YEAR) -> pl.DataFrame:
+    """``date, portfolio_sharpe, benchmark_sharpe``: annualised mean / std of daily returns
+    over the trailing ``window`` days (risk-free rate 0; null until ``window`` days exist)."""
+    _require(daily, ("date", "portfolio_return", "benchmark_return"))
+    if window < 2:
+        raise ValueError(f"window must be at least 2 days, got {window}")
+    scale = math.sqrt(TRADING_DAYS_PER_YEAR)
+
+    def sharpe(column: str) -> pl.Expr:
+        r = pl.col(column)
+        return r.rolling_mean(window) / r.rolling_std(window) * scale
+
+    return daily.sort("date").select(
+        "date",
+        sharpe("portfolio_return").alias("portfolio_sharpe"),
+        sharpe("benchmark_return").alias("benchmark_sharpe"),
+    )
+
+
+def rolling_sharpe_png(daily: pl.DataFrame, window: int = TRADING_DAYS_PER_YEAR) -> bytes:
+    """Rolling annualised Sharpe ratio of portfolio and benchmark, as PNG bytes."""
+    values = rolling_sharpe(daily, window)
+    dates = values["date"].to_list()
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax = fig.subplots()
+    for column, label, color in (
+        ("portfolio_sharpe", "portfolio", "tab:blue"),
+        ("benchmark_sharpe", "benchmark", "tab:gray"),
+    ):
+        ax.plot(dates, values[column].fill_nan(None).to_numpy(), label=label, color=color)
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_title(f"Rolling Sharpe ratio ({window} days)")
+    ax.legend(loc="upper left")
+    ax.grid(True, alpha=0.3)
+    return _png(fig)
+
+
+def drawdown_png(daily: pl.DataFrame, title: str = "Drawdown") -> bytes:
+    """Drawdown of the portfolio (and of the benchmark when ``benchmark_equity`` is given), as PNG.
+
+    ``daily``: ``date, drawdown`` and optionally ``benchmark_equity`` (its drawdown is
+    ``equity / running max - 1``, the same rule as the portfolio's).
+    """
+    _require(daily, ("date", "drawdown"))
+    daily = daily.sort("date")
+    dates = daily["date"].to_list()
+    fig = Figure(figsize=(10, 3.5), layout="constrained")
+    ax = fig.subplots()
+    ax.fill_between(dates, daily["drawdown"].to_numpy(), 0.0, color="tab:red", alpha=0.4)
+    ax.plot(dates, daily["drawdown"].to_numpy(), color="tab:red", linewidth=0.8, label="portfolio")
+    if "benchmark_equity" in daily.columns and daily["benchmark_equity"].null_count() == 0:
+        bench = daily["benchmark_equity"]
+        ax.plot(
+            dates,
+            (bench / bench.cum_max() - 1.0).to_numpy(),
+            color="tab:gray",
+            linewidth=0.8,
+            label="benchmark",
+        )
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:.0%}"))
+    ax.set_title(title)
+    ax.legend(loc="lower left")
+    ax.grid(True, alpha=0.3)
+    return _png(fig)
+
+
+def quarterly_returns_png(quarterly: pl.DataFrame, title: str = "Quarterly returns") -> bytes:
+    """Bars of portfolio and benchmark return per quarter, as PNG bytes.
+
+    ``quarterly``: ``quarter, portfolio_return, benchmark_return`` (``backtest.quarterly`` for
+    one strategy), in the order given.
+    """
+    _require(quarterly, ("quarter", "portfolio_return", "benchmark_return"))
+    labels = quarterly["quarter"].to_list()
+    x = np.arange(len(labels))
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax = fig.subplots()
+    ax.bar(x - 0.2, quarterly["portfolio_return"].to_numpy(), 0.4, label="portfolio")
+    ax.bar(
+        x + 0.2, quarterly["benchmark_return"].to_numpy(), 0.4, label="benchmark", color="tab:gray"
+    )
+    step = max(1, len(labels) // 20)
+    ax.set_xticks(x[::step], labels[::step], rotation=45, ha="right", fontsize=8)
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:.0%}"))
+    ax.set_title(title)
+    ax.legend(loc="upper left")
+    ax.grid(True, axis="y", alpha=0.3)
+    return _png(fig)
+
+
+def sector_exposure_png(exposure: pl.DataFrame, title: str = "Sector exposure") -> bytes:
+    """Stacked weight per sector at each rebalance (held until the next), as PNG bytes.
+
+    ``exposure``: ``date, sector, weight`` (``core.backtest.comparison.sector_exposure`` for one
+    strategy). The white space above the stack is cash.
+    """
+    _require(exposure, ("date", "sector", "weight"))
+    wide = (
+        exposure.pivot(on="sector", index="date", values="weight", aggregate_function="sum")
+        .sort("date")
+        .fill_null(0.0)
+    )
+    sectors = sorted(c for c in wide.columns if c != "date")
+    dates = wide["date"].to_list()
+    fig = Figure(figsize=(10, 4.5), layout="constrained")
+    ax = fig.subplots()
+    if len(dates) == 1:
+        dates = dates * 2  # a single rebalance still draws a band
+        wide = pl.concat([wide, wide])
+    ax.stackplot(
+        dates, *[wide[s].to_numpy() for s in sectors], labels=sectors, step="post", alpha=0.85
+    )
+    ax.set_ylim(0.0, 1.0)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:.0%}"))
+    ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    ax.grid(True, alpha=0.3)
+    return _png(fig)
+
+
+def benchmarks_png(curves: pl.DataFrame, title: str = "Benchmarks") -> bytes:
+    """Equity of each benchmark on a log scale, as PNG bytes.
+
+    ``curves``: ``date, benchmark, equity`` (long, one line per benchmark).
+    """
+    _require(curves, ("date", "benchmark", "equity"))
+    fig = Figure(figsize=(10, 4.5), layout="constrained")
+    ax = fig.subplots()
+    for (name,), part in curves.sort("date").group_by("benchmark", maintain_order=True):
+        ax.plot(part["date"].to_list(), part["equity"].to_numpy(), label=str(name))
+    ax.set_yscale("log")
+    plain = FuncFormatter(lambda y, _: f"{y:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
+    ax.set_title(title)
+    ax.legend(loc="upper left")
+    ax.grid(True, which="both", alpha=0.3)
+    return _png(fig)
+
+
+def md_image(png: bytes, alt: str) -> str:
+    """Markdown image with the PNG inlined as a base64 data URI (renders in Dagster metadata)."""
+    if not png.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise ValueError("md_image expects PNG bytes (they must start with the PNG signature)")
+    encoded = base64.b64encode(png).decode("ascii")
+    safe_alt = alt.replace("[", "(").replace("]", ")")
+    return f"![{safe_alt}](data:image/png;base64,{encoded})"

@@ -1,0 +1,317 @@
+"""The HTML tear sheet of one strategy: a single self-contained page, no network needed to view.
+
+Everything is inline: CSS in a ``<style>`` element, charts (PNG bytes made by ``core/reporting/backtest_charts.py``)
+as base64 ``data:`` URIs, no script, no link to any other resource. The monthly returns table is
+coloured cell by cell in CSS, so it needs no chart of its own. Metric definitions live in
+``docs/metrics.md``; here they are only formatted (fractions shown as percentages).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+
+import polars as pl
+
+from quant_pipeline.core.backtest.metrics import METRIC_KINDS, MetricsInputError, monthly_returns
+
+TRADE_ROWS_SHOWN = 50  # first and last rows of the trade table
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_LABELS = {
+    "cagr": "CAGR",
+    "value_at_risk_95": "Value at risk (95%, daily)",
+    "max_drawdown_duration_days": "Max drawdown duration (trading days)",
+    "win_rate_days": "Winning days",
+    "probabilistic_sharpe_ratio": "Probabilistic Sharpe ratio (vs 0)",
+}
+_CSS = """
+body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto;
+       max-width: 1100px; color: #222; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; }
+.sub { color: #666; margin-top: 0; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { padding: 0.25em 0.6em; border-bottom: 1px solid #eee; text-align: right; }
+th { background: #f4f4f4; } td.name, th.name { text-align: left; }
+code { color: #666; font-size: 0.85em; }
+figure { margin: 1em 0; } figure img { max-width: 100%; }
+figcaption { color: #666; font-size: 0.85em; }
+tr.gap td { text-align: center; color: #666; font-style: italic; }
+"""
+
+
+def metric_label(metric: str) -> str:
+    """A person's name for a metric: ``sharpe_ratio`` -> ``Sharpe ratio``."""
+    if metric in _LABELS:
+        return _LABELS[metric]
+    text = metric.replace("_", " ")
+    return text[:1].upper() + text[1:]
+
+
+def format_metric_value(metric: str, value: float | None) -> str:
+    """``value`` as a person reads it: fractions as percentages (0.1234 -> '12.34%'), ratios with
+    two decimals, day and trade counts as whole numbers; null or NaN as an em dash."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "\u2014"
+    kind = METRIC_KINDS.get(metric, "decimal")
+    if kind == "percent":
+        return f"{value * 100:,.2f}%"
+    if kind == "ratio":
+        return f"{value:,.2f}"
+    if kind in ("days", "count"):
+        return f"{value:,.0f}"
+    if kind == "money":
+        return f"{value:,.2f}"
+    return f"{value:,.4f}"
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _percent(value: float | None) -> str:
+    return format_metric_value("total_return", value)
+
+
+def _cell(value: object, column: str) -> str:
+    if value is None:
+        return "\u2014"
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, float):
+        if column in ("return", "weight", "fees") or column.endswith("_return"):
+            return _percent(value)
+        return f"{value:,.2f}"
+    return str(value)
+
+
+def _table(frame: pl.DataFrame, gap_after: int | None = None, gap_text: str = "") -> str:
+    """A plain HTML table of ``frame``; a gap row after row ``gap_after`` when given."""
+    text_cols = {c for c, t in frame.schema.items() if t == pl.String}
+    head = "".join(
+        f'<th class="name">{_e(c)}</th>' if c in text_cols else f"<th>{_e(c)}</th>"
+        for c in frame.columns
+    )
+    rows = []
+    for i, row in enumerate(frame.iter_rows()):
+        cells = "".join(
+            f'<td class="name">{_e(_cell(v, c))}</td>'
+            if c in text_cols
+            else f"<td>{_e(_cell(v, c))}</td>"
+            for c, v in zip(frame.columns, row, strict=True)
+        )
+        rows.append(f"<tr>{cells}</tr>")
+        if gap_after is not None and i == gap_after:
+            rows.append(f'<tr class="gap"><td colspan="{frame.width}">{_e(gap_text)}</td></tr>')
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _metrics_section(metrics: pl.DataFrame, strategy: str) -> str:
+    cols = ["metric", "value"]
+    missing = [c for c in cols if c not in metrics.columns]
+    if missing:
+        raise MetricsInputError(
+            f"metrics frame is missing column(s) {missing}; it has {metrics.columns}"
+        )
+    if "strategy" in metrics.columns:
+        # The strategy first, then whatever else is given (usually 'benchmark').
+        others = [s for s in metrics["strategy"].unique(maintain_order=True) if s != strategy]
+        columns = [strategy, *others]
+        wide = metrics.pivot(on="strategy", index="metric", values="value", on_columns=columns)
+    else:
+        columns = [strategy]
+        wide = metrics.select("metric", pl.col("value").alias(strategy))
+    known = [m for m in METRIC_KINDS if m in wide["metric"]]
+    extra = [m for m in wide["metric"].to_list() if m not in METRIC_KINDS]
+    head = '<th class="name">metric</th>' + "".join(f"<th>{_e(c)}</th>" for c in columns)
+    by_metric = {row["metric"]: row for row in wide.iter_rows(named=True)}
+    rows = []
+    for metric in known + extra:
+        row = by_metric[metric]
+        values = "".join(f"<td>{_e(format_metric_value(metric, row.get(c)))}</td>" for c in columns)
+        rows.append(
+            f'<tr><td class="name">{_e(metric_label(metric))} <code>{_e(metric)}</code></td>'
+            f"{values}</tr>"
+        )
+    return (
+        f"<h2>Metrics</h2><table><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _heat(value: float | None) -> str:
+    """Background colour for a monthly return: green up, red down, saturating at +-10%."""
+    if value is None:
+        return ""
+    strength = min(abs(value) / 0.10, 1.0)
+    light = round(95 - 40 * strength)
+    hue = 120 if value >= 0 else 0
+    return f' style="background: hsl({hue}, 60%, {light}%)"'
+
+
+def _monthly_section(daily: pl.DataFrame, returns_col: str) -> str:
+    months = monthly_returns(daily, returns_col)
+    years = (
+        months.group_by("year")
+        .agg(((1.0 + pl.col("return")).product() - 1.0).alias("year_return"))
+        .sort("year")
+    )
+    by_key = {(y, m): r for y, m, r in months.iter_rows()}
+    head = "<th>year</th>" + "".join(f"<th>{m}</th>" for m in _MONTHS) + "<th>Year</th>"
+    rows = []
+    for year, year_return in years.iter_rows():
+        cells = []
+        for month in range(1, 13):
+            value = by_key.get((year, month))
+            text = "" if value is None else _percent(value)
+            cells.append(f"<td{_heat(value)}>{_e(text)}</td>")
+        rows.append(
+            f"<tr><td>{year}</td>{''.join(cells)}"
+            f"<td{_heat(year_return)}><b>{_e(_percent(year_return))}</b></td></tr>"
+        )
+    return (
+        "<h2>Monthly returns</h2><table><thead><tr>"
+        f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _quarterly_section(quarterly: pl.DataFrame | None, strategy: str) -> str:
+    if quarterly is None:
+        return ""
+    if "strategy" in quarterly.columns:
+        quarterly = quarterly.filter(pl.col("strategy") == strategy).drop("strategy")
+    if quarterly.height == 0:
+        return "<h2>Quarterly summary</h2><p>No quarter.</p>"
+    return f"<h2>Quarterly summary</h2>{_table(quarterly)}"
+
+
+def _trades_section(trades: pl.DataFrame | None, strategy: str) -> str:
+    if trades is None:
+        return ""
+    if "strategy" in trades.columns:
+        trades = trades.filter(pl.col("strategy") == strategy).drop("strategy")
+    n = trades.height
+    if n == 0:
+        return "<h2>Trades</h2><p>No trade.</p>"
+    if n <= 2 * TRADE_ROWS_SHOWN:
+        return f"<h2>Trades</h2><p>{n} trades.</p>{_table(trades)}"
+    shown = pl.concat([trades.head(TRADE_ROWS_SHOWN), trades.tail(TRADE_ROWS_SHOWN)])
+    hidden = n - 2 * TRADE_ROWS_SHOWN
+    return f"<h2>Trades</h2><p>{n} trades: the first and last {TRADE_ROWS_SHOWN}.</p>" + _table(
+        shown, gap_after=TRADE_ROWS_SHOWN - 1, gap_text=f"\u2026 {hidden} trades \u2026"
+    )
+
+
+def _charts_section(charts: Mapping[str, bytes]) -> str:
+    figures = []
+    for name, png in charts.items():
+        if not isinstance(png, (bytes, bytearray)) or not bytes(png).startswith(_PNG_SIGNATURE):
+            raise MetricsInputError(
+                f"chart {name!r} is not PNG bytes (it must start with the PNG signature)"
+            )
+        uri = "data:image/png;base64," + base64.b64encode(bytes(png)).decode("ascii")
+        figures.append(
+            f'<figure><img alt="{_e(name)}" src="{uri}"><figcaption>{_e(name)}</figcaption>'
+            "</figure>"
+        )
+    return "<h2>Charts</h2>" + "".join(figures) if figures else ""
+
+
+def _relative_section(relative: pl.DataFrame | None, strategy: str) -> str:
+    """One column per benchmark: the strategy measured against it."""
+    if relative is None:
+        return ""
+    if "strategy" in relative.columns:
+        relative = relative.filter(pl.col("strategy") == strategy)
+    if relative.height == 0:
+        return ""
+    names = relative["benchmark"].unique(maintain_order=True).to_list()
+    wide = relative.pivot(on="benchmark", index="metric", values="value", on_columns=names)
+    head = '<th class="name">metric</th>' + "".join(f"<th>{_e(n)}</th>" for n in names)
+    rows = []
+    for row in wide.iter_rows(named=True):
+        metric = row["metric"]
+        kind_of = "cagr" if metric.endswith(("_cagr", "_return")) else metric
+        values = "".join(f"<td>{_e(format_metric_value(kind_of, row[n]))}</td>" for n in names)
+        rows.append(
+            f'<tr><td class="name">{_e(metric_label(metric))} <code>{_e(metric)}</code></td>'
+            f"{values}</tr>"
+        )
+    return (
+        "<h2>Against each benchmark</h2><table><thead><tr>"
+        f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _sleeves_section(sleeves: pl.DataFrame | None) -> str:
+    """A blend's attribution: each sleeve's weight, return and contribution to the blend."""
+    if sleeves is None or sleeves.height == 0:
+        return ""
+    return (
+        "<h2>Sleeves</h2><p>Contribution = the sleeve's profit in units of the starting capital; "
+        "the contributions add up to the blend's return.</p>" + _table(sleeves)
+    )
+
+
+def _labels_section(labels: Mapping[str, str] | None) -> str:
+    if not labels:
+        return ""
+    rows = "".join(
+        f'<tr><td class="name">{_e(k)}</td><td class="name">{_e(v)}</td></tr>'
+        for k, v in labels.items()
+    )
+    return f"<h2>Labels</h2><table><tbody>{rows}</tbody></table>"
+
+
+def render_tearsheet(
+    strategy: str,
+    metrics: pl.DataFrame,
+    daily: pl.DataFrame,
+    trades: pl.DataFrame | None,
+    quarterly: pl.DataFrame | None,
+    charts: Mapping[str, bytes],
+    labels: Mapping[str, str] | None = None,
+    returns_col: str = "portfolio_return",
+    relative: pl.DataFrame | None = None,
+    sleeves: pl.DataFrame | None = None,
+) -> str:
+    """One strategy's tear sheet as a self-contained HTML document (the caller writes the file).
+
+    * ``metrics``: ``metric, value`` (from ``performance_metrics``), or ``strategy, metric,
+      value`` to show several columns side by side (``strategy`` first, e.g. then 'benchmark').
+    * ``daily``: ``date, <returns_col>`` for one strategy (``backtest.daily``); gives the period
+      shown and the monthly returns table.
+    * ``trades``: ``backtest.trades`` rows (any columns; a ``strategy`` column is filtered to
+      ``strategy``); the first and last ``TRADE_ROWS_SHOWN`` rows are shown.
+    * ``quarterly``: ``backtest.quarterly`` rows or None.
+    * ``charts``: title -> PNG bytes, embedded in order as base64 data URIs.
+    * ``labels``: free key -> value pairs (run id, source, settings) shown as a table.
+    * ``relative``: ``[strategy,] benchmark, metric, value`` (``backtest.relative_metrics``),
+      shown as one column per benchmark.
+    * ``sleeves``: a blend's ``backtest.blend_attribution`` rows (without ``strategy``) or None.
+    """
+    if "strategy" in daily.columns:
+        daily = daily.filter(pl.col("strategy") == strategy)
+    dates = daily.select(pl.col("date").min().alias("first"), pl.col("date").max().alias("last"))
+    first, last = dates.row(0) if daily.height else (None, None)
+    sections: Sequence[str] = (
+        _metrics_section(metrics, strategy),
+        _relative_section(relative, strategy),
+        _sleeves_section(sleeves),
+        _charts_section(charts),
+        _monthly_section(daily, returns_col),
+        _quarterly_section(quarterly, strategy),
+        _trades_section(trades, strategy),
+        _labels_section(labels),
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{_e(strategy)} \u2014 tear sheet</title><style>{_CSS}</style></head><body>"
+        f"<h1>{_e(strategy)}</h1>"
+        f'<p class="sub">{_e(first)} to {_e(last)}, {daily.height} trading days</p>'
+        + "".join(sections)
+        + "</body></html>\n"
+    )

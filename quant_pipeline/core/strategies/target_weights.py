@@ -1,0 +1,145 @@
+"""Target weights from scores: ``portfolio.target_weights`` and ``portfolio.constraint_report``.
+
+Input is ``factors.scores`` for one strategy; only rows of the same rebalance date are compared,
+so the weights for D use exactly what the scores for D used (see core.factors.values for the timing).
+
+Selection per rebalance date, greedy by rank (1 = best) over eligible, ranked names: a name is
+skipped when its sector already holds ``floor(max_sector_weight x top_n)`` names (at least 1);
+selection stops at ``top_n``. Equal weights 1/n over the n selected names. When fewer than
+``top_n`` names can be selected, 1/n per name can put a sector above the cap: the report row
+says ``cap_met = false`` with a note, never silently. Names without a sector share one bucket
+(unknown), so they are capped together.
+
+Vectorised: a name's position within its (date, sector) in rank order is a cumulative count, so
+"sector not yet full" is a column test and the first ``top_n`` survivors are the greedy choice.
+"""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+
+from quant_pipeline.core.strategies.spec import StrategySpec
+
+BY = "rebalance_date"
+WEIGHTS_SCHEMA: dict[str, pl.DataType] = {
+    "strategy": pl.String(),
+    "rebalance_date": pl.Date(),
+    "ticker": pl.String(),
+    "sector": pl.String(),
+    "weight": pl.Float64(),
+    "score": pl.Float64(),
+    "rank": pl.Int64(),
+}
+REPORT_SCHEMA: dict[str, pl.DataType] = {
+    "strategy": pl.String(),
+    "rebalance_date": pl.Date(),
+    "n_eligible": pl.Int64(),
+    "n_selected": pl.Int64(),
+    "target_n": pl.Int64(),
+    "max_sector_weight": pl.Float64(),
+    "sector_cap": pl.Float64(),
+    "cap_met": pl.Boolean(),
+    "note": pl.String(),
+}
+CAP_EPS = 1e-9
+
+
+def names_per_sector(spec: StrategySpec) -> int:
+    """The most names one sector may hold: floor(cap x top_n), at least 1 (top_n if no cap)."""
+    cap, n = spec.portfolio.max_sector_weight, spec.portfolio.top_n
+    if cap is None:
+        return n
+    return max(1, math.floor(cap * n + CAP_EPS))
+
+
+def target_weights(scores: pl.DataFrame, spec: StrategySpec) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Equal-weight the best-ranked names per rebalance date under the sector cap.
+
+    Expects factors.scores (rebalance_date, ticker, sector, eligible, score, rank) for this
+    strategy. Returns (portfolio.target_weights, portfolio.constraint_report):
+
+    * target_weights: strategy, rebalance_date, ticker, sector, weight, score, rank; weights sum
+      to 1 on every date with at least one selected name (a date with none has no rows);
+    * constraint_report, one row per rebalance date of ``scores``: n_eligible, n_selected,
+      target_n, max_sector_weight (the largest realised sector weight), sector_cap (the configured
+      limit, null without one), cap_met and a note explaining any shortfall.
+    """
+    missing = sorted(
+        {"rebalance_date", "ticker", "sector", "eligible", "score", "rank"} - set(scores.columns)
+    )
+    if missing:
+        raise ValueError(f"factors.scores: missing column(s) {missing}")
+    top_n = spec.portfolio.top_n
+    per_sector = names_per_sector(spec)
+    cap = spec.portfolio.max_sector_weight
+
+    candidates = (
+        scores.filter(pl.col("eligible") & pl.col("rank").is_not_null())
+        .with_columns(_bucket=pl.col("sector").fill_null("<unknown>"))
+        .sort(BY, "rank", "ticker")
+        .with_columns(_in_sector=pl.int_range(pl.len()).over(BY, "_bucket"))
+        .filter(pl.col("_in_sector") < per_sector)
+        .with_columns(_pos=pl.int_range(pl.len()).over(BY))
+        .filter(pl.col("_pos") < top_n)
+    )
+    weights = (
+        candidates.with_columns(
+            weight=1.0 / pl.len().over(BY),
+            strategy=pl.lit(spec.name),
+        )
+        .select([pl.col(c).cast(t) for c, t in WEIGHTS_SCHEMA.items()])
+        .sort(BY, "rank")
+    )
+
+    dates = scores.group_by(BY).agg(n_eligible=pl.col("eligible").sum().cast(pl.Int64))
+    realised = (
+        candidates.group_by(BY, "_bucket")
+        .agg(pl.len().alias("_k"))
+        .group_by(BY)
+        .agg(n_selected=pl.col("_k").sum().cast(pl.Int64), _max_k=pl.col("_k").max())
+    )
+    report = dates.join(realised, on=BY, how="left").with_columns(
+        pl.col("n_selected").fill_null(0),
+        max_sector_weight=pl.col("_max_k") / pl.col("n_selected"),
+    )
+    cap_lit = pl.lit(cap, pl.Float64)
+    over_cap = (pl.col("max_sector_weight") > cap_lit + CAP_EPS).fill_null(False)
+    short = pl.col("n_selected") < top_n
+    rule = f"at most {per_sector} names per sector" if cap is not None else "no sector cap"
+    note = (
+        pl.when(pl.col("n_selected") == 0)
+        .then(pl.lit(f"no eligible ranked names; portfolio empty ({rule})"))
+        .when(over_cap & short)
+        .then(
+            pl.format(
+                "only {} of {} names selectable ({}); largest sector holds {}, over the cap",
+                "n_selected",
+                pl.lit(top_n),
+                pl.lit(rule),
+                "_max_k",
+            )
+        )
+        .when(over_cap)
+        .then(pl.lit(f"cap x top_n is below one name; kept {rule}, above the cap"))
+        .when(short)
+        .then(
+            pl.format(
+                "only {} of {} names selectable ({})", "n_selected", pl.lit(top_n), pl.lit(rule)
+            )
+        )
+        .otherwise(pl.lit(""))
+    )
+    report = (
+        report.with_columns(
+            strategy=pl.lit(spec.name),
+            target_n=pl.lit(top_n, pl.Int64),
+            sector_cap=cap_lit,
+            cap_met=~over_cap,
+            note=note,
+        )
+        .select([pl.col(c).cast(t) for c, t in REPORT_SCHEMA.items()])
+        .sort(BY)
+    )
+    return weights, report

@@ -1,0 +1,126 @@
+"""Research tables: factor diagnostics wiring, and the luck report on the demo market."""
+
+from datetime import date
+
+import numpy as np
+import polars as pl
+import pytest
+
+from quant_pipeline.core.data.calendar import rebalance_dates, trading_days
+from quant_pipeline.core.reporting.research_charts import (
+    equity_curves_png,
+    ic_summary_png,
+    luck_png,
+    quantile_returns_png,
+)
+from quant_pipeline.core.research.factor_diagnostics import forward_returns
+from quant_pipeline.core.research.tables import factor_diagnostics, luck_report
+from quant_pipeline.sources.demo import generate_market
+
+PNG = b"\x89PNG\r\n\x1a\n"
+D1, D2 = date(2020, 1, 2), date(2020, 2, 3)
+
+
+def test_a_factor_equal_to_the_forward_return_has_ic_one_and_rising_quintiles():
+    fwd = pl.DataFrame(
+        {
+            "rebalance_date": [D1] * 5 + [D2] * 5,
+            "ticker": list("ABCDE") * 2,
+            "forward_return": [0.05, -0.02, 0.01, 0.10, -0.07, 0.03, 0.02, -0.01, 0.0, 0.04],
+        }
+    )
+    values = fwd.rename({"forward_return": "perfect"}).with_columns(
+        noise=pl.Series([1.0, 2.0, 3.0, 4.0, 5.0, 5.0, 4.0, 3.0, 2.0, 1.0]),
+        empty=pl.lit(None, pl.Float64),
+    )
+    per_date, quantiles, summary = factor_diagnostics(values, fwd, ["perfect", "noise", "empty"])
+    assert summary["factor"].to_list() == ["perfect", "noise"]  # no data, no row
+    perfect = summary.row(0, named=True)
+    assert perfect["mean_ic"] == pytest.approx(1.0)
+    assert perfect["hit_rate"] == 1.0 and perfect["n_periods"] == 2
+    # 5 names, 5 quintiles: one name each; the spread is best minus worst forward return
+    assert per_date.filter(pl.col("factor") == "perfect")["spread"].to_list() == pytest.approx(
+        [0.10 - -0.07, 0.04 - -0.01]
+    )
+    assert perfect["top_quantile_return"] == pytest.approx((0.10 + 0.04) / 2)
+    q = quantiles.filter((pl.col("factor") == "perfect") & (pl.col("rebalance_date") == D1))
+    assert q["mean_forward_return"].to_list() == pytest.approx([-0.07, -0.02, 0.01, 0.05, 0.10])
+    # the second date has a previous one: the top quintile changed (D -> E), turnover 1
+    assert per_date.filter(pl.col("factor") == "perfect")["turnover"].to_list()[1] == 1.0
+    assert ic_summary_png(summary).startswith(PNG)
+    assert quantile_returns_png(quantiles).startswith(PNG)
+
+
+@pytest.fixture(scope="module")
+def demo():
+    """A 100-ticker demo market, monthly schedule, with forward returns (labels)."""
+    market = generate_market(100, date(2016, 1, 1), date(2023, 12, 29), seed=11)
+    prices = market.prices.filter(pl.col("adj_close") > 0).select("ticker", "date", "adj_close")
+    dates = rebalance_dates(trading_days(prices), "monthly")
+    fwd = forward_returns(prices, dates)
+    eligible = fwd.select("rebalance_date", "ticker").join(
+        market.securities.select("ticker", "sector"), on="ticker", how="left"
+    )
+    return eligible, fwd
+
+
+def _top(eligible: pl.DataFrame, key: pl.Series, n: int = 10) -> pl.DataFrame:
+    return (
+        eligible.with_columns(_k=key)
+        .filter(pl.col("_k").rank("ordinal", descending=True).over("rebalance_date") <= n)
+        .select("rebalance_date", "ticker", weight=pl.lit(1.0 / n))
+    )
+
+
+def test_a_strategy_that_knows_part_of_the_future_beats_almost_every_random_portfolio(demo):
+    eligible, fwd = demo
+    labelled = eligible.join(fwd, on=["rebalance_date", "ticker"], how="left")
+    rng = np.random.default_rng(3)
+    # planted alpha: the forward return plus noise three times its cross-sectional spread
+    noisy = labelled["forward_return"].to_numpy() + rng.normal(0, 0.25, labelled.height)
+    row, random = luck_report(
+        "planted", eligible, _top(eligible, pl.Series(noisy)), fwd, 10, None, 12.0,
+        n_portfolios=100, seed=1,
+    )  # fmt: skip
+    assert row["sharpe_percentile"] > 95 and row["cagr_percentile"] > 95
+    assert row["sharpe"] < row["oracle_sharpe"]
+    assert random.height == 100 and row["n_periods"] == eligible["rebalance_date"].n_unique()
+    assert luck_png(pl.DataFrame([row]), {"planted": random}).startswith(PNG)
+
+
+def test_strategies_on_random_factors_sit_near_the_middle_of_the_random_baseline(demo):
+    eligible, fwd = demo
+    percentiles = []
+    for seed in range(16):
+        rng = np.random.default_rng(100 + seed)
+        weights = _top(eligible, pl.Series(rng.random(eligible.height)))
+        row, _ = luck_report(
+            "random", eligible, weights, fwd, 10, None, 12.0, n_portfolios=60, seed=seed
+        )
+        percentiles.append(row["sharpe_percentile"])
+    # each is uniform on 0..100 under the null; the mean of 16 has sd 29/4 ~ 7
+    assert 30 < np.mean(percentiles) < 70
+    assert min(percentiles) < 50 < max(percentiles)
+
+
+def test_the_probabilistic_sharpe_ratio_comes_from_the_daily_returns(demo):
+    eligible, fwd = demo
+    weights = _top(eligible, pl.Series(np.arange(eligible.height, dtype=float)))
+    up = [0.01, 0.02, 0.015, 0.012] * 10
+    args = ("x", eligible, weights, fwd, 10, 0.3, 12.0)
+    row, _ = luck_report(*args, daily_returns=up, n_portfolios=5)
+    assert row["probabilistic_sharpe_ratio"] > 0.99
+    none, _ = luck_report(*args, n_portfolios=5)
+    assert none["probabilistic_sharpe_ratio"] is None
+
+
+def test_the_equity_chart_draws_every_strategy():
+    daily = pl.DataFrame(
+        {
+            "strategy": ["a", "a", "b", "b"],
+            "date": [D1, D2, D1, D2],
+            "equity": [1.0, 1.1, 1.0, 0.9],
+            "benchmark_equity": [1.0, 1.05, 1.0, 1.05],
+        }
+    )
+    assert equity_curves_png(daily).startswith(PNG)
