@@ -37,6 +37,7 @@ import numpy as np
 import polars as pl
 
 from quant_pipeline.core.backtest.costs import CommissionModel
+from quant_pipeline.core.data.frames import require_columns
 
 FRACTION_UNIT = 1e-6  # smallest fractional share traded with fractional=True
 
@@ -299,11 +300,7 @@ def _check_amount(name: str, value: float) -> None:
 
 
 def _require(frame: pl.DataFrame, what: str, columns: tuple[str, ...]) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise OrdersError(
-            f"{what} frame lacks column(s) {', '.join(missing)}; it has {', '.join(frame.columns)}"
-        )
+    require_columns(frame, columns, what, OrdersError)
 
 
 def _duplicates(frame: pl.DataFrame, what: str) -> None:

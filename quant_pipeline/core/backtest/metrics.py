@@ -27,7 +27,9 @@ from collections.abc import Sequence
 
 import polars as pl
 
-PERIODS_PER_YEAR = 252
+from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
+from quant_pipeline.core.data.frames import require_columns
+
 # Below this the benchmark's variance is treated as zero (beta undefined), as in empyrical.
 _MIN_VARIANCE = 1e-30
 
@@ -93,19 +95,13 @@ class MetricsInputError(ValueError):
     """The daily or trades frame handed to a metric function breaks one of its rules."""
 
 
-def daily_risk_free(risk_free_rate: float, periods_per_year: int = PERIODS_PER_YEAR) -> float:
+def daily_risk_free(risk_free_rate: float, periods_per_year: int = TRADING_DAYS_PER_YEAR) -> float:
     """The per-period rate equivalent to the annual ``risk_free_rate``: (1+rf)^(1/P) - 1."""
     return (1.0 + risk_free_rate) ** (1.0 / periods_per_year) - 1.0
 
 
 def _require(frame: pl.DataFrame, name: str, columns: Sequence[str]) -> None:
-    if not isinstance(frame, pl.DataFrame):
-        raise MetricsInputError(f"{name} must be a polars DataFrame, got {type(frame).__name__}")
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise MetricsInputError(
-            f"{name} frame is missing column(s) {missing}; it has {frame.columns}"
-        )
+    require_columns(frame, columns, name, MetricsInputError)
 
 
 def _clean_daily(daily: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
@@ -259,7 +255,7 @@ def performance_metrics(
     daily: pl.DataFrame,
     trades: pl.DataFrame | None = None,
     risk_free_rate: float = 0.0,
-    periods_per_year: int = PERIODS_PER_YEAR,
+    periods_per_year: int = TRADING_DAYS_PER_YEAR,
     benchmark_col: str | None = "benchmark_return",
     returns_col: str = "portfolio_return",
     capital: float | None = None,
@@ -419,10 +415,10 @@ def annual_returns(daily: pl.DataFrame, returns_col: str = "portfolio_return") -
 
 def rolling_sharpe(
     daily: pl.DataFrame,
-    window: int = PERIODS_PER_YEAR,
+    window: int = TRADING_DAYS_PER_YEAR,
     returns_col: str = "portfolio_return",
     risk_free_rate: float = 0.0,
-    periods_per_year: int = PERIODS_PER_YEAR,
+    periods_per_year: int = TRADING_DAYS_PER_YEAR,
 ) -> pl.DataFrame:
     """Annualised Sharpe ratio over the trailing ``window`` days: ``date, rolling_sharpe``.
 

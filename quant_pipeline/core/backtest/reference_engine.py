@@ -47,6 +47,8 @@ from typing import NamedTuple
 
 import polars as pl
 
+from quant_pipeline.core.data.frames import require_columns
+
 MAX_STALE_TRADING_DAYS = 5
 
 DAILY_SCHEMA: dict[str, pl.DataType] = {
@@ -126,11 +128,7 @@ class BacktestResult:
 
 
 def _require(frame: pl.DataFrame, name: str, columns: Sequence[str]) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise BacktestInputError(
-            f"{name} lacks column(s) {missing}; it has {frame.columns}, needs {list(columns)}"
-        )
+    require_columns(frame, columns, name, BacktestInputError)
 
 
 def _check_unique(frame: pl.DataFrame, name: str, keys: Sequence[str]) -> None:

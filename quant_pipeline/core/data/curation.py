@@ -13,28 +13,19 @@ from typing import NamedTuple
 
 import polars as pl
 
-from quant_pipeline.core.data.frames import is_sorted_by
+from quant_pipeline.core.data.frames import is_sorted_by, require_columns
 from quant_pipeline.core.data.schema import (
     ACTION_TYPES,
+    CURATED_PRICE_COLUMNS,
     FLOW_ITEMS,
     FUNDAMENTAL_ITEMS,
     PERIOD_TYPES,
+    PRICE_VALUE_COLUMNS,
     RAW_PRICES,
 )
 
 log = logging.getLogger(__name__)
 
-CURATED_PRICE_COLUMNS: tuple[str, ...] = (
-    "ticker",
-    "date",
-    "open",
-    "high",
-    "low",
-    "close",
-    "adj_close",
-    "volume",
-    "daily_return",
-)
 TTM_COLUMNS: tuple[str, ...] = tuple(f"{item}_ttm" for item in FLOW_ITEMS)
 CURATED_FUNDAMENTAL_COLUMNS: tuple[str, ...] = (
     "ticker",
@@ -72,8 +63,6 @@ _QUARTER_GAP_DAYS = (70, 110)
 # such a value is unknown, not a reason to refuse the whole table.
 _NON_NEGATIVE_ITEMS = ("shares_outstanding",)
 
-_PRICE_VALUES = ("open", "high", "low", "close", "adj_close", "volume")
-
 
 class CuratedPrices(NamedTuple):
     """``prices``: curated.prices rows. ``rejected``: raw rows refused, with a ``reason``."""
@@ -83,9 +72,7 @@ class CuratedPrices(NamedTuple):
 
 
 def _require(frame: pl.DataFrame, columns: tuple[str, ...] | list[str], what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{what}: frame lacks columns {missing} (has {frame.columns})")
+    require_columns(frame, columns, what)
 
 
 def latest_rows(frame: pl.DataFrame, key: list[str] | tuple[str, ...]) -> pl.DataFrame:
@@ -205,7 +192,7 @@ def curate_prices(raw_prices: pl.DataFrame, actions: pl.DataFrame | None = None)
         (pl.col("volume") < 0, "volume < 0"),
         *(
             (pl.col(c).is_nan() | pl.col(c).is_infinite(), f"{c} is not finite")
-            for c in _PRICE_VALUES
+            for c in PRICE_VALUE_COLUMNS
         ),
     ]
     # Most rows are fine: one boolean pass finds the bad ones, reasons are spelled out for those

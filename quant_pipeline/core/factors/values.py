@@ -25,11 +25,12 @@ from datetime import date
 import polars as pl
 import polars.selectors as cs
 
-from quant_pipeline.core.data.calendar import trading_days
+from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR, trading_days
+from quant_pipeline.core.data.frames import require_columns
 
 MOMENTUM_SKIP = 21  # trading days skipped at the recent end of the 12-1 momentum window
-MOMENTUM_LOOKBACK = 252
-VOLATILITY_WINDOW = 252
+MOMENTUM_LOOKBACK = TRADING_DAYS_PER_YEAR
+VOLATILITY_WINDOW = TRADING_DAYS_PER_YEAR
 VOLATILITY_MIN_OBS = 126
 VOLUME_WINDOW = 63
 VOLUME_MIN_OBS = 21
@@ -103,10 +104,7 @@ class FactorInputError(ValueError):
 
 
 def _require(frame: pl.DataFrame | pl.LazyFrame, table: str, columns: Iterable[str]) -> None:
-    names = frame.collect_schema().names()
-    missing = [c for c in columns if c not in names]
-    if missing:
-        raise FactorInputError(f"{table}: missing column(s) {missing}; has {names}")
+    require_columns(frame, columns, table, FactorInputError)
 
 
 def _as_date(column: str, dtype: pl.DataType) -> pl.Expr:
@@ -281,7 +279,7 @@ def factor_values(
         volatility=pl.col("daily_return")
         .rolling_std(VOLATILITY_WINDOW, min_samples=VOLATILITY_MIN_OBS)
         .over("_tid")
-        * math.sqrt(252),
+        * math.sqrt(TRADING_DAYS_PER_YEAR),
         momentum_12_1=_ratio(
             _lag_within("adj_close", MOMENTUM_SKIP), _lag_within("adj_close", MOMENTUM_LOOKBACK)
         )

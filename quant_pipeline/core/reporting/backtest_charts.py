@@ -18,16 +18,16 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-TRADING_DAYS_PER_YEAR = 252
+from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
+from quant_pipeline.core.data.frames import require_columns
+
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def _require(daily: pl.DataFrame, columns: tuple[str, ...]) -> None:
-    missing = [c for c in columns if c not in daily.columns]
-    if missing:
-        raise ValueError(f"daily lacks column(s) {missing}; it has {daily.columns}")
-    if daily.height == 0:
-        raise ValueError("daily is empty: nothing to plot")
+def _require(frame: pl.DataFrame, columns: tuple[str, ...], what: str = "daily") -> None:
+    require_columns(frame, columns, what)
+    if frame.height == 0:
+        raise ValueError(f"{what} is empty: nothing to plot")
 
 
 def _png(fig: Figure) -> bytes:

@@ -23,13 +23,13 @@ from datetime import date
 
 import polars as pl
 
+from quant_pipeline.core.data.frames import require_columns
+
 _D = "rebalance_date"
 
 
 def _require(frame: pl.DataFrame, cols: Sequence[str], what: str) -> None:
-    missing = [c for c in cols if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{what}: missing column(s) {missing}; has {frame.columns}")
+    require_columns(frame, cols, what)
 
 
 def forward_returns(

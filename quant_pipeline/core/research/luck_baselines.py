@@ -22,14 +22,14 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 import polars as pl
 
+from quant_pipeline.core.data.frames import require_columns
+
 _D = "rebalance_date"
 _ROWS_PER_BLOCK = 4_000_000  # bounds memory: portfolios are drawn in blocks of about this size
 
 
 def _require(frame: pl.DataFrame, cols: Sequence[str], what: str) -> None:
-    missing = [c for c in cols if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{what}: missing column(s) {missing}; has {frame.columns}")
+    require_columns(frame, cols, what)
 
 
 def _max_per_sector(n_names: int, sector_cap: float | None) -> int:

@@ -29,16 +29,10 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-PRICE_COLUMNS: tuple[str, ...] = (
-    "ticker",
-    "date",
-    "open",
-    "high",
-    "low",
-    "close",
-    "adj_close",
-    "volume",
-)
+from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
+from quant_pipeline.core.data.frames import require_columns
+from quant_pipeline.core.data.schema import OHLC_COLUMNS, PRICE_COLUMNS
+
 SIGNAL_COLUMNS: tuple[str, ...] = ("ticker", "date", "entry", "exit", "signal_strength")
 
 _T = "ticker"
@@ -49,9 +43,7 @@ _T = "ticker"
 
 
 def _require_columns(frame: pl.DataFrame, required: tuple[str, ...], what: str) -> None:
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{what}: missing column(s) {missing}; expected at least {list(required)}")
+    require_columns(frame, required, what)
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
@@ -88,7 +80,7 @@ def adjusted_ohlcv(prices: pl.DataFrame) -> pl.DataFrame:
     _require_columns(prices, PRICE_COLUMNS, "prices")
     if prices.is_empty():
         return prices.select(PRICE_COLUMNS[:2]).with_columns(
-            [pl.lit(None, pl.Float64).alias(c) for c in ("open", "high", "low", "close", "volume")]
+            [pl.lit(None, pl.Float64).alias(c) for c in (*OHLC_COLUMNS, "volume")]
         )
     nulls = prices.filter(pl.col("close").is_null() | pl.col("ticker").is_null())
     if nulls.height:
@@ -161,7 +153,9 @@ def rolling_low(n: int, col: str = "low") -> pl.Expr:
     return pl.col(col).rolling_min(window_size=n).over(_T)
 
 
-def relative_strength(frame: pl.DataFrame, n: int = 252, col: str = "close") -> pl.DataFrame:
+def relative_strength(
+    frame: pl.DataFrame, n: int = TRADING_DAYS_PER_YEAR, col: str = "close"
+) -> pl.DataFrame:
     """Add ``rs_return`` (return of ``col`` over the last ``n`` rows) and ``rs_percentile``.
 
     ``frame``: (ticker, date, ``col``) sorted by (ticker, date). ``rs_percentile`` is, per date,
@@ -273,9 +267,9 @@ class CanSlim:
     stop belongs to :func:`signal_to_weights` ``stop_loss``).
     """
 
-    rs_n: int = 252
+    rs_n: int = TRADING_DAYS_PER_YEAR
     rs_min: float = 80.0
-    high_n: int = 252
+    high_n: int = TRADING_DAYS_PER_YEAR
     high_within: float = 0.15
     volume_n: int = 50
     volume_mult: float = 1.5
