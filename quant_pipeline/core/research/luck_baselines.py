@@ -1,4 +1,4 @@
-"""Is it luck? Random-portfolio baselines, a perfect-foresight bound, the probabilistic Sharpe.
+"""Is it luck? Random-portfolio baselines and a perfect-foresight bound.
 
 A strategy's result means little alone. Here it is set against (a) many random portfolios drawn
 under the same universe, size, sector cap and schedule, and (b) the best portfolio the same
@@ -12,6 +12,8 @@ Frames::
 
 Random draws use numpy's PCG64 generator with the given seed: the same inputs and seed give the
 same portfolios. Forward returns are labels: only the oracle reads them, to set an upper bound.
+The probabilistic Sharpe ratio of the luck table is core.backtest.metrics.probabilistic_sharpe_ratio
+(one definition, the one of backtest.metrics).
 """
 
 from __future__ import annotations
@@ -334,34 +336,3 @@ def percentile_of(value: float, distribution: Iterable[float]) -> float:
     if x.size == 0:
         raise ValueError("percentile_of: the distribution has no finite values")
     return float(100.0 * ((x < value).sum() + 0.5 * (x == value).sum()) / x.size)
-
-
-def probabilistic_sharpe_ratio(returns: Iterable[float], sr_benchmark: float = 0.0) -> float:
-    """Probability that the true Sharpe ratio exceeds ``sr_benchmark`` (Bailey & Lopez de Prado).
-
-    ``returns``: per-period returns (nulls/NaN dropped); ``sr_benchmark`` in the same per-period
-    units (not annualised). With SR = mean / std (ddof=1), skewness g3 = m3 / m2^1.5 and kurtosis
-    g4 = m4 / m2^2 (central moments, not excess; 3 for a normal):
-
-        PSR = Phi( (SR - sr_benchmark) x sqrt(n - 1) / sqrt(1 - g3 x SR + (g4 - 1) / 4 x SR^2) )
-
-    NaN when there are fewer than 3 returns or they are constant.
-    """
-    r = np.asarray([np.nan if v is None else v for v in returns], dtype=np.float64)
-    r = r[np.isfinite(r)]
-    n = r.size
-    if n < 3:
-        return math.nan
-    dev = r - r.mean()
-    m2 = float(np.mean(dev**2))
-    sd = float(r.std(ddof=1))
-    if m2 == 0.0 or sd == 0.0:
-        return math.nan
-    sr = float(r.mean()) / sd
-    g3 = float(np.mean(dev**3)) / m2**1.5
-    g4 = float(np.mean(dev**4)) / m2**2
-    var = 1.0 - g3 * sr + (g4 - 1.0) / 4.0 * sr**2
-    if var <= 0:
-        return math.nan
-    z = (sr - sr_benchmark) * math.sqrt(n - 1) / math.sqrt(var)
-    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import numpy as np
 import polars as pl
 
+from quant_pipeline.core.backtest.metrics import probabilistic_sharpe_ratio
 from quant_pipeline.core.research import factor_diagnostics as dx
 from quant_pipeline.core.research import luck_baselines as luck
 
@@ -176,8 +177,10 @@ def luck_report(
     sector cap, seeded) and the oracle are all scored the same way: period return = sum of
     weight x forward return, no costs (core.research.luck_baselines.fast_period_returns; random_period_returns for
     the random ones, the same draws as random_portfolios without the weights frame), so the
-    percentiles compare like with like. ``daily_returns`` (the backtest's, net of costs) give the
-    probabilistic Sharpe ratio, in daily units against 0.
+    percentiles compare like with like. ``daily_returns`` (the backtest's, net of costs: every
+    day of ``backtest.daily``, the first one included, nulls and NaN dropped) give the
+    probabilistic Sharpe ratio against 0 — core.backtest.metrics.probabilistic_sharpe_ratio, the
+    same function and series as the ``probabilistic_sharpe_ratio`` row of ``backtest.metrics``.
 
     Returns (one LUCK_SCHEMA row as a dict, the random portfolios' (portfolio_id, n_periods,
     cagr, sharpe)).
@@ -224,7 +227,9 @@ def luck_report(
         "probabilistic_sharpe_ratio": (
             None
             if daily_returns is None
-            else _finite(luck.probabilistic_sharpe_ratio(daily_returns))
+            else probabilistic_sharpe_ratio(
+                pl.Series(list(daily_returns), dtype=pl.Float64).drop_nulls().drop_nans()
+            )
         ),
     }
     return row, random
@@ -238,7 +243,3 @@ def _percentile(value: float | None, distribution: np.ndarray) -> float | None:
 
 def _q(x: np.ndarray, q: float) -> float | None:
     return float(np.quantile(x, q)) if x.size else None
-
-
-def _finite(x: float) -> float | None:
-    return x if np.isfinite(x) else None

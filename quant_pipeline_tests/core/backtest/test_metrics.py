@@ -24,6 +24,7 @@ from quant_pipeline.core.backtest.metrics import (
     drawdown_series,
     monthly_returns,
     performance_metrics,
+    probabilistic_sharpe_ratio,
     rolling_sharpe,
 )
 
@@ -386,3 +387,34 @@ def test_bad_daily_frames_are_rejected_with_the_rule_broken(daily, change, messa
 
 def test_unsorted_daily_rows_give_the_same_metrics_as_sorted_ones(daily):
     assert_frame_equal(performance_metrics(daily.reverse()), performance_metrics(daily))
+
+
+# The probabilistic Sharpe ratio is one function, also the luck table's (core.research.tables).
+def test_probabilistic_sharpe_ratio_golden():
+    # returns 1%, 2%, -1%, 3%, 0%: mean 0.01, deviations 0, .01, -.02, .02, -.01
+    # std (ddof 1) = sqrt(0.001 / 4) -> SR = 0.01 / 0.0158114 = sqrt(0.4)
+    # m2 = 0.0002, m3 = 0 -> skew 0, m4 = 3.4e-7 / 5 = 6.8e-8 -> kurtosis 6.8e-8 / 4e-8 = 1.7
+    # z = sqrt(0.4) x sqrt(4) / sqrt(1 + 0.7 / 4 x 0.4) = 1.2649 / 1.0344 = 1.22284
+    z = math.sqrt(0.4) * 2.0 / math.sqrt(1.07)
+    expected = 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))  # Phi(1.22284) = 0.8893
+    psr = probabilistic_sharpe_ratio(pl.Series([0.01, 0.02, -0.01, 0.03, 0.0]))
+    assert psr == pytest.approx(expected, rel=1e-12)
+    assert psr == pytest.approx(0.8893, abs=1e-4)
+
+
+def test_probabilistic_sharpe_ratio_matches_scipy_moments_and_falls_with_a_higher_bar():
+    r = np.random.default_rng(11).standard_t(5, 300) * 0.01 + 0.001
+    sr = r.mean() / r.std(ddof=1)
+    g3, g4 = stats.skew(r), stats.kurtosis(r, fisher=False)
+    z = (sr - 0.02) * math.sqrt(299) / math.sqrt(1 - g3 * sr + (g4 - 1) / 4 * sr**2)
+    assert probabilistic_sharpe_ratio(pl.Series(r), benchmark_sharpe=0.02) == pytest.approx(
+        stats.norm.cdf(z), rel=1e-9
+    )
+    assert probabilistic_sharpe_ratio(
+        pl.Series(r), benchmark_sharpe=0.1
+    ) < probabilistic_sharpe_ratio(pl.Series(r))
+
+
+def test_probabilistic_sharpe_ratio_is_null_for_too_few_or_constant_returns():
+    assert probabilistic_sharpe_ratio(pl.Series([0.01, 0.02])) is None
+    assert probabilistic_sharpe_ratio(pl.Series([0.01] * 10)) is None
