@@ -26,7 +26,7 @@ import polars as pl
 import polars.selectors as cs
 
 from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR, trading_days
-from quant_pipeline.core.data.frames import require_columns
+from quant_pipeline.core.data.frames import is_sorted_by, require_columns
 
 MOMENTUM_SKIP = 21  # trading days skipped at the recent end of the 12-1 momentum window
 MOMENTUM_LOOKBACK = TRADING_DAYS_PER_YEAR
@@ -265,7 +265,7 @@ def factor_values(
     # One pass over the strings (rle_id) gives the ids and, with a native sortedness test of the
     # ticker column, proves the (ticker, date) order; flagged sorted, the ids group as slices.
     px = px.with_columns(_tid=pl.col("ticker").rle_id())
-    if not _is_sorted_by_ticker_date(px):
+    if not is_sorted_by(px, ["ticker", "date"]):
         px = px.sort("ticker", "date").with_columns(_tid=pl.col("ticker").rle_id())
     px = px.with_columns(pl.col("_tid").set_sorted())
     new_ticker = pl.col("_tid") != pl.col("_tid").shift()
@@ -332,22 +332,6 @@ def _lag_within(column: str, n: int) -> pl.Expr:
     """
     same = pl.col("_tid").shift(n) == pl.col("_tid")
     return pl.when(same).then(pl.col(column).shift(n)).otherwise(None)
-
-
-def _is_sorted_by_ticker_date(frame: pl.DataFrame) -> bool:
-    """True when rows are in strictly increasing (ticker, date) order (an O(n) check).
-
-    ``frame`` carries ``_tid = ticker.rle_id()``. The ticker column must be non-decreasing (a
-    native check) and null-free; within a run of one ticker the dates must strictly increase.
-    """
-    if frame.height <= 1:
-        return True
-    ticker = frame.get_column("ticker")
-    if ticker.null_count() or not ticker.is_sorted():
-        return False
-    tid, date_ = pl.col("_tid"), pl.col("date")
-    in_order = (tid != tid.shift()) | (date_ > date_.shift())
-    return bool(frame.select(in_order.slice(1).fill_null(False).all()).item())
 
 
 def _join_fundamentals(

@@ -23,7 +23,7 @@ from datetime import date
 
 import polars as pl
 
-from quant_pipeline.core.data.frames import require_columns
+from quant_pipeline.core.data.frames import is_sorted_by, require_columns
 
 _D = "rebalance_date"
 
@@ -60,7 +60,7 @@ def forward_returns(
     px = prices.select("ticker", "date", pl.col("adj_close").cast(pl.Float64)).filter(
         pl.col("adj_close").is_not_null()
     )
-    if not _sorted_by_ticker_and_date(px):
+    if not is_sorted_by(px, ["ticker", "date"]):
         px = px.sort("ticker", "date", maintain_order=True)
     tid, k = pl.col("_t"), pl.col("_k")
     ends = (
@@ -90,21 +90,6 @@ def forward_returns(
         .filter(pl.col("forward_return").is_finite())
         .sort(_D, "ticker")
     )
-
-
-def _sorted_by_ticker_and_date(px: pl.DataFrame) -> bool:
-    return _sorted_by(px, ["ticker", "date"])
-
-
-def _sorted_by(frame: pl.DataFrame, keys: Sequence[str]) -> bool:
-    """True when ``frame`` is strictly increasing in ``keys`` (lexicographic, no repeated key)."""
-    if frame.height < 2:
-        return True
-    ordered = pl.lit(False)
-    for key in reversed(keys):
-        c = pl.col(key)
-        ordered = (c > c.shift(1)) | ((c == c.shift(1)) & ordered)
-    return bool(frame.select(ordered.slice(1).all()).item())
 
 
 # ---- the long form: one pass for many factors ------------------------------------------------
@@ -252,7 +237,7 @@ def lagged_long(values: pl.DataFrame, quantiles: int, by: Sequence[str] = ()) ->
         pl.col("_p").shift(1) == pl.col("_p") - 1
     )
     ranked = _with_period_index(values.with_columns(_q=_quantile_expr("_f", quantiles, by)), by)
-    if not _sorted_by(ranked, [*keys, _D]):
+    if not is_sorted_by(ranked, [*keys, _D]):
         ranked = ranked.sort(*keys, _D)
     return ranked.with_columns(
         pl.when(same).then(pl.col("_f").shift(1)).alias("_f0"),

@@ -82,9 +82,17 @@ def factor_diagnostics(
     turnover and the rank autocorrelation; per factor, date and quantile the mean forward return;
     per factor the IC mean, std, t-stat and hit rate and the means of the other columns.
     """
+    factors = list(dict.fromkeys(factors))
+    per_date, per_quantile = _per_date_and_quantile(factor_frame, fwd, factors, quantiles)
+    return per_date, per_quantile, _factor_summary(per_date, per_quantile, factors, quantiles)
+
+
+def _per_date_and_quantile(
+    factor_frame: pl.DataFrame, fwd: pl.DataFrame, factors: list[str], quantiles: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The IC_SCHEMA and QUANTILES_SCHEMA tables, factors named, factors without an IC left out."""
     # Every factor in one long frame, so each rank, quantile and join is one polars pass over
     # (factor, rebalance_date) groups instead of one pass per factor.
-    factors = list(dict.fromkeys(factors))
     by = ("factor",)
     values = dx.long_values(factor_frame, factors)
     joined = dx.long_joined(factor_frame, factors, fwd)
@@ -120,6 +128,13 @@ def factor_diagnostics(
         .select([pl.col(c).cast(t) for c, t in QUANTILES_SCHEMA.items()])
         .sort("factor", _D, "quantile")
     )
+    return per_date, per_quantile
+
+
+def _factor_summary(
+    per_date: pl.DataFrame, per_quantile: pl.DataFrame, factors: list[str], quantiles: int
+) -> pl.DataFrame:
+    """One SUMMARY_SCHEMA row per factor of ``per_date``, in the order of ``factors``."""
     dates_by_factor = per_date.partition_by("factor", as_dict=True)
     quantiles_by_factor = per_quantile.partition_by("factor", as_dict=True)
     summary = []
@@ -148,7 +163,7 @@ def factor_diagnostics(
                 "mean_rank_autocorrelation": rows["rank_autocorrelation"].mean(),
             }
         )
-    return per_date, per_quantile, pl.DataFrame(summary, schema=SUMMARY_SCHEMA)
+    return pl.DataFrame(summary, schema=SUMMARY_SCHEMA)
 
 
 def _first(frame: pl.DataFrame) -> float | None:
