@@ -100,13 +100,9 @@ def daily_risk_free(risk_free_rate: float, periods_per_year: int = TRADING_DAYS_
     return (1.0 + risk_free_rate) ** (1.0 / periods_per_year) - 1.0
 
 
-def _require(frame: pl.DataFrame, name: str, columns: Sequence[str]) -> None:
-    require_columns(frame, columns, name, MetricsInputError)
-
-
 def _clean_daily(daily: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
     """``daily`` sorted by date after checking the rules every metric relies on."""
-    _require(daily, "daily", ["date", *columns])
+    require_columns(daily, ["date", *columns], "daily", MetricsInputError)
     if daily.height == 0:
         raise MetricsInputError("daily frame is empty: metrics need at least one daily return")
     if "strategy" in daily.columns and daily["strategy"].n_unique() > 1:
@@ -362,7 +358,7 @@ def _trading_costs(
 
 
 def _trade_metrics(trades: pl.DataFrame) -> dict[str, float | None]:
-    _require(trades, "trades", ["exit_date", "return"])
+    require_columns(trades, ["exit_date", "return"], "trades", MetricsInputError)
     closed = trades.filter(pl.col("exit_date").is_not_null())
     returns = pl.col("return")
     if "fees" in closed.columns:
@@ -540,7 +536,9 @@ def comparison_table(metrics_long: pl.DataFrame) -> pl.DataFrame:
     another strategy, e.g. ``'benchmark'``). Returns ``strategy`` then the ``COMPARISON_METRICS``
     columns (null when a strategy lacks one), strategies in order of first appearance.
     """
-    _require(metrics_long, "metrics_long", ["strategy", "metric", "value"])
+    require_columns(
+        metrics_long, ["strategy", "metric", "value"], "metrics_long", MetricsInputError
+    )
     dup = metrics_long.filter(pl.struct("strategy", "metric").is_duplicated())
     if dup.height:
         raise MetricsInputError(

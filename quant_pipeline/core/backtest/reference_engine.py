@@ -127,10 +127,6 @@ class BacktestResult:
     unfilled: pl.DataFrame
 
 
-def _require(frame: pl.DataFrame, name: str, columns: Sequence[str]) -> None:
-    require_columns(frame, columns, name, BacktestInputError)
-
-
 def _check_unique(frame: pl.DataFrame, name: str, keys: Sequence[str]) -> None:
     dup = frame.filter(pl.struct(keys).is_duplicated())
     if dup.height:
@@ -149,7 +145,9 @@ def members_only(frame: pl.DataFrame, membership: pl.DataFrame | None) -> pl.Dat
     """
     if membership is None:
         return frame
-    _require(membership, "membership", ("ticker", "start_date", "end_date"))
+    require_columns(
+        membership, ("ticker", "start_date", "end_date"), "membership", BacktestInputError
+    )
     if "universe" in membership.columns and membership["universe"].n_unique() > 1:
         raise BacktestInputError(
             "membership holds several universes "
@@ -181,7 +179,7 @@ def equal_weight_benchmark(
 
     Returns ``date, benchmark_return`` sorted by date, one row per date with at least one return.
     """
-    _require(prices, "prices", ("ticker", "date", "daily_return"))
+    require_columns(prices, ("ticker", "date", "daily_return"), "prices", BacktestInputError)
     returns = prices.select("ticker", "date", "daily_return").filter(
         pl.col("daily_return").is_not_null() & pl.col("daily_return").is_not_nan()
     )
@@ -195,7 +193,7 @@ def equal_weight_benchmark(
 
 
 def _prepare_weights(weights: pl.DataFrame) -> pl.DataFrame:
-    _require(weights, "weights", ("rebalance_date", "ticker", "weight"))
+    require_columns(weights, ("rebalance_date", "ticker", "weight"), "weights", BacktestInputError)
     if "strategy" in weights.columns and weights["strategy"].n_unique() > 1:
         raise BacktestInputError(
             "weights holds several strategies "
@@ -238,7 +236,7 @@ def _prepare_weights(weights: pl.DataFrame) -> pl.DataFrame:
 
 def _price_columns(prices: pl.DataFrame) -> pl.DataFrame:
     """The columns the engine reads, with the contract dtypes (a no-op on curated.prices)."""
-    _require(prices, "prices", ("ticker", "date", "close", "adj_close"))
+    require_columns(prices, ("ticker", "date", "close", "adj_close"), "prices", BacktestInputError)
     return prices.select(
         pl.col("ticker").cast(pl.String),
         pl.col("date").cast(pl.Date),
@@ -598,7 +596,7 @@ def run_backtest(
 
     if benchmark is None:
         benchmark = equal_weight_benchmark(prices)
-    _require(benchmark, "benchmark", ("date", "benchmark_return"))
+    require_columns(benchmark, ("date", "benchmark_return"), "benchmark", BacktestInputError)
     bench = benchmark.select(
         pl.col("date").cast(pl.Date), pl.col("benchmark_return").cast(pl.Float64)
     )
@@ -759,7 +757,9 @@ def quarterly_summary(daily: pl.DataFrame) -> pl.DataFrame:
     ``portfolio_return`` and ``benchmark_return`` (prod(1 + r) - 1 over the quarter's days)
     and ``excess_return`` = portfolio minus benchmark, sorted by quarter.
     """
-    _require(daily, "daily", ("date", "portfolio_return", "benchmark_return"))
+    require_columns(
+        daily, ("date", "portfolio_return", "benchmark_return"), "daily", BacktestInputError
+    )
     keys = ["strategy"] if "strategy" in daily.columns else []
     quarter = pl.format("{}Q{}", pl.col("date").dt.year(), pl.col("date").dt.quarter()).alias(
         "quarter"

@@ -55,6 +55,7 @@ import polars as pl
 from quant_pipeline.core.backtest import reference_engine as bt
 from quant_pipeline.core.backtest.costs import CommissionModel
 from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
+from quant_pipeline.core.data.frames import require_columns
 
 SIM_DAILY_SCHEMA: dict[str, pl.DataType] = {
     **bt.DAILY_SCHEMA,
@@ -640,7 +641,7 @@ def _daily(
     )
     if benchmark is None:
         benchmark = bt.equal_weight_benchmark(prices)
-    bt._require(benchmark, "benchmark", ("date", "benchmark_return"))
+    require_columns(benchmark, ("date", "benchmark_return"), "benchmark", bt.BacktestInputError)
     bench = benchmark.select(
         pl.col("date").cast(pl.Date), pl.col("benchmark_return").cast(pl.Float64)
     )

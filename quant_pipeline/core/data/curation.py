@@ -71,10 +71,6 @@ class CuratedPrices(NamedTuple):
     rejected: pl.DataFrame
 
 
-def _require(frame: pl.DataFrame, columns: tuple[str, ...] | list[str], what: str) -> None:
-    require_columns(frame, columns, what)
-
-
 def latest_rows(frame: pl.DataFrame, key: list[str] | tuple[str, ...]) -> pl.DataFrame:
     """One row per ``key``: the one with the latest ``ingested_at`` (ties: the later row).
 
@@ -84,7 +80,7 @@ def latest_rows(frame: pl.DataFrame, key: list[str] | tuple[str, ...]) -> pl.Dat
     key filter, with no hashing of the key (15M string keys cost seconds to hash).
     """
     key = list(key)
-    _require(frame, [*key, "ingested_at"], "latest_rows")
+    require_columns(frame, [*key, "ingested_at"], "latest_rows")
     if is_sorted_by(frame, key):
         return frame
     ordered = frame.sort([*key, "ingested_at"], nulls_last=False, maintain_order=True)
@@ -108,11 +104,11 @@ def adjusted_close(prices: pl.DataFrame, actions: pl.DataFrame | None) -> pl.Dat
     its first) change nothing. Looks at the whole history: this is a restatement of past prices,
     not something a rebalance computes.
     """
-    _require(prices, ["ticker", "date", "close"], "adjusted_close prices")
+    require_columns(prices, ["ticker", "date", "close"], "adjusted_close prices")
     out = prices.sort(["ticker", "date"]).with_row_index("_row")
     if actions is None or actions.height == 0:
         return out.with_columns(adj_close=pl.col("close")).drop("_row")
-    _require(actions, ["ticker", "date", "action", "value"], "adjusted_close actions")
+    require_columns(actions, ["ticker", "date", "action", "value"], "adjusted_close actions")
     unknown = actions.filter(~pl.col("action").is_in(ACTION_TYPES))
     if unknown.height:
         raise ValueError(
@@ -175,7 +171,7 @@ def curate_prices(raw_prices: pl.DataFrame, actions: pl.DataFrame | None = None)
     ``adj_close / previous adj_close of the ticker - 1`` (null on a ticker's first row). Null
     open/high/low stay null. Output: ``CURATED_PRICE_COLUMNS`` sorted by ticker, date.
     """
-    _require(raw_prices, tuple(RAW_PRICES), "curate_prices")
+    require_columns(raw_prices, tuple(RAW_PRICES), "curate_prices")
     source = pl.col("source").drop_nulls()
     if raw_prices.select((source != source.first()).any()).item():
         sources = raw_prices["source"].unique().drop_nulls().to_list()
@@ -267,7 +263,7 @@ def curate_fundamentals(
     value on a row is known by its ``available_at`` (earlier quarters were reported earlier).
     Output: ``CURATED_FUNDAMENTAL_COLUMNS`` sorted by ticker, period_end, period_type.
     """
-    _require(
+    require_columns(
         raw_fundamentals,
         ("ticker", "period_end", "period_type", "item", "value", "report_date", "ingested_at"),
         "curate_fundamentals",
@@ -398,7 +394,7 @@ def fundamentals_vintages(
     :func:`fundamentals_known_at`. Output: ``FUNDAMENTAL_VINTAGE_COLUMNS`` sorted by ticker,
     period_end, period_type, vintage_at. A period ingested once has exactly one row.
     """
-    _require(
+    require_columns(
         raw_fundamentals,
         ("ticker", "period_end", "period_type", "item", "value", "report_date", "ingested_at"),
         "fundamentals_vintages",
@@ -462,7 +458,7 @@ def fundamentals_known_at(
     Output: ``CURATED_FUNDAMENTAL_COLUMNS`` (TTM summed over the selected versions) plus
     ``vintage`` and ``vintage_at``, sorted by ticker, period_end, period_type.
     """
-    _require(vintages, FUNDAMENTAL_VINTAGE_COLUMNS, "fundamentals_known_at")
+    require_columns(vintages, FUNDAMENTAL_VINTAGE_COLUMNS, "fundamentals_known_at")
     period = ["ticker", "period_end", "period_type"]
     cutoff = known_cutoff(as_of)
     known = pl.col("vintage_at") <= cutoff
@@ -500,7 +496,7 @@ def curate_securities(raw_securities: pl.DataFrame) -> pl.DataFrame:
 
     ``raw_securities``: raw.securities rows. Output: ``CURATED_SECURITY_COLUMNS`` by ticker.
     """
-    _require(raw_securities, CURATED_SECURITY_COLUMNS, "curate_securities")
+    require_columns(raw_securities, CURATED_SECURITY_COLUMNS, "curate_securities")
     return latest_rows(raw_securities, ["ticker"]).select(CURATED_SECURITY_COLUMNS)
 
 
@@ -512,7 +508,9 @@ def curate_membership(raw_membership: pl.DataFrame) -> pl.DataFrame:
     Output: ``CURATED_MEMBERSHIP_COLUMNS`` sorted by universe, ticker, start_date.
     """
     key = ["universe", "ticker", "start_date"]
-    _require(raw_membership, [*CURATED_MEMBERSHIP_COLUMNS, "ingested_at"], "curate_membership")
+    require_columns(
+        raw_membership, [*CURATED_MEMBERSHIP_COLUMNS, "ingested_at"], "curate_membership"
+    )
     return latest_rows(raw_membership, key).select(CURATED_MEMBERSHIP_COLUMNS).sort(key)
 
 
@@ -524,7 +522,7 @@ def curate_actions(raw_actions: pl.DataFrame) -> pl.DataFrame:
     Output: ``CURATED_ACTION_COLUMNS`` sorted by ticker, date, action.
     """
     key = ["ticker", "date", "action"]
-    _require(raw_actions, [*CURATED_ACTION_COLUMNS, "ingested_at"], "curate_actions")
+    require_columns(raw_actions, [*CURATED_ACTION_COLUMNS, "ingested_at"], "curate_actions")
     unknown = raw_actions.filter(~pl.col("action").is_in(ACTION_TYPES))
     if unknown.height:
         raise ValueError(

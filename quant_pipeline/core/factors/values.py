@@ -27,6 +27,7 @@ import polars.selectors as cs
 
 from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR, trading_days
 from quant_pipeline.core.data.frames import is_sorted_by, require_columns
+from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
 
 MOMENTUM_SKIP = 21  # trading days skipped at the recent end of the 12-1 momentum window
 MOMENTUM_LOOKBACK = TRADING_DAYS_PER_YEAR
@@ -74,7 +75,7 @@ FACTOR_VALUES_SCHEMA: dict[str, pl.DataType] = {
     "shares_from_profile": pl.Boolean(),
 }
 
-PRICE_INPUT = ("ticker", "date", "close", "adj_close", "volume", "daily_return")
+PRICE_INPUT = CLOSE_PRICE_COLUMNS  # ticker, date, close, adj_close, volume, daily_return
 FUNDAMENTAL_INPUT = (
     "ticker",
     "period_end",
@@ -101,10 +102,6 @@ MEMBERSHIP_INPUT = ("ticker", "start_date", "end_date")
 
 class FactorInputError(ValueError):
     """An input frame of :func:`factor_values` breaks its contract."""
-
-
-def _require(frame: pl.DataFrame | pl.LazyFrame, table: str, columns: Iterable[str]) -> None:
-    require_columns(frame, columns, table, FactorInputError)
 
 
 def _as_date(column: str, dtype: pl.DataType) -> pl.Expr:
@@ -225,11 +222,11 @@ def factor_values(
     * in_universe: with membership, an interval with start_date <= D and (end_date null or
       end_date >= D); without, the ticker has a price in the 5 trading days up to t.
     """
-    _require(prices, "curated.prices", PRICE_INPUT)
-    _require(fundamentals, "curated.fundamentals", FUNDAMENTAL_INPUT)
-    _require(securities, "curated.securities", SECURITY_INPUT)
+    require_columns(prices, PRICE_INPUT, "curated.prices", FactorInputError)
+    require_columns(fundamentals, FUNDAMENTAL_INPUT, "curated.fundamentals", FactorInputError)
+    require_columns(securities, SECURITY_INPUT, "curated.securities", FactorInputError)
     if membership is not None:
-        _require(membership, "curated.membership", MEMBERSHIP_INPUT)
+        require_columns(membership, MEMBERSHIP_INPUT, "curated.membership", FactorInputError)
 
     days = trading_days(prices)
     calendar = (
@@ -400,7 +397,7 @@ def _attach_universe(
     if membership is not None:
         members = membership.lazy()
         if universe is not None:
-            _require(membership, "curated.membership", ["universe"])
+            require_columns(membership, ["universe"], "curated.membership", FactorInputError)
             members = members.filter(pl.col("universe") == universe)
         members = members.select(
             pl.col("ticker").cast(pl.String),

@@ -25,7 +25,8 @@ from quant_pipeline.core.data.frames import require_columns
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def _require(frame: pl.DataFrame, columns: tuple[str, ...], what: str = "daily") -> None:
+def _plottable(frame: pl.DataFrame, columns: tuple[str, ...], what: str = "daily") -> None:
+    """``frame`` has ``columns`` (core.data.frames.require_columns) and at least one row."""
     require_columns(frame, columns, what)
     if frame.height == 0:
         raise ValueError(f"{what} is empty: nothing to plot")
@@ -40,7 +41,7 @@ def _png(fig: Figure) -> bytes:
 
 def equity_chart_png(daily: pl.DataFrame, title: str) -> bytes:
     """Equity vs benchmark equity on a log scale, with the drawdown below, as PNG bytes."""
-    _require(daily, ("date", "equity", "benchmark_equity", "drawdown"))
+    _plottable(daily, ("date", "equity", "benchmark_equity", "drawdown"))
     daily = daily.sort("date")
     dates = daily["date"].to_list()
     fig = Figure(figsize=(10, 6), layout="constrained")
@@ -95,7 +96,7 @@ def sharpe_lines(daily: pl.DataFrame, window: int = TRADING_DAYS_PER_YEAR) -> pl
     :func:`core.backtest.metrics.rolling_sharpe` (risk-free rate 0) of its column, so the chart
     and the tables agree: null until ``window`` days exist and where the window's returns are
     constant. A benchmark column with a null day gives no benchmark line (all null)."""
-    _require(daily, ("date", "portfolio_return", "benchmark_return"))
+    _plottable(daily, ("date", "portfolio_return", "benchmark_return"))
     lines = rolling_sharpe(daily, window, "portfolio_return").rename(
         {"rolling_sharpe": "portfolio_sharpe"}
     )
@@ -129,7 +130,7 @@ def drawdown_png(daily: pl.DataFrame, title: str = "Drawdown") -> bytes:
     ``daily``: ``date, drawdown`` and optionally ``benchmark_equity`` (its drawdown is
     ``equity / running max - 1``, the same rule as the portfolio's).
     """
-    _require(daily, ("date", "drawdown"))
+    _plottable(daily, ("date", "drawdown"))
     daily = daily.sort("date")
     dates = daily["date"].to_list()
     fig = Figure(figsize=(10, 3.5), layout="constrained")
@@ -158,7 +159,7 @@ def quarterly_returns_png(quarterly: pl.DataFrame, title: str = "Quarterly retur
     ``quarterly``: ``quarter, portfolio_return, benchmark_return`` (``backtest.quarterly`` for
     one strategy), in the order given.
     """
-    _require(quarterly, ("quarter", "portfolio_return", "benchmark_return"))
+    _plottable(quarterly, ("quarter", "portfolio_return", "benchmark_return"))
     labels = quarterly["quarter"].to_list()
     x = np.arange(len(labels))
     fig = Figure(figsize=(10, 4), layout="constrained")
@@ -183,7 +184,7 @@ def sector_exposure_png(exposure: pl.DataFrame, title: str = "Sector exposure") 
     ``exposure``: ``date, sector, weight`` (``core.backtest.comparison.sector_exposure`` for one
     strategy). The white space above the stack is cash.
     """
-    _require(exposure, ("date", "sector", "weight"))
+    _plottable(exposure, ("date", "sector", "weight"))
     wide = (
         exposure.pivot(on="sector", index="date", values="weight", aggregate_function="sum")
         .sort("date")
@@ -212,7 +213,7 @@ def benchmarks_png(curves: pl.DataFrame, title: str = "Benchmarks") -> bytes:
 
     ``curves``: ``date, benchmark, equity`` (long, one line per benchmark).
     """
-    _require(curves, ("date", "benchmark", "equity"))
+    _plottable(curves, ("date", "benchmark", "equity"))
     fig = Figure(figsize=(10, 4.5), layout="constrained")
     ax = fig.subplots()
     for (name,), part in curves.sort("date").group_by("benchmark", maintain_order=True):

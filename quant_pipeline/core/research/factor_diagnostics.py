@@ -28,10 +28,6 @@ from quant_pipeline.core.data.frames import is_sorted_by, require_columns
 _D = "rebalance_date"
 
 
-def _require(frame: pl.DataFrame, cols: Sequence[str], what: str) -> None:
-    require_columns(frame, cols, what)
-
-
 def forward_returns(
     prices: pl.DataFrame, rebalance_dates: Sequence[date] | pl.Series
 ) -> pl.DataFrame:
@@ -46,7 +42,7 @@ def forward_returns(
 
     Returns (rebalance_date, ticker, forward_return) sorted by date and ticker.
     """
-    _require(prices, ("ticker", "date", "adj_close"), "prices")
+    require_columns(prices, ("ticker", "date", "adj_close"), "prices")
     dates = pl.Series(_D, rebalance_dates, dtype=pl.Date).unique().sort()
     schema = {_D: pl.Date, "ticker": pl.String, "forward_return": pl.Float64}
     if dates.len() < 2 or prices.is_empty():
@@ -104,7 +100,7 @@ def long_values(factor_frame: pl.DataFrame, factors: Sequence[str]) -> pl.DataFr
 
     ``factor`` is the factor's position in ``factors`` and ``ticker`` a per-frame Int32 code:
     integer keys keep the many window and group-by passes cheap."""
-    _require(factor_frame, (_D, "ticker", *factors), "factor frame")
+    require_columns(factor_frame, (_D, "ticker", *factors), "factor frame")
     wide = factor_frame.select(
         _D,
         pl.col("ticker").rank("dense").cast(pl.Int32),
@@ -135,8 +131,8 @@ def long_joined(
     """(factor, rebalance_date, _f, forward_return): finite values joined to finite returns.
 
     The join runs once on the wide frame; ``factor`` is the position in ``factors``."""
-    _require(factor_frame, (_D, "ticker", *factors), "factor frame")
-    _require(fwd, (_D, "ticker", "forward_return"), "forward returns")
+    require_columns(factor_frame, (_D, "ticker", *factors), "factor frame")
+    require_columns(fwd, (_D, "ticker", "forward_return"), "forward returns")
     wide = (
         factor_frame.select(_D, "ticker", *[pl.col(f).cast(pl.Float64) for f in factors])
         .join(fwd.select(_D, "ticker", "forward_return"), on=[_D, "ticker"], how="inner")
@@ -146,7 +142,7 @@ def long_joined(
 
 
 def _single(factor_frame: pl.DataFrame, factor_col: str) -> pl.DataFrame:
-    _require(factor_frame, (_D, "ticker", factor_col), "factor frame")
+    require_columns(factor_frame, (_D, "ticker", factor_col), "factor frame")
     return factor_frame.select(
         _D, "ticker", pl.col(factor_col).cast(pl.Float64).alias("_f")
     ).filter(pl.col("_f").is_finite())
@@ -154,7 +150,7 @@ def _single(factor_frame: pl.DataFrame, factor_col: str) -> pl.DataFrame:
 
 def _join_returns(values: pl.DataFrame, fwd: pl.DataFrame) -> pl.DataFrame:
     """Finite factor values joined to finite forward returns on (rebalance_date, ticker)."""
-    _require(fwd, (_D, "ticker", "forward_return"), "forward returns")
+    require_columns(fwd, (_D, "ticker", "forward_return"), "forward returns")
     return values.join(
         fwd.select(_D, "ticker", "forward_return"), on=[_D, "ticker"], how="inner"
     ).filter(pl.col("forward_return").is_finite())
@@ -205,7 +201,7 @@ def quantile_returns_long(
 
 def top_minus_bottom_long(quantile_frame: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFrame:
     """(*by, rebalance_date, top, bottom, spread); see top_minus_bottom."""
-    _require(quantile_frame, (*by, _D, "quantile", "mean_forward_return"), "quantile frame")
+    require_columns(quantile_frame, (*by, _D, "quantile", "mean_forward_return"), "quantile frame")
     q = pl.col("quantile")
     r = pl.col("mean_forward_return")
     return (
@@ -301,7 +297,7 @@ def ic_summary(ic: pl.DataFrame) -> dict[str, float | int | None]:
     mean, std (sample, ddof=1), t_stat = mean / (std / sqrt(n_periods)), hit_rate = share of
     periods with ic > 0, n_periods. Statistics that need more periods than exist are None.
     """
-    _require(ic, ("ic",), "ic frame")
+    require_columns(ic, ("ic",), "ic frame")
     x = ic["ic"].drop_nulls().drop_nans()
     n = x.len()
     mean = float(x.mean()) if n else None  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ The probabilistic Sharpe ratio of the luck table is core.backtest.metrics.probab
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import polars as pl
@@ -28,10 +28,6 @@ from quant_pipeline.core.data.frames import require_columns
 
 _D = "rebalance_date"
 _ROWS_PER_BLOCK = 4_000_000  # bounds memory: portfolios are drawn in blocks of about this size
-
-
-def _require(frame: pl.DataFrame, cols: Sequence[str], what: str) -> None:
-    require_columns(frame, cols, what)
 
 
 def _max_per_sector(n_names: int, sector_cap: float | None) -> int:
@@ -48,7 +44,7 @@ def _max_per_sector(n_names: int, sector_cap: float | None) -> int:
 def _eligible(eligible: pl.DataFrame) -> pl.DataFrame:
     """Unique (date, ticker) rows plus integer group keys: ``_gd`` per date, ``_gs`` per
     (date, sector). Windows over one integer column are several times faster than over three."""
-    _require(eligible, (_D, "ticker", "sector"), "eligible")
+    require_columns(eligible, (_D, "ticker", "sector"), "eligible")
     frame = (
         eligible.select(_D, "ticker", pl.col("sector").fill_null("Unknown"))
         .unique([_D, "ticker"], keep="first")
@@ -83,7 +79,7 @@ _TIE_BITS = 23  # low bits of a random key hold the name's column: keys are dist
 def _by_date_and_sector(eligible: pl.DataFrame) -> pl.DataFrame:
     """Unique (date, ticker) rows, a null sector as "Unknown", sorted by date, sector, ticker:
     each date's names are one contiguous block and each sector a contiguous run inside it."""
-    _require(eligible, (_D, "ticker", "sector"), "eligible")
+    require_columns(eligible, (_D, "ticker", "sector"), "eligible")
     return (
         eligible.select(_D, "ticker", pl.col("sector").fill_null("Unknown"))
         .unique([_D, "ticker"], keep="first")
@@ -226,7 +222,7 @@ def random_period_returns(
     """
     per_sector = _max_per_sector(n_names, sector_cap)
     _check_n_portfolios(n_portfolios)
-    _require(fwd, (_D, "ticker", "forward_return"), "forward returns")
+    require_columns(fwd, (_D, "ticker", "forward_return"), "forward returns")
     base = _by_date_and_sector(eligible)
     r = (
         base.join(fwd.select(_D, "ticker", "forward_return"), on=[_D, "ticker"], how="left")
@@ -264,7 +260,7 @@ def oracle_portfolio(
     Returns (rebalance_date, ticker, sector, weight, forward_return).
     """
     per_sector = _max_per_sector(n_names, sector_cap)
-    _require(fwd, (_D, "ticker", "forward_return"), "forward returns")
+    require_columns(fwd, (_D, "ticker", "forward_return"), "forward returns")
     frame = (
         _eligible(eligible)
         .join(fwd.select(_D, "ticker", "forward_return"), on=[_D, "ticker"], how="inner")
@@ -290,8 +286,8 @@ def fast_period_returns(weights: pl.DataFrame, fwd: pl.DataFrame) -> pl.DataFram
     frame is one portfolio.
     Returns ([portfolio_id,] rebalance_date, period_return) sorted.
     """
-    _require(weights, (_D, "ticker", "weight"), "weights")
-    _require(fwd, (_D, "ticker", "forward_return"), "forward returns")
+    require_columns(weights, (_D, "ticker", "weight"), "weights")
+    require_columns(fwd, (_D, "ticker", "forward_return"), "forward returns")
     group = (["portfolio_id"] if "portfolio_id" in weights.columns else []) + [_D]
     return (
         weights.join(fwd.select(_D, "ticker", "forward_return"), on=[_D, "ticker"], how="left")
@@ -311,7 +307,7 @@ def portfolio_summary(period_returns: pl.DataFrame, periods_per_year: float) -> 
     cagr = prod(1 + r)^(periods_per_year / n) - 1; sharpe = mean(r) / std(r, ddof=1) x
     sqrt(periods_per_year). Returns ([portfolio_id,] n_periods, cagr, sharpe).
     """
-    _require(period_returns, ("period_return",), "period returns")
+    require_columns(period_returns, ("period_return",), "period returns")
     if periods_per_year <= 0:
         raise ValueError(f"parameter 'periods_per_year' must be > 0, got {periods_per_year!r}")
     r = pl.col("period_return")

@@ -42,10 +42,6 @@ _T = "ticker"
 # validation helpers
 
 
-def _require_columns(frame: pl.DataFrame, required: tuple[str, ...], what: str) -> None:
-    require_columns(frame, required, what)
-
-
 def _check_int(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"parameter {name!r} must be an integer >= {minimum}, got {value!r}")
@@ -77,7 +73,7 @@ def adjusted_ohlcv(prices: pl.DataFrame) -> pl.DataFrame:
     adj_close means factor 1; null open/high/low fall back to the close, null volume to 0.
     Uses only each row's own values (no look-ahead).
     """
-    _require_columns(prices, PRICE_COLUMNS, "prices")
+    require_columns(prices, PRICE_COLUMNS, "prices")
     if prices.is_empty():
         return prices.select(PRICE_COLUMNS[:2]).with_columns(
             [pl.lit(None, pl.Float64).alias(c) for c in (*OHLC_COLUMNS, "volume")]
@@ -164,7 +160,7 @@ def relative_strength(
     expression because the two windows (per ticker, then per date) cannot nest in polars.
     """
     _check_int("n", n, 1)
-    _require_columns(frame, ("ticker", "date", col), "relative_strength frame")
+    require_columns(frame, ("ticker", "date", col), "relative_strength frame")
     ret = (pl.col(col) / pl.col(col).shift(n) - 1.0).over(_T)
     return frame.with_columns(rs_return=ret).with_columns(
         rs_percentile=(100.0 * pl.col("rs_return").rank("max") / pl.col("rs_return").count()).over(
@@ -307,7 +303,7 @@ class CanSlim:
 
 
 def _join_earnings_acceleration(df: pl.DataFrame, values: pl.DataFrame) -> pl.DataFrame:
-    _require_columns(
+    require_columns(
         values,
         ("rebalance_date", "ticker", "quarterly_earnings_growth"),
         "fundamentals_values (factors.values)",
@@ -645,7 +641,7 @@ def signal_to_weights(
             raise ValueError("signal_to_weights: stop_loss needs the prices frame (adj_close)")
     if sizing not in ("slot", "equal"):
         raise ValueError(f"parameter 'sizing' must be 'slot' or 'equal', got {sizing!r}")
-    _require_columns(signals, SIGNAL_COLUMNS, "signals")
+    require_columns(signals, SIGNAL_COLUMNS, "signals")
     out_schema = {
         "rebalance_date": pl.Date,
         "ticker": pl.String,
@@ -678,7 +674,7 @@ def signal_to_weights(
     close = None
     if stop_loss is not None:
         assert prices is not None
-        _require_columns(prices, ("ticker", "date", "adj_close"), "prices")
+        require_columns(prices, ("ticker", "date", "adj_close"), "prices")
         px = prices.filter(
             pl.col("date").is_in(dates.implode()) & pl.col("ticker").is_in(tickers.implode())
         )
