@@ -1,4 +1,13 @@
-"""Backtest engine: target weights and prices in; daily returns, trades and holdings out.
+"""Reference backtest engine: target weights and prices in; daily returns, trades and holdings out.
+
+**Role: an oracle, not the engine of any table.** Every ``backtest.*`` table comes from
+:func:`core.backtest.share_simulation.simulate`. :func:`run_backtest` here is the independent,
+vectorised computation of the same rules (fractional, free trading) that the tests
+(``quant_pipeline_tests/core/backtest/test_share_simulation.py``: the simulation reproduces it to
+1e-10) and the benchmark harness (``benchmarks/stage.py``) check the simulation against; keep it,
+and keep it independent of the simulation's loop. The module also holds what both engines share
+(``BacktestInputError``, ``members_only``, ``equal_weight_benchmark``, the buy-price rule,
+``quarterly_summary``), which is why production code imports it.
 
 Pure polars, vectorised: every holding period is expanded to (period, ticker, day) rows by joins,
 prices are attached with an as-of join, and the portfolio value is a grouped sum. No loop runs
