@@ -477,11 +477,24 @@ def _relative_metrics(
     return out
 
 
+def compounded(returns_col: str) -> pl.Expr:
+    """``prod(1 + r) - 1`` of a column of daily returns: the return of a period (an aggregation)."""
+    return (1.0 + pl.col(returns_col)).product() - 1.0
+
+
+def month_keys() -> list[pl.Expr]:
+    """``year: i32, month: i32`` of ``date``: the calendar-month keys of every monthly table."""
+    return [
+        pl.col("date").dt.year().cast(pl.Int32).alias("year"),
+        pl.col("date").dt.month().cast(pl.Int32).alias("month"),
+    ]
+
+
 def _period_returns(daily: pl.DataFrame, returns_col: str, keys: list[pl.Expr]) -> pl.DataFrame:
     frame = _clean_daily(daily, [returns_col])
     return (
         frame.group_by(keys)
-        .agg(((1.0 + pl.col(returns_col)).product() - 1.0).alias("return"))
+        .agg(compounded(returns_col).alias("return"))
         .sort([k.meta.output_name() for k in keys])
     )
 
@@ -492,9 +505,7 @@ def monthly_returns(daily: pl.DataFrame, returns_col: str = "portfolio_return") 
     ``daily``: ``date`` and ``returns_col`` (daily simple returns). A month partly covered
     (first or last of the backtest) compounds only the days present.
     """
-    keys = [pl.col("date").dt.year().cast(pl.Int32).alias("year")]
-    keys.append(pl.col("date").dt.month().cast(pl.Int32).alias("month"))
-    return _period_returns(daily, returns_col, keys)
+    return _period_returns(daily, returns_col, month_keys())
 
 
 def annual_returns(daily: pl.DataFrame, returns_col: str = "portfolio_return") -> pl.DataFrame:
