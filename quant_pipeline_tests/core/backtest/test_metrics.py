@@ -13,6 +13,7 @@ import pytest
 from polars.testing import assert_frame_equal
 from scipy import stats
 
+from quant_pipeline.core.backtest import metrics
 from quant_pipeline.core.backtest.metrics import (
     COMPARISON_METRICS,
     METRIC_KINDS,
@@ -418,3 +419,36 @@ def test_probabilistic_sharpe_ratio_matches_scipy_moments_and_falls_with_a_highe
 def test_probabilistic_sharpe_ratio_is_null_for_too_few_or_constant_returns():
     assert probabilistic_sharpe_ratio(pl.Series([0.01, 0.02])) is None
     assert probabilistic_sharpe_ratio(pl.Series([0.01] * 10)) is None
+
+
+@pytest.mark.parametrize("risk_free_rate", [0.0, 0.03])
+def test_each_row_of_the_table_is_its_named_metric_function(random_days, risk_free_rate):
+    # The table, the tear sheet and the charts share these functions: the row must be the
+    # function's value exactly, not a second computation that happens to agree.
+    table = as_dict(performance_metrics(random_days, risk_free_rate=risk_free_rate))
+    r = random_days.sort("date")["portfolio_return"]
+    rf = {"risk_free_rate": risk_free_rate}
+    assert table["total_return"] == metrics.total_return(r)
+    assert table["cagr"] == metrics.cagr(r)
+    assert table["annual_volatility"] == metrics.annual_volatility(r)
+    assert table["annual_variance"] == metrics.annual_variance(r)
+    assert table["sharpe_ratio"] == metrics.sharpe_ratio(r, **rf)
+    assert table["probabilistic_sharpe_ratio"] == metrics.probabilistic_sharpe_ratio(r, **rf)
+    assert table["sortino_ratio"] == metrics.sortino_ratio(r, **rf)
+    assert table["max_drawdown"] == metrics.max_drawdown(r)
+    assert table["calmar_ratio"] == metrics.calmar_ratio(r)
+    assert table["max_drawdown_duration_days"] == metrics.max_drawdown_duration(r)
+    assert table["win_rate_days"] == metrics.win_rate_days(r)
+    assert table["value_at_risk_95"] == metrics.value_at_risk(r, 0.05)
+
+
+def test_named_metric_functions_on_five_hand_computed_days():
+    r = pl.Series(R)  # 1%, -2%, 3%, 0%, 1%
+    equity = [1.01, 1.01 * 0.98, 1.01 * 0.98 * 1.03, 1.01 * 0.98 * 1.03, 1.01 * 0.98 * 1.03 * 1.01]
+    assert metrics.total_return(r) == pytest.approx(equity[-1] - 1.0, rel=1e-14)
+    assert metrics.max_drawdown(r) == pytest.approx(0.98 - 1.0, rel=1e-14)  # 1.01 -> 0.9898
+    # mean 0.006, deviations .004 -.026 .024 -.006 .004: sum of squares 0.00132, var 0.00033
+    assert metrics.sharpe_ratio(r) == pytest.approx(0.006 / math.sqrt(0.00033) * math.sqrt(252))
+    assert metrics.win_rate_days(r) == 0.6
+    assert metrics.max_drawdown_duration(r) == 2  # peak on day 1, back above it on day 3
+    assert metrics.calmar_ratio(pl.Series([0.01, 0.02])) is None  # never below a peak
