@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import polars as pl
 
-from quant_pipeline.core.backtest.metrics import compounded, month_keys, performance_metrics
+from quant_pipeline.core.backtest.metrics import (
+    compounded,
+    drawdown,
+    month_keys,
+    performance_metrics,
+)
 
 BENCHMARK = "benchmark"
 
@@ -33,7 +38,7 @@ def benchmark_daily(daily: pl.DataFrame) -> pl.DataFrame:
     ).with_columns(
         equity.alias("equity"),
         equity.alias("benchmark_equity"),
-        (equity / pl.max_horizontal(equity.cum_max(), pl.lit(1.0)) - 1).alias("drawdown"),
+        drawdown(pl.col("portfolio_return")).alias("drawdown"),
         pl.lit(0.0).alias("turnover"),
         pl.lit(0.0).alias("costs"),
     )

@@ -130,8 +130,9 @@ def _equity(returns: pl.Expr) -> pl.Expr:
     return (1.0 + returns).cum_prod()
 
 
-def _drawdown(returns: pl.Expr) -> pl.Expr:
-    """equity / running max of equity - 1, the running max including the starting 1.0."""
+def drawdown(returns: pl.Expr) -> pl.Expr:
+    """Drawdown per row of a column of daily returns (an expression, rows in date order):
+    equity / running max of equity - 1, the running max including the starting 1.0."""
     equity = _equity(returns)
     peak = pl.max_horizontal(equity.cum_max(), pl.lit(1.0))
     return equity / peak - 1.0
@@ -144,7 +145,7 @@ def drawdown_series(daily: pl.DataFrame, returns_col: str = "portfolio_return") 
     matches the engine's ``drawdown`` column and works for the benchmark column alike.
     """
     frame = _clean_daily(daily, [returns_col])
-    return frame.select("date", _drawdown(pl.col(returns_col)).alias("drawdown"))
+    return frame.select("date", drawdown(pl.col(returns_col)).alias("drawdown"))
 
 
 def _finite(value: float | None) -> float | None:
@@ -262,7 +263,7 @@ def sortino_ratio(
 
 def max_drawdown(returns: pl.Series) -> float:
     """Deepest drawdown ``min_t DD_t`` (<= 0), equity rebuilt from 1.0 (which counts as a peak)."""
-    return _one(returns, _drawdown(_R).min())
+    return _one(returns, drawdown(_R).min())
 
 
 def calmar_ratio(returns: pl.Series, periods_per_year: int = TRADING_DAYS_PER_YEAR) -> float | None:
