@@ -264,3 +264,43 @@ def test_the_notebook_runs_headless_on_the_warehouse_and_shows_the_latest_result
     import duckdb
 
     duckdb.connect(str(path)).close()
+
+
+def test_a_watched_symbol_gets_its_latest_scores_holdings_and_price(built, capsys):
+    from quant_pipeline.app.cli import main
+    from quant_pipeline.defs.watchlist import watchlist_status
+
+    path, warehouse, _ = built
+    weights = warehouse.read_table("portfolio.target_weights")
+    mf = weights.filter(pl.col("strategy") == "magic_formula")
+    last = mf.filter(pl.col("rebalance_date") == mf["rebalance_date"].max())
+    held = last.filter(pl.col("weight") > 0)["ticker"].sort()[0]
+    scores = warehouse.read_table("factors.scores").filter(pl.col("strategy") == "magic_formula")
+    unheld = (
+        scores.filter(pl.col("rebalance_date") == scores["rebalance_date"].max())
+        .filter(~pl.col("ticker").is_in(last["ticker"].to_list()))["ticker"]
+        .sort()[0]
+    )
+    assert main(["watch", "add", held.lower(), unheld, "--warehouse", str(path)]) == 0
+    assert "added: " in capsys.readouterr().out
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [watchlist_status],
+            resources={"warehouse": WarehouseResource(path=str(path))},
+            instance=instance,
+        )
+    assert result.success
+    status = warehouse.read_table("watchlist.status")
+    row = status.filter((pl.col("symbol") == held) & (pl.col("strategy") == "magic_formula"))
+    assert row["held"].to_list() == [True]
+    assert row["as_of"][0] == mf["rebalance_date"].max()
+    expected = last.filter(pl.col("ticker") == held)["weight"][0]
+    assert row["weight"][0] == expected
+    other = status.filter((pl.col("symbol") == unheld) & (pl.col("strategy") == "magic_formula"))
+    assert other["held"].to_list() == [False]
+    prices = warehouse.read_table("curated.prices", filters={"ticker": held})
+    assert row["last_close"][0] == prices.sort("date")["close"][-1]
+    assert main(["watch", "list", "--warehouse", str(path)]) == 0
+    assert held in capsys.readouterr().out
+    assert main(["watch", "remove", held, unheld, "--warehouse", str(path)]) == 0
+    assert warehouse.read_table("watchlist.symbols").is_empty()
