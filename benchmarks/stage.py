@@ -174,13 +174,13 @@ def stage_curate(cfg: Config, t: Timer) -> None:
 def stage_factors(cfg: Config, t: Timer) -> None:
     """factors.values and factors.rebalance_dates (defs/factors.py::factor_values_asset)."""
     from quant_pipeline.core.data.calendar import rebalance_dates, trading_days
+    from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
     from quant_pipeline.core.factors.values import factor_values
-    from quant_pipeline.defs.factors import PRICE_COLUMNS
 
     wh = _warehouse(cfg.bench_db)
     specs = _specs(cfg)
     with t.part("read"):
-        prices = wh.read_table("curated.prices", columns=PRICE_COLUMNS)
+        prices = wh.read_table("curated.prices", columns=CLOSE_PRICE_COLUMNS)
         membership = wh.read_table("curated.membership")
         fundamentals = wh.read_table("curated.fundamentals")
         securities = wh.read_table("curated.securities")
@@ -258,14 +258,14 @@ def stage_portfolio(cfg: Config, t: Timer) -> None:
 def stage_backtest(cfg: Config, t: Timer) -> None:
     """backtest.daily, trades, quarterly (defs/backtest.py::backtest_results), charts included."""
     from quant_pipeline.core.backtest import reference_engine as backtest
+    from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
     from quant_pipeline.core.reporting import backtest_charts as plots
-    from quant_pipeline.defs.backtest import PRICE_COLUMNS
 
     wh = _warehouse(cfg.bench_db)
     specs = _specs(cfg)
     with t.part("read"):
         weights = wh.read_table("portfolio.target_weights")
-        prices = wh.read_table("curated.prices", columns=PRICE_COLUMNS)
+        prices = wh.read_table("curated.prices", columns=CLOSE_PRICE_COLUMNS)
         membership = wh.read_table("curated.membership")
     t.rows_in = prices.height
     with t.part("benchmark"):

@@ -54,8 +54,8 @@ import polars as pl
 
 from quant_pipeline.core.backtest import reference_engine as bt
 from quant_pipeline.core.backtest.costs import CommissionModel
-
-PERIODS_PER_YEAR = 252
+from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
+from quant_pipeline.core.data.frames import require_columns
 
 SIM_DAILY_SCHEMA: dict[str, pl.DataType] = {
     **bt.DAILY_SCHEMA,
@@ -328,7 +328,7 @@ def simulate(
     n_rebal = rebal.height
     whole = not model.fractional
     commission = model.commission
-    daily_rate = (1.0 + model.cash_rate) ** (1.0 / PERIODS_PER_YEAR) - 1.0
+    daily_rate = (1.0 + model.cash_rate) ** (1.0 / TRADING_DAYS_PER_YEAR) - 1.0
 
     # Candidates at rebalance k: its targets, and the filled targets of k-1 (what may be held).
     filled = targets.filter(pl.col("filled")).select("k", "ticker", "sector")
@@ -641,7 +641,7 @@ def _daily(
     )
     if benchmark is None:
         benchmark = bt.equal_weight_benchmark(prices)
-    bt._require(benchmark, "benchmark", ("date", "benchmark_return"))
+    require_columns(benchmark, ("date", "benchmark_return"), "benchmark", bt.BacktestInputError)
     bench = benchmark.select(
         pl.col("date").cast(pl.Date), pl.col("benchmark_return").cast(pl.Float64)
     )

@@ -24,6 +24,7 @@ from quant_pipeline.core.data.curation import (
     fundamentals_known_at,
     known_cutoff,
 )
+from quant_pipeline.core.data.frames import require_columns
 from quant_pipeline.core.factors.values import MAX_STALE_DAYS, factor_values
 
 VINTAGE_MIXED = "mixed"
@@ -147,8 +148,4 @@ def vintage_report(vintages: pl.DataFrame, rebalance_dates: Iterable[date]) -> p
 
 
 def _require_vintages(vintages: pl.DataFrame) -> None:
-    missing = [c for c in FUNDAMENTAL_VINTAGE_COLUMNS if c not in vintages.columns]
-    if missing:
-        raise ValueError(
-            f"curated.fundamentals_vintages: missing column(s) {missing}; has {vintages.columns}"
-        )
+    require_columns(vintages, FUNDAMENTAL_VINTAGE_COLUMNS, "curated.fundamentals_vintages")

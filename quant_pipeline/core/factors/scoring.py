@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from quant_pipeline.core.data.frames import require_columns
 from quant_pipeline.core.factors.transforms import rank as cs_rank
 from quant_pipeline.core.factors.transforms import winsorize, zscore
 from quant_pipeline.core.strategies.spec import StrategySpec
@@ -120,11 +121,9 @@ def score(values: pl.DataFrame, spec: StrategySpec) -> tuple[pl.DataFrame, pl.Da
         *spec.scoring.factors,
         *eligibility_columns(spec),
     }
-    missing = sorted(needed - set(values.columns))
-    if missing:
-        raise ScoringInputError(
-            f"factors.values: missing column(s) {missing} needed by strategy {spec.name!r}"
-        )
+    require_columns(
+        values, sorted(needed), f"factors.values (for strategy {spec.name!r})", ScoringInputError
+    )
     frame = values.select(sorted(needed)).with_columns(eligible=eligibility(spec))
     if spec.scoring.method == "weighted_zscore":
         frame, parts, higher_is_better = _weighted_zscore(frame, spec)

@@ -18,16 +18,18 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-TRADING_DAYS_PER_YEAR = 252
+from quant_pipeline.core.backtest.metrics import monthly_returns, rolling_sharpe
+from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
+from quant_pipeline.core.data.frames import require_columns
+
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def _require(daily: pl.DataFrame, columns: tuple[str, ...]) -> None:
-    missing = [c for c in columns if c not in daily.columns]
-    if missing:
-        raise ValueError(f"daily lacks column(s) {missing}; it has {daily.columns}")
-    if daily.height == 0:
-        raise ValueError("daily is empty: nothing to plot")
+def _plottable(frame: pl.DataFrame, columns: tuple[str, ...], what: str = "daily") -> None:
+    """``frame`` has ``columns`` (core.data.frames.require_columns) and at least one row."""
+    require_columns(frame, columns, what)
+    if frame.height == 0:
+        raise ValueError(f"{what} is empty: nothing to plot")
 
 
 def _png(fig: Figure) -> bytes:
@@ -39,7 +41,7 @@ def _png(fig: Figure) -> bytes:
 
 def equity_chart_png(daily: pl.DataFrame, title: str) -> bytes:
     """Equity vs benchmark equity on a log scale, with the drawdown below, as PNG bytes."""
-    _require(daily, ("date", "equity", "benchmark_equity", "drawdown"))
+    _plottable(daily, ("date", "equity", "benchmark_equity", "drawdown"))
     daily = daily.sort("date")
     dates = daily["date"].to_list()
     fig = Figure(figsize=(10, 6), layout="constrained")
@@ -63,21 +65,12 @@ def equity_chart_png(daily: pl.DataFrame, title: str) -> bytes:
     return _png(fig)
 
 
-def monthly_returns(daily: pl.DataFrame) -> pl.DataFrame:
-    """``year, month, portfolio_return`` compounded within calendar months."""
-    _require(daily, ("date", "portfolio_return"))
-    return (
-        daily.group_by(
-            pl.col("date").dt.year().alias("year"), pl.col("date").dt.month().alias("month")
-        )
-        .agg(((1.0 + pl.col("portfolio_return")).product() - 1.0).alias("portfolio_return"))
-        .sort("year", "month")
-    )
-
-
 def monthly_heatmap_png(daily: pl.DataFrame) -> bytes:
-    """Heatmap of monthly portfolio returns (years down, months across), as PNG bytes."""
-    months = monthly_returns(daily)
+    """Heatmap of monthly portfolio returns (years down, months across), as PNG bytes.
+
+    The months are :func:`core.backtest.metrics.monthly_returns`, the same numbers as the
+    tear sheet's monthly table and the ``best_month`` / ``worst_month`` metrics."""
+    months = monthly_returns(daily, "portfolio_return").select("year", "month", "return")
     years = list(range(months["year"].min(), months["year"].max() + 1))
     grid = np.full((len(years), 12), np.nan)
     for year, month, value in months.iter_rows():
@@ -98,28 +91,24 @@ def monthly_heatmap_png(daily: pl.DataFrame) -> bytes:
     return _png(fig)
 
 
-def rolling_sharpe(daily: pl.DataFrame, window: int = TRADING_DAYS_PER_YEAR) -> pl.DataFrame:
-    """``date, portfolio_sharpe, benchmark_sharpe``: annualised mean / std of daily returns
-    over the trailing ``window`` days (risk-free rate 0; null until ``window`` days exist)."""
-    _require(daily, ("date", "portfolio_return", "benchmark_return"))
-    if window < 2:
-        raise ValueError(f"window must be at least 2 days, got {window}")
-    scale = math.sqrt(TRADING_DAYS_PER_YEAR)
-
-    def sharpe(column: str) -> pl.Expr:
-        r = pl.col(column)
-        return r.rolling_mean(window) / r.rolling_std(window) * scale
-
-    return daily.sort("date").select(
-        "date",
-        sharpe("portfolio_return").alias("portfolio_sharpe"),
-        sharpe("benchmark_return").alias("benchmark_sharpe"),
+def sharpe_lines(daily: pl.DataFrame, window: int = TRADING_DAYS_PER_YEAR) -> pl.DataFrame:
+    """``date, portfolio_sharpe, benchmark_sharpe``: the chart's two lines, each
+    :func:`core.backtest.metrics.rolling_sharpe` (risk-free rate 0) of its column, so the chart
+    and the tables agree: null until ``window`` days exist and where the window's returns are
+    constant. A benchmark column with a null day gives no benchmark line (all null)."""
+    _plottable(daily, ("date", "portfolio_return", "benchmark_return"))
+    lines = rolling_sharpe(daily, window, "portfolio_return").rename(
+        {"rolling_sharpe": "portfolio_sharpe"}
     )
+    if daily["benchmark_return"].null_count():
+        return lines.with_columns(benchmark_sharpe=pl.lit(None, pl.Float64))
+    bench = rolling_sharpe(daily, window, "benchmark_return")
+    return lines.with_columns(benchmark_sharpe=bench["rolling_sharpe"])
 
 
 def rolling_sharpe_png(daily: pl.DataFrame, window: int = TRADING_DAYS_PER_YEAR) -> bytes:
     """Rolling annualised Sharpe ratio of portfolio and benchmark, as PNG bytes."""
-    values = rolling_sharpe(daily, window)
+    values = sharpe_lines(daily, window)
     dates = values["date"].to_list()
     fig = Figure(figsize=(10, 4), layout="constrained")
     ax = fig.subplots()
@@ -127,7 +116,7 @@ def rolling_sharpe_png(daily: pl.DataFrame, window: int = TRADING_DAYS_PER_YEAR)
         ("portfolio_sharpe", "portfolio", "tab:blue"),
         ("benchmark_sharpe", "benchmark", "tab:gray"),
     ):
-        ax.plot(dates, values[column].fill_nan(None).to_numpy(), label=label, color=color)
+        ax.plot(dates, values[column].to_numpy(), label=label, color=color)
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_title(f"Rolling Sharpe ratio ({window} days)")
     ax.legend(loc="upper left")
@@ -141,7 +130,7 @@ def drawdown_png(daily: pl.DataFrame, title: str = "Drawdown") -> bytes:
     ``daily``: ``date, drawdown`` and optionally ``benchmark_equity`` (its drawdown is
     ``equity / running max - 1``, the same rule as the portfolio's).
     """
-    _require(daily, ("date", "drawdown"))
+    _plottable(daily, ("date", "drawdown"))
     daily = daily.sort("date")
     dates = daily["date"].to_list()
     fig = Figure(figsize=(10, 3.5), layout="constrained")
@@ -170,7 +159,7 @@ def quarterly_returns_png(quarterly: pl.DataFrame, title: str = "Quarterly retur
     ``quarterly``: ``quarter, portfolio_return, benchmark_return`` (``backtest.quarterly`` for
     one strategy), in the order given.
     """
-    _require(quarterly, ("quarter", "portfolio_return", "benchmark_return"))
+    _plottable(quarterly, ("quarter", "portfolio_return", "benchmark_return"))
     labels = quarterly["quarter"].to_list()
     x = np.arange(len(labels))
     fig = Figure(figsize=(10, 4), layout="constrained")
@@ -195,7 +184,7 @@ def sector_exposure_png(exposure: pl.DataFrame, title: str = "Sector exposure") 
     ``exposure``: ``date, sector, weight`` (``core.backtest.comparison.sector_exposure`` for one
     strategy). The white space above the stack is cash.
     """
-    _require(exposure, ("date", "sector", "weight"))
+    _plottable(exposure, ("date", "sector", "weight"))
     wide = (
         exposure.pivot(on="sector", index="date", values="weight", aggregate_function="sum")
         .sort("date")
@@ -224,7 +213,7 @@ def benchmarks_png(curves: pl.DataFrame, title: str = "Benchmarks") -> bytes:
 
     ``curves``: ``date, benchmark, equity`` (long, one line per benchmark).
     """
-    _require(curves, ("date", "benchmark", "equity"))
+    _plottable(curves, ("date", "benchmark", "equity"))
     fig = Figure(figsize=(10, 4.5), layout="constrained")
     ax = fig.subplots()
     for (name,), part in curves.sort("date").group_by("benchmark", maintain_order=True):

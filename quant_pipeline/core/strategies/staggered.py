@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import polars as pl
 
+from quant_pipeline.core.data.frames import require_columns
 from quant_pipeline.core.strategies.spec import StrategySpec
 from quant_pipeline.core.strategies.target_weights import (
     REPORT_SCHEMA,
+    SCORE_COLUMNS,
     WEIGHTS_SCHEMA,
     names_per_sector,
 )
@@ -44,9 +46,7 @@ def staggered_weights(
     """
     if spec.staggered is None or spec.portfolio is None:
         raise ValueError(f"strategy {spec.name!r} is not of kind staggered")
-    missing = sorted({BY, "ticker", "sector", "eligible", "score", "rank"} - set(scores.columns))
-    if missing:
-        raise ValueError(f"factors.scores: missing column(s) {missing}")
+    require_columns(scores, SCORE_COLUMNS, "factors.scores")
     rules, top_n = spec.staggered, spec.portfolio.top_n
     per_sector = names_per_sector(spec)
     held: dict[str, tuple[int, str]] = {}  # ticker -> (period bought, sector bucket)
