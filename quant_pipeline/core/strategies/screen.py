@@ -23,6 +23,7 @@ import math
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from quant_pipeline.core.data.frames import require_columns
 from quant_pipeline.core.data.schema import SECTORS
 
 SPREAD_WINDOW = 21  # two-day high-low windows averaged for the spread proxy (about a month)
@@ -178,9 +179,9 @@ def required_columns(rules: ScreenRules) -> set[str]:
 def screen(candidates: pl.DataFrame, rules: ScreenRules) -> pl.DataFrame:
     """Every candidate with ``passed``, its ``failed_rule`` (first broken, in RULE_ORDER) and the
     ``failed_value`` that broke it (as text; null when the data had no value), sorted by ticker."""
-    missing = sorted(required_columns(rules) - set(candidates.columns))
-    if missing:
-        raise ScreenInputError(f"screen candidates lack columns {missing}")
+    require_columns(
+        candidates, sorted(required_columns(rules)), "screen candidates", ScreenInputError
+    )
     checks = rule_checks(rules)
     failed_rule: pl.Expr = pl.lit(None, dtype=pl.String)
     failed_value: pl.Expr = pl.lit(None, dtype=pl.String)
