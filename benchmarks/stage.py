@@ -211,7 +211,7 @@ def stage_factors(cfg: Config, t: Timer) -> None:
 
 def stage_scores(cfg: Config, t: Timer) -> None:
     """factors.scores and factors.score_components (defs/factors.py::factor_scores)."""
-    from quant_pipeline.core.factors.scoring import score
+    from quant_pipeline.core.strategies.scoring import score
 
     wh = _warehouse(cfg.bench_db)
     specs = _specs(cfg)
@@ -440,9 +440,9 @@ def _import_everything() -> None:
     import quant_pipeline.core.backtest.reference_engine  # noqa: F401
     import quant_pipeline.core.data.curation  # noqa: F401
     import quant_pipeline.core.data.validation  # noqa: F401
-    import quant_pipeline.core.factors.scoring  # noqa: F401
     import quant_pipeline.core.factors.values  # noqa: F401
     import quant_pipeline.core.reporting.backtest_charts  # noqa: F401
+    import quant_pipeline.core.strategies.scoring  # noqa: F401
     import quant_pipeline.core.strategies.target_weights  # noqa: F401
     import quant_pipeline.definitions  # noqa: F401
     import quant_pipeline.sources.demo  # noqa: F401

@@ -33,8 +33,8 @@ import polars as pl
 
 from quant_pipeline.core.data.curation import fundamentals_known_at
 from quant_pipeline.core.factors.point_in_time import FactorFunction, factor_values
-from quant_pipeline.core.factors.scoring import score, with_country
 from quant_pipeline.core.factors.values import LISTED_WINDOW, MAX_STALE_DAYS, PRICE_HISTORY_ROWS
+from quant_pipeline.core.strategies.scoring import score, with_country
 from quant_pipeline.core.strategies.spec import StrategySpec
 
 DEFAULT_SAMPLE_DATES = 4
