@@ -211,7 +211,7 @@ def stage_factors(cfg: Config, t: Timer) -> None:
 
 def stage_scores(cfg: Config, t: Timer) -> None:
     """factors.scores and factors.score_components (defs/factors.py::factor_scores)."""
-    from quant_pipeline.core.factors.scoring import score
+    from quant_pipeline.core.strategies.scoring import score
 
     wh = _warehouse(cfg.bench_db)
     specs = _specs(cfg)
@@ -319,6 +319,7 @@ def _dagster_env(cfg: Config, warehouse: Path) -> None:
             "QUANT_PIPELINE_SOURCE": "demo",
             "QUANT_PIPELINE_DEMO_TICKERS": str(cfg.tickers),
             "QUANT_PIPELINE_DEMO_START": cfg.start.isoformat(),
+            "QUANT_PIPELINE_DEMO_END": cfg.end.isoformat(),
             "QUANT_PIPELINE_DEMO_SEED": str(cfg.seed),
             "QUANT_PIPELINE_STRATEGIES": ",".join(cfg.strategies),
         }
@@ -391,14 +392,10 @@ def _materialize_all(t: Timer) -> None:
 def stage_dagster_full(cfg: Config, t: Timer) -> None:
     """``quant-pipeline run`` in effect: dg.materialize of every asset into a fresh warehouse,
     demo generation included (the first raw asset generates the market)."""
-    from quant_pipeline.sources import demo
-
     db = cfg.workdir / "dagster.duckdb"
     for suffix in ("", ".wal"):
         Path(str(db) + suffix).unlink(missing_ok=True)
     _dagster_env(cfg, db)
-    if cfg.end != demo.latest_weekday():
-        raise SystemExit("dagster stages need --end = the latest weekday (the demo source's end)")
     _materialize_all(t)
     wh = _warehouse(db)
     t.rows_in = t.rows_out = wh.row_count("raw.prices")
@@ -443,9 +440,9 @@ def _import_everything() -> None:
     import quant_pipeline.core.backtest.reference_engine  # noqa: F401
     import quant_pipeline.core.data.curation  # noqa: F401
     import quant_pipeline.core.data.validation  # noqa: F401
-    import quant_pipeline.core.factors.scoring  # noqa: F401
     import quant_pipeline.core.factors.values  # noqa: F401
     import quant_pipeline.core.reporting.backtest_charts  # noqa: F401
+    import quant_pipeline.core.strategies.scoring  # noqa: F401
     import quant_pipeline.core.strategies.target_weights  # noqa: F401
     import quant_pipeline.definitions  # noqa: F401
     import quant_pipeline.sources.demo  # noqa: F401

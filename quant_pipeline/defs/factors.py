@@ -6,7 +6,7 @@ import polars as pl
 from quant_pipeline.core.data.calendar import rebalance_dates, trading_days
 from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
 from quant_pipeline.core.factors.point_in_time import point_in_time_factor_values, vintage_report
-from quant_pipeline.core.factors.scoring import (
+from quant_pipeline.core.strategies.scoring import (
     COMPONENTS_SCHEMA,
     SCORES_SCHEMA,
     score,

@@ -13,6 +13,7 @@ from quant_pipeline.definitions import all_assets, asset_checks
 from quant_pipeline.defs.benchmarks import benchmarks
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.storage.warehouse import Warehouse
+from quant_pipeline_tests.pins import DEMO_END_ISO
 
 CONTRACT_TABLES = [
     "raw.prices",
@@ -32,7 +33,9 @@ CONTRACT_TABLES = [
 def _materialize(path):
     resources = {
         "warehouse": WarehouseResource(path=str(path)),
-        "market": MarketDataResource(source="demo", demo_tickers=150, demo_start="2016-01-01"),
+        "market": MarketDataResource(
+            source="demo", demo_tickers=150, demo_start="2016-01-01", demo_end=DEMO_END_ISO
+        ),
     }
     with dg.DagsterInstance.ephemeral() as instance, pytest.MonkeyPatch.context() as env:
         env.setenv("QUANT_PIPELINE_REPORTS_DIR", str(path.parent / "reports"))
@@ -209,7 +212,9 @@ def test_orders_for_a_demo_holdings_file_match_between_the_asset_and_the_cli(
     }
     resources = {
         "warehouse": WarehouseResource(path=str(path)),
-        "market": MarketDataResource(source="demo", demo_tickers=150, demo_start="2016-01-01"),
+        "market": MarketDataResource(
+            source="demo", demo_tickers=150, demo_start="2016-01-01", demo_end=DEMO_END_ISO
+        ),
     }
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize(

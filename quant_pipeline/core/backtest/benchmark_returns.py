@@ -1,8 +1,9 @@
 """Benchmark return series: equal-weight universe, cap-weighted universe, or one ticker.
 
-Pure polars. Every function returns ``date, benchmark_return`` (one row per date, sorted), the
-frame ``core.backtest.reference_engine.run_backtest`` and ``core.backtest.share_simulation.simulate`` take as ``benchmark``, and
-:func:`benchmark_table` stacks several into ``backtest.benchmarks`` (``date, benchmark, return``).
+Pure polars. Every function returns ``date, benchmark_return`` (one row per date, sorted), the frame
+``core.backtest.reference_engine.run_backtest`` and ``core.backtest.share_simulation.simulate`` take
+as ``benchmark``, and :func:`benchmark_table` stacks several into ``backtest.benchmarks`` (``date,
+benchmark, return``).
 
 Day t's benchmark return uses only returns dated t and weights known at the close of the ticker's
 previous trading day (prices) and strictly before t (shares outstanding).

@@ -1,8 +1,9 @@
 """Curated frames from raw frames: latest vintages, adjusted prices, point-in-time fundamentals.
 
-Pure polars. Every function takes frames in the raw schemas of :mod:`quant_pipeline.core.data.schema`
-and returns frames in the curated layouts of ``docs/design.md``. None of them looks at a calendar:
-timing (which rows a rebalance may use) is decided downstream from ``date`` and ``available_at``.
+Pure polars. Every function takes frames in the raw schemas of
+:mod:`quant_pipeline.core.data.schema` and returns frames in the curated layouts of
+``docs/design.md``. None of them looks at a calendar: timing (which rows a rebalance may use) is
+decided downstream from ``date`` and ``available_at``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Research charts as PNG bytes: every equity curve, factor IC and quantiles, luck histograms.
 
-Same approach as :mod:`core.reporting.backtest_charts`: ``matplotlib.figure.Figure`` on the Agg canvas, no pyplot.
-Wrap the bytes with ``core.reporting.backtest_charts.md_image`` for Dagster metadata.
+Same approach as :mod:`core.reporting.backtest_charts`: ``matplotlib.figure.Figure`` on the Agg
+canvas, no pyplot. Wrap the bytes with ``core.reporting.backtest_charts.md_image`` for Dagster
+metadata.
 """
 
 from __future__ import annotations

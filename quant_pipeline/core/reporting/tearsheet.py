@@ -1,9 +1,10 @@
 """The HTML tear sheet of one strategy: a single self-contained page, no network needed to view.
 
-Everything is inline: CSS in a ``<style>`` element, charts (PNG bytes made by ``core/reporting/backtest_charts.py``)
-as base64 ``data:`` URIs, no script, no link to any other resource. The monthly returns table is
-coloured cell by cell in CSS, so it needs no chart of its own. Metric definitions live in
-``docs/metrics.md``; here they are only formatted (fractions shown as percentages).
+Everything is inline: CSS in a ``<style>`` element, charts (PNG bytes made by
+``core/reporting/backtest_charts.py``) as base64 ``data:`` URIs, no script, no link to any other
+resource. The monthly returns table is coloured cell by cell in CSS, so it needs no chart of its
+own. Metric definitions live in ``docs/metrics.md``; here they are only formatted (fractions shown
+as percentages).
 """
 
 from __future__ import annotations

@@ -89,10 +89,11 @@ def forward_returns(
 
 
 # ---- the long form: one pass for many factors ------------------------------------------------
-# The single-factor functions below and core.research.tables.factor_diagnostics share these helpers. They
-# work on a "long" frame (*by, rebalance_date, ticker, _f) whose _f is a finite Float64 factor
-# value; ``by`` holds the keys that tell factors apart (("factor",) for many, () for one), so every
-# rank, quantile and period index is taken per (*by, rebalance_date) in a single polars pass.
+# The single-factor functions below and core.research.tables.factor_diagnostics share these
+# helpers. They work on a "long" frame (*by, rebalance_date, ticker, _f) whose _f is a finite
+# Float64 factor value; ``by`` holds the keys that tell factors apart (("factor",) for many, ()
+# for one), so every rank, quantile and period index is taken per (*by, rebalance_date) in a
+# single polars pass.
 
 
 def long_values(factor_frame: pl.DataFrame, factors: Sequence[str]) -> pl.DataFrame:

@@ -7,7 +7,8 @@ constraints allow with perfect knowledge of the next period (an upper bound, not
 Frames::
 
     eligible:  rebalance_date | ticker | sector            (the strategy's eligible names on D)
-    fwd:       rebalance_date | ticker | forward_return    (core.research.factor_diagnostics.forward_returns)
+    fwd:       rebalance_date | ticker | forward_return
+               (from core.research.factor_diagnostics.forward_returns)
     weights:   [portfolio_id |] rebalance_date | ticker | sector | weight
 
 Random draws use numpy's PCG64 generator with the given seed: the same inputs and seed give the
@@ -278,13 +279,12 @@ def fast_period_returns(weights: pl.DataFrame, fwd: pl.DataFrame) -> pl.DataFram
     """Each portfolio's return over each rebalance period: sum of weight x forward return.
 
     ``weights``: (rebalance_date, ticker, weight[, portfolio_id]); ``fwd`` as from
-    core.research.factor_diagnostics.forward_returns. This is exact, not an approximation, for a portfolio bought
-    at D's close and held untouched until the next rebalance date: its value grows from 1 to
-    sum_i w_i (1 + r_i), so its period return is sum_i w_i r_i (the mean of its names' returns
-    with equal weights) — intra-period drift of the weights does not change it. Costs are not
-    included. A name with no forward return counts as cash (0). Without ``portfolio_id`` the
-    frame is one portfolio.
-    Returns ([portfolio_id,] rebalance_date, period_return) sorted.
+    core.research.factor_diagnostics.forward_returns. This is exact, not an approximation, for a
+    portfolio bought at D's close and held untouched until the next rebalance date: its value grows
+    from 1 to sum_i w_i (1 + r_i), so its period return is sum_i w_i r_i (the mean of its names'
+    returns with equal weights) — intra-period drift of the weights does not change it. Costs are
+    not included. A name with no forward return counts as cash (0). Without ``portfolio_id`` the
+    frame is one portfolio. Returns ([portfolio_id,] rebalance_date, period_return) sorted.
     """
     require_columns(weights, (_D, "ticker", "weight"), "weights")
     require_columns(fwd, (_D, "ticker", "forward_return"), "forward returns")

@@ -1,8 +1,9 @@
 """Research tables: factor diagnostics for many factors, and "is it luck?" for a strategy.
 
-Assembles the single-factor tools of :mod:`core.research.factor_diagnostics` and :mod:`core.research.luck_baselines` into the
-tables the research assets write. Forward returns (``core.research.factor_diagnostics.forward_returns``) are
-labels: they are joined to factor values and portfolios here only to judge them.
+Assembles the single-factor tools of :mod:`core.research.factor_diagnostics` and
+:mod:`core.research.luck_baselines` into the tables the research assets write. Forward returns
+(``core.research.factor_diagnostics.forward_returns``) are labels: they are joined to factor values
+and portfolios here only to judge them.
 """
 
 from __future__ import annotations
@@ -190,12 +191,13 @@ def luck_report(
     on the same schedule. Only dates with both weights and forward returns count (the last
     rebalance has no label). The strategy, ``n_portfolios`` random portfolios (same size and
     sector cap, seeded) and the oracle are all scored the same way: period return = sum of
-    weight x forward return, no costs (core.research.luck_baselines.fast_period_returns; random_period_returns for
-    the random ones, the same draws as random_portfolios without the weights frame), so the
-    percentiles compare like with like. ``daily_returns`` (the backtest's, net of costs: every
-    day of ``backtest.daily``, the first one included, nulls and NaN dropped) give the
-    probabilistic Sharpe ratio against 0 — core.backtest.metrics.probabilistic_sharpe_ratio, the
-    same function and series as the ``probabilistic_sharpe_ratio`` row of ``backtest.metrics``.
+    weight x forward return, no costs (core.research.luck_baselines.fast_period_returns;
+    random_period_returns for the random ones, the same draws as random_portfolios without the
+    weights frame), so the percentiles compare like with like. ``daily_returns`` (the
+    backtest's, net of costs: every day of ``backtest.daily``, the first one included, nulls
+    and NaN dropped) give the probabilistic Sharpe ratio against 0 —
+    core.backtest.metrics.probabilistic_sharpe_ratio, the same function and series as the
+    ``probabilistic_sharpe_ratio`` row of ``backtest.metrics``.
 
     Returns (one LUCK_SCHEMA row as a dict, the random portfolios' (portfolio_id, n_periods,
     cagr, sharpe)).

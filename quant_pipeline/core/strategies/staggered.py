@@ -40,9 +40,9 @@ def staggered_weights(
     """Target weights and constraint report of a ``staggered`` strategy (see module docstring).
 
     ``scores``: factors.scores rows of this strategy (rebalance_date, ticker, sector, eligible,
-    score, rank). Returns (portfolio.target_weights rows, portfolio.constraint_report rows) in
-    the schemas of core.strategies.target_weights; a name sold on D gets a weight-0 row on D, so a date whose
-    book empties still sells to cash. Weights sum to <= 1 per date.
+    score, rank). Returns (portfolio.target_weights rows, portfolio.constraint_report rows) in the
+    schemas of core.strategies.target_weights; a name sold on D gets a weight-0 row on D, so a date
+    whose book empties still sells to cash. Weights sum to <= 1 per date.
     """
     if spec.staggered is None or spec.portfolio is None:
         raise ValueError(f"strategy {spec.name!r} is not of kind staggered")

@@ -1,9 +1,9 @@
 """Strategy scores per (rebalance_date, ticker): factors.scores and factors.score_components.
 
-Input is ``factors.values`` (see :mod:`quant_pipeline.core.factors.values`), which is already point in
-time; scoring only looks across tickers *within* one rebalance date, never across dates. Every
-cross-sectional statistic (winsor bounds, mean, std, ranks) is computed per rebalance_date over
-that date's **eligible** rows only, so an ineligible outlier cannot move anyone's score.
+Input is ``factors.values`` (see :mod:`quant_pipeline.core.factors.values`), which is already point
+in time; scoring only looks across tickers *within* one rebalance date, never across dates. Every
+cross-sectional statistic (winsor bounds, mean, std, ranks) is computed per rebalance_date over that
+date's **eligible** rows only, so an ineligible outlier cannot move anyone's score.
 
 Eligibility = ``in_universe`` and a price, and every universe filter of the strategy (a filter
 on a value the row lacks, e.g. ``min_market_cap`` with market_cap null, makes the row ineligible).
