@@ -58,7 +58,12 @@ SIMULATION_TABLES = {
         ),
         dg.AssetSpec(
             ["backtest", "labels"],
-            deps=[["factors", "values"], ["curated", "fundamentals"]],
+            deps=[
+                ["factors", "values"],
+                ["curated", "fundamentals"],
+                ["curated", "share_basis_events"],
+                ["curated", "suspect_moves"],
+            ],
             description="How each backtest was made: universe, survivorship, timing, vintage.",
             group_name=GROUP,
             kinds=KINDS,

@@ -13,6 +13,7 @@ from quant_pipeline.core.backtest.benchmark_returns import (
 )
 from quant_pipeline.core.backtest.reference_engine import BacktestInputError
 from quant_pipeline.core.reporting import backtest_charts as plots
+from quant_pipeline.defs.curated import SHARE_BASIS_TABLE
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import WarehouseResource
 
@@ -36,12 +37,16 @@ def _shares(fundamentals: pl.DataFrame, securities: pl.DataFrame) -> tuple[pl.Da
     """Point-in-time shares from the fundamentals; the current profile's shares (known 'since
     always', a lookahead) only for tickers without any. Returns the frame and that count."""
     reported = fundamentals.select(
-        "ticker", pl.col("available_at").cast(pl.Date), "shares_outstanding"
+        "ticker",
+        pl.col("available_at").cast(pl.Date),
+        "shares_outstanding",
+        pl.col("period_end").cast(pl.Date),
     ).filter(pl.col("shares_outstanding").is_not_null())
     profile = securities.select(
         "ticker",
         pl.lit(None, dtype=pl.Date).alias("available_at"),
         pl.col("shares_outstanding").cast(pl.Float64),
+        pl.lit(None, dtype=pl.Date).alias("period_end"),
     ).filter(
         pl.col("shares_outstanding").is_not_null()
         & ~pl.col("ticker").is_in(reported["ticker"].unique().implode())
@@ -56,6 +61,7 @@ def _shares(fundamentals: pl.DataFrame, securities: pl.DataFrame) -> tuple[pl.Da
         ["curated", "membership"],
         ["curated", "fundamentals"],
         ["curated", "securities"],
+        ["curated", "share_basis_events"],
     ],
     group_name=GROUP,
     kinds=KINDS,
@@ -73,13 +79,16 @@ def benchmarks(config: BenchmarksConfig, warehouse: WarehouseResource) -> dg.Mat
         )
     shares, from_profile = _shares(
         wh.read_table(
-            "curated.fundamentals", columns=["ticker", "available_at", "shares_outstanding"]
+            "curated.fundamentals",
+            columns=["ticker", "period_end", "available_at", "shares_outstanding"],
         ),
         wh.read_table("curated.securities", columns=["ticker", "shares_outstanding"]),
     )
     series = {
         EQUAL_WEIGHT: equal_weight_benchmark(prices, membership=members),
-        CAP_WEIGHT: cap_weighted_benchmark(prices, shares, membership=members),
+        CAP_WEIGHT: cap_weighted_benchmark(
+            prices, shares, membership=members, share_basis=wh.read_table(SHARE_BASIS_TABLE)
+        ),
     }
     wanted = list(dict.fromkeys([*config.tickers, config.primary]))
     for ticker in wanted:

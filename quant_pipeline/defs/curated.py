@@ -1,14 +1,20 @@
 """Curated assets: validated, adjusted, point-in-time tables built from the raw layer."""
 
 import dagster as dg
+import polars as pl
 
 from quant_pipeline.core.data import curation as curate
+from quant_pipeline.core.data.share_basis import METHOD_INFERRED, share_basis_events
+from quant_pipeline.core.data.suspect_moves import DEFAULT_THRESHOLD, suspect_moves
 from quant_pipeline.core.data.validation import validate
 from quant_pipeline.defs.metadata import table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
+from quant_pipeline.storage.warehouse import Warehouse
 
 GROUP = "curated"
 KINDS = {"duckdb", "polars", "pandera"}
+SHARE_BASIS_TABLE = "curated.share_basis_events"
+SUSPECT_MOVES_TABLE = "curated.suspect_moves"
 
 
 @dg.asset(
@@ -134,4 +140,83 @@ def curated_membership(
     return dg.MaterializeResult(metadata=table_metadata("curated.membership", membership))
 
 
-curated_assets = [curated_prices, curated_fundamentals, curated_securities, curated_membership]
+def _actions(wh: Warehouse, source: str) -> pl.DataFrame | None:
+    """curated corporate actions of ``source``, None when it has none."""
+    raw = wh.read_raw("corporate_actions", source)
+    return curate.curate_actions(raw) if raw.height else None
+
+
+@dg.asset(
+    key=["curated", "share_basis_events"],
+    deps=[["curated", "prices"], ["curated", "fundamentals"], ["raw", "corporate_actions"]],
+    group_name=GROUP,
+    kinds={"duckdb", "polars"},
+    pool="warehouse",
+)
+def curated_share_basis_events(
+    market: MarketDataResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """Splits that change share counts (on file or inferred from share series), with evidence."""
+    wh = warehouse.get()
+    events = share_basis_events(
+        _actions(wh, market.settings().source),
+        wh.read_table("curated.prices", columns=["ticker", "date", "close"]),
+        wh.read_table("curated.fundamentals"),
+    )
+    wh.replace_table(SHARE_BASIS_TABLE, events)
+    return dg.MaterializeResult(
+        metadata=table_metadata(
+            SHARE_BASIS_TABLE,
+            events,
+            inferred=int((events["method"] == METHOD_INFERRED).sum()),
+            by_price_basis=dg.MetadataValue.json(
+                dict(events.group_by("price_basis").len().sort("price_basis").iter_rows())
+            ),
+        )
+    )
+
+
+class SuspectMovesConfig(dg.Config):
+    """``threshold``: the absolute one-day return (0.4 = 40%) beyond which a move with no
+    corporate action on file is listed."""
+
+    threshold: float = DEFAULT_THRESHOLD
+
+
+@dg.asset(
+    key=["curated", "suspect_moves"],
+    deps=[["curated", "prices"], ["raw", "corporate_actions"]],
+    group_name=GROUP,
+    kinds={"duckdb", "polars"},
+    pool="warehouse",
+)
+def curated_suspect_moves(
+    config: SuspectMovesConfig, market: MarketDataResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """One-day moves beyond a threshold with no corporate action on file (spin-offs, share
+    dividends booked as returns)."""
+    wh = warehouse.get()
+    moves = suspect_moves(
+        wh.read_table("curated.prices", columns=["ticker", "date", "close", "daily_return"]),
+        _actions(wh, market.settings().source),
+        config.threshold,
+    )
+    wh.replace_table(SUSPECT_MOVES_TABLE, moves)
+    if moves.height:
+        dg.get_dagster_logger().warning(
+            f"{moves.height} one-day moves of {config.threshold:.0%} or more have no corporate "
+            f"action on file; see {SUSPECT_MOVES_TABLE}"
+        )
+    return dg.MaterializeResult(
+        metadata=table_metadata(SUSPECT_MOVES_TABLE, moves, threshold=config.threshold)
+    )
+
+
+curated_assets = [
+    curated_prices,
+    curated_fundamentals,
+    curated_securities,
+    curated_membership,
+    curated_share_basis_events,
+    curated_suspect_moves,
+]

@@ -12,6 +12,7 @@ from quant_pipeline.core.strategies.scoring import (
     score,
     with_country,
 )
+from quant_pipeline.defs.curated import SHARE_BASIS_TABLE
 from quant_pipeline.defs.metadata import table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies
@@ -27,6 +28,7 @@ KINDS = {"duckdb", "polars"}
         ["curated", "fundamentals"],
         ["curated", "securities"],
         ["curated", "membership"],
+        ["curated", "share_basis_events"],
     ],
     group_name=GROUP,
     kinds=KINDS,
@@ -59,6 +61,7 @@ def factor_values_asset(
         wh.read_table("curated.securities"),
         dates,
         membership=membership if membership.height else None,
+        share_basis=wh.read_table(SHARE_BASIS_TABLE),
     )
     vintage = vintage_report(vintages, dates)
     wh.replace_table("factors.rebalance_dates", schedule)

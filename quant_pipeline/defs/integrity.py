@@ -3,13 +3,14 @@
 import dagster as dg
 import polars as pl
 
-from quant_pipeline.core.backtest.bias_labels import bias_labels
+from quant_pipeline.core.backtest.bias_labels import bias_labels, data_labels
 from quant_pipeline.core.backtest.lookahead_audit import (
     DEFAULT_SAMPLE_DATES,
     audit_lookahead,
     sample_dates,
 )
 from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
+from quant_pipeline.core.data.suspect_moves import held_through
 from quant_pipeline.core.strategies.spec import StrategySpec
 from quant_pipeline.defs.metadata import markdown_table
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
@@ -81,7 +82,8 @@ def write_bias_labels(
 
     Called by the backtest asset with the frames it already holds (curated.prices with ticker and
     date, curated.membership); reads factors.values, factors.rebalance_dates,
-    factors.fundamentals_vintage and curated.fundamentals.
+    factors.fundamentals_vintage, curated.fundamentals, curated.share_basis_events,
+    curated.suspect_moves and backtest.trades (written before the labels).
     """
     values = wh.read_table(
         "factors.values", columns=["rebalance_date", "ticker", "in_universe", "shares_from_profile"]
@@ -120,6 +122,12 @@ def write_bias_labels(
                 schema=rows[0].schema if rows else None,
             )
         )
+    moves = wh.read_table("curated.suspect_moves")
+    held = held_through(
+        wh.read_table("backtest.trades", columns=["strategy", "ticker", "entry_date", "exit_date"]),
+        moves,
+    )
+    rows.append(data_labels(list(specs), wh.read_table("curated.share_basis_events"), moves, held))
     labels = pl.concat(rows, how="vertical")
     wh.replace_table("backtest.labels", labels)
     return labels

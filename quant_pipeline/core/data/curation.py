@@ -97,10 +97,11 @@ def adjusted_close(prices: pl.DataFrame, actions: pl.DataFrame | None) -> pl.Dat
     """Return ``prices`` with ``adj_close`` recomputed from as-traded close and actions.
 
     ``prices``: ticker, date, close (as traded), one row per (ticker, date); other columns kept.
-    ``actions``: ticker, date, action ('split' | 'dividend'), value (split ratio, or cash per
-    share). Yahoo/CRSP convention: ``adj_close == close`` on each ticker's last date; a dividend
-    ``d`` going ex on ``t`` multiplies every price before ``t`` by ``1 - d / close(t-1)``; a split
-    of ratio ``r`` on ``t`` multiplies every price before ``t`` by ``1 / r``. An action dated on a
+    ``actions``: ticker, date, action (ACTION_TYPES), value. Yahoo/CRSP convention:
+    ``adj_close == close`` on each ticker's last date; a dividend ``d`` (cash per share) or a
+    spin-off distributing ``d`` of value per share going ex on ``t`` multiplies every price before
+    ``t`` by ``1 - d / close(t-1)``; a split of ratio ``r`` on ``t`` by ``1 / r``; a stock
+    dividend of ``v`` new shares per share by ``1 / (1 + v)``. An action dated on a
     non-trading day applies from the next trading row; actions after a ticker's last row (or on
     its first) change nothing. Looks at the whole history: this is a restatement of past prices,
     not something a rebalance computes.
@@ -138,6 +139,8 @@ def adjusted_close(prices: pl.DataFrame, actions: pl.DataFrame | None) -> pl.Dat
         .with_columns(
             multiplier=pl.when(pl.col("action") == "split")
             .then(1.0 / pl.col("value"))
+            .when(pl.col("action") == "stock_dividend")
+            .then(1.0 / (1.0 + pl.col("value")))
             .otherwise(1.0 - pl.col("value") / pl.col("prev_close"))
         )
         .group_by(["ticker", "row_date"])
@@ -516,7 +519,7 @@ def curate_membership(raw_membership: pl.DataFrame) -> pl.DataFrame:
 
 
 def curate_actions(raw_actions: pl.DataFrame) -> pl.DataFrame:
-    """Splits and dividends, one row per (ticker, date, action), latest ``ingested_at`` wins.
+    """Corporate actions, one row per (ticker, date, action), latest ``ingested_at`` wins.
 
     ``raw_actions``: raw.corporate_actions rows. Unknown action types raise; rows whose value is
     null, non-finite or not positive cannot adjust anything and are dropped with a warning.

@@ -28,6 +28,7 @@ import polars.selectors as cs
 from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR, trading_days
 from quant_pipeline.core.data.frames import is_sorted_by, require_columns
 from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
+from quant_pipeline.core.data.share_basis import share_multiplier
 
 MOMENTUM_SKIP = 21  # trading days skipped at the recent end of the 12-1 momentum window
 MOMENTUM_LOOKBACK = TRADING_DAYS_PER_YEAR
@@ -181,6 +182,7 @@ def factor_values(
     *,
     universe: str | None = None,
     max_stale_days: int = MAX_STALE_DAYS,
+    share_basis: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The ``factors.values`` table: one row per (rebalance_date, ticker).
 
@@ -211,7 +213,11 @@ def factor_values(
       then 'Q' over 'A'); growth columns from :func:`fundamentals_with_growth`.
     * market_cap = price * shares_outstanding of that row. Only when the row lacks shares is the
       securities profile's shares_outstanding used; the profile is *current*, so this fallback is
-      a lookahead and such rows carry ``shares_from_profile = true``.
+      a lookahead and such rows carry ``shares_from_profile = true``. With ``share_basis``
+      (curated.share_basis_events) the reported shares are first put on the basis of the price
+      (:func:`quant_pipeline.core.data.share_basis.share_multiplier` with the period end of the
+      row and the price's date), so a split between the report and the price, or a price file
+      restated for later splits, does not divide the market cap by the split ratio.
     * roe = net_income_ttm / total_equity, debt_to_equity = total_debt / total_equity (both null
       when equity <= 0); roa = net_income_ttm / total_assets; gross/operating margin over
       revenue_ttm; pe = market_cap / net_income_ttm (null when earnings <= 0); peg = pe /
@@ -313,6 +319,7 @@ def factor_values(
 
     grid = _join_fundamentals(grid, fundamentals)
     grid = _join_securities(grid, securities)
+    grid = _rebase_shares(grid, share_basis)
     grid = _attach_universe(grid, membership, universe)
     return (
         _compute_ratios(grid)
@@ -386,6 +393,21 @@ def _join_securities(grid: pl.DataFrame, securities: pl.DataFrame | pl.LazyFrame
         & pl.col("_profile_shares").is_not_null(),
         shares_outstanding=pl.coalesce("shares_outstanding", "_profile_shares"),
     )
+
+
+def _rebase_shares(grid: pl.DataFrame, share_basis: pl.DataFrame | None) -> pl.DataFrame:
+    """shares_outstanding on the basis of the price of ``_price_date`` (profile counts as is)."""
+    if share_basis is None or share_basis.is_empty():
+        return grid
+    rows = grid.select(
+        "ticker",
+        "_price_date",
+        _period=pl.when(pl.col("shares_from_profile"))
+        .then(None)
+        .otherwise(pl.col("fundamentals_period_end")),
+    )
+    factor = share_multiplier(rows, share_basis, period="_period", price_date="_price_date")
+    return grid.with_columns(pl.col("shares_outstanding") * factor)
 
 
 def _attach_universe(
