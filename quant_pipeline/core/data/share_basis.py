@@ -154,10 +154,15 @@ def corporate_action_splits(
             "{} {} on file; shares {} -> {}: x{}; close on the split's first row x{}",
             pl.col("action"),
             pl.col("ratio").round(4),
-            pl.col("period_before"),
-            pl.col("period_after"),
-            (pl.col("_s1") / pl.col("_s0")).round(3),
-            pl.col("jump").round(4),
+            *(
+                e.cast(pl.String).fill_null("none")
+                for e in (
+                    pl.col("period_before"),
+                    pl.col("period_after"),
+                    (pl.col("_s1") / pl.col("_s0")).round(3),
+                    pl.col("jump").round(4),
+                )
+            ),
         ),
         method=pl.lit(METHOD_CORPORATE_ACTION),
     )
