@@ -319,10 +319,7 @@ def simulate(
     Dates looked at: orders on D use prices dated <= D; day t's value uses prices dated <= t.
     """
     model = TradingModel() if model is None else model
-    if delisting_return is not None and not (
-        math.isfinite(delisting_return) and delisting_return >= -1
-    ):
-        raise bt.BacktestInputError(f"delisting_return must be >= -1, got {delisting_return!r}")
+    bt._check_delisting_return(delisting_return)
     plan = _plan(weights, prices, end, delisting_return)
     rebal = plan["rebal"]
     n_rebal = rebal.height
@@ -647,7 +644,7 @@ def _daily(
         "slippage",
         "turnover",
     )
-    bench = _checked_benchmark(benchmark, prices)
+    bench = bt._checked_benchmark(benchmark, prices)
     first_day = pl.col("date") == first
     daily = (
         days.select("date")
@@ -714,18 +711,6 @@ def _between_rebalances(
         )
         .select("date", (pl.col("held").fill_null(0.0) + pl.col("cash")).alias("pre"), "cash")
     )
-
-
-def _checked_benchmark(benchmark: pl.DataFrame | None, prices: pl.DataFrame) -> pl.DataFrame:
-    """``date, benchmark_return`` (default: the equal-weight mean of ``prices``), one row a day."""
-    if benchmark is None:
-        benchmark = bt.equal_weight_benchmark(prices)
-    bt._require(benchmark, "benchmark", ("date", "benchmark_return"))
-    bench = benchmark.select(
-        pl.col("date").cast(pl.Date), pl.col("benchmark_return").cast(pl.Float64)
-    )
-    bt._check_unique(bench, "benchmark", ("date",))
-    return bench
 
 
 def _spell_trades(
