@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from quant_pipeline.defs.alerts import AlertsResource, alert_sensors
 from quant_pipeline.defs.automation import automation_jobs, automation_sensors
 from quant_pipeline.defs.backtest import backtest_assets
 from quant_pipeline.defs.benchmarks import benchmark_assets
@@ -21,6 +22,7 @@ from quant_pipeline.defs.research import research_assets
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.sensors import orders_schedules, orders_sensors
 from quant_pipeline.defs.signals import signal_assets
+from quant_pipeline.defs.watchlist import watchlist_assets
 
 all_assets = [
     *ingestion_assets,
@@ -32,6 +34,7 @@ all_assets = [
     *report_assets,
     *signal_assets,
     *research_assets,
+    *watchlist_assets,
 ]
 # Imported by the CLI and the tests: every check, including the blocking lookahead audit.
 asset_checks = [*contract_checks, *integrity_checks]
@@ -42,6 +45,7 @@ def build_resources(**overrides: object) -> dict[str, object]:
     resources: dict[str, object] = {
         "warehouse": WarehouseResource(),
         "market": MarketDataResource(),
+        "alerts": AlertsResource(),
     }
     resources.update(overrides)
     return resources
@@ -52,7 +56,7 @@ defs = dg.Definitions(
     asset_checks=[*asset_checks, *health_checks],
     jobs=[*jobs, orders_job, quarterly_rebalance_job, *automation_jobs],
     schedules=[*schedules, *orders_schedules],
-    sensors=[*orders_sensors, *automation_sensors],
+    sensors=[*orders_sensors, *automation_sensors, *alert_sensors],
     resources=build_resources(),
     executor=dg.in_process_executor,
 )

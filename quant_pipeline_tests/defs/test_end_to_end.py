@@ -234,3 +234,73 @@ def test_orders_for_a_demo_holdings_file_match_between_the_asset_and_the_cli(
     from_cli = pl.read_csv(cli_outbox / f"{as_of}_demo_orders.csv", try_parse_dates=True)
     assert from_cli.columns == from_asset.columns
     assert from_cli.sort("ticker").equals(from_asset.sort("ticker"))
+
+
+def test_the_notebook_runs_headless_on_the_warehouse_and_shows_the_latest_results(
+    built, tmp_path, monkeypatch
+):
+    import nbclient
+    import nbformat
+
+    from quant_pipeline.app.cli import main
+
+    path, warehouse, _ = built
+    monkeypatch.delenv("QUANT_PIPELINE_WAREHOUSE", raising=False)
+    assert main(["notebook", str(tmp_path / "nb"), "--warehouse", str(path)]) == 0
+    notebook = nbformat.read(tmp_path / "nb" / "quant_pipeline.ipynb", as_version=4)
+    nbformat.validate(notebook)
+    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "\n".join(
+        o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs
+    )
+    assert f"warehouse: {path}" in text
+    for strategy in warehouse.read_table("backtest.comparison")["strategy"]:
+        assert strategy in text  # the comparison table is shown
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 2  # the equity curve and the factor IC chart
+    # The notebook held no connection: a writer can open the warehouse right after.
+    import duckdb
+
+    duckdb.connect(str(path)).close()
+
+
+def test_a_watched_symbol_gets_its_latest_scores_holdings_and_price(built, capsys):
+    from quant_pipeline.app.cli import main
+    from quant_pipeline.defs.watchlist import watchlist_status
+
+    path, warehouse, _ = built
+    weights = warehouse.read_table("portfolio.target_weights")
+    mf = weights.filter(pl.col("strategy") == "magic_formula")
+    last = mf.filter(pl.col("rebalance_date") == mf["rebalance_date"].max())
+    held = last.filter(pl.col("weight") > 0)["ticker"].sort()[0]
+    scores = warehouse.read_table("factors.scores").filter(pl.col("strategy") == "magic_formula")
+    unheld = (
+        scores.filter(pl.col("rebalance_date") == scores["rebalance_date"].max())
+        .filter(~pl.col("ticker").is_in(last["ticker"].to_list()))["ticker"]
+        .sort()[0]
+    )
+    assert main(["watch", "add", held.lower(), unheld, "--warehouse", str(path)]) == 0
+    assert "added: " in capsys.readouterr().out
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [watchlist_status],
+            resources={"warehouse": WarehouseResource(path=str(path))},
+            instance=instance,
+        )
+    assert result.success
+    status = warehouse.read_table("watchlist.status")
+    row = status.filter((pl.col("symbol") == held) & (pl.col("strategy") == "magic_formula"))
+    assert row["held"].to_list() == [True]
+    assert row["as_of"][0] == mf["rebalance_date"].max()
+    expected = last.filter(pl.col("ticker") == held)["weight"][0]
+    assert row["weight"][0] == expected
+    other = status.filter((pl.col("symbol") == unheld) & (pl.col("strategy") == "magic_formula"))
+    assert other["held"].to_list() == [False]
+    prices = warehouse.read_table("curated.prices", filters={"ticker": held})
+    assert row["last_close"][0] == prices.sort("date")["close"][-1]
+    assert main(["watch", "list", "--warehouse", str(path)]) == 0
+    assert held in capsys.readouterr().out
+    assert main(["watch", "remove", held, unheld, "--warehouse", str(path)]) == 0
+    assert warehouse.read_table("watchlist.symbols").is_empty()
