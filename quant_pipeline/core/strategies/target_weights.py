@@ -1,7 +1,8 @@
 """Target weights from scores: ``portfolio.target_weights`` and ``portfolio.constraint_report``.
 
 Input is ``factors.scores`` for one strategy; only rows of the same rebalance date are compared,
-so the weights for D use exactly what the scores for D used (see core.factors.values for the timing).
+so the weights for D use exactly what the scores for D used (see core.factors.values for the
+timing).
 
 Selection per rebalance date, greedy by rank (1 = best) over eligible, ranked names: a name is
 skipped when its sector already holds ``floor(max_sector_weight x top_n)`` names (at least 1);
