@@ -325,6 +325,8 @@ class _Defects(NamedTuple):
 
 
 def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
+    """The market of :func:`generate_market`, step by step. Every step draws from one generator
+    in a fixed order: reordering steps or draws changes every frame for a given seed."""
     dates = _checked_trading_days(n, start, end)
     rng = np.random.default_rng(seed)
     ingested_at = datetime(end.year, end.month, end.day, tzinfo=UTC)
