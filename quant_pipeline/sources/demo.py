@@ -79,6 +79,7 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
+from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
 from quant_pipeline.core.data.schema import (
     RAW_CORPORATE_ACTIONS,
     RAW_FUNDAMENTALS,
@@ -95,7 +96,6 @@ SOURCE = "demo"
 UNIVERSE = "demo"
 BAD_ROW_KINDS: tuple[str, ...] = ("negative_close", "zero_close", "high_below_low", "null_close")
 
-_DAYS_PER_YEAR = 252
 _MARKET_DRIFT = 0.07
 _MARKET_VOL = 0.16
 _SECTOR_VOL = 0.10
@@ -492,7 +492,7 @@ def _total_return_path(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The total-return index (1 on each ticker's first day) and the idiosyncratic shocks."""
     n_days, n = len(rows), len(traits.quality)
-    dt = 1.0 / _DAYS_PER_YEAR
+    dt = 1.0 / TRADING_DAYS_PER_YEAR
     market = (_MARKET_DRIFT - 0.5 * _MARKET_VOL**2) * dt + _MARKET_VOL * np.sqrt(
         dt
     ) * rng.standard_normal(n_days)
@@ -515,7 +515,7 @@ def _price_and_share_levels(
     traits: _Traits, life: _Lifecycle, rows: np.ndarray, total_return: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """First-day price and shares that hit the drawn mid-life price and cap; years listed."""
-    dt = 1.0 / _DAYS_PER_YEAR
+    dt = 1.0 / TRADING_DAYS_PER_YEAR
     mid = (life.first + life.last) // 2
     cols = np.arange(len(life.first))
     price0 = traits.price_mid / total_return[mid, cols]

@@ -55,8 +55,7 @@ import polars as pl
 
 from quant_pipeline.core.backtest import reference_engine as bt
 from quant_pipeline.core.backtest.costs import CommissionModel
-
-PERIODS_PER_YEAR = 252
+from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
 
 SIM_DAILY_SCHEMA: dict[str, pl.DataType] = {
     **bt.DAILY_SCHEMA,
@@ -328,7 +327,7 @@ def simulate(
     n_rebal = rebal.height
     whole = not model.fractional
     commission = model.commission
-    daily_rate = (1.0 + model.cash_rate) ** (1.0 / PERIODS_PER_YEAR) - 1.0
+    daily_rate = (1.0 + model.cash_rate) ** (1.0 / TRADING_DAYS_PER_YEAR) - 1.0
     cand = _candidates(plan)
     out_rows, summary = _trade_rebalances(cand, rebal, model, daily_rate)
     steps = (

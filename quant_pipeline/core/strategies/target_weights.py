@@ -21,9 +21,12 @@ import math
 
 import polars as pl
 
+from quant_pipeline.core.data.frames import require_columns
 from quant_pipeline.core.strategies.spec import StrategySpec
 
 BY = "rebalance_date"
+# The factors.scores columns portfolio construction reads (target_weights and staggered).
+SCORE_COLUMNS: tuple[str, ...] = (BY, "ticker", "sector", "eligible", "score", "rank")
 WEIGHTS_SCHEMA: dict[str, pl.DataType] = {
     "strategy": pl.String(),
     "rebalance_date": pl.Date(),
@@ -67,11 +70,7 @@ def target_weights(scores: pl.DataFrame, spec: StrategySpec) -> tuple[pl.DataFra
       target_n, max_sector_weight (the largest realised sector weight), sector_cap (the configured
       limit, null without one), cap_met and a note explaining any shortfall.
     """
-    missing = sorted(
-        {"rebalance_date", "ticker", "sector", "eligible", "score", "rank"} - set(scores.columns)
-    )
-    if missing:
-        raise ValueError(f"factors.scores: missing column(s) {missing}")
+    require_columns(scores, SCORE_COLUMNS, "factors.scores")
     candidates = _selected_names(scores, spec)
     weights = (
         candidates.with_columns(
