@@ -76,40 +76,11 @@ def cap_weighted_benchmark(
     require_columns(
         shares, ("ticker", "available_at", "shares_outstanding"), "shares", BacktestInputError
     )
-    px = (
-        prices.select(
-            pl.col("ticker").cast(pl.String),
-            pl.col("date").cast(pl.Date),
-            pl.col("close").cast(pl.Float64),
-            pl.col("daily_return").cast(pl.Float64),
-        )
-        .sort("ticker", "date")
-        .with_columns(
-            pl.col("close").shift(1).over("ticker").alias("prev_close"),
-            pl.col("date").shift(1).over("ticker").alias("prev_date"),
-        )
-        .filter(
-            pl.col("daily_return").is_not_null()
-            & pl.col("daily_return").is_finite()
-            & (pl.col("prev_close") > 0)
-        )
-    )
-    px = members_only(px, membership)
+    px = members_only(_returns_with_prior_close(prices), membership)
     rebase = share_basis is not None and share_basis.height > 0
     if rebase:
         require_columns(shares, ("period_end",), "shares", BacktestInputError)
-    sh = (
-        shares.select(
-            pl.col("ticker").cast(pl.String),
-            pl.col("available_at").cast(pl.Date).fill_null(_ALWAYS),
-            pl.col("shares_outstanding").cast(pl.Float64),
-            (pl.col("period_end") if rebase else pl.lit(None)).cast(pl.Date).alias("period_end"),
-        )
-        .filter(pl.col("shares_outstanding") > 0)
-        # Several rows known the same day: the last one given wins.
-        .unique(subset=["ticker", "available_at"], keep="last", maintain_order=True)
-        .sort("available_at")
-    )
+    sh = _known_shares(shares, rebase)
     weighted = (
         px.sort("date")
         .join_asof(
@@ -138,6 +109,45 @@ def cap_weighted_benchmark(
         )
         .sort("date")
         .select(pl.col("date").cast(pl.Date), pl.col("benchmark_return").cast(pl.Float64))
+    )
+
+
+def _returns_with_prior_close(prices: pl.DataFrame) -> pl.DataFrame:
+    """Rows with a finite return and a positive previous close (``prev_close``, ``prev_date``)."""
+    return (
+        prices.select(
+            pl.col("ticker").cast(pl.String),
+            pl.col("date").cast(pl.Date),
+            pl.col("close").cast(pl.Float64),
+            pl.col("daily_return").cast(pl.Float64),
+        )
+        .sort("ticker", "date")
+        .with_columns(
+            pl.col("close").shift(1).over("ticker").alias("prev_close"),
+            pl.col("date").shift(1).over("ticker").alias("prev_date"),
+        )
+        .filter(
+            pl.col("daily_return").is_not_null()
+            & pl.col("daily_return").is_finite()
+            & (pl.col("prev_close") > 0)
+        )
+    )
+
+
+def _known_shares(shares: pl.DataFrame, with_period: bool) -> pl.DataFrame:
+    """Positive share counts by ``available_at`` (null = since always); one per ticker and day."""
+    period = pl.col("period_end") if with_period else pl.lit(None)
+    return (
+        shares.select(
+            pl.col("ticker").cast(pl.String),
+            pl.col("available_at").cast(pl.Date).fill_null(_ALWAYS),
+            pl.col("shares_outstanding").cast(pl.Float64),
+            period.cast(pl.Date).alias("period_end"),
+        )
+        .filter(pl.col("shares_outstanding") > 0)
+        # Several rows known the same day: the last one given wins.
+        .unique(subset=["ticker", "available_at"], keep="last", maintain_order=True)
+        .sort("available_at")
     )
 
 
