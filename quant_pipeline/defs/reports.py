@@ -18,8 +18,10 @@ from quant_pipeline.core.backtest.comparison import (
     relative_metrics,
     sector_exposure,
 )
+from quant_pipeline.core.data.suspect_moves import held_through
 from quant_pipeline.core.reporting import backtest_charts as plots
 from quant_pipeline.core.reporting.tearsheet import render_tearsheet
+from quant_pipeline.defs.curated import SUSPECT_MOVES_TABLE
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import WarehouseResource
 from quant_pipeline.settings import from_env
@@ -130,6 +132,7 @@ def _index_html(rows: list[tuple[str, str]]) -> str:
         ["backtest", "metrics"],
         ["backtest", "relative_metrics"],
         ["backtest", "blend_attribution"],
+        ["curated", "suspect_moves"],
     ],
     group_name=GROUP,
     kinds={"duckdb", "polars", "html"},
@@ -148,6 +151,11 @@ def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.Mat
     metrics = wh.read_table("backtest.metrics")
     relative = wh.read_table("backtest.relative_metrics")
     attribution = wh.read_table("backtest.blend_attribution")
+    held = (
+        held_through(trades, wh.read_table(SUSPECT_MOVES_TABLE))
+        if wh.has_table(SUSPECT_MOVES_TABLE)
+        else None
+    )
     written, meta_charts, index_rows = [], {}, []
     generated = datetime.now(UTC).replace(microsecond=0)
     for name in daily["strategy"].unique().sort().to_list():
@@ -175,6 +183,7 @@ def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.Mat
             labels=labels,
             relative=relative.filter(pl.col("strategy") == name),
             sleeves=attribution.filter(pl.col("strategy") == name).drop("strategy"),
+            suspect_moves=None if held is None else held.filter(pl.col("strategy") == name),
         )
         path = out_dir / f"{name}.html"
         path.write_text(page, encoding="utf-8")
