@@ -12,8 +12,8 @@ from quant_pipeline.core.backtest.benchmark_returns import (
     ticker_benchmark,
 )
 from quant_pipeline.core.backtest.reference_engine import BacktestInputError
+from quant_pipeline.core.data.share_basis import SHARE_BASIS_TABLE
 from quant_pipeline.core.reporting import backtest_charts as plots
-from quant_pipeline.defs.curated import SHARE_BASIS_TABLE
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import WarehouseResource
 

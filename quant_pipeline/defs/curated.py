@@ -4,8 +4,16 @@ import dagster as dg
 import polars as pl
 
 from quant_pipeline.core.data import curation as curate
-from quant_pipeline.core.data.share_basis import METHOD_INFERRED, share_basis_events
-from quant_pipeline.core.data.suspect_moves import DEFAULT_THRESHOLD, suspect_moves
+from quant_pipeline.core.data.share_basis import (
+    METHOD_INFERRED,
+    SHARE_BASIS_TABLE,
+    share_basis_events,
+)
+from quant_pipeline.core.data.suspect_moves import (
+    DEFAULT_THRESHOLD,
+    SUSPECT_MOVES_TABLE,
+    suspect_moves,
+)
 from quant_pipeline.core.data.validation import validate
 from quant_pipeline.defs.metadata import table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
@@ -13,8 +21,6 @@ from quant_pipeline.storage.warehouse import Warehouse
 
 GROUP = "curated"
 KINDS = {"duckdb", "polars", "pandera"}
-SHARE_BASIS_TABLE = "curated.share_basis_events"
-SUSPECT_MOVES_TABLE = "curated.suspect_moves"
 
 
 @dg.asset(

@@ -5,6 +5,7 @@ import polars as pl
 
 from quant_pipeline.core.data.calendar import rebalance_dates, trading_days
 from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
+from quant_pipeline.core.data.share_basis import SHARE_BASIS_TABLE
 from quant_pipeline.core.factors.point_in_time import point_in_time_factor_values, vintage_report
 from quant_pipeline.core.strategies.scoring import (
     COMPONENTS_SCHEMA,
@@ -12,7 +13,6 @@ from quant_pipeline.core.strategies.scoring import (
     score,
     with_country,
 )
-from quant_pipeline.defs.curated import SHARE_BASIS_TABLE
 from quant_pipeline.defs.metadata import table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies

@@ -10,6 +10,7 @@ from quant_pipeline.core.backtest.lookahead_audit import (
     sample_dates,
 )
 from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
+from quant_pipeline.core.data.share_basis import SHARE_BASIS_TABLE
 from quant_pipeline.core.data.suspect_moves import held_through
 from quant_pipeline.core.strategies.spec import StrategySpec
 from quant_pipeline.defs.metadata import markdown_table
@@ -33,6 +34,7 @@ class LookaheadAuditConfig(dg.Config):
         dg.AssetKey(["curated", "fundamentals"]),
         dg.AssetKey(["curated", "securities"]),
         dg.AssetKey(["curated", "membership"]),
+        dg.AssetKey(["curated", "share_basis_events"]),
     ],
 )
 def scores_match_point_in_time_recomputation(
@@ -52,6 +54,7 @@ def scores_match_point_in_time_recomputation(
         membership if membership.height else None,
         selected_strategies(market),
         dates,
+        share_basis=wh.read_table(SHARE_BASIS_TABLE),
     )
     return dg.AssetCheckResult(
         passed=result.passed,

@@ -18,10 +18,9 @@ from quant_pipeline.core.backtest.comparison import (
     relative_metrics,
     sector_exposure,
 )
-from quant_pipeline.core.data.suspect_moves import held_through
+from quant_pipeline.core.data.suspect_moves import SUSPECT_MOVES_TABLE, held_through
 from quant_pipeline.core.reporting import backtest_charts as plots
 from quant_pipeline.core.reporting.tearsheet import render_tearsheet
-from quant_pipeline.defs.curated import SUSPECT_MOVES_TABLE
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import WarehouseResource
 from quant_pipeline.settings import from_env

@@ -31,6 +31,7 @@ import polars as pl
 
 from quant_pipeline.core.data.frames import require_columns
 
+SHARE_BASIS_TABLE = "curated.share_basis_events"
 METHOD_CORPORATE_ACTION = "corporate_action"
 METHOD_INFERRED = "inferred"
 AS_TRADED = "as_traded"

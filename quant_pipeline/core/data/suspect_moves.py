@@ -15,6 +15,7 @@ import polars as pl
 
 from quant_pipeline.core.data.frames import require_columns
 
+SUSPECT_MOVES_TABLE = "curated.suspect_moves"
 DEFAULT_THRESHOLD = 0.4  # |daily return| >= 40%: BAX's spin-off and DISCA's share dividend
 SUSPECT_MOVES_SCHEMA: dict[str, pl.DataType] = {
     "ticker": pl.String(),
