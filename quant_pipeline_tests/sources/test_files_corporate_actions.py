@@ -57,8 +57,8 @@ def test_with_the_file_the_adjusted_prices_have_ordinary_returns_and_no_suspect_
         .select(pl.concat_str("ticker", pl.col("date").cast(pl.String)), "daily_return")
         .iter_rows()
     )
-    # P before the spin-off x (1 - 30/70): 70 -> 40, so 38.5 / 40 - 1 = -3.75%
-    assert returns["P2024-01-03"] == pytest.approx(38.5 / 40 - 1)
+    # P before the spin-off x 38.5 / (38.5 + 30): the holder's (38.5 + 30) / 70 - 1 = -2.14%
+    assert returns["P2024-01-03"] == pytest.approx(68.5 / 70 - 1)
     # Q before the share dividend x 1/2: 40 -> 20, so 20.4 / 20 - 1 = +2%
     assert returns["Q2024-01-04"] == pytest.approx(0.02)
     assert suspect_moves(prices, actions, 0.4).is_empty()

@@ -98,10 +98,13 @@ def adjusted_close(prices: pl.DataFrame, actions: pl.DataFrame | None) -> pl.Dat
 
     ``prices``: ticker, date, close (as traded), one row per (ticker, date); other columns kept.
     ``actions``: ticker, date, action (ACTION_TYPES), value. Yahoo/CRSP convention:
-    ``adj_close == close`` on each ticker's last date; a dividend ``d`` (cash per share) or a
-    spin-off distributing ``d`` of value per share going ex on ``t`` multiplies every price before
-    ``t`` by ``1 - d / close(t-1)``; a split of ratio ``r`` on ``t`` by ``1 / r``; a stock
-    dividend of ``v`` new shares per share by ``1 / (1 + v)``. An action dated on a
+    ``adj_close == close`` on each ticker's last date; a dividend ``d`` (cash per share) going ex
+    on ``t`` multiplies every price before ``t`` by ``1 - d / close(t-1)``; a spin-off
+    distributing ``d`` of value per share by ``close(t) / (close(t) + d)``, so the return of t is
+    the holder's ``(close(t) + d) / close(t-1) - 1`` (the dividend formula, exact for small cash
+    amounts, would overstate a distribution of half the price); a split of ratio ``r`` on ``t``
+    by ``1 / r``; a stock dividend of ``v`` new shares per share by ``1 / (1 + v)``. An action
+    dated on a
     non-trading day applies from the next trading row; actions after a ticker's last row (or on
     its first) change nothing. Looks at the whole history: this is a restatement of past prices,
     not something a rebalance computes.
@@ -121,6 +124,7 @@ def adjusted_close(prices: pl.DataFrame, actions: pl.DataFrame | None) -> pl.Dat
         "ticker",
         "date",
         prev_close=pl.col("close").shift(1).over("ticker"),
+        row_close=pl.col("close"),
         is_first=pl.int_range(pl.len()).over("ticker") == 0,
     )
     # Each action lands on the first trading row on or after its date.
@@ -141,6 +145,8 @@ def adjusted_close(prices: pl.DataFrame, actions: pl.DataFrame | None) -> pl.Dat
             .then(1.0 / pl.col("value"))
             .when(pl.col("action") == "stock_dividend")
             .then(1.0 / (1.0 + pl.col("value")))
+            .when(pl.col("action") == "spinoff")
+            .then(pl.col("row_close") / (pl.col("row_close") + pl.col("value")))
             .otherwise(1.0 - pl.col("value") / pl.col("prev_close"))
         )
         .group_by(["ticker", "row_date"])

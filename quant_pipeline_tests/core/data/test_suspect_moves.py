@@ -61,9 +61,11 @@ def test_moves_beyond_the_threshold_without_an_action_on_file_are_listed():
 def test_a_spinoff_and_a_share_dividend_on_file_correct_the_prices_and_clear_the_moves():
     actions = pl.DataFrame([SPINOFF, SHARE_DIVIDEND])
     px = prices(actions)
-    # P: every close before 2024-01-03 times 1 - 30 / 70 = 4/7: 70 -> 40, return 38.5/40 - 1
+    # P: every close before 2024-01-03 times 38.5 / (38.5 + 30): 70 -> 39.343, so the return of
+    # the day is the holder's (38.5 + 30) / 70 - 1 = -2.14%
     p = px.filter(pl.col("ticker") == "P")
-    assert p["adj_close"].to_list() == pytest.approx([40.0, 38.5, 39.0, 39.0])
+    assert p["adj_close"].to_list() == pytest.approx([70.0 * 38.5 / 68.5, 38.5, 39.0, 39.0])
+    assert p["daily_return"][1] == pytest.approx(68.5 / 70.0 - 1.0)
     # Q: closes before 2024-01-04 times 1 / (1 + 1) = 0.5: 40 -> 20, return 20.4/20 - 1 = 2%
     q = px.filter(pl.col("ticker") == "Q")
     assert q["adj_close"].to_list() == pytest.approx([20.0, 20.0, 20.4, 20.4])
