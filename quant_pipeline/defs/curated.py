@@ -199,8 +199,7 @@ class SuspectMovesConfig(dg.Config):
 def curated_suspect_moves(
     config: SuspectMovesConfig, market: MarketDataResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """One-day moves beyond a threshold with no corporate action on file (spin-offs, share
-    dividends booked as returns)."""
+    """One-day moves beyond a threshold with no corporate action on file, taken as returns."""
     wh = warehouse.get()
     moves = suspect_moves(
         wh.read_table("curated.prices", columns=["ticker", "date", "close", "daily_return"]),

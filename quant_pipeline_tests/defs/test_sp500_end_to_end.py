@@ -96,3 +96,37 @@ def test_target_weights_sum_to_one_on_every_sp500_rebalance(sp500_warehouse):
     )
     assert sums.height > 0
     assert (sums["weight"] - 1).abs().max() < 1e-9
+
+
+def test_aapl_and_nflx_market_caps_are_split_consistent_on_every_rebalance_date(
+    sp500_warehouse, sp500_dir
+):
+    from quant_pipeline_tests.sources.test_sp500_share_basis import reference_caps
+
+    values = sp500_warehouse.read_table(
+        "factors.values", columns=["rebalance_date", "ticker", "market_cap"]
+    )
+    dates = values["rebalance_date"].unique().sort().to_list()
+    for ticker in ("AAPL", "NFLX"):
+        got = dict(
+            values.filter(pl.col("ticker") == ticker)
+            .select("rebalance_date", "market_cap")
+            .iter_rows()
+        )
+        expected = reference_caps(sp500_dir, ticker, dates)
+        checked = [d for d, ref in expected.items() if ref is not None]
+        assert len(checked) >= 30
+        for d in checked:
+            assert math.isclose(got[d], expected[d], rel_tol=0.10), (ticker, d)
+
+
+def test_suspect_moves_are_listed_and_counted_in_the_labels(sp500_warehouse):
+    moves = sp500_warehouse.read_table("curated.suspect_moves")
+    assert {("BAX", "2015-07-01"), ("DISCA", "2014-08-07")} <= {
+        (t, str(d)) for t, d in moves.select("ticker", "date").iter_rows()
+    }
+    labels = sp500_warehouse.read_table("backtest.labels").filter(
+        pl.col("label") == "suspect_moves"
+    )
+    assert labels.height >= 1
+    assert labels["value"].str.starts_with(f"{moves.height} one-day moves of 40%").all()
