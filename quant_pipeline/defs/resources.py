@@ -7,26 +7,40 @@ Neither resource connects to anything in its constructor: DuckDB allows one writ
 file, and a code server holding a connection would lock the warehouse for everyone.
 """
 
-from datetime import date
-from pathlib import Path
-
 import dagster as dg
 import polars as pl
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
-from quant_pipeline.settings import Settings, from_env
+from quant_pipeline.settings import Settings, env_var, from_env
 from quant_pipeline.sources import make_source
 from quant_pipeline.sources.base import Source
 from quant_pipeline.storage.warehouse import Warehouse
+
+# The Settings fields the market resource can override for one run (the rest: other resources).
+SETTINGS_FIELDS = (
+    "source",
+    "data_dir",
+    "universe",
+    "demo_tickers",
+    "demo_start",
+    "demo_seed",
+    "demo_end",
+    "strategies",
+)
+
+
+def _describe(name: str) -> str:
+    info = Settings.model_fields[name]
+    return f"{info.description} (unset: {env_var(name)})"
 
 
 class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB warehouse file (default: QUANT_PIPELINE_WAREHOUSE, warehouse/quant.duckdb)."""
 
-    path: str | None = None
+    path: str | None = Field(default=None, description=_describe("warehouse"))
 
     def get(self) -> Warehouse:
-        path = Path(self.path) if self.path else from_env().warehouse
+        path = from_env(overrides={"warehouse": self.path}, origin="resource config").warehouse
         warehouse = Warehouse(path)
         warehouse.ensure_schemas()
         return warehouse
@@ -41,37 +55,25 @@ class MarketDataResource(dg.ConfigurableResource):
     Subclasses (tests, embedders) override :meth:`build_source` to supply another source.
     """
 
-    source: str | None = None
-    data_dir: str | None = None
-    universe: str | None = None
-    demo_tickers: int | None = None
-    demo_start: str | None = None
-    demo_seed: int | None = None
-    demo_end: str | None = None
-    strategies: list[str] | None = None
+    # Optional overrides of the Settings fields of the same names (``quant_pipeline.settings``;
+    # a test keeps the two in step): unset = the QUANT_PIPELINE_* env var, then the default.
+    source: str | None = Field(default=None, description=_describe("source"))
+    data_dir: str | None = Field(default=None, description=_describe("data_dir"))
+    universe: str | None = Field(default=None, description=_describe("universe"))
+    demo_tickers: int | None = Field(default=None, description=_describe("demo_tickers"))
+    demo_start: str | None = Field(default=None, description=_describe("demo_start"))
+    demo_seed: int | None = Field(default=None, description=_describe("demo_seed"))
+    demo_end: str | None = Field(default=None, description=_describe("demo_end"))
+    strategies: list[str] | None = Field(default=None, description=_describe("strategies"))
     yahoo_max_failed_share: float = 0.5
     price_overlap_days: int = 7
 
     def settings(self) -> Settings:
-        changes: dict[str, object] = {}
-        if self.source:
-            changes["source"] = self.source.lower()
-        if self.data_dir:
-            changes["data_dir"] = Path(self.data_dir)
-        if self.universe:
-            changes["universe"] = Path(self.universe)
-        if self.demo_tickers is not None:
-            changes["demo_tickers"] = self.demo_tickers
-        if self.demo_start:
-            changes["demo_start"] = date.fromisoformat(self.demo_start)
-        if self.demo_end:
-            changes["demo_end"] = date.fromisoformat(self.demo_end)
-        if self.demo_seed is not None:
-            changes["demo_seed"] = self.demo_seed
-        if self.strategies:
-            changes["strategies"] = tuple(self.strategies)
-        base = from_env()
-        return base.with_(**changes) if changes else base
+        """The env-var settings with this resource's set fields on top, validated by one model."""
+        return from_env(
+            overrides={name: getattr(self, name) for name in SETTINGS_FIELDS},
+            origin="resource config",
+        )
 
     _source: Source | None = PrivateAttr(default=None)
     _run_id: str | None = PrivateAttr(default=None)

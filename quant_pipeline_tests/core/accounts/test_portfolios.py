@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from quant_pipeline.config.portfolios import load_portfolios
 from quant_pipeline.core.accounts.portfolios import (
     HealthLimits,
     PortfoliosConfigError,
-    load_portfolios,
     parse_portfolios,
     portfolio_name,
 )
