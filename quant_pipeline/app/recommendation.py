@@ -25,12 +25,13 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import polars as pl
 
+from quant_pipeline.config.strategies import load_strategies
 from quant_pipeline.core.accounts.holdings import parse_holdings
 from quant_pipeline.core.accounts.orders import OrdersError, OrdersResult, build_orders
 from quant_pipeline.core.accounts.packet import code_version, packet_id
 from quant_pipeline.core.accounts.portfolios import PortfolioSpec
 from quant_pipeline.core.backtest.costs import CommissionModel
-from quant_pipeline.core.strategies.spec import StrategyConfigError, load_strategies
+from quant_pipeline.core.strategies.spec import StrategyConfigError
 from quant_pipeline.storage.warehouse import Warehouse
 
 MARKET_TZ = ZoneInfo("America/New_York")

@@ -197,7 +197,7 @@ def test_manifest_names_dates_strategy_hash_code_version_source_and_counts(env):
     ).success
     packet = read_packet(env / "outbox" / "2024-03-28_my_portfolio_packet.json")
     m = packet["manifest"]
-    from quant_pipeline.core.strategies.spec import load_strategies
+    from quant_pipeline.config.strategies import load_strategies
 
     assert m["as_of"] == "2024-03-28"
     assert m["latest_price_date"] == "2024-03-28"

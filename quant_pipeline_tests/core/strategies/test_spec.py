@@ -4,13 +4,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from quant_pipeline.config.strategies import load_strategies, load_strategy
 from quant_pipeline.core.factors.values import FACTOR_NAMES
-from quant_pipeline.core.strategies.spec import (
-    StrategyConfigError,
-    load_strategies,
-    load_strategy,
-    parse_strategy,
-)
+from quant_pipeline.core.strategies.spec import StrategyConfigError, parse_strategy
 
 BASE = {
     "name": "tiny",
