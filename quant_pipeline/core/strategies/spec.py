@@ -336,14 +336,16 @@ class ScoringSection(StrictSection):
     """``scoring``: how factor values become one score per ticker and date."""
 
     method: one_of(SCORING_METHODS) = _described("How factors combine.")  # type: ignore[valid-type]
-    winsorize: Any = _described("[lower, upper] quantiles clipped (weighted_zscore only).", None)
+    winsorize: tuple[float, float] | None = _described(
+        "[lower, upper] quantiles clipped first (weighted_zscore only).", None
+    )
     min_weight_available: Number = _described(
         "Share of factor weight a name needs values for.", 0.5, gt=0, le=1
     )
     groups: dict[str, FactorGroupSection] | None = _described("Named factor groups.", None)
     factors: Factors | None = _described("One implicit group (instead of groups).", None)
 
-    @field_validator("winsorize")
+    @field_validator("winsorize", mode="before")
     @classmethod
     def _bounds(cls, wins: Any) -> Any:
         if wins is None:
@@ -675,32 +677,6 @@ def parse_strategy(raw: Any, file: str = "<strategy>", source: Path | None = Non
         raise StrategyConfigError(file, p.path, p.problem, p.allowed) from None
     spec = spec_from_document(doc)
     return spec if source is None else StrategySpec(**{**spec.__dict__, "source": source})
-
-
-def document_fields_table(model: type[StrictSection]) -> str:
-    """A Markdown table of a section's fields: key, type, default, meaning (docs/strategies.md)."""
-    lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
-    for name, info in model.model_fields.items():
-        kind = _type_name(info.annotation)
-        default = (
-            "required"
-            if info.is_required()
-            else f"`{info.get_default(call_default_factory=True)!r}`"
-        )
-        if not info.is_required() and isinstance(info.default, StrictSection):
-            default = "see below"
-        lines.append(f"| `{name}` | {kind} | {default} | {info.description or ''} |")
-    return "\n".join(lines)
-
-
-def _type_name(annotation: Any) -> str:
-    text = (
-        str(annotation).replace("typing.", "").replace("quant_pipeline.core.strategies.spec.", "")
-    )
-    text = re.sub(r"Annotated\[(\w+), [^\]]*\]", r"\1", text)
-    text = re.sub(r"Annotated\[Literal\[([^\]]*)\], [^\]]*\]", r"one of \1", text)
-    text = re.sub(r"<class '(\w+)'>", r"\1", text)
-    return text.replace("|", "\\|")
 
 
 def validate_blend_sleeves(specs: Mapping[str, StrategySpec]) -> None:
