@@ -126,6 +126,10 @@ def _origin(key: str, origins: Mapping[str, str]) -> str:
     where = origins.get(key, "env")
     if where == "env":
         return env_var(key)
+    info = Settings.model_fields.get(key)
+    flag = (info.json_schema_extra or {}).get("flag") if info else None
+    if where == "command line" and flag:
+        return f"{flag} ({env_var(key)})"
     return f"{where} {key} ({env_var(key)})"
 
 
