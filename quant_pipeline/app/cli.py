@@ -84,15 +84,12 @@ def settings_resources(settings: Settings) -> dict[str, object]:
         WarehouseResource,
     )
 
-    values = settings.model_dump(include=set(SETTINGS_FIELDS))
-    config = {
-        name: list(value) if isinstance(value, tuple) else value
-        for name, value in values.items()
-        if value is not None
-    }
-    for name in ("data_dir", "universe", "demo_start", "demo_end"):
-        if name in config:
-            config[name] = str(config[name])
+    config: dict[str, object] = {}
+    for name, value in settings.model_dump(include=set(SETTINGS_FIELDS)).items():
+        if value is None or isinstance(value, int):
+            config[name] = value
+        else:
+            config[name] = list(value) if isinstance(value, tuple) else str(value)
     return {
         "warehouse": WarehouseResource(path=str(settings.warehouse)),
         "market": MarketDataResource(**config),

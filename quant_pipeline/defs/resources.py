@@ -7,9 +7,11 @@ Neither resource connects to anything in its constructor: DuckDB allows one writ
 file, and a code server holding a connection would lock the warehouse for everyone.
 """
 
+from typing import Any, get_args, get_origin
+
 import dagster as dg
 import polars as pl
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, create_model
 
 from quant_pipeline.settings import Settings, env_var, from_env
 from quant_pipeline.sources import make_source
@@ -46,7 +48,30 @@ class WarehouseResource(dg.ConfigurableResource):
         return warehouse
 
 
-class MarketDataResource(dg.ConfigurableResource):
+def _override_field(name: str) -> tuple[Any, Any]:
+    """The resource field of a Settings field: optional, in a type Dagster config can hold
+    (whole numbers stay numbers, name lists stay lists, paths and dates are text)."""
+    kinds = {a for a in get_args(Settings.model_fields[name].annotation) if a is not type(None)}
+    kinds |= {Settings.model_fields[name].annotation}
+    if int in kinds:
+        kind: Any = int | None
+    elif any(get_origin(k) is tuple for k in kinds):
+        kind = list[str] | None
+    else:
+        kind = str | None
+    return kind, Field(default=None, description=_describe(name))
+
+
+# The market resource's settings fields are generated from the Settings model: an unset field is
+# the QUANT_PIPELINE_* env var, then the model's default; .settings() validates them together.
+_MarketSettingsFields = create_model(
+    "_MarketSettingsFields",
+    __base__=dg.ConfigurableResource,
+    **{name: _override_field(name) for name in SETTINGS_FIELDS},
+)
+
+
+class MarketDataResource(_MarketSettingsFields):
     """Where market data comes from: the demo market, Yahoo Finance or a directory of files.
 
     One source object serves every asset of a run (Dagster gives each run its own copy of the
@@ -55,16 +80,6 @@ class MarketDataResource(dg.ConfigurableResource):
     Subclasses (tests, embedders) override :meth:`build_source` to supply another source.
     """
 
-    # Optional overrides of the Settings fields of the same names (``quant_pipeline.settings``;
-    # a test keeps the two in step): unset = the QUANT_PIPELINE_* env var, then the default.
-    source: str | None = Field(default=None, description=_describe("source"))
-    data_dir: str | None = Field(default=None, description=_describe("data_dir"))
-    universe: str | None = Field(default=None, description=_describe("universe"))
-    demo_tickers: int | None = Field(default=None, description=_describe("demo_tickers"))
-    demo_start: str | None = Field(default=None, description=_describe("demo_start"))
-    demo_seed: int | None = Field(default=None, description=_describe("demo_seed"))
-    demo_end: str | None = Field(default=None, description=_describe("demo_end"))
-    strategies: list[str] | None = Field(default=None, description=_describe("strategies"))
     yahoo_max_failed_share: float = 0.5
     price_overlap_days: int = 7
 
