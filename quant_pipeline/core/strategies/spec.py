@@ -17,11 +17,18 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from quant_pipeline.core.config_errors import StrictSection, first_problem, one_of, problem
 from quant_pipeline.core.data.calendar import FREQUENCIES
@@ -49,183 +56,6 @@ class StrategyConfigError(ValueError):
         if self.allowed is not None:
             message += f"; allowed: {list(self.allowed)}"
         super().__init__(message)
-
-
-@dataclass(frozen=True)
-class FactorWeight:
-    """One factor of a group: its weight inside the group and its direction."""
-
-    factor: str
-    weight: float
-    higher_is_better: bool = True
-
-
-@dataclass(frozen=True)
-class FactorGroup:
-    """A named group of factors (quality, growth, ...) and its weight in the composite."""
-
-    name: str
-    weight: float
-    factors: tuple[FactorWeight, ...]
-
-
-@dataclass(frozen=True)
-class UniverseRules:
-    """Eligibility filters applied on top of ``in_universe`` (None = no bound)."""
-
-    min_market_cap: float | None = None
-    max_market_cap: float | None = None
-    min_avg_volume: float | None = None
-    min_avg_dollar_volume: float | None = None
-    min_price: float | None = None
-    exclude_sectors: tuple[str, ...] = ()
-    include_sectors: tuple[str, ...] | None = None
-    # curated.securities country; a name whose country is unknown (null) passes
-    countries: tuple[str, ...] | None = None
-    # (factor, min, max): bounds on any factors.values column; a missing value fails
-    screens: tuple[tuple[str, float | None, float | None], ...] = ()
-
-
-@dataclass(frozen=True)
-class ScoringRules:
-    """How factor values become one score per ticker and date."""
-
-    method: str
-    groups: tuple[FactorGroup, ...]
-    winsorize: tuple[float, float] | None = None
-    min_weight_available: float = 0.5
-
-    @property
-    def factors(self) -> tuple[str, ...]:
-        """Every factor used, in file order."""
-        return tuple(f.factor for g in self.groups for f in g.factors)
-
-
-@dataclass(frozen=True)
-class PortfolioRules:
-    """How the ranked names become target weights."""
-
-    top_n: int
-    weighting: str = "equal"
-    max_sector_weight: float | None = None
-
-
-@dataclass(frozen=True)
-class CostRules:
-    """Transaction costs, in basis points of traded value."""
-
-    bps: float = 0.0
-
-
-@dataclass(frozen=True)
-class TradingRules:
-    """Per-strategy overrides of the run's trading model (None = use the run's setting)."""
-
-    capital: float | None = None
-    fractional: bool | None = None
-    commission_per_share: float | None = None
-    commission_minimum: float | None = None
-    commission_maximum_pct: float | None = None
-    commission_bps: float | None = None
-    slippage_bps: float | None = None
-    cash_rate: float | None = None
-
-    def overrides(self) -> dict[str, Any]:
-        """The fields set in the file, by name."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-
-@dataclass(frozen=True)
-class StaggeredRules:
-    """kind staggered: each rebalance buy the next best names not held; hold each a fixed time."""
-
-    buy_per_rebalance: int
-    hold_periods: int
-    sizing: str = "slot"
-
-
-@dataclass(frozen=True)
-class SignalRules:
-    """kind signal: a technical signal (core/strategies/technical_signals.py) as daily weights."""
-
-    signal: str
-    params: tuple[tuple[str, Any], ...]
-    max_positions: int
-    sizing: str = "slot"
-    stop_loss: float | None = None
-    use_earnings: bool = True
-
-    @property
-    def param_dict(self) -> dict[str, Any]:
-        return dict(self.params)
-
-
-@dataclass(frozen=True)
-class BlendRules:
-    """kind blend: fixed weights on other strategies' daily returns, re-weighted periodically."""
-
-    sleeves: tuple[tuple[str, float], ...]
-    rebalance: str = "monthly"
-
-
-@dataclass(frozen=True)
-class StrategySpec:
-    """A validated strategy. ``config_hash`` identifies the configuration that produced a result.
-
-    ``scoring`` and ``portfolio`` are None for kinds signal and blend; ``rebalance`` is
-    ``"daily"`` for kind signal and the sleeve re-weighting frequency for kind blend.
-    """
-
-    name: str
-    description: str
-    rebalance: str
-    universe: UniverseRules
-    scoring: ScoringRules | None
-    portfolio: PortfolioRules | None
-    costs: CostRules
-    trading: TradingRules = field(default_factory=TradingRules)
-    source: Path | None = field(default=None, compare=False)
-    # strategy kinds beyond plain factor strategies: see the end of this module
-    kind: str = "factor"
-    staggered: StaggeredRules | None = None
-    signal: SignalRules | None = None
-    blend: BlendRules | None = None
-
-    @property
-    def scored(self) -> bool:
-        """True when the strategy ranks factors.values (kinds factor and staggered)."""
-        return self.kind in ("factor", "staggered")
-
-    def to_dict(self) -> dict[str, Any]:
-        """The normalised configuration (defaults filled in, weights as floats), JSON-ready.
-
-        Fields added after the first release are left out while they hold their defaults, so
-        the hash of an unchanged factor strategy is unchanged.
-        """
-        out = asdict(self)
-        out.pop("source")
-        for key, default in _LATER_DEFAULTS.items():
-            if out.get(key) == default:
-                out.pop(key)
-        for key in ("countries", "screens"):
-            if out["universe"] and not out["universe"].get(key):
-                out["universe"].pop(key, None)
-        return json.loads(json.dumps(out))
-
-    @property
-    def config_hash(self) -> str:
-        """sha256 of the normalised configuration (key order and YAML spelling do not matter)."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()
-
-
-_LATER_DEFAULTS: dict[str, Any] = {
-    "trading": {f.name: None for f in fields(TradingRules)},
-    "kind": "factor",
-    "staggered": None,
-    "signal": None,
-    "blend": None,
-}
 
 
 # --------------------------------------------------------------------------------------------
@@ -389,7 +219,7 @@ class ScoringSection(StrictSection):
             raise problem("groups", f"group weights must sum to 1, got {total:.6g}")
 
 
-class PortfolioSection(StrictSection):
+class PortfolioRules(StrictSection):
     """``portfolio``: how the ranked names become target weights."""
 
     top_n: Whole = _described("Names held.")
@@ -397,13 +227,13 @@ class PortfolioSection(StrictSection):
     max_sector_weight: Positive | None = _described("Cap on one sector's weight.", None, le=1)
 
 
-class CostsSection(StrictSection):
+class CostRules(StrictSection):
     """``costs``: transaction costs in basis points of traded value."""
 
     bps: Amount = _described("Basis points of traded value.", 0.0)
 
 
-class TradingSection(StrictSection):
+class TradingRules(StrictSection):
     """``trading``: per-strategy overrides of the run's trading model (unset = the run's)."""
 
     capital: Positive | None = _described("Starting capital ($).", None)
@@ -415,8 +245,12 @@ class TradingSection(StrictSection):
     slippage_bps: Amount | None = _described("Slippage in basis points.", None, lt=10_000)
     cash_rate: Number | None = _described("Annual rate earned on cash.", None, gt=-1)
 
+    def overrides(self) -> dict[str, Any]:
+        """The fields set in the file, by name."""
+        return self.model_dump(exclude_none=True)
 
-class StaggeredSection(StrictSection):
+
+class StaggeredRules(StrictSection):
     """``staggered`` (kind staggered): each rebalance buy the next best names, hold them."""
 
     buy_per_rebalance: Whole = _described("Names bought at each rebalance.")
@@ -486,15 +320,15 @@ class FactorDocument(_Document):
     rebalance: one_of(FREQUENCIES) = _described("Rebalance frequency.")  # type: ignore[valid-type]
     universe: UniverseSection = _described("Eligibility filters.", UniverseSection())
     scoring: ScoringSection = _described("Factor scoring.")
-    portfolio: PortfolioSection = _described("Portfolio construction.")
-    costs: CostsSection = _described("Transaction costs.", CostsSection())
-    trading: TradingSection = _described("Trading-model overrides.", TradingSection())
+    portfolio: PortfolioRules = _described("Portfolio construction.")
+    costs: CostRules = _described("Transaction costs.", CostRules())
+    trading: TradingRules = _described("Trading-model overrides.", TradingRules())
 
 
 class StaggeredDocument(FactorDocument):
     """A strategy file of kind ``staggered``: a factor strategy bought in tranches."""
 
-    staggered: StaggeredSection = _described("Tranche rules.")
+    staggered: StaggeredRules = _described("Tranche rules.")
 
     @model_validator(mode="after")
     def _book_size(self) -> StaggeredDocument:
@@ -512,8 +346,8 @@ class SignalDocument(_Document):
     """A strategy file of kind ``signal``."""
 
     signal: SignalSection = _described("The technical signal and its position rules.")
-    costs: CostsSection = _described("Transaction costs.", CostsSection())
-    trading: TradingSection = _described("Trading-model overrides.", TradingSection())
+    costs: CostRules = _described("Transaction costs.", CostRules())
+    trading: TradingRules = _described("Trading-model overrides.", TradingRules())
 
 
 class BlendDocument(_Document):
@@ -533,6 +367,157 @@ DOCUMENTS: dict[str, type[_Document]] = {
     "staggered": StaggeredDocument,
     "signal": SignalDocument,
     "blend": BlendDocument,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# The spec the pipeline uses (sections with the same shape as the file are the models above).
+
+
+@dataclass(frozen=True)
+class FactorWeight:
+    """One factor of a group: its weight inside the group and its direction."""
+
+    factor: str
+    weight: float
+    higher_is_better: bool = True
+
+
+@dataclass(frozen=True)
+class FactorGroup:
+    """A named group of factors (quality, growth, ...) and its weight in the composite."""
+
+    name: str
+    weight: float
+    factors: tuple[FactorWeight, ...]
+
+
+@dataclass(frozen=True)
+class UniverseRules:
+    """Eligibility filters applied on top of ``in_universe`` (None = no bound)."""
+
+    min_market_cap: float | None = None
+    max_market_cap: float | None = None
+    min_avg_volume: float | None = None
+    min_avg_dollar_volume: float | None = None
+    min_price: float | None = None
+    exclude_sectors: tuple[str, ...] = ()
+    include_sectors: tuple[str, ...] | None = None
+    # curated.securities country; a name whose country is unknown (null) passes
+    countries: tuple[str, ...] | None = None
+    # (factor, min, max): bounds on any factors.values column; a missing value fails
+    screens: tuple[tuple[str, float | None, float | None], ...] = ()
+
+
+@dataclass(frozen=True)
+class ScoringRules:
+    """How factor values become one score per ticker and date."""
+
+    method: str
+    groups: tuple[FactorGroup, ...]
+    winsorize: tuple[float, float] | None = None
+    min_weight_available: float = 0.5
+
+    @property
+    def factors(self) -> tuple[str, ...]:
+        """Every factor used, in file order."""
+        return tuple(f.factor for g in self.groups for f in g.factors)
+
+
+@dataclass(frozen=True)
+class SignalRules:
+    """kind signal: a technical signal (core/strategies/technical_signals.py) as daily weights."""
+
+    signal: str
+    params: tuple[tuple[str, Any], ...]
+    max_positions: int
+    sizing: str = "slot"
+    stop_loss: float | None = None
+    use_earnings: bool = True
+
+    @property
+    def param_dict(self) -> dict[str, Any]:
+        return dict(self.params)
+
+
+@dataclass(frozen=True)
+class BlendRules:
+    """kind blend: fixed weights on other strategies' daily returns, re-weighted periodically."""
+
+    sleeves: tuple[tuple[str, float], ...]
+    rebalance: str = "monthly"
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """A validated strategy. ``config_hash`` identifies the configuration that produced a result.
+
+    ``scoring`` and ``portfolio`` are None for kinds signal and blend; ``rebalance`` is
+    ``"daily"`` for kind signal and the sleeve re-weighting frequency for kind blend.
+    """
+
+    name: str
+    description: str
+    rebalance: str
+    universe: UniverseRules
+    scoring: ScoringRules | None
+    portfolio: PortfolioRules | None
+    costs: CostRules
+    trading: TradingRules = field(default_factory=TradingRules)
+    source: Path | None = field(default=None, compare=False)
+    # strategy kinds beyond plain factor strategies: see the end of this module
+    kind: str = "factor"
+    staggered: StaggeredRules | None = None
+    signal: SignalRules | None = None
+    blend: BlendRules | None = None
+
+    @property
+    def scored(self) -> bool:
+        """True when the strategy ranks factors.values (kinds factor and staggered)."""
+        return self.kind in ("factor", "staggered")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The normalised configuration (defaults filled in, weights as floats), JSON-ready.
+
+        Fields added after the first release are left out while they hold their defaults, so
+        the hash of an unchanged factor strategy is unchanged.
+        """
+        out = _plain(self)
+        out.pop("source")
+        for key, default in _LATER_DEFAULTS.items():
+            if out.get(key) == default:
+                out.pop(key)
+        for key in ("countries", "screens"):
+            if out["universe"] and not out["universe"].get(key):
+                out["universe"].pop(key, None)
+        return json.loads(json.dumps(out))
+
+    @property
+    def config_hash(self) -> str:
+        """sha256 of the normalised configuration (key order and YAML spelling do not matter)."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses and models as dicts, tuples as lists (what ``to_dict`` hashes)."""
+    if isinstance(value, BaseModel):
+        return {k: _plain(getattr(value, k)) for k in type(value).model_fields}
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+_LATER_DEFAULTS: dict[str, Any] = {
+    "trading": dict.fromkeys(TradingRules.model_fields),
+    "kind": "factor",
+    "staggered": None,
+    "signal": None,
+    "blend": None,
 }
 
 
@@ -587,20 +572,15 @@ def _scoring(s: ScoringSection) -> ScoringRules:
 
 
 def _factor_spec(doc: FactorDocument) -> StrategySpec:
-    portfolio = doc.portfolio
     return StrategySpec(
         name=doc.name,
         description=(doc.description or "").strip(),
         rebalance=doc.rebalance,
         universe=_universe(doc.universe),
         scoring=_scoring(doc.scoring),
-        portfolio=PortfolioRules(
-            top_n=portfolio.top_n,
-            weighting=portfolio.weighting,
-            max_sector_weight=_floats(portfolio).get("max_sector_weight"),
-        ),
-        costs=CostRules(bps=float(doc.costs.bps)),
-        trading=TradingRules(**_floats(doc.trading)),
+        portfolio=doc.portfolio,
+        costs=doc.costs,
+        trading=doc.trading,
     )
 
 
@@ -613,8 +593,8 @@ def _signal_spec(doc: SignalDocument) -> StrategySpec:
         universe=UniverseRules(),
         scoring=None,
         portfolio=None,
-        costs=CostRules(bps=float(doc.costs.bps)),
-        trading=TradingRules(**_floats(doc.trading)),
+        costs=doc.costs,
+        trading=doc.trading,
         kind="signal",
         signal=SignalRules(
             signal=s.name,
@@ -647,10 +627,8 @@ def _blend_spec(doc: BlendDocument) -> StrategySpec:
 def spec_from_document(doc: _Document) -> StrategySpec:
     """The :class:`StrategySpec` of a validated document."""
     if isinstance(doc, StaggeredDocument):
-        s = doc.staggered
-        rules = StaggeredRules(s.buy_per_rebalance, s.hold_periods, s.sizing)
         base = _factor_spec(doc)
-        return StrategySpec(**{**base.__dict__, "kind": "staggered", "staggered": rules})
+        return StrategySpec(**{**base.__dict__, "kind": "staggered", "staggered": doc.staggered})
     if isinstance(doc, FactorDocument):
         return _factor_spec(doc)
     if isinstance(doc, SignalDocument):
