@@ -167,6 +167,8 @@ def add_settings_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...
         if only and name not in only:
             continue
         kwargs: dict[str, Any] = {"dest": name, "default": None, "help": info.description}
+        if flag is not None and name != "source":
+            kwargs["metavar"] = flag.lstrip("-").replace("-", "_").upper()
         if name == "source":
             kwargs["choices"] = list(SOURCES)
         parser.add_argument(flag or f"--{name.replace('_', '-')}", **kwargs)

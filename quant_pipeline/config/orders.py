@@ -26,9 +26,11 @@ def _option(
     flag: str | None = None,
     const: bool | None = None,
     ge: float | None = None,
+    switch_help: str | None = None,
 ) -> Any:
-    """A field; ``flag`` is its CLI option (``const``: a switch storing that value)."""
-    extra = {"flag": flag, "const": const}
+    """A field; ``flag`` is its CLI option (``const``: a switch storing that value, described
+    by ``switch_help``)."""
+    extra = {"flag": flag, "const": const, "switch_help": switch_help}
     return Field(default=default, description=description, ge=ge, json_schema_extra=extra)
 
 
@@ -54,15 +56,17 @@ class OrdersOptions(BaseModel):
     )
     sell_unlisted: bool | None = _option(
         None,
-        "Sell holdings outside the strategy (false / --keep-unlisted: keep them).",
+        "Sell holdings outside the strategy (false: keep them).",
         "--keep-unlisted",
         const=False,
+        switch_help="keep holdings outside the strategy instead of selling them",
     )
     commission: bool | None = _option(
         None,
-        "Charge Interactive Brokers fixed commissions (false / --no-commission: none).",
+        "Charge Interactive Brokers fixed commissions (false: none).",
         "--no-commission",
         const=False,
+        switch_help="no commission (default: Interactive Brokers fixed pricing)",
     )
     max_price_age_days: int | None = _option(
         None,
@@ -124,10 +128,14 @@ def add_orders_arguments(parser: argparse.ArgumentParser) -> None:
         flag = extra.get("flag")
         if flag is None:
             continue
-        kwargs: dict[str, Any] = {"dest": name, "help": info.description}
+        kwargs: dict[str, Any] = {
+            "dest": name,
+            "help": extra.get("switch_help") or info.description,
+        }
         if extra.get("const") is not None:
             kwargs.update(action="store_const", const=extra["const"])
         else:
+            kwargs["metavar"] = flag.lstrip("-").replace("-", "_").upper()
             kind = {float | None: float, int | None: int}.get(info.annotation, str)
             kwargs.update(type=kind)
             if info.default is not None:
