@@ -203,3 +203,13 @@ def parse_portfolios(
         spec = _entry(body, {**inherited, "name": name}, file, f"portfolios.{name}", base)
         portfolios[name] = spec
     return PortfoliosConfig(defaults=defaults, portfolios=portfolios)
+
+
+def __getattr__(name: str) -> Any:
+    # core is pure: reading portfolios.yaml moved to the application side (issue 11)
+    if name == "load_portfolios":
+        raise AttributeError(
+            "load_portfolios moved from quant_pipeline.core.accounts.portfolios to "
+            "quant_pipeline.config.portfolios (core parses dicts; config reads files)"
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

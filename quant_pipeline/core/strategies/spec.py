@@ -683,3 +683,16 @@ def with_blend_sleeves(
             for sleeve, _ in spec.blend.sleeves:
                 out.setdefault(sleeve, available[sleeve])
     return dict(sorted(out.items()))
+
+
+_MOVED = {"load_strategy", "load_strategies", "STRATEGIES_DIR"}
+
+
+def __getattr__(name: str) -> Any:
+    # core is pure: reading strategy files moved to the application side (issue 11)
+    if name in _MOVED:
+        raise AttributeError(
+            f"{name} moved from quant_pipeline.core.strategies.spec to "
+            f"quant_pipeline.config.strategies (core parses dicts; config reads files)"
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
