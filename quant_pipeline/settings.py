@@ -29,10 +29,17 @@ class SettingsError(ValueError):
     """A setting has a value the pipeline cannot use; the message names the env var / field."""
 
 
-def _field(default: Any, description: str, flag: str | None = None, shown: str | None = None):
+def _field(
+    default: Any,
+    description: str,
+    flag: str | None = None,
+    shown: str | None = None,
+    resource: str | None = None,
+):
     """A settings field: ``flag`` is its ``quant-pipeline run`` option, ``shown`` its default
-    as the docs table prints it (when the default is None or computed elsewhere)."""
-    extra: dict[str, Any] = {"flag": flag, "shown_default": shown}
+    as the docs table prints it (when the default is None or computed elsewhere), ``resource``
+    the Dagster resource with an optional override field of the same name."""
+    extra: dict[str, Any] = {"flag": flag, "shown_default": shown, "resource": resource}
     return Field(default=default, description=description, json_schema_extra=extra)
 
 
@@ -41,28 +48,45 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    warehouse: Path = _field(Path("warehouse/quant.duckdb"), "DuckDB file", "--warehouse")
-    source: one_of(SOURCES) = _field(  # type: ignore[valid-type]
-        "demo", f"where market data comes from: {', '.join(SOURCES)}", "--source"
+    warehouse: Path = _field(
+        Path("warehouse/quant.duckdb"), "DuckDB file", "--warehouse", resource="warehouse.path"
     )
-    data_dir: Path | None = _field(None, "directory read by the files source", "--data-dir")
+    source: one_of(SOURCES) = _field(  # type: ignore[valid-type]
+        "demo",
+        f"where market data comes from: {', '.join(SOURCES)}",
+        "--source",
+        resource="market",
+    )
+    data_dir: Path | None = _field(
+        None, "directory read by the files source", "--data-dir", resource="market"
+    )
     universe: Path | None = _field(
         None,
         "ticker list / membership file for the yahoo source",
         "--universe",
         "shipped S&P 500 list",
+        resource="market",
     )
-    demo_tickers: int = _field(500, "demo market size (tickers, >= 1)", "--tickers")
-    demo_start: date = _field(date(2010, 1, 1), "demo market first date (YYYY-MM-DD)", "--start")
-    demo_seed: int = _field(42, "demo market seed", "--seed")
+    demo_tickers: int = _field(
+        500, "demo market size (tickers, >= 1)", "--tickers", resource="market"
+    )
+    demo_start: date = _field(
+        date(2010, 1, 1), "demo market first date (YYYY-MM-DD)", "--start", resource="market"
+    )
+    demo_seed: int = _field(42, "demo market seed", "--seed", resource="market")
     demo_end: date | None = _field(
         None,
         "demo market last date (YYYY-MM-DD; pin it for reproducible runs)",
         "--end",
         "latest weekday",
+        resource="market",
     )
     strategies: tuple[str, ...] | None = _field(
-        None, "comma-separated strategy names to run", "--strategies", "every shipped strategy"
+        None,
+        "comma-separated strategy names to run",
+        "--strategies",
+        "every shipped strategy",
+        resource="market",
     )
     reports_dir: Path = _field(Path("reports"), "directory the HTML tear sheets are written to")
     outbox: Path = _field(Path("outbox"), "folder recommendation packets are written to")
@@ -105,6 +129,15 @@ class Settings(BaseModel):
     def with_(self, **changes: object) -> Settings:
         """A copy with ``changes`` applied, validated again."""
         return _validated({**self.model_dump(), **changes}, {k: "override" for k in changes})
+
+
+def resource_fields(resource: str) -> tuple[str, ...]:
+    """The settings fields the named Dagster resource can override (``market``)."""
+    return tuple(
+        name
+        for name, info in Settings.model_fields.items()
+        if (info.json_schema_extra or {}).get("resource") == resource
+    )
 
 
 def env_var(field: str) -> str:
@@ -183,17 +216,22 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def settings_table() -> str:
     """The env var / flag / meaning / default table of :class:`Settings` (Markdown)."""
-    lines = ["| env var | CLI flag | meaning | default |", "|---|---|---|---|"]
+    lines = [
+        "| env var | CLI flag | resource field | meaning | default |",
+        "|---|---|---|---|---|",
+    ]
     for name, info in Settings.model_fields.items():
         extra = info.json_schema_extra or {}
         flag = f"`{extra['flag']}`" if extra.get("flag") else "—"
+        where = str(extra.get("resource") or "")
+        resource = f"`{where if '.' in where else f'{where}.{name}'}`" if where else "—"
         if extra.get("shown_default"):
             shown = str(extra["shown_default"])
         elif info.default is None:
             shown = "—"
         else:
             shown = f"`{info.default}`"
-        lines.append(f"| `{env_var(name)}` | {flag} | {info.description} | {shown} |")
+        lines.append(f"| `{env_var(name)}` | {flag} | {resource} | {info.description} | {shown} |")
     return "\n".join(lines)
 
 

@@ -13,22 +13,13 @@ import dagster as dg
 import polars as pl
 from pydantic import Field, PrivateAttr, create_model
 
-from quant_pipeline.settings import Settings, env_var, from_env
+from quant_pipeline.settings import Settings, env_var, from_env, resource_fields
 from quant_pipeline.sources import make_source
 from quant_pipeline.sources.base import Source
 from quant_pipeline.storage.warehouse import Warehouse
 
-# The Settings fields the market resource can override for one run (the rest: other resources).
-SETTINGS_FIELDS = (
-    "source",
-    "data_dir",
-    "universe",
-    "demo_tickers",
-    "demo_start",
-    "demo_seed",
-    "demo_end",
-    "strategies",
-)
+# The Settings fields the market resource can override for one run (declared in the model).
+SETTINGS_FIELDS = resource_fields("market")
 
 
 def _describe(name: str) -> str:
