@@ -14,12 +14,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from quant_pipeline.app.packets import write_packet
 from quant_pipeline.app.recommendation import format_orders, prepare_packet
 from quant_pipeline.config.orders import OrdersOptions, add_orders_arguments, options_from_args
 from quant_pipeline.config.portfolios import load_portfolios
 from quant_pipeline.core.accounts.holdings import HoldingsError
 from quant_pipeline.core.accounts.orders import OrdersError
-from quant_pipeline.core.accounts.packet import write_packet
 from quant_pipeline.core.accounts.portfolios import PortfoliosConfigError, portfolio_name
 from quant_pipeline.core.config_errors import describe_validation_error
 from quant_pipeline.settings import Settings, add_settings_arguments, from_env

@@ -2,11 +2,12 @@
 
 Reads the warehouse READ-ONLY (``portfolio.target_weights``, ``curated.prices``,
 ``curated.securities``, ``backtest.labels`` when present), calls the pure core
-(``core.accounts.holdings.parse_holdings``,
+(:func:`~quant_pipeline.core.accounts.holdings.parse_holdings` through
+:func:`~quant_pipeline.app.holdings_file.read_holdings`,
 :func:`~quant_pipeline.core.accounts.orders.build_orders`) and returns a :class:`Packet`: the
 order table, the manifest, and the rows the asset writes to ``orders.*``. Writing is the
-caller's job (``core.accounts.packet.write_packet`` for files; only the asset writes the
-warehouse).
+caller's job (:func:`quant_pipeline.app.packets.write_packet` for files; only the asset writes
+the warehouse).
 
 Timing: the as-of date ``D`` is today in New York unless given (the injectable clock). The
 weights are the strategy's latest rebalance on or before ``D``; each ticker is priced at its
@@ -26,10 +27,11 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import polars as pl
 
+from quant_pipeline.app.holdings_file import read_holdings
+from quant_pipeline.app.packets import code_version
 from quant_pipeline.config.strategies import load_strategies
-from quant_pipeline.core.accounts.holdings import parse_holdings
 from quant_pipeline.core.accounts.orders import OrdersError, OrdersResult, build_orders
-from quant_pipeline.core.accounts.packet import code_version, packet_id
+from quant_pipeline.core.accounts.packet import packet_id
 from quant_pipeline.core.accounts.portfolios import PortfolioSpec
 from quant_pipeline.core.backtest.costs import CommissionModel
 from quant_pipeline.core.strategies.spec import StrategyConfigError
@@ -305,7 +307,7 @@ def prepare_packet(
         )
     strategy = choose_strategy(warehouse, spec.strategy)
     rebalance, weights = latest_weights(warehouse, strategy, as_of)
-    holdings, holdings_hash = read_holdings(warehouse, spec)
+    holdings, holdings_hash = portfolio_holdings(warehouse, spec)
     needed = sorted(set(weights["ticker"]) | set([] if holdings is None else holdings["ticker"]))
     prices = trade_prices(warehouse, needed, as_of, spec.max_price_age_days)
     result = build_orders(
@@ -342,13 +344,13 @@ def strategy_config_hash(strategy: str) -> str | None:
         return None  # say so in the manifest, don't fail
 
 
-def read_holdings(
+def portfolio_holdings(
     warehouse: Warehouse, spec: PortfolioSpec
 ) -> tuple[pl.DataFrame | None, str | None]:
     """The portfolio's holdings file, validated against ``curated.securities``, and its hash."""
     if spec.holdings is None:
         return None, None
-    holdings = parse_holdings(spec.holdings, known_tickers=known_tickers(warehouse))
+    holdings = read_holdings(spec.holdings, known_tickers=known_tickers(warehouse))
     return holdings, file_sha256(spec.holdings)
 
 

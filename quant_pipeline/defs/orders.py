@@ -12,6 +12,7 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
+from quant_pipeline.app.packets import packet_paths, write_packet
 from quant_pipeline.app.recommendation import (
     Packet,
     file_sha256,
@@ -22,7 +23,6 @@ from quant_pipeline.config.orders import OrdersOptions
 from quant_pipeline.config.portfolios import load_portfolios
 from quant_pipeline.core.accounts.holdings import HoldingsError
 from quant_pipeline.core.accounts.orders import OrdersError
-from quant_pipeline.core.accounts.packet import packet_paths, write_packet
 from quant_pipeline.core.accounts.portfolios import (
     PortfoliosConfigError,
     PortfolioSpec,

@@ -32,6 +32,7 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator
 
 from quant_pipeline.core.config_errors import StrictSection, first_problem
+from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TOP_FIELDS = ("defaults", "portfolios")
@@ -61,7 +62,9 @@ class HealthLimits(StrictSection):
     max_sector_weight: float = _fraction(0.40, "Largest share of market value in one sector.")
     max_position_weight: float = _fraction(0.25, "Largest share of market value in one name.")
     lookback_days: int = Field(
-        default=252, ge=0, description="Trading days the drawdown peak looks back."
+        default=TRADING_DAYS_PER_YEAR,
+        ge=0,
+        description="Trading days the drawdown peak looks back.",
     )
 
 
