@@ -83,3 +83,19 @@ def test_market_cap_uses_split_adjusted_shares_from_the_split_day_until_the_next
     # ordinary day), never by the split ratio
     caps = rows.sort("rebalance_date")["market_cap"].to_list()
     assert max(abs(math.log(b / a)) for a, b in zip(caps, caps[1:], strict=False)) < 0.2
+
+
+def test_avg_volume_puts_pre_split_volumes_on_the_post_split_basis(demo):
+    _, _, prices, fundamentals, events = demo
+    split = events.filter(pl.col("period_before").is_not_null()).row(0, named=True)
+    ticker, day, ratio = split["ticker"], split["date"], split["ratio"]
+    rows = prices.filter(pl.col("ticker") == ticker).sort("date")
+    after = rows.filter(pl.col("date") > day)["date"].head(30)
+    securities = pl.DataFrame({"ticker": [ticker], "sector": "x"})
+    values = factor_values(rows, fundamentals, securities, after, share_basis=events)
+    volumes = rows.select("date", "volume").rows()
+    for d, got in values.select("rebalance_date", "avg_volume").iter_rows():
+        window = [(s, v) for s, v in volumes if s < d][-63:]  # the 63 rows up to t
+        # as traded, a volume before the split day counts ratio times as many shares after it
+        expected = sum(v * (ratio if s < day else 1.0) for s, v in window) / len(window)
+        assert math.isclose(got, expected, rel_tol=1e-9), d

@@ -360,3 +360,32 @@ def share_multiplier(
         .get_column("share_multiplier")
         .fill_null(1.0)
     )
+
+
+def split_index(rows: pl.DataFrame, events: pl.DataFrame | None) -> pl.Series:
+    """Per row (ticker, date): the product of the ticker's ``as_traded`` split ratios dated on or
+    before ``date`` (1.0 when none), in ``rows`` order, Float64 named ``split_index``.
+
+    A quantity counted in shares on day s is on day t's basis after multiplying by
+    ``split_index(t) / split_index(s)``: daily volumes in an as-traded source are re-based this
+    way before they are averaged over a window that holds a split. Split-adjusted prices carry
+    split-adjusted volumes and need nothing (their events do not count here).
+    """
+    require_columns(rows, ("ticker", "date"), "split_index rows")
+    ones = pl.Series("split_index", [1.0] * rows.height, dtype=pl.Float64)
+    if events is None or events.is_empty():
+        return ones
+    traded = events.filter(pl.col("price_basis") == AS_TRADED).select("ticker", "date", "ratio")
+    if traded.is_empty():
+        return ones
+    indexed = rows.select("ticker", "date").with_row_index("_row")
+    indexed = indexed.filter(pl.col("ticker").is_in(traded["ticker"].unique().implode()))
+    factors = (
+        indexed.join(traded.rename({"date": "_split"}), on="ticker")
+        .filter(pl.col("_split") <= pl.col("date"))
+        .group_by("_row")
+        .agg(pl.col("ratio").product().alias("_k"))
+    )
+    if factors.is_empty():
+        return ones
+    return ones.scatter(factors["_row"], factors["_k"])

@@ -23,6 +23,7 @@ from quant_pipeline.core.data.share_basis import (
     inferred_splits,
     share_basis_events,
     share_multiplier,
+    split_index,
 )
 
 DAYS = [date(2024, 1, 2), date(2024, 1, 3), date(2024, 1, 4), date(2024, 1, 5)]
@@ -222,3 +223,14 @@ def test_the_cap_weighted_benchmark_weights_a_split_ticker_by_its_true_cap():
     assert_frame_equal(out, expected)
     unrebased = cap_weighted_benchmark(px, shares)
     assert unrebased["benchmark_return"][0] == pytest.approx(0.04 * 25_000 / 125_000)
+
+
+def test_the_split_index_counts_as_traded_splits_up_to_each_day_only():
+    events = corporate_action_splits(
+        split_action(), prices(AS_TRADED_CLOSE), fundamentals([1000.0, 4100.0])
+    )
+    rows = pl.concat([prices(AS_TRADED_CLOSE), prices([1.0] * 4, "B")])
+    assert split_index(rows, events).to_list() == [1.0, 1.0, 4.0, 4.0, 1.0, 1.0, 1.0, 1.0]
+    adjusted = events.with_columns(price_basis=pl.lit(SPLIT_ADJUSTED))
+    assert split_index(rows, adjusted).to_list() == [1.0] * 8
+    assert split_index(rows, None).to_list() == [1.0] * 8
