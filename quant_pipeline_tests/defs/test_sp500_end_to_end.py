@@ -130,3 +130,23 @@ def test_suspect_moves_are_listed_and_counted_in_the_labels(sp500_warehouse):
     )
     assert labels.height >= 1
     assert labels["value"].str.starts_with(f"{moves.height} one-day moves of 40%").all()
+
+
+def test_a_tear_sheet_names_the_positions_held_through_a_suspect_move(sp500_warehouse):
+    from pathlib import Path
+
+    from quant_pipeline.core.data.suspect_moves import held_through
+
+    held = held_through(
+        sp500_warehouse.read_table("backtest.trades"),
+        sp500_warehouse.read_table("curated.suspect_moves"),
+    )
+    assert held.height >= 1, "some S&P strategy holds a name through a spin-off or share dividend"
+    sheets = dict(
+        sp500_warehouse.read_table("backtest.tear_sheets").select("strategy", "path").iter_rows()
+    )
+    for strategy in held["strategy"].unique().to_list():
+        page = Path(sheets[strategy]).read_text(encoding="utf-8")
+        section = page.split("<h2>Suspect moves held</h2>")[1]
+        for ticker in held.filter(pl.col("strategy") == strategy)["ticker"].to_list():
+            assert f">{ticker}<" in section, (strategy, ticker)
