@@ -234,3 +234,21 @@ def test_the_split_index_counts_as_traded_splits_up_to_each_day_only():
     adjusted = events.with_columns(price_basis=pl.lit(SPLIT_ADJUSTED))
     assert split_index(rows, adjusted).to_list() == [1.0] * 8
     assert split_index(rows, None).to_list() == [1.0] * 8
+
+
+def test_the_share_basis_label_counts_events_by_method_and_price_basis():
+    from quant_pipeline.core.backtest.bias_labels import share_basis_label
+
+    on_file = corporate_action_splits(
+        split_action(), prices(AS_TRADED_CLOSE), fundamentals([1000.0, 4100.0])
+    )
+    inferred = inferred_splits(
+        fundamentals([1000.0, 4100.0], ticker="T"), prices(ADJUSTED_CLOSE, "T")
+    )
+    label = share_basis_label(pl.concat([on_file, inferred]))
+    assert label == (
+        "rebased: 2 splits of 2 tickers put share counts on the prices' basis: "
+        "1 corporate_action (as_traded), 1 inferred (split_adjusted); "
+        "see curated.share_basis_events"
+    )
+    assert share_basis_label(on_file.head(0)).startswith("none: no split found")
