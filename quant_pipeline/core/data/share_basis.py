@@ -354,12 +354,10 @@ def share_multiplier(
         .group_by("_row")
         .agg(pl.col("ratio").product().alias("share_multiplier"))
     )
-    return (
-        indexed.join(factors, on="_row", how="left")
-        .sort("_row")
-        .get_column("share_multiplier")
-        .fill_null(1.0)
-    )
+    ones = pl.Series("share_multiplier", [1.0] * rows.height, dtype=pl.Float64)
+    if factors.is_empty():
+        return ones
+    return ones.scatter(factors["_row"], factors["share_multiplier"])
 
 
 def split_index(rows: pl.DataFrame, events: pl.DataFrame | None) -> pl.Series:
