@@ -26,10 +26,18 @@ class WarehouseResource(dg.ConfigurableResource):
     path: str | None = None
 
     def get(self) -> Warehouse:
-        path = Path(self.path) if self.path else from_env().warehouse
-        warehouse = Warehouse(path)
+        """The warehouse for a step that writes (creates the schemas on first use)."""
+        warehouse = Warehouse(self._path())
         warehouse.ensure_schemas()
         return warehouse
+
+    def read_only(self) -> Warehouse:
+        """The warehouse for a check or a step that only reads: DuckDB ``read_only=True``
+        connections, no write lock, and every write raises ``WarehouseReadOnlyError``."""
+        return Warehouse(self._path(), read_only=True)
+
+    def _path(self) -> Path:
+        return Path(self.path) if self.path else from_env().warehouse
 
 
 class MarketDataResource(dg.ConfigurableResource):
