@@ -2,7 +2,8 @@
 
 Each domain module holds its assets, checks, jobs, schedules and sensors (ingestion: the weekly
 refresh; curated: the new-prices sensor; orders_automation: the orders and quarterly rebalance
-jobs, their schedule and the inbox sensor); this module only gathers them, plus the one job that
+jobs, their schedule and the inbox sensor; alerts: the failure mail sensors); this module only
+gathers them, plus the one job that
 spans every domain.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from quant_pipeline.defs.alerts import AlertsResource, alert_sensors
 from quant_pipeline.defs.backtest import backtest_assets
 from quant_pipeline.defs.benchmarks import benchmark_assets
 from quant_pipeline.defs.checks import asset_checks as contract_checks
@@ -52,6 +54,7 @@ def build_resources(**overrides: object) -> dict[str, object]:
     resources: dict[str, object] = {
         "warehouse": WarehouseResource(),
         "market": MarketDataResource(),
+        "alerts": AlertsResource(),
     }
     resources.update(overrides)
     return resources
@@ -62,7 +65,7 @@ defs = dg.Definitions(
     asset_checks=[*asset_checks, *health_checks],
     jobs=[full_pipeline_job, *ingestion_jobs, *curated_jobs, *orders_jobs],
     schedules=[*ingestion_schedules, *orders_schedules],
-    sensors=[*curated_sensors, *orders_sensors],
+    sensors=[*curated_sensors, *orders_sensors, *alert_sensors],
     resources=build_resources(),
     executor=dg.in_process_executor,
 )
