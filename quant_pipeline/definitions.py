@@ -3,8 +3,7 @@
 Each domain module holds its assets, checks, jobs, schedules and sensors (ingestion: the weekly
 refresh; curated: the new-prices sensor; orders_automation: the orders and quarterly rebalance
 jobs, their schedule and the inbox sensor; alerts: the failure mail sensors); this module only
-gathers them, plus the one job that
-spans every domain.
+gathers them, plus the one job that spans every domain.
 """
 
 from __future__ import annotations
