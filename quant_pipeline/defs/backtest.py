@@ -12,6 +12,7 @@ from quant_pipeline.core.backtest.benchmark_returns import benchmark_series
 from quant_pipeline.core.backtest.blend import ATTRIBUTION_SCHEMA, BlendInputError, blend_returns
 from quant_pipeline.core.backtest.comparison import metrics_for_strategies, starting_capital
 from quant_pipeline.core.backtest.share_simulation import simulate, unfilled_targets
+from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
 from quant_pipeline.core.reporting import backtest_charts as plots
 from quant_pipeline.core.reporting.research_charts import equity_curves_png
 from quant_pipeline.core.strategies.spec import StrategySpec
@@ -24,7 +25,6 @@ from quant_pipeline.defs.trading import BacktestConfig, model_settings, trading_
 
 GROUP = "backtest"
 KINDS = {"duckdb", "polars"}
-PRICE_COLUMNS = ["ticker", "date", "close", "adj_close", "daily_return"]
 SIMULATION_TABLES = {
     "fills": "Every simulated order: side, shares, price, execution price, commission, slippage.",
     "positions": "Shares, value and weight held after each rebalance, per strategy and ticker.",
@@ -225,7 +225,7 @@ def backtest_results(
     """Trade every strategy's target weights with a cash account; blends from their sleeves."""
     read = BACKTEST_READS.reader(warehouse.read_only())
     specs = selected_strategies(market)
-    prices = read("curated.prices", columns=PRICE_COLUMNS)
+    prices = read("curated.prices", columns=CLOSE_PRICE_COLUMNS)
     benchmark_name, benchmark = primary_benchmark(read("backtest.benchmarks"))
     sims = Simulations()
     simulate_strategies(

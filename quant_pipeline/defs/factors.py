@@ -4,8 +4,9 @@ import dagster as dg
 import polars as pl
 
 from quant_pipeline.core.data.calendar import rebalance_dates, trading_days
+from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
 from quant_pipeline.core.factors.point_in_time import point_in_time_factor_values, vintage_report
-from quant_pipeline.core.factors.scoring import (
+from quant_pipeline.core.strategies.scoring import (
     COMPONENTS_SCHEMA,
     SCORES_SCHEMA,
     score,
@@ -18,7 +19,6 @@ from quant_pipeline.defs.tables import reads, table_spec
 
 GROUP = "factors"
 KINDS = {"duckdb", "polars"}
-PRICE_COLUMNS = ["ticker", "date", "close", "adj_close", "volume", "daily_return"]
 
 VALUES_READS = reads(
     "curated.prices",
@@ -58,7 +58,7 @@ def factor_values_asset(market: MarketDataResource, warehouse: WarehouseResource
     """Rebalance dates, point-in-time factor values and the fundamentals vintage they used."""
     read = VALUES_READS.reader(warehouse.read_only())
     specs = selected_strategies(market)
-    prices = read("curated.prices", columns=PRICE_COLUMNS)
+    prices = read("curated.prices", columns=CLOSE_PRICE_COLUMNS)
     membership = read("curated.membership")
     days = trading_days(prices)
     schedule = pl.concat(

@@ -9,13 +9,13 @@ from quant_pipeline.core.backtest.lookahead_audit import (
     audit_lookahead,
     sample_dates,
 )
+from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
 from quant_pipeline.core.strategies.spec import StrategySpec
 from quant_pipeline.defs.metadata import markdown_table
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies
 from quant_pipeline.defs.tables import TableReader, reads
 
-PRICE_COLUMNS = ["ticker", "date", "close", "adj_close", "volume", "daily_return"]
 AUDIT_READS = reads(
     "factors.values",
     "factors.scores",
@@ -55,7 +55,7 @@ def scores_match_point_in_time_recomputation(
     result = audit_lookahead(
         values,
         read("factors.scores"),
-        read("curated.prices", columns=PRICE_COLUMNS),
+        read("curated.prices", columns=CLOSE_PRICE_COLUMNS),
         read("curated.fundamentals_vintages"),
         read("curated.securities"),
         membership if membership.height else None,

@@ -3,6 +3,7 @@
 import dagster as dg
 import polars as pl
 
+from quant_pipeline.core.data.schema import PRICE_COLUMNS
 from quant_pipeline.core.strategies.signal_weights import EVENTS_SCHEMA, signal_weights
 from quant_pipeline.core.strategies.target_weights import WEIGHTS_SCHEMA
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
@@ -11,7 +12,6 @@ from quant_pipeline.defs.strategies import selected_strategies
 from quant_pipeline.defs.tables import reads
 
 KINDS = {"duckdb", "polars"}
-PRICE_COLUMNS = ["ticker", "date", "open", "high", "low", "close", "adj_close", "volume"]
 SIGNAL_READS = reads("curated.prices", "curated.membership", "curated.securities", "factors.values")
 
 
