@@ -11,12 +11,35 @@ from quant_pipeline.core.backtest.lookahead_audit import (
 )
 from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
 from quant_pipeline.core.data.share_basis import SHARE_BASIS_TABLE
-from quant_pipeline.core.data.suspect_moves import held_through
+from quant_pipeline.core.data.suspect_moves import (
+    HELD_THROUGH_SCHEMA,
+    SUSPECT_MOVES_TABLE,
+    held_through,
+)
 from quant_pipeline.core.strategies.spec import StrategySpec
 from quant_pipeline.defs.metadata import markdown_table
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies
-from quant_pipeline.storage.warehouse import Warehouse
+from quant_pipeline.defs.tables import TableReader, reads
+
+AUDIT_READS = reads(
+    "factors.values",
+    "factors.scores",
+    "curated.prices",
+    "curated.fundamentals_vintages",
+    "curated.securities",
+    "curated.membership",
+    SHARE_BASIS_TABLE,
+)
+# Read by bias_labels_table on behalf of the backtest step (part of that step's reads).
+BIAS_LABEL_READS = (
+    "factors.values",
+    "factors.rebalance_dates",
+    "factors.fundamentals_vintage",
+    "curated.fundamentals",
+    SHARE_BASIS_TABLE,
+    SUSPECT_MOVES_TABLE,
+)
 
 
 class LookaheadAuditConfig(dg.Config):
@@ -28,33 +51,26 @@ class LookaheadAuditConfig(dg.Config):
 @dg.asset_check(
     asset=dg.AssetKey(["factors", "scores"]),
     blocking=True,
-    additional_deps=[
-        dg.AssetKey(["factors", "values"]),
-        dg.AssetKey(["curated", "prices"]),
-        dg.AssetKey(["curated", "fundamentals"]),
-        dg.AssetKey(["curated", "securities"]),
-        dg.AssetKey(["curated", "membership"]),
-        dg.AssetKey(["curated", "share_basis_events"]),
-    ],
+    additional_deps=[k for k in AUDIT_READS.deps if k != dg.AssetKey(["factors", "scores"])],
 )
 def scores_match_point_in_time_recomputation(
     config: LookaheadAuditConfig, market: MarketDataResource, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     """Factor values and scores of sampled dates equal a recomputation from data known then."""
-    wh = warehouse.get()
-    values = wh.read_table("factors.values")
+    read = AUDIT_READS.reader(warehouse.read_only())
+    values = read("factors.values")
     dates = sample_dates(values["rebalance_date"].unique().to_list(), config.sample_dates)
-    membership = wh.read_table("curated.membership")
+    membership = read("curated.membership")
     result = audit_lookahead(
         values,
-        wh.read_table("factors.scores"),
-        wh.read_table("curated.prices", columns=CLOSE_PRICE_COLUMNS),
-        wh.read_table("curated.fundamentals_vintages"),
-        wh.read_table("curated.securities"),
+        read("factors.scores"),
+        read("curated.prices", columns=CLOSE_PRICE_COLUMNS),
+        read("curated.fundamentals_vintages"),
+        read("curated.securities"),
         membership if membership.height else None,
         selected_strategies(market),
         dates,
-        share_basis=wh.read_table(SHARE_BASIS_TABLE),
+        share_basis=read(SHARE_BASIS_TABLE),
     )
     return dg.AssetCheckResult(
         passed=result.passed,
@@ -69,31 +85,32 @@ def scores_match_point_in_time_recomputation(
     )
 
 
-def write_bias_labels(
-    wh: Warehouse,
-    market: MarketDataResource,
+def bias_labels_table(
+    read: TableReader,
+    source: str,
     specs: dict[str, StrategySpec],
     prices: pl.DataFrame,
     membership: pl.DataFrame,
     delisting_return: float | None,
     trading_models: dict[str, str] | None = None,
+    trades: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """Compute every strategy's bias labels, write ``backtest.labels`` and return them.
+    """Every strategy's bias labels (the rows of ``backtest.labels``) from data ``source``.
 
     ``trading_models`` (strategy → description of the simulated trading model: capital, share
-    rounding, commissions, slippage) adds a ``trading_model`` label per strategy.
+    rounding, commissions, slippage) adds a ``trading_model`` label per strategy. ``trades``
+    (the step's backtest.trades rows) gives the ``suspect_moves`` label the positions held
+    through a suspect move; every strategy also gets its ``share_basis`` label.
 
     Called by the backtest asset with the frames it already holds (curated.prices with ticker and
-    date, curated.membership); reads factors.values, factors.rebalance_dates,
-    factors.fundamentals_vintage, curated.fundamentals, curated.share_basis_events,
-    curated.suspect_moves and backtest.trades (written before the labels).
+    date, curated.membership) and its reader, through which it reads ``BIAS_LABEL_READS``.
     """
-    values = wh.read_table(
+    values = read(
         "factors.values", columns=["rebalance_date", "ticker", "in_universe", "shares_from_profile"]
     )
-    schedule = wh.read_table("factors.rebalance_dates")
-    vintage = wh.read_table("factors.fundamentals_vintage")
-    fundamentals = wh.read_table(
+    schedule = read("factors.rebalance_dates")
+    vintage = read("factors.fundamentals_vintage")
+    fundamentals = read(
         "curated.fundamentals", columns=["period_type", "period_end", "report_date", "available_at"]
     )
     last_dates = prices.group_by("ticker").agg(pl.col("date").max())
@@ -104,7 +121,7 @@ def write_bias_labels(
         rows.append(
             bias_labels(
                 name,
-                source=market.settings().source,
+                source=source,
                 cost_bps=spec.costs.bps,
                 delisting_return=delisting_return,
                 values=values.join(dates, on="rebalance_date", how="semi"),
@@ -125,15 +142,12 @@ def write_bias_labels(
                 schema=rows[0].schema if rows else None,
             )
         )
-    moves = wh.read_table("curated.suspect_moves")
-    held = held_through(
-        wh.read_table("backtest.trades", columns=["strategy", "ticker", "entry_date", "exit_date"]),
-        moves,
-    )
-    rows.append(data_labels(list(specs), wh.read_table("curated.share_basis_events"), moves, held))
-    labels = pl.concat(rows, how="vertical")
-    wh.replace_table("backtest.labels", labels)
-    return labels
+    moves = read(SUSPECT_MOVES_TABLE)
+    held = pl.DataFrame(schema=HELD_THROUGH_SCHEMA)
+    if trades is not None:
+        held = held_through(trades, moves)
+    rows.append(data_labels(list(specs), read(SHARE_BASIS_TABLE), moves, held))
+    return pl.concat(rows, how="vertical")
 
 
 integrity_checks = [scores_match_point_in_time_recomputation]
