@@ -19,6 +19,7 @@ from quant_pipeline.defs.orders import orders_assets, orders_job, quarterly_reba
 from quant_pipeline.defs.portfolio import portfolio_assets
 from quant_pipeline.defs.reports import report_assets
 from quant_pipeline.defs.research import research_assets
+from quant_pipeline.defs.research_guards import research_guard_assets
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.sensors import orders_schedules, orders_sensors
 from quant_pipeline.defs.signals import signal_assets
@@ -33,6 +34,7 @@ all_assets = [
     *report_assets,
     *signal_assets,
     *research_assets,
+    *research_guard_assets,
 ]
 # Imported by the CLI and the tests: every check, including the blocking lookahead audit.
 asset_checks = [*contract_checks, *integrity_checks]
