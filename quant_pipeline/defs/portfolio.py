@@ -9,6 +9,10 @@ from quant_pipeline.core.strategies.target_weights import (
     WEIGHTS_SCHEMA,
     target_weights,
 )
+from quant_pipeline.core.strategies.weighting import (
+    REPORT_SCHEMA as WEIGHTING_REPORT_SCHEMA,
+)
+from quant_pipeline.core.strategies.weighting import PriceHistory, WeightingRules, reweight
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies
@@ -19,7 +23,12 @@ KINDS = {"duckdb", "polars"}
 
 @dg.asset(
     key=["portfolio", "target_weights"],
-    deps=[["factors", "scores"], ["portfolio", "signal_weights"]],
+    deps=[
+        ["factors", "scores"],
+        ["portfolio", "signal_weights"],
+        ["factors", "values"],
+        ["curated", "prices"],
+    ],
     group_name=GROUP,
     kinds=KINDS,
     pool="warehouse",
@@ -34,6 +43,7 @@ def portfolio_target_weights(
     signal_weights = wh.read_table("portfolio.signal_weights")
     weights = [pl.DataFrame(schema=WEIGHTS_SCHEMA)]
     reports = [pl.DataFrame(schema=REPORT_SCHEMA)]
+    weighting_reports = [pl.DataFrame(schema=WEIGHTING_REPORT_SCHEMA)]
     for name, spec in specs.items():
         if spec.kind == "signal":
             weights.append(signal_weights.filter(pl.col("strategy") == name))
@@ -41,13 +51,19 @@ def portfolio_target_weights(
         if spec.kind == "blend":  # a blend holds strategies, not names: see backtest.daily
             continue
         build = staggered_weights if spec.kind == "staggered" else target_weights
-        w, r = build(scores.filter(pl.col("strategy") == name), spec)
+        own_scores = scores.filter(pl.col("strategy") == name)
+        w, r = build(own_scores, spec)
+        rules = WeightingRules.from_spec(spec)
+        if spec.kind == "factor" and not rules.is_equal:
+            w, wr = _reweighted(wh, w, rules, own_scores)
+            weighting_reports.append(wr)
         weights.append(w)
         reports.append(r)
     all_weights = pl.concat(weights, how="vertical_relaxed")
     report = pl.concat(reports, how="vertical_relaxed")
     wh.replace_table("portfolio.target_weights", all_weights)
     wh.replace_table("portfolio.constraint_report", report)
+    wh.replace_table("portfolio.weighting_report", pl.concat(weighting_reports))
     breaches = report.filter(~pl.col("cap_met"))
     if breaches.height:
         context.log.warning(
@@ -66,6 +82,18 @@ def portfolio_target_weights(
             breaches=dg.MetadataValue.md(markdown_table(breaches, max_rows=20)),
         )
     )
+
+
+def _reweighted(wh, w: pl.DataFrame, rules: WeightingRules, scores: pl.DataFrame):
+    """Weights of a non-equal scheme: factors.values and prices before each date as needed."""
+    values = wh.read_table(
+        "factors.values", columns=["rebalance_date", "ticker", "volatility", "market_cap"]
+    )
+    history = None
+    if rules.scheme in ("min_variance", "risk_parity"):
+        prices = wh.read_table("curated.prices", columns=["ticker", "date", "adj_close"])
+        history = PriceHistory(prices, w["ticker"].unique().to_list())
+    return reweight(w, rules, scores=scores, values=values, history=history)
 
 
 portfolio_assets = [portfolio_target_weights]

@@ -23,10 +23,11 @@ from quant_pipeline.core.data.calendar import FREQUENCIES
 from quant_pipeline.core.data.schema import SECTORS
 from quant_pipeline.core.factors.values import FACTOR_NAMES
 from quant_pipeline.core.strategies.technical_signals import SIGNALS, build_signal
+from quant_pipeline.core.strategies.weighting import SCHEMES as WEIGHTING_SCHEMES
 
 STRATEGIES_DIR = Path(__file__).resolve().parents[2] / "strategies"
 SCORING_METHODS: tuple[str, ...] = ("weighted_zscore", "rank_sum")
-WEIGHTINGS: tuple[str, ...] = ("equal",)
+WEIGHTINGS: tuple[str, ...] = WEIGHTING_SCHEMES  # core/strategies/weighting.py
 WEIGHT_TOLERANCE = 1e-6
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -54,7 +55,16 @@ UNIVERSE_FIELDS = (
 SCORING_FIELDS = ("method", "winsorize", "min_weight_available", "groups", "factors")
 GROUP_FIELDS = ("weight", "factors")
 FACTOR_FIELDS = ("weight", "higher_is_better")
-PORTFOLIO_FIELDS = ("top_n", "weighting", "max_sector_weight")
+PORTFOLIO_FIELDS = (
+    "top_n",
+    "weighting",
+    "max_sector_weight",
+    "max_weight",
+    "turnover_limit",
+    "lookback_days",
+)
+# portfolio fields added later, left out of the config hash while at their defaults
+_PORTFOLIO_LATER_DEFAULTS = {"max_weight": None, "turnover_limit": None, "lookback_days": 252}
 COSTS_FIELDS = ("bps",)
 TRADING_FIELDS = (
     "capital",
@@ -138,6 +148,10 @@ class PortfolioRules:
     top_n: int
     weighting: str = "equal"
     max_sector_weight: float | None = None
+    # per-name cap, one-way turnover limit per rebalance, covariance window (trading days)
+    max_weight: float | None = None
+    turnover_limit: float | None = None
+    lookback_days: int = 252
 
 
 @dataclass(frozen=True)
@@ -237,6 +251,9 @@ class StrategySpec:
         for key, default in _LATER_DEFAULTS.items():
             if out.get(key) == default:
                 out.pop(key)
+        for key, default in _PORTFOLIO_LATER_DEFAULTS.items():
+            if out.get("portfolio") and out["portfolio"].get(key) == default:
+                out["portfolio"].pop(key)
         for key in ("countries", "screens"):
             if out["universe"] and not out["universe"].get(key):
                 out["universe"].pop(key, None)
@@ -352,6 +369,7 @@ def parse_strategy(raw: Any, file: str = "<strategy>") -> StrategySpec:
         top_n=top_n,
         weighting=p.choice(pf.get("weighting", "equal"), "portfolio.weighting", WEIGHTINGS),
         max_sector_weight=cap,
+        **_weighting_options(p, pf),
     )
 
     costs = parse_costs(p, doc)
@@ -368,6 +386,19 @@ def parse_strategy(raw: Any, file: str = "<strategy>") -> StrategySpec:
     if kind == "staggered":
         spec = parse_kind_sections(p, doc, kind, spec)
     return spec
+
+
+def _weighting_options(p: _Parser, pf: Mapping[str, Any]) -> dict[str, Any]:
+    """portfolio.max_weight and turnover_limit in (0, 1]; lookback_days a whole number >= 60."""
+    out: dict[str, Any] = {}
+    for key in ("max_weight", "turnover_limit"):
+        value = p.number(pf.get(key), f"portfolio.{key}", positive=True)
+        if value is not None and value > 1:
+            p.fail(f"portfolio.{key}", f"must be in (0, 1], got {value!r}")
+        out[key] = value
+    if "lookback_days" in pf:
+        out["lookback_days"] = _whole(p, pf["lookback_days"], "portfolio.lookback_days", 60)
+    return out
 
 
 def parse_name(p: _Parser, doc: Mapping[str, Any]) -> str:
