@@ -19,7 +19,7 @@ from quant_pipeline.defs.orders import orders_assets, orders_job, quarterly_reba
 from quant_pipeline.defs.portfolio import portfolio_assets
 from quant_pipeline.defs.reports import report_assets
 from quant_pipeline.defs.research import research_assets
-from quant_pipeline.defs.research_guards import research_guard_assets
+from quant_pipeline.defs.research_guards import research_guard_assets, research_guards_job
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.sensors import orders_schedules, orders_sensors
 from quant_pipeline.defs.signals import signal_assets
@@ -34,7 +34,6 @@ all_assets = [
     *report_assets,
     *signal_assets,
     *research_assets,
-    *research_guard_assets,
 ]
 # Imported by the CLI and the tests: every check, including the blocking lookahead audit.
 asset_checks = [*contract_checks, *integrity_checks]
@@ -52,9 +51,11 @@ def build_resources(**overrides: object) -> dict[str, object]:
 
 
 defs = dg.Definitions(
-    assets=[*all_assets, *orders_assets, *health_assets],
+    # research guards (sweeps, walk-forward, DSR/PBO) run in the UI's full job and their own
+    # job, not in all_assets: a 144-variant sweep would multiply every end-to-end test's time
+    assets=[*all_assets, *research_guard_assets, *orders_assets, *health_assets],
     asset_checks=[*asset_checks, *health_checks],
-    jobs=[*jobs, orders_job, quarterly_rebalance_job, *automation_jobs],
+    jobs=[*jobs, research_guards_job, orders_job, quarterly_rebalance_job, *automation_jobs],
     schedules=[*schedules, *orders_schedules],
     sensors=[*orders_sensors, *automation_sensors, *alert_sensors],
     resources=build_resources(),

@@ -1,13 +1,28 @@
 """Research assets that guard against fooling yourself: multiple testing, sweeps, walk-forward."""
 
+import time
+from pathlib import Path
+
 import dagster as dg
 import polars as pl
+import yaml
 
+from quant_pipeline.core.backtest.benchmark_returns import benchmark_series
 from quant_pipeline.core.reporting.backtest_charts import md_image
-from quant_pipeline.core.reporting.overfitting_charts import pbo_logits_png
+from quant_pipeline.core.reporting.overfitting_charts import heatmap_png, pbo_logits_png
 from quant_pipeline.core.research.overfitting import multiple_testing_table
+from quant_pipeline.core.research.sweeps import (
+    SWEEPS_DIR,
+    SweepResult,
+    SweepSpec,
+    parse_sweep,
+    run_sweep,
+)
+from quant_pipeline.core.strategies.spec import STRATEGIES_DIR
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
-from quant_pipeline.defs.resources import WarehouseResource
+from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
+from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.trading import BacktestConfig, trading_model
 
 GROUP = "research"
 KINDS = {"duckdb", "polars"}
@@ -48,4 +63,121 @@ def research_multiple_testing(warehouse: WarehouseResource) -> dg.MaterializeRes
     )
 
 
-research_guard_assets = [research_multiple_testing]
+def load_sweeps(directory: Path = SWEEPS_DIR) -> dict[str, SweepSpec]:
+    """Every sweep file in ``directory``, parsed against its base strategy's YAML file."""
+    sweeps = {}
+    for path in sorted(directory.glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text())
+        base_path = STRATEGIES_DIR / f"{raw.get('strategy')}.yaml"
+        if not base_path.exists():
+            raise dg.Failure(f"{path}: strategy {raw.get('strategy')!r} has no file {base_path}")
+        sweep = parse_sweep(raw, yaml.safe_load(base_path.read_text()), str(path))
+        sweeps[sweep.name] = sweep
+    return sweeps
+
+
+def _sweep_inputs(wh, sweeps: dict[str, SweepSpec]):
+    values = wh.read_table("factors.values")
+    sched = wh.read_table("factors.rebalance_dates")
+    schedules = {
+        f: sched.filter(pl.col("frequency") == f)["rebalance_date"].sort().to_list()
+        for f in sched["frequency"].unique()
+    }
+    prices = wh.read_table("curated.prices", columns=["ticker", "date", "close", "adj_close"])
+    bench_table = wh.read_table("backtest.benchmarks")
+    primary = bench_table.filter(pl.col("is_primary"))["benchmark"].unique().to_list()
+    if len(primary) != 1:
+        raise dg.Failure(f"backtest.benchmarks must mark one primary benchmark, found {primary}")
+    return values, schedules, prices, benchmark_series(bench_table, primary[0])
+
+
+def _sweep_metadata(sweep: SweepSpec, result: SweepResult, seconds: float) -> dict:
+    x, y, metric = sweep.heatmap
+    title = f"{sweep.name}: mean {metric} by {x} and {y}"
+    meta = {
+        f"{sweep.name}_heatmap": dg.MetadataValue.md(
+            md_image(heatmap_png(result.table, x, y, metric, title), title)
+        ),
+        f"{sweep.name}_summary": dg.MetadataValue.md(_summary_md(result.summary)),
+        f"{sweep.name}_seconds": round(seconds, 2),
+    }
+    if result.pbo is not None:
+        png = pbo_logits_png(result.pbo.logits, result.pbo.pbo, f"{sweep.name}: CSCV logits")
+        meta[f"{sweep.name}_pbo_chart"] = dg.MetadataValue.md(md_image(png, "PBO logits"))
+    return meta
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            ["research", "sweep"],
+            deps=[["factors", "values"], ["curated", "prices"], ["backtest", "benchmarks"]],
+            description="One row per sweep variant: its parameters, headline metrics, its DSR "
+            "given every variant, and the sweep's PBO.",
+            group_name=GROUP,
+            kinds=KINDS,
+        ),
+        dg.AssetSpec(
+            ["research", "sweep_daily"],
+            deps=[["factors", "values"], ["curated", "prices"], ["backtest", "benchmarks"]],
+            description="Daily returns of every sweep variant (for walk-forward).",
+            group_name=GROUP,
+            kinds=KINDS,
+        ),
+    ],
+    pool="warehouse",
+)
+def research_sweep(
+    context: dg.AssetExecutionContext,
+    config: BacktestConfig,
+    market: MarketDataResource,
+    warehouse: WarehouseResource,
+):
+    """Run every variant of every sweep file through scoring, weights and the share simulation."""
+    wh = warehouse.get()
+    selected = selected_strategies(market)
+    sweeps = {n: s for n, s in load_sweeps().items() if s.strategy in selected}
+    tables, dailies, meta = [], [], {}
+    if sweeps:
+        values, schedules, prices, benchmark = _sweep_inputs(wh, sweeps)
+    for name, sweep in sweeps.items():
+        started = time.perf_counter()
+        result = run_sweep(
+            sweep,
+            values,
+            schedules,
+            prices,
+            benchmark,
+            lambda spec: trading_model(config, spec),
+            delisting_return=config.delisting_return,
+        )
+        seconds = time.perf_counter() - started
+        context.log.info(f"{name}: {len(sweep.variants)} variants in {seconds:.1f} s")
+        tables.append(result.table)
+        dailies.append(result.daily.with_columns(sweep=pl.lit(name)))
+        meta.update(_sweep_metadata(sweep, result, seconds))
+    table = pl.concat(tables, how="diagonal_relaxed") if tables else pl.DataFrame()
+    daily = pl.concat(dailies) if dailies else pl.DataFrame()
+    if tables:
+        wh.replace_table("research.sweep", table)
+        wh.replace_table("research.sweep_daily", daily)
+    best = table.sort("sharpe_ratio", descending=True) if tables else table
+    yield dg.MaterializeResult(
+        asset_key=["research", "sweep"],
+        metadata=table_metadata(
+            "research.sweep", table, best=dg.MetadataValue.md(markdown_table(best)), **meta
+        ),
+    )
+    yield dg.MaterializeResult(
+        asset_key=["research", "sweep_daily"],
+        metadata=table_metadata("research.sweep_daily", daily),
+    )
+
+
+research_guard_assets = [research_multiple_testing, research_sweep]
+
+research_guards_job = dg.define_asset_job(
+    "research_guards_job",
+    selection=dg.AssetSelection.assets(*research_guard_assets),
+    description="Sweeps, walk-forward, deflated Sharpe and PBO over an already built warehouse.",
+)
