@@ -9,7 +9,11 @@ import yaml
 
 from quant_pipeline.core.backtest.benchmark_returns import benchmark_series
 from quant_pipeline.core.reporting.backtest_charts import md_image
-from quant_pipeline.core.reporting.overfitting_charts import heatmap_png, pbo_logits_png
+from quant_pipeline.core.reporting.overfitting_charts import (
+    heatmap_png,
+    pbo_logits_png,
+    walk_forward_png,
+)
 from quant_pipeline.core.research.overfitting import multiple_testing_table
 from quant_pipeline.core.research.sweeps import (
     SWEEPS_DIR,
@@ -18,6 +22,7 @@ from quant_pipeline.core.research.sweeps import (
     parse_sweep,
     run_sweep,
 )
+from quant_pipeline.core.research.walk_forward import walk_forward
 from quant_pipeline.core.strategies.spec import STRATEGIES_DIR
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
@@ -174,7 +179,78 @@ def research_sweep(
     )
 
 
-research_guard_assets = [research_multiple_testing, research_sweep]
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            ["research", "walk_forward"],
+            deps=[["research", "sweep"], ["research", "sweep_daily"]],
+            description="Per sweep and test window: the variant chosen on the training window "
+            "by the sweep's objective, its parameters and out-of-sample return.",
+            group_name=GROUP,
+            kinds=KINDS,
+        ),
+        dg.AssetSpec(
+            ["research", "walk_forward_curves"],
+            deps=[["research", "sweep_daily"]],
+            description="Stitched out-of-sample equity of the walk-forward choice and the "
+            "in-sample best variant over the same test days.",
+            group_name=GROUP,
+            kinds=KINDS,
+        ),
+    ],
+    pool="warehouse",
+)
+def research_walk_forward(
+    context: dg.AssetExecutionContext, market: MarketDataResource, warehouse: WarehouseResource
+):
+    """Choose on each training window, hold over the next test window, roll forward."""
+    wh = warehouse.get()
+    selected = selected_strategies(market)
+    sweeps = {n: s for n, s in load_sweeps().items() if s.strategy in selected}
+    params = wh.read_table("research.sweep") if sweeps else pl.DataFrame()
+    daily = wh.read_table("research.sweep_daily") if sweeps else pl.DataFrame()
+    tables, all_curves, meta = [], [], {}
+    for name, sweep in sweeps.items():
+        rules = sweep.walk_forward
+        table, curves = walk_forward(
+            daily.filter(pl.col("sweep") == name),
+            rules.objective,
+            rules.train_years,
+            rules.test_years,
+            rules.window,
+        )
+        chosen = params.filter(pl.col("sweep") == name).select("variant", *sweep.parameters)
+        table = table.join(chosen, on="variant", how="left").with_columns(
+            sweep=pl.lit(name), window_kind=pl.lit(rules.window)
+        )
+        tables.append(table)
+        all_curves.append(curves.with_columns(sweep=pl.lit(name)))
+        title = f"{name}: walk-forward ({rules.objective}, {rules.window}) vs in-sample best"
+        meta[f"{name}_curves"] = dg.MetadataValue.md(
+            md_image(walk_forward_png(curves, title), title)
+        )
+        context.log.info(f"{name}: {table.height} walk-forward windows")
+    table = pl.concat(tables, how="diagonal_relaxed") if tables else pl.DataFrame()
+    curves = pl.concat(all_curves) if all_curves else pl.DataFrame()
+    if tables:
+        wh.replace_table("research.walk_forward", table)
+        wh.replace_table("research.walk_forward_curves", curves)
+    yield dg.MaterializeResult(
+        asset_key=["research", "walk_forward"],
+        metadata=table_metadata(
+            "research.walk_forward",
+            table,
+            windows=dg.MetadataValue.md(markdown_table(table, 40)),
+            **meta,
+        ),
+    )
+    yield dg.MaterializeResult(
+        asset_key=["research", "walk_forward_curves"],
+        metadata=table_metadata("research.walk_forward_curves", curves, **meta),
+    )
+
+
+research_guard_assets = [research_multiple_testing, research_sweep, research_walk_forward]
 
 research_guards_job = dg.define_asset_job(
     "research_guards_job",

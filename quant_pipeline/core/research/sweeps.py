@@ -41,6 +41,7 @@ from quant_pipeline.core.research.overfitting import (
     deflate_trials,
     probability_of_backtest_overfitting,
 )
+from quant_pipeline.core.research.walk_forward import OBJECTIVES
 from quant_pipeline.core.strategies.spec import (
     STRATEGIES_DIR,
     StrategyConfigError,
@@ -152,6 +153,10 @@ def _walk_forward(raw: Any, file: str) -> WalkForwardRules:
             raise SweepConfigError(
                 f"{file}: walk_forward.{key}: a whole number >= 1, got {value!r}"
             )
+    if rules.objective not in OBJECTIVES:
+        raise SweepConfigError(
+            f"{file}: walk_forward.objective: {rules.objective!r}; allowed {OBJECTIVES}"
+        )
     if rules.window not in WINDOWS:
         raise SweepConfigError(f"{file}: walk_forward.window: {rules.window!r}; allowed {WINDOWS}")
     return rules
