@@ -45,3 +45,104 @@ def test_multiple_testing_asset_writes_one_row_per_strategy_with_pbo_and_a_chart
     assert "data:image/png;base64" in meta["pbo_chart"].value
     assert meta["dagster/row_count"].value == 3
     assert table["stated_sharpe"].to_list() == pytest.approx([1.0] * 3)
+
+
+# ------------------------------------------------------------ sweep and walk-forward assets
+TINY = {
+    "name": "tiny",
+    "rebalance": "monthly",
+    "scoring": {"method": "weighted_zscore", "factors": {"momentum_12_1": {"weight": 1.0}}},
+    "portfolio": {"top_n": 1, "weighting": "equal"},
+}
+
+
+def _tiny_warehouse(path) -> None:
+    rng = np.random.default_rng(11)
+    days = [
+        d for d in (date(2020, 1, 1) + timedelta(days=i) for i in range(900)) if d.weekday() < 5
+    ]
+    tickers = ["A", "B", "C", "D"]
+    rets = rng.normal(0.0004, 0.01, size=(len(days), len(tickers)))
+    prices = pl.concat(
+        pl.DataFrame(
+            {"ticker": t, "date": days, "close": 50 * np.cumprod(1 + rets[:, j])}
+        ).with_columns(adj_close=pl.col("close"))
+        for j, t in enumerate(tickers)
+    )
+    firsts = (
+        pl.DataFrame({"date": days})
+        .group_by(pl.col("date").dt.truncate("1mo"))
+        .agg(pl.col("date").min().alias("rebalance_date"))
+    )
+    dates = firsts["rebalance_date"].sort().to_list()[1:]
+    values = pl.DataFrame(
+        [
+            (d, t, "Tech", True, 50.0, 1e9, 1e6, 5e7, float(rng.normal()))
+            for d in dates
+            for t in tickers
+        ],
+        schema=[
+            "rebalance_date",
+            "ticker",
+            "sector",
+            "in_universe",
+            "price",
+            "market_cap",
+            "avg_volume",
+            "avg_dollar_volume",
+            "momentum_12_1",
+        ],  # fmt: skip
+        orient="row",
+    )
+    bench = pl.DataFrame(
+        {"date": days, "benchmark": "equal_weight", "return": rets.mean(axis=1), "is_primary": True}
+    )
+    wh = Warehouse(path)
+    wh.replace_table("curated.prices", prices)
+    wh.replace_table("factors.values", values)
+    wh.replace_table(
+        "factors.rebalance_dates", pl.DataFrame({"frequency": "monthly", "rebalance_date": dates})
+    )
+    wh.replace_table("backtest.benchmarks", bench)
+
+
+def test_sweep_and_walk_forward_assets_write_their_tables_and_charts(tmp_path, monkeypatch):
+    from quant_pipeline.core.research.sweeps import parse_sweep
+    from quant_pipeline.defs import research_guards
+    from quant_pipeline.defs.resources import MarketDataResource
+
+    sweep = parse_sweep(
+        {
+            "strategy": "tiny",
+            "grid": {"portfolio.top_n": [1, 2, 3], "portfolio.weighting": ["equal", "score"]},
+            "heatmap": {"x": "top_n", "y": "weighting"},
+            "walk_forward": {"train_years": 1, "test_years": 1},
+        },
+        TINY,
+    )
+    monkeypatch.setattr(research_guards, "load_sweeps", lambda: {sweep.name: sweep})
+    monkeypatch.setattr(research_guards, "selected_strategies", lambda market: {"tiny": None})
+    path = tmp_path / "quant.duckdb"
+    _tiny_warehouse(path)
+    result = dg.materialize(
+        [research_guards.research_sweep, research_guards.research_walk_forward],
+        resources={
+            "warehouse": WarehouseResource(path=str(path)),
+            "market": MarketDataResource(source="demo", demo_end="2022-06-17"),
+        },
+    )
+    assert result.success
+    wh = Warehouse(path)
+    table = wh.read_table("research.sweep")
+    assert table.height == 6 and set(table["weighting"]) == {"equal", "score"}
+    assert table["pbo"].n_unique() == 1
+    windows = wh.read_table("research.walk_forward")
+    assert windows.height == 2  # tests 2021 and 2022 after one training year each
+    assert set(windows["variant"]) <= set(table["variant"])
+    assert windows["top_n"].is_not_null().all()
+    curves = wh.read_table("research.walk_forward_curves")
+    assert set(curves["curve"]) == {"walk_forward", "in_sample_best"}
+    sweep_meta = result.asset_materializations_for_node("research_sweep")[0].metadata
+    assert "data:image/png;base64" in sweep_meta[f"{sweep.name}_heatmap"].value
+    wf_meta = result.asset_materializations_for_node("research_walk_forward")[0].metadata
+    assert "data:image/png;base64" in wf_meta[f"{sweep.name}_curves"].value
