@@ -19,7 +19,11 @@ from quant_pipeline.defs.orders import orders_assets, orders_job, quarterly_reba
 from quant_pipeline.defs.portfolio import portfolio_assets
 from quant_pipeline.defs.reports import report_assets
 from quant_pipeline.defs.research import research_assets
-from quant_pipeline.defs.research_guards import research_guard_assets, research_guards_job
+from quant_pipeline.defs.research_guards import (
+    research_guard_assets,
+    research_guard_checks,
+    research_guards_job,
+)
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.sensors import orders_schedules, orders_sensors
 from quant_pipeline.defs.signals import signal_assets
@@ -36,7 +40,7 @@ all_assets = [
     *research_assets,
 ]
 # Imported by the CLI and the tests: every check, including the blocking lookahead audit.
-asset_checks = [*contract_checks, *integrity_checks]
+asset_checks = [*contract_checks, *integrity_checks, *research_guard_checks]
 
 
 def build_resources(**overrides: object) -> dict[str, object]:

@@ -257,3 +257,48 @@ research_guards_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*research_guard_assets),
     description="Sweeps, walk-forward, deflated Sharpe and PBO over an already built warehouse.",
 )
+
+
+@dg.asset_check(asset=dg.AssetKey(["portfolio", "target_weights"]), blocking=True)
+def covariance_uses_only_prior_prices(
+    market: MarketDataResource, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    """Covariance-weighted strategies: the covariance of D equals one from prices before D."""
+    from quant_pipeline.core.backtest.lookahead_audit import sample_dates
+    from quant_pipeline.core.strategies.weighting import (
+        COVARIANCE_SCHEMES,
+        WeightingRules,
+        audit_covariance,
+    )
+
+    specs = {
+        n: s
+        for n, s in selected_strategies(market).items()
+        if s.kind == "factor" and s.portfolio.weighting in COVARIANCE_SCHEMES
+    }
+    if not specs:
+        return dg.AssetCheckResult(passed=True, metadata={"strategies": "none use a covariance"})
+    wh = warehouse.get()
+    weights = wh.read_table("portfolio.target_weights")
+    prices = wh.read_table("curated.prices", columns=["ticker", "date", "adj_close"])
+    found = []
+    for name, spec in specs.items():
+        own = weights.filter(pl.col("strategy") == name)
+        dates = sample_dates(own["rebalance_date"].unique().to_list())
+        found.append(
+            audit_covariance(prices, own, WeightingRules.from_spec(spec), dates).with_columns(
+                strategy=pl.lit(name)
+            )
+        )
+    report = pl.concat(found)
+    bad = report.filter(~pl.col("matches"))
+    return dg.AssetCheckResult(
+        passed=bad.is_empty(),
+        metadata={
+            "dates_checked": report.height,
+            "mismatches": dg.MetadataValue.md(markdown_table(bad if bad.height else report)),
+        },
+    )
+
+
+research_guard_checks = [covariance_uses_only_prior_prices]

@@ -146,3 +146,43 @@ def test_sweep_and_walk_forward_assets_write_their_tables_and_charts(tmp_path, m
     assert "data:image/png;base64" in sweep_meta[f"{sweep.name}_heatmap"].value
     wf_meta = result.asset_materializations_for_node("research_walk_forward")[0].metadata
     assert "data:image/png;base64" in wf_meta[f"{sweep.name}_curves"].value
+
+
+def test_the_covariance_check_audits_a_risk_parity_strategy(tmp_path, monkeypatch):
+    from quant_pipeline.core.strategies.spec import parse_strategy
+    from quant_pipeline.core.strategies.weighting import PriceHistory, WeightingRules, reweight
+    from quant_pipeline.defs import research_guards
+    from quant_pipeline.defs.resources import MarketDataResource
+
+    doc = {**TINY, "portfolio": {"top_n": 3, "weighting": "risk_parity", "lookback_days": 60}}
+    spec = parse_strategy(doc)
+    monkeypatch.setattr(research_guards, "selected_strategies", lambda market: {"tiny": spec})
+    path = tmp_path / "quant.duckdb"
+    _tiny_warehouse(path)
+    wh = Warehouse(path)
+    prices = wh.read_table("curated.prices")
+    d = date(2021, 6, 1)
+    equal = pl.DataFrame(
+        {
+            "strategy": "tiny",
+            "rebalance_date": [d] * 3,
+            "ticker": ["A", "B", "C"],
+            "sector": "Tech",
+            "weight": 1 / 3,
+            "score": [3.0, 2.0, 1.0],
+            "rank": [1, 2, 3],
+        }
+    )
+    weights, _ = reweight(equal, WeightingRules.from_spec(spec), history=PriceHistory(prices))
+    wh.replace_table("portfolio.target_weights", weights)
+    result = dg.materialize(
+        [research_guards.covariance_uses_only_prior_prices],
+        resources={
+            "warehouse": WarehouseResource(path=str(path)),
+            "market": MarketDataResource(source="demo", demo_end="2022-06-17"),
+        },
+        selection=dg.AssetSelection.checks(research_guards.covariance_uses_only_prior_prices),
+    )
+    evaluations = result.get_asset_check_evaluations()
+    assert [e.passed for e in evaluations] == [True]
+    assert evaluations[0].metadata["dates_checked"].value == 1

@@ -362,3 +362,36 @@ def reweight(
     schema = dict(weights.schema)
     result = pl.DataFrame(out, schema=list(schema.items()), orient="row").sort(BY, "rank")
     return result, pl.DataFrame(report, schema=REPORT_SCHEMA, orient="row")
+
+
+AUDIT_SCHEMA: dict[str, pl.DataType] = {
+    "rebalance_date": pl.Date(),
+    "tickers": pl.Int64(),
+    "max_abs_difference": pl.Float64(),
+    "matches": pl.Boolean(),
+}
+
+
+def audit_covariance(
+    prices: pl.DataFrame, selections: pl.DataFrame, rules: WeightingRules, dates: list[date]
+) -> pl.DataFrame:
+    """Lookahead audit of the covariance: full price history vs prices truncated before D.
+
+    ``selections``: rebalance_date, ticker (the names weighted on each date). For each of
+    ``dates`` the covariance the weights used (from all of ``prices``) must equal, exactly, the
+    one computed from ``prices`` with ``date < D`` only; a difference would mean a price of D or
+    later reached it. Returns one ``AUDIT_SCHEMA`` row per date.
+    """
+    full = PriceHistory(prices)
+    rows = []
+    for d in dates:
+        tickers = selections.filter(pl.col(BY) == d)["ticker"].sort().to_list()
+        if not tickers:
+            continue
+        seen = covariance_before(full, d, tickers, rules)
+        cut = covariance_before(PriceHistory(prices.filter(pl.col("date") < d)), d, tickers, rules)
+        same_names = seen[1] == cut[1]
+        diff = float(np.abs(seen[0] - cut[0]).max()) if same_names and seen[0].size else 0.0
+        match = same_names and np.array_equal(seen[0], cut[0])
+        rows.append((d, len(tickers), diff if same_names else None, bool(match)))
+    return pl.DataFrame(rows, schema=AUDIT_SCHEMA, orient="row")

@@ -245,3 +245,22 @@ def test_a_bad_turnover_limit_in_yaml_names_the_field():
         parse_strategy(_doc(turnover_limit=2.0))
     with pytest.raises(StrategyConfigError, match="portfolio.weighting"):
         parse_strategy(_doc(weighting="cap_weighted"))
+
+
+def test_the_covariance_audit_passes_for_prior_prices_and_catches_a_leak(monkeypatch):
+    import quant_pipeline.core.strategies.weighting as weighting
+
+    prices = _prices()
+    d = date(2023, 11, 15)
+    sel = pl.DataFrame({"rebalance_date": [d] * 3, "ticker": ["A", "B", "C"]})
+    rules = WeightingRules("risk_parity", lookback_days=60, min_history=30)
+    assert weighting.audit_covariance(prices, sel, rules, [d])["matches"].to_list() == [True]
+    # a covariance that reads D's own price (side="right") must be caught
+    original = np.searchsorted
+    monkeypatch.setattr(
+        weighting.np,
+        "searchsorted",
+        lambda a, v, side="left": original(a, v, side="right"),
+    )
+    leaked = weighting.audit_covariance(prices, sel, rules, [d])
+    assert leaked["matches"].to_list() == [False]
