@@ -250,7 +250,66 @@ def research_walk_forward(
     )
 
 
-research_guard_assets = [research_multiple_testing, research_sweep, research_walk_forward]
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            ["research", "exposures"],
+            deps=[["portfolio", "target_weights"], ["factors", "values"], ["curated", "prices"]],
+            description="Per strategy and rebalance date: ex-ante beta to the primary benchmark "
+            "and size/value/momentum tilts (mean z-score of the holdings).",
+            group_name=GROUP,
+            kinds=KINDS,
+        ),
+        dg.AssetSpec(
+            ["research", "sector_exposures"],
+            deps=[["portfolio", "target_weights"], ["factors", "values"]],
+            description="Per strategy, rebalance date and sector: the book's weight beside the "
+            "universe's market-cap weight.",
+            group_name=GROUP,
+            kinds=KINDS,
+        ),
+    ],
+    pool="warehouse",
+)
+def research_exposures(warehouse: WarehouseResource):
+    """Beta, style tilts and sector weights vs the universe of every strategy's target weights."""
+    from quant_pipeline.core.research.exposures import (
+        ex_ante_beta,
+        sector_exposures,
+        style_tilts,
+    )
+    from quant_pipeline.core.strategies.weighting import PriceHistory
+
+    wh = warehouse.get()
+    weights = wh.read_table("portfolio.target_weights").filter(pl.col("weight") > 0)
+    values = wh.read_table("factors.values")
+    _, _, prices, benchmark = _sweep_inputs(wh, {})
+    history = PriceHistory(prices, weights["ticker"].unique().to_list())
+    table = style_tilts(weights, values).join(
+        ex_ante_beta(weights, history, benchmark), on=["strategy", "rebalance_date"], how="left"
+    )
+    sectors = sector_exposures(weights, values)
+    wh.replace_table("research.exposures", table)
+    wh.replace_table("research.sector_exposures", sectors)
+    means = table.group_by("strategy").agg(pl.exclude("rebalance_date").mean()).sort("strategy")
+    yield dg.MaterializeResult(
+        asset_key=["research", "exposures"],
+        metadata=table_metadata(
+            "research.exposures", table, mean_by_strategy=dg.MetadataValue.md(markdown_table(means))
+        ),
+    )
+    yield dg.MaterializeResult(
+        asset_key=["research", "sector_exposures"],
+        metadata=table_metadata("research.sector_exposures", sectors),
+    )
+
+
+research_guard_assets = [
+    research_multiple_testing,
+    research_sweep,
+    research_walk_forward,
+    research_exposures,
+]
 
 research_guards_job = dg.define_asset_job(
     "research_guards_job",

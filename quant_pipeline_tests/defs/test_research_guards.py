@@ -186,3 +186,39 @@ def test_the_covariance_check_audits_a_risk_parity_strategy(tmp_path, monkeypatc
     evaluations = result.get_asset_check_evaluations()
     assert [e.passed for e in evaluations] == [True]
     assert evaluations[0].metadata["dates_checked"].value == 1
+
+
+def test_the_exposures_asset_writes_beta_tilts_and_sector_weights(tmp_path):
+    from quant_pipeline.defs import research_guards
+
+    path = tmp_path / "quant.duckdb"
+    _tiny_warehouse(path)
+    wh = Warehouse(path)
+    d = date(2021, 6, 1)
+    wh.replace_table(
+        "portfolio.target_weights",
+        pl.DataFrame(
+            {
+                "strategy": "tiny",
+                "rebalance_date": [d, d],
+                "ticker": ["A", "B"],
+                "sector": "Tech",
+                "weight": [0.5, 0.5],
+                "score": [2.0, 1.0],
+                "rank": [1, 2],
+            }
+        ),
+    )
+    values = wh.read_table("factors.values").with_columns(earnings_yield=pl.lit(0.05))
+    wh.replace_table("factors.values", values)
+    result = dg.materialize(
+        [research_guards.research_exposures],
+        resources={"warehouse": WarehouseResource(path=str(path))},
+    )
+    assert result.success
+    table = wh.read_table("research.exposures")
+    assert table.height == 1 and table["beta_coverage"][0] == pytest.approx(1.0)
+    assert table["beta"][0] is not None
+    sectors = wh.read_table("research.sector_exposures")
+    assert sectors["portfolio_weight"].to_list() == pytest.approx([1.0])
+    assert sectors["universe_weight"].to_list() == pytest.approx([1.0])
