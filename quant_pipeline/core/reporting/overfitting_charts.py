@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
 
+from quant_pipeline.core.data.frames import require_columns
 from quant_pipeline.core.reporting.backtest_charts import _png
 
 
@@ -31,9 +32,7 @@ def pbo_logits_png(logits: pl.DataFrame, pbo: float, title: str) -> bytes:
 
 def heatmap_png(table: pl.DataFrame, x: str, y: str, metric: str, title: str) -> bytes:
     """Mean of ``metric`` over the variants sharing each (``x``, ``y``) pair, as a heatmap."""
-    missing = {x, y, metric} - set(table.columns)
-    if missing:
-        raise ValueError(f"heatmap: table has no column(s) {sorted(missing)}")
+    require_columns(table, [x, y, metric], "heatmap table")
     cells = table.group_by(x, y).agg(pl.col(metric).mean())
     xs = sorted(cells[x].unique().to_list(), key=str)
     ys = sorted(cells[y].unique().to_list(), key=str)

@@ -21,6 +21,7 @@ import math
 import numpy as np
 import polars as pl
 
+from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
 from quant_pipeline.core.strategies.weighting import PriceHistory
 
 BY = "rebalance_date"
@@ -90,7 +91,7 @@ def ex_ante_beta(
     weights: pl.DataFrame,
     history: PriceHistory,
     benchmark: pl.DataFrame,
-    lookback: int = 252,
+    lookback: int = TRADING_DAYS_PER_YEAR,
     min_history: int = 60,
 ) -> pl.DataFrame:
     """strategy, rebalance_date, beta, beta_coverage (returns strictly before each date).

@@ -27,10 +27,13 @@ from statistics import NormalDist
 import numpy as np
 import polars as pl
 
-from quant_pipeline.core.backtest.metrics import PERIODS_PER_YEAR, daily_risk_free
 from quant_pipeline.core.backtest.metrics import (
-    _probabilistic_sharpe_ratio as probabilistic_sharpe_ratio,
+    daily_risk_free,
+    probabilistic_sharpe_ratio,
+    sharpe_ratio,
 )
+from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
+from quant_pipeline.core.data.frames import require_columns
 
 EULER_GAMMA = 0.5772156649015329
 DEFAULT_SPLITS = 16
@@ -67,32 +70,28 @@ def expected_maximum_sharpe(n_trials: int, sharpe_variance: float) -> float:
 
 
 def deflated_sharpe_ratio(
-    excess_returns: pl.Series, n_trials: int, sharpe_variance: float
+    returns: pl.Series, n_trials: int, sharpe_variance: float, risk_free_rate: float = 0.0
 ) -> float | None:
     """P(true Sharpe > the expected best of ``n_trials`` unskilled trials): PSR(SR0).
 
-    ``excess_returns``: the selected trial's per-period excess returns (no nulls). Null when the
-    PSR is undefined (fewer than 3 returns, constant returns).
+    ``returns``: the selected trial's daily returns (no nulls); the PSR is the project's one
+    (``core.backtest.metrics.probabilistic_sharpe_ratio``) with ``benchmark_sharpe = SR0``. Null
+    when the PSR is undefined (fewer than 3 returns, constant returns).
     """
     sr0 = expected_maximum_sharpe(n_trials, sharpe_variance)
-    return probabilistic_sharpe_ratio(excess_returns, benchmark_sharpe=sr0)
+    return probabilistic_sharpe_ratio(returns, risk_free_rate, benchmark_sharpe=sr0)
 
 
-def psr_against(
-    excess_returns: pl.Series, annual_benchmark_sharpe: float, periods_per_year: int = 252
-) -> float | None:
-    """PSR against a stated annual Sharpe (the benchmark's own, or 1.0 as LEAN uses)."""
-    per_period = annual_benchmark_sharpe / math.sqrt(periods_per_year)
-    return probabilistic_sharpe_ratio(excess_returns, benchmark_sharpe=per_period)
+def per_period_sharpe(annual_sharpe: float, periods_per_year: int = TRADING_DAYS_PER_YEAR) -> float:
+    """An annual Sharpe in per-period units (÷ √periods), as the PSR's benchmark_sharpe."""
+    return annual_sharpe / math.sqrt(periods_per_year)
 
 
 def _returns_matrix(
     daily: pl.DataFrame, trial_col: str, returns_col: str
 ) -> tuple[list, np.ndarray]:
     """Wide (date x trial) matrix of returns; every trial must have every date."""
-    missing = {trial_col, "date", returns_col} - set(daily.columns)
-    if missing:
-        raise OverfittingInputError(f"trial returns: missing column(s) {sorted(missing)}")
+    require_columns(daily, [trial_col, "date", returns_col], "trial returns", OverfittingInputError)
     wide = daily.pivot(on=trial_col, index="date", values=returns_col).sort("date")
     trials = [c for c in wide.columns if c != "date"]
     matrix = wide.select(trials).to_numpy().astype(np.float64)
@@ -214,7 +213,7 @@ def deflate_trials(
     trial_col: str = "variant",
     returns_col: str = "portfolio_return",
     risk_free_rate: float = 0.0,
-    periods_per_year: int = PERIODS_PER_YEAR,
+    periods_per_year: int = TRADING_DAYS_PER_YEAR,
 ) -> tuple[pl.DataFrame, dict[str, float | int | str | None]]:
     """Each trial's annual Sharpe, PSR (vs 0) and DSR given all the trials, and a summary.
 
@@ -229,21 +228,21 @@ def deflate_trials(
     trials, matrix = _returns_matrix(daily, trial_col, returns_col)
     if not trials:
         raise OverfittingInputError(f"no trials in {trial_col!r}")
-    excess = matrix - daily_risk_free(risk_free_rate, periods_per_year)
-    sharpes = trial_sharpes(excess)
+    sharpes = trial_sharpes(matrix - daily_risk_free(risk_free_rate, periods_per_year))
     finite = sharpes[np.isfinite(sharpes)]
     variance = float(finite.var(ddof=1)) if finite.size >= 2 else 0.0
     sr0 = expected_maximum_sharpe(len(trials), variance)
     ann = math.sqrt(periods_per_year)
     rows = []
     for j, name in enumerate(trials):
-        series = pl.Series(excess[:, j])
+        series = pl.Series(matrix[:, j])
+        rf = (risk_free_rate, periods_per_year)
         rows.append(
             {
                 trial_col: name,
-                "sharpe_ratio": None if not np.isfinite(sharpes[j]) else float(sharpes[j] * ann),
-                "probabilistic_sharpe_ratio": probabilistic_sharpe_ratio(series),
-                "deflated_sharpe_ratio": probabilistic_sharpe_ratio(series, benchmark_sharpe=sr0),
+                "sharpe_ratio": sharpe_ratio(series, *rf),
+                "probabilistic_sharpe_ratio": probabilistic_sharpe_ratio(series, rf[0], 0.0, rf[1]),
+                "deflated_sharpe_ratio": probabilistic_sharpe_ratio(series, rf[0], sr0, rf[1]),
             }
         )
     schema = {trial_col: daily.schema[trial_col], **TRIALS_SCHEMA}
@@ -285,12 +284,18 @@ def multiple_testing_table(
     shared = common_dates(daily, trial_col).sort(trial_col, "date")
     table, summary = deflate_trials(shared, trial_col)
     bench = shared.group_by("date").agg(pl.col("benchmark_return").first()).sort("date")
-    b = bench["benchmark_return"]
-    bench_sharpe = float(b.mean() / b.std(ddof=1) * math.sqrt(PERIODS_PER_YEAR))
+    bench_sharpe = sharpe_ratio(bench["benchmark_return"])
     against = []
     for name in table[trial_col].to_list():
         r = shared.filter(pl.col(trial_col) == name)["portfolio_return"]
-        against.append((psr_against(r, bench_sharpe), psr_against(r, stated_sharpe)))
+        against.append(
+            tuple(
+                probabilistic_sharpe_ratio(r, benchmark_sharpe=per_period_sharpe(s))
+                if s is not None
+                else None
+                for s in (bench_sharpe, stated_sharpe)
+            )
+        )
     table = table.with_columns(
         psr_vs_benchmark=pl.Series([a for a, _ in against], dtype=pl.Float64),
         psr_vs_stated=pl.Series([s for _, s in against], dtype=pl.Float64),

@@ -32,7 +32,6 @@ import polars as pl
 
 from quant_pipeline.core.backtest.metrics import performance_metrics
 from quant_pipeline.core.backtest.share_simulation import TradingModel, simulate
-from quant_pipeline.core.factors.scoring import score
 from quant_pipeline.core.research.overfitting import (
     DEFAULT_SPLITS,
     OverfittingInputError,
@@ -42,6 +41,7 @@ from quant_pipeline.core.research.overfitting import (
     probability_of_backtest_overfitting,
 )
 from quant_pipeline.core.research.walk_forward import OBJECTIVES
+from quant_pipeline.core.strategies.scoring import score
 from quant_pipeline.core.strategies.spec import (
     STRATEGIES_DIR,
     StrategyConfigError,

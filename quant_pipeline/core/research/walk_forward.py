@@ -9,9 +9,9 @@ curve chains the chosen variants' daily returns over their test windows. Each va
 returns come from its own continuous backtest, so switching variants between windows costs
 nothing here (the books differ; the trades to move between them are not charged).
 
-Objectives over a window's daily returns r_1..r_n: ``sharpe_ratio`` = mean/std (ddof 1) x √252,
-``total_return`` = Π(1 + r) − 1, ``cagr`` = (1 + total_return)^(252/n) − 1. Pure polars; only the
-training window's returns choose a variant, so nothing of the test window is seen.
+Objectives over a window's daily returns are the project's metric functions
+(``core.backtest.metrics``): ``sharpe_ratio``, ``total_return`` and ``cagr``. Pure polars; only
+the training window's returns choose a variant, so nothing of the test window is seen.
 """
 
 from __future__ import annotations
@@ -20,7 +20,14 @@ from datetime import date
 
 import polars as pl
 
-PERIODS_PER_YEAR = 252
+from quant_pipeline.core.backtest import metrics
+from quant_pipeline.core.data.frames import require_columns
+
+METRIC_FUNCTIONS = {
+    "sharpe_ratio": metrics.sharpe_ratio,
+    "total_return": metrics.total_return,
+    "cagr": metrics.cagr,
+}
 OBJECTIVES: tuple[str, ...] = ("sharpe_ratio", "total_return", "cagr")
 WINDOWS_SCHEMA: dict[str, pl.DataType] = {
     "window": pl.Int64(),
@@ -51,21 +58,19 @@ def add_years(day: date, years: int) -> date:
 
 
 def objective_values(daily: pl.DataFrame, objective: str) -> pl.DataFrame:
-    """variant, value of ``objective`` over all the rows given, per variant."""
-    r = pl.col("portfolio_return")
-    total = (1.0 + r).product() - 1.0
-    exprs = {
-        "sharpe_ratio": r.mean() / r.std(ddof=1) * PERIODS_PER_YEAR**0.5,
-        "total_return": total,
-        "cagr": (1.0 + total) ** (PERIODS_PER_YEAR / pl.len()) - 1.0,
-    }
-    if objective not in exprs:
+    """variant, value of ``objective`` over all the rows given (in date order), per variant."""
+    if objective not in METRIC_FUNCTIONS:
         raise WalkForwardInputError(f"objective {objective!r} unknown; allowed {OBJECTIVES}")
-    return daily.group_by("variant").agg(exprs[objective].alias("value"))
+    compute = METRIC_FUNCTIONS[objective]
+    rows = [
+        (name, compute(part.sort("date")["portfolio_return"]))
+        for (name,), part in daily.group_by("variant", maintain_order=True)
+    ]
+    return pl.DataFrame(rows, schema={"variant": pl.String, "value": pl.Float64}, orient="row")
 
 
 def _best(daily: pl.DataFrame, objective: str) -> tuple[str, float]:
-    values = objective_values(daily, objective).filter(pl.col("value").is_finite())
+    values = objective_values(daily, objective).filter(pl.col("value").is_finite().fill_null(False))
     if values.is_empty():
         raise WalkForwardInputError(f"no variant has a finite {objective} on the window")
     row = values.sort(["value", "variant"], descending=[True, False]).row(0)
@@ -103,9 +108,9 @@ def walk_forward(
     curves: date, curve ('walk_forward' | 'in_sample_best'), portfolio_return, equity over the
     test windows (equity 1 before the first test day).
     """
-    missing = {"variant", "date", "portfolio_return"} - set(daily.columns)
-    if missing:
-        raise WalkForwardInputError(f"sweep daily returns: missing column(s) {sorted(missing)}")
+    require_columns(
+        daily, ["variant", "date", "portfolio_return"], "sweep daily returns", WalkForwardInputError
+    )
     daily = daily.select("variant", "date", "portfolio_return").sort("variant", "date")
     first, last = daily["date"].min(), daily["date"].max()
     hindsight, _ = _best(daily, objective)

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from quant_pipeline.core.data.calendar import FREQUENCIES
+from quant_pipeline.core.data.calendar import FREQUENCIES, TRADING_DAYS_PER_YEAR
 from quant_pipeline.core.data.schema import SECTORS
 from quant_pipeline.core.factors.values import FACTOR_NAMES
 from quant_pipeline.core.strategies.technical_signals import SIGNALS, build_signal
@@ -64,7 +64,11 @@ PORTFOLIO_FIELDS = (
     "lookback_days",
 )
 # portfolio fields added later, left out of the config hash while at their defaults
-_PORTFOLIO_LATER_DEFAULTS = {"max_weight": None, "turnover_limit": None, "lookback_days": 252}
+_PORTFOLIO_LATER_DEFAULTS = {
+    "max_weight": None,
+    "turnover_limit": None,
+    "lookback_days": TRADING_DAYS_PER_YEAR,
+}
 COSTS_FIELDS = ("bps",)
 TRADING_FIELDS = (
     "capital",
@@ -151,7 +155,7 @@ class PortfolioRules:
     # per-name cap, one-way turnover limit per rebalance, covariance window (trading days)
     max_weight: float | None = None
     turnover_limit: float | None = None
-    lookback_days: int = 252
+    lookback_days: int = TRADING_DAYS_PER_YEAR
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
+from quant_pipeline.core.data.frames import require_columns
+
 SCHEMES: tuple[str, ...] = (
     "equal",
     "score",
@@ -71,7 +74,7 @@ class WeightingRules:
     scheme: str = "equal"
     max_weight: float | None = None
     turnover_limit: float | None = None
-    lookback_days: int = 252
+    lookback_days: int = TRADING_DAYS_PER_YEAR
     min_history: int = 60
     higher_is_better: bool = True
 
@@ -191,9 +194,9 @@ class PriceHistory:
     """adj_close as a dates × tickers matrix, for trailing returns strictly before a date."""
 
     def __init__(self, prices: pl.DataFrame, tickers: list[str] | None = None):
-        missing = {"ticker", "date", "adj_close"} - set(prices.columns)
-        if missing:
-            raise WeightingInputError(f"curated.prices: missing column(s) {sorted(missing)}")
+        require_columns(
+            prices, ["ticker", "date", "adj_close"], "curated.prices", WeightingInputError
+        )
         if tickers is not None:
             prices = prices.filter(pl.col("ticker").is_in(tickers))
         wide = prices.pivot(on="ticker", index="date", values="adj_close").sort("date")

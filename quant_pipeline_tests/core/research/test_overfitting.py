@@ -12,14 +12,15 @@ import polars as pl
 import pytest
 from scipy import stats
 
+from quant_pipeline.core.backtest.metrics import probabilistic_sharpe_ratio
 from quant_pipeline.core.research.overfitting import (
     OverfittingInputError,
     deflate_trials,
     deflated_sharpe_ratio,
     expected_maximum_sharpe,
     multiple_testing_table,
+    per_period_sharpe,
     probability_of_backtest_overfitting,
-    psr_against,
 )
 
 # Bailey & Lopez de Prado (2014), "The Deflated Sharpe Ratio", numerical example: annual SR 2.5
@@ -53,14 +54,19 @@ def test_deflated_sharpe_matches_the_papers_worked_example():
 def test_one_trial_is_no_selection_so_dsr_equals_psr_against_zero():
     returns = _paper_returns()
     assert expected_maximum_sharpe(1, 0.3) == 0.0
-    assert deflated_sharpe_ratio(returns, 1, 0.3) == psr_against(returns, 0.0)
+    assert deflated_sharpe_ratio(returns, 1, 0.3) == probabilistic_sharpe_ratio(returns)
+
+
+def _psr_vs(r: pl.Series, annual: float) -> float | None:
+    return probabilistic_sharpe_ratio(r, benchmark_sharpe=per_period_sharpe(annual))
 
 
 def test_psr_against_the_samples_own_sharpe_is_one_half():
     r = pl.Series([0.01, -0.02, 0.015, 0.003, -0.004, 0.02, -0.001])
     own_annual = r.mean() / r.std(ddof=1) * math.sqrt(252)
-    assert psr_against(r, own_annual) == pytest.approx(0.5, abs=1e-12)
-    assert psr_against(r, 1.0) < psr_against(r, 0.0)
+    assert per_period_sharpe(own_annual) == pytest.approx(r.mean() / r.std(ddof=1))
+    assert _psr_vs(r, own_annual) == pytest.approx(0.5, abs=1e-12)
+    assert _psr_vs(r, 1.0) < _psr_vs(r, 0.0)
 
 
 def test_more_trials_raise_the_bar():
@@ -190,8 +196,8 @@ def test_multiple_testing_table_uses_shared_dates_and_the_benchmarks_own_sharpe(
     bench_sr = np.mean(bench[1:]) / np.std(bench[1:], ddof=1) * math.sqrt(252)
     assert summary["benchmark_sharpe"] == pytest.approx(bench_sr, rel=1e-12)
     row = table.filter(pl.col("strategy") == "a").row(0, named=True)
-    assert row["psr_vs_benchmark"] == pytest.approx(psr_against(pl.Series(a[1:]), bench_sr))
-    assert row["psr_vs_stated"] == pytest.approx(psr_against(pl.Series(a[1:]), 1.0))
+    assert row["psr_vs_benchmark"] == pytest.approx(_psr_vs(pl.Series(a[1:]), bench_sr))
+    assert row["psr_vs_stated"] == pytest.approx(_psr_vs(pl.Series(a[1:]), 1.0))
     assert row["sharpe_ratio"] == pytest.approx(
         np.mean(a[1:]) / np.std(a[1:], ddof=1) * math.sqrt(252)
     )
