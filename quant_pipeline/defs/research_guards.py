@@ -81,19 +81,25 @@ def load_sweeps(directory: Path = SWEEPS_DIR) -> dict[str, SweepSpec]:
     return sweeps
 
 
-def _sweep_inputs(wh, sweeps: dict[str, SweepSpec]):
+def _prices_and_benchmark(wh) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """curated.prices (ticker, date, close, adj_close) and the primary benchmark's returns."""
+    prices = wh.read_table("curated.prices", columns=["ticker", "date", "close", "adj_close"])
+    bench_table = wh.read_table("backtest.benchmarks")
+    primary = bench_table.filter(pl.col("is_primary"))["benchmark"].unique().to_list()
+    if len(primary) != 1:
+        raise dg.Failure(f"backtest.benchmarks must mark one primary benchmark, found {primary}")
+    return prices, benchmark_series(bench_table, primary[0])
+
+
+def _sweep_inputs(wh):
+    """factors.values, the rebalance dates per frequency, prices and the primary benchmark."""
     values = wh.read_table("factors.values")
     sched = wh.read_table("factors.rebalance_dates")
     schedules = {
         f: sched.filter(pl.col("frequency") == f)["rebalance_date"].sort().to_list()
         for f in sched["frequency"].unique()
     }
-    prices = wh.read_table("curated.prices", columns=["ticker", "date", "close", "adj_close"])
-    bench_table = wh.read_table("backtest.benchmarks")
-    primary = bench_table.filter(pl.col("is_primary"))["benchmark"].unique().to_list()
-    if len(primary) != 1:
-        raise dg.Failure(f"backtest.benchmarks must mark one primary benchmark, found {primary}")
-    return values, schedules, prices, benchmark_series(bench_table, primary[0])
+    return values, schedules, *_prices_and_benchmark(wh)
 
 
 def _sweep_metadata(sweep: SweepSpec, result: SweepResult, seconds: float) -> dict:
@@ -144,7 +150,7 @@ def research_sweep(
     sweeps = {n: s for n, s in load_sweeps().items() if s.strategy in selected}
     tables, dailies, meta = [], [], {}
     if sweeps:
-        values, schedules, prices, benchmark = _sweep_inputs(wh, sweeps)
+        values, schedules, prices, benchmark = _sweep_inputs(wh)
     for name, sweep in sweeps.items():
         started = time.perf_counter()
         result = run_sweep(
@@ -283,7 +289,7 @@ def research_exposures(warehouse: WarehouseResource):
     wh = warehouse.get()
     weights = wh.read_table("portfolio.target_weights").filter(pl.col("weight") > 0)
     values = wh.read_table("factors.values")
-    _, _, prices, benchmark = _sweep_inputs(wh, {})
+    prices, benchmark = _prices_and_benchmark(wh)
     history = PriceHistory(prices, weights["ticker"].unique().to_list())
     table = style_tilts(weights, values).join(
         ex_ante_beta(weights, history, benchmark), on=["strategy", "rebalance_date"], how="left"

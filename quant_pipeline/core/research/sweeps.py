@@ -15,8 +15,9 @@ strategy and a grid of dotted paths into its YAML document::
 
 Every combination becomes a strategy document validated by ``parse_strategy`` exactly like a
 shipped file (a bad value fails naming the sweep file, the variant and the field). Variants
-are run by :func:`run_sweep`: scores are computed once per distinct (rebalance, universe,
-scoring) and reused by every variant that shares them; factor values come in computed once.
+are run by :func:`run_sweep`: scores are computed once per distinct (universe, scoring) over
+every date any variant needs (scores are per date, so a quarterly variant reuses the monthly
+dates' scores) and reused by every variant that shares them; factor values come in computed once.
 """
 
 from __future__ import annotations
@@ -215,9 +216,10 @@ def parse_sweep(raw: Any, base_doc: Mapping[str, Any], file: str = "<sweep>") ->
 
 
 def score_key(spec: StrategySpec) -> str:
-    """What the scores of a variant depend on: rebalance, universe and scoring."""
+    """What a variant's scores on a date depend on: universe and scoring (not the schedule:
+    scores are cross-sectional per date, so a quarterly date scores as the same monthly date)."""
     d = spec.to_dict()
-    return json.dumps([d["rebalance"], d["universe"], d["scoring"]], sort_keys=True)
+    return json.dumps([d["universe"], d["scoring"]], sort_keys=True)
 
 
 HEADLINE = (
@@ -253,12 +255,16 @@ def variant_weights(
     cache: dict[str, pl.DataFrame],
     history: PriceHistory | None = None,
 ) -> pl.DataFrame:
-    """The variant's target weights; scores shared through ``cache`` (keyed by score_key)."""
+    """The variant's target weights on ``dates``; scores shared through ``cache``.
+
+    The cache (keyed by :func:`score_key`) holds the scores of every date in ``values``: score
+    once per universe and scoring, then keep the variant's own dates.
+    """
     spec = variant.spec
     key = score_key(spec)
     if key not in cache:
-        cache[key] = score(values.filter(pl.col("rebalance_date").is_in(dates)), spec)[0]
-    scores = cache[key]
+        cache[key] = score(values, spec)[0]
+    scores = cache[key].filter(pl.col("rebalance_date").is_in(dates))
     weights, _ = target_weights(scores, spec)
     rules = WeightingRules.from_spec(spec)
     if not rules.is_equal:
@@ -297,6 +303,8 @@ def run_sweep(
     if any(v.spec.portfolio.weighting in COVARIANCE_SCHEMES for v in sweep.variants):
         history = PriceHistory(prices)
     cache: dict[str, pl.DataFrame] = {}
+    needed = sorted({d for v in sweep.variants for d in schedules[v.spec.rebalance]})
+    values = values.filter(pl.col("rebalance_date").is_in(needed))
     rows, dailies = [], []
     for variant in sweep.variants:
         dates = schedules[variant.spec.rebalance]

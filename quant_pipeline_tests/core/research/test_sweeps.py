@@ -129,3 +129,19 @@ def test_a_sweep_runs_each_variant_through_the_share_simulation():
     assert table["pbo"].n_unique() == 1 and result.pbo is not None
     assert set(result.daily["variant"]) == {v.name for v in sweep.variants}
     assert table["deflated_sharpe_ratio"].is_not_null().all()
+
+
+def test_a_variant_reusing_scores_of_more_dates_gets_the_weights_of_its_own_dates():
+    from quant_pipeline.core.research.sweeps import variant_weights
+    from quant_pipeline.core.strategies.scoring import score
+    from quant_pipeline.core.strategies.target_weights import target_weights
+
+    sweep = parse_sweep({"strategy": "tiny", "grid": {"portfolio.top_n": [2]}}, BASE)
+    variant = sweep.variants[0]
+    cache: dict = {}
+    shared = variant_weights(variant, _values(), [D2], cache)
+    alone, _ = target_weights(
+        score(_values().filter(pl.col("rebalance_date") == D2), variant.spec)[0], variant.spec
+    )
+    assert shared.equals(alone)
+    assert len(cache) == 1 and cache[next(iter(cache))]["rebalance_date"].n_unique() == 2
