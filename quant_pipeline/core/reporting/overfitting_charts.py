@@ -14,7 +14,7 @@ from quant_pipeline.core.data.frames import require_columns
 from quant_pipeline.core.reporting.backtest_charts import _png
 
 
-def pbo_logits_png(logits: pl.DataFrame, pbo: float, title: str) -> bytes:
+def pbo_logits_figure(logits: pl.DataFrame, pbo: float, title: str) -> Figure:
     """Histogram of the CSCV logits (``logit`` column); the share left of 0 is the PBO."""
     if logits.is_empty():
         raise ValueError("logits is empty: nothing to plot")
@@ -27,10 +27,15 @@ def pbo_logits_png(logits: pl.DataFrame, pbo: float, title: str) -> bytes:
     ax.set_ylabel("combinations")
     ax.set_title(title)
     ax.legend()
-    return _png(fig)
+    return fig
 
 
-def heatmap_png(table: pl.DataFrame, x: str, y: str, metric: str, title: str) -> bytes:
+def pbo_logits_png(logits: pl.DataFrame, pbo: float, title: str) -> bytes:
+    """:func:`pbo_logits_figure` as PNG bytes."""
+    return _png(pbo_logits_figure(logits, pbo, title))
+
+
+def heatmap_figure(table: pl.DataFrame, x: str, y: str, metric: str, title: str) -> Figure:
     """Mean of ``metric`` over the variants sharing each (``x``, ``y``) pair, as a heatmap."""
     require_columns(table, [x, y, metric], "heatmap table")
     cells = table.group_by(x, y).agg(pl.col(metric).mean())
@@ -51,10 +56,15 @@ def heatmap_png(table: pl.DataFrame, x: str, y: str, metric: str, title: str) ->
     ax.set_ylabel(y)
     ax.set_title(title)
     fig.colorbar(image, ax=ax, label=f"mean {metric}")
-    return _png(fig)
+    return fig
 
 
-def walk_forward_png(curves: pl.DataFrame, title: str) -> bytes:
+def heatmap_png(table: pl.DataFrame, x: str, y: str, metric: str, title: str) -> bytes:
+    """:func:`heatmap_figure` as PNG bytes."""
+    return _png(heatmap_figure(table, x, y, metric, title))
+
+
+def walk_forward_figure(curves: pl.DataFrame, title: str) -> Figure:
     """Equity curves (``date``, ``curve``, ``equity``) on a log scale, one line per curve."""
     if curves.is_empty():
         raise ValueError("curves is empty: nothing to plot")
@@ -66,4 +76,9 @@ def walk_forward_png(curves: pl.DataFrame, title: str) -> bytes:
     ax.set_ylabel("equity (log)")
     ax.set_title(title)
     ax.legend()
-    return _png(fig)
+    return fig
+
+
+def walk_forward_png(curves: pl.DataFrame, title: str) -> bytes:
+    """:func:`walk_forward_figure` as PNG bytes."""
+    return _png(walk_forward_figure(curves, title))
