@@ -89,7 +89,7 @@ def _warehouse(path: Path):
 
 
 def _specs(cfg: Config):
-    from quant_pipeline.core.strategies.spec import load_strategies
+    from quant_pipeline.config.strategies import load_strategies
 
     return load_strategies(names=cfg.strategies)
 
@@ -318,10 +318,10 @@ def stage_sweep(cfg: Config, t: Timer) -> None:
     momentum_12_1, for the monthly variants), through scores, weights and the share simulation."""
     from dataclasses import replace
 
+    from quant_pipeline.config.sweeps import load_sweeps
     from quant_pipeline.core.backtest import reference_engine as backtest
     from quant_pipeline.core.backtest.share_simulation import TradingModel
     from quant_pipeline.core.research.sweeps import run_sweep
-    from quant_pipeline.defs.research_guards import load_sweeps
 
     wh = _warehouse(cfg.bench_db)
     sweep = load_sweeps()["multifactor_smallcap_sweep"]

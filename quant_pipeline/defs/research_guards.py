@@ -1,12 +1,11 @@
 """Research assets that guard against fooling yourself: multiple testing, sweeps, walk-forward."""
 
 import time
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
-import yaml
 
+from quant_pipeline.config.sweeps import load_sweeps
 from quant_pipeline.core.backtest.benchmark_returns import benchmark_series
 from quant_pipeline.core.reporting.backtest_charts import md_image
 from quant_pipeline.core.reporting.overfitting_charts import (
@@ -16,14 +15,11 @@ from quant_pipeline.core.reporting.overfitting_charts import (
 )
 from quant_pipeline.core.research.overfitting import multiple_testing_table
 from quant_pipeline.core.research.sweeps import (
-    SWEEPS_DIR,
     SweepResult,
     SweepSpec,
-    parse_sweep,
     run_sweep,
 )
 from quant_pipeline.core.research.walk_forward import walk_forward
-from quant_pipeline.core.strategies.spec import STRATEGIES_DIR
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies
@@ -66,19 +62,6 @@ def research_multiple_testing(warehouse: WarehouseResource) -> dg.MaterializeRes
     return dg.MaterializeResult(
         metadata=table_metadata("research.multiple_testing", table, **extra)
     )
-
-
-def load_sweeps(directory: Path = SWEEPS_DIR) -> dict[str, SweepSpec]:
-    """Every sweep file in ``directory``, parsed against its base strategy's YAML file."""
-    sweeps = {}
-    for path in sorted(directory.glob("*.yaml")):
-        raw = yaml.safe_load(path.read_text())
-        base_path = STRATEGIES_DIR / f"{raw.get('strategy')}.yaml"
-        if not base_path.exists():
-            raise dg.Failure(f"{path}: strategy {raw.get('strategy')!r} has no file {base_path}")
-        sweep = parse_sweep(raw, yaml.safe_load(base_path.read_text()), str(path))
-        sweeps[sweep.name] = sweep
-    return sweeps
 
 
 def _prices_and_benchmark(wh) -> tuple[pl.DataFrame, pl.DataFrame]:

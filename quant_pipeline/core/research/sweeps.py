@@ -44,7 +44,6 @@ from quant_pipeline.core.research.overfitting import (
 from quant_pipeline.core.research.walk_forward import OBJECTIVES
 from quant_pipeline.core.strategies.scoring import score
 from quant_pipeline.core.strategies.spec import (
-    STRATEGIES_DIR,
     StrategyConfigError,
     StrategySpec,
     parse_strategy,
@@ -57,7 +56,6 @@ from quant_pipeline.core.strategies.weighting import (
     reweight,
 )
 
-SWEEPS_DIR = STRATEGIES_DIR / "sweeps"
 SWEEP_FIELDS = ("name", "description", "strategy", "grid", "heatmap", "walk_forward")
 GROUP_WEIGHTS = "scoring.group_weights"
 WINDOWS = ("expanding", "sliding")

@@ -10,12 +10,8 @@ import pytest
 import yaml
 from sklearn.covariance import ledoit_wolf as sk_ledoit_wolf
 
-from quant_pipeline.core.strategies.spec import (
-    STRATEGIES_DIR,
-    StrategyConfigError,
-    load_strategy,
-    parse_strategy,
-)
+from quant_pipeline.config.strategies import STRATEGIES_DIR, load_strategy
+from quant_pipeline.core.strategies.spec import StrategyConfigError, parse_strategy
 from quant_pipeline.core.strategies.target_weights import WEIGHTS_SCHEMA
 from quant_pipeline.core.strategies.weighting import (
     PriceHistory,
