@@ -10,37 +10,60 @@ from quant_pipeline.core.strategies.target_weights import (
     target_weights,
 )
 from quant_pipeline.core.strategies.weighting import (
+    COVARIANCE_SCHEMES,
+    PriceHistory,
+    WeightingRules,
+    reweight,
+)
+from quant_pipeline.core.strategies.weighting import (
     REPORT_SCHEMA as WEIGHTING_REPORT_SCHEMA,
 )
-from quant_pipeline.core.strategies.weighting import PriceHistory, WeightingRules, reweight
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.tables import reads, table_spec
 
 GROUP = "portfolio"
 KINDS = {"duckdb", "polars"}
 
+WEIGHTS_READS = reads(
+    "factors.scores", "portfolio.signal_weights", "factors.values", "curated.prices"
+)
 
-@dg.asset(
-    key=["portfolio", "target_weights"],
-    deps=[
-        ["factors", "scores"],
-        ["portfolio", "signal_weights"],
-        ["factors", "values"],
-        ["curated", "prices"],
+
+@dg.multi_asset(
+    name="portfolio__target_weights",
+    specs=[
+        table_spec(
+            "portfolio.target_weights",
+            "Target weights per strategy and rebalance date (sum 1; <= 1 for staggered/signal).",
+            GROUP,
+            WEIGHTS_READS.deps,
+        ),
+        table_spec(
+            "portfolio.constraint_report",
+            "Per strategy and rebalance date: names eligible and selected, sector cap met or not.",
+            GROUP,
+            WEIGHTS_READS.deps,
+        ),
+        table_spec(
+            "portfolio.weighting_report",
+            "Per non-equal-weight strategy and rebalance date: scheme, largest name and sector "
+            "weight, turnover (limited or not), covariance shrinkage, names dropped.",
+            GROUP,
+            WEIGHTS_READS.deps,
+        ),
     ],
-    group_name=GROUP,
-    kinds=KINDS,
     pool="warehouse",
 )
 def portfolio_target_weights(
     context: dg.AssetExecutionContext, market: MarketDataResource, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    """Target weights per strategy and rebalance date (sum 1; <= 1 for staggered/signal kinds)."""
-    wh = warehouse.get()
+):
+    """Build every strategy's target weights under its constraints, with a constraint report."""
+    read = WEIGHTS_READS.reader(warehouse.read_only())
     specs = selected_strategies(market)
-    scores = wh.read_table("factors.scores")
-    signal_weights = wh.read_table("portfolio.signal_weights")
+    scores = read("factors.scores")
+    signal_weights = read("portfolio.signal_weights")
     weights = [pl.DataFrame(schema=WEIGHTS_SCHEMA)]
     reports = [pl.DataFrame(schema=REPORT_SCHEMA)]
     weighting_reports = [pl.DataFrame(schema=WEIGHTING_REPORT_SCHEMA)]
@@ -55,15 +78,17 @@ def portfolio_target_weights(
         w, r = build(own_scores, spec)
         rules = WeightingRules.from_spec(spec)
         if spec.kind == "factor" and not rules.is_equal:
-            w, wr = _reweighted(wh, w, rules, own_scores)
+            w, wr = _reweighted(read, w, rules, own_scores)
             weighting_reports.append(wr)
         weights.append(w)
         reports.append(r)
     all_weights = pl.concat(weights, how="vertical_relaxed")
     report = pl.concat(reports, how="vertical_relaxed")
+    wh = warehouse.get()
     wh.replace_table("portfolio.target_weights", all_weights)
     wh.replace_table("portfolio.constraint_report", report)
-    wh.replace_table("portfolio.weighting_report", pl.concat(weighting_reports))
+    weighting = pl.concat(weighting_reports, how="vertical_relaxed")
+    wh.replace_table("portfolio.weighting_report", weighting)
     breaches = report.filter(~pl.col("cap_met"))
     if breaches.height:
         context.log.warning(
@@ -73,25 +98,35 @@ def portfolio_target_weights(
     latest = all_weights.filter(
         pl.col("rebalance_date") == pl.col("rebalance_date").max().over("strategy")
     ).sort("strategy", "weight", "ticker", descending=[False, True, False])
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
+        asset_key=["portfolio", "target_weights"],
         metadata=table_metadata(
             "portfolio.target_weights",
             all_weights,
             latest_portfolios=dg.MetadataValue.md(markdown_table(latest, max_rows=60)),
             constraint_breaches=breaches.height,
             breaches=dg.MetadataValue.md(markdown_table(breaches, max_rows=20)),
-        )
+        ),
+    )
+    yield dg.MaterializeResult(
+        asset_key=["portfolio", "constraint_report"],
+        metadata=table_metadata(
+            "portfolio.constraint_report", report, constraint_breaches=breaches.height
+        ),
+    )
+    yield dg.MaterializeResult(
+        asset_key=["portfolio", "weighting_report"],
+        metadata=table_metadata("portfolio.weighting_report", weighting),
     )
 
 
-def _reweighted(wh, w: pl.DataFrame, rules: WeightingRules, scores: pl.DataFrame):
+def _reweighted(read, w: pl.DataFrame, rules: WeightingRules, scores: pl.DataFrame):
     """Weights of a non-equal scheme: factors.values and prices before each date as needed."""
-    values = wh.read_table(
-        "factors.values", columns=["rebalance_date", "ticker", "volatility", "market_cap"]
-    )
+    columns = ["rebalance_date", "ticker", "volatility", "market_cap"]
+    values = read("factors.values", columns=columns)
     history = None
-    if rules.scheme in ("min_variance", "risk_parity"):
-        prices = wh.read_table("curated.prices", columns=["ticker", "date", "adj_close"])
+    if rules.scheme in COVARIANCE_SCHEMES:
+        prices = read("curated.prices", columns=["ticker", "date", "adj_close"])
         history = PriceHistory(prices, w["ticker"].unique().to_list())
     return reweight(w, rules, scores=scores, values=values, history=history)
 

@@ -23,11 +23,21 @@ from quant_pipeline.core.research.walk_forward import walk_forward
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.tables import reads, table_spec
 from quant_pipeline.defs.trading import BacktestConfig, trading_model
 
 GROUP = "research"
 KINDS = {"duckdb", "polars"}
 STATED_SHARPE = 1.0  # the annual Sharpe LEAN's PSR is measured against
+TESTING_READS = reads("backtest.daily")
+SWEEP_READS = reads(
+    "factors.values", "factors.rebalance_dates", "curated.prices", "backtest.benchmarks"
+)
+WALK_FORWARD_READS = reads("research.sweep", "research.sweep_daily")
+EXPOSURE_READS = reads(
+    "portfolio.target_weights", "factors.values", "curated.prices", "backtest.benchmarks"
+)
+COVARIANCE_READS = reads("portfolio.target_weights", "curated.prices")
 
 
 def _summary_md(summary: dict) -> str:
@@ -36,15 +46,15 @@ def _summary_md(summary: dict) -> str:
 
 @dg.asset(
     key=["research", "multiple_testing"],
-    deps=[["backtest", "daily"]],
+    deps=TESTING_READS.deps,
     group_name=GROUP,
     kinds=KINDS,
     pool="warehouse",
 )
 def research_multiple_testing(warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Every strategy's PSR vs 0, the benchmark and 1.0, its DSR given all strategies, and PBO."""
-    wh = warehouse.get()
-    daily = wh.read_table(
+    read = TESTING_READS.reader(warehouse.read_only())
+    daily = read(
         "backtest.daily", columns=["strategy", "date", "portfolio_return", "benchmark_return"]
     )
     table, summary, pbo = multiple_testing_table(daily, "strategy", STATED_SHARPE)
@@ -54,7 +64,7 @@ def research_multiple_testing(warehouse: WarehouseResource) -> dg.MaterializeRes
         benchmark_sharpe=pl.lit(summary["benchmark_sharpe"]),
         stated_sharpe=pl.lit(STATED_SHARPE),
     )
-    wh.replace_table("research.multiple_testing", table)
+    warehouse.get().replace_table("research.multiple_testing", table)
     extra = {"summary": dg.MetadataValue.md(_summary_md(summary))}
     if pbo is not None:
         png = pbo_logits_png(pbo.logits, pbo.pbo, "CSCV logits over the shipped strategies")
@@ -64,25 +74,25 @@ def research_multiple_testing(warehouse: WarehouseResource) -> dg.MaterializeRes
     )
 
 
-def _prices_and_benchmark(wh) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _prices_and_benchmark(read) -> tuple[pl.DataFrame, pl.DataFrame]:
     """curated.prices (ticker, date, close, adj_close) and the primary benchmark's returns."""
-    prices = wh.read_table("curated.prices", columns=["ticker", "date", "close", "adj_close"])
-    bench_table = wh.read_table("backtest.benchmarks")
+    prices = read("curated.prices", columns=["ticker", "date", "close", "adj_close"])
+    bench_table = read("backtest.benchmarks")
     primary = bench_table.filter(pl.col("is_primary"))["benchmark"].unique().to_list()
     if len(primary) != 1:
         raise dg.Failure(f"backtest.benchmarks must mark one primary benchmark, found {primary}")
     return prices, benchmark_series(bench_table, primary[0])
 
 
-def _sweep_inputs(wh):
+def _sweep_inputs(read):
     """factors.values, the rebalance dates per frequency, prices and the primary benchmark."""
-    values = wh.read_table("factors.values")
-    sched = wh.read_table("factors.rebalance_dates")
+    values = read("factors.values")
+    sched = read("factors.rebalance_dates")
     schedules = {
         f: sched.filter(pl.col("frequency") == f)["rebalance_date"].sort().to_list()
         for f in sched["frequency"].unique()
     }
-    return values, schedules, *_prices_and_benchmark(wh)
+    return values, schedules, *_prices_and_benchmark(read)
 
 
 def _sweep_metadata(sweep: SweepSpec, result: SweepResult, seconds: float) -> dict:
@@ -103,20 +113,18 @@ def _sweep_metadata(sweep: SweepSpec, result: SweepResult, seconds: float) -> di
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(
-            ["research", "sweep"],
-            deps=[["factors", "values"], ["curated", "prices"], ["backtest", "benchmarks"]],
-            description="One row per sweep variant: its parameters, headline metrics, its DSR "
-            "given every variant, and the sweep's PBO.",
-            group_name=GROUP,
-            kinds=KINDS,
+        table_spec(
+            "research.sweep",
+            "One row per sweep variant: its parameters, headline metrics, its DSR given every "
+            "variant, and the sweep's PBO.",
+            GROUP,
+            SWEEP_READS.deps,
         ),
-        dg.AssetSpec(
-            ["research", "sweep_daily"],
-            deps=[["factors", "values"], ["curated", "prices"], ["backtest", "benchmarks"]],
-            description="Daily returns of every sweep variant (for walk-forward).",
-            group_name=GROUP,
-            kinds=KINDS,
+        table_spec(
+            "research.sweep_daily",
+            "Daily returns of every sweep variant (for walk-forward).",
+            GROUP,
+            SWEEP_READS.deps,
         ),
     ],
     pool="warehouse",
@@ -128,12 +136,13 @@ def research_sweep(
     warehouse: WarehouseResource,
 ):
     """Run every variant of every sweep file through scoring, weights and the share simulation."""
-    wh = warehouse.get()
     selected = selected_strategies(market)
     sweeps = {n: s for n, s in load_sweeps().items() if s.strategy in selected}
     tables, dailies, meta = [], [], {}
     if sweeps:
-        values, schedules, prices, benchmark = _sweep_inputs(wh)
+        values, schedules, prices, benchmark = _sweep_inputs(
+            SWEEP_READS.reader(warehouse.read_only())
+        )
     for name, sweep in sweeps.items():
         started = time.perf_counter()
         result = run_sweep(
@@ -153,6 +162,7 @@ def research_sweep(
     table = pl.concat(tables, how="diagonal_relaxed") if tables else pl.DataFrame()
     daily = pl.concat(dailies) if dailies else pl.DataFrame()
     if tables:
+        wh = warehouse.get()
         wh.replace_table("research.sweep", table)
         wh.replace_table("research.sweep_daily", daily)
     best = table.sort("sharpe_ratio", descending=True) if tables else table
@@ -170,21 +180,19 @@ def research_sweep(
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(
-            ["research", "walk_forward"],
-            deps=[["research", "sweep"], ["research", "sweep_daily"]],
-            description="Per sweep and test window: the variant chosen on the training window "
-            "by the sweep's objective, its parameters and out-of-sample return.",
-            group_name=GROUP,
-            kinds=KINDS,
+        table_spec(
+            "research.walk_forward",
+            "Per sweep and test window: the variant chosen on the training window by the "
+            "sweep's objective, its parameters and out-of-sample return.",
+            GROUP,
+            WALK_FORWARD_READS.deps,
         ),
-        dg.AssetSpec(
-            ["research", "walk_forward_curves"],
-            deps=[["research", "sweep_daily"]],
-            description="Stitched out-of-sample equity of the walk-forward choice and the "
-            "in-sample best variant over the same test days.",
-            group_name=GROUP,
-            kinds=KINDS,
+        table_spec(
+            "research.walk_forward_curves",
+            "Stitched out-of-sample equity of the walk-forward choice and the in-sample best "
+            "variant over the same test days.",
+            GROUP,
+            WALK_FORWARD_READS.deps,
         ),
     ],
     pool="warehouse",
@@ -193,11 +201,11 @@ def research_walk_forward(
     context: dg.AssetExecutionContext, market: MarketDataResource, warehouse: WarehouseResource
 ):
     """Choose on each training window, hold over the next test window, roll forward."""
-    wh = warehouse.get()
+    read = WALK_FORWARD_READS.reader(warehouse.read_only())
     selected = selected_strategies(market)
     sweeps = {n: s for n, s in load_sweeps().items() if s.strategy in selected}
-    params = wh.read_table("research.sweep") if sweeps else pl.DataFrame()
-    daily = wh.read_table("research.sweep_daily") if sweeps else pl.DataFrame()
+    params = read("research.sweep") if sweeps else pl.DataFrame()
+    daily = read("research.sweep_daily") if sweeps else pl.DataFrame()
     tables, all_curves, meta = [], [], {}
     for name, sweep in sweeps.items():
         rules = sweep.walk_forward
@@ -222,6 +230,7 @@ def research_walk_forward(
     table = pl.concat(tables, how="diagonal_relaxed") if tables else pl.DataFrame()
     curves = pl.concat(all_curves) if all_curves else pl.DataFrame()
     if tables:
+        wh = warehouse.get()
         wh.replace_table("research.walk_forward", table)
         wh.replace_table("research.walk_forward_curves", curves)
     yield dg.MaterializeResult(
@@ -241,21 +250,19 @@ def research_walk_forward(
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(
-            ["research", "exposures"],
-            deps=[["portfolio", "target_weights"], ["factors", "values"], ["curated", "prices"]],
-            description="Per strategy and rebalance date: ex-ante beta to the primary benchmark "
-            "and size/value/momentum tilts (mean z-score of the holdings).",
-            group_name=GROUP,
-            kinds=KINDS,
+        table_spec(
+            "research.exposures",
+            "Per strategy and rebalance date: ex-ante beta to the primary benchmark and "
+            "size/value/momentum tilts (mean z-score of the holdings).",
+            GROUP,
+            EXPOSURE_READS.deps,
         ),
-        dg.AssetSpec(
-            ["research", "sector_exposures"],
-            deps=[["portfolio", "target_weights"], ["factors", "values"]],
-            description="Per strategy, rebalance date and sector: the book's weight beside the "
-            "universe's market-cap weight.",
-            group_name=GROUP,
-            kinds=KINDS,
+        table_spec(
+            "research.sector_exposures",
+            "Per strategy, rebalance date and sector: the book's weight beside the universe's "
+            "market-cap weight.",
+            GROUP,
+            EXPOSURE_READS.deps,
         ),
     ],
     pool="warehouse",
@@ -269,15 +276,16 @@ def research_exposures(warehouse: WarehouseResource):
     )
     from quant_pipeline.core.strategies.weighting import PriceHistory
 
-    wh = warehouse.get()
-    weights = wh.read_table("portfolio.target_weights").filter(pl.col("weight") > 0)
-    values = wh.read_table("factors.values")
-    prices, benchmark = _prices_and_benchmark(wh)
+    read = EXPOSURE_READS.reader(warehouse.read_only())
+    weights = read("portfolio.target_weights").filter(pl.col("weight") > 0)
+    values = read("factors.values")
+    prices, benchmark = _prices_and_benchmark(read)
     history = PriceHistory(prices, weights["ticker"].unique().to_list())
     table = style_tilts(weights, values).join(
         ex_ante_beta(weights, history, benchmark), on=["strategy", "rebalance_date"], how="left"
     )
     sectors = sector_exposures(weights, values)
+    wh = warehouse.get()
     wh.replace_table("research.exposures", table)
     wh.replace_table("research.sector_exposures", sectors)
     means = table.group_by("strategy").agg(pl.exclude("rebalance_date").mean()).sort("strategy")
@@ -307,7 +315,11 @@ research_guards_job = dg.define_asset_job(
 )
 
 
-@dg.asset_check(asset=dg.AssetKey(["portfolio", "target_weights"]), blocking=True)
+@dg.asset_check(
+    asset=dg.AssetKey(["portfolio", "target_weights"]),
+    blocking=True,
+    additional_deps=[dg.AssetKey(["curated", "prices"])],
+)
 def covariance_uses_only_prior_prices(
     market: MarketDataResource, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
@@ -326,9 +338,9 @@ def covariance_uses_only_prior_prices(
     }
     if not specs:
         return dg.AssetCheckResult(passed=True, metadata={"strategies": "none use a covariance"})
-    wh = warehouse.get()
-    weights = wh.read_table("portfolio.target_weights")
-    prices = wh.read_table("curated.prices", columns=["ticker", "date", "adj_close"])
+    read = COVARIANCE_READS.reader(warehouse.read_only())
+    weights = read("portfolio.target_weights")
+    prices = read("curated.prices", columns=["ticker", "date", "adj_close"])
     found = []
     for name, spec in specs.items():
         own = weights.filter(pl.col("strategy") == name)
