@@ -3,6 +3,7 @@
 import dagster as dg
 
 from quant_pipeline.core.data import curation as curate
+from quant_pipeline.core.data.price_rules import SpikeRule
 from quant_pipeline.core.data.validation import validate
 from quant_pipeline.defs.metadata import table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
@@ -24,8 +25,13 @@ def curated_prices(
     """Validated daily prices with split- and dividend-adjusted close and daily total return."""
     source = market.settings().source
     wh = warehouse.get()
+    as_of = market.as_of_date()
+    spikes = SpikeRule(market.spike_threshold, market.spike_reversal_days)
     result = curate.curate_prices(
-        wh.read_raw("prices", source), wh.read_raw("corporate_actions", source)
+        wh.read_raw("prices", source),
+        wh.read_raw("corporate_actions", source),
+        as_of=as_of,
+        spikes=spikes,
     )
     prices = validate(result.prices, "curated.prices")
     wh.replace_table("curated.prices", prices)
@@ -42,6 +48,9 @@ def curated_prices(
             first_date=str(prices["date"].min()),
             last_date=str(prices["date"].max()),
             rejected_rows=result.rejected.height,
+            as_of=str(as_of),
+            spike_threshold=spikes.threshold,
+            spike_reversal_days=spikes.reversal_rows,
         )
     )
 

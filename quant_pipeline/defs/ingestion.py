@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import polars as pl
 
+from quant_pipeline.core.data.price_rules import SpikeRule, guard_replacements
 from quant_pipeline.core.data.schema import RAW_INGEST_LOG
 from quant_pipeline.defs.metadata import table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
@@ -41,13 +42,23 @@ _DEPS = {"corporate_actions": [["raw", "prices"]]}
 # Relative difference above which a re-fetched overlap price counts as restated.
 _RESTATED_TOLERANCE = 1e-6
 _MAX_LISTED = 200
+_WHOLE_HISTORY_SOURCES = frozenset({"files"})
+# Stored days read before the incoming window, so the spike rule sees each ticker's last rows.
+_GUARD_CONTEXT_DAYS = 30
+REFUSED_TABLE = "raw.refused_replacements"
+RESTATEMENTS_TABLE = "raw.price_restatements"
 
 
 def price_request(warehouse: Warehouse, source_name: str, overlap_days: int) -> FetchRequest:
     """Incremental prices: each known ticker from its last stored date minus an overlap.
 
     Tickers never seen get their full history (they are absent from ``per_ticker_start``).
+    The ``files`` source is asked for everything: it reads whole files anyway, and the refresh
+    then checks every stored row against the file (restatements and corruption anywhere in
+    the history are found, not only in the last days).
     """
+    if source_name in _WHOLE_HISTORY_SOURCES:
+        return FetchRequest()
     last = warehouse.last_dates("prices", source_name)
     starts = {
         ticker: last_date - timedelta(days=overlap_days)
@@ -107,6 +118,64 @@ def _fetch_prices(
     refetched = full["ticker"].unique().to_list()
     frame = pl.concat([frame.filter(~pl.col("ticker").is_in(refetched)), full], how="vertical")
     return frame, restated
+
+
+def guard_prices(
+    context: dg.AssetExecutionContext,
+    warehouse: Warehouse,
+    frame: pl.DataFrame,
+    spikes: SpikeRule,
+    run_id: str | None,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The fetched prices that may be written; refused replacements and restatements recorded.
+
+    Compares ``frame`` with the stored rows from its first date (minus a context window) on:
+    an incoming row never replaces a stored row it would make worse (see
+    ``core.data.price_rules.guard_replacements``). Refusals go to ``raw.refused_replacements``,
+    changed values of accepted rows to ``raw.price_restatements`` (old and new value), both
+    tagged with the run id. Returns (accepted, refused, restatements)."""
+    if frame.is_empty():
+        return frame, pl.DataFrame(), pl.DataFrame()
+    source_name = frame["source"][0]
+    since = frame["date"].min() - timedelta(days=_GUARD_CONTEXT_DAYS)
+    stored = warehouse.read_raw_since("prices", source_name, since)
+    result = guard_replacements(stored, frame, spikes, datetime.now(UTC))
+    tag = {"run_id": pl.lit(run_id or "", pl.String)}
+    if result.refused.height:
+        warehouse.append_rows(REFUSED_TABLE, result.refused.with_columns(**tag))
+        examples = [
+            f"{r['ticker']} {r['date']}: {r['reason']}"
+            for r in result.refused.head(10).iter_rows(named=True)
+        ]
+        context.log.warning(
+            f"refused {result.refused.height} incoming price rows that would replace valid "
+            f"stored rows (kept the stored rows; see {REFUSED_TABLE}): " + "; ".join(examples)
+        )
+    if result.restatements.height:
+        warehouse.append_rows(RESTATEMENTS_TABLE, result.restatements.with_columns(**tag))
+        context.log.info(
+            f"{result.restatements.height} stored price values restated by the source "
+            f"(old and new values in {RESTATEMENTS_TABLE})"
+        )
+    return result.accepted, result.refused, result.restatements
+
+
+def _refusal_log(run_id: str | None, refused: pl.DataFrame, started: datetime) -> pl.DataFrame:
+    """One ingest log row per ticker with refused replacements (status 'refused')."""
+    per = refused.group_by("ticker").agg(
+        rows=pl.len().cast(pl.Int64), error=pl.col("reason").first()
+    )
+    return per.select(
+        run_id=pl.lit(run_id or ""),
+        dataset=pl.lit("prices"),
+        ticker="ticker",
+        rows="rows",
+        status=pl.lit("refused"),
+        error=pl.format("{} rows refused (stored rows kept), e.g. {}", "rows", "error"),
+        attempts=pl.lit(1, pl.Int64),
+        started_at=pl.lit(started),
+        finished_at=pl.lit(datetime.now(UTC)),
+    ).cast(RAW_INGEST_LOG)  # type: ignore[arg-type]
 
 
 def _summary_log(
@@ -178,7 +247,24 @@ def ingest(
             description=f"{error}\nraw.{dataset} is unchanged.",
             metadata={**failed_meta, "failed_count": len(failed)},
         )
-    stats = warehouse.write_raw(dataset, frame)
+    guarded: dict[str, object] = {}
+    if dataset == "prices":
+        spikes = SpikeRule(market.spike_threshold, market.spike_reversal_days)
+        frame, refused, restatements = guard_prices(
+            context, warehouse, frame, spikes, market.run_id
+        )
+        if refused.height:
+            warehouse.log_ingest(_refusal_log(market.run_id, refused, started))
+        guarded = {"refused_rows": refused.height, "restated_values": restatements.height}
+    try:
+        stats = warehouse.write_raw(dataset, frame)
+    except Exception as exc:
+        warehouse.log_ingest(
+            _summary_log(
+                market.run_id, dataset, 0, f"write to raw.{dataset} failed: {exc}", started
+            )
+        )
+        raise
     context.log.info(f"raw.{dataset}: {stats}")
     if failed:
         context.log.warning(f"{len(failed)} tickers failed: {failed[:_MAX_LISTED]}")
@@ -194,6 +280,7 @@ def ingest(
             table_rows=warehouse.row_count(f"raw.{dataset}"),
             tickers=frame["ticker"].n_unique() if "ticker" in frame.columns else 0,
             failed_count=len(failed),
+            **guarded,
             **failed_meta,
             **(
                 {"restated_tickers": dg.MetadataValue.json(restated[:_MAX_LISTED])}

@@ -509,6 +509,26 @@ class Warehouse:
             )
             con.unregister("_log")
 
+    def append_rows(self, table: str, frame: pl.DataFrame) -> int:
+        """Append ``frame``'s rows to ``schema.table`` (created from the frame's schema when
+        missing), in one transaction; an audit trail such as raw.refused_replacements. Returns the
+        rows appended. Columns are matched by name."""
+        target = _table_name(table)
+        if frame.is_empty():
+            return 0
+        with self._transaction() as con:
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.split(".")[0]}"')
+            con.register("_rows", _prepare(frame).to_arrow())
+            con.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM _rows LIMIT 0")
+            try:
+                con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _rows")
+            except duckdb.Error as exc:
+                raise WarehouseError(
+                    f"{table}: cannot append the frame (columns {frame.columns}): {exc}"
+                ) from exc
+            con.unregister("_rows")
+        return frame.height
+
     # ---- derived tables --------------------------------------------------------------------
 
     def replace_table(self, table: str, frame: pl.DataFrame) -> int:
