@@ -37,6 +37,16 @@ VINTAGE_DATASETS: frozenset[str] = frozenset({"fundamentals", "securities"})
 INGEST_LOG_TABLE = "raw.ingest_log"
 INGEST_LOG_SCHEMA = RAW_INGEST_LOG
 
+# DuckDB's own switches for a connection that must not reach outside the database file
+# (duckdb.org/docs/stable/operations_manual/securing_duckdb/overview). The configuration is
+# locked once the connection has set its time zone.
+_SANDBOX: dict[str, object] = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+}
+
 _TABLE_RE = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
 _COLUMN_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -181,6 +191,13 @@ class Warehouse:
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short-lived connection, closed on exit.
 
+        A read-only connection is also sandboxed (``_SANDBOX``, then ``lock_configuration``): it
+        cannot write the warehouse, and no statement can touch any other file, the network or
+        an extension: ATTACH of a file (another database, a hard link to this one), COPY ... TO,
+        EXPORT DATABASE, read_csv/read_text/glob of local files, INSTALL/LOAD, persistent
+        secrets and every SET or RESET that would re-enable them are refused by DuckDB itself.
+        Temporary tables (in memory) stay allowed.
+
         Read-write connections create the parent directory (and the file). A read-only connection
         to a file that does not exist raises :class:`WarehouseError`. A file held by another
         process raises :class:`WarehouseLockedError`.
@@ -193,7 +210,9 @@ class Warehouse:
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            con = duckdb.connect(str(self.path), read_only=read_only)
+            con = duckdb.connect(
+                str(self.path), read_only=read_only, config=_SANDBOX if read_only else {}
+            )
         except duckdb.Error as exc:
             if _is_lock_error(exc):
                 raise WarehouseLockedError(
@@ -205,6 +224,9 @@ class Warehouse:
             raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from exc
         try:
             con.execute("SET TimeZone = 'UTC'")
+            if read_only:
+                # After this no SET/RESET/PRAGMA can give file, network or extension access back.
+                con.execute("SET lock_configuration = true")
             yield con
         finally:
             con.close()
@@ -635,7 +657,8 @@ class Warehouse:
     def query(
         self, sql: str, params: list[object] | None = None, read_only: bool = True
     ) -> pl.DataFrame:
-        """Run one SQL statement (read-only by default) and return its result (empty if none)."""
+        """Run SQL (read-only and sandboxed by default, see :meth:`connect`); return the result
+        of its last statement (empty if none). ``quant-pipeline sql`` runs users' SQL here."""
         with self.connect(read_only=read_only) as con:
             try:
                 rel = con.sql(sql, params=params)
