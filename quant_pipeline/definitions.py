@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from quant_pipeline.defs.alerts import AlertsResource, alert_sensors
 from quant_pipeline.defs.automation import automation_jobs, automation_sensors
 from quant_pipeline.defs.backtest import backtest_assets
 from quant_pipeline.defs.benchmarks import benchmark_assets
@@ -42,6 +43,7 @@ def build_resources(**overrides: object) -> dict[str, object]:
     resources: dict[str, object] = {
         "warehouse": WarehouseResource(),
         "market": MarketDataResource(),
+        "alerts": AlertsResource(),
     }
     resources.update(overrides)
     return resources
@@ -52,7 +54,7 @@ defs = dg.Definitions(
     asset_checks=[*asset_checks, *health_checks],
     jobs=[*jobs, orders_job, quarterly_rebalance_job, *automation_jobs],
     schedules=[*schedules, *orders_schedules],
-    sensors=[*orders_sensors, *automation_sensors],
+    sensors=[*orders_sensors, *automation_sensors, *alert_sensors],
     resources=build_resources(),
     executor=dg.in_process_executor,
 )

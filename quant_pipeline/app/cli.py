@@ -4,6 +4,7 @@
     quant-pipeline sql "SELECT ..."    run a read-only query against the warehouse
     quant-pipeline tables              list the warehouse tables and their row counts
     quant-pipeline orders ...          orders for a capital amount or holdings file (+ packet)
+    quant-pipeline notebook DEST       write a Jupyter notebook wired to the warehouse (read-only)
 
 Settings come from the ``QUANT_PIPELINE_*`` environment variables (see README); options given on
 the command line override them for this run.
@@ -15,6 +16,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import polars as pl
 
@@ -165,6 +167,14 @@ def main(argv: Sequence[str] | None = None, *, resources: dict[str, object] | No
 
     cli_orders.add_parser(sub)
 
+    nb = sub.add_parser("notebook", help="write a notebook that reads the warehouse read-only")
+    nb.add_argument("dest", help="notebook file (.ipynb) or folder")
+    nb.add_argument("--warehouse")
+    nb.add_argument(
+        "--strategy", default="magic_formula", help="strategy shown (default %(default)s)"
+    )
+    nb.add_argument("--factor", default="earnings_yield", help="factor shown (default %(default)s)")
+
     args = parser.parse_args(argv)
     _apply_overrides(args)
     try:
@@ -173,6 +183,13 @@ def main(argv: Sequence[str] | None = None, *, resources: dict[str, object] | No
             return run_pipeline(resources, log_level=args.log_level)
         if args.command == "orders":
             return cli_orders.run(args)
+        if args.command == "notebook":
+            from quant_pipeline.app.notebook import write_notebook
+
+            path = write_notebook(Path(args.dest), settings.warehouse, args.strategy, args.factor)
+            print(f"Notebook: {path} (reads {settings.warehouse.resolve()} read-only)")
+            print(f"Open it with: jupyter lab {path}")
+            return 0
         from quant_pipeline.storage.warehouse import Warehouse
 
         warehouse = Warehouse(settings.warehouse)

@@ -234,3 +234,33 @@ def test_orders_for_a_demo_holdings_file_match_between_the_asset_and_the_cli(
     from_cli = pl.read_csv(cli_outbox / f"{as_of}_demo_orders.csv", try_parse_dates=True)
     assert from_cli.columns == from_asset.columns
     assert from_cli.sort("ticker").equals(from_asset.sort("ticker"))
+
+
+def test_the_notebook_runs_headless_on_the_warehouse_and_shows_the_latest_results(
+    built, tmp_path, monkeypatch
+):
+    import nbclient
+    import nbformat
+
+    from quant_pipeline.app.cli import main
+
+    path, warehouse, _ = built
+    monkeypatch.delenv("QUANT_PIPELINE_WAREHOUSE", raising=False)
+    assert main(["notebook", str(tmp_path / "nb"), "--warehouse", str(path)]) == 0
+    notebook = nbformat.read(tmp_path / "nb" / "quant_pipeline.ipynb", as_version=4)
+    nbformat.validate(notebook)
+    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "\n".join(
+        o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs
+    )
+    assert f"warehouse: {path}" in text
+    for strategy in warehouse.read_table("backtest.comparison")["strategy"]:
+        assert strategy in text  # the comparison table is shown
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 2  # the equity curve and the factor IC chart
+    # The notebook held no connection: a writer can open the warehouse right after.
+    import duckdb
+
+    duckdb.connect(str(path)).close()
