@@ -16,11 +16,18 @@ underscores. Accepted names:
 * cost basis: ``cost_basis``, ``amount_invested`` or ``invested`` (optional; total dollars
   invested in the position, not per share)
 
-Other columns are ignored. Blank lines are skipped. Numbers may use thousands separators
-(``1,234.5``) and a cost basis may start with ``$``.
+Other columns are ignored. Blank lines are skipped. Numbers are ASCII decimals, optionally
+signed, with an optional fraction and exponent (``10``, ``2.5``, ``.5``, ``1e3``) or thousands
+separators in groups of three (``1,234.5``); a cost basis may start with ``$``. Anything else
+(``1_000``, full-width or Arabic-Indic digits, ``inf``, ``nan``) is not a number.
+
+Bounds: the file is a regular file (not a FIFO, a device such as ``/dev/zero`` or a directory) of
+at most ``MAX_FILE_BYTES`` (1 MB, about 25,000 positions); shares at most ``MAX_SHARES`` (1e11, more
+than any company has issued) and a cost basis at most ``MAX_AMOUNT`` ($1e12) per position.
 
 Every problem is collected before raising, so one :class:`HoldingsError` names every offending row
-with its line number in the file, the value and the rule it breaks.
+with its line number in the file, the value and the rule it breaks; its message lists the first
+``MAX_LISTED_PROBLEMS`` (50) and counts the rest.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import csv
 import io
 import math
 import re
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +56,14 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
 }
 REQUIRED_COLUMNS: tuple[str, ...] = ("ticker", "shares")
 
-_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
+# ASCII only: \d would also match full-width and Arabic-Indic digits, which float() accepts.
+_THOUSANDS = re.compile(r"^[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?$")
+_DECIMAL = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+
+MAX_FILE_BYTES = 1_000_000
+MAX_SHARES = 1e11
+MAX_AMOUNT = 1e12
+MAX_LISTED_PROBLEMS = 50
 
 
 @dataclass(frozen=True)
@@ -78,7 +93,10 @@ class HoldingsError(ValueError):
         head = f"holdings file {name!r} is not usable"
         if rows:
             head += f": {len(rows)} bad row{'s' if len(rows) != 1 else ''}"
-        super().__init__(head + "\n" + "\n".join(f"  {p}" for p in problems))
+        listed = [f"  {p}" for p in problems[:MAX_LISTED_PROBLEMS]]
+        if len(problems) > MAX_LISTED_PROBLEMS:
+            listed.append(f"  ... and {len(problems) - MAX_LISTED_PROBLEMS} more problems")
+        super().__init__(head + "\n" + "\n".join(listed))
 
 
 def parse_holdings(
@@ -149,6 +167,10 @@ def parse_holdings(
             problems.append(HoldingsProblem(line, "shares", raw_shares, "is not a number"))
         elif not math.isfinite(qty):
             problems.append(HoldingsProblem(line, "shares", raw_shares, "is not finite"))
+        elif qty > MAX_SHARES:
+            problems.append(
+                HoldingsProblem(line, "shares", raw_shares, f"is more than {MAX_SHARES:g} shares")
+            )
         elif qty < 0:
             problems.append(
                 HoldingsProblem(
@@ -162,6 +184,10 @@ def parse_holdings(
             problems.append(HoldingsProblem(line, "cost_basis", raw_cost, "is not a number"))
         elif cost is not None and cost < 0:
             problems.append(HoldingsProblem(line, "cost_basis", raw_cost, "is negative"))
+        elif cost is not None and cost > MAX_AMOUNT:
+            problems.append(
+                HoldingsProblem(line, "cost_basis", raw_cost, f"is more than ${MAX_AMOUNT:g}")
+            )
 
         tickers.append(ticker)
         shares.append(qty)
@@ -195,16 +221,13 @@ def _read(source: str | Path | bytes, name: str | None) -> tuple[str, str]:
     if isinstance(source, bytes):
         raw, label = source, name or "<holdings>"
     elif isinstance(source, str) and ("\n" in source or "\r" in source):
-        return source.removeprefix("\ufeff"), name or "<holdings>"
+        raw, label = source.encode("utf-8"), name or "<holdings>"
     else:
         path = Path(source)
         label = name or str(path)
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise HoldingsError(
-                label, [HoldingsProblem(0, "", "", f"cannot be read: {exc.strerror or exc}")]
-            ) from exc
+        raw = _read_bounded(path, label)
+    if len(raw) > MAX_FILE_BYTES:
+        raise HoldingsError(label, [_too_large()])
     try:
         return raw.decode("utf-8-sig"), label
     except UnicodeDecodeError as exc:
@@ -212,6 +235,31 @@ def _read(source: str | Path | bytes, name: str | None) -> tuple[str, str]:
             label,
             [HoldingsProblem(0, "", "", f"is not UTF-8 text (byte {exc.start}); save it as CSV")],
         ) from exc
+
+
+def _too_large() -> HoldingsProblem:
+    return HoldingsProblem(
+        0, "", "", f"is larger than {MAX_FILE_BYTES:,} bytes (the limit of a holdings file)"
+    )
+
+
+def _read_bounded(path: Path, label: str) -> bytes:
+    """The bytes of a regular file of at most MAX_FILE_BYTES; a FIFO, a device or a directory
+    is refused before it is opened (reading one could block or never end)."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device or directory"
+            raise HoldingsError(label, [HoldingsProblem(0, "", "", f"is {kind}, not a file")])
+        if info.st_size > MAX_FILE_BYTES:
+            raise HoldingsError(label, [_too_large()])
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)  # a file growing while read stays bounded
+    except OSError as exc:
+        raise HoldingsError(
+            label, [HoldingsProblem(0, "", "", f"cannot be read: {exc.strerror or exc}")]
+        ) from exc
+    return raw
 
 
 def _records(text: str) -> list[tuple[int, list[str]]]:
@@ -263,10 +311,13 @@ def _map_columns(header: list[str], problems: list[HoldingsProblem]) -> dict[str
 
 
 def _number(raw: str) -> float | None:
+    """The value of an ASCII decimal (or thousands-separated) number; None for anything else.
+    ``inf``/``nan`` (any case) give a non-finite float so they can be named as such."""
     text = raw.strip()
     if _THOUSANDS.match(text):
         text = text.replace(",", "")
-    try:
+    elif text.lower().lstrip("+-") in ("inf", "infinity", "nan"):
         return float(text)
-    except ValueError:
+    elif not _DECIMAL.match(text):
         return None
+    return float(text)
