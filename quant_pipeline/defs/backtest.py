@@ -15,7 +15,7 @@ from quant_pipeline.core.reporting.research_charts import equity_curves_png
 from quant_pipeline.defs.integrity import write_bias_labels
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.strategies import selected_strategies, write_owned
 from quant_pipeline.defs.trading import BacktestConfig, model_settings, trading_model
 
 GROUP = "backtest"
@@ -165,7 +165,7 @@ def backtest_results(
     frames = {t: pl.concat(parts, how="diagonal_relaxed") for t, parts in outputs.items() if parts}
     frames["blend_attribution"] = pl.concat(attributions, how="vertical_relaxed")
     for table, frame in frames.items():
-        wh.replace_table(f"backtest.{table}", frame)
+        write_owned(wh, market, f"backtest.{table}", frame)
     daily_all = frames["daily"]
     final = daily_all.group_by("strategy").agg(
         pl.col("equity").last(),

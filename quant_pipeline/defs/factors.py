@@ -13,7 +13,7 @@ from quant_pipeline.core.factors.scoring import (
 )
 from quant_pipeline.defs.metadata import table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.strategies import selected_strategies, write_owned
 
 GROUP = "factors"
 KINDS = {"duckdb", "polars"}
@@ -61,9 +61,10 @@ def factor_values_asset(
         membership=membership if membership.height else None,
     )
     vintage = vintage_report(vintages, dates)
-    wh.replace_table("factors.rebalance_dates", schedule)
-    wh.replace_table("factors.values", values)
-    wh.replace_table("factors.fundamentals_vintage", vintage)
+    frequencies = schedule["frequency"].unique().to_list()
+    write_owned(wh, market, "factors.rebalance_dates", schedule, "frequency", frequencies)
+    write_owned(wh, market, "factors.values", values, "rebalance_date", dates)
+    write_owned(wh, market, "factors.fundamentals_vintage", vintage, "rebalance_date", dates)
     return dg.MaterializeResult(
         metadata=table_metadata(
             "factors.values",
@@ -101,8 +102,10 @@ def factor_scores(market: MarketDataResource, warehouse: WarehouseResource) -> d
         scores.append(s)
         components.append(c)
     all_scores = pl.concat(scores, how="vertical_relaxed")
-    wh.replace_table("factors.scores", all_scores)
-    wh.replace_table("factors.score_components", pl.concat(components, how="vertical_relaxed"))
+    write_owned(wh, market, "factors.scores", all_scores)
+    write_owned(
+        wh, market, "factors.score_components", pl.concat(components, how="vertical_relaxed")
+    )
     eligible = (
         all_scores.group_by("strategy")
         .agg(pl.col("eligible").sum().truediv(pl.col("rebalance_date").n_unique()).round(1))

@@ -12,7 +12,7 @@ from quant_pipeline.core.backtest.lookahead_audit import (
 from quant_pipeline.core.strategies.spec import StrategySpec
 from quant_pipeline.defs.metadata import markdown_table
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.strategies import is_restricted, selected_strategies, write_owned
 from quant_pipeline.storage.warehouse import Warehouse
 
 PRICE_COLUMNS = ["ticker", "date", "close", "adj_close", "volume", "daily_return"]
@@ -40,17 +40,21 @@ def scores_match_point_in_time_recomputation(
 ) -> dg.AssetCheckResult:
     """Factor values and scores of sampled dates equal a recomputation from data known then."""
     wh = warehouse.get()
+    specs = selected_strategies(market)
     values = wh.read_table("factors.values")
+    scores = wh.read_table("factors.scores").filter(pl.col("strategy").is_in(list(specs)))
+    if is_restricted(market) and scores.height:  # audit what this run wrote, not others' dates
+        values = values.filter(pl.col("rebalance_date").is_in(scores["rebalance_date"].unique()))
     dates = sample_dates(values["rebalance_date"].unique().to_list(), config.sample_dates)
     membership = wh.read_table("curated.membership")
     result = audit_lookahead(
         values,
-        wh.read_table("factors.scores"),
+        scores,
         wh.read_table("curated.prices", columns=PRICE_COLUMNS),
         wh.read_table("curated.fundamentals_vintages"),
         wh.read_table("curated.securities"),
         membership if membership.height else None,
-        selected_strategies(market),
+        specs,
         dates,
     )
     return dg.AssetCheckResult(
@@ -122,7 +126,7 @@ def write_bias_labels(
             )
         )
     labels = pl.concat(rows, how="vertical")
-    wh.replace_table("backtest.labels", labels)
+    write_owned(wh, market, "backtest.labels", labels)
     return labels
 
 

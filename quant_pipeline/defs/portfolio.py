@@ -11,7 +11,7 @@ from quant_pipeline.core.strategies.target_weights import (
 )
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.strategies import selected_strategies, write_owned
 
 GROUP = "portfolio"
 KINDS = {"duckdb", "polars"}
@@ -46,8 +46,8 @@ def portfolio_target_weights(
         reports.append(r)
     all_weights = pl.concat(weights, how="vertical_relaxed")
     report = pl.concat(reports, how="vertical_relaxed")
-    wh.replace_table("portfolio.target_weights", all_weights)
-    wh.replace_table("portfolio.constraint_report", report)
+    write_owned(wh, market, "portfolio.target_weights", all_weights)
+    write_owned(wh, market, "portfolio.constraint_report", report)
     breaches = report.filter(~pl.col("cap_met"))
     if breaches.height:
         context.log.warning(

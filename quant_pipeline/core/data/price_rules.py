@@ -35,12 +35,14 @@ _KEY = ["ticker", "date", "source"]
 class SpikeRule:
     """A spike: a row whose price moved by more than a factor ``1 + threshold`` (up or down)
     from the previous row of its ticker, and where one of the next ``reversal_rows`` rows is
-    back within that factor of the price before the move. The rows from the move to the one
-    before the reversal are quarantined.
+    back within a factor ``sqrt(1 + threshold)`` of the price before the move (half the move's
+    threshold, in log terms). The rows from the move to the one before the reversal are
+    quarantined.
 
-    Defaults: ``threshold=3.0`` (a close more than 4x or less than 1/4 of the previous close)
-    and ``reversal_rows=5`` (trading days). A split of 4:1 or more moves as-traded prices past
-    the factor but does not come back, so it is not a spike."""
+    Defaults: ``threshold=3.0`` (a close more than 4x or less than 1/4 of the previous close;
+    back means within 2x of it) and ``reversal_rows=5`` (trading days). A split of 4:1 or more
+    moves as-traded prices past the factor but does not come back, so it is not a spike (a
+    4:1 split followed by a 2x rally within 5 days would be)."""
 
     threshold: float = 3.0
     reversal_rows: int = 5
@@ -98,6 +100,7 @@ def spike_flags(tickers: pl.Series, values: pl.Series, rule: SpikeRule) -> np.nd
         return flags
     ids = tickers.rle_id().to_numpy()
     limit = math.log1p(rule.threshold)
+    back = limit / 2
     with np.errstate(divide="ignore", invalid="ignore"):
         move = np.abs(np.log(v[1:] / v[:-1]))
     candidates = np.flatnonzero((move > limit) & (ids[1:] == ids[:-1])) + 1
@@ -108,7 +111,7 @@ def spike_flags(tickers: pl.Series, values: pl.Series, rule: SpikeRule) -> np.nd
         for j in range(i + 1, min(i + 1 + rule.reversal_rows, n)):
             if ids[j] != ids[i]:
                 break
-            if not math.isnan(v[j]) and abs(math.log(v[j] / base)) <= limit:
+            if not math.isnan(v[j]) and abs(math.log(v[j] / base)) <= back:
                 flags[i:j] = True
                 break
     return flags

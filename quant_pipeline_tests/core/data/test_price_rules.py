@@ -150,3 +150,10 @@ def test_spike_scan_finishes_on_two_million_rows_that_all_jump():
     values = pl.Series(np.where(np.arange(n) % 2 == 0, 100.0, 1e6))  # every row a candidate
     flags = spike_flags(pl.Series(["A"] * n), values, SpikeRule())
     assert flags.sum() == n // 2 - 1  # the last 1e6 has no day after it to come back on
+
+
+def test_a_4_to_1_split_followed_by_ordinary_moves_is_not_a_spike():
+    # The demo's OLNO: 24.05 -> 5.82 on its 4:1 split day, then 6.26 (within x4 of 24.05, but
+    # not back within x2 of it).
+    values = pl.Series([23.67, 24.36, 24.05, 5.82, 5.9, 6.1, 6.26, 6.04, 6.21])
+    assert not spike_flags(pl.Series(["A"] * 9), values, SpikeRule()).any()
