@@ -78,6 +78,32 @@ def format_comparison(comparison: pl.DataFrame) -> str:
     return "\n".join(lines)
 
 
+_MAX_CAUSE_LINES = 20
+
+
+def root_cause(error: object) -> str:
+    """A step failure as its cause: ``Type: first line`` of the exception the step's code
+    raised (Dagster's wrappers such as DagsterExecutionStepExecutionError skipped; a
+    ``dg.Failure`` is its description alone), the rest of its message indented below (at most
+    20 lines)."""
+    while error is not None and getattr(error, "cls_name", "").startswith("Dagster"):
+        inner = getattr(error, "cause", None) or getattr(error, "context", None)
+        if inner is None:
+            break
+        error = inner
+    if error is None:
+        return "unknown error"
+    lines = (getattr(error, "message", "") or "").strip().splitlines() or [""]
+    head = lines[0]
+    name = getattr(error, "cls_name", None)
+    if name and name != "Failure" and not head.startswith(name):  # a Failure is its description
+        head = f"{name}: {head}"
+    rest = [f"    {line}" for line in lines[1 : 1 + _MAX_CAUSE_LINES]]
+    if len(lines) > 1 + _MAX_CAUSE_LINES:
+        rest.append(f"    ... ({len(lines) - 1 - _MAX_CAUSE_LINES} more lines)")
+    return "\n".join([head, *rest])
+
+
 def _instance():
     import dagster as dg
 
@@ -113,9 +139,8 @@ def run_pipeline(resources: dict[str, object] | None = None, log_level: str = "W
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure:
-                error = event.step_failure_data.error
-                message = error.message.strip() if error else "unknown error"
-                print(f"step {event.step_key} failed: {message}", file=sys.stderr)
+                cause = root_cause(event.step_failure_data.error)
+                print(f"step {event.step_key} failed: {cause}", file=sys.stderr)
         return 1
     warehouse = Warehouse(settings.warehouse)
     comparison = warehouse.read_table("backtest.comparison")

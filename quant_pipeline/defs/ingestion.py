@@ -22,7 +22,7 @@ from quant_pipeline.core.data.schema import RAW_INGEST_LOG
 from quant_pipeline.defs.metadata import table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.sources.base import FetchRequest, Source, SourceError
-from quant_pipeline.storage.warehouse import Warehouse
+from quant_pipeline.storage.warehouse import Warehouse, WriteStats
 
 GROUP = "ingestion"
 KINDS = {"duckdb", "polars"}
@@ -201,11 +201,56 @@ def _summary_log(
     )
 
 
+def _logged(
+    market: MarketDataResource, dataset: str, rows: int, error: str | None, started: datetime
+) -> pl.DataFrame:
+    """The ingest log rows of one fetch: the source's per-ticker rows when it keeps a log (plus
+    a whole-dataset error row when the step crashed), else one whole-dataset row."""
+    log = market.unlogged_ingest_rows()
+    summary = _summary_log(market.run_id, dataset, rows, error, started)
+    if log is None:
+        return summary
+    if error is not None and error.startswith("step crashed"):
+        return pl.concat([log.cast(RAW_INGEST_LOG), summary], how="vertical")  # type: ignore[arg-type]
+    return log
+
+
 def _failed(log: pl.DataFrame | None) -> list[str]:
     if log is None or log.is_empty():
         return []
     bad = log.filter((pl.col("status") != "ok") & pl.col("ticker").is_not_null())
     return sorted(bad["ticker"].unique().to_list())
+
+
+def _guard(
+    context: dg.AssetExecutionContext,
+    dataset: str,
+    frame: pl.DataFrame,
+    market: MarketDataResource,
+    warehouse: Warehouse,
+    started: datetime,
+) -> tuple[pl.DataFrame, dict[str, object]]:
+    """Prices pass :func:`guard_prices` (refusals also go to the ingest log); other datasets
+    are written as fetched. Returns the frame to write and metadata."""
+    if dataset != "prices":
+        return frame, {}
+    spikes = SpikeRule(market.spike_threshold, market.spike_reversal_days)
+    frame, refused, restatements = guard_prices(context, warehouse, frame, spikes, market.run_id)
+    if refused.height:
+        warehouse.log_ingest(_refusal_log(market.run_id, refused, started))
+    return frame, {"refused_rows": refused.height, "restated_values": restatements.height}
+
+
+def _write(
+    warehouse: Warehouse, dataset: str, frame: pl.DataFrame, run_id: str | None, started: datetime
+) -> WriteStats:
+    """``write_raw``; a failed write is recorded in the ingest log as an error, then raised."""
+    try:
+        return warehouse.write_raw(dataset, frame)
+    except Exception as exc:
+        error = f"write to raw.{dataset} failed: {type(exc).__name__}: {exc}"
+        warehouse.log_ingest(_summary_log(run_id, dataset, 0, error, started))
+        raise
 
 
 def ingest(
@@ -231,10 +276,11 @@ def ingest(
             frame = getattr(source, dataset)(FetchRequest())
     except SourceError as exc:
         error = str(exc)
+    except Exception as exc:  # logged as what it was (not "empty"), then re-raised
+        error = f"step crashed: {type(exc).__name__}: {exc}"
+        raise
     finally:
-        log = market.unlogged_ingest_rows()
-        if log is None:
-            log = _summary_log(market.run_id, dataset, frame.height, error, started)
+        log = _logged(market, dataset, frame.height, error, started)
         if log.height:
             warehouse.log_ingest(log)
     failed = _failed(log)
@@ -247,24 +293,8 @@ def ingest(
             description=f"{error}\nraw.{dataset} is unchanged.",
             metadata={**failed_meta, "failed_count": len(failed)},
         )
-    guarded: dict[str, object] = {}
-    if dataset == "prices":
-        spikes = SpikeRule(market.spike_threshold, market.spike_reversal_days)
-        frame, refused, restatements = guard_prices(
-            context, warehouse, frame, spikes, market.run_id
-        )
-        if refused.height:
-            warehouse.log_ingest(_refusal_log(market.run_id, refused, started))
-        guarded = {"refused_rows": refused.height, "restated_values": restatements.height}
-    try:
-        stats = warehouse.write_raw(dataset, frame)
-    except Exception as exc:
-        warehouse.log_ingest(
-            _summary_log(
-                market.run_id, dataset, 0, f"write to raw.{dataset} failed: {exc}", started
-            )
-        )
-        raise
+    frame, guarded = _guard(context, dataset, frame, market, warehouse, started)
+    stats = _write(warehouse, dataset, frame, market.run_id, started)
     context.log.info(f"raw.{dataset}: {stats}")
     if failed:
         context.log.warning(f"{len(failed)} tickers failed: {failed[:_MAX_LISTED]}")

@@ -199,3 +199,53 @@ def test_a_yahoo_chart_with_null_closes_on_stored_days_keeps_the_stored_closes(
     assert all("close is null where the stored row has" in r for r in refused["reason"])
     log = warehouse.read_table("raw.ingest_log", filters={"ticker": "AAPL", "status": "refused"})
     assert log["rows"].to_list() == [3]
+
+
+# --- raw.ingest_log records what really happened ---------------------------------------------
+
+
+def _materialize_fake(path: Path, source) -> dg.ExecuteInProcessResult:
+    from quant_pipeline_tests.defs import test_incremental_refresh as ti
+
+    ti._SOURCES["fake"] = source
+    with dg.DagsterInstance.ephemeral() as instance:
+        return dg.materialize(
+            [a for a in ingestion_assets if a.key.path[-1] == "prices"],
+            resources={
+                "warehouse": WarehouseResource(path=str(path)),
+                "market": ti.FakeMarket(source="demo", key="fake"),
+            },  # fmt: skip
+            instance=instance,
+            raise_on_error=False,
+        )
+
+
+def test_a_crashed_prices_step_is_logged_as_an_error_not_empty(tmp_path):
+    from quant_pipeline_tests.defs.test_incremental_refresh import FakeSource
+
+    class Crashing(FakeSource):
+        def prices(self, request):
+            raise KeyError("adjclose")
+
+    path = tmp_path / "quant.duckdb"
+    assert not _materialize_fake(path, Crashing(end=date(2024, 1, 12))).success
+    log = Warehouse(path).read_table("raw.ingest_log").to_dicts()
+    assert [(r["dataset"], r["status"]) for r in log] == [("prices", "error")]
+    assert log[0]["error"] == "step crashed: KeyError: 'adjclose'"
+
+
+def test_a_failed_prices_write_is_logged_as_an_error(tmp_path):
+    from quant_pipeline_tests.defs.test_incremental_refresh import FakeSource
+
+    class Conflicting(FakeSource):
+        def prices(self, request):
+            frame = super().prices(request)
+            return pl.concat([frame, frame.head(1).with_columns(close=pl.lit(1.0))])
+
+    path = tmp_path / "quant.duckdb"
+    assert not _materialize_fake(path, Conflicting(end=date(2024, 1, 12))).success
+    log = Warehouse(path).read_table("raw.ingest_log").sort("finished_at").to_dicts()
+    assert [r["status"] for r in log] == ["ok", "error"]  # the fetch, then the write
+    assert log[1]["error"].startswith(
+        "write to raw.prices failed: WarehouseError: raw.prices: the frame holds different values"
+    )
