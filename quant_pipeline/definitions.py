@@ -17,6 +17,7 @@ from quant_pipeline.defs.integrity import integrity_checks
 from quant_pipeline.defs.jobs import jobs, schedules
 from quant_pipeline.defs.orders import orders_assets, orders_job, quarterly_rebalance_job
 from quant_pipeline.defs.portfolio import portfolio_assets
+from quant_pipeline.defs.publishing import publishing_sensors
 from quant_pipeline.defs.reports import report_assets
 from quant_pipeline.defs.research import research_assets
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
@@ -54,7 +55,7 @@ defs = dg.Definitions(
     asset_checks=[*asset_checks, *health_checks],
     jobs=[*jobs, orders_job, quarterly_rebalance_job, *automation_jobs],
     schedules=[*schedules, *orders_schedules],
-    sensors=[*orders_sensors, *automation_sensors, *alert_sensors],
+    sensors=[*orders_sensors, *automation_sensors, *alert_sensors, *publishing_sensors],
     resources=build_resources(),
     executor=dg.in_process_executor,
 )

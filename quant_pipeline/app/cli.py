@@ -143,6 +143,8 @@ def run_pipeline(resources: dict[str, object] | None = None, log_level: str = "W
                 print(f"step {event.step_key} failed: {cause}", file=sys.stderr)
         return 1
     warehouse = Warehouse(settings.warehouse)
+    # Readers (sql, tables, orders, notebooks) open this copy: they never block a run.
+    published = warehouse.publish()
     comparison = warehouse.read_table("backtest.comparison")
     periods = warehouse.read_table("backtest.daily", columns=["strategy", "date"])
     first, last = periods["date"].min(), periods["date"].max()
@@ -153,7 +155,14 @@ def run_pipeline(resources: dict[str, object] | None = None, log_level: str = "W
         "\"SELECT * FROM backtest.metrics WHERE strategy = 'benchmark'\""
     )
     print(f"Tear sheets: {settings.reports_dir / 'index.html'}")
+    print(f"Readers' copy of this run: {published}")
     return 0
+
+
+_LIVE_HELP = (
+    "read the live warehouse file instead of the copy published by the last completed run "
+    "(may wait for a running step and see a run half-written)"
+)
 
 
 def _print_frame(frame: pl.DataFrame) -> None:
@@ -186,9 +195,11 @@ def main(argv: Sequence[str] | None = None, *, resources: dict[str, object] | No
     sql.add_argument("query")
     sql.add_argument("--warehouse")
     sql.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    sql.add_argument("--live", action="store_true", help=_LIVE_HELP)
 
     tables = sub.add_parser("tables", help="list warehouse tables and row counts")
     tables.add_argument("--warehouse")
+    tables.add_argument("--live", action="store_true", help=_LIVE_HELP)
 
     cli_orders.add_parser(sub)
 
@@ -218,6 +229,8 @@ def main(argv: Sequence[str] | None = None, *, resources: dict[str, object] | No
         from quant_pipeline.storage.warehouse import Warehouse
 
         warehouse = Warehouse(settings.warehouse)
+        if not args.live:
+            warehouse = warehouse.for_readers()
         if args.command == "sql":
             frame = warehouse.query(args.query)
             if args.csv:

@@ -82,7 +82,10 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         packet = prepare_packet(
-            Warehouse(settings.warehouse), spec, as_of=as_of, data_source=settings.source
+            Warehouse(settings.warehouse).for_readers(),  # the last completed run's copy
+            spec,
+            as_of=as_of,
+            data_source=settings.source,
         )
     except (HoldingsError, OrdersError, PortfoliosConfigError, WarehouseError) as exc:
         print(f"quant-pipeline orders: {exc}", file=sys.stderr)

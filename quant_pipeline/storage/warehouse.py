@@ -14,7 +14,11 @@ Rules this module keeps so the rest of the project does not have to think about 
 from __future__ import annotations
 
 import logging
+import math
+import os
 import re
+import shutil
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +37,8 @@ SCHEMAS: tuple[str, ...] = ("raw", "curated", "factors", "portfolio", "backtest"
 
 # Raw tables that keep every changed vintage (append-only); the others are upserted on their key.
 VINTAGE_DATASETS: frozenset[str] = frozenset({"fundamentals", "securities"})
+
+DEFAULT_LOCK_TIMEOUT = 300.0
 
 INGEST_LOG_TABLE = "raw.ingest_log"
 INGEST_LOG_SCHEMA = RAW_INGEST_LOG
@@ -168,6 +174,27 @@ def _normalise_result(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(exprs) if exprs else frame
 
 
+def lock_timeout_seconds() -> float:
+    """QUANT_PIPELINE_LOCK_TIMEOUT (seconds a connection waits for a busy warehouse), default
+    300; 0 fails at once."""
+    raw = os.environ.get("QUANT_PIPELINE_LOCK_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_LOCK_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise WarehouseError(f"QUANT_PIPELINE_LOCK_TIMEOUT={raw!r} is not a number") from exc
+    if not math.isfinite(value) or value < 0:
+        raise WarehouseError(f"QUANT_PIPELINE_LOCK_TIMEOUT={raw!r} must be >= 0 seconds")
+    return value
+
+
+def _lock_holder(exc: BaseException) -> str:
+    """'<program> (PID n)' from DuckDB's lock error, or 'another process'."""
+    found = re.search(r"Conflicting lock is held in (.+?) \(PID (\d+)\)", str(exc))
+    return f"{found.group(1)} (PID {found.group(2)})" if found else "another process"
+
+
 def _is_lock_error(exc: BaseException) -> bool:
     text = str(exc)
     return "Could not set lock" in text or "Conflicting lock" in text
@@ -179,8 +206,10 @@ def _is_lock_error(exc: BaseException) -> bool:
 class Warehouse:
     """The DuckDB warehouse at ``path``. Cheap to build: nothing is opened until a method runs."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, lock_timeout: float | None = None) -> None:
         self.path = Path(path)
+        # How long a connection waits for another process's lock before failing (seconds).
+        self.lock_timeout = lock_timeout_seconds() if lock_timeout is None else lock_timeout
 
     def __repr__(self) -> str:
         return f"Warehouse({str(self.path)!r})"
@@ -209,19 +238,7 @@ class Warehouse:
             )
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            con = duckdb.connect(
-                str(self.path), read_only=read_only, config=_SANDBOX if read_only else {}
-            )
-        except duckdb.Error as exc:
-            if _is_lock_error(exc):
-                raise WarehouseLockedError(
-                    f"warehouse {self.path} is locked by another process: {exc}. DuckDB allows "
-                    "one writing process per file and any open session blocks writers, even a "
-                    "read-only one: close other DuckDB sessions on this file (a duckdb shell, a "
-                    "notebook, another pipeline run) and retry."
-                ) from exc
-            raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from exc
+        con = self._open(read_only)
         try:
             con.execute("SET TimeZone = 'UTC'")
             if read_only:
@@ -230,6 +247,38 @@ class Warehouse:
             yield con
         finally:
             con.close()
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """``duckdb.connect``, waiting up to ``lock_timeout`` seconds while another process
+        holds the file (logging once what it waits for, holder and PID), then failing with
+        :class:`WarehouseLockedError` naming the holder and the time waited."""
+        config = _SANDBOX if read_only else {}
+        started = time.monotonic()
+        delay = 0.05
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only, config=config)
+            except duckdb.Error as exc:
+                if not _is_lock_error(exc):
+                    raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from exc
+                waited = time.monotonic() - started
+                if waited >= self.lock_timeout:
+                    raise WarehouseLockedError(
+                        f"warehouse {self.path} is locked by {_lock_holder(exc)}; waited "
+                        f"{waited:.1f} s (QUANT_PIPELINE_LOCK_TIMEOUT={self.lock_timeout:g}). "
+                        "DuckDB allows one writing process per file and any open session "
+                        "blocks writers, even a read-only one: close other DuckDB sessions on "
+                        "this file (a duckdb shell, a notebook, another pipeline run) and retry."
+                    ) from exc
+                if delay == 0.05:
+                    log.warning(
+                        "warehouse %s is busy (held by %s); waiting up to %g s for it",
+                        self.path,
+                        _lock_holder(exc),
+                        self.lock_timeout,
+                    )
+                time.sleep(min(delay, self.lock_timeout - waited))
+                delay = min(delay * 2, 1.0)
 
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -550,6 +599,47 @@ class Warehouse:
                 ) from exc
             con.unregister("_rows")
         return frame.height
+
+    # ---- the published copy readers use ------------------------------------------------------
+
+    @property
+    def published_path(self) -> Path:
+        """Where :meth:`publish` puts the readers' copy: ``<name>.published.duckdb`` beside."""
+        return self.path.with_name(f"{self.path.stem}.published{self.path.suffix or '.duckdb'}")
+
+    def publish(self) -> Path:
+        """Copy the warehouse to :attr:`published_path`, atomically, and return that path.
+
+        Called when a run completes. The copy is made while this process holds the write lock
+        (after a CHECKPOINT), so no run writes during it; it is written to a temporary file,
+        fsync'ed and renamed over the previous copy, so a reader opening the published path sees
+        the previous completed run or this one, never a mix. Readers that already have the old
+        copy open keep reading it (POSIX rename). Costs: one more file the size of the
+        warehouse, and one file copy per run (about 1 s per GB here)."""
+        target = self.published_path
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+        try:
+            with self.connect(read_only=False) as con:
+                con.execute("CHECKPOINT")
+                shutil.copyfile(self.path, tmp)
+            with tmp.open("rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise WarehouseError(f"cannot publish {self.path} to {target}: {exc}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+        log.info("published %s to %s", self.path, target)
+        return target
+
+    def for_readers(self) -> Warehouse:
+        """The warehouse a reader should open: the published copy of the last completed run
+        when there is one (a reader there never blocks a run), else this file."""
+        published = self.published_path
+        if published.exists():
+            return Warehouse(published, lock_timeout=self.lock_timeout)
+        return self
 
     # ---- derived tables --------------------------------------------------------------------
 
