@@ -23,6 +23,8 @@ from quant_pipeline.defs.research import research_assets
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.sensors import orders_schedules, orders_sensors
 from quant_pipeline.defs.signals import signal_assets
+from quant_pipeline.defs.universe import universe_assets
+from quant_pipeline.defs.watchlist import watchlist_assets
 
 all_assets = [
     *ingestion_assets,
@@ -34,6 +36,8 @@ all_assets = [
     *report_assets,
     *signal_assets,
     *research_assets,
+    *watchlist_assets,
+    *universe_assets,
 ]
 # Imported by the CLI and the tests: every check, including the blocking lookahead audit.
 asset_checks = [*contract_checks, *integrity_checks]

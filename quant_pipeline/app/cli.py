@@ -5,6 +5,8 @@
     quant-pipeline tables              list the warehouse tables and their row counts
     quant-pipeline orders ...          orders for a capital amount or holdings file (+ packet)
     quant-pipeline notebook DEST       write a Jupyter notebook wired to the warehouse (read-only)
+    quant-pipeline watch add|remove|list SYMBOL...   keep a watchlist and see its latest status
+    quant-pipeline screen [--as-of D] [--rules FILE]  which names pass a universe screen, and why
 
 Settings come from the ``QUANT_PIPELINE_*`` environment variables (see README); options given on
 the command line override them for this run.
@@ -21,6 +23,7 @@ from pathlib import Path
 import polars as pl
 
 from quant_pipeline.app import orders_cli as cli_orders
+from quant_pipeline.app import screen, watchlist
 from quant_pipeline.settings import SettingsError, from_env
 
 
@@ -203,6 +206,9 @@ def main(argv: Sequence[str] | None = None, *, resources: dict[str, object] | No
 
     cli_orders.add_parser(sub)
 
+    watchlist.add_parser(sub)
+    screen.add_parser(sub)
+
     nb = sub.add_parser("notebook", help="write a notebook that reads the warehouse read-only")
     nb.add_argument("dest", help="notebook file (.ipynb) or folder")
     nb.add_argument("--warehouse")
@@ -238,6 +244,10 @@ def main(argv: Sequence[str] | None = None, *, resources: dict[str, object] | No
             else:
                 _print_frame(frame)
             return 0
+        if args.command == "screen":
+            return screen.run(args, warehouse)
+        if args.command == "watch":
+            return watchlist.run(args, warehouse)
         if args.command == "tables":
             _print_frame(warehouse.tables())
             return 0

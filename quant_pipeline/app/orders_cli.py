@@ -11,10 +11,10 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from quant_pipeline.app.packets import write_packet
 from quant_pipeline.app.recommendation import format_orders, prepare_packet
 from quant_pipeline.core.accounts.holdings import HoldingsError
 from quant_pipeline.core.accounts.orders import OrdersError
-from quant_pipeline.core.accounts.packet import write_packet
 from quant_pipeline.core.accounts.portfolios import (
     PortfoliosConfigError,
     load_portfolios,

@@ -2,10 +2,12 @@
 
 Reads the warehouse READ-ONLY (``portfolio.target_weights``, ``curated.prices``,
 ``curated.securities``, ``backtest.labels`` when present), calls the pure core
-(:func:`~quant_pipeline.core.accounts.holdings.parse_holdings`,
-:func:`~quant_pipeline.core.accounts.orders.build_orders`) and returns a :class:`Packet`: the order table,
-the manifest, and the rows the asset writes to ``orders.*``. Writing is the caller's job
-(:func:`quant_pipeline.core.accounts.packet.write_packet` for files; only the asset writes the warehouse).
+(:func:`~quant_pipeline.core.accounts.holdings.parse_holdings` through
+:func:`~quant_pipeline.app.holdings_file.read_holdings`,
+:func:`~quant_pipeline.core.accounts.orders.build_orders`) and returns a :class:`Packet`: the
+order table, the manifest, and the rows the asset writes to ``orders.*``. Writing is the
+caller's job (:func:`quant_pipeline.app.packets.write_packet` for files; only the asset writes
+the warehouse).
 
 Timing: the as-of date ``D`` is today in New York unless given (the injectable clock). The
 weights are the strategy's latest rebalance on or before ``D``; each ticker is priced at its
@@ -25,9 +27,10 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import polars as pl
 
-from quant_pipeline.core.accounts.holdings import parse_holdings
+from quant_pipeline.app.holdings_file import read_holdings
+from quant_pipeline.app.packets import code_version
 from quant_pipeline.core.accounts.orders import OrdersError, OrdersResult, build_orders
-from quant_pipeline.core.accounts.packet import code_version, packet_id
+from quant_pipeline.core.accounts.packet import packet_id
 from quant_pipeline.core.accounts.portfolios import PortfolioSpec
 from quant_pipeline.core.backtest.costs import CommissionModel
 from quant_pipeline.core.strategies.spec import StrategyConfigError, load_strategies
@@ -293,8 +296,8 @@ def prepare_packet(
 ) -> Packet:
     """Build the orders and manifest for ``spec`` from the warehouse (read-only; writes nothing).
 
-    Raises :class:`~quant_pipeline.core.accounts.holdings.HoldingsError` (every bad row of the holdings
-    file), :class:`StalePricesError`, or :class:`OrdersError` (no strategy, no price, ...).
+    Raises :class:`~quant_pipeline.core.accounts.holdings.HoldingsError` (every bad row of the
+    holdings file), :class:`StalePricesError`, or :class:`OrdersError` (no strategy, no price, ...).
     """
     as_of = as_of or market_today()
     if spec.capital is None and spec.holdings is None:
@@ -311,7 +314,7 @@ def prepare_packet(
     holdings = None
     holdings_hash = None
     if spec.holdings is not None:
-        holdings = parse_holdings(spec.holdings, known_tickers=known_tickers(warehouse))
+        holdings = read_holdings(spec.holdings, known_tickers=known_tickers(warehouse))
         holdings_hash = file_sha256(spec.holdings)
     held = holdings["ticker"].to_list() if holdings is not None else []
     needed = sorted(set(weights["ticker"]) | set(held))

@@ -10,6 +10,7 @@ from quant_pipeline.core.backtest.benchmark_returns import benchmark_series
 from quant_pipeline.core.backtest.blend import ATTRIBUTION_SCHEMA, BlendInputError, blend_returns
 from quant_pipeline.core.backtest.comparison import metrics_for_strategies, starting_capital
 from quant_pipeline.core.backtest.share_simulation import simulate, unfilled_targets
+from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
 from quant_pipeline.core.reporting import backtest_charts as plots
 from quant_pipeline.core.reporting.research_charts import equity_curves_png
 from quant_pipeline.defs.integrity import write_bias_labels
@@ -20,7 +21,6 @@ from quant_pipeline.defs.trading import BacktestConfig, model_settings, trading_
 
 GROUP = "backtest"
 KINDS = {"duckdb", "polars"}
-PRICE_COLUMNS = ["ticker", "date", "close", "adj_close", "daily_return"]
 SIMULATION_TABLES = {
     "fills": "Every simulated order: side, shares, price, execution price, commission, slippage.",
     "positions": "Shares, value and weight held after each rebalance, per strategy and ticker.",
@@ -93,7 +93,7 @@ def backtest_results(
     wh = warehouse.get()
     specs = selected_strategies(market)
     weights = wh.read_table("portfolio.target_weights")
-    prices = wh.read_table("curated.prices", columns=PRICE_COLUMNS)
+    prices = wh.read_table("curated.prices", columns=CLOSE_PRICE_COLUMNS)
     bench_table = wh.read_table("backtest.benchmarks")
     primary = bench_table.filter(pl.col("is_primary"))["benchmark"].unique().to_list()
     if len(primary) != 1:

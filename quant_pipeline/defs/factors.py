@@ -4,8 +4,9 @@ import dagster as dg
 import polars as pl
 
 from quant_pipeline.core.data.calendar import rebalance_dates, trading_days
+from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
 from quant_pipeline.core.factors.point_in_time import point_in_time_factor_values, vintage_report
-from quant_pipeline.core.factors.scoring import (
+from quant_pipeline.core.strategies.scoring import (
     COMPONENTS_SCHEMA,
     SCORES_SCHEMA,
     score,
@@ -17,7 +18,6 @@ from quant_pipeline.defs.strategies import selected_strategies, write_owned
 
 GROUP = "factors"
 KINDS = {"duckdb", "polars"}
-PRICE_COLUMNS = ["ticker", "date", "close", "adj_close", "volume", "daily_return"]
 
 
 @dg.asset(
@@ -38,7 +38,7 @@ def factor_values_asset(
     """Every factor per rebalance date and ticker, from data available before that date."""
     wh = warehouse.get()
     specs = selected_strategies(market)
-    prices = wh.read_table("curated.prices", columns=PRICE_COLUMNS)
+    prices = wh.read_table("curated.prices", columns=CLOSE_PRICE_COLUMNS)
     membership = wh.read_table("curated.membership")
     days = trading_days(prices)
     schedule = pl.concat(

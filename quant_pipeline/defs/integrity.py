@@ -9,13 +9,12 @@ from quant_pipeline.core.backtest.lookahead_audit import (
     audit_lookahead,
     sample_dates,
 )
+from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
 from quant_pipeline.core.strategies.spec import StrategySpec
 from quant_pipeline.defs.metadata import markdown_table
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import is_restricted, selected_strategies, write_owned
 from quant_pipeline.storage.warehouse import Warehouse
-
-PRICE_COLUMNS = ["ticker", "date", "close", "adj_close", "volume", "daily_return"]
 
 
 class LookaheadAuditConfig(dg.Config):
@@ -50,7 +49,7 @@ def scores_match_point_in_time_recomputation(
     result = audit_lookahead(
         values,
         scores,
-        wh.read_table("curated.prices", columns=PRICE_COLUMNS),
+        wh.read_table("curated.prices", columns=CLOSE_PRICE_COLUMNS),
         wh.read_table("curated.fundamentals_vintages"),
         wh.read_table("curated.securities"),
         membership if membership.height else None,

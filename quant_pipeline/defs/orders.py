@@ -12,6 +12,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
+from quant_pipeline.app.packets import packet_paths, write_packet
 from quant_pipeline.app.recommendation import (
     Packet,
     file_sha256,
@@ -20,7 +21,6 @@ from quant_pipeline.app.recommendation import (
 )
 from quant_pipeline.core.accounts.holdings import HoldingsError
 from quant_pipeline.core.accounts.orders import OrdersError
-from quant_pipeline.core.accounts.packet import packet_paths, write_packet
 from quant_pipeline.core.accounts.portfolios import (
     PortfoliosConfigError,
     PortfolioSpec,

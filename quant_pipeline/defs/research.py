@@ -167,7 +167,7 @@ def research_luck(
                 spec.portfolio.top_n,
                 spec.portfolio.max_sector_weight,
                 PERIODS_PER_YEAR[spec.rebalance],
-                daily_returns=own_daily["portfolio_return"].to_list()[1:],
+                daily_returns=own_daily["portfolio_return"].to_list(),
                 n_portfolios=N_RANDOM_PORTFOLIOS,
                 seed=SEED,
             )

@@ -3,6 +3,7 @@
 import dagster as dg
 import polars as pl
 
+from quant_pipeline.core.data.schema import PRICE_COLUMNS
 from quant_pipeline.core.strategies.signal_weights import EVENTS_SCHEMA, signal_weights
 from quant_pipeline.core.strategies.target_weights import WEIGHTS_SCHEMA
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
@@ -10,7 +11,6 @@ from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies, write_owned
 
 KINDS = {"duckdb", "polars"}
-PRICE_COLUMNS = ["ticker", "date", "open", "high", "low", "close", "adj_close", "volume"]
 
 
 @dg.multi_asset(

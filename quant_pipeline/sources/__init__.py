@@ -19,7 +19,8 @@ def make_source(
         from quant_pipeline.sources.demo import DemoSource
 
         return DemoSource(
-            n_tickers=settings.demo_tickers, start=settings.demo_start,
+            n_tickers=settings.demo_tickers,
+            start=settings.demo_start,
             end=settings.demo_end,
             seed=settings.demo_seed,
         )

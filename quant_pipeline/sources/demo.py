@@ -78,6 +78,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import polars as pl
 
+from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
 from quant_pipeline.core.data.schema import (
     RAW_CORPORATE_ACTIONS,
     RAW_FUNDAMENTALS,
@@ -94,7 +95,6 @@ SOURCE = "demo"
 UNIVERSE = "demo"
 BAD_ROW_KINDS: tuple[str, ...] = ("negative_close", "zero_close", "high_below_low", "null_close")
 
-_DAYS_PER_YEAR = 252
 _MARKET_DRIFT = 0.07
 _MARKET_VOL = 0.16
 _SECTOR_VOL = 0.10
@@ -336,7 +336,7 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
     )  # months x tickers
 
     # --- total-return path -----------------------------------------------------------------------
-    dt = 1.0 / _DAYS_PER_YEAR
+    dt = 1.0 / TRADING_DAYS_PER_YEAR
     market = (_MARKET_DRIFT - 0.5 * _MARKET_VOL**2) * dt + _MARKET_VOL * np.sqrt(
         dt
     ) * rng.standard_normal(n_days)

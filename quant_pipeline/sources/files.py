@@ -32,6 +32,7 @@ import yaml
 
 from quant_pipeline.core.data.schema import (
     FUNDAMENTAL_ITEMS,
+    PRICE_VALUE_COLUMNS,
     RAW_CORPORATE_ACTIONS,
     RAW_FUNDAMENTALS,
     RAW_MEMBERSHIP,
@@ -133,12 +134,7 @@ BUILTIN_MAPPING: dict[str, dict[str, Any]] = {
 
 _DATE_COLUMNS = {"date", "period_end", "report_date", "start_date", "end_date"}
 _FLOAT_COLUMNS = {
-    "open",
-    "high",
-    "low",
-    "close",
-    "adj_close",
-    "volume",
+    *PRICE_VALUE_COLUMNS,
     "value",
     "shares_outstanding",
     "market_cap",

@@ -28,7 +28,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from quant_pipeline.core.data.frames import is_sorted_by
+from quant_pipeline.core.data.frames import is_sorted_by, missing_columns, require_columns
 from quant_pipeline.core.data.schema import RAW_INGEST_LOG, RAW_KEYS, RAW_SCHEMAS
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def _check_frame(table: str, frame: pl.DataFrame, schema: dict[str, pl.DataType]
     """Raise unless ``frame`` has exactly the columns of ``schema`` with the same dtypes."""
     if not isinstance(frame, pl.DataFrame):
         raise WarehouseError(f"{table}: expected a polars DataFrame, got {type(frame).__name__}")
-    missing = [c for c in schema if c not in frame.columns]
+    missing = missing_columns(frame, schema)
     extra = [c for c in frame.columns if c not in schema]
     if missing or extra:
         raise WarehouseError(
@@ -561,9 +561,7 @@ class Warehouse:
         cast when lossless.
         """
         required = [c for c in INGEST_LOG_SCHEMA if c != "attempts"]
-        missing = [c for c in required if c not in frame.columns]
-        if missing:
-            raise WarehouseError(f"{INGEST_LOG_TABLE}: frame lacks columns {missing}")
+        require_columns(frame, required, INGEST_LOG_TABLE, WarehouseError)
         try:
             frame = frame.select(
                 (pl.col(c) if c in frame.columns else pl.lit(None)).cast(t, strict=True).alias(c)

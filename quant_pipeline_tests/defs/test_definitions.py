@@ -36,6 +36,8 @@ def test_every_asset_has_a_group_a_description_and_kinds():
             "backtest",
             "research",
             "orders",
+            "universe",
+            "watchlist",
         }, key
         assert node.description, key
         assert node.kinds, key

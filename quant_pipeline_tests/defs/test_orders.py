@@ -8,8 +8,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from quant_pipeline.app.cli import main
+from quant_pipeline.app.packets import read_packet
 from quant_pipeline.app.recommendation import TABLE_COLUMNS
-from quant_pipeline.core.accounts.packet import read_packet
 from quant_pipeline.core.backtest.costs import CommissionModel
 from quant_pipeline.defs.orders import orders_packets
 from quant_pipeline.storage.warehouse import Warehouse

@@ -1,7 +1,8 @@
-"""Read a person's holdings file (CSV) into a checked frame, or say exactly what is wrong with it.
+"""Parse a person's holdings CSV (its text) into a checked frame, or say exactly what is wrong.
 
-The file (comma-separated, UTF-8, an Excel byte-order mark is fine) has a header row and one row
-per position::
+Pure: the caller reads the file (:func:`quant_pipeline.app.holdings_file.read_holdings` reads a
+path and calls :func:`parse_holdings`). The file (comma-separated, UTF-8, an Excel byte-order
+mark is fine) has a header row and one row per position::
 
     ticker,shares,amount_invested
     AAPL,10,1500
@@ -19,11 +20,12 @@ underscores. Accepted names:
 Other columns are ignored. Blank lines are skipped. Numbers are ASCII decimals, optionally
 signed, with an optional fraction and exponent (``10``, ``2.5``, ``.5``, ``1e3``) or thousands
 separators in groups of three (``1,234.5``); a cost basis may start with ``$``. Anything else
-(``1_000``, full-width or Arabic-Indic digits, ``inf``, ``nan``) is not a number.
+(``1_000``, full-width or Arabic-Indic digits, ``0x10``) is not a number.
 
-Bounds: the file is a regular file (not a FIFO, a device such as ``/dev/zero`` or a directory) of
-at most ``MAX_FILE_BYTES`` (1 MB, about 25,000 positions); shares at most ``MAX_SHARES`` (1e11, more
-than any company has issued) and a cost basis at most ``MAX_AMOUNT`` ($1e12) per position.
+Bounds: a file of at most ``MAX_FILE_BYTES`` (1 MB, about 25,000 positions; the reader in
+``app/holdings_file.py`` also refuses FIFOs and devices before opening them); shares at most
+``MAX_SHARES`` (1e11, more than any company has issued) and a cost basis at most ``MAX_AMOUNT``
+($1e12) per position.
 
 Every problem is collected before raising, so one :class:`HoldingsError` names every offending row
 with its line number in the file, the value and the rule it breaks; its message lists the first
@@ -36,10 +38,8 @@ import csv
 import io
 import math
 import re
-import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import polars as pl
 
@@ -100,16 +100,15 @@ class HoldingsError(ValueError):
 
 
 def parse_holdings(
-    source: str | Path | bytes,
+    content: str | bytes,
     known_tickers: Iterable[str] | None = None,
-    name: str | None = None,
+    name: str = "<holdings>",
 ) -> pl.DataFrame:
     """Parse a holdings CSV into ``ticker (String), shares (Float64), cost_basis (Float64)``.
 
-    ``source`` is a path (``Path``, or a ``str`` without a line break), the file's bytes, or the
-    CSV text itself (a ``str`` containing a line break). ``name`` is how errors refer to the file
-    (default: the path, or ``<holdings>``). ``known_tickers``, when given, is the set of tickers
-    the pipeline can price; any other ticker is an error.
+    ``content`` is the file's bytes (decoded as UTF-8, a byte-order mark dropped) or its text.
+    ``name`` is how errors refer to the file (the caller passes the path). ``known_tickers``,
+    when given, is the set of tickers the pipeline can price; any other ticker is an error.
 
     Tickers are trimmed and upper-cased; rows keep the file's order; ``cost_basis`` is null when
     the column is absent or the cell is blank. Raises :class:`HoldingsError` listing every row
@@ -118,148 +117,151 @@ def parse_holdings(
     fields than the header; also for an empty file, a file without data rows and missing or
     ambiguous columns. No dates are involved.
     """
-    text, label = _read(source, name)
+    text = _decode(content, name)
+    header, columns, data = _header_columns_and_rows(text, name)
+    known = None if known_tickers is None else {t.strip().upper() for t in known_tickers}
     problems: list[HoldingsProblem] = []
+    rows = []
+    for line, fields in data:
+        row, row_problems = _parse_row(line, fields, header, columns, known)
+        rows.append(row)
+        problems += row_problems
+    frame = pl.DataFrame(rows, schema={"line": pl.Int64, **HOLDINGS_SCHEMA}, orient="row")
+    problems += _duplicate_problems(frame)
+    if problems:
+        problems.sort(key=lambda p: p.line)
+        raise HoldingsError(name, problems)
+    return frame.drop("line")
 
+
+def _decode(content: str | bytes, name: str) -> str:
+    """The file's text: bytes decoded as UTF-8 (``utf-8-sig``), a text's byte-order mark dropped."""
+    size = len(content.encode("utf-8", "surrogatepass") if isinstance(content, str) else content)
+    if size > MAX_FILE_BYTES:
+        raise HoldingsError(name, [too_large()])
+    if isinstance(content, str):
+        return content.removeprefix("\ufeff")
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise HoldingsError(
+            name,
+            [HoldingsProblem(0, "", "", f"is not UTF-8 text (byte {exc.start}); save it as CSV")],
+        ) from exc
+
+
+def too_large() -> HoldingsProblem:
+    """The problem of a file over ``MAX_FILE_BYTES``."""
+    return HoldingsProblem(
+        0, "", "", f"is larger than {MAX_FILE_BYTES:,} bytes (the limit of a holdings file)"
+    )
+
+
+def _header_columns_and_rows(
+    text: str, name: str
+) -> tuple[list[str], dict[str, int], list[tuple[int, list[str]]]]:
+    """The header, the column index of each canonical column, and the data records.
+
+    Raises :class:`HoldingsError` for an empty file, missing or ambiguous columns, or no rows.
+    """
     rows = _records(text)
     if not rows:
-        raise HoldingsError(label, [HoldingsProblem(0, "", "", "is empty (no header, no rows)")])
-    header_line, header = rows[0]
+        raise HoldingsError(name, [HoldingsProblem(0, "", "", "is empty (no header, no rows)")])
+    _, header = rows[0]
+    problems: list[HoldingsProblem] = []
     columns = _map_columns(header, problems)
     if problems:
-        raise HoldingsError(label, problems)
-    data = rows[1:]
-    if not data:
-        raise HoldingsError(label, [HoldingsProblem(0, "", "", "has a header but no holding rows")])
+        raise HoldingsError(name, problems)
+    if len(rows) == 1:
+        raise HoldingsError(name, [HoldingsProblem(0, "", "", "has a header but no holding rows")])
+    return header, columns, rows[1:]
 
-    known = None if known_tickers is None else {t.strip().upper() for t in known_tickers}
-    tickers: list[str] = []
-    shares: list[float | None] = []
-    costs: list[float | None] = []
-    lines: list[int] = []
-    for line, fields in data:
-        if len(fields) > len(header) and any(f.strip() for f in fields[len(header) :]):
-            problems.append(
-                HoldingsProblem(
-                    line,
-                    "",
-                    ",".join(fields),
-                    f"has {len(fields)} fields but the header has {len(header)}",
-                )
+
+def _parse_row(
+    line: int,
+    fields: list[str],
+    header: list[str],
+    columns: dict[str, int],
+    known: set[str] | None,
+) -> tuple[tuple[int, str, float | None, float | None], list[HoldingsProblem]]:
+    """One data record as ``(line, ticker, shares, cost_basis)`` and the rules it breaks."""
+    problems: list[HoldingsProblem] = []
+    if len(fields) > len(header) and any(f.strip() for f in fields[len(header) :]):
+        problems.append(
+            HoldingsProblem(
+                line,
+                "",
+                ",".join(fields),
+                f"has {len(fields)} fields but the header has {len(header)}",
             )
+        )
 
-        def cell(col: str, fields: list[str] = fields) -> str:
-            idx = columns.get(col)
-            return fields[idx].strip() if idx is not None and idx < len(fields) else ""
+    def cell(col: str) -> str:
+        idx = columns.get(col)
+        return fields[idx].strip() if idx is not None and idx < len(fields) else ""
 
-        raw_ticker = cell("ticker")
-        ticker = raw_ticker.upper()
-        if not ticker:
-            problems.append(HoldingsProblem(line, "ticker", raw_ticker, "is blank"))
-        elif known is not None and ticker not in known:
-            problems.append(HoldingsProblem(line, "ticker", raw_ticker, "is not a known ticker"))
+    ticker = _ticker(line, cell("ticker"), known, problems)
+    shares = _shares(line, cell("shares"), problems)
+    cost = _cost_basis(line, cell("cost_basis"), problems)
+    return (line, ticker, shares, cost), problems
 
-        raw_shares = cell("shares")
-        qty = _number(raw_shares)
-        if not raw_shares:
-            problems.append(HoldingsProblem(line, "shares", raw_shares, "is blank"))
-        elif qty is None:
-            problems.append(HoldingsProblem(line, "shares", raw_shares, "is not a number"))
-        elif not math.isfinite(qty):
-            problems.append(HoldingsProblem(line, "shares", raw_shares, "is not finite"))
-        elif qty > MAX_SHARES:
-            problems.append(
-                HoldingsProblem(line, "shares", raw_shares, f"is more than {MAX_SHARES:g} shares")
-            )
-        elif qty < 0:
-            problems.append(
-                HoldingsProblem(
-                    line, "shares", raw_shares, "is negative (short positions are not supported)"
-                )
-            )
 
-        raw_cost = cell("cost_basis")
-        cost = _number(raw_cost.removeprefix("$")) if raw_cost else None
-        if raw_cost and (cost is None or not math.isfinite(cost)):
-            problems.append(HoldingsProblem(line, "cost_basis", raw_cost, "is not a number"))
-        elif cost is not None and cost < 0:
-            problems.append(HoldingsProblem(line, "cost_basis", raw_cost, "is negative"))
-        elif cost is not None and cost > MAX_AMOUNT:
-            problems.append(
-                HoldingsProblem(line, "cost_basis", raw_cost, f"is more than ${MAX_AMOUNT:g}")
-            )
+def _ticker(line: int, raw: str, known: set[str] | None, problems: list[HoldingsProblem]) -> str:
+    """The upper-cased ticker; blank or (when ``known`` is given) unknown tickers are problems."""
+    ticker = raw.upper()
+    if not ticker:
+        problems.append(HoldingsProblem(line, "ticker", raw, "is blank"))
+    elif known is not None and ticker not in known:
+        problems.append(HoldingsProblem(line, "ticker", raw, "is not a known ticker"))
+    return ticker
 
-        tickers.append(ticker)
-        shares.append(qty)
-        costs.append(cost)
-        lines.append(line)
 
-    frame = pl.DataFrame(
-        {"line": lines, "ticker": tickers, "shares": shares, "cost_basis": costs},
-        schema={"line": pl.Int64, **HOLDINGS_SCHEMA},
-    )
+def _shares(line: int, raw: str, problems: list[HoldingsProblem]) -> float | None:
+    """The share count; blank, non-numeric, non-finite or negative counts are problems."""
+    qty = _number(raw)
+    if not raw:
+        problems.append(HoldingsProblem(line, "shares", raw, "is blank"))
+    elif qty is None:
+        problems.append(HoldingsProblem(line, "shares", raw, "is not a number"))
+    elif not math.isfinite(qty):
+        problems.append(HoldingsProblem(line, "shares", raw, "is not finite"))
+    elif qty > MAX_SHARES:
+        problems.append(HoldingsProblem(line, "shares", raw, f"is more than {MAX_SHARES:g} shares"))
+    elif qty < 0:
+        problems.append(
+            HoldingsProblem(line, "shares", raw, "is negative (short positions are not supported)")
+        )
+    return qty
+
+
+def _cost_basis(line: int, raw: str, problems: list[HoldingsProblem]) -> float | None:
+    """The cost basis (null when blank, ``$`` allowed); non-numeric or negative is a problem."""
+    cost = _number(raw.removeprefix("$")) if raw else None
+    if raw and (cost is None or not math.isfinite(cost)):
+        problems.append(HoldingsProblem(line, "cost_basis", raw, "is not a number"))
+    elif cost is not None and cost < 0:
+        problems.append(HoldingsProblem(line, "cost_basis", raw, "is negative"))
+    elif cost is not None and cost > MAX_AMOUNT:
+        problems.append(HoldingsProblem(line, "cost_basis", raw, f"is more than ${MAX_AMOUNT:g}"))
+    return cost
+
+
+def _duplicate_problems(frame: pl.DataFrame) -> list[HoldingsProblem]:
+    """One problem per line of every non-blank ticker that appears on more than one line."""
     dupes = (
         frame.filter(pl.col("ticker") != "")
         .filter(pl.len().over("ticker") > 1)
         .group_by("ticker", maintain_order=True)
         .agg(pl.col("line"))
     )
+    problems = []
     for ticker, dup_lines in dupes.iter_rows():
         listed = ", ".join(str(n) for n in dup_lines)
-        for n in dup_lines:
-            problems.append(
-                HoldingsProblem(n, "ticker", ticker, f"appears more than once (lines {listed})")
-            )
-
-    if problems:
-        problems.sort(key=lambda p: p.line)
-        raise HoldingsError(label, problems)
-    return frame.drop("line")
-
-
-def _read(source: str | Path | bytes, name: str | None) -> tuple[str, str]:
-    if isinstance(source, bytes):
-        raw, label = source, name or "<holdings>"
-    elif isinstance(source, str) and ("\n" in source or "\r" in source):
-        raw, label = source.encode("utf-8"), name or "<holdings>"
-    else:
-        path = Path(source)
-        label = name or str(path)
-        raw = _read_bounded(path, label)
-    if len(raw) > MAX_FILE_BYTES:
-        raise HoldingsError(label, [_too_large()])
-    try:
-        return raw.decode("utf-8-sig"), label
-    except UnicodeDecodeError as exc:
-        raise HoldingsError(
-            label,
-            [HoldingsProblem(0, "", "", f"is not UTF-8 text (byte {exc.start}); save it as CSV")],
-        ) from exc
-
-
-def _too_large() -> HoldingsProblem:
-    return HoldingsProblem(
-        0, "", "", f"is larger than {MAX_FILE_BYTES:,} bytes (the limit of a holdings file)"
-    )
-
-
-def _read_bounded(path: Path, label: str) -> bytes:
-    """The bytes of a regular file of at most MAX_FILE_BYTES; a FIFO, a device or a directory
-    is refused before it is opened (reading one could block or never end)."""
-    try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):
-            kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device or directory"
-            raise HoldingsError(label, [HoldingsProblem(0, "", "", f"is {kind}, not a file")])
-        if info.st_size > MAX_FILE_BYTES:
-            raise HoldingsError(label, [_too_large()])
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)  # a file growing while read stays bounded
-    except OSError as exc:
-        raise HoldingsError(
-            label, [HoldingsProblem(0, "", "", f"cannot be read: {exc.strerror or exc}")]
-        ) from exc
-    return raw
+        problems += [
+            HoldingsProblem(n, "ticker", ticker, f"appears more than once (lines {listed})")
+            for n in dup_lines
+        ]
+    return problems
 
 
 def _records(text: str) -> list[tuple[int, list[str]]]:

@@ -38,6 +38,7 @@ import polars as pl
 
 from quant_pipeline.core.accounts.holdings import MAX_AMOUNT, MAX_SHARES
 from quant_pipeline.core.backtest.costs import CommissionModel
+from quant_pipeline.core.data.frames import require_columns
 
 FRACTION_UNIT = 1e-6  # smallest fractional share traded with fractional=True
 # Rounds of bulk buying before the one-share loop; each round at least halves what is left to
@@ -312,14 +313,6 @@ def _check_amount(name: str, value: float) -> None:
         raise OrdersError(f"{name} must be at most ${MAX_AMOUNT:g}, got {value:g}")
 
 
-def _require(frame: pl.DataFrame, what: str, columns: tuple[str, ...]) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise OrdersError(
-            f"{what} frame lacks column(s) {', '.join(missing)}; it has {', '.join(frame.columns)}"
-        )
-
-
 def _duplicates(frame: pl.DataFrame, what: str) -> None:
     dupes = frame.filter(pl.len().over("ticker") > 1)["ticker"].unique(maintain_order=True)
     if dupes.len():
@@ -327,7 +320,7 @@ def _duplicates(frame: pl.DataFrame, what: str) -> None:
 
 
 def _checked_targets(frame: pl.DataFrame) -> pl.DataFrame:
-    _require(frame, "target_weights", ("ticker", "weight"))
+    require_columns(frame, ("ticker", "weight"), "target_weights", OrdersError)
     sector = pl.col("sector") if "sector" in frame.columns else pl.lit(None)
     out = frame.select(
         pl.col("ticker").cast(pl.String),
@@ -352,7 +345,7 @@ def _checked_targets(frame: pl.DataFrame) -> pl.DataFrame:
 def _checked_holdings(frame: pl.DataFrame | None) -> pl.DataFrame:
     if frame is None:
         return pl.DataFrame(schema={"ticker": pl.String, "current_shares": pl.Float64})
-    _require(frame, "holdings", ("ticker", "shares"))
+    require_columns(frame, ("ticker", "shares"), "holdings", OrdersError)
     out = frame.select(
         pl.col("ticker").cast(pl.String), pl.col("shares").cast(pl.Float64).alias("current_shares")
     )
@@ -372,7 +365,7 @@ def _checked_holdings(frame: pl.DataFrame | None) -> pl.DataFrame:
 
 
 def _checked_prices(frame: pl.DataFrame) -> pl.DataFrame:
-    _require(frame, "prices", ("ticker", "price"))
+    require_columns(frame, ("ticker", "price"), "prices", OrdersError)
     out = frame.select(pl.col("ticker").cast(pl.String), pl.col("price").cast(pl.Float64))
     out = out.filter(pl.col("ticker").is_not_null())
     _duplicates(out, "prices")

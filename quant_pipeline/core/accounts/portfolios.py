@@ -31,6 +31,8 @@ from typing import Any
 
 import yaml
 
+from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
+
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TOP_FIELDS = ("defaults", "portfolios")
 HEALTH_FIELDS = ("max_drawdown", "max_sector_weight", "max_position_weight", "lookback_days")
@@ -56,7 +58,7 @@ class HealthLimits:
     max_drawdown: float = 0.20
     max_sector_weight: float = 0.40
     max_position_weight: float = 0.25
-    lookback_days: int = 252
+    lookback_days: int = TRADING_DAYS_PER_YEAR
 
 
 @dataclass(frozen=True)

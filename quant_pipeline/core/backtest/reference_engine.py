@@ -1,4 +1,13 @@
-"""Backtest engine: target weights and prices in; daily returns, trades and holdings out.
+"""Reference backtest engine: target weights and prices in; daily returns, trades and holdings out.
+
+**Role: an oracle, not the engine of any table.** Every ``backtest.*`` table comes from
+:func:`core.backtest.share_simulation.simulate`. :func:`run_backtest` here is the independent,
+vectorised computation of the same rules (fractional, free trading) that the tests
+(``quant_pipeline_tests/core/backtest/test_share_simulation.py``: the simulation reproduces it to
+1e-10) and the benchmark harness (``benchmarks/stage.py``) check the simulation against; keep it,
+and keep it independent of the simulation's loop. The module also holds what both engines share
+(``BacktestInputError``, ``members_only``, ``equal_weight_benchmark``, the buy-price rule,
+``quarterly_summary``), which is why production code imports it.
 
 Pure polars, vectorised: every holding period is expanded to (period, ticker, day) rows by joins,
 prices are attached with an as-of join, and the portfolio value is a grouped sum. No loop runs
@@ -46,6 +55,8 @@ from datetime import date
 from typing import NamedTuple
 
 import polars as pl
+
+from quant_pipeline.core.data.frames import require_columns
 
 MAX_STALE_TRADING_DAYS = 5
 
@@ -125,14 +136,6 @@ class BacktestResult:
     unfilled: pl.DataFrame
 
 
-def _require(frame: pl.DataFrame, name: str, columns: Sequence[str]) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise BacktestInputError(
-            f"{name} lacks column(s) {missing}; it has {frame.columns}, needs {list(columns)}"
-        )
-
-
 def _check_unique(frame: pl.DataFrame, name: str, keys: Sequence[str]) -> None:
     dup = frame.filter(pl.struct(keys).is_duplicated())
     if dup.height:
@@ -151,7 +154,9 @@ def members_only(frame: pl.DataFrame, membership: pl.DataFrame | None) -> pl.Dat
     """
     if membership is None:
         return frame
-    _require(membership, "membership", ("ticker", "start_date", "end_date"))
+    require_columns(
+        membership, ("ticker", "start_date", "end_date"), "membership", BacktestInputError
+    )
     if "universe" in membership.columns and membership["universe"].n_unique() > 1:
         raise BacktestInputError(
             "membership holds several universes "
@@ -183,7 +188,7 @@ def equal_weight_benchmark(
 
     Returns ``date, benchmark_return`` sorted by date, one row per date with at least one return.
     """
-    _require(prices, "prices", ("ticker", "date", "daily_return"))
+    require_columns(prices, ("ticker", "date", "daily_return"), "prices", BacktestInputError)
     returns = prices.select("ticker", "date", "daily_return").filter(
         pl.col("daily_return").is_not_null() & pl.col("daily_return").is_not_nan()
     )
@@ -197,7 +202,7 @@ def equal_weight_benchmark(
 
 
 def _prepare_weights(weights: pl.DataFrame) -> pl.DataFrame:
-    _require(weights, "weights", ("rebalance_date", "ticker", "weight"))
+    require_columns(weights, ("rebalance_date", "ticker", "weight"), "weights", BacktestInputError)
     if "strategy" in weights.columns and weights["strategy"].n_unique() > 1:
         raise BacktestInputError(
             "weights holds several strategies "
@@ -240,7 +245,7 @@ def _prepare_weights(weights: pl.DataFrame) -> pl.DataFrame:
 
 def _price_columns(prices: pl.DataFrame) -> pl.DataFrame:
     """The columns the engine reads, with the contract dtypes (a no-op on curated.prices)."""
-    _require(prices, "prices", ("ticker", "date", "close", "adj_close"))
+    require_columns(prices, ("ticker", "date", "close", "adj_close"), "prices", BacktestInputError)
     return prices.select(
         pl.col("ticker").cast(pl.String),
         pl.col("date").cast(pl.Date),
@@ -600,7 +605,7 @@ def run_backtest(
 
     if benchmark is None:
         benchmark = equal_weight_benchmark(prices)
-    _require(benchmark, "benchmark", ("date", "benchmark_return"))
+    require_columns(benchmark, ("date", "benchmark_return"), "benchmark", BacktestInputError)
     bench = benchmark.select(
         pl.col("date").cast(pl.Date), pl.col("benchmark_return").cast(pl.Float64)
     )
@@ -761,7 +766,9 @@ def quarterly_summary(daily: pl.DataFrame) -> pl.DataFrame:
     ``portfolio_return`` and ``benchmark_return`` (prod(1 + r) - 1 over the quarter's days)
     and ``excess_return`` = portfolio minus benchmark, sorted by quarter.
     """
-    _require(daily, "daily", ("date", "portfolio_return", "benchmark_return"))
+    require_columns(
+        daily, ("date", "portfolio_return", "benchmark_return"), "daily", BacktestInputError
+    )
     keys = ["strategy"] if "strategy" in daily.columns else []
     quarter = pl.format("{}Q{}", pl.col("date").dt.year(), pl.col("date").dt.quarter()).alias(
         "quarter"

@@ -1,9 +1,10 @@
 """Share-based backtest: a cash account that buys and sells shares, paying commissions.
 
-Pure (polars + numpy). Same inputs, calendar and timing rules as :func:`core.backtest.reference_engine.run_backtest`
-(orders at rebalance day D's close, the new portfolio earns from D+1, stale prices carried for at
-most ``MAX_STALE_TRADING_DAYS``, delisted holdings frozen until sold at the next rebalance), but
-instead of weights the account holds *shares* and *cash* in currency:
+Pure (polars + numpy). Same inputs, calendar and timing rules as
+:func:`core.backtest.reference_engine.run_backtest` (orders at rebalance day D's close, the new
+portfolio earns from D+1, stale prices carried for at most ``MAX_STALE_TRADING_DAYS``, delisted
+holdings frozen until sold at the next rebalance), but instead of weights the account holds *shares*
+and *cash* in currency:
 
 * **Capital.** The account holds ``TradingModel.capital`` in cash just before the first
   rebalance trades. ``equity`` is the account value divided by the capital (1.0 at the start).
@@ -21,8 +22,8 @@ instead of weights the account holds *shares* and *cash* in currency:
   sold entirely, fractions of a share included. ``fractional=True``: the exact change.
 * **Execution.** Sells first, then buys in descending target weight (ties by ticker). A sell
   receives ``q * close * (1 - s)`` minus its commission; a buy pays ``q * close * (1 + s)`` plus its
-  commission (``s = slippage_bps / 1e4``; commission :class:`core.backtest.costs.CommissionModel`, per
-  order, with its minimum and maximum). A buy that no longer fits the cash left is cut to the
+  commission (``s = slippage_bps / 1e4``; commission :class:`core.backtest.costs.CommissionModel`,
+  per order, with its minimum and maximum). A buy that no longer fits the cash left is cut to the
   largest quantity (whole shares unless fractional) that it can pay, commission included, so cash
   never goes below zero. Targets left short - one share costs more than the target value, or the
   cash ran out - are listed in ``SimulationResult.unaffordable``.
@@ -54,8 +55,8 @@ import polars as pl
 
 from quant_pipeline.core.backtest import reference_engine as bt
 from quant_pipeline.core.backtest.costs import CommissionModel
-
-PERIODS_PER_YEAR = 252
+from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
+from quant_pipeline.core.data.frames import require_columns
 
 SIM_DAILY_SCHEMA: dict[str, pl.DataType] = {
     **bt.DAILY_SCHEMA,
@@ -189,9 +190,10 @@ class SimulationResult:
 
     * ``daily``: ``SIM_DAILY_SCHEMA`` - the weights engine's columns plus ``portfolio_value``
       (currency, after the day's trades), ``cash``, ``fees`` (commissions) and ``slippage``.
-    * ``trades``: holding spells as in :class:`core.backtest.reference_engine.BacktestResult` plus ``shares``
-      (held after the entry order), ``commission`` and ``slippage`` (currency, every order of
-      the spell: entry, resizes, exit) and ``fees = (commission + slippage) / entry value``.
+    * ``trades``: holding spells as in :class:`core.backtest.reference_engine.BacktestResult`
+      plus ``shares`` (held after the entry order), ``commission`` and ``slippage`` (currency,
+      every order of the spell: entry, resizes, exit) and ``fees = (commission + slippage) /
+      entry value``.
     * ``fills``: every executed order (``side`` BUY/SELL, signed ``shares`` and ``value`` at the
       execution price, ``commission``, ``slippage``, ``shares_after``).
     * ``positions``: what is held after each rebalance (``value`` at ``price`` = close,
@@ -310,8 +312,9 @@ def simulate(
 ) -> SimulationResult:
     """Trade ``weights`` with a cash account under ``model`` (see the module docstring).
 
-    Inputs as :func:`core.backtest.reference_engine.run_backtest`: ``weights`` (one strategy: ``rebalance_date,
-    ticker, weight`` and optional ``sector``), ``prices`` (``ticker, date, close, adj_close``),
+    Inputs as :func:`core.backtest.reference_engine.run_backtest`: ``weights`` (one strategy:
+    ``rebalance_date, ticker, weight`` and optional ``sector``), ``prices`` (``ticker, date,
+    close, adj_close``),
     ``benchmark`` (``date, benchmark_return``; default the equal-weight mean of ``prices``),
     ``end``, ``delisting_return``, ``strategy``. ``model`` defaults to ``TradingModel()``:
     $100,000, whole shares, IB fixed commissions, no slippage, cash earning nothing.
@@ -328,7 +331,7 @@ def simulate(
     n_rebal = rebal.height
     whole = not model.fractional
     commission = model.commission
-    daily_rate = (1.0 + model.cash_rate) ** (1.0 / PERIODS_PER_YEAR) - 1.0
+    daily_rate = (1.0 + model.cash_rate) ** (1.0 / TRADING_DAYS_PER_YEAR) - 1.0
 
     # Candidates at rebalance k: its targets, and the filled targets of k-1 (what may be held).
     filled = targets.filter(pl.col("filled")).select("k", "ticker", "sector")
@@ -641,7 +644,7 @@ def _daily(
     )
     if benchmark is None:
         benchmark = bt.equal_weight_benchmark(prices)
-    bt._require(benchmark, "benchmark", ("date", "benchmark_return"))
+    require_columns(benchmark, ("date", "benchmark_return"), "benchmark", bt.BacktestInputError)
     bench = benchmark.select(
         pl.col("date").cast(pl.Date), pl.col("benchmark_return").cast(pl.Float64)
     )

@@ -23,7 +23,9 @@ from typing import NamedTuple
 import numpy as np
 import polars as pl
 
-PRICE_VALUES: tuple[str, ...] = ("open", "high", "low", "close", "adj_close", "volume")
+from quant_pipeline.core.data.schema import PRICE_VALUE_COLUMNS
+
+PRICE_VALUES: tuple[str, ...] = PRICE_VALUE_COLUMNS
 # Values of a re-fetched row compared with the stored one (restatements) and checked for nulls.
 _COMPARED = PRICE_VALUES
 # Relative difference above which a re-fetched value counts as restated.

@@ -176,7 +176,7 @@ class StaggeredRules:
 
 @dataclass(frozen=True)
 class SignalRules:
-    """kind signal: a technical signal (core/strategies/technical_signals.py) turned into daily target weights."""
+    """kind signal: a technical signal (core/strategies/technical_signals.py) as daily weights."""
 
     signal: str
     params: tuple[tuple[str, Any], ...]

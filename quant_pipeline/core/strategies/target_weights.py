@@ -1,7 +1,7 @@
 """Target weights from scores: ``portfolio.target_weights`` and ``portfolio.constraint_report``.
 
-Input is ``factors.scores`` for one strategy; only rows of the same rebalance date are compared,
-so the weights for D use exactly what the scores for D used (see core.factors.values for the timing).
+Input is ``factors.scores`` for one strategy; only rows of the same rebalance date are compared, so
+the weights for D use exactly what the scores for D used (see core.factors.values for the timing).
 
 Selection per rebalance date, greedy by rank (1 = best) over eligible, ranked names: a name is
 skipped when its sector already holds ``floor(max_sector_weight x top_n)`` names (at least 1);
@@ -20,9 +20,12 @@ import math
 
 import polars as pl
 
+from quant_pipeline.core.data.frames import require_columns
 from quant_pipeline.core.strategies.spec import StrategySpec
 
 BY = "rebalance_date"
+# The factors.scores columns portfolio construction reads (target_weights and staggered).
+SCORE_COLUMNS: tuple[str, ...] = (BY, "ticker", "sector", "eligible", "score", "rank")
 WEIGHTS_SCHEMA: dict[str, pl.DataType] = {
     "strategy": pl.String(),
     "rebalance_date": pl.Date(),
@@ -66,11 +69,7 @@ def target_weights(scores: pl.DataFrame, spec: StrategySpec) -> tuple[pl.DataFra
       target_n, max_sector_weight (the largest realised sector weight), sector_cap (the configured
       limit, null without one), cap_met and a note explaining any shortfall.
     """
-    missing = sorted(
-        {"rebalance_date", "ticker", "sector", "eligible", "score", "rank"} - set(scores.columns)
-    )
-    if missing:
-        raise ValueError(f"factors.scores: missing column(s) {missing}")
+    require_columns(scores, SCORE_COLUMNS, "factors.scores")
     top_n = spec.portfolio.top_n
     per_sector = names_per_sector(spec)
     cap = spec.portfolio.max_sector_weight

@@ -29,16 +29,10 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-PRICE_COLUMNS: tuple[str, ...] = (
-    "ticker",
-    "date",
-    "open",
-    "high",
-    "low",
-    "close",
-    "adj_close",
-    "volume",
-)
+from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
+from quant_pipeline.core.data.frames import require_columns
+from quant_pipeline.core.data.schema import OHLC_COLUMNS, PRICE_COLUMNS
+
 SIGNAL_COLUMNS: tuple[str, ...] = ("ticker", "date", "entry", "exit", "signal_strength")
 
 _T = "ticker"
@@ -46,12 +40,6 @@ _T = "ticker"
 
 # --------------------------------------------------------------------------------------------
 # validation helpers
-
-
-def _require_columns(frame: pl.DataFrame, required: tuple[str, ...], what: str) -> None:
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{what}: missing column(s) {missing}; expected at least {list(required)}")
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
@@ -85,10 +73,10 @@ def adjusted_ohlcv(prices: pl.DataFrame) -> pl.DataFrame:
     adj_close means factor 1; null open/high/low fall back to the close, null volume to 0.
     Uses only each row's own values (no look-ahead).
     """
-    _require_columns(prices, PRICE_COLUMNS, "prices")
+    require_columns(prices, PRICE_COLUMNS, "prices")
     if prices.is_empty():
         return prices.select(PRICE_COLUMNS[:2]).with_columns(
-            [pl.lit(None, pl.Float64).alias(c) for c in ("open", "high", "low", "close", "volume")]
+            [pl.lit(None, pl.Float64).alias(c) for c in (*OHLC_COLUMNS, "volume")]
         )
     nulls = prices.filter(pl.col("close").is_null() | pl.col("ticker").is_null())
     if nulls.height:
@@ -161,7 +149,9 @@ def rolling_low(n: int, col: str = "low") -> pl.Expr:
     return pl.col(col).rolling_min(window_size=n).over(_T)
 
 
-def relative_strength(frame: pl.DataFrame, n: int = 252, col: str = "close") -> pl.DataFrame:
+def relative_strength(
+    frame: pl.DataFrame, n: int = TRADING_DAYS_PER_YEAR, col: str = "close"
+) -> pl.DataFrame:
     """Add ``rs_return`` (return of ``col`` over the last ``n`` rows) and ``rs_percentile``.
 
     ``frame``: (ticker, date, ``col``) sorted by (ticker, date). ``rs_percentile`` is, per date,
@@ -170,7 +160,7 @@ def relative_strength(frame: pl.DataFrame, n: int = 252, col: str = "close") -> 
     expression because the two windows (per ticker, then per date) cannot nest in polars.
     """
     _check_int("n", n, 1)
-    _require_columns(frame, ("ticker", "date", col), "relative_strength frame")
+    require_columns(frame, ("ticker", "date", col), "relative_strength frame")
     ret = (pl.col(col) / pl.col(col).shift(n) - 1.0).over(_T)
     return frame.with_columns(rs_return=ret).with_columns(
         rs_percentile=(100.0 * pl.col("rs_return").rank("max") / pl.col("rs_return").count()).over(
@@ -273,9 +263,9 @@ class CanSlim:
     stop belongs to :func:`signal_to_weights` ``stop_loss``).
     """
 
-    rs_n: int = 252
+    rs_n: int = TRADING_DAYS_PER_YEAR
     rs_min: float = 80.0
-    high_n: int = 252
+    high_n: int = TRADING_DAYS_PER_YEAR
     high_within: float = 0.15
     volume_n: int = 50
     volume_mult: float = 1.5
@@ -313,7 +303,7 @@ class CanSlim:
 
 
 def _join_earnings_acceleration(df: pl.DataFrame, values: pl.DataFrame) -> pl.DataFrame:
-    _require_columns(
+    require_columns(
         values,
         ("rebalance_date", "ticker", "quarterly_earnings_growth"),
         "fundamentals_values (factors.values)",
@@ -651,7 +641,7 @@ def signal_to_weights(
             raise ValueError("signal_to_weights: stop_loss needs the prices frame (adj_close)")
     if sizing not in ("slot", "equal"):
         raise ValueError(f"parameter 'sizing' must be 'slot' or 'equal', got {sizing!r}")
-    _require_columns(signals, SIGNAL_COLUMNS, "signals")
+    require_columns(signals, SIGNAL_COLUMNS, "signals")
     out_schema = {
         "rebalance_date": pl.Date,
         "ticker": pl.String,
@@ -684,7 +674,7 @@ def signal_to_weights(
     close = None
     if stop_loss is not None:
         assert prices is not None
-        _require_columns(prices, ("ticker", "date", "adj_close"), "prices")
+        require_columns(prices, ("ticker", "date", "adj_close"), "prices")
         px = prices.filter(
             pl.col("date").is_in(dates.implode()) & pl.col("ticker").is_in(tickers.implode())
         )
