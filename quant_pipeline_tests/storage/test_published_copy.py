@@ -105,3 +105,28 @@ def test_the_sensor_publishes_after_a_successful_run(tmp_path, monkeypatch):
         published_copy_sensor(context)
     copy = Warehouse(tmp_path / "quant.published.duckdb")
     assert copy.read_table("backtest.metrics")["run"].to_list() == [7, 7]
+
+
+def test_a_run_killed_half_way_leaves_readers_on_the_last_completed_run(tmp_path):
+    wh = Warehouse(tmp_path / "quant.duckdb", lock_timeout=0)
+    write_run(wh, 1)
+    wh.publish()
+    code = f"""
+        import time, polars as pl
+        from quant_pipeline.storage.warehouse import Warehouse
+        wh = Warehouse({str(wh.path)!r})
+        frame = pl.DataFrame({{"strategy": ["a", "b"], "run": [2, 2]}})
+        wh.replace_table("backtest.metrics", frame)
+        print("half", flush=True)
+        time.sleep(60)
+    """
+    run = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE,
+                           text=True)  # fmt: skip
+    assert run.stdout.readline().strip() == "half"
+    run.kill()  # SIGKILL: no cleanup, no publish
+    run.wait(timeout=30)
+    live = {t: set(wh.read_table(t)["run"]) for t in ("backtest.metrics", "backtest.comparison")}
+    assert live == {"backtest.metrics": {2}, "backtest.comparison": {1}}  # the live file mixes
+    reader = wh.for_readers()
+    for table in ("backtest.metrics", "backtest.comparison"):
+        assert set(reader.read_table(table)["run"]) == {1}, table
