@@ -138,7 +138,8 @@ def guard_prices(
         return frame, pl.DataFrame(), pl.DataFrame()
     source_name = frame["source"][0]
     since = frame["date"].min() - timedelta(days=_GUARD_CONTEXT_DAYS)
-    stored = warehouse.read_raw_since("prices", source_name, since)
+    tickers = frame["ticker"].unique().to_list()
+    stored = warehouse.read_raw_since("prices", source_name, since, tickers=tickers)
     result = guard_replacements(stored, frame, spikes, datetime.now(UTC))
     tag = {"run_id": pl.lit(run_id or "", pl.String)}
     if result.refused.height:

@@ -723,9 +723,12 @@ class Warehouse:
         frame = self.read_table(table, columns=list(RAW_SCHEMAS[dataset]), filters=filters)
         return frame.cast(RAW_SCHEMAS[dataset])  # type: ignore[arg-type]
 
-    def read_raw_since(self, dataset: str, source: str, since: date) -> pl.DataFrame:
+    def read_raw_since(
+        self, dataset: str, source: str, since: date, tickers: Sequence[str] | None = None
+    ) -> pl.DataFrame:
         """Rows of ``raw.<dataset>`` of one source with ``date >= since`` (datasets with a
-        ``date`` column: prices, corporate_actions), in the raw schema; empty if none yet.
+        ``date`` column: prices, corporate_actions), of ``tickers`` only when given, in the raw
+        schema; empty if none yet.
 
         An incremental refresh compares these stored rows with the re-fetched overlap."""
         if dataset not in RAW_SCHEMAS or "date" not in RAW_SCHEMAS[dataset]:
@@ -735,10 +738,13 @@ class Warehouse:
         if not self.path.exists() or not self.has_table(table):
             return pl.DataFrame(schema=schema)
         cols = ", ".join(_column_name(c) for c in schema)
+        where, params = "source = ? AND date >= ?", [source, since]
+        if tickers is not None:
+            where += " AND list_contains(?, ticker)"
+            params.append(list(tickers))
         with self.connect(read_only=True) as con:
             frame = con.sql(
-                f"SELECT {cols} FROM {_table_name(table)} WHERE source = ? AND date >= ?",
-                params=[source, since],
+                f"SELECT {cols} FROM {_table_name(table)} WHERE {where}", params=params
             ).pl()
         return _normalise_result(frame).cast(schema)  # type: ignore[arg-type]
 
