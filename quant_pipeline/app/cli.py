@@ -19,12 +19,16 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from quant_pipeline.app import orders_cli as cli_orders
 from quant_pipeline.app import screen, watchlist
 from quant_pipeline.settings import SettingsError, from_env
+
+if TYPE_CHECKING:
+    from quant_pipeline.storage.warehouse import Warehouse
 
 
 def _apply_overrides(args: argparse.Namespace) -> None:
@@ -168,6 +172,31 @@ _LIVE_HELP = (
 )
 
 
+def _add_reader_parsers(sub: argparse._SubParsersAction) -> None:
+    """``sql`` and ``tables``: they read the published copy of the last completed run."""
+    sql = sub.add_parser("sql", help="run a read-only SQL query against the warehouse")
+    sql.add_argument("query")
+    sql.add_argument("--warehouse")
+    sql.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    sql.add_argument("--live", action="store_true", help=_LIVE_HELP)
+    tables = sub.add_parser("tables", help="list warehouse tables and row counts")
+    tables.add_argument("--warehouse")
+    tables.add_argument("--live", action="store_true", help=_LIVE_HELP)
+
+
+def _read(args: argparse.Namespace, warehouse: Warehouse) -> int:
+    """Run ``sql`` or ``tables`` against ``warehouse`` and print the result."""
+    if args.command == "tables":
+        _print_frame(warehouse.tables())
+        return 0
+    frame = warehouse.query(args.query)
+    if args.csv:
+        sys.stdout.write(frame.write_csv())
+    else:
+        _print_frame(frame)
+    return 0
+
+
 def _print_frame(frame: pl.DataFrame) -> None:
     with pl.Config(tbl_rows=100, tbl_cols=30, fmt_str_lengths=40, tbl_width_chars=200):
         print(frame)
@@ -194,16 +223,7 @@ def main(argv: Sequence[str] | None = None, *, resources: dict[str, object] | No
         help="Dagster console log level (default WARNING)",
     )
 
-    sql = sub.add_parser("sql", help="run a read-only SQL query against the warehouse")
-    sql.add_argument("query")
-    sql.add_argument("--warehouse")
-    sql.add_argument("--csv", action="store_true", help="print CSV instead of a table")
-    sql.add_argument("--live", action="store_true", help=_LIVE_HELP)
-
-    tables = sub.add_parser("tables", help="list warehouse tables and row counts")
-    tables.add_argument("--warehouse")
-    tables.add_argument("--live", action="store_true", help=_LIVE_HELP)
-
+    _add_reader_parsers(sub)
     cli_orders.add_parser(sub)
 
     watchlist.add_parser(sub)
@@ -235,22 +255,12 @@ def main(argv: Sequence[str] | None = None, *, resources: dict[str, object] | No
         from quant_pipeline.storage.warehouse import Warehouse
 
         warehouse = Warehouse(settings.warehouse)
-        if not args.live:
-            warehouse = warehouse.for_readers()
-        if args.command == "sql":
-            frame = warehouse.query(args.query)
-            if args.csv:
-                sys.stdout.write(frame.write_csv())
-            else:
-                _print_frame(frame)
-            return 0
+        if args.command in ("sql", "tables"):
+            return _read(args, warehouse if args.live else warehouse.for_readers())
         if args.command == "screen":
             return screen.run(args, warehouse)
         if args.command == "watch":
             return watchlist.run(args, warehouse)
-        if args.command == "tables":
-            _print_frame(warehouse.tables())
-            return 0
     except SettingsError as exc:
         print(f"quant-pipeline: {exc}", file=sys.stderr)
         return 2
