@@ -5,8 +5,9 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from quant_pipeline.config.strategies import load_strategies
 from quant_pipeline.core.backtest.comparison import BENCHMARK
-from quant_pipeline.core.strategies.spec import StrategySpec, load_strategies, with_blend_sleeves
+from quant_pipeline.core.strategies.spec import StrategySpec, with_blend_sleeves
 from quant_pipeline.defs.resources import MarketDataResource
 from quant_pipeline.storage.warehouse import Warehouse
 
