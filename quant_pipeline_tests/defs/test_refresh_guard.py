@@ -69,7 +69,10 @@ def aapl(warehouse: Warehouse, table: str) -> pl.DataFrame:
 
 
 def meta(result: dg.ExecuteInProcessResult, node: str) -> dict[str, object]:
-    (event,) = result.asset_materializations_for_node(node)
+    """Metadata of the materialization of asset ``schema__table`` (a multi-asset node may
+    materialize several)."""
+    key = dg.AssetKey(node.split("__"))
+    (event,) = [e for e in result.asset_materializations_for_node(node) if e.asset_key == key]
     return {k: getattr(v, "value", v) for k, v in event.metadata.items()}
 
 
