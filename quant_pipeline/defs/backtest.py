@@ -15,7 +15,7 @@ from quant_pipeline.core.reporting.research_charts import equity_curves_png
 from quant_pipeline.defs.integrity import write_bias_labels
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.strategies import strategy_plan
 from quant_pipeline.defs.trading import BacktestConfig, model_settings, trading_model
 
 GROUP = "backtest"
@@ -91,7 +91,8 @@ def backtest_results(
 ):
     """Trade every strategy's target weights with a cash account; blends from their sleeves."""
     wh = warehouse.get()
-    specs = selected_strategies(market)
+    plan = strategy_plan(market, warehouse)
+    specs = plan.runnable
     weights = wh.read_table("portfolio.target_weights")
     prices = wh.read_table("curated.prices", columns=PRICE_COLUMNS)
     bench_table = wh.read_table("backtest.benchmarks")
@@ -102,7 +103,7 @@ def backtest_results(
     outputs: dict[str, list[pl.DataFrame]] = {t: [] for t in ("daily", "trades", "quarterly")}
     outputs.update({t: [] for t in SIMULATION_TABLES})
     models: dict[str, str] = {}
-    skipped: dict[str, str] = {}
+    skipped: dict[str, str] = dict(plan.skipped)
     for name, spec in specs.items():
         if spec.kind == "blend":
             continue
@@ -182,6 +183,7 @@ def backtest_results(
         wh.read_table("curated.membership"),
         delisting_return=config.delisting_return,
         trading_models=models,
+        plan=plan,
     )
     yield dg.MaterializeResult(
         asset_key=["backtest", "daily"],

@@ -13,7 +13,7 @@ from quant_pipeline.core.factors.scoring import (
 )
 from quant_pipeline.defs.metadata import table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.strategies import runnable_strategies, strategy_plan
 
 GROUP = "factors"
 KINDS = {"duckdb", "polars"}
@@ -37,7 +37,7 @@ def factor_values_asset(
 ) -> dg.MaterializeResult:
     """Every factor per rebalance date and ticker, from data available before that date."""
     wh = warehouse.get()
-    specs = selected_strategies(market)
+    specs = runnable_strategies(market, warehouse)
     prices = wh.read_table("curated.prices", columns=PRICE_COLUMNS)
     membership = wh.read_table("curated.membership")
     days = trading_days(prices)
@@ -85,10 +85,15 @@ def factor_values_asset(
     kinds=KINDS,
     pool="warehouse",
 )
-def factor_scores(market: MarketDataResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def factor_scores(
+    context: dg.AssetExecutionContext, market: MarketDataResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     """Composite score and rank per strategy, rebalance date and ticker (components alongside)."""
     wh = warehouse.get()
-    specs = {n: s for n, s in selected_strategies(market).items() if s.scored}
+    plan = strategy_plan(market, warehouse)
+    specs = {n: s for n, s in plan.runnable.items() if s.scored}
+    for name, reason in plan.skipped.items():
+        context.log.warning(f"strategy {name!r} skipped: {reason}")
     values = wh.read_table("factors.values")
     if any(spec.universe.countries is not None for spec in specs.values()):
         values = with_country(values, wh.read_table("curated.securities"))
@@ -113,6 +118,8 @@ def factor_scores(market: MarketDataResource, warehouse: WarehouseResource) -> d
             "factors.scores",
             all_scores.sort("strategy", "rebalance_date", "rank", descending=[False, True, False]),
             strategies=dg.MetadataValue.json(sorted(specs)),
+            skipped_strategies=dg.MetadataValue.json(plan.skipped),
+            strategy_notes=dg.MetadataValue.json(plan.notes),
             mean_eligible_per_date=dg.MetadataValue.json(
                 dict(zip(eligible["strategy"], eligible["eligible"], strict=False))
             ),

@@ -139,6 +139,20 @@ def _failed(log: pl.DataFrame | None) -> list[str]:
     return sorted(bad["ticker"].unique().to_list())
 
 
+def _not_provided(source: Source, dataset: str) -> str | None:
+    """Why ``source`` has no ``dataset`` by design (a files folder without that file), or None.
+
+    Only prices are indispensable: a source without fundamentals or securities runs the
+    strategies that need neither (see core/strategies/requirements.py)."""
+    provides = getattr(source, "provides", None)
+    if dataset == "prices" or provides is None or provides(dataset):
+        return None
+    message = f"source {source.name!r} has no {dataset} (no {dataset} file in its folder)"
+    if dataset in _REQUIRED:
+        message += f": the strategies that need {dataset} are skipped"
+    return message
+
+
 def ingest(
     context: dg.AssetExecutionContext,
     dataset: str,
@@ -170,8 +184,11 @@ def ingest(
             warehouse.log_ingest(log)
     failed = _failed(log)
     failed_meta = {"failed_tickers": dg.MetadataValue.json(failed[:_MAX_LISTED])}
-    if error is None and frame.is_empty() and dataset in _REQUIRED:
+    absent = _not_provided(source, dataset)
+    if error is None and frame.is_empty() and dataset in _REQUIRED and absent is None:
         error = f"source {settings.source!r} returned no {dataset}"
+    if absent is not None and dataset in _REQUIRED:
+        context.log.warning(absent)
     if error is not None:
         # Nothing is written: the raw table keeps every row it had.
         raise dg.Failure(
@@ -195,6 +212,7 @@ def ingest(
             tickers=frame["ticker"].n_unique() if "ticker" in frame.columns else 0,
             failed_count=len(failed),
             **failed_meta,
+            **({"not_provided": absent} if absent is not None else {}),
             **(
                 {"restated_tickers": dg.MetadataValue.json(restated[:_MAX_LISTED])}
                 if dataset == "prices"

@@ -9,10 +9,11 @@ from quant_pipeline.core.backtest.lookahead_audit import (
     audit_lookahead,
     sample_dates,
 )
+from quant_pipeline.core.strategies.requirements import StrategyPlan, plan_labels
 from quant_pipeline.core.strategies.spec import StrategySpec
 from quant_pipeline.defs.metadata import markdown_table
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.strategies import runnable_strategies
 from quant_pipeline.storage.warehouse import Warehouse
 
 PRICE_COLUMNS = ["ticker", "date", "close", "adj_close", "volume", "daily_return"]
@@ -50,7 +51,7 @@ def scores_match_point_in_time_recomputation(
         wh.read_table("curated.fundamentals_vintages"),
         wh.read_table("curated.securities"),
         membership if membership.height else None,
-        selected_strategies(market),
+        runnable_strategies(market, warehouse),
         dates,
     )
     return dg.AssetCheckResult(
@@ -74,11 +75,14 @@ def write_bias_labels(
     membership: pl.DataFrame,
     delisting_return: float | None,
     trading_models: dict[str, str] | None = None,
+    plan: StrategyPlan | None = None,
 ) -> pl.DataFrame:
     """Compute every strategy's bias labels, write ``backtest.labels`` and return them.
 
     ``trading_models`` (strategy → description of the simulated trading model: capital, share
-    rounding, commissions, slippage) adds a ``trading_model`` label per strategy.
+    rounding, commissions, slippage) adds a ``trading_model`` label per strategy; ``plan`` adds
+    a ``skipped`` label (the reason) per strategy left out for missing inputs and a
+    ``sector_cap`` label per strategy whose cap was dropped.
 
     Called by the backtest asset with the frames it already holds (curated.prices with ticker and
     date, curated.membership); reads factors.values, factors.rebalance_dates,
@@ -121,7 +125,9 @@ def write_bias_labels(
                 schema=rows[0].schema if rows else None,
             )
         )
-    labels = pl.concat(rows, how="vertical")
+    if plan is not None:
+        rows.append(plan_labels(plan))
+    labels = pl.concat(rows, how="vertical_relaxed")
     wh.replace_table("backtest.labels", labels)
     return labels
 

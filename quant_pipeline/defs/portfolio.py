@@ -11,7 +11,7 @@ from quant_pipeline.core.strategies.target_weights import (
 )
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.strategies import runnable_strategies
 
 GROUP = "portfolio"
 KINDS = {"duckdb", "polars"}
@@ -29,7 +29,7 @@ def portfolio_target_weights(
 ) -> dg.MaterializeResult:
     """Target weights per strategy and rebalance date (sum 1; <= 1 for staggered/signal kinds)."""
     wh = warehouse.get()
-    specs = selected_strategies(market)
+    specs = runnable_strategies(market, warehouse)
     scores = wh.read_table("factors.scores")
     signal_weights = wh.read_table("portfolio.signal_weights")
     weights = [pl.DataFrame(schema=WEIGHTS_SCHEMA)]

@@ -19,7 +19,7 @@ from quant_pipeline.core.research.tables import (
 )
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.strategies import runnable_strategies
 
 GROUP = "research"
 KINDS = {"duckdb", "polars"}
@@ -78,7 +78,7 @@ def factor_diagnostics_assets(market: MarketDataResource, warehouse: WarehouseRe
     # each scored strategy's composite, on its own schedule (rank 1 = best, so negate it)
     scores = wh.read_table("factors.scores").filter(pl.col("eligible"))
     parts = [(ic, quantiles, summary)]
-    for name, spec in selected_strategies(market).items():
+    for name, spec in runnable_strategies(market, warehouse).items():
         if not spec.scored:
             continue
         own = _schedule(wh, spec.rebalance)
@@ -138,7 +138,7 @@ def research_luck(
 ) -> dg.MaterializeResult:
     """Each factor strategy's Sharpe/CAGR percentile among random portfolios, oracle bound, PSR."""
     wh = warehouse.get()
-    specs = {n: s for n, s in selected_strategies(market).items() if s.kind == "factor"}
+    specs = {n: s for n, s in runnable_strategies(market, warehouse).items() if s.kind == "factor"}
     prices = wh.read_table("curated.prices", columns=["ticker", "date", "adj_close"])
     scores = wh.read_table("factors.scores")
     weights = wh.read_table("portfolio.target_weights")

@@ -7,7 +7,7 @@ from quant_pipeline.core.strategies.signal_weights import EVENTS_SCHEMA, signal_
 from quant_pipeline.core.strategies.target_weights import WEIGHTS_SCHEMA
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.strategies import runnable_strategies
 
 KINDS = {"duckdb", "polars"}
 PRICE_COLUMNS = ["ticker", "date", "open", "high", "low", "close", "adj_close", "volume"]
@@ -37,7 +37,7 @@ def signal_strategy_weights(
 ):
     """Run every signal strategy on curated.prices; write its events and daily target weights."""
     wh = warehouse.get()
-    specs = {n: s for n, s in selected_strategies(market).items() if s.kind == "signal"}
+    specs = {n: s for n, s in runnable_strategies(market, warehouse).items() if s.kind == "signal"}
     weights = [pl.DataFrame(schema=WEIGHTS_SCHEMA)]
     events = [pl.DataFrame(schema=EVENTS_SCHEMA)]
     summary = []

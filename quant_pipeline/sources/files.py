@@ -486,6 +486,10 @@ class FilesSource:
             )
         return long
 
+    def provides(self, dataset: str) -> bool:
+        """True when the folder holds a file for ``dataset`` (prices are always required)."""
+        return dataset == "prices" or self.path_of(dataset) is not None
+
     # -- Source interface -------------------------------------------------------------------------
     def universe(self) -> list[str]:
         """Tickers present in the prices file."""

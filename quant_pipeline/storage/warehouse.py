@@ -661,6 +661,30 @@ class Warehouse:
             self._require_table(con, table)
             return int(con.sql(f"SELECT count(*) FROM {target}").fetchall()[0][0])
 
+    def input_counts(self) -> dict[str, int]:
+        """What the curated layer holds, for deciding which strategies can run: rows of
+        curated.fundamentals, securities with a sector, and rows giving shares outstanding (from
+        fundamentals or profiles). Missing tables count 0."""
+        queries = {
+            "fundamentals_rows": ("curated.fundamentals", "count(*)"),
+            "securities_with_sector": ("curated.securities", "count(sector)"),
+            "fundamentals_with_shares": ("curated.fundamentals", "count(shares_outstanding)"),
+            "securities_with_shares": (
+                "curated.securities",
+                "count(coalesce(shares_outstanding, market_cap))",
+            ),
+        }
+        counts = dict.fromkeys(queries, 0)
+        if not self.path.exists():
+            return counts
+        with self.connect(read_only=True) as con:
+            for key, (table, expr) in queries.items():
+                if self._table_exists(con, table):
+                    counts[key] = int(
+                        con.sql(f"SELECT {expr} FROM {_table_name(table)}").fetchall()[0][0]
+                    )
+        return counts
+
     def max_date(
         self, table: str, column: str, filters: dict[str, object] | None = None
     ) -> date | None:
