@@ -132,14 +132,23 @@ def run_pipeline(resources: dict[str, object] | None = None, log_level: str = "W
 
 
 def data_notes(warehouse) -> list[str]:
-    """Lines for the run output: strategies skipped for missing inputs (from backtest.labels)
-    and raw rows set aside by curation (curated.rejected_prices, counted per reason)."""
+    """Lines for the run output: strategies skipped for missing inputs (backtest.labels), input
+    rows and files the source set aside (raw.rejected_rows, per rule) and raw rows refused by
+    curation (curated.rejected_prices, per reason)."""
     lines: list[str] = []
     if warehouse.has_table("backtest.labels"):
         skipped = warehouse.read_table("backtest.labels", filters={"label": "skipped"})
         if skipped.height:
             lines.append(f"\nSkipped {skipped.height} strategies (missing inputs):")
             lines += [f"  {r['strategy']}: {r['value']}" for r in skipped.iter_rows(named=True)]
+    if warehouse.has_table("raw.rejected_rows"):
+        rejected = warehouse.read_table("raw.rejected_rows", columns=["dataset", "rule"])
+        if rejected.height:
+            counts = rejected.group_by("dataset", "rule").len().sort("len", descending=True)
+            lines.append(
+                f"\nSet aside {rejected.height} input rows or files (see raw.rejected_rows):"
+            )
+            lines += [f"  {n:>8}  {d}: {rule}" for d, rule, n in counts.iter_rows()]
     if warehouse.has_table("curated.rejected_prices"):
         rejected = warehouse.read_table("curated.rejected_prices", columns=["reason"])
         if rejected.height:

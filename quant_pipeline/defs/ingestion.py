@@ -153,6 +153,34 @@ def _not_provided(source: Source, dataset: str) -> str | None:
     return message
 
 
+def _write_rejected(
+    context: dg.AssetExecutionContext, source: Source, dataset: str, warehouse: Warehouse
+) -> dict[str, object]:
+    """Write the rows and files the source set aside to ``raw.rejected_rows`` (this dataset's
+    rows replaced) and return the metadata entries that count them per reason."""
+    reader = getattr(source, "rejected_rows", None)
+    if reader is None:
+        return {}
+    rejected = reader(dataset).with_columns(
+        pl.lit(source.name).alias("source"), pl.lit(datetime.now(UTC)).alias("ingested_at")
+    )
+    warehouse.replace_partition("raw.rejected_rows", rejected, "dataset", [dataset])
+    if rejected.is_empty():
+        return {"rows_set_aside": 0}
+    counts = rejected.group_by("rule").len().sort("len", "rule", descending=[True, False])
+    by_reason = {r: n for r, n in counts.iter_rows()}
+    context.log.warning(
+        f"{rejected.height} {dataset} rows or files set aside (see raw.rejected_rows): {by_reason}"
+    )
+    return {
+        "rows_set_aside": rejected.height,
+        "set_aside_by_reason": dg.MetadataValue.json(by_reason),
+        "files_set_aside": dg.MetadataValue.json(
+            rejected.filter(pl.col("line").is_null())["file"].head(_MAX_LISTED).to_list()
+        ),
+    }
+
+
 def ingest(
     context: dg.AssetExecutionContext,
     dataset: str,
@@ -197,6 +225,7 @@ def ingest(
         )
     stats = warehouse.write_raw(dataset, frame)
     context.log.info(f"raw.{dataset}: {stats}")
+    set_aside = _write_rejected(context, source, dataset, warehouse)
     if failed:
         context.log.warning(f"{len(failed)} tickers failed: {failed[:_MAX_LISTED]}")
     return dg.MaterializeResult(
@@ -213,6 +242,7 @@ def ingest(
             failed_count=len(failed),
             **failed_meta,
             **({"not_provided": absent} if absent is not None else {}),
+            **set_aside,
             **(
                 {"restated_tickers": dg.MetadataValue.json(restated[:_MAX_LISTED])}
                 if dataset == "prices"

@@ -40,6 +40,7 @@ from quant_pipeline.core.data.schema import (
     conform,
     empty,
 )
+from quant_pipeline.sources import price_files
 from quant_pipeline.sources.base import FetchRequest, SourceError
 from quant_pipeline.sources.universe import align_tickers, load_aliases, to_last_member_day
 
@@ -338,6 +339,7 @@ class FilesSource:
         self.aliases = aliases if aliases is not None else load_aliases()
         self.ingested_at = datetime.now(UTC)
         self._cache: dict[str, pl.DataFrame] = {}
+        self._rejected: dict[str, pl.DataFrame] = {}
 
     # -- files ---------------------------------------------------------------------------------
     def path_of(self, dataset: str) -> Path | None:
@@ -359,17 +361,38 @@ class FilesSource:
                     return found[0]
         return None
 
+    def prices_folder(self) -> Path | None:
+        """The folder of per-ticker price files: mapping ``prices.folder``, else ``prices/``."""
+        given = self.mapping["prices"].get("folder")
+        if given:
+            folder = self.data_dir / given
+            if not folder.is_dir():
+                raise SourceError(f"mapping names prices folder {folder}, which does not exist")
+            return folder
+        folder = self.data_dir / "prices"
+        return folder if folder.is_dir() else None
+
+    def rejected_rows(self, dataset: str) -> pl.DataFrame:
+        """Rows and files of ``dataset`` set aside by the last load (REJECTED_ROWS schema)."""
+        self._load(dataset)
+        return self._rejected.get(dataset, price_files.rejected([]))
+
     def _load(self, dataset: str) -> pl.DataFrame:
         if dataset in self._cache:
             return self._cache[dataset]
         path = self.path_of(dataset)
-        if path is None:
-            if dataset == "prices":
+        if path is None and dataset == "prices":
+            folder = self.prices_folder()
+            if folder is None:
                 raise SourceError(
-                    f"files source: no prices file in {self.data_dir} "
-                    f"(expected prices.csv, prices.csv.gz or prices.parquet)"
+                    f"files source: no prices file in {self.data_dir} (expected prices.csv, "
+                    f"prices.csv.gz, prices.parquet or a prices/ folder of per-ticker files)"
                 )
+            frame = self._ticker_folder_prices(folder)
+        elif path is None:
             frame = empty(_TABLE_SCHEMAS[dataset])
+        elif dataset == "prices" and not path.name.endswith(".parquet"):
+            frame = self._long_file_prices(path)
         elif dataset == "fundamentals":
             frame = self._fundamentals(path)
         else:
@@ -423,6 +446,59 @@ class FilesSource:
                     f"{(bad['row'].head(5) + 2).to_list()} have {bad['action'].head(5).to_list()}"
                 )
         return frame
+
+    def _price_columns(
+        self, columns: list[str], file: Path, ticker: pl.Expr | None
+    ) -> tuple[dict[str, pl.Expr], list[str]]:
+        """Canonical price column -> expression, and the required ones that are missing."""
+        section = self.mapping["prices"]
+        exprs: dict[str, pl.Expr] = {}
+        missing: list[str] = []
+        for name, candidates in section["columns"].items():
+            if name == "ticker" and ticker is not None:
+                exprs[name] = ticker
+                continue
+            expr = _resolve(candidates, columns, file, name)
+            if expr is not None:
+                exprs[name] = expr
+            elif name in section["required"]:
+                missing.append(next(c for _, c in candidates if isinstance(c, str)))
+        return exprs, missing
+
+    def _finish_prices(
+        self, text: pl.DataFrame, columns: dict[str, pl.Expr], set_aside: list[pl.DataFrame]
+    ) -> pl.DataFrame:
+        fmt = self.mapping["prices"].get("date_format")
+        parsed, bad_rows = price_files.parse_prices(text, columns, fmt)
+        del text
+        prices, conflicts = price_files.drop_conflicting_duplicates(parsed)
+        self._rejected["prices"] = pl.concat([*set_aside, bad_rows, conflicts], how="vertical")
+        return prices
+
+    def _long_file_prices(self, path: Path) -> pl.DataFrame:
+        """prices.csv(.gz): bad rows set aside with their line, not fatal; missing columns are."""
+        raw = _read(path)
+        columns, missing = self._price_columns(raw.columns, path, None)
+        if missing:
+            raise SourceError(
+                f"{path}: required column {missing[0]!r} is missing (required: {missing}); "
+                f"columns are {raw.columns[:40]}. Name it in mapping.yaml under prices.columns"
+            )
+        text = raw.with_columns(
+            pl.lit(str(path)).alias("__file"),
+            (pl.int_range(pl.len()) + 2).cast(pl.Int64).alias("__line"),
+        )
+        return self._finish_prices(text, columns, [])
+
+    def _ticker_folder_prices(self, folder: Path) -> pl.DataFrame:
+        """A folder of per-ticker files (price_files): one scan, ticker from each file name."""
+
+        def missing(header: list[str]) -> list[str]:
+            return self._price_columns(header, folder, pl.col("__file_ticker"))[1]
+
+        text, bad_files = price_files.read_ticker_folder(folder, missing)
+        columns, _ = self._price_columns(text.columns, folder, pl.col("__file_ticker"))
+        return self._finish_prices(text, columns, [bad_files])
 
     def _universe_name(self, path: Path) -> str:
         stem = path.name.split(".")[0]
