@@ -236,8 +236,12 @@ def latest_prices(warehouse: Warehouse, tickers: list[str], as_of: date) -> pl.D
 
 
 def known_tickers(warehouse: Warehouse) -> list[str]:
-    """Tickers the pipeline knows (``curated.securities``): a holding outside them is an error."""
-    return warehouse.read_table("curated.securities", columns=["ticker"])["ticker"].to_list()
+    """Tickers the pipeline knows (``curated.securities``; the priced tickers when the data has
+    no profiles, a price-only folder): a holding outside them is an error."""
+    known = warehouse.read_table("curated.securities", columns=["ticker"])["ticker"]
+    if known.is_empty():
+        known = warehouse.read_table("curated.prices", columns=["ticker"])["ticker"].unique()
+    return known.to_list()
 
 
 def bias_labels(warehouse: Warehouse, strategy: str) -> list[dict[str, Any]] | None:
@@ -311,7 +315,11 @@ def prepare_packet(
     holdings = None
     holdings_hash = None
     if spec.holdings is not None:
-        holdings = parse_holdings(spec.holdings, known_tickers=known_tickers(warehouse))
+        holdings = parse_holdings(
+            spec.holdings,
+            known_tickers=known_tickers(warehouse),
+            securities=warehouse.read_table("curated.securities", columns=["ticker", "name"]),
+        )
         holdings_hash = file_sha256(spec.holdings)
     held = holdings["ticker"].to_list() if holdings is not None else []
     needed = sorted(set(weights["ticker"]) | set(held))

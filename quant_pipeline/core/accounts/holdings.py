@@ -11,10 +11,16 @@ per position::
 Header names are matched case-insensitively after trimming, with spaces and hyphens read as
 underscores. Accepted names:
 
-* ticker: ``ticker`` or ``symbol`` (required)
-* shares: ``shares``, ``quantity`` or ``qty`` (required; fractional allowed)
-* cost basis: ``cost_basis``, ``amount_invested`` or ``invested`` (optional; total dollars
-  invested in the position, not per share)
+* ticker: ``ticker`` or ``symbol`` (required unless a name column is given)
+* name: ``stock_name``, ``name``, ``company``, ``company_name`` or ``security``: the company
+  name, resolved to a ticker through curated.securities (``securities`` argument; case,
+  punctuation and Inc./Corp./Ltd. insensitive, see :mod:`.security_names`); used only when the
+  file has no ticker column. An unknown or ambiguous name is an error listing the candidates.
+* shares: ``shares``, ``quantity``, ``qty`` or ``number_of_shares`` (required; fractional allowed)
+* cost basis: ``cost_basis``, ``amount_invested``, ``invested`` or ``dollar_amount_invested``
+  (optional; total dollars invested in the position, not per share)
+
+So the spreadsheet layout ``Stock Name,Number of Shares,Dollar amount invested`` is understood.
 
 Other columns are ignored. Blank lines are skipped. Numbers may use thousands separators
 (``1,234.5``) and a cost basis may start with ``$``.
@@ -35,6 +41,8 @@ from pathlib import Path
 
 import polars as pl
 
+from quant_pipeline.core.accounts.security_names import resolve_names
+
 HOLDINGS_SCHEMA: dict[str, pl.DataType] = {
     "ticker": pl.String,
     "shares": pl.Float64,
@@ -43,8 +51,9 @@ HOLDINGS_SCHEMA: dict[str, pl.DataType] = {
 
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "ticker": ("ticker", "symbol"),
-    "shares": ("shares", "quantity", "qty"),
-    "cost_basis": ("cost_basis", "amount_invested", "invested"),
+    "name": ("stock_name", "name", "company", "company_name", "security"),
+    "shares": ("shares", "quantity", "qty", "number_of_shares"),
+    "cost_basis": ("cost_basis", "amount_invested", "invested", "dollar_amount_invested"),
 }
 REQUIRED_COLUMNS: tuple[str, ...] = ("ticker", "shares")
 
@@ -85,13 +94,15 @@ def parse_holdings(
     source: str | Path | bytes,
     known_tickers: Iterable[str] | None = None,
     name: str | None = None,
+    securities: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Parse a holdings CSV into ``ticker (String), shares (Float64), cost_basis (Float64)``.
 
     ``source`` is a path (``Path``, or a ``str`` without a line break), the file's bytes, or the
     CSV text itself (a ``str`` containing a line break). ``name`` is how errors refer to the file
     (default: the path, or ``<holdings>``). ``known_tickers``, when given, is the set of tickers
-    the pipeline can price; any other ticker is an error.
+    the pipeline can price; any other ticker is an error. ``securities`` (ticker, name:
+    curated.securities) resolves a name column when the file has no ticker column.
 
     Tickers are trimmed and upper-cased; rows keep the file's order; ``cost_basis`` is null when
     the column is absent or the cell is blank. Raises :class:`HoldingsError` listing every row
@@ -115,6 +126,7 @@ def parse_holdings(
         raise HoldingsError(label, [HoldingsProblem(0, "", "", "has a header but no holding rows")])
 
     known = None if known_tickers is None else {t.strip().upper() for t in known_tickers}
+    by_name = _tickers_by_name(columns, data, securities, label)
     tickers: list[str] = []
     shares: list[float | None] = []
     costs: list[float | None] = []
@@ -135,9 +147,14 @@ def parse_holdings(
             return fields[idx].strip() if idx is not None and idx < len(fields) else ""
 
         raw_ticker = cell("ticker")
+        if by_name is not None:
+            raw_ticker, why = by_name.get(cell("name"), ("", "is blank"))
+            if why is not None:
+                problems.append(HoldingsProblem(line, "name", cell("name"), why))
         ticker = raw_ticker.upper()
         if not ticker:
-            problems.append(HoldingsProblem(line, "ticker", raw_ticker, "is blank"))
+            if by_name is None:  # else the name's problem is already listed
+                problems.append(HoldingsProblem(line, "ticker", raw_ticker, "is blank"))
         elif known is not None and ticker not in known:
             problems.append(HoldingsProblem(line, "ticker", raw_ticker, "is not a known ticker"))
 
@@ -249,6 +266,8 @@ def _map_columns(header: list[str], problems: list[HoldingsProblem]) -> dict[str
             columns[canonical] = found[0]
     ambiguous = {c for c, aliases in COLUMN_ALIASES.items() if sum(n in aliases for n in names) > 1}
     missing = [c for c in REQUIRED_COLUMNS if c not in columns and c not in ambiguous]
+    if "ticker" in missing and "name" in columns:
+        missing.remove("ticker")  # positions identified by company name
     for col in missing:
         problems.append(
             HoldingsProblem(
@@ -260,6 +279,29 @@ def _map_columns(header: list[str], problems: list[HoldingsProblem]) -> dict[str
             )
         )
     return columns
+
+
+def _tickers_by_name(
+    columns: dict[str, int],
+    data: list[tuple[int, list[str]]],
+    securities: pl.DataFrame | None,
+    label: str,
+) -> dict[str, tuple[str, str | None]] | None:
+    """name → (ticker, problem) for a file with a name column and no ticker column, else None."""
+    if "ticker" in columns or "name" not in columns:
+        return None
+    if securities is None:
+        rule = (
+            "has no ticker column (accepted names: ticker, symbol; a company name column such "
+            "as Stock Name is resolved only against curated.securities)"
+        )
+        raise HoldingsError(label, [HoldingsProblem(0, "", "", rule)])
+    if securities.is_empty():
+        rule = "names positions by company name, but no securities (curated.securities) are loaded"
+        raise HoldingsError(label, [HoldingsProblem(0, "", "", rule)])
+    idx = columns["name"]
+    names = sorted({f[idx].strip() for _, f in data if idx < len(f) and f[idx].strip()})
+    return {m.name: (m.ticker or "", m.problem) for m in resolve_names(names, securities)}
 
 
 def _number(raw: str) -> float | None:
