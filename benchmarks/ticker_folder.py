@@ -115,9 +115,11 @@ def generate(folder: Path, tickers: int, years: int, seed: int, end: date) -> di
         span = days[first : last + 1]
         if len(span) < 30:
             span = days[-260:]
-        frame = _series(rng, len(span)).with_columns(
-            pl.Series("Date", span.astype("datetime64[D]").astype(str))
-        ).select("Date", "Open", "High", "Low", "Close", "Volume", "OpenInt")
+        frame = (
+            _series(rng, len(span))
+            .with_columns(pl.Series("Date", span.astype("datetime64[D]").astype(str)))
+            .select("Date", "Open", "High", "Low", "Close", "Volume", "OpenInt")
+        )
         duplicate = rng.random() < DUPLICATE_SHARE
         file_name = f"{name}-x.us.txt" if duplicate else f"{name}.us.txt"
         text = frame.write_csv(include_header=True)

@@ -14,7 +14,7 @@ from quant_pipeline.core.backtest.benchmark_returns import (
 from quant_pipeline.core.backtest.reference_engine import BacktestInputError
 from quant_pipeline.core.reporting import backtest_charts as plots
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
-from quant_pipeline.defs.resources import WarehouseResource
+from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 
 GROUP = "backtest"
 KINDS = {"duckdb", "polars"}
@@ -25,7 +25,9 @@ class BenchmarksConfig(dg.Config):
 
     ``primary``: ``equal_weight``, ``cap_weight`` or a ticker of the data (e.g. ``SPY``).
     ``tickers``: more tickers to store as benchmarks (their alpha, beta, tracking error and
-    information ratio land in ``backtest.relative_metrics``).
+    information ratio land in ``backtest.relative_metrics``); empty = the ``market`` resource's
+    ``benchmark_tickers`` (default SPY, IWM). A ticker not in curated.prices is a warning naming
+    it (a missing primary falls back to ``equal_weight``), not a failure.
     """
 
     primary: str = EQUAL_WEIGHT
@@ -61,7 +63,12 @@ def _shares(fundamentals: pl.DataFrame, securities: pl.DataFrame) -> tuple[pl.Da
     kinds=KINDS,
     pool="warehouse",
 )
-def benchmarks(config: BenchmarksConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def benchmarks(
+    context: dg.AssetExecutionContext,
+    config: BenchmarksConfig,
+    market: MarketDataResource,
+    warehouse: WarehouseResource,
+) -> dg.MaterializeResult:
     """Benchmark daily returns: equal-weight and cap-weighted universe, and chosen tickers."""
     wh = warehouse.get()
     prices = wh.read_table("curated.prices", columns=["ticker", "date", "close", "daily_return"])
@@ -81,16 +88,21 @@ def benchmarks(config: BenchmarksConfig, warehouse: WarehouseResource) -> dg.Mat
         EQUAL_WEIGHT: equal_weight_benchmark(prices, membership=members),
         CAP_WEIGHT: cap_weighted_benchmark(prices, shares, membership=members),
     }
-    wanted = list(dict.fromkeys([*config.tickers, config.primary]))
+    wanted = list(dict.fromkeys([*(config.tickers or market.benchmark_tickers), config.primary]))
+    missing: list[str] = []
     for ticker in wanted:
         if ticker in series:
             continue
         try:
             series[ticker] = ticker_benchmark(prices, ticker)
         except BacktestInputError as exc:
-            raise dg.Failure(str(exc)) from exc
+            missing.append(ticker)
+            context.log.warning(f"benchmark {ticker!r} left out: {exc}")
+    primary = config.primary if config.primary in series else EQUAL_WEIGHT
+    if primary != config.primary:
+        context.log.warning(f"primary benchmark {config.primary!r} missing: using {primary!r}")
     table = benchmark_table(series).with_columns(
-        (pl.col("benchmark") == config.primary).alias("is_primary")
+        (pl.col("benchmark") == primary).alias("is_primary")
     )
     wh.replace_table("backtest.benchmarks", table)
     summary = table.group_by("benchmark").agg(
@@ -103,12 +115,13 @@ def benchmarks(config: BenchmarksConfig, warehouse: WarehouseResource) -> dg.Mat
     curves = (
         table.sort("date")
         .with_columns((1 + pl.col("return")).cum_prod().over("benchmark").alias("equity"))
-        .filter(pl.col("benchmark").is_in([EQUAL_WEIGHT, CAP_WEIGHT, config.primary]))
+        .filter(pl.col("benchmark").is_in([EQUAL_WEIGHT, CAP_WEIGHT, primary]))
     )
     return dg.MaterializeResult(
         metadata={
             **table_metadata("backtest.benchmarks", table),
-            "primary": config.primary,
+            "primary": primary,
+            "missing_benchmarks": dg.MetadataValue.json(missing),
             "benchmarks": dg.MetadataValue.md(markdown_table(summary.sort("benchmark"))),
             "cap_weight_tickers_with_profile_shares": from_profile,
             "equity": dg.MetadataValue.md(

@@ -51,6 +51,8 @@ class MarketDataResource(dg.ConfigurableResource):
     strategies: list[str] | None = None
     yahoo_max_failed_share: float = 0.5
     price_overlap_days: int = 7
+    # fetched by yahoo beside the universe, compared with in backtest.benchmarks when present
+    benchmark_tickers: list[str] = ["SPY", "IWM"]
 
     def settings(self) -> Settings:
         changes: dict[str, object] = {}
@@ -84,7 +86,10 @@ class MarketDataResource(dg.ConfigurableResource):
     def build_source(self) -> Source:
         """A new source for the configured settings (no network or file access yet)."""
         return make_source(
-            self.settings(), max_failed_share=self.yahoo_max_failed_share, run_id=self._run_id
+            self.settings(),
+            max_failed_share=self.yahoo_max_failed_share,
+            run_id=self._run_id,
+            benchmark_tickers=tuple(self.benchmark_tickers),
         )
 
     def get_source(self) -> Source:

@@ -42,7 +42,13 @@ from quant_pipeline.core.data.schema import (
 )
 from quant_pipeline.sources import price_files
 from quant_pipeline.sources.base import FetchRequest, SourceError
-from quant_pipeline.sources.universe import align_tickers, load_aliases, to_last_member_day
+from quant_pipeline.sources.universe import (
+    UniverseError,
+    align_tickers,
+    load_aliases,
+    load_universe,
+    to_last_member_day,
+)
 
 SUFFIXES = (".parquet", ".csv.gz", ".csv")
 DATASETS = ("prices", "fundamentals", "securities", "membership", "corporate_actions")
@@ -321,6 +327,7 @@ class FilesSource:
         data_dir: str | Path,
         mapping: Mapping[str, Any] | str | Path | None = None,
         aliases: pl.DataFrame | None = None,
+        universe: str | Path | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         if not self.data_dir.is_dir():
@@ -337,6 +344,9 @@ class FilesSource:
                 raise SourceError(f"mapping file {path} must hold a mapping of dataset sections")
         self.mapping = merge_mapping(mapping)
         self.aliases = aliases if aliases is not None else load_aliases()
+        # a universe file (ticker list, membership intervals or an index-holdings export) gives
+        # the membership when the folder has no membership file
+        self.universe_path = Path(universe) if universe is not None else None
         self.ingested_at = datetime.now(UTC)
         self._cache: dict[str, pl.DataFrame] = {}
         self._rejected: dict[str, pl.DataFrame] = {}
@@ -389,6 +399,8 @@ class FilesSource:
                     f"prices.csv.gz, prices.parquet or a prices/ folder of per-ticker files)"
                 )
             frame = self._ticker_folder_prices(folder)
+        elif path is None and dataset == "membership" and self.universe_path is not None:
+            frame = self._universe_membership(self.universe_path)
         elif path is None:
             frame = empty(_TABLE_SCHEMAS[dataset])
         elif dataset == "prices" and not path.name.endswith(".parquet"):
@@ -500,6 +512,15 @@ class FilesSource:
         columns, _ = self._price_columns(text.columns, folder, pl.col("__file_ticker"))
         return self._finish_prices(text, columns, [bad_files])
 
+    def _universe_membership(self, path: Path) -> pl.DataFrame:
+        """Membership from a universe file (sources/universe.py layouts; its end dates are
+        removal dates, converted by :meth:`membership` as the yahoo source does)."""
+        try:
+            universe = load_universe(path)
+        except UniverseError as exc:
+            raise SourceError(str(exc)) from exc
+        return universe.with_columns(pl.lit(path.stem).alias("universe"))
+
     def _universe_name(self, path: Path) -> str:
         stem = path.name.split(".")[0]
         if stem.endswith("_membership"):
@@ -564,6 +585,8 @@ class FilesSource:
 
     def provides(self, dataset: str) -> bool:
         """True when the folder holds a file for ``dataset`` (prices are always required)."""
+        if dataset == "membership" and self.universe_path is not None:
+            return True
         return dataset == "prices" or self.path_of(dataset) is not None
 
     # -- Source interface -------------------------------------------------------------------------
