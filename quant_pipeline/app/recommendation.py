@@ -244,6 +244,29 @@ def known_tickers(warehouse: Warehouse) -> list[str]:
     return known.to_list()
 
 
+def security_names(warehouse: Warehouse) -> pl.DataFrame:
+    """``ticker, name`` of curated.securities (empty when the table has no names)."""
+    securities = warehouse.read_table("curated.securities")
+    if "name" not in securities.columns:
+        return pl.DataFrame(schema={"ticker": pl.String, "name": pl.String})
+    return securities.select("ticker", "name")
+
+
+def data_provenance(warehouse: Warehouse) -> tuple[str | None, dict[str, Any]]:
+    """(data source, loaded) from the warehouse, not the environment: the source of the latest
+    load of raw.prices, and per raw dataset the sources with rows and last load time."""
+    table = warehouse.provenance()
+    prices = table.filter(pl.col("dataset") == "prices")
+    source = prices["source"][0] if prices.height else None
+    loaded: dict[str, Any] = {}
+    for row in table.iter_rows(named=True):
+        loaded.setdefault(row["dataset"], {})[row["source"]] = {
+            "rows": row["rows"],
+            "last_ingested_at": row["last_ingested_at"].isoformat(),
+        }
+    return source, loaded
+
+
 def bias_labels(warehouse: Warehouse, strategy: str) -> list[dict[str, Any]] | None:
     """Rows of ``backtest.labels`` for ``strategy`` (all rows without a strategy column)."""
     if not warehouse.has_table(LABELS_TABLE):
@@ -318,7 +341,7 @@ def prepare_packet(
         holdings = parse_holdings(
             spec.holdings,
             known_tickers=known_tickers(warehouse),
-            securities=warehouse.read_table("curated.securities", columns=["ticker", "name"]),
+            securities=security_names(warehouse),
         )
         holdings_hash = file_sha256(spec.holdings)
     held = holdings["ticker"].to_list() if holdings is not None else []
@@ -357,6 +380,7 @@ def prepare_packet(
     sides = table["side"].value_counts()
     counts = dict(zip(sides["side"], sides["count"], strict=True))
     now = now or datetime.now(UTC)
+    source, loaded = data_provenance(warehouse)
     manifest: dict[str, Any] = {
         "packet_id": packet_id(spec.name, as_of),
         "portfolio": spec.name,
@@ -369,7 +393,11 @@ def prepare_packet(
         "oldest_price_date": prices["price_date"].min().isoformat(),
         "max_price_age_days": spec.max_price_age_days,
         "price_field": "close (as traded), latest on or before as_of",
-        "data_source": data_source,
+        "data_source": source,
+        "data_loaded": loaded,
+        # what the environment / run config named; differs from data_source when the
+        # warehouse was loaded from another source than the one configured now
+        "configured_source": data_source,
         "warehouse": str(warehouse.path),
         "code_version": code_version(),
         "inputs": {

@@ -661,6 +661,35 @@ class Warehouse:
             self._require_table(con, table)
             return int(con.sql(f"SELECT count(*) FROM {target}").fetchall()[0][0])
 
+    def provenance(self) -> pl.DataFrame:
+        """What the raw layer holds, per dataset and source: dataset, source, rows,
+        first_ingested_at, last_ingested_at (latest load first). Empty without raw tables."""
+        schema = {
+            "dataset": pl.String,
+            "source": pl.String,
+            "rows": pl.Int64,
+            "first_ingested_at": pl.Datetime("us", "UTC"),
+            "last_ingested_at": pl.Datetime("us", "UTC"),
+        }
+        parts = []
+        if not self.path.exists():
+            return pl.DataFrame(schema=schema)
+        with self.connect(read_only=True) as con:
+            for dataset in RAW_SCHEMAS:
+                table = f"raw.{dataset}"
+                if not self._table_exists(con, table):
+                    continue
+                frame = con.sql(
+                    "SELECT ? AS dataset, source, count(*) AS rows, min(ingested_at) AS "
+                    f"first_ingested_at, max(ingested_at) AS last_ingested_at FROM "
+                    f"{_table_name(table)} GROUP BY source",
+                    params=[dataset],
+                ).pl()
+                parts.append(_normalise_result(frame).cast(schema))  # type: ignore[arg-type]
+        if not parts:
+            return pl.DataFrame(schema=schema)
+        return pl.concat(parts).sort("dataset", "last_ingested_at", descending=[False, True])
+
     def input_counts(self) -> dict[str, int]:
         """What the curated layer holds, for deciding which strategies can run: rows of
         curated.fundamentals, securities with a sector, and rows giving shares outstanding (from
