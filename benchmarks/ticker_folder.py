@@ -25,12 +25,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -59,8 +61,10 @@ def _days(years: int, end: date) -> np.ndarray:
     return calendar[np.is_busday(calendar)]
 
 
-def _series(rng: np.random.Generator, n: int) -> pl.DataFrame:
-    close = 20.0 * np.exp(np.cumsum(rng.normal(0.0003, 0.02, n)))
+def _series(rng: np.random.Generator, market: np.ndarray, beta: float) -> pl.DataFrame:
+    """Bars of one ticker: beta x the common market return plus its own noise."""
+    n = len(market)
+    close = 20.0 * np.exp(np.cumsum(beta * market + rng.normal(0.0, 0.018, n)))
     spread = np.abs(rng.normal(0, 0.01, n)) * close
     return pl.DataFrame(
         {
@@ -92,6 +96,7 @@ def generate(folder: Path, tickers: int, years: int, seed: int, end: date) -> di
     """Write the folder; return counts of files, rows and planted faults."""
     rng = np.random.default_rng(seed)
     days = _days(years, end)
+    market = rng.normal(0.0003, 0.011, len(days))  # one market: stocks move together
     out = folder / "prices"
     out.mkdir(parents=True, exist_ok=True)
     counts = {"files": 0, "rows": 0, "duplicate_pairs": 0, "empty": 0, "header_only": 0}
@@ -114,9 +119,10 @@ def generate(folder: Path, tickers: int, years: int, seed: int, end: date) -> di
             last = len(days) - 1
         span = days[first : last + 1]
         if len(span) < 30:
-            span = days[-260:]
+            first, span = len(days) - 260, days[-260:]
+        beta = float(rng.uniform(0.5, 1.5))
         frame = (
-            _series(rng, len(span))
+            _series(rng, market[first : first + len(span)], beta)
             .with_columns(pl.Series("Date", span.astype("datetime64[D]").astype(str)))
             .select("Date", "Open", "High", "Low", "Close", "Volume", "OpenInt")
         )
@@ -147,8 +153,42 @@ def generate(folder: Path, tickers: int, years: int, seed: int, end: date) -> di
     return counts
 
 
+def _rss_gib(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024**2
+    except OSError:
+        pass
+    return 0.0
+
+
+_STEP_START = re.compile(r"^(\S+ \S+) \+0000 - dagster - DEBUG - .* - (\S+) - STEP_START - ")
+
+
+def step_peaks(samples: list[tuple[datetime, float]], log: str) -> list[dict]:
+    """Peak RSS and duration per Dagster step: each sample belongs to the last step started."""
+    starts = []
+    for line in log.splitlines():
+        match = _STEP_START.match(line)
+        if match:
+            when = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+            starts.append((when, match.group(2)))
+    out: dict[str, dict] = {}
+    for i, (when, step) in enumerate(starts):
+        until = starts[i + 1][0] if i + 1 < len(starts) else None
+        inside = [r for t, r in samples if t >= when and (until is None or t < until)]
+        out[step] = {
+            "step": step,
+            "seconds": (until - when).total_seconds() if until else None,
+            "peak_rss_gib": round(max(inside, default=0.0), 2),
+        }
+    return sorted(out.values(), key=lambda r: -r["peak_rss_gib"])
+
+
 def measure(folder: Path, warehouse: Path, reports: Path) -> dict:
-    """Run the whole chain on ``folder`` in a child process; wall, CPU and peak RSS."""
+    """Run the whole chain on ``folder`` in a child process: wall, CPU, peak RSS, per step."""
     env = {
         **os.environ,
         "QUANT_PIPELINE_SOURCE": "files",
@@ -159,24 +199,35 @@ def measure(folder: Path, warehouse: Path, reports: Path) -> dict:
     env.pop("DAGSTER_HOME", None)  # an ephemeral Dagster instance, as the tests use
     started = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run(
-        [sys.executable, "-m", "quant_pipeline.app.cli", "run"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    command = [sys.executable, "-m", "quant_pipeline.app.cli", "run", "--log-level", "DEBUG"]
+    with tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+        samples: list[tuple[datetime, float]] = []
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.2):
+                samples.append((datetime.now(UTC), _rss_gib(child.pid)))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        stdout, _ = child.communicate()
+        done.set()
+        sampler.join()
+        err.seek(0)
+        stderr = err.read()
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
-        "exit_status": done.returncode,
+        "exit_status": child.returncode,
         "wall_seconds": round(wall, 1),
         "cpu_seconds": round(
             (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 1
         ),
         "peak_rss_gib": round(after.ru_maxrss / 1024**2, 2),
-        "stdout": done.stdout,
-        "stderr_tail": done.stderr[-3000:],
+        "steps": step_peaks(samples, stderr),
+        "stdout": stdout,
+        "stderr_tail": stderr[-3000:],
     }
 
 
@@ -205,7 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     print(result["stdout"])
-    print({k: v for k, v in result.items() if k not in ("stdout", "stderr_tail")})
+    print({k: v for k, v in result.items() if k not in ("stdout", "stderr_tail", "steps")})
+    for row in result["steps"][:12]:
+        print(row)
     if result["exit_status"]:
         print(result["stderr_tail"], file=sys.stderr)
     return result["exit_status"]

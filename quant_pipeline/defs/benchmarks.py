@@ -94,10 +94,16 @@ def benchmarks(
         if ticker in series:
             continue
         try:
-            series[ticker] = ticker_benchmark(prices, ticker)
+            found = ticker_benchmark(prices, ticker)
         except BacktestInputError as exc:
             missing.append(ticker)
             context.log.warning(f"benchmark {ticker!r} left out: {exc}")
+            continue
+        if found.is_empty():
+            missing.append(ticker)
+            context.log.warning(f"benchmark {ticker!r} left out: no daily return in curated.prices")
+            continue
+        series[ticker] = found
     primary = config.primary if config.primary in series else EQUAL_WEIGHT
     if primary != config.primary:
         context.log.warning(f"primary benchmark {config.primary!r} missing: using {primary!r}")

@@ -30,6 +30,7 @@ from typing import Any
 import polars as pl
 import yaml
 
+from quant_pipeline.core.data.frames import is_sorted_by
 from quant_pipeline.core.data.schema import (
     FUNDAMENTAL_ITEMS,
     RAW_CORPORATE_ACTIONS,
@@ -350,6 +351,7 @@ class FilesSource:
         self.ingested_at = datetime.now(UTC)
         self._cache: dict[str, pl.DataFrame] = {}
         self._rejected: dict[str, pl.DataFrame] = {}
+        self._tickers: list[str] | None = None
 
     # -- files ---------------------------------------------------------------------------------
     def path_of(self, dataset: str) -> Path | None:
@@ -384,7 +386,8 @@ class FilesSource:
 
     def rejected_rows(self, dataset: str) -> pl.DataFrame:
         """Rows and files of ``dataset`` set aside by the last load (REJECTED_ROWS schema)."""
-        self._load(dataset)
+        if dataset not in self._rejected:
+            self._load(dataset)
         return self._rejected.get(dataset, price_files.rejected([]))
 
     def _load(self, dataset: str) -> pl.DataFrame:
@@ -414,7 +417,12 @@ class FilesSource:
             pl.lit(self.ingested_at).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
         )
         frame = conform(frame, _TABLE_SCHEMAS[dataset])
-        self._cache[dataset] = frame
+        if dataset == "prices":
+            # Not cached: the source lives for the whole run, and 15M price rows held until its
+            # end would weigh on every later step. Their tickers are what membership needs.
+            self._tickers = sorted(frame["ticker"].unique().to_list())
+        else:
+            self._cache[dataset] = frame
         return frame
 
     def _columns(self, dataset: str, frame: pl.DataFrame, path: Path) -> dict[str, pl.Series]:
@@ -477,14 +485,27 @@ class FilesSource:
                 missing.append(next(c for _, c in candidates if isinstance(c, str)))
         return exprs, missing
 
-    def _finish_prices(
-        self, text: pl.DataFrame, columns: dict[str, pl.Expr], set_aside: list[pl.DataFrame]
-    ) -> pl.DataFrame:
+    def _parsed_prices(
+        self, scan: pl.LazyFrame, columns: dict[str, pl.Expr], base: int = 0
+    ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+        """(good rows with ticker and ``__row``, set-aside rows, file offsets) of one scan."""
         fmt = self.mapping["prices"].get("date_format")
-        parsed, bad_rows = price_files.parse_prices(text, columns, fmt)
-        del text
-        prices, conflicts = price_files.drop_conflicting_duplicates(parsed)
-        self._rejected["prices"] = pl.concat([*set_aside, bad_rows, conflicts], how="vertical")
+        good, bad, offsets = price_files.parse_scan(scan, columns, fmt, base)
+        if "ticker" not in columns:
+            good = price_files.with_file_tickers(good, offsets)
+        return good, price_files.describe_bad_rows(bad, offsets, columns), offsets
+
+    def _deduplicated(
+        self, parts: list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]], set_aside: list
+    ) -> pl.DataFrame:
+        offsets = pl.concat([p[2] for p in parts]).sort("first")
+        rejected = [*set_aside, *(p[1] for p in parts)]
+        goods = [pl.concat([p[0] for p in parts], how="diagonal")]
+        parts.clear()
+        # goods.pop() hands over the last reference: the sort inside can free the unsorted copy
+        prices, conflicts = price_files.drop_conflicting_duplicates(goods.pop(), offsets)
+        rejected.append(conflicts)
+        self._rejected["prices"] = pl.concat(rejected, how="vertical")
         return prices
 
     def _long_file_prices(self, path: Path) -> pl.DataFrame:
@@ -496,21 +517,44 @@ class FilesSource:
                 f"{path}: required column {missing[0]!r} is missing (required: {missing}); "
                 f"columns are {raw.columns[:40]}. Name it in mapping.yaml under prices.columns"
             )
-        text = raw.with_columns(
-            pl.lit(str(path)).alias("__file"),
-            (pl.int_range(pl.len()) + 2).cast(pl.Int64).alias("__line"),
+        scan = raw.lazy().with_columns(
+            pl.lit(str(path)).alias("__file"), pl.int_range(pl.len()).alias("__row")
         )
-        return self._finish_prices(text, columns, [])
+        return self._deduplicated([self._parsed_prices(scan, columns)], [])
 
     def _ticker_folder_prices(self, folder: Path) -> pl.DataFrame:
-        """A folder of per-ticker files (price_files): one scan, ticker from each file name."""
+        """A folder of per-ticker files (price_files): one streaming scan per header layout,
+        the ticker from each file name."""
 
         def missing(header: list[str]) -> list[str]:
-            return self._price_columns(header, folder, pl.col("__file_ticker"))[1]
+            return self._price_columns(header, folder, pl.lit(None))[1]
 
-        text, bad_files = price_files.read_ticker_folder(folder, missing)
-        columns, _ = self._price_columns(text.columns, folder, pl.col("__file_ticker"))
-        return self._finish_prices(text, columns, [bad_files])
+        groups, set_aside = price_files.ticker_file_groups(folder, missing)
+        parts, aside, base = [], [set_aside], 0
+        for header, files in groups.items():
+            fields = [c.strip().strip('"') for c in header.split(",")]
+            columns, _ = self._price_columns(fields, folder, pl.lit(None))
+            columns.pop("ticker")  # from each file's name
+            try:
+                part = self._parsed_prices(price_files.scan_files(files), columns, base)
+            except (pl.exceptions.PolarsError, OSError):
+                broken = price_files.unparseable_files(files)
+                aside.append(price_files.rejected(broken))
+                files = [f for f in files if str(f) not in {b["file"] for b in broken}]
+                if not files:
+                    continue
+                part = self._parsed_prices(price_files.scan_files(files), columns, base)
+            aside.append(price_files.header_only_files(files, part[2]))
+            base += int(part[2]["rows"].sum())
+            parts.append(part)
+            del part  # parts holds the only reference (freed before the sort)
+        if not parts:
+            listed = set_aside.head(5).select(pl.col("file").str.replace(r"^.*/", ""), "reason")
+            raise SourceError(
+                f"files source: none of the {len(price_files.list_ticker_files(folder))} files in "
+                f"{folder} is usable; e.g. " + "; ".join(f"{f}: {r}" for f, r in listed.rows())
+            )
+        return self._deduplicated(parts, aside)
 
     def _universe_membership(self, path: Path) -> pl.DataFrame:
         """Membership from a universe file (sources/universe.py layouts; its end dates are
@@ -592,7 +636,9 @@ class FilesSource:
     # -- Source interface -------------------------------------------------------------------------
     def universe(self) -> list[str]:
         """Tickers present in the prices file."""
-        return sorted(self._load("prices")["ticker"].unique().to_list())
+        if self._tickers is None:
+            self._load("prices")
+        return list(self._tickers or [])
 
     def prices(self, request: FetchRequest) -> pl.DataFrame:
         """Raw prices (RAW_PRICES); ``adj_close`` null when the file has none. Window applied."""
@@ -614,7 +660,8 @@ class FilesSource:
                 .filter(pl.col("_start").is_null() | (pl.col("date") >= pl.col("_start")))
                 .drop("_start")
             )
-        return frame.sort("ticker", "date")
+        # loaded prices are one row per key in key order already: skip a 15M-row string sort
+        return frame if is_sorted_by(frame, ["ticker", "date"]) else frame.sort("ticker", "date")
 
     def corporate_actions(self, request: FetchRequest) -> pl.DataFrame:
         """Splits and dividends from ``corporate_actions.*`` (empty when the file is absent)."""

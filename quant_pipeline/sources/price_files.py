@@ -39,9 +39,15 @@ REJECTED_ROWS: dict[str, pl.DataType] = {
     "content": pl.String(),
 }
 PRICE_NUMBERS = ("open", "high", "low", "close", "adj_close", "volume")
-_FILE, _LINE, _TICKER = "__file", "__line", "__file_ticker"
+_FILE, _ROW = "__file", "__row"
 _HEADER_BYTES = 4096
 _MAX_CONFLICT_FILES = 3
+OFFSETS_SCHEMA: dict[str, pl.DataType] = {
+    "file": pl.String(),
+    "first": pl.Int64(),
+    "rows": pl.Int64(),
+    "file_ticker": pl.String(),
+}
 
 
 def ticker_from_file_name(name: str) -> str:
@@ -79,24 +85,14 @@ def list_ticker_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
-def _scan(files: list[Path]) -> pl.DataFrame:
-    frame = pl.scan_csv(
-        [str(f) for f in files],
-        include_file_paths=_FILE,
-        infer_schema=False,
-        truncate_ragged_lines=True,
-    ).collect()
-    return frame
-
-
-def read_ticker_folder(
+def ticker_file_groups(
     folder: Path, required: Callable[[list[str]], list[str]]
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """All per-ticker files of ``folder`` as one text frame, plus the files set aside.
+) -> tuple[dict[str, list[Path]], pl.DataFrame]:
+    """The usable files of ``folder`` grouped by header line, and the files set aside.
 
     ``required(columns)`` returns the required canonical columns a header lacks (empty list =
-    usable). The frame has every file column as text plus ``__file`` (path), ``__line`` and
-    ``__file_ticker`` (from the file name). Raises SourceError when no file is usable.
+    usable). Only the first bytes of each file are read here. Raises SourceError when the
+    folder holds no file at all.
     """
     files = list_ticker_files(folder)
     if not files:
@@ -115,88 +111,135 @@ def read_ticker_folder(
             bad.append({"dataset": "prices", "file": str(path), "rule": rule, "reason": problem})
             continue
         groups.setdefault(header, []).append(path)
-    parts = []
-    for members in groups.values():
-        frame, failed = _scan_group(members)
-        parts.extend(frame)
-        bad.extend(failed)
-    if not parts:
-        raise SourceError(
-            f"files source: none of the {len(files)} files in {folder} is usable; e.g. "
-            + "; ".join(f"{Path(b['file']).name}: {b['reason']}" for b in bad[:5])
-        )
-    frame = pl.concat(parts, how="diagonal")
-    with_rows = set(frame.get_column(_FILE).unique().to_list())
-    for members in groups.values():
-        bad.extend(
-            {"dataset": "prices", "file": str(p), "rule": "empty file", "reason": "header only"}
-            for p in members
-            if str(p) not in with_rows
-        )
-    frame = frame.with_columns(
-        (pl.int_range(pl.len()).over(_FILE) + 2).cast(pl.Int64).alias(_LINE), _ticker_expr()
+    return groups, rejected(bad)
+
+
+def scan_files(files: list[Path]) -> pl.LazyFrame:
+    """One lazy multi-file scan: every column as text, ``__file`` and a global ``__row``."""
+    return pl.scan_csv(
+        [str(f) for f in files],
+        include_file_paths=_FILE,
+        row_index_name=_ROW,
+        infer_schema=False,
+        truncate_ragged_lines=True,
     )
-    return frame, rejected(bad)
 
 
-def _ticker_expr() -> pl.Expr:
-    """The ticker of each row from its file name, as :func:`ticker_from_file_name` (vectorised)."""
-    name = pl.col(_FILE).str.replace(r"^.*[/\\]", "")
-    return (
-        name.str.split(".")
+def unparseable_files(files: list[Path]) -> list[dict[str, Any]]:
+    """After a failed scan, the files that fail on their own (the error path only)."""
+    bad = []
+    for path in files:
+        try:
+            scan_files([path]).select(pl.len()).collect()
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            reason = f"does not parse: {str(exc).splitlines()[0][:200]}"
+            bad.append({"dataset": "prices", "file": str(path), "rule": "not a CSV", "reason": reason})
+    return bad
+
+
+def _text(expr: pl.Expr) -> pl.Expr:
+    """A column as stripped text, an empty value as null."""
+    text = expr.cast(pl.String).str.strip_chars()
+    return pl.when(text.str.len_bytes() > 0).then(text)
+
+
+def _date(fmt: str | None) -> pl.Expr:
+    if fmt is not None:
+        return pl.col("date").str.to_date(fmt, strict=False)
+    # ISO (a timestamp keeps its date), else compact YYYYMMDD as some vendors write it
+    iso = pl.col("date").str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
+    return pl.coalesce(iso, pl.col("date").str.to_date("%Y%m%d", strict=False))
+
+
+def parse_scan(
+    scan: pl.LazyFrame,
+    columns: Mapping[str, pl.Expr],
+    fmt: str | None,
+    base: int = 0,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Parse a text scan with the streaming engine: (good rows, bad rows, file offsets).
+
+    ``columns``: canonical name → expression over the scan (mapping resolved); without a
+    ``ticker`` entry the ticker comes from each file's name (per-ticker layout). ``base`` is
+    added to ``__row`` so several scans share one row numbering. Good rows: ticker, date, the
+    price numbers, ``__row``. Bad rows: the text and parsed columns, ``__row``. Offsets
+    (OFFSETS_SCHEMA): each file's first ``__row``, its row count and file-name ticker, which
+    give every row its file and line without keeping a file name per row. Only typed columns
+    of the good rows are ever held in memory: the text is parsed batch by batch.
+    """
+    names = list(columns)
+    raw = scan.select(
+        *(_text(expr).alias(name) for name, expr in columns.items()),
+        (pl.col(_ROW).cast(pl.Int64) + base).alias(_ROW),
+        _FILE,
+    )
+    numbers = [c for c in PRICE_NUMBERS if c in names]
+    parsed = raw.with_columns(
+        _date(fmt).alias("_date"),
+        *(pl.col(c).cast(pl.Float64, strict=False).alias(f"_{c}") for c in numbers),
+    )
+    # One cheap null test per column finds the bad rows; reasons are spelled out for those only.
+    bad = pl.col("_date").is_null() | pl.col("_close").is_null()
+    if "ticker" in names:
+        bad = bad | pl.col("ticker").is_null()
+    for c in numbers:
+        bad = bad | (pl.col(f"_{c}").is_null() & pl.col(c).is_not_null())
+    keep = [pl.col("ticker").str.to_uppercase()] if "ticker" in names else []
+    good_q = parsed.filter(~bad).select(
+        *keep,
+        pl.col("_date").alias("date"),
+        *(pl.col(f"_{c}").alias(c) for c in numbers),
+        _ROW,
+    )
+    bad_q = parsed.filter(bad).drop(_FILE)
+    offsets_q = raw.group_by(_FILE).agg(
+        pl.col(_ROW).min().alias("first"), pl.len().cast(pl.Int64).alias("rows")
+    )
+    good, bad_rows, offsets = pl.collect_all([good_q, bad_q, offsets_q], engine="streaming")
+    offsets = offsets.rename({_FILE: "file"}).with_columns(
+        pl.col("file")
+        .str.replace(r"^.*[/\\]", "")
+        .str.split(".")
         .list.first()
         .str.strip_chars()
         .str.to_uppercase()
         .str.replace_all("_", "-", literal=True)
-        .alias(_TICKER)
+        .alias("file_ticker")
+    )
+    if not good[_ROW].is_sorted():
+        good = good.sort(_ROW)
+    return good, bad_rows, offsets.select(list(OFFSETS_SCHEMA)).cast(OFFSETS_SCHEMA).sort("first")
+
+
+def locate(frame: pl.DataFrame, offsets: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` (with ``__row``) plus ``file``, ``line`` (header = line 1) and ``file_ticker``."""
+    return (
+        frame.sort(_ROW)
+        .join_asof(offsets, left_on=_ROW, right_on="first", strategy="backward")
+        .with_columns((pl.col(_ROW) - pl.col("first") + 2).alias("line"))
     )
 
 
-def _scan_group(files: list[Path]) -> tuple[list[pl.DataFrame], list[dict[str, Any]]]:
-    """One scan over files sharing a header; if it fails, file by file to name the bad ones."""
-    try:
-        return [_scan(files)], []
-    except (pl.exceptions.PolarsError, OSError):
-        pass
-    frames, bad = [], []
-    for path in files:
-        try:
-            frames.append(_scan([path]))
-        except (pl.exceptions.PolarsError, OSError) as exc:
-            reason = f"does not parse: {str(exc).splitlines()[0][:200]}"
-            bad.append(
-                {"dataset": "prices", "file": str(path), "rule": "not a CSV", "reason": reason}
-            )
-    return frames, bad
-
-
-def parse_prices(
-    text: pl.DataFrame, columns: Mapping[str, pl.Expr], date_format: str | None
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Typed price rows and the rows set aside, from a text frame with ``__file``/``__line``.
-
-    ``columns``: canonical name → expression over ``text`` (mapping resolved; ``ticker`` may be
-    the file-name ticker). Returns (ticker, date, open, high, low, close, adj_close, volume) rows
-    that parsed, and REJECTED_ROWS for the others (reason names the column and the value).
-    """
-    raw = text.select(*(_text(expr).alias(name) for name, expr in columns.items()), _FILE, _LINE)
-    numbers = [c for c in PRICE_NUMBERS if c in raw.columns]
-    if date_format is None:  # ISO; a timestamp keeps its date
-        date = pl.col("date").str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
-    else:
-        date = pl.col("date").str.to_date(date_format, strict=False)
-    parsed = raw.with_columns(
-        date.alias("_date"),
-        *(pl.col(c).cast(pl.Float64, strict=False).alias(f"_{c}") for c in numbers),
+def with_file_tickers(good: pl.DataFrame, offsets: pl.DataFrame) -> pl.DataFrame:
+    """Good rows of a per-ticker scan with ``ticker`` from their file name (first column) and
+    ``_tkey``, the ticker's rank (a number to sort by instead of 15M strings)."""
+    index = offsets["first"].search_sorted(good[_ROW], side="right") - 1
+    keys = offsets.select(pl.col("file_ticker").rank("dense").cast(pl.UInt32))["file_ticker"]
+    return good.select(
+        offsets["file_ticker"].gather(index).alias("ticker"),
+        pl.all(),
+        keys.gather(index).alias("_tkey"),
     )
-    parsed = _fallback_dates(parsed, date_format)
-    # One cheap null test per column finds the bad rows; reasons are spelled out for those only.
-    bad = pl.col("_date").is_null() | pl.col("ticker").is_null() | pl.col("_close").is_null()
-    for c in numbers:
-        bad = bad | (pl.col(f"_{c}").is_null() & pl.col(c).is_not_null())
-    parsed = parsed.with_columns(_bad=bad)
-    checks = _row_checks(raw.columns, columns)
-    rejects = parsed.filter(pl.col("_bad"))
+
+
+def describe_bad_rows(
+    bad_rows: pl.DataFrame, offsets: pl.DataFrame, columns: Mapping[str, pl.Expr]
+) -> pl.DataFrame:
+    """REJECTED_ROWS for the bad rows of :func:`parse_scan` (rule and reason per row)."""
+    located = locate(bad_rows, offsets)
+    if "ticker" not in bad_rows.columns:
+        located = located.with_columns(pl.col("file_ticker").alias("ticker"))
+    checks = _row_checks(list(bad_rows.columns), columns)
     reason = pl.concat_str(
         [pl.when(cond).then(text_expr) for cond, _, text_expr in checks],
         separator="; ",
@@ -206,39 +249,27 @@ def parse_prices(
     content = pl.concat_str(
         [pl.col(c).fill_null("") for c in columns if c != "ticker"], separator=","
     )
-    rejects = rejects.select(
+    return located.select(
         pl.lit("prices").alias("dataset"),
-        pl.col(_FILE).alias("file"),
-        pl.col(_LINE).alias("line"),
-        pl.col("ticker"),
+        "file",
+        pl.col("line").cast(pl.Int64),
+        pl.col("ticker").str.to_uppercase(),
         rule.alias("rule"),
         reason.alias("reason"),
         content.alias("content"),
+    ).cast(REJECTED_ROWS)
+
+
+def header_only_files(files: list[Path], offsets: pl.DataFrame) -> pl.DataFrame:
+    """Files of a scan that gave no row (a header and nothing else)."""
+    with_rows = set(offsets["file"].to_list())
+    return rejected(
+        [
+            {"dataset": "prices", "file": str(p), "rule": "empty file", "reason": "header only"}
+            for p in files
+            if str(p) not in with_rows
+        ]
     )
-    good = parsed.filter(~pl.col("_bad")).select(
-        pl.col("ticker").str.to_uppercase(),
-        pl.col("_date").alias("date"),
-        *(pl.col(f"_{c}").alias(c) for c in PRICE_NUMBERS if c in raw.columns),
-        pl.col(_FILE),
-        pl.col(_LINE),
-    )
-    return good, rejects.cast(REJECTED_ROWS)
-
-
-def _text(expr: pl.Expr) -> pl.Expr:
-    """A column as stripped text, an empty value as null."""
-    text = expr.cast(pl.String).str.strip_chars()
-    return pl.when(text.str.len_bytes() > 0).then(text)
-
-
-def _fallback_dates(parsed: pl.DataFrame, fmt: str | None) -> pl.DataFrame:
-    """Without a ``date_format``, dates that are not ISO are tried as compact ``YYYYMMDD``
-    (only when some are, so an all-ISO file pays for one parse)."""
-    unparsed = parsed.select((pl.col("_date").is_null() & pl.col("date").is_not_null()).any())
-    if fmt is not None or not unparsed.item():
-        return parsed
-    compact = pl.col("date").str.to_date("%Y%m%d", strict=False)
-    return parsed.with_columns(pl.coalesce("_date", compact).alias("_date"))
 
 
 def _row_checks(
@@ -254,6 +285,10 @@ def _row_checks(
     checks: list[tuple[pl.Expr, str, pl.Expr]] = [
         (header_row, "repeated header", pl.lit("repeated header row")),
         (pl.col("ticker").is_null() & not_header, "missing value", pl.lit("ticker is empty")),
+    ]
+    if "ticker" not in present:
+        checks.pop()
+    checks += [
         (pl.col("date").is_null() & not_header, "missing value", pl.lit("date is empty")),
         (
             pl.col("date").is_not_null() & pl.col("_date").is_null() & not_header,
@@ -275,40 +310,42 @@ def _row_checks(
     return [(cond.fill_null(False), rule, why) for cond, rule, why in checks]
 
 
-def drop_conflicting_duplicates(prices: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+def drop_conflicting_duplicates(
+    prices: pl.DataFrame, offsets: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """One row per (ticker, date): identical duplicates kept once, conflicting ones set aside.
 
-    ``prices``: parsed rows with ticker, date, the price numbers, ``__file`` and ``__line``.
-    Two rows of one key with different values cannot both be right and nothing says which is:
-    every row of that key goes to the rejected frame, with the files involved in the reason.
-    Returns (rows sorted by ticker and date without ``__file``/``__line``, rejected rows).
+    ``prices``: parsed rows with ticker, date, the price numbers and ``__row``; ``offsets``
+    from :func:`parse_scan` locate a row's file and line. Two rows of one key with different
+    values cannot both be right and nothing says which is: every row of that key goes to the
+    rejected frame, with the files involved in the reason. Returns (rows sorted by ticker and
+    date without ``__row``, rejected rows).
     """
-    ordered = prices.sort("ticker", "date", maintain_order=True)
-    same_key_next = (pl.col("ticker") == pl.col("ticker").shift(-1)) & (
-        pl.col("date") == pl.col("date").shift(-1)
-    )
-    same_key_prev = (pl.col("ticker") == pl.col("ticker").shift(1)) & (
-        pl.col("date") == pl.col("date").shift(1)
-    )
-    flagged = ordered.with_columns(
-        _dup=(same_key_next.fill_null(False) | same_key_prev.fill_null(False))
-    )
-    dups = flagged.filter(pl.col("_dup"))
-    values = [c for c in PRICE_NUMBERS if c in prices.columns]
-    if dups.is_empty():
-        return ordered.drop(_FILE, _LINE), rejected([])
+    # per-ticker scans carry the ticker's rank: sorting numbers is much cheaper than strings
+    key = "_tkey" if "_tkey" in prices.columns else "ticker"
+    ordered = prices.sort(key, "date", _ROW)
+    del prices
+    same_as_previous = (
+        (pl.col(key) == pl.col(key).shift(1)) & (pl.col("date") == pl.col("date").shift(1))
+    ).fill_null(False)
+    dup = ordered.select(same_as_previous | same_as_previous.shift(-1).fill_null(False))
+    dup = dup.to_series()
+    if not dup.any():
+        return ordered.drop(_ROW, "_tkey", strict=False), rejected([])
+    values = [c for c in PRICE_NUMBERS if c in ordered.columns]
+    dups = locate(ordered.filter(dup), offsets)
     per_key = dups.group_by("ticker", "date").agg(
         pl.struct(values).n_unique().alias("_versions"),
-        pl.col(_FILE).unique().sort().alias("_files"),
+        pl.col("file").unique().sort().alias("_files"),
     )
     conflicts = per_key.filter(pl.col("_versions") > 1)
     conflicting = dups.join(conflicts, on=["ticker", "date"], how="inner")
     names = pl.col("_files").list.eval(pl.element().str.replace(r"^.*[/\\]", ""))
     rejects = conflicting.select(
         pl.lit("prices").alias("dataset"),
-        pl.col(_FILE).alias("file"),
-        pl.col(_LINE).alias("line"),
-        pl.col("ticker"),
+        "file",
+        pl.col("line").cast(pl.Int64),
+        "ticker",
         pl.lit("conflicting duplicate").alias("rule"),
         pl.format(
             "conflicting duplicate: {} rows for {} on {} with different values (files {})",
@@ -321,13 +358,7 @@ def drop_conflicting_duplicates(prices: pl.DataFrame) -> tuple[pl.DataFrame, pl.
             [pl.col(c).cast(pl.String).fill_null("") for c in values], separator=","
         ).alias("content"),
     ).cast(REJECTED_ROWS)
-    keep = flagged.join(
-        conflicts.select("ticker", "date"), on=["ticker", "date"], how="anti", maintain_order="left"
-    )
-    # identical duplicates: keep the first of each run of one key
-    first_of_key = ~(
-        (pl.col("ticker") == pl.col("ticker").shift(1))
-        & (pl.col("date") == pl.col("date").shift(1))
-    ).fill_null(False)
-    keep = keep.filter(first_of_key).drop("_dup", _FILE, _LINE)
-    return keep, rejects
+    bad_rows = conflicting.get_column(_ROW)
+    drop = ordered.select(same_as_previous | pl.col(_ROW).is_in(bad_rows.implode())).to_series()
+    ordered = ordered.drop(_ROW, "_tkey", strict=False)
+    return ordered.filter(~drop), rejects
