@@ -149,7 +149,15 @@ def test_orders_from_the_yahoo_warehouse_for_holdings_named_by_company(
     )
     out = capsys.readouterr()
     assert code == 0, out.err
-    lines = {line.split()[0]: line for line in out.out.splitlines() if line[:4] in ("AAPL", "MSFT")}
-    assert "SELL" in lines["MSFT"] and "BUY" in lines["AAPL"]
+    rows = {
+        cells[0]: cells
+        for line in out.out.splitlines()
+        if line.startswith("│")
+        for cells in [[c.strip() for c in line.strip("│").split("┆")]]
+    }
+    # MSFT 3 x 541.55 = 1,624.65 sold, + 2,000 cash: 13 AAPL at 269.70 (3,506.10, $1 fee each)
+    assert rows["MSFT"][6:8] == ["-3.0000", "SELL"]
+    assert rows["AAPL"][6:9] == ["13.0000", "BUY", "3506.1002"]
+    assert "portfolio value $3,624.65" in out.out
     (packet,) = (root / "outbox").glob("*_packet.json")
     assert '"data_source": "yahoo"' in packet.read_text()
