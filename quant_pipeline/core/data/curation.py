@@ -233,7 +233,11 @@ def curate_prices(raw_prices: pl.DataFrame, actions: pl.DataFrame | None = None)
     del latest
     # adjusted_close works ticker by ticker, so only tickers lacking a source adj_close need it.
     missing = accepted.filter(pl.col("adj_close").is_null()).get_column("ticker").unique()
-    if missing.len():
+    if missing.len() and (actions is None or actions.is_empty()):
+        # no splits or dividends at all (a price-only vendor folder): the adjusted close is the
+        # close, as adjusted_close would return, without re-sorting and joining 15M rows
+        accepted = accepted.with_columns(adj_close=pl.coalesce("adj_close", "close"))
+    elif missing.len():
         needed = accepted.filter(pl.col("ticker").is_in(missing.implode()))
         computed = adjusted_close(needed.select("ticker", "date", "close"), actions)
         accepted = accepted.join(
