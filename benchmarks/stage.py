@@ -89,7 +89,7 @@ def _warehouse(path: Path):
 
 
 def _specs(cfg: Config):
-    from quant_pipeline.core.strategies.spec import load_strategies
+    from quant_pipeline.config.strategies import load_strategies
 
     return load_strategies(names=cfg.strategies)
 
@@ -174,13 +174,13 @@ def stage_curate(cfg: Config, t: Timer) -> None:
 def stage_factors(cfg: Config, t: Timer) -> None:
     """factors.values and factors.rebalance_dates (defs/factors.py::factor_values_asset)."""
     from quant_pipeline.core.data.calendar import rebalance_dates, trading_days
+    from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
     from quant_pipeline.core.factors.values import factor_values
-    from quant_pipeline.defs.factors import PRICE_COLUMNS
 
     wh = _warehouse(cfg.bench_db)
     specs = _specs(cfg)
     with t.part("read"):
-        prices = wh.read_table("curated.prices", columns=PRICE_COLUMNS)
+        prices = wh.read_table("curated.prices", columns=CLOSE_PRICE_COLUMNS)
         membership = wh.read_table("curated.membership")
         fundamentals = wh.read_table("curated.fundamentals")
         securities = wh.read_table("curated.securities")
@@ -211,7 +211,7 @@ def stage_factors(cfg: Config, t: Timer) -> None:
 
 def stage_scores(cfg: Config, t: Timer) -> None:
     """factors.scores and factors.score_components (defs/factors.py::factor_scores)."""
-    from quant_pipeline.core.factors.scoring import score
+    from quant_pipeline.core.strategies.scoring import score
 
     wh = _warehouse(cfg.bench_db)
     specs = _specs(cfg)
@@ -258,14 +258,14 @@ def stage_portfolio(cfg: Config, t: Timer) -> None:
 def stage_backtest(cfg: Config, t: Timer) -> None:
     """backtest.daily, trades, quarterly (defs/backtest.py::backtest_results), charts included."""
     from quant_pipeline.core.backtest import reference_engine as backtest
+    from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
     from quant_pipeline.core.reporting import backtest_charts as plots
-    from quant_pipeline.defs.backtest import PRICE_COLUMNS
 
     wh = _warehouse(cfg.bench_db)
     specs = _specs(cfg)
     with t.part("read"):
         weights = wh.read_table("portfolio.target_weights")
-        prices = wh.read_table("curated.prices", columns=PRICE_COLUMNS)
+        prices = wh.read_table("curated.prices", columns=CLOSE_PRICE_COLUMNS)
         membership = wh.read_table("curated.membership")
     t.rows_in = prices.height
     with t.part("benchmark"):
@@ -319,6 +319,7 @@ def _dagster_env(cfg: Config, warehouse: Path) -> None:
             "QUANT_PIPELINE_SOURCE": "demo",
             "QUANT_PIPELINE_DEMO_TICKERS": str(cfg.tickers),
             "QUANT_PIPELINE_DEMO_START": cfg.start.isoformat(),
+            "QUANT_PIPELINE_DEMO_END": cfg.end.isoformat(),
             "QUANT_PIPELINE_DEMO_SEED": str(cfg.seed),
             "QUANT_PIPELINE_STRATEGIES": ",".join(cfg.strategies),
         }
@@ -391,14 +392,10 @@ def _materialize_all(t: Timer) -> None:
 def stage_dagster_full(cfg: Config, t: Timer) -> None:
     """``quant-pipeline run`` in effect: dg.materialize of every asset into a fresh warehouse,
     demo generation included (the first raw asset generates the market)."""
-    from quant_pipeline.sources import demo
-
     db = cfg.workdir / "dagster.duckdb"
     for suffix in ("", ".wal"):
         Path(str(db) + suffix).unlink(missing_ok=True)
     _dagster_env(cfg, db)
-    if cfg.end != demo.latest_weekday():
-        raise SystemExit("dagster stages need --end = the latest weekday (the demo source's end)")
     _materialize_all(t)
     wh = _warehouse(db)
     t.rows_in = t.rows_out = wh.row_count("raw.prices")
@@ -443,9 +440,9 @@ def _import_everything() -> None:
     import quant_pipeline.core.backtest.reference_engine  # noqa: F401
     import quant_pipeline.core.data.curation  # noqa: F401
     import quant_pipeline.core.data.validation  # noqa: F401
-    import quant_pipeline.core.factors.scoring  # noqa: F401
     import quant_pipeline.core.factors.values  # noqa: F401
     import quant_pipeline.core.reporting.backtest_charts  # noqa: F401
+    import quant_pipeline.core.strategies.scoring  # noqa: F401
     import quant_pipeline.core.strategies.target_weights  # noqa: F401
     import quant_pipeline.definitions  # noqa: F401
     import quant_pipeline.sources.demo  # noqa: F401

@@ -15,9 +15,13 @@ from quant_pipeline.core.backtest.reference_engine import BacktestInputError
 from quant_pipeline.core.reporting import backtest_charts as plots
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
+from quant_pipeline.defs.tables import reads
 
 GROUP = "backtest"
 KINDS = {"duckdb", "polars"}
+BENCHMARK_READS = reads(
+    "curated.prices", "curated.membership", "curated.fundamentals", "curated.securities"
+)
 
 
 class BenchmarksConfig(dg.Config):
@@ -26,8 +30,8 @@ class BenchmarksConfig(dg.Config):
     ``primary``: ``equal_weight``, ``cap_weight`` or a ticker of the data (e.g. ``SPY``).
     ``tickers``: more tickers to store as benchmarks (their alpha, beta, tracking error and
     information ratio land in ``backtest.relative_metrics``); empty = the ``market`` resource's
-    ``benchmark_tickers`` (default SPY, IWM). A ticker not in curated.prices is a warning naming
-    it (a missing primary falls back to ``equal_weight``), not a failure.
+    ``benchmark_tickers`` (default SPY, IWM). A ticker without returns in curated.prices is a
+    warning naming it (a missing primary falls back to ``equal_weight``), not a failure.
     """
 
     primary: str = EQUAL_WEIGHT
@@ -51,48 +55,14 @@ def _shares(fundamentals: pl.DataFrame, securities: pl.DataFrame) -> tuple[pl.Da
     return pl.concat([reported, profile], how="vertical_relaxed"), profile.height
 
 
-@dg.asset(
-    key=["backtest", "benchmarks"],
-    deps=[
-        ["curated", "prices"],
-        ["curated", "membership"],
-        ["curated", "fundamentals"],
-        ["curated", "securities"],
-    ],
-    group_name=GROUP,
-    kinds=KINDS,
-    pool="warehouse",
-)
-def benchmarks(
-    context: dg.AssetExecutionContext,
-    config: BenchmarksConfig,
-    market: MarketDataResource,
-    warehouse: WarehouseResource,
-) -> dg.MaterializeResult:
-    """Benchmark daily returns: equal-weight and cap-weighted universe, and chosen tickers."""
-    wh = warehouse.get()
-    prices = wh.read_table("curated.prices", columns=["ticker", "date", "close", "daily_return"])
-    membership = wh.read_table("curated.membership")
-    members = membership if membership.height else None
-    if members is not None and "universe" in members.columns and members["universe"].n_unique() > 1:
-        raise dg.Failure(
-            f"curated.membership holds several universes {members['universe'].unique().to_list()}"
-        )
-    shares, from_profile = _shares(
-        wh.read_table(
-            "curated.fundamentals", columns=["ticker", "available_at", "shares_outstanding"]
-        ),
-        wh.read_table("curated.securities", columns=["ticker", "shares_outstanding"]),
-    )
-    series = {
-        EQUAL_WEIGHT: equal_weight_benchmark(prices, membership=members),
-        CAP_WEIGHT: cap_weighted_benchmark(prices, shares, membership=members),
-    }
-    wanted = list(dict.fromkeys([*(config.tickers or market.benchmark_tickers), config.primary]))
+def ticker_series(
+    context: dg.AssetExecutionContext, prices: pl.DataFrame, tickers: list[str]
+) -> tuple[dict[str, pl.DataFrame], list[str]]:
+    """The return series of each benchmark ticker found in ``prices``, and the ones missing
+    (not in the prices, or no daily return), each logged as a warning naming it."""
+    series: dict[str, pl.DataFrame] = {}
     missing: list[str] = []
-    for ticker in wanted:
-        if ticker in series:
-            continue
+    for ticker in tickers:
         try:
             found = ticker_benchmark(prices, ticker)
         except BacktestInputError as exc:
@@ -104,13 +74,49 @@ def benchmarks(
             context.log.warning(f"benchmark {ticker!r} left out: no daily return in curated.prices")
             continue
         series[ticker] = found
+    return series, missing
+
+
+@dg.asset(
+    key=["backtest", "benchmarks"],
+    deps=BENCHMARK_READS.deps,
+    group_name=GROUP,
+    kinds=KINDS,
+    pool="warehouse",
+)
+def benchmarks(
+    context: dg.AssetExecutionContext,
+    config: BenchmarksConfig,
+    market: MarketDataResource,
+    warehouse: WarehouseResource,
+) -> dg.MaterializeResult:
+    """Benchmark daily returns: equal-weight and cap-weighted universe, and chosen tickers."""
+    read = BENCHMARK_READS.reader(warehouse.read_only())
+    prices = read("curated.prices", columns=["ticker", "date", "close", "daily_return"])
+    membership = read("curated.membership")
+    members = membership if membership.height else None
+    if members is not None and "universe" in members.columns and members["universe"].n_unique() > 1:
+        raise dg.Failure(
+            f"curated.membership holds several universes {members['universe'].unique().to_list()}"
+        )
+    shares, from_profile = _shares(
+        read("curated.fundamentals", columns=["ticker", "available_at", "shares_outstanding"]),
+        read("curated.securities", columns=["ticker", "shares_outstanding"]),
+    )
+    series = {
+        EQUAL_WEIGHT: equal_weight_benchmark(prices, membership=members),
+        CAP_WEIGHT: cap_weighted_benchmark(prices, shares, membership=members),
+    }
+    wanted = dict.fromkeys([*(config.tickers or market.benchmark_tickers), config.primary])
+    found, missing = ticker_series(context, prices, [t for t in wanted if t not in series])
+    series.update(found)
     primary = config.primary if config.primary in series else EQUAL_WEIGHT
     if primary != config.primary:
         context.log.warning(f"primary benchmark {config.primary!r} missing: using {primary!r}")
     table = benchmark_table(series).with_columns(
         (pl.col("benchmark") == primary).alias("is_primary")
     )
-    wh.replace_table("backtest.benchmarks", table)
+    warehouse.get().replace_table("backtest.benchmarks", table)
     summary = table.group_by("benchmark").agg(
         pl.col("date").min().alias("first"),
         pl.col("date").max().alias("last"),

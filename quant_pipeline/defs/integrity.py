@@ -9,14 +9,29 @@ from quant_pipeline.core.backtest.lookahead_audit import (
     audit_lookahead,
     sample_dates,
 )
+from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
 from quant_pipeline.core.strategies.requirements import StrategyPlan, plan_labels
 from quant_pipeline.core.strategies.spec import StrategySpec
 from quant_pipeline.defs.metadata import markdown_table
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import runnable_strategies
-from quant_pipeline.storage.warehouse import Warehouse
+from quant_pipeline.defs.tables import TableReader, reads
 
-PRICE_COLUMNS = ["ticker", "date", "close", "adj_close", "volume", "daily_return"]
+AUDIT_READS = reads(
+    "factors.values",
+    "factors.scores",
+    "curated.prices",
+    "curated.fundamentals_vintages",
+    "curated.securities",
+    "curated.membership",
+)
+# Read by bias_labels_table on behalf of the backtest step (part of that step's reads).
+BIAS_LABEL_READS = (
+    "factors.values",
+    "factors.rebalance_dates",
+    "factors.fundamentals_vintage",
+    "curated.fundamentals",
+)
 
 
 class LookaheadAuditConfig(dg.Config):
@@ -28,28 +43,22 @@ class LookaheadAuditConfig(dg.Config):
 @dg.asset_check(
     asset=dg.AssetKey(["factors", "scores"]),
     blocking=True,
-    additional_deps=[
-        dg.AssetKey(["factors", "values"]),
-        dg.AssetKey(["curated", "prices"]),
-        dg.AssetKey(["curated", "fundamentals"]),
-        dg.AssetKey(["curated", "securities"]),
-        dg.AssetKey(["curated", "membership"]),
-    ],
+    additional_deps=[k for k in AUDIT_READS.deps if k != dg.AssetKey(["factors", "scores"])],
 )
 def scores_match_point_in_time_recomputation(
     config: LookaheadAuditConfig, market: MarketDataResource, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     """Factor values and scores of sampled dates equal a recomputation from data known then."""
-    wh = warehouse.get()
-    values = wh.read_table("factors.values")
+    read = AUDIT_READS.reader(warehouse.read_only())
+    values = read("factors.values")
     dates = sample_dates(values["rebalance_date"].unique().to_list(), config.sample_dates)
-    membership = wh.read_table("curated.membership")
+    membership = read("curated.membership")
     result = audit_lookahead(
         values,
-        wh.read_table("factors.scores"),
-        wh.read_table("curated.prices", columns=PRICE_COLUMNS),
-        wh.read_table("curated.fundamentals_vintages"),
-        wh.read_table("curated.securities"),
+        read("factors.scores"),
+        read("curated.prices", columns=CLOSE_PRICE_COLUMNS),
+        read("curated.fundamentals_vintages"),
+        read("curated.securities"),
         membership if membership.height else None,
         runnable_strategies(market, warehouse),
         dates,
@@ -67,9 +76,9 @@ def scores_match_point_in_time_recomputation(
     )
 
 
-def write_bias_labels(
-    wh: Warehouse,
-    market: MarketDataResource,
+def bias_labels_table(
+    read: TableReader,
+    source: str,
     specs: dict[str, StrategySpec],
     prices: pl.DataFrame,
     membership: pl.DataFrame,
@@ -77,7 +86,7 @@ def write_bias_labels(
     trading_models: dict[str, str] | None = None,
     plan: StrategyPlan | None = None,
 ) -> pl.DataFrame:
-    """Compute every strategy's bias labels, write ``backtest.labels`` and return them.
+    """Every strategy's bias labels (the rows of ``backtest.labels``) from data ``source``.
 
     ``trading_models`` (strategy → description of the simulated trading model: capital, share
     rounding, commissions, slippage) adds a ``trading_model`` label per strategy; ``plan`` adds
@@ -85,15 +94,14 @@ def write_bias_labels(
     ``sector_cap`` label per strategy whose cap was dropped.
 
     Called by the backtest asset with the frames it already holds (curated.prices with ticker and
-    date, curated.membership); reads factors.values, factors.rebalance_dates,
-    factors.fundamentals_vintage and curated.fundamentals.
+    date, curated.membership) and its reader, through which it reads ``BIAS_LABEL_READS``.
     """
-    values = wh.read_table(
+    values = read(
         "factors.values", columns=["rebalance_date", "ticker", "in_universe", "shares_from_profile"]
     )
-    schedule = wh.read_table("factors.rebalance_dates")
-    vintage = wh.read_table("factors.fundamentals_vintage")
-    fundamentals = wh.read_table(
+    schedule = read("factors.rebalance_dates")
+    vintage = read("factors.fundamentals_vintage")
+    fundamentals = read(
         "curated.fundamentals", columns=["period_type", "period_end", "report_date", "available_at"]
     )
     last_dates = prices.group_by("ticker").agg(pl.col("date").max())
@@ -104,7 +112,7 @@ def write_bias_labels(
         rows.append(
             bias_labels(
                 name,
-                source=market.settings().source,
+                source=source,
                 cost_bps=spec.costs.bps,
                 delisting_return=delisting_return,
                 values=values.join(dates, on="rebalance_date", how="semi"),
@@ -127,9 +135,7 @@ def write_bias_labels(
         )
     if plan is not None:
         rows.append(plan_labels(plan))
-    labels = pl.concat(rows, how="vertical_relaxed")
-    wh.replace_table("backtest.labels", labels)
-    return labels
+    return pl.concat(rows, how="vertical_relaxed")
 
 
 integrity_checks = [scores_match_point_in_time_recomputation]

@@ -1,12 +1,13 @@
 """Which strategies a run computes: every shipped YAML file, or the ones named in settings
 (plus the sleeves the named blends need), minus those the warehouse lacks the inputs for."""
 
+from quant_pipeline.config.strategies import load_strategies
 from quant_pipeline.core.strategies.requirements import (
     StrategyPlan,
     available_inputs,
     plan_strategies,
 )
-from quant_pipeline.core.strategies.spec import StrategySpec, load_strategies, with_blend_sleeves
+from quant_pipeline.core.strategies.spec import StrategySpec, with_blend_sleeves
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 
 
@@ -22,7 +23,7 @@ def selected_strategies(market: MarketDataResource) -> dict[str, StrategySpec]:
 def strategy_plan(market: MarketDataResource, warehouse: WarehouseResource) -> StrategyPlan:
     """The configured strategies split into runnable and skipped (with the reason) by what the
     curated tables hold: a price-only warehouse runs the price-only strategies."""
-    counts = warehouse.get().input_counts()
+    counts = warehouse.read_only().input_counts()
     present = available_inputs(
         fundamentals_rows=counts["fundamentals_rows"],
         securities_with_sector=counts["securities_with_sector"],

@@ -1,7 +1,7 @@
 """The interface every data source implements (``demo``, ``yahoo``, ``files``).
 
-A source returns polars frames in the raw schemas of :mod:`quant_pipeline.core.data.schema`. It never
-touches the warehouse: the ingestion assets write what it returns.
+A source returns polars frames in the raw schemas of :mod:`quant_pipeline.core.data.schema`. It
+never touches the warehouse: the ingestion assets write what it returns.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ import yaml
 from quant_pipeline.core.data.frames import is_sorted_by
 from quant_pipeline.core.data.schema import (
     FUNDAMENTAL_ITEMS,
+    PRICE_VALUE_COLUMNS,
     RAW_CORPORATE_ACTIONS,
     RAW_FUNDAMENTALS,
     RAW_MEMBERSHIP,
@@ -141,12 +142,7 @@ BUILTIN_MAPPING: dict[str, dict[str, Any]] = {
 
 _DATE_COLUMNS = {"date", "period_end", "report_date", "start_date", "end_date"}
 _FLOAT_COLUMNS = {
-    "open",
-    "high",
-    "low",
-    "close",
-    "adj_close",
-    "volume",
+    *PRICE_VALUE_COLUMNS,
     "value",
     "shares_outstanding",
     "market_cap",
@@ -526,10 +522,10 @@ class FilesSource:
         """A folder of per-ticker files (price_files): one streaming scan per header layout,
         the ticker from each file name."""
 
-        def missing(header: list[str]) -> list[str]:
+        def lacking(header: list[str]) -> list[str]:
             return self._price_columns(header, folder, pl.lit(None))[1]
 
-        groups, set_aside = price_files.ticker_file_groups(folder, missing)
+        groups, set_aside = price_files.ticker_file_groups(folder, lacking)
         parts, aside, base = [], [set_aside], 0
         for header, files in groups.items():
             fields = [c.strip().strip('"') for c in header.split(",")]

@@ -27,6 +27,7 @@ from typing import Any
 
 import polars as pl
 
+from quant_pipeline.core.data.schema import PRICE_VALUE_COLUMNS
 from quant_pipeline.sources.base import SourceError
 
 REJECTED_ROWS: dict[str, pl.DataType] = {
@@ -38,7 +39,7 @@ REJECTED_ROWS: dict[str, pl.DataType] = {
     "reason": pl.String(),
     "content": pl.String(),
 }
-PRICE_NUMBERS = ("open", "high", "low", "close", "adj_close", "volume")
+PRICE_NUMBERS = PRICE_VALUE_COLUMNS
 _FILE, _ROW = "__file", "__row"
 _HEADER_BYTES = 4096
 _MAX_CONFLICT_FILES = 3
@@ -133,7 +134,9 @@ def unparseable_files(files: list[Path]) -> list[dict[str, Any]]:
             scan_files([path]).select(pl.len()).collect()
         except (pl.exceptions.PolarsError, OSError) as exc:
             reason = f"does not parse: {str(exc).splitlines()[0][:200]}"
-            bad.append({"dataset": "prices", "file": str(path), "rule": "not a CSV", "reason": reason})
+            bad.append(
+                {"dataset": "prices", "file": str(path), "rule": "not a CSV", "reason": reason}
+            )
     return bad
 
 

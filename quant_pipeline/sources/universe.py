@@ -25,6 +25,8 @@ from pathlib import Path
 
 import polars as pl
 
+from quant_pipeline.core.data.frames import require_columns
+
 UNIVERSE_SCHEMA: dict[str, pl.DataType] = {
     "ticker": pl.String,
     "start_date": pl.Date,
@@ -217,9 +219,7 @@ def load_aliases(path: str | Path | None = None) -> pl.DataFrame:
     """Read a ticker alias file ``old_ticker, new_ticker, since`` (default: the shipped one)."""
     path = Path(path) if path is not None else shipped_path("ticker_aliases.csv")
     frame = pl.read_csv(path, comment_prefix="#", infer_schema=False)
-    missing = [c for c in ALIAS_SCHEMA if c not in frame.columns]
-    if missing:
-        raise UniverseError(f"alias file {path}: missing columns {missing}; has {frame.columns}")
+    require_columns(frame, ALIAS_SCHEMA, f"alias file {path}", UniverseError)
     return frame.select(
         pl.col("old_ticker").str.strip_chars().str.to_uppercase(),
         pl.col("new_ticker").str.strip_chars().str.to_uppercase(),

@@ -36,6 +36,8 @@ from typing import Any
 import polars as pl
 
 from quant_pipeline.core.data.schema import (
+    OHLC_COLUMNS,
+    PRICE_VALUE_COLUMNS,
     RAW_CORPORATE_ACTIONS,
     RAW_FUNDAMENTALS,
     RAW_INGEST_LOG,
@@ -595,7 +597,7 @@ def history_to_frame(history: Any, ticker: str) -> pl.DataFrame:
         schema={
             "ticker": pl.String,
             "date": pl.Date,
-            **{c: pl.Float64 for c in ("open", "high", "low", "close", "adj_close", "volume")},
+            **dict.fromkeys(PRICE_VALUE_COLUMNS, pl.Float64),
             "dividend": pl.Float64,
             "split": pl.Float64,
         },
@@ -621,7 +623,7 @@ def unadjusted_prices(history: pl.DataFrame) -> pl.DataFrame:
     """
     frame = history.sort("ticker", "date").with_columns(_split_factor().alias("_factor"))
     return frame.with_columns(
-        *[(pl.col(c) * pl.col("_factor")).alias(c) for c in ("open", "high", "low", "close")],
+        *[(pl.col(c) * pl.col("_factor")).alias(c) for c in OHLC_COLUMNS],
         (pl.col("volume") / pl.col("_factor")).alias("volume"),
     ).drop("_factor")
 

@@ -1,7 +1,7 @@
 import dagster as dg
 
 from quant_pipeline.definitions import defs
-from quant_pipeline.defs.jobs import weekly_refresh_schedule
+from quant_pipeline.defs.ingestion import weekly_refresh_schedule
 
 
 def test_definitions_load_with_every_contract_asset():
@@ -36,6 +36,8 @@ def test_every_asset_has_a_group_a_description_and_kinds():
             "backtest",
             "research",
             "orders",
+            "universe",
+            "watchlist",
         }, key
         assert node.description, key
         assert node.kinds, key

@@ -1,17 +1,19 @@
 """The whole chain on a small demo market, materialized into a temporary warehouse."""
 
 import shutil
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 import pytest
 
-from quant_pipeline.core.strategies.spec import load_strategies
+from quant_pipeline.config.strategies import load_strategies
 from quant_pipeline.definitions import all_assets, asset_checks
 from quant_pipeline.defs.benchmarks import benchmarks
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.storage.warehouse import Warehouse
+from quant_pipeline_tests.pins import DEMO_END_ISO
 
 CONTRACT_TABLES = [
     "raw.prices",
@@ -31,7 +33,9 @@ CONTRACT_TABLES = [
 def _materialize(path):
     resources = {
         "warehouse": WarehouseResource(path=str(path)),
-        "market": MarketDataResource(source="demo", demo_tickers=150, demo_start="2016-01-01"),
+        "market": MarketDataResource(
+            source="demo", demo_tickers=150, demo_start="2016-01-01", demo_end=DEMO_END_ISO
+        ),
     }
     with dg.DagsterInstance.ephemeral() as instance, pytest.MonkeyPatch.context() as env:
         env.setenv("QUANT_PIPELINE_REPORTS_DIR", str(path.parent / "reports"))
@@ -212,7 +216,9 @@ def test_orders_for_a_demo_holdings_file_match_between_the_asset_and_the_cli(
     }
     resources = {
         "warehouse": WarehouseResource(path=str(path)),
-        "market": MarketDataResource(source="demo", demo_tickers=150, demo_start="2016-01-01"),
+        "market": MarketDataResource(
+            source="demo", demo_tickers=150, demo_start="2016-01-01", demo_end=DEMO_END_ISO
+        ),
     }
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize(
@@ -238,3 +244,120 @@ def test_orders_for_a_demo_holdings_file_match_between_the_asset_and_the_cli(
     from_cli = pl.read_csv(cli_outbox / f"{as_of}_demo_orders.csv", try_parse_dates=True)
     assert from_cli.columns == from_asset.columns
     assert from_cli.sort("ticker").equals(from_asset.sort("ticker"))
+
+
+def test_the_notebook_runs_headless_on_the_warehouse_and_shows_the_latest_results(
+    built, tmp_path, monkeypatch
+):
+    import nbclient
+    import nbformat
+
+    from quant_pipeline.app.cli import main
+
+    path, warehouse, _ = built
+    monkeypatch.delenv("QUANT_PIPELINE_WAREHOUSE", raising=False)
+    assert main(["notebook", str(tmp_path / "nb"), "--warehouse", str(path)]) == 0
+    notebook = nbformat.read(tmp_path / "nb" / "quant_pipeline.ipynb", as_version=4)
+    nbformat.validate(notebook)
+    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "\n".join(
+        o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs
+    )
+    assert f"warehouse: {path}" in text
+    for strategy in warehouse.read_table("backtest.comparison")["strategy"]:
+        assert strategy in text  # the comparison table is shown
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 2  # the equity curve and the factor IC chart
+    # The notebook held no connection: a writer can open the warehouse right after.
+    import duckdb
+
+    duckdb.connect(str(path)).close()
+
+
+def test_a_watched_symbol_gets_its_latest_scores_holdings_and_price(built, capsys):
+    from quant_pipeline.app.cli import main
+    from quant_pipeline.defs.watchlist import watchlist_status
+
+    path, warehouse, _ = built
+    weights = warehouse.read_table("portfolio.target_weights")
+    mf = weights.filter(pl.col("strategy") == "magic_formula")
+    last = mf.filter(pl.col("rebalance_date") == mf["rebalance_date"].max())
+    held = last.filter(pl.col("weight") > 0)["ticker"].sort()[0]
+    scores = warehouse.read_table("factors.scores").filter(pl.col("strategy") == "magic_formula")
+    unheld = (
+        scores.filter(pl.col("rebalance_date") == scores["rebalance_date"].max())
+        .filter(~pl.col("ticker").is_in(last["ticker"].to_list()))["ticker"]
+        .sort()[0]
+    )
+    assert main(["watch", "add", held.lower(), unheld, "--warehouse", str(path)]) == 0
+    assert "added: " in capsys.readouterr().out
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [watchlist_status],
+            resources={"warehouse": WarehouseResource(path=str(path))},
+            instance=instance,
+        )
+    assert result.success
+    status = warehouse.read_table("watchlist.status")
+    row = status.filter((pl.col("symbol") == held) & (pl.col("strategy") == "magic_formula"))
+    assert row["held"].to_list() == [True]
+    assert row["as_of"][0] == mf["rebalance_date"].max()
+    expected = last.filter(pl.col("ticker") == held)["weight"][0]
+    assert row["weight"][0] == expected
+    other = status.filter((pl.col("symbol") == unheld) & (pl.col("strategy") == "magic_formula"))
+    assert other["held"].to_list() == [False]
+    prices = warehouse.read_table("curated.prices", filters={"ticker": held})
+    assert row["last_close"][0] == prices.sort("date")["close"][-1]
+    assert main(["watch", "list", "--warehouse", str(path)]) == 0
+    assert held in capsys.readouterr().out
+    assert main(["watch", "remove", held, unheld, "--warehouse", str(path)]) == 0
+    assert warehouse.read_table("watchlist.symbols").is_empty()
+
+
+def test_the_universe_screen_lists_every_candidate_with_its_reason(built, tmp_path, capsys):
+    from quant_pipeline.app.cli import main
+    from quant_pipeline.defs.universe import universe_screen
+
+    path, warehouse, _ = built
+    rules = tmp_path / "screen.yaml"
+    rules.write_text("min_price: 5\nmin_market_cap: 1.0e9\nexchanges: {include: [NYSE]}\n")
+    as_of = "2020-01-02"
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [universe_screen],
+            resources={"warehouse": WarehouseResource(path=str(path))},
+            run_config={
+                "ops": {"universe_screen": {"config": {"rules": str(rules), "as_of": as_of}}}
+            },
+            instance=instance,
+        )
+    assert result.success
+    screened = warehouse.read_table("universe.screened")
+    assert screened["as_of"].unique().to_list() == [date(2020, 1, 2)]
+    # An independent check of each rule on the stored inputs, in the order of the file
+    for row in screened.iter_rows(named=True):
+        if row["price"] is None or row["price"] < 5:
+            expected = "min_price"
+        elif row["market_cap"] is None or row["market_cap"] < 1e9:
+            expected = "min_market_cap"
+        elif row["exchange"] != "NYSE":
+            expected = "exchanges"
+        else:
+            expected = None
+        assert row["failed_rule"] == expected, row
+        assert row["passed"] == (expected is None)
+    summary = warehouse.read_table("universe.screen_summary")
+    assert summary["rule"].to_list() == ["min_price", "min_market_cap", "exchanges", "passed"]
+    assert summary.filter(pl.col("rule") == "passed")["remaining"][0] == screened["passed"].sum()
+    # Only data before D: the values equal factor_values' row for D in factors.values when D is
+    # a stored rebalance date
+    values = warehouse.read_table("factors.values", filters={"rebalance_date": date(2020, 1, 2)})
+    assert values.height > 0  # 2020-01-02 is a monthly rebalance date of the demo
+    joined = screened.join(values.select("ticker", "market_cap"), on="ticker", suffix="_v")
+    assert joined.height == screened.height
+    assert (joined["market_cap"] - joined["market_cap_v"]).abs().max() < 1e-6
+    assert main(["screen", "--rules", str(rules), "--as-of", as_of, "--warehouse", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"as of {as_of}: {screened['passed'].sum()} of {screened.height} pass" in out

@@ -26,6 +26,7 @@ from quant_pipeline.defs.ingestion import ingestion_assets, restated_tickers
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.sources.base import FetchRequest, Source
 from quant_pipeline.storage.warehouse import Warehouse
+from quant_pipeline_tests.pins import DEMO_END_ISO
 
 RAW = ["prices", "corporate_actions", "fundamentals", "securities", "membership"]
 JAN = [date(2024, 1, d) for d in range(1, 32) if date(2024, 1, d).weekday() < 5]  # 23 days
@@ -221,7 +222,9 @@ def test_restated_tickers_compares_close_and_adj_close_on_common_days_only():
 def test_a_demo_refresh_twice_adds_nothing(path):
     resources = {
         "warehouse": WarehouseResource(path=str(path)),
-        "market": MarketDataResource(source="demo", demo_tickers=60, demo_start="2016-01-01"),
+        "market": MarketDataResource(
+            source="demo", demo_tickers=60, demo_start="2016-01-01", demo_end=DEMO_END_ISO
+        ),
     }
     results = []
     for _ in range(2):

@@ -2,13 +2,16 @@
 
 ``ReplayMarket`` is the market resource with a yahoo source whose session answers from the
 recorded responses in ``../shared/fixtures/yahoo/`` (``failing`` tickers raise connection
-errors); ``offline=True`` makes every request raise, as with no network.
+errors); ``offline=True`` makes every request raise, as with no network. The source never
+sleeps in these tests: the backoff pauses it asks for and the URLs an offline session was asked
+for are recorded in ``OFFLINE_LOG`` instead, so tests assert on them rather than on a clock.
 """
 
 from __future__ import annotations
 
 import random
-import time
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -26,12 +29,25 @@ from quant_pipeline_tests.sources.yahoo_replay import ReplaySession
 TICKERS = ["AAPL", "AMZN", "MSFT", "NVDA"]
 RAW = ["prices", "corporate_actions", "fundamentals", "securities", "membership"]
 ROUTES = ("chart", "timeseries", "quote", "quoteSummary")
+MAX_WORKERS, RETRIES, ABORT_AFTER = 2, 1, 8
+
+
+@dataclass
+class OfflineLog:
+    """What the latest offline source asked for: request URLs and backoff pauses (seconds)."""
+
+    urls: list[str] = field(default_factory=list)
+    pauses: list[float] = field(default_factory=list)
+
+
+OFFLINE_LOG = OfflineLog()
 
 
 class OfflineSession(requests.Session):
-    """Every request fails as it does with no network (DNS resolution fails)."""
+    """Every request fails as it does with no network (DNS resolution fails); URLs are logged."""
 
     def request(self, method, url, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        OFFLINE_LOG.urls.append(url)
         raise requests.ConnectionError(f"Failed to resolve '{url.split('/')[2]}' (offline)")
 
 
@@ -42,7 +58,6 @@ class ReplayMarket(MarketDataResource):
     tickers: list[str]
     failing: list[str] = []
     offline: bool = False
-    fast: bool = True
 
     def build_source(self) -> YahooSource:
         if self.offline:
@@ -52,16 +67,30 @@ class ReplayMarket(MarketDataResource):
             for ticker in self.failing:
                 for route in ROUTES:
                     session.script(route, ticker, *[requests.ConnectionError("reset")] * 20)
-        extra = {"sleep": lambda _s: None, "rng": random.Random(7)} if self.fast else {}
         return YahooSource(
             self.tickers,
             session=session,
-            max_workers=2,
-            retries=1,
+            max_workers=MAX_WORKERS,
+            retries=RETRIES,
+            abort_after=ABORT_AFTER,
             max_failed_share=self.yahoo_max_failed_share,
             run_id=self.run_id,
-            **extra,
+            sleep=OFFLINE_LOG.pauses.append,
+            rng=random.Random(7),
         )
+
+
+def _route(url: str) -> str | None:
+    """The Yahoo endpoint a URL asks (None for cookie / consent / crumb requests)."""
+    for marker, route in (
+        ("/finance/chart/", "chart"),
+        ("/timeseries/", "timeseries"),
+        ("/quoteSummary/", "quoteSummary"),
+        ("/calendar/earnings", "earnings"),
+    ):
+        if marker in url:
+            return route
+    return None
 
 
 def market(yahoo_fixtures: Path, **kwargs) -> ReplayMarket:
@@ -187,25 +216,31 @@ def test_more_failures_than_the_allowed_share_fail_the_asset_naming_the_tickers(
     assert counts(Warehouse(path)) == before
 
 
-def test_cli_run_on_yahoo_offline_exits_non_zero_quickly_with_the_reason_on_stderr(
+def test_cli_run_on_yahoo_offline_gives_up_after_a_bounded_backoff_with_the_reason_on_stderr(
     stocked, yahoo_fixtures, monkeypatch, capsys
 ):
     path, _ = stocked
     before = counts(Warehouse(path))
     for var in ("SOURCE", "WAREHOUSE", "UNIVERSE"):
         monkeypatch.delenv(f"QUANT_PIPELINE_{var}", raising=False)  # restored after the test
-    started = time.monotonic()
-    # real backoff pauses (fast=False): offline must still fail in seconds
-    offline = ReplayMarket(
-        fixtures_dir=str(yahoo_fixtures), tickers=TICKERS, offline=True, fast=False
-    )
+    OFFLINE_LOG.urls.clear()
+    OFFLINE_LOG.pauses.clear()
+    # 12 tickers x (1 + RETRIES) attempts would be 24 requests per dataset without the abort
+    many = [f"T{i:02d}" for i in range(12)]
+    offline = ReplayMarket(fixtures_dir=str(yahoo_fixtures), tickers=many, offline=True)
     status = cli.main(
         ["run", "--source", "yahoo", "--warehouse", str(path)], resources={"market": offline}
     )
-    elapsed = time.monotonic() - started
     assert status == 1
     err = capsys.readouterr().err
     assert "source=yahoo" in err
     assert "step raw__prices failed" in err and "unreachable" in err
-    assert elapsed < 30, f"offline run took {elapsed:.0f} s"
+    # Offline fails in seconds, not minutes: each dataset gives up after ABORT_AFTER network
+    # failures (plus the attempts already in flight on the other workers) instead of retrying
+    # every ticker, so the backoff the source asked for stays short.
+    routes = Counter(r for r in map(_route, OFFLINE_LOG.urls) if r)
+    assert routes, "the offline session was never asked for data"
+    assert sum(routes.values()) <= 2 * (ABORT_AFTER + MAX_WORKERS), routes
+    assert len(OFFLINE_LOG.pauses) <= ABORT_AFTER + MAX_WORKERS
+    assert sum(OFFLINE_LOG.pauses) < 30, f"asked to wait {sum(OFFLINE_LOG.pauses):.0f} s"
     assert counts(Warehouse(path)) == before

@@ -11,12 +11,15 @@ from quant_pipeline.defs.integrity import (
 )
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.storage.warehouse import Warehouse
+from quant_pipeline_tests.pins import DEMO_END_ISO
 
 
 def resources(path):
     return {
         "warehouse": WarehouseResource(path=str(path)),
-        "market": MarketDataResource(source="demo", demo_tickers=60, demo_start="2016-01-01"),
+        "market": MarketDataResource(
+            source="demo", demo_tickers=60, demo_start="2016-01-01", demo_end=DEMO_END_ISO
+        ),
     }
 
 

@@ -4,10 +4,11 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from quant_pipeline.core.strategies.spec import load_strategies
+from quant_pipeline.config.strategies import load_strategies
 from quant_pipeline.definitions import all_assets, asset_checks
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.storage.warehouse import Warehouse
+from quant_pipeline_tests.pins import DEMO_END_ISO
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +16,9 @@ def warehouse(tmp_path_factory):
     path = tmp_path_factory.mktemp("library") / "quant.duckdb"
     resources = {
         "warehouse": WarehouseResource(path=str(path)),
-        "market": MarketDataResource(source="demo", demo_tickers=60, demo_start="2017-01-01"),
+        "market": MarketDataResource(
+            source="demo", demo_tickers=60, demo_start="2017-01-01", demo_end=DEMO_END_ISO
+        ),
     }
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize(

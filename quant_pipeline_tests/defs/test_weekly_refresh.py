@@ -5,9 +5,10 @@ from datetime import datetime
 import dagster as dg
 
 from quant_pipeline.definitions import defs
-from quant_pipeline.defs.jobs import weekly_refresh_schedule
+from quant_pipeline.defs.ingestion import weekly_refresh_schedule
 from quant_pipeline.defs.resources import MarketDataResource
 from quant_pipeline.storage.warehouse import Warehouse
+from quant_pipeline_tests.pins import DEMO_END_ISO
 
 
 def _keys(assets_defs) -> set[str]:
@@ -48,7 +49,12 @@ def test_the_refresh_job_takes_its_source_from_dagster_resource_config(tmp_path,
     run_config = {
         "resources": {
             "market": {
-                "config": {"source": "demo", "demo_tickers": 60, "demo_start": "2016-01-01"}
+                "config": {
+                    "source": "demo",
+                    "demo_tickers": 60,
+                    "demo_start": "2016-01-01",
+                    "demo_end": DEMO_END_ISO,
+                }
             },
             "warehouse": {"config": {"path": str(path)}},
         }

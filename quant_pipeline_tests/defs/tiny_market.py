@@ -22,6 +22,7 @@ import polars as pl
 from quant_pipeline.core.data.schema import RAW_PRICES, conform
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.storage.warehouse import Warehouse
+from quant_pipeline_tests.pins import DEMO_END_ISO
 
 AS_OF = date(2024, 3, 28)
 DAYS = [date(2024, 3, 25), date(2024, 3, 26), date(2024, 3, 27), date(2024, 3, 28)]
@@ -93,7 +94,7 @@ def build_warehouse(path: Path) -> Warehouse:
 def resources(path: Path) -> dict[str, object]:
     return {
         "warehouse": WarehouseResource(path=str(path)),
-        "market": MarketDataResource(source="demo"),
+        "market": MarketDataResource(source="demo", demo_end=DEMO_END_ISO),
     }
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import date
 
 import polars as pl
@@ -25,10 +24,8 @@ def sp500(sp500_dir) -> FilesSource:
     return FilesSource(sp500_dir)
 
 
-def test_sp500_prices_load_as_they_are_in_about_a_second(sp500_dir):
-    started = time.perf_counter()
+def test_sp500_prices_load_as_they_are(sp500_dir):
     prices = FilesSource(sp500_dir).prices(FetchRequest())
-    elapsed = time.perf_counter() - started
     assert prices.schema == pl.Schema(RAW_PRICES)
     assert prices["ticker"].n_unique() == 505
     assert prices.height > 600_000
@@ -38,7 +35,6 @@ def test_sp500_prices_load_as_they_are_in_about_a_second(sp500_dir):
     assert prices["open"].null_count() == 11
     assert prices["close"].null_count() == 0
     assert (prices["source"] == "files").all()
-    assert elapsed < 5, f"loading prices took {elapsed:.1f}s"
 
 
 def test_sp500_source_implements_the_source_protocol(sp500):

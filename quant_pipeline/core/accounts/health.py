@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
+
 VALUE_SCHEMA: dict[str, pl.DataType] = {
     "portfolio": pl.String,
     "date": pl.Date,
@@ -37,7 +39,7 @@ POSITION_SCHEMA: dict[str, pl.DataType] = {
 
 
 def mark_to_market(
-    holdings: pl.DataFrame, prices: pl.DataFrame, lookback_days: int = 252
+    holdings: pl.DataFrame, prices: pl.DataFrame, lookback_days: int = TRADING_DAYS_PER_YEAR
 ) -> pl.DataFrame:
     """Daily value of each portfolio's current holdings (schema :data:`VALUE_SCHEMA`).
 

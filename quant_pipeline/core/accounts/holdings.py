@@ -1,7 +1,8 @@
-"""Read a person's holdings file (CSV) into a checked frame, or say exactly what is wrong with it.
+"""Parse a person's holdings CSV (its text) into a checked frame, or say exactly what is wrong.
 
-The file (comma-separated, UTF-8, an Excel byte-order mark is fine) has a header row and one row
-per position::
+Pure: the caller reads the file (:func:`quant_pipeline.app.holdings_file.read_holdings` reads a
+path and calls :func:`parse_holdings`). The file (comma-separated, UTF-8, an Excel byte-order
+mark is fine) has a header row and one row per position::
 
     ticker,shares,amount_invested
     AAPL,10,1500
@@ -37,7 +38,6 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import polars as pl
 
@@ -91,18 +91,18 @@ class HoldingsError(ValueError):
 
 
 def parse_holdings(
-    source: str | Path | bytes,
+    content: str | bytes,
     known_tickers: Iterable[str] | None = None,
-    name: str | None = None,
+    name: str = "<holdings>",
     securities: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Parse a holdings CSV into ``ticker (String), shares (Float64), cost_basis (Float64)``.
 
-    ``source`` is a path (``Path``, or a ``str`` without a line break), the file's bytes, or the
-    CSV text itself (a ``str`` containing a line break). ``name`` is how errors refer to the file
-    (default: the path, or ``<holdings>``). ``known_tickers``, when given, is the set of tickers
-    the pipeline can price; any other ticker is an error. ``securities`` (ticker, name:
-    curated.securities) resolves a name column when the file has no ticker column.
+    ``content`` is the file's bytes (decoded as UTF-8, a byte-order mark dropped) or its text.
+    ``name`` is how errors refer to the file (the caller passes the path). ``known_tickers``,
+    when given, is the set of tickers the pipeline can price; any other ticker is an error.
+    ``securities`` (ticker, name: curated.securities) resolves a name column when the file has
+    no ticker column.
 
     Tickers are trimmed and upper-cased; rows keep the file's order; ``cost_basis`` is null when
     the column is absent or the cell is blank. Raises :class:`HoldingsError` listing every row
@@ -111,124 +111,141 @@ def parse_holdings(
     fields than the header; also for an empty file, a file without data rows and missing or
     ambiguous columns. No dates are involved.
     """
-    text, label = _read(source, name)
+    text = _decode(content, name)
+    header, columns, data = _header_columns_and_rows(text, name)
+    known = None if known_tickers is None else {t.strip().upper() for t in known_tickers}
     problems: list[HoldingsProblem] = []
+    if "ticker" not in columns:  # positions named by company: their tickers go in its place
+        columns, data, problems = _resolve_name_column(columns, data, securities, name)
+    named = {p.line for p in problems}
+    rows = []
+    for line, fields in data:
+        row, row_problems = _parse_row(line, fields, header, columns, known)
+        rows.append(row)
+        # an unresolved name already says why the ticker is blank
+        problems += [p for p in row_problems if not (p.line in named and p.column == "ticker")]
+    frame = pl.DataFrame(rows, schema={"line": pl.Int64, **HOLDINGS_SCHEMA}, orient="row")
+    problems += _duplicate_problems(frame)
+    if problems:
+        problems.sort(key=lambda p: p.line)
+        raise HoldingsError(name, problems)
+    return frame.drop("line")
 
+
+def _decode(content: str | bytes, name: str) -> str:
+    """The file's text: bytes decoded as UTF-8 (``utf-8-sig``), a text's byte-order mark dropped."""
+    if isinstance(content, str):
+        return content.removeprefix("\ufeff")
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise HoldingsError(
+            name,
+            [HoldingsProblem(0, "", "", f"is not UTF-8 text (byte {exc.start}); save it as CSV")],
+        ) from exc
+
+
+def _header_columns_and_rows(
+    text: str, name: str
+) -> tuple[list[str], dict[str, int], list[tuple[int, list[str]]]]:
+    """The header, the column index of each canonical column, and the data records.
+
+    Raises :class:`HoldingsError` for an empty file, missing or ambiguous columns, or no rows.
+    """
     rows = _records(text)
     if not rows:
-        raise HoldingsError(label, [HoldingsProblem(0, "", "", "is empty (no header, no rows)")])
-    header_line, header = rows[0]
+        raise HoldingsError(name, [HoldingsProblem(0, "", "", "is empty (no header, no rows)")])
+    _, header = rows[0]
+    problems: list[HoldingsProblem] = []
     columns = _map_columns(header, problems)
     if problems:
-        raise HoldingsError(label, problems)
-    data = rows[1:]
-    if not data:
-        raise HoldingsError(label, [HoldingsProblem(0, "", "", "has a header but no holding rows")])
+        raise HoldingsError(name, problems)
+    if len(rows) == 1:
+        raise HoldingsError(name, [HoldingsProblem(0, "", "", "has a header but no holding rows")])
+    return header, columns, rows[1:]
 
-    known = None if known_tickers is None else {t.strip().upper() for t in known_tickers}
-    by_name = _tickers_by_name(columns, data, securities, label)
-    tickers: list[str] = []
-    shares: list[float | None] = []
-    costs: list[float | None] = []
-    lines: list[int] = []
-    for line, fields in data:
-        if len(fields) > len(header) and any(f.strip() for f in fields[len(header) :]):
-            problems.append(
-                HoldingsProblem(
-                    line,
-                    "",
-                    ",".join(fields),
-                    f"has {len(fields)} fields but the header has {len(header)}",
-                )
+
+def _parse_row(
+    line: int,
+    fields: list[str],
+    header: list[str],
+    columns: dict[str, int],
+    known: set[str] | None,
+) -> tuple[tuple[int, str, float | None, float | None], list[HoldingsProblem]]:
+    """One data record as ``(line, ticker, shares, cost_basis)`` and the rules it breaks."""
+    problems: list[HoldingsProblem] = []
+    if len(fields) > len(header) and any(f.strip() for f in fields[len(header) :]):
+        problems.append(
+            HoldingsProblem(
+                line,
+                "",
+                ",".join(fields),
+                f"has {len(fields)} fields but the header has {len(header)}",
             )
+        )
 
-        def cell(col: str, fields: list[str] = fields) -> str:
-            idx = columns.get(col)
-            return fields[idx].strip() if idx is not None and idx < len(fields) else ""
+    def cell(col: str) -> str:
+        idx = columns.get(col)
+        return fields[idx].strip() if idx is not None and idx < len(fields) else ""
 
-        raw_ticker = cell("ticker")
-        if by_name is not None:
-            raw_ticker, why = by_name.get(cell("name"), ("", "is blank"))
-            if why is not None:
-                problems.append(HoldingsProblem(line, "name", cell("name"), why))
-        ticker = raw_ticker.upper()
-        if not ticker:
-            if by_name is None:  # else the name's problem is already listed
-                problems.append(HoldingsProblem(line, "ticker", raw_ticker, "is blank"))
-        elif known is not None and ticker not in known:
-            problems.append(HoldingsProblem(line, "ticker", raw_ticker, "is not a known ticker"))
+    ticker = _ticker(line, cell("ticker"), known, problems)
+    shares = _shares(line, cell("shares"), problems)
+    cost = _cost_basis(line, cell("cost_basis"), problems)
+    return (line, ticker, shares, cost), problems
 
-        raw_shares = cell("shares")
-        qty = _number(raw_shares)
-        if not raw_shares:
-            problems.append(HoldingsProblem(line, "shares", raw_shares, "is blank"))
-        elif qty is None:
-            problems.append(HoldingsProblem(line, "shares", raw_shares, "is not a number"))
-        elif not math.isfinite(qty):
-            problems.append(HoldingsProblem(line, "shares", raw_shares, "is not finite"))
-        elif qty < 0:
-            problems.append(
-                HoldingsProblem(
-                    line, "shares", raw_shares, "is negative (short positions are not supported)"
-                )
-            )
 
-        raw_cost = cell("cost_basis")
-        cost = _number(raw_cost.removeprefix("$")) if raw_cost else None
-        if raw_cost and (cost is None or not math.isfinite(cost)):
-            problems.append(HoldingsProblem(line, "cost_basis", raw_cost, "is not a number"))
-        elif cost is not None and cost < 0:
-            problems.append(HoldingsProblem(line, "cost_basis", raw_cost, "is negative"))
+def _ticker(line: int, raw: str, known: set[str] | None, problems: list[HoldingsProblem]) -> str:
+    """The upper-cased ticker; blank or (when ``known`` is given) unknown tickers are problems."""
+    ticker = raw.upper()
+    if not ticker:
+        problems.append(HoldingsProblem(line, "ticker", raw, "is blank"))
+    elif known is not None and ticker not in known:
+        problems.append(HoldingsProblem(line, "ticker", raw, "is not a known ticker"))
+    return ticker
 
-        tickers.append(ticker)
-        shares.append(qty)
-        costs.append(cost)
-        lines.append(line)
 
-    frame = pl.DataFrame(
-        {"line": lines, "ticker": tickers, "shares": shares, "cost_basis": costs},
-        schema={"line": pl.Int64, **HOLDINGS_SCHEMA},
-    )
+def _shares(line: int, raw: str, problems: list[HoldingsProblem]) -> float | None:
+    """The share count; blank, non-numeric, non-finite or negative counts are problems."""
+    qty = _number(raw)
+    if not raw:
+        problems.append(HoldingsProblem(line, "shares", raw, "is blank"))
+    elif qty is None:
+        problems.append(HoldingsProblem(line, "shares", raw, "is not a number"))
+    elif not math.isfinite(qty):
+        problems.append(HoldingsProblem(line, "shares", raw, "is not finite"))
+    elif qty < 0:
+        problems.append(
+            HoldingsProblem(line, "shares", raw, "is negative (short positions are not supported)")
+        )
+    return qty
+
+
+def _cost_basis(line: int, raw: str, problems: list[HoldingsProblem]) -> float | None:
+    """The cost basis (null when blank, ``$`` allowed); non-numeric or negative is a problem."""
+    cost = _number(raw.removeprefix("$")) if raw else None
+    if raw and (cost is None or not math.isfinite(cost)):
+        problems.append(HoldingsProblem(line, "cost_basis", raw, "is not a number"))
+    elif cost is not None and cost < 0:
+        problems.append(HoldingsProblem(line, "cost_basis", raw, "is negative"))
+    return cost
+
+
+def _duplicate_problems(frame: pl.DataFrame) -> list[HoldingsProblem]:
+    """One problem per line of every non-blank ticker that appears on more than one line."""
     dupes = (
         frame.filter(pl.col("ticker") != "")
         .filter(pl.len().over("ticker") > 1)
         .group_by("ticker", maintain_order=True)
         .agg(pl.col("line"))
     )
+    problems = []
     for ticker, dup_lines in dupes.iter_rows():
         listed = ", ".join(str(n) for n in dup_lines)
-        for n in dup_lines:
-            problems.append(
-                HoldingsProblem(n, "ticker", ticker, f"appears more than once (lines {listed})")
-            )
-
-    if problems:
-        problems.sort(key=lambda p: p.line)
-        raise HoldingsError(label, problems)
-    return frame.drop("line")
-
-
-def _read(source: str | Path | bytes, name: str | None) -> tuple[str, str]:
-    if isinstance(source, bytes):
-        raw, label = source, name or "<holdings>"
-    elif isinstance(source, str) and ("\n" in source or "\r" in source):
-        return source.removeprefix("\ufeff"), name or "<holdings>"
-    else:
-        path = Path(source)
-        label = name or str(path)
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise HoldingsError(
-                label, [HoldingsProblem(0, "", "", f"cannot be read: {exc.strerror or exc}")]
-            ) from exc
-    try:
-        return raw.decode("utf-8-sig"), label
-    except UnicodeDecodeError as exc:
-        raise HoldingsError(
-            label,
-            [HoldingsProblem(0, "", "", f"is not UTF-8 text (byte {exc.start}); save it as CSV")],
-        ) from exc
+        problems += [
+            HoldingsProblem(n, "ticker", ticker, f"appears more than once (lines {listed})")
+            for n in dup_lines
+        ]
+    return problems
 
 
 def _records(text: str) -> list[tuple[int, list[str]]]:
@@ -281,15 +298,15 @@ def _map_columns(header: list[str], problems: list[HoldingsProblem]) -> dict[str
     return columns
 
 
-def _tickers_by_name(
+def _resolve_name_column(
     columns: dict[str, int],
     data: list[tuple[int, list[str]]],
     securities: pl.DataFrame | None,
     label: str,
-) -> dict[str, tuple[str, str | None]] | None:
-    """name → (ticker, problem) for a file with a name column and no ticker column, else None."""
-    if "ticker" in columns or "name" not in columns:
-        return None
+) -> tuple[dict[str, int], list[tuple[int, list[str]]], list[HoldingsProblem]]:
+    """For a file with a name column and no ticker column: the records with each name replaced
+    by its ticker (blank when unresolved), the name column read as the ticker column, and one
+    problem per row whose name is unknown or ambiguous (with the candidates)."""
     if securities is None:
         rule = (
             "has no ticker column (accepted names: ticker, symbol; a company name column such "
@@ -300,8 +317,21 @@ def _tickers_by_name(
         rule = "names positions by company name, but no securities (curated.securities) are loaded"
         raise HoldingsError(label, [HoldingsProblem(0, "", "", rule)])
     idx = columns["name"]
-    names = sorted({f[idx].strip() for _, f in data if idx < len(f) and f[idx].strip()})
-    return {m.name: (m.ticker or "", m.problem) for m in resolve_names(names, securities)}
+
+    def cell(fields: list[str]) -> str:
+        return fields[idx].strip() if idx < len(fields) else ""
+
+    names = sorted({cell(f) for _, f in data if cell(f)})
+    matches = {m.name: m for m in resolve_names(names, securities)}
+    problems, records = [], []
+    for line, fields in data:
+        match = matches.get(cell(fields))
+        if match is None or match.ticker is None:
+            why = match.problem if match is not None else "is blank"
+            problems.append(HoldingsProblem(line, "name", cell(fields), why or ""))
+        ticker = match.ticker if match is not None and match.ticker else ""
+        records.append((line, [*fields[:idx], ticker, *fields[idx + 1 :]]))
+    return {**columns, "ticker": idx}, records, problems
 
 
 def _number(raw: str) -> float | None:

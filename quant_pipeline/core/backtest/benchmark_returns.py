@@ -1,8 +1,9 @@
 """Benchmark return series: equal-weight universe, cap-weighted universe, or one ticker.
 
-Pure polars. Every function returns ``date, benchmark_return`` (one row per date, sorted), the
-frame ``core.backtest.reference_engine.run_backtest`` and ``core.backtest.share_simulation.simulate`` take as ``benchmark``, and
-:func:`benchmark_table` stacks several into ``backtest.benchmarks`` (``date, benchmark, return``).
+Pure polars. Every function returns ``date, benchmark_return`` (one row per date, sorted), the frame
+``core.backtest.reference_engine.run_backtest`` and ``core.backtest.share_simulation.simulate`` take
+as ``benchmark``, and :func:`benchmark_table` stacks several into ``backtest.benchmarks`` (``date,
+benchmark, return``).
 
 Day t's benchmark return uses only returns dated t and weights known at the close of the ticker's
 previous trading day (prices) and strictly before t (shares outstanding).
@@ -17,10 +18,10 @@ import polars as pl
 
 from quant_pipeline.core.backtest.reference_engine import (
     BacktestInputError,
-    _require,
     equal_weight_benchmark,
     members_only,
 )
+from quant_pipeline.core.data.frames import require_columns
 
 EQUAL_WEIGHT = "equal_weight"
 CAP_WEIGHT = "cap_weight"
@@ -63,8 +64,12 @@ def cap_weighted_benchmark(
 
     Returns ``date, benchmark_return`` for dates where at least one ticker counts.
     """
-    _require(prices, "prices", ("ticker", "date", "close", "daily_return"))
-    _require(shares, "shares", ("ticker", "available_at", "shares_outstanding"))
+    require_columns(
+        prices, ("ticker", "date", "close", "daily_return"), "prices", BacktestInputError
+    )
+    require_columns(
+        shares, ("ticker", "available_at", "shares_outstanding"), "shares", BacktestInputError
+    )
     px = (
         prices.select(
             pl.col("ticker").cast(pl.String),
@@ -125,7 +130,7 @@ def ticker_benchmark(prices: pl.DataFrame, ticker: str) -> pl.DataFrame:
     benchmark_return`` for the ticker's dates with a return (its first row has none). Raises
     ``BacktestInputError`` naming the ticker when the data has no row for it.
     """
-    _require(prices, "prices", ("ticker", "date", "daily_return"))
+    require_columns(prices, ("ticker", "date", "daily_return"), "prices", BacktestInputError)
     rows = prices.filter(pl.col("ticker") == ticker)
     if rows.is_empty():
         raise BacktestInputError(
@@ -164,7 +169,7 @@ def benchmark_series(table: pl.DataFrame, name: str) -> pl.DataFrame:
 
     Raises ``BacktestInputError`` listing the benchmarks present when ``name`` is not one.
     """
-    _require(table, "benchmarks", tuple(BENCHMARKS_SCHEMA))
+    require_columns(table, tuple(BENCHMARKS_SCHEMA), "benchmarks", BacktestInputError)
     part = table.filter(pl.col("benchmark") == name)
     if part.is_empty():
         raise BacktestInputError(

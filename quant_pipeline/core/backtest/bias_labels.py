@@ -108,6 +108,77 @@ def _vintage(report: pl.DataFrame) -> str:
     return f"{word}: {pit} row-dates point in time, {first} first-ingested"
 
 
+def _membership_coverage(values: pl.DataFrame, membership: pl.DataFrame) -> tuple[int, float]:
+    """(member-dates without a price, mean share of members priced) over the dates of
+    ``values`` on which the universe has members."""
+    dates = values["rebalance_date"].unique().to_list()
+    priced = values.group_by("rebalance_date").agg(
+        pl.col("in_universe").sum().cast(pl.Int64).alias("priced")
+    )
+    coverage_frame = members_per_date(membership, dates).join(
+        priced, on="rebalance_date", how="left"
+    )
+    coverage_frame = coverage_frame.filter(pl.col("members") > 0)
+    missing = int((coverage_frame["members"] - coverage_frame["priced"].fill_null(0)).sum())
+    coverage = (
+        float((coverage_frame["priced"].fill_null(0) / coverage_frame["members"]).mean())
+        if coverage_frame.height
+        else 0.0
+    )
+    return missing, coverage
+
+
+def _universe_and_survivorship(
+    values: pl.DataFrame, membership: pl.DataFrame | None, delisted_tickers: int
+) -> tuple[str, str, str]:
+    """The ``universe``, ``survivorship_free`` and ``universe_price_coverage`` labels."""
+    if membership is None or membership.height == 0:
+        if delisted_tickers > 0:
+            survivorship = (
+                f"yes: no membership; the price history keeps {delisted_tickers} tickers "
+                "whose prices stop (delisted companies included)"
+            )
+        else:
+            survivorship = (
+                "no: no membership and no ticker's prices stop: likely today's listing only"
+            )
+        return "listed", survivorship, "n/a"
+    names = (
+        sorted(membership["universe"].unique().to_list())
+        if "universe" in membership.columns
+        else []
+    )
+    universe = "membership:" + ",".join(names or ["?"])
+    missing, coverage = _membership_coverage(values, membership)
+    if coverage >= FULL_COVERAGE:
+        survivorship = "yes: point-in-time membership and every member on D has prices"
+    else:
+        survivorship = (
+            f"no: point-in-time membership, but {missing} member-dates lack prices "
+            f"(mean coverage {coverage:.1%}): companies that left are missing from the "
+            "price history"
+        )
+    return universe, survivorship, f"{coverage:.3f}"
+
+
+def _market_cap_shares(values: pl.DataFrame) -> str:
+    """The ``market_cap_shares`` label: how often today's profile stood in for reported shares."""
+    from_profile = values["shares_from_profile"].fill_null(False)
+    profile_share = float(from_profile.mean()) if values.height else 0.0  # type: ignore[arg-type]
+    if profile_share == 0.0:
+        return "reported: shares from fundamentals known at D"
+    return f"profile on {profile_share:.1%} of rows: today's shares outstanding (lookahead)"
+
+
+def _delisting(delisting_return: float | None) -> str:
+    """The ``delisting`` label: what happens to a holding whose prices stop."""
+    if delisting_return is None:
+        return (
+            "last_price: a delisted holding is closed at its last price, cash until next rebalance"
+        )
+    return f"delisting_return {delisting_return:+.4g} applied to the last price, then cash"
+
+
 def bias_labels(
     strategy: str,
     *,
@@ -129,61 +200,8 @@ def bias_labels(
     strategy's dates. ``delisted_tickers``: tickers of the price history whose prices stop before
     its last date.
     """
-    dates = values["rebalance_date"].unique().to_list()
-    has_membership = membership is not None and membership.height > 0
-    if has_membership:
-        assert membership is not None
-        names = (
-            sorted(membership["universe"].unique().to_list())
-            if "universe" in membership.columns
-            else []
-        )
-        universe = "membership:" + ",".join(names or ["?"])
-        priced = values.group_by("rebalance_date").agg(
-            pl.col("in_universe").sum().cast(pl.Int64).alias("priced")
-        )
-        coverage_frame = members_per_date(membership, dates).join(
-            priced, on="rebalance_date", how="left"
-        )
-        coverage_frame = coverage_frame.filter(pl.col("members") > 0)
-        missing = int((coverage_frame["members"] - coverage_frame["priced"].fill_null(0)).sum())
-        coverage = (
-            float((coverage_frame["priced"].fill_null(0) / coverage_frame["members"]).mean())
-            if coverage_frame.height
-            else 0.0
-        )
-        coverage_text = f"{coverage:.3f}"
-        if coverage >= FULL_COVERAGE:
-            survivorship = "yes: point-in-time membership and every member on D has prices"
-        else:
-            survivorship = (
-                f"no: point-in-time membership, but {missing} member-dates lack prices "
-                f"(mean coverage {coverage:.1%}): companies that left are missing from the "
-                "price history"
-            )
-    else:
-        universe = "listed"
-        coverage_text = "n/a"
-        if delisted_tickers > 0:
-            survivorship = (
-                f"yes: no membership; the price history keeps {delisted_tickers} tickers "
-                "whose prices stop (delisted companies included)"
-            )
-        else:
-            survivorship = (
-                "no: no membership and no ticker's prices stop: likely today's listing only"
-            )
-    from_profile = values["shares_from_profile"].fill_null(False)
-    profile_share = float(from_profile.mean()) if values.height else 0.0  # type: ignore[arg-type]
-    shares = (
-        "reported: shares from fundamentals known at D"
-        if profile_share == 0.0
-        else f"profile on {profile_share:.1%} of rows: today's shares outstanding (lookahead)"
-    )
-    delisting = (
-        "last_price: a delisted holding is closed at its last price, cash until next rebalance"
-        if delisting_return is None
-        else f"delisting_return {delisting_return:+.4g} applied to the last price, then cash"
+    universe, survivorship, coverage_text = _universe_and_survivorship(
+        values, membership, delisted_tickers
     )
     rows = {
         "source": source,
@@ -192,8 +210,8 @@ def bias_labels(
         "universe_price_coverage": coverage_text,
         "fundamentals_timing": _timing(fundamentals),
         "data_vintage": _vintage(vintage_report),
-        "market_cap_shares": shares,
-        "delisting": delisting,
+        "market_cap_shares": _market_cap_shares(values),
+        "delisting": _delisting(delisting_return),
         "costs_bps": f"{cost_bps:g}",
     }
     return pl.DataFrame(

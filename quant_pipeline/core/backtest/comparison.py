@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import polars as pl
 
-from quant_pipeline.core.backtest.metrics import performance_metrics
+from quant_pipeline.core.backtest.metrics import (
+    compounded,
+    drawdown,
+    month_keys,
+    performance_metrics,
+)
 
 BENCHMARK = "benchmark"
 
@@ -33,7 +38,7 @@ def benchmark_daily(daily: pl.DataFrame) -> pl.DataFrame:
     ).with_columns(
         equity.alias("equity"),
         equity.alias("benchmark_equity"),
-        (equity / pl.max_horizontal(equity.cum_max(), pl.lit(1.0)) - 1).alias("drawdown"),
+        drawdown(pl.col("portfolio_return")).alias("drawdown"),
         pl.lit(0.0).alias("turnover"),
         pl.lit(0.0).alias("costs"),
     )
@@ -169,19 +174,16 @@ def monthly_summary(daily: pl.DataFrame) -> pl.DataFrame:
 
     ``daily``: ``date, portfolio_return, benchmark_return`` and optionally ``strategy`` (then one
     block per strategy). Returns ``[strategy,] year, month, portfolio_return, benchmark_return,
-    excess_return`` with ``prod(1 + r) - 1`` over the month's days present (a partial first or
+    excess_return`` with ``prod(1 + r) - 1`` (``metrics.compounded``, the compounding of
+    ``metrics.monthly_returns``) over the month's days present (a partial first or
     last month compounds the days it has) and excess = portfolio - benchmark, sorted.
     """
     keys = ["strategy"] if "strategy" in daily.columns else []
     return (
-        daily.group_by(
-            *keys,
-            pl.col("date").dt.year().cast(pl.Int32).alias("year"),
-            pl.col("date").dt.month().cast(pl.Int32).alias("month"),
-        )
+        daily.group_by(*keys, *month_keys())
         .agg(
-            ((1.0 + pl.col("portfolio_return")).product() - 1.0).alias("portfolio_return"),
-            ((1.0 + pl.col("benchmark_return")).product() - 1.0).alias("benchmark_return"),
+            compounded("portfolio_return").alias("portfolio_return"),
+            compounded("benchmark_return").alias("benchmark_return"),
         )
         .with_columns(
             (pl.col("portfolio_return") - pl.col("benchmark_return")).alias("excess_return")

@@ -33,8 +33,8 @@ import polars as pl
 
 from quant_pipeline.core.data.curation import fundamentals_known_at
 from quant_pipeline.core.factors.point_in_time import FactorFunction, factor_values
-from quant_pipeline.core.factors.scoring import score, with_country
 from quant_pipeline.core.factors.values import LISTED_WINDOW, MAX_STALE_DAYS, PRICE_HISTORY_ROWS
+from quant_pipeline.core.strategies.scoring import score, with_country
 from quant_pipeline.core.strategies.spec import StrategySpec
 
 DEFAULT_SAMPLE_DATES = 4
@@ -215,14 +215,14 @@ def audit_lookahead(
 ) -> AuditResult:
     """Recompute factors.values and factors.scores on ``dates`` from truncated inputs; compare.
 
-    ``stored_values`` / ``stored_scores``: the stored factors.values / factors.scores (any
-    dates; only ``dates`` are compared). ``prices``: curated.prices; ``vintages``:
+    ``stored_values`` / ``stored_scores``: the stored factors.values / factors.scores (any dates;
+    only ``dates`` are compared). ``prices``: curated.prices; ``vintages``:
     curated.fundamentals_vintages; ``securities``: curated.securities; ``membership``:
-    curated.membership or None; ``specs``: the strategies by name (a strategy is audited on D
-    when factors.scores holds rows of it on D). ``compute``, ``universe`` and
-    ``max_stale_days``: as given to :func:`quant_pipeline.core.factors.point_in_time.point_in_time_factor_values`
-    when the stored tables were built. Inputs are truncated per date as the module docstring
-    says; each date sees only its own truncation.
+    curated.membership or None; ``specs``: the strategies by name (a strategy is audited on D when
+    factors.scores holds rows of it on D). ``compute``, ``universe`` and ``max_stale_days``: as
+    given to :func:`quant_pipeline.core.factors.point_in_time.point_in_time_factor_values` when the
+    stored tables were built. Inputs are truncated per date as the module docstring says; each date
+    sees only its own truncation.
     """
     checked = sorted(set(dates))
     found: list[pl.DataFrame] = []

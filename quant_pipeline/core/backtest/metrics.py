@@ -27,7 +27,9 @@ from collections.abc import Sequence
 
 import polars as pl
 
-PERIODS_PER_YEAR = 252
+from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
+from quant_pipeline.core.data.frames import require_columns
+
 # Below this the benchmark's variance is treated as zero (beta undefined), as in empyrical.
 _MIN_VARIANCE = 1e-30
 
@@ -93,24 +95,14 @@ class MetricsInputError(ValueError):
     """The daily or trades frame handed to a metric function breaks one of its rules."""
 
 
-def daily_risk_free(risk_free_rate: float, periods_per_year: int = PERIODS_PER_YEAR) -> float:
+def daily_risk_free(risk_free_rate: float, periods_per_year: int = TRADING_DAYS_PER_YEAR) -> float:
     """The per-period rate equivalent to the annual ``risk_free_rate``: (1+rf)^(1/P) - 1."""
     return (1.0 + risk_free_rate) ** (1.0 / periods_per_year) - 1.0
 
 
-def _require(frame: pl.DataFrame, name: str, columns: Sequence[str]) -> None:
-    if not isinstance(frame, pl.DataFrame):
-        raise MetricsInputError(f"{name} must be a polars DataFrame, got {type(frame).__name__}")
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise MetricsInputError(
-            f"{name} frame is missing column(s) {missing}; it has {frame.columns}"
-        )
-
-
 def _clean_daily(daily: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
     """``daily`` sorted by date after checking the rules every metric relies on."""
-    _require(daily, "daily", ["date", *columns])
+    require_columns(daily, ["date", *columns], "daily", MetricsInputError)
     if daily.height == 0:
         raise MetricsInputError("daily frame is empty: metrics need at least one daily return")
     if "strategy" in daily.columns and daily["strategy"].n_unique() > 1:
@@ -138,8 +130,9 @@ def _equity(returns: pl.Expr) -> pl.Expr:
     return (1.0 + returns).cum_prod()
 
 
-def _drawdown(returns: pl.Expr) -> pl.Expr:
-    """equity / running max of equity - 1, the running max including the starting 1.0."""
+def drawdown(returns: pl.Expr) -> pl.Expr:
+    """Drawdown per row of a column of daily returns (an expression, rows in date order):
+    equity / running max of equity - 1, the running max including the starting 1.0."""
     equity = _equity(returns)
     peak = pl.max_horizontal(equity.cum_max(), pl.lit(1.0))
     return equity / peak - 1.0
@@ -152,10 +145,134 @@ def drawdown_series(daily: pl.DataFrame, returns_col: str = "portfolio_return") 
     matches the engine's ``drawdown`` column and works for the benchmark column alike.
     """
     frame = _clean_daily(daily, [returns_col])
-    return frame.select("date", _drawdown(pl.col(returns_col)).alias("drawdown"))
+    return frame.select("date", drawdown(pl.col(returns_col)).alias("drawdown"))
 
 
-def _max_drawdown_duration(returns: pl.Series) -> int:
+def _finite(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or denominator is None or denominator == 0.0:
+        return None
+    return _finite(numerator / denominator)
+
+
+def _normal_cdf(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+def _one(returns: pl.Series, expr: pl.Expr) -> float | None:
+    """``expr`` (written on ``pl.col("r")``) evaluated over ``returns``: one polars pass."""
+    return returns.to_frame("r").select(expr).item()
+
+
+_R = pl.col("r")
+
+# ---- one function per metric -------------------------------------------------------------------
+# ``returns``: the daily simple returns of the window (a float Series, no nulls, in date order),
+# as performance_metrics checks them. Each is the one definition of its metric in the package
+# (docs/metrics.md); the table, the tear sheet and the charts all call these.
+
+
+def total_return(returns: pl.Series) -> float:
+    """Compounded return of the window: ``prod(1 + r) - 1``."""
+    return _one(returns, (1.0 + _R).product() - 1.0)
+
+
+def cagr(returns: pl.Series, periods_per_year: int = TRADING_DAYS_PER_YEAR) -> float | None:
+    """Compound annual growth rate: ``(1 + total_return) ** (P / n) - 1``."""
+    return _finite((1.0 + total_return(returns)) ** (float(periods_per_year) / returns.len()) - 1.0)
+
+
+def annual_volatility(
+    returns: pl.Series, periods_per_year: int = TRADING_DAYS_PER_YEAR
+) -> float | None:
+    """``std(r, ddof=1) * sqrt(P)`` of the raw (not excess) returns; null below two days."""
+    std = _finite(_one(returns, _R.std(ddof=1)))
+    return None if std is None else std * math.sqrt(float(periods_per_year))
+
+
+def annual_variance(
+    returns: pl.Series, periods_per_year: int = TRADING_DAYS_PER_YEAR
+) -> float | None:
+    """``var(r, ddof=1) * P`` (= annual_volatility squared); null below two days."""
+    std = _finite(_one(returns, _R.std(ddof=1)))
+    return None if std is None else std**2 * float(periods_per_year)
+
+
+def excess_returns(
+    returns: pl.Series, risk_free_rate: float = 0.0, periods_per_year: int = TRADING_DAYS_PER_YEAR
+) -> pl.Series:
+    """``r - rf_daily``, the daily risk-free rate from the annual one (:func:`daily_risk_free`)."""
+    return returns - daily_risk_free(risk_free_rate, periods_per_year)
+
+
+def sharpe_ratio(
+    returns: pl.Series, risk_free_rate: float = 0.0, periods_per_year: int = TRADING_DAYS_PER_YEAR
+) -> float | None:
+    """Annualised Sharpe ratio ``mean(e) / std(e, ddof=1) * sqrt(P)``, ``e`` the excess returns."""
+    ex = excess_returns(returns, risk_free_rate, periods_per_year)
+    mean, std = _one(ex, pl.struct(_R.mean().alias("m"), _R.std(ddof=1).alias("s"))).values()
+    return _ratio(mean * math.sqrt(float(periods_per_year)), _finite(std))
+
+
+def probabilistic_sharpe_ratio(
+    returns: pl.Series,
+    risk_free_rate: float = 0.0,
+    benchmark_sharpe: float = 0.0,
+    periods_per_year: int = TRADING_DAYS_PER_YEAR,
+) -> float | None:
+    """P(true Sharpe > benchmark_sharpe), Bailey & Lopez de Prado (2012), per-period Sharpe.
+
+    PSR = Phi((SR - SR*) sqrt(n - 1) / sqrt(1 - skew SR + (kurtosis - 1) / 4 SR^2)) with SR the
+    non-annualised Sharpe of the excess returns (sample std), skew / kurtosis (not excess)
+    population moments, ``benchmark_sharpe`` SR* in the same per-period units, and ``n`` every
+    daily return of the window (the first day included). Null below 3 days, for constant
+    returns, or when the variance term is not positive.
+    """
+    excess = excess_returns(returns, risk_free_rate, periods_per_year)
+    n = excess.len()
+    std = excess.std(ddof=1)
+    if n < 3 or std is None or std == 0.0:
+        return None
+    sharpe = excess.mean() / std
+    centred = excess - excess.mean()
+    m2 = (centred**2).mean()
+    if m2 == 0.0:  # constant up to rounding: polars' std can be a few ulps above zero
+        return None
+    skew = (centred**3).mean() / m2**1.5
+    kurtosis = (centred**4).mean() / m2**2
+    variance = 1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe**2
+    if variance <= 0.0:
+        return None
+    return _normal_cdf((sharpe - benchmark_sharpe) * math.sqrt(n - 1) / math.sqrt(variance))
+
+
+def sortino_ratio(
+    returns: pl.Series, risk_free_rate: float = 0.0, periods_per_year: int = TRADING_DAYS_PER_YEAR
+) -> float | None:
+    """``mean(e) * sqrt(P) / DR``, downside deviation ``DR = sqrt(mean(min(e, 0)^2))`` over all
+    days; null when no day is below the risk-free rate."""
+    ex = excess_returns(returns, risk_free_rate, periods_per_year)
+    downside = _one(ex, (_R.clip(upper_bound=0.0) ** 2).mean().sqrt())
+    return _ratio(_one(ex, _R.mean()) * math.sqrt(float(periods_per_year)), downside)
+
+
+def max_drawdown(returns: pl.Series) -> float:
+    """Deepest drawdown ``min_t DD_t`` (<= 0), equity rebuilt from 1.0 (which counts as a peak)."""
+    return _one(returns, drawdown(_R).min())
+
+
+def calmar_ratio(returns: pl.Series, periods_per_year: int = TRADING_DAYS_PER_YEAR) -> float | None:
+    """``cagr / |max_drawdown|``; null for an equity that never falls below its peak."""
+    deepest = max_drawdown(returns)
+    return _ratio(cagr(returns, periods_per_year), abs(deepest)) if deepest < 0 else None
+
+
+def max_drawdown_duration(returns: pl.Series) -> int:
     """Longest spell, in trading days, from an equity peak to its recovery (or to the end).
 
     The starting value 1.0 is day 0. A spell that recovers counts the recovery day: equity
@@ -184,45 +301,65 @@ def _max_drawdown_duration(returns: pl.Series) -> int:
     return int(spells["duration"].max())
 
 
-def _finite(value: float | None) -> float | None:
-    if value is None or not math.isfinite(value):
-        return None
-    return float(value)
+def win_rate_days(returns: pl.Series) -> float:
+    """Share of days with ``r > 0`` (a flat day is not a win)."""
+    return _one(returns, (_R > 0).mean())
 
 
-def _ratio(numerator: float | None, denominator: float | None) -> float | None:
-    if numerator is None or denominator is None or denominator == 0.0:
-        return None
-    return _finite(numerator / denominator)
+def value_at_risk(returns: pl.Series, cutoff: float = 0.05) -> float:
+    """Historical daily VaR: the ``cutoff`` quantile of ``r``, linear interpolation (a return)."""
+    return _one(returns, _R.quantile(cutoff, interpolation="linear"))
 
 
-def _normal_cdf(x: float) -> float:
-    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+def _return_and_risk(
+    frame: pl.DataFrame, returns_col: str, risk_free_rate: float, periods_per_year: int
+) -> dict[str, float | None]:
+    """The rows of docs/metrics.md "Return and risk", from ``frame`` (checked, sorted)."""
+    r = frame[returns_col]
+    months = monthly_returns(frame, returns_col)["return"]
+    return {
+        "total_return": total_return(r),
+        "cagr": cagr(r, periods_per_year),
+        "annual_volatility": annual_volatility(r, periods_per_year),
+        "annual_variance": annual_variance(r, periods_per_year),
+        "sharpe_ratio": sharpe_ratio(r, risk_free_rate, periods_per_year),
+        "probabilistic_sharpe_ratio": probabilistic_sharpe_ratio(
+            r, risk_free_rate, periods_per_year=periods_per_year
+        ),
+        "sortino_ratio": sortino_ratio(r, risk_free_rate, periods_per_year),
+        "max_drawdown": max_drawdown(r),
+        "calmar_ratio": calmar_ratio(r, periods_per_year),
+        "max_drawdown_duration_days": float(max_drawdown_duration(r)),
+        "win_rate_days": win_rate_days(r),
+        "best_month": months.max(),
+        "worst_month": months.min(),
+        "value_at_risk_95": value_at_risk(r, 0.05),
+        "trading_days": float(r.len()),
+    }
 
 
-def _probabilistic_sharpe_ratio(excess: pl.Series, benchmark_sharpe: float = 0.0) -> float | None:
-    """P(true Sharpe > benchmark_sharpe), Bailey & Lopez de Prado (2012), per-period Sharpe.
-
-    PSR = Phi((SR - SR*) sqrt(n - 1) / sqrt(1 - skew SR + (kurtosis - 1) / 4 SR^2)) with SR the
-    non-annualised Sharpe (sample std) and skew / kurtosis (not excess) population moments.
-    """
-    n = excess.len()
-    std = excess.std(ddof=1)
-    if n < 3 or std is None or std == 0.0:
-        return None
-    sharpe = excess.mean() / std
-    centred = excess - excess.mean()
-    m2 = (centred**2).mean()
-    skew = (centred**3).mean() / m2**1.5
-    kurtosis = (centred**4).mean() / m2**2
-    variance = 1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe**2
-    if variance <= 0.0:
-        return None
-    return _normal_cdf((sharpe - benchmark_sharpe) * math.sqrt(n - 1) / math.sqrt(variance))
+def _trading_costs(
+    frame: pl.DataFrame, returns_col: str, benchmark_col: str | None, periods_per_year: int
+) -> dict[str, float | None]:
+    """Turnover and costs of the strategy (null for the benchmark, whose costs they are not)."""
+    strategy_costs = returns_col != benchmark_col
+    out: dict[str, float | None] = {}
+    if "turnover" in frame.columns and strategy_costs:
+        traded = frame["turnover"].fill_null(0.0)
+        out["average_turnover"] = _finite(traded.filter(traded > 0).mean())
+        out["annual_turnover"] = traded.sum() / float(frame.height) * float(periods_per_year)
+    else:
+        out["average_turnover"] = out["annual_turnover"] = None
+    for name, column in (("total_costs", "costs"), ("total_fees", "fees")):
+        given = column in frame.columns and strategy_costs
+        out[name] = float(frame[column].fill_null(0.0).sum()) if given else None
+    given = "slippage" in frame.columns and strategy_costs
+    out["total_slippage"] = float(frame["slippage"].fill_null(0.0).sum()) if given else None
+    return out
 
 
 def _trade_metrics(trades: pl.DataFrame) -> dict[str, float | None]:
-    _require(trades, "trades", ["exit_date", "return"])
+    require_columns(trades, ["exit_date", "return"], "trades", MetricsInputError)
     closed = trades.filter(pl.col("exit_date").is_not_null())
     returns = pl.col("return")
     if "fees" in closed.columns:
@@ -259,7 +396,7 @@ def performance_metrics(
     daily: pl.DataFrame,
     trades: pl.DataFrame | None = None,
     risk_free_rate: float = 0.0,
-    periods_per_year: int = PERIODS_PER_YEAR,
+    periods_per_year: int = TRADING_DAYS_PER_YEAR,
     benchmark_col: str | None = "benchmark_return",
     returns_col: str = "portfolio_return",
     capital: float | None = None,
@@ -279,72 +416,25 @@ def performance_metrics(
     ``capital`` (optional): starting capital, adds ``net_profit = capital * (equity_end - 1)``.
 
     Dates: only the rows given. Rows come out in the order of ``METRIC_KINDS``; undefined values
-    are null.
+    are null. Each value comes from the named function of its metric (:func:`sharpe_ratio`,
+    :func:`max_drawdown`, ...), the same ones the tear sheet and the charts call.
     """
     if periods_per_year <= 0:
         raise MetricsInputError(f"periods_per_year must be positive, got {periods_per_year}")
     columns = [returns_col] + ([benchmark_col] if benchmark_col else [])
     frame = _clean_daily(daily, columns)
-    ann = float(periods_per_year)
+    m = _return_and_risk(frame, returns_col, risk_free_rate, periods_per_year)
+    m.update(_trading_costs(frame, returns_col, benchmark_col, periods_per_year))
     rf = daily_risk_free(risk_free_rate, periods_per_year)
-    r = pl.col(returns_col)
-    ex = r - rf
-
-    base = frame.select(
-        pl.len().cast(pl.Float64).alias("n"),
-        ((1.0 + r).product() - 1.0).alias("total_return"),
-        r.std(ddof=1).alias("std"),
-        ex.mean().alias("mean_excess"),
-        ex.std(ddof=1).alias("std_excess"),
-        (ex.clip(upper_bound=0.0) ** 2).mean().sqrt().alias("downside"),
-        _drawdown(r).min().alias("max_drawdown"),
-        (r > 0).mean().alias("win_rate_days"),
-        r.quantile(0.05, interpolation="linear").alias("value_at_risk_95"),
-    ).row(0, named=True)
-    n = base["n"]
-    m: dict[str, float | None] = {}
-    m["total_return"] = base["total_return"]
-    m["cagr"] = _finite((1.0 + base["total_return"]) ** (ann / n) - 1.0)
-    std = _finite(base["std"])
-    m["annual_volatility"] = None if std is None else std * math.sqrt(ann)
-    m["annual_variance"] = None if std is None else std**2 * ann
-    m["sharpe_ratio"] = _ratio(base["mean_excess"] * math.sqrt(ann), _finite(base["std_excess"]))
-    m["probabilistic_sharpe_ratio"] = _probabilistic_sharpe_ratio(
-        frame.select(ex.alias("excess")).to_series()
+    mean_excess = _one(
+        excess_returns(frame[returns_col], risk_free_rate, periods_per_year), _R.mean()
     )
-    m["sortino_ratio"] = _ratio(base["mean_excess"] * math.sqrt(ann), base["downside"])
-    m["max_drawdown"] = base["max_drawdown"]
-    m["calmar_ratio"] = (
-        _ratio(m["cagr"], abs(base["max_drawdown"])) if base["max_drawdown"] < 0 else None
-    )
-    m["max_drawdown_duration_days"] = float(_max_drawdown_duration(frame[returns_col]))
-    m["win_rate_days"] = base["win_rate_days"]
-    months = monthly_returns(frame, returns_col)["return"]
-    m["best_month"] = months.max()
-    m["worst_month"] = months.min()
-    m["value_at_risk_95"] = base["value_at_risk_95"]
-    m["trading_days"] = n
-
-    strategy_costs = returns_col != benchmark_col
-    turnover = frame["turnover"] if "turnover" in frame.columns and strategy_costs else None
-    if turnover is not None:
-        traded = turnover.fill_null(0.0)
-        m["average_turnover"] = _finite(traded.filter(traded > 0).mean())
-        m["annual_turnover"] = traded.sum() / n * ann
-    else:
-        m["average_turnover"] = m["annual_turnover"] = None
-    has_costs = "costs" in frame.columns and strategy_costs
-    m["total_costs"] = float(frame["costs"].fill_null(0.0).sum()) if has_costs else None
-    for name, column in (("total_fees", "fees"), ("total_slippage", "slippage")):
-        given = column in frame.columns and strategy_costs
-        m[name] = float(frame[column].fill_null(0.0).sum()) if given else None
-
-    m.update(_relative_metrics(frame, returns_col, benchmark_col, rf, ann, base["mean_excess"]))
+    ann = float(periods_per_year)
+    m.update(_relative_metrics(frame, returns_col, benchmark_col, rf, ann, mean_excess))
     if capital is not None:
-        m["net_profit"] = capital * base["total_return"]
+        m["net_profit"] = capital * m["total_return"]
     if trades is not None:
         m.update(_trade_metrics(trades))
-
     rows = [(name, _finite(m[name])) for name in METRIC_KINDS if name in m]
     return pl.DataFrame(rows, schema=METRICS_SCHEMA, orient="row")
 
@@ -388,11 +478,24 @@ def _relative_metrics(
     return out
 
 
+def compounded(returns_col: str) -> pl.Expr:
+    """``prod(1 + r) - 1`` of a column of daily returns: the return of a period (an aggregation)."""
+    return (1.0 + pl.col(returns_col)).product() - 1.0
+
+
+def month_keys() -> list[pl.Expr]:
+    """``year: i32, month: i32`` of ``date``: the calendar-month keys of every monthly table."""
+    return [
+        pl.col("date").dt.year().cast(pl.Int32).alias("year"),
+        pl.col("date").dt.month().cast(pl.Int32).alias("month"),
+    ]
+
+
 def _period_returns(daily: pl.DataFrame, returns_col: str, keys: list[pl.Expr]) -> pl.DataFrame:
     frame = _clean_daily(daily, [returns_col])
     return (
         frame.group_by(keys)
-        .agg(((1.0 + pl.col(returns_col)).product() - 1.0).alias("return"))
+        .agg(compounded(returns_col).alias("return"))
         .sort([k.meta.output_name() for k in keys])
     )
 
@@ -403,9 +506,7 @@ def monthly_returns(daily: pl.DataFrame, returns_col: str = "portfolio_return") 
     ``daily``: ``date`` and ``returns_col`` (daily simple returns). A month partly covered
     (first or last of the backtest) compounds only the days present.
     """
-    keys = [pl.col("date").dt.year().cast(pl.Int32).alias("year")]
-    keys.append(pl.col("date").dt.month().cast(pl.Int32).alias("month"))
-    return _period_returns(daily, returns_col, keys)
+    return _period_returns(daily, returns_col, month_keys())
 
 
 def annual_returns(daily: pl.DataFrame, returns_col: str = "portfolio_return") -> pl.DataFrame:
@@ -419,10 +520,10 @@ def annual_returns(daily: pl.DataFrame, returns_col: str = "portfolio_return") -
 
 def rolling_sharpe(
     daily: pl.DataFrame,
-    window: int = PERIODS_PER_YEAR,
+    window: int = TRADING_DAYS_PER_YEAR,
     returns_col: str = "portfolio_return",
     risk_free_rate: float = 0.0,
-    periods_per_year: int = PERIODS_PER_YEAR,
+    periods_per_year: int = TRADING_DAYS_PER_YEAR,
 ) -> pl.DataFrame:
     """Annualised Sharpe ratio over the trailing ``window`` days: ``date, rolling_sharpe``.
 
@@ -447,7 +548,9 @@ def comparison_table(metrics_long: pl.DataFrame) -> pl.DataFrame:
     another strategy, e.g. ``'benchmark'``). Returns ``strategy`` then the ``COMPARISON_METRICS``
     columns (null when a strategy lacks one), strategies in order of first appearance.
     """
-    _require(metrics_long, "metrics_long", ["strategy", "metric", "value"])
+    require_columns(
+        metrics_long, ["strategy", "metric", "value"], "metrics_long", MetricsInputError
+    )
     dup = metrics_long.filter(pl.struct("strategy", "metric").is_duplicated())
     if dup.height:
         raise MetricsInputError(

@@ -12,6 +12,10 @@ from datetime import date
 import polars as pl
 
 FREQUENCIES: tuple[str, ...] = ("monthly", "quarterly", "annual")
+# Trading days in a year: what annualises daily returns (Sharpe, volatility, CAGR, cash interest)
+# and what "one year" of daily rows means in a lookback (momentum, volatility, relative strength).
+# The one definition in the package; quant_pipeline_tests/test_one_home.py rejects a literal 252.
+TRADING_DAYS_PER_YEAR = 252
 
 
 class CalendarError(ValueError):

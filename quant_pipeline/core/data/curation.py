@@ -1,8 +1,9 @@
 """Curated frames from raw frames: latest vintages, adjusted prices, point-in-time fundamentals.
 
-Pure polars. Every function takes frames in the raw schemas of :mod:`quant_pipeline.core.data.schema`
-and returns frames in the curated layouts of ``docs/design.md``. None of them looks at a calendar:
-timing (which rows a rebalance may use) is decided downstream from ``date`` and ``available_at``.
+Pure polars. Every function takes frames in the raw schemas of
+:mod:`quant_pipeline.core.data.schema` and returns frames in the curated layouts of
+``docs/design.md``. None of them looks at a calendar: timing (which rows a rebalance may use) is
+decided downstream from ``date`` and ``available_at``.
 """
 
 from __future__ import annotations
@@ -13,28 +14,19 @@ from typing import NamedTuple
 
 import polars as pl
 
-from quant_pipeline.core.data.frames import is_sorted_by
+from quant_pipeline.core.data.frames import is_sorted_by, require_columns
 from quant_pipeline.core.data.schema import (
     ACTION_TYPES,
+    CURATED_PRICE_COLUMNS,
     FLOW_ITEMS,
     FUNDAMENTAL_ITEMS,
     PERIOD_TYPES,
+    PRICE_VALUE_COLUMNS,
     RAW_PRICES,
 )
 
 log = logging.getLogger(__name__)
 
-CURATED_PRICE_COLUMNS: tuple[str, ...] = (
-    "ticker",
-    "date",
-    "open",
-    "high",
-    "low",
-    "close",
-    "adj_close",
-    "volume",
-    "daily_return",
-)
 TTM_COLUMNS: tuple[str, ...] = tuple(f"{item}_ttm" for item in FLOW_ITEMS)
 CURATED_FUNDAMENTAL_COLUMNS: tuple[str, ...] = (
     "ticker",
@@ -72,20 +64,12 @@ _QUARTER_GAP_DAYS = (70, 110)
 # such a value is unknown, not a reason to refuse the whole table.
 _NON_NEGATIVE_ITEMS = ("shares_outstanding",)
 
-_PRICE_VALUES = ("open", "high", "low", "close", "adj_close", "volume")
-
 
 class CuratedPrices(NamedTuple):
     """``prices``: curated.prices rows. ``rejected``: raw rows refused, with a ``reason``."""
 
     prices: pl.DataFrame
     rejected: pl.DataFrame
-
-
-def _require(frame: pl.DataFrame, columns: tuple[str, ...] | list[str], what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{what}: frame lacks columns {missing} (has {frame.columns})")
 
 
 def latest_rows(frame: pl.DataFrame, key: list[str] | tuple[str, ...]) -> pl.DataFrame:
@@ -97,7 +81,7 @@ def latest_rows(frame: pl.DataFrame, key: list[str] | tuple[str, ...]) -> pl.Dat
     key filter, with no hashing of the key (15M string keys cost seconds to hash).
     """
     key = list(key)
-    _require(frame, [*key, "ingested_at"], "latest_rows")
+    require_columns(frame, [*key, "ingested_at"], "latest_rows")
     if is_sorted_by(frame, key):
         return frame
     ordered = frame.sort([*key, "ingested_at"], nulls_last=False, maintain_order=True)
@@ -121,11 +105,11 @@ def adjusted_close(prices: pl.DataFrame, actions: pl.DataFrame | None) -> pl.Dat
     its first) change nothing. Looks at the whole history: this is a restatement of past prices,
     not something a rebalance computes.
     """
-    _require(prices, ["ticker", "date", "close"], "adjusted_close prices")
+    require_columns(prices, ["ticker", "date", "close"], "adjusted_close prices")
     out = prices.sort(["ticker", "date"]).with_row_index("_row")
     if actions is None or actions.height == 0:
         return out.with_columns(adj_close=pl.col("close")).drop("_row")
-    _require(actions, ["ticker", "date", "action", "value"], "adjusted_close actions")
+    require_columns(actions, ["ticker", "date", "action", "value"], "adjusted_close actions")
     unknown = actions.filter(~pl.col("action").is_in(ACTION_TYPES))
     if unknown.height:
         raise ValueError(
@@ -175,6 +159,29 @@ def adjusted_close(prices: pl.DataFrame, actions: pl.DataFrame | None) -> pl.Dat
     )
 
 
+def _fill_adjusted_close(accepted: pl.DataFrame, actions: pl.DataFrame | None) -> pl.DataFrame:
+    """``accepted`` with each null adj_close computed by :func:`adjusted_close` from its close
+    and the corporate actions (only the tickers lacking one go through it)."""
+    missing = accepted.filter(pl.col("adj_close").is_null()).get_column("ticker").unique()
+    if not missing.len():
+        return accepted
+    if actions is None or actions.is_empty():
+        # no splits or dividends at all (a price-only vendor folder): the adjusted close is the
+        # close, as adjusted_close would return, without re-sorting and joining 15M rows
+        return accepted.with_columns(adj_close=pl.coalesce("adj_close", "close"))
+    needed = accepted.filter(pl.col("ticker").is_in(missing.implode()))
+    computed = adjusted_close(needed.select("ticker", "date", "close"), actions)
+    return (
+        accepted.join(
+            computed.select("ticker", "date", _computed="adj_close"),
+            on=["ticker", "date"],
+            how="left",
+        )
+        .with_columns(adj_close=pl.coalesce("adj_close", "_computed"))
+        .drop("_computed")
+    )
+
+
 def curate_prices(raw_prices: pl.DataFrame, actions: pl.DataFrame | None = None) -> CuratedPrices:
     """Validated daily prices with adjusted close and daily return, plus the rows refused.
 
@@ -188,7 +195,7 @@ def curate_prices(raw_prices: pl.DataFrame, actions: pl.DataFrame | None = None)
     ``adj_close / previous adj_close of the ticker - 1`` (null on a ticker's first row). Null
     open/high/low stay null. Output: ``CURATED_PRICE_COLUMNS`` sorted by ticker, date.
     """
-    _require(raw_prices, tuple(RAW_PRICES), "curate_prices")
+    require_columns(raw_prices, tuple(RAW_PRICES), "curate_prices")
     source = pl.col("source").drop_nulls()
     if raw_prices.select((source != source.first()).any()).item():
         sources = raw_prices["source"].unique().drop_nulls().to_list()
@@ -205,7 +212,7 @@ def curate_prices(raw_prices: pl.DataFrame, actions: pl.DataFrame | None = None)
         (pl.col("volume") < 0, "volume < 0"),
         *(
             (pl.col(c).is_nan() | pl.col(c).is_infinite(), f"{c} is not finite")
-            for c in _PRICE_VALUES
+            for c in PRICE_VALUE_COLUMNS
         ),
     ]
     # Most rows are fine: one boolean pass finds the bad ones, reasons are spelled out for those
@@ -231,20 +238,7 @@ def curate_prices(raw_prices: pl.DataFrame, actions: pl.DataFrame | None = None)
     else:
         accepted = latest.select(keep)
     del latest
-    # adjusted_close works ticker by ticker, so only tickers lacking a source adj_close need it.
-    missing = accepted.filter(pl.col("adj_close").is_null()).get_column("ticker").unique()
-    if missing.len() and (actions is None or actions.is_empty()):
-        # no splits or dividends at all (a price-only vendor folder): the adjusted close is the
-        # close, as adjusted_close would return, without re-sorting and joining 15M rows
-        accepted = accepted.with_columns(adj_close=pl.coalesce("adj_close", "close"))
-    elif missing.len():
-        needed = accepted.filter(pl.col("ticker").is_in(missing.implode()))
-        computed = adjusted_close(needed.select("ticker", "date", "close"), actions)
-        accepted = accepted.join(
-            computed.select("ticker", "date", _computed="adj_close"),
-            on=["ticker", "date"],
-            how="left",
-        ).with_columns(adj_close=pl.coalesce("adj_close", "_computed"))
+    accepted = _fill_adjusted_close(accepted, actions)
     if not is_sorted_by(accepted, ["ticker", "date"]):
         accepted = accepted.sort(["ticker", "date"])
     # Sorted by (ticker, date): the previous row is the ticker's previous day except on each
@@ -284,7 +278,7 @@ def curate_fundamentals(
     value on a row is known by its ``available_at`` (earlier quarters were reported earlier).
     Output: ``CURATED_FUNDAMENTAL_COLUMNS`` sorted by ticker, period_end, period_type.
     """
-    _require(
+    require_columns(
         raw_fundamentals,
         ("ticker", "period_end", "period_type", "item", "value", "report_date", "ingested_at"),
         "curate_fundamentals",
@@ -415,7 +409,7 @@ def fundamentals_vintages(
     :func:`fundamentals_known_at`. Output: ``FUNDAMENTAL_VINTAGE_COLUMNS`` sorted by ticker,
     period_end, period_type, vintage_at. A period ingested once has exactly one row.
     """
-    _require(
+    require_columns(
         raw_fundamentals,
         ("ticker", "period_end", "period_type", "item", "value", "report_date", "ingested_at"),
         "fundamentals_vintages",
@@ -479,7 +473,7 @@ def fundamentals_known_at(
     Output: ``CURATED_FUNDAMENTAL_COLUMNS`` (TTM summed over the selected versions) plus
     ``vintage`` and ``vintage_at``, sorted by ticker, period_end, period_type.
     """
-    _require(vintages, FUNDAMENTAL_VINTAGE_COLUMNS, "fundamentals_known_at")
+    require_columns(vintages, FUNDAMENTAL_VINTAGE_COLUMNS, "fundamentals_known_at")
     period = ["ticker", "period_end", "period_type"]
     cutoff = known_cutoff(as_of)
     known = pl.col("vintage_at") <= cutoff
@@ -517,7 +511,7 @@ def curate_securities(raw_securities: pl.DataFrame) -> pl.DataFrame:
 
     ``raw_securities``: raw.securities rows. Output: ``CURATED_SECURITY_COLUMNS`` by ticker.
     """
-    _require(raw_securities, CURATED_SECURITY_COLUMNS, "curate_securities")
+    require_columns(raw_securities, CURATED_SECURITY_COLUMNS, "curate_securities")
     return latest_rows(raw_securities, ["ticker"]).select(CURATED_SECURITY_COLUMNS)
 
 
@@ -529,7 +523,9 @@ def curate_membership(raw_membership: pl.DataFrame) -> pl.DataFrame:
     Output: ``CURATED_MEMBERSHIP_COLUMNS`` sorted by universe, ticker, start_date.
     """
     key = ["universe", "ticker", "start_date"]
-    _require(raw_membership, [*CURATED_MEMBERSHIP_COLUMNS, "ingested_at"], "curate_membership")
+    require_columns(
+        raw_membership, [*CURATED_MEMBERSHIP_COLUMNS, "ingested_at"], "curate_membership"
+    )
     return latest_rows(raw_membership, key).select(CURATED_MEMBERSHIP_COLUMNS).sort(key)
 
 
@@ -541,7 +537,7 @@ def curate_actions(raw_actions: pl.DataFrame) -> pl.DataFrame:
     Output: ``CURATED_ACTION_COLUMNS`` sorted by ticker, date, action.
     """
     key = ["ticker", "date", "action"]
-    _require(raw_actions, [*CURATED_ACTION_COLUMNS, "ingested_at"], "curate_actions")
+    require_columns(raw_actions, [*CURATED_ACTION_COLUMNS, "ingested_at"], "curate_actions")
     unknown = raw_actions.filter(~pl.col("action").is_in(ACTION_TYPES))
     if unknown.height:
         raise ValueError(

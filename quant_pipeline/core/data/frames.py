@@ -1,6 +1,9 @@
-"""Cheap facts about row order, used to skip sorts, hashes and duplicate checks on big frames."""
+"""Facts about a frame's shape: which columns it has, and cheap checks of row order (used to
+skip sorts, hashes and duplicate checks on big frames). The one home of both checks."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import polars as pl
 
@@ -24,3 +27,30 @@ def is_sorted_by(frame: pl.DataFrame, key: list[str] | tuple[str, ...]) -> bool:
     run = pl.col(key[0]).rle_id()
     new_first = run != run.shift()
     return bool(frame.select((new_first | increasing).slice(1).fill_null(False).all()).item())
+
+
+def missing_columns(frame: pl.DataFrame | pl.LazyFrame, columns: Iterable[str]) -> list[str]:
+    """The names in ``columns`` that ``frame`` lacks, in the order given (a lazy frame's schema
+    is resolved, its rows are not computed)."""
+    names = set(frame.collect_schema().names())
+    return [c for c in columns if c not in names]
+
+
+def require_columns(
+    frame: pl.DataFrame | pl.LazyFrame,
+    columns: Iterable[str],
+    what: str,
+    error: type[Exception] = ValueError,
+) -> None:
+    """Raise ``error`` unless ``frame`` has every one of ``columns``.
+
+    The one required-columns check of the package: the message names the frame (``what``, e.g.
+    ``"curated.prices"`` or ``"daily"``), the missing columns and the columns it has, e.g.
+    ``daily: missing column(s) ['benchmark_return']; it has ['date', 'portfolio_return']``.
+    Each module passes its own exception class so callers keep catching what they caught."""
+    if not isinstance(frame, pl.DataFrame | pl.LazyFrame):
+        raise error(f"{what} must be a polars DataFrame, got {type(frame).__name__}")
+    missing = missing_columns(frame, columns)
+    if missing:
+        names = frame.collect_schema().names()
+        raise error(f"{what}: missing column(s) {missing}; it has {names}")

@@ -48,17 +48,26 @@ FUNDAMENTAL_ITEMS: tuple[str, ...] = FLOW_ITEMS + STOCK_ITEMS
 PERIOD_TYPES: tuple[str, ...] = ("Q", "A")  # quarter, fiscal year
 ACTION_TYPES: tuple[str, ...] = ("split", "dividend")
 
+# The price columns, the one list of them in the package (quant_pipeline_tests/test_one_home.py
+# rejects a second). A price bar is (ticker, date) plus PRICE_VALUE_COLUMNS; OHLC_COLUMNS are the
+# as-traded prices a split rescales.
+OHLC_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
+PRICE_VALUE_COLUMNS: tuple[str, ...] = (*OHLC_COLUMNS, "adj_close", "volume")
+PRICE_COLUMNS: tuple[str, ...] = ("ticker", "date", *PRICE_VALUE_COLUMNS)
+# curated.prices: a price bar plus the adjusted daily return, sorted by ticker, date.
+CURATED_PRICE_COLUMNS: tuple[str, ...] = (*PRICE_COLUMNS, "daily_return")
+# curated.prices without the intraday fields (open, high, low), which factors, backtests and the
+# integrity checks never read: leaving them out keeps reads of a large market small.
+CLOSE_PRICE_COLUMNS: tuple[str, ...] = tuple(
+    c for c in CURATED_PRICE_COLUMNS if c not in ("open", "high", "low")
+)
+
 # raw.prices: one row per (ticker, date, source). close is as traded; adj_close is adjusted for
 # splits and dividends (null when the source does not provide it).
 RAW_PRICES: dict[str, pl.DataType] = {
     "ticker": pl.String,
     "date": pl.Date,
-    "open": pl.Float64,
-    "high": pl.Float64,
-    "low": pl.Float64,
-    "close": pl.Float64,
-    "adj_close": pl.Float64,
-    "volume": pl.Float64,
+    **dict.fromkeys(PRICE_VALUE_COLUMNS, pl.Float64),
     "source": pl.String,
     "ingested_at": UTC_TS,
 }

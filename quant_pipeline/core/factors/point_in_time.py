@@ -1,10 +1,10 @@
 """Point-in-time factor values over vintaged fundamentals (restatements seen when they were known).
 
-``factors.values`` for rebalance date D must use the fundamentals *as the warehouse knew them at
-D*: when a period was restated, the version ingested before D, not today's. The version choice
-depends only on which ingestion instants (``vintage_at``) lie before D, so rebalance dates are
-grouped by that set and :func:`quant_pipeline.core.factors.values.factor_values` runs once per group with
-that group's as-of view (once in total when the history was loaded in one go, the usual case).
+``factors.values`` for rebalance date D must use the fundamentals *as the warehouse knew them at D*:
+when a period was restated, the version ingested before D, not today's. The version choice depends
+only on which ingestion instants (``vintage_at``) lie before D, so rebalance dates are grouped by
+that set and :func:`quant_pipeline.core.factors.values.factor_values` runs once per group with that
+group's as-of view (once in total when the history was loaded in one go, the usual case).
 
 Pure polars; looks at no clock.
 """
@@ -24,6 +24,7 @@ from quant_pipeline.core.data.curation import (
     fundamentals_known_at,
     known_cutoff,
 )
+from quant_pipeline.core.data.frames import require_columns
 from quant_pipeline.core.factors.values import MAX_STALE_DAYS, factor_values
 
 VINTAGE_MIXED = "mixed"
@@ -66,11 +67,11 @@ def point_in_time_factor_values(
     """``factors.values`` where each rebalance date D sees the fundamentals versions known at D.
 
     ``vintages``: curated.fundamentals_vintages (see
-    :func:`quant_pipeline.core.data.curation.fundamentals_vintages`); the other inputs and the output are
-    those of :func:`quant_pipeline.core.factors.values.factor_values` (``compute``, replaceable so tests
-    can plant a faulty factor function). For each group of :func:`vintage_groups` the view
-    :func:`~quant_pipeline.core.data.curation.fundamentals_known_at` (first date of the group) is
-    computed once and handed to ``compute`` with that group's dates.
+    :func:`quant_pipeline.core.data.curation.fundamentals_vintages`); the other inputs and the
+    output are those of :func:`quant_pipeline.core.factors.values.factor_values` (``compute``,
+    replaceable so tests can plant a faulty factor function). For each group of
+    :func:`vintage_groups` the view :func:`~quant_pipeline.core.data.curation.fundamentals_known_at`
+    (first date of the group) is computed once and handed to ``compute`` with that group's dates.
     """
     _require_vintages(vintages)
     dates = sorted(set(rebalance_dates))
@@ -147,8 +148,4 @@ def vintage_report(vintages: pl.DataFrame, rebalance_dates: Iterable[date]) -> p
 
 
 def _require_vintages(vintages: pl.DataFrame) -> None:
-    missing = [c for c in FUNDAMENTAL_VINTAGE_COLUMNS if c not in vintages.columns]
-    if missing:
-        raise ValueError(
-            f"curated.fundamentals_vintages: missing column(s) {missing}; has {vintages.columns}"
-        )
+    require_columns(vintages, FUNDAMENTAL_VINTAGE_COLUMNS, "curated.fundamentals_vintages")

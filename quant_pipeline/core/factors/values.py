@@ -25,11 +25,13 @@ from datetime import date
 import polars as pl
 import polars.selectors as cs
 
-from quant_pipeline.core.data.calendar import trading_days
+from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR, trading_days
+from quant_pipeline.core.data.frames import is_sorted_by, require_columns
+from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
 
 MOMENTUM_SKIP = 21  # trading days skipped at the recent end of the 12-1 momentum window
-MOMENTUM_LOOKBACK = 252
-VOLATILITY_WINDOW = 252
+MOMENTUM_LOOKBACK = TRADING_DAYS_PER_YEAR
+VOLATILITY_WINDOW = TRADING_DAYS_PER_YEAR
 VOLATILITY_MIN_OBS = 126
 VOLUME_WINDOW = 63
 VOLUME_MIN_OBS = 21
@@ -73,7 +75,7 @@ FACTOR_VALUES_SCHEMA: dict[str, pl.DataType] = {
     "shares_from_profile": pl.Boolean(),
 }
 
-PRICE_INPUT = ("ticker", "date", "close", "adj_close", "volume", "daily_return")
+PRICE_INPUT = CLOSE_PRICE_COLUMNS  # ticker, date, close, adj_close, volume, daily_return
 FUNDAMENTAL_INPUT = (
     "ticker",
     "period_end",
@@ -100,13 +102,6 @@ MEMBERSHIP_INPUT = ("ticker", "start_date", "end_date")
 
 class FactorInputError(ValueError):
     """An input frame of :func:`factor_values` breaks its contract."""
-
-
-def _require(frame: pl.DataFrame | pl.LazyFrame, table: str, columns: Iterable[str]) -> None:
-    names = frame.collect_schema().names()
-    missing = [c for c in columns if c not in names]
-    if missing:
-        raise FactorInputError(f"{table}: missing column(s) {missing}; has {names}")
 
 
 def _as_date(column: str, dtype: pl.DataType) -> pl.Expr:
@@ -227,12 +222,30 @@ def factor_values(
     * in_universe: with membership, an interval with start_date <= D and (end_date null or
       end_date >= D); without, the ticker has a price in the 5 trading days up to t.
     """
-    _require(prices, "curated.prices", PRICE_INPUT)
-    _require(fundamentals, "curated.fundamentals", FUNDAMENTAL_INPUT)
-    _require(securities, "curated.securities", SECURITY_INPUT)
+    require_columns(prices, PRICE_INPUT, "curated.prices", FactorInputError)
+    require_columns(fundamentals, FUNDAMENTAL_INPUT, "curated.fundamentals", FactorInputError)
+    require_columns(securities, SECURITY_INPUT, "curated.securities", FactorInputError)
     if membership is not None:
-        _require(membership, "curated.membership", MEMBERSHIP_INPUT)
+        require_columns(membership, MEMBERSHIP_INPUT, "curated.membership", FactorInputError)
 
+    calendar, rebalances = _rebalance_calendar(prices, rebalance_dates)
+    px = _price_features(prices)
+    grid = _price_grid(rebalances, px, calendar, max_stale_days)
+    grid = _join_fundamentals(grid, fundamentals)
+    grid = _join_securities(grid, securities)
+    grid = _attach_universe(grid, membership, universe)
+    return (
+        _compute_ratios(grid)
+        .select([pl.col(c).cast(t) for c, t in FACTOR_VALUES_SCHEMA.items()])
+        .sort("rebalance_date", "ticker")
+    )
+
+
+def _rebalance_calendar(
+    prices: pl.DataFrame | pl.LazyFrame, rebalance_dates: Iterable[date] | pl.Series
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The price calendar (date, day_idx) and each rebalance date with ``t_idx``, the index of
+    the last trading day before it (rebalance dates with none are dropped)."""
     days = trading_days(prices)
     calendar = (
         pl.DataFrame({"date": days})
@@ -251,7 +264,12 @@ def factor_values(
         .drop_nulls("t_idx")
         .drop("_t")
     )
+    return calendar, rebalances
 
+
+def _price_features(prices: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """Prices sorted by (ticker, date) with an integer ticker id ``_tid`` and, per row, the
+    rolling volume, volatility and 12-1 momentum up to that row."""
     # Sorted by (ticker, date): cheap when the input already is (as the warehouse returns it).
     # An integer ticker id (run-length over the sorted frame) keys every window and asof join:
     # hashing 15M strings several times costs more than the factor maths.
@@ -267,11 +285,10 @@ def factor_values(
     # One pass over the strings (rle_id) gives the ids and, with a native sortedness test of the
     # ticker column, proves the (ticker, date) order; flagged sorted, the ids group as slices.
     px = px.with_columns(_tid=pl.col("ticker").rle_id())
-    if not _is_sorted_by_ticker_date(px):
+    if not is_sorted_by(px, ["ticker", "date"]):
         px = px.sort("ticker", "date").with_columns(_tid=pl.col("ticker").rle_id())
     px = px.with_columns(pl.col("_tid").set_sorted())
-    new_ticker = pl.col("_tid") != pl.col("_tid").shift()
-    px = px.with_columns(
+    return px.with_columns(
         avg_volume=pl.col("volume")
         .rolling_mean(VOLUME_WINDOW, min_samples=VOLUME_MIN_OBS)
         .over("_tid"),
@@ -281,17 +298,24 @@ def factor_values(
         volatility=pl.col("daily_return")
         .rolling_std(VOLATILITY_WINDOW, min_samples=VOLATILITY_MIN_OBS)
         .over("_tid")
-        * math.sqrt(252),
+        * math.sqrt(TRADING_DAYS_PER_YEAR),
         momentum_12_1=_ratio(
             _lag_within("adj_close", MOMENTUM_SKIP), _lag_within("adj_close", MOMENTUM_LOOKBACK)
         )
         - 1.0,
     )
 
+
+def _price_grid(
+    rebalances: pl.DataFrame, px: pl.DataFrame, calendar: pl.DataFrame, max_stale_days: int
+) -> pl.DataFrame:
+    """One row per (rebalance date, ticker listed before it): the ticker's last price row before
+    the date, dropped when older than ``max_stale_days`` trading days before t."""
+    new_ticker = pl.col("_tid") != pl.col("_tid").shift()
     first_seen = px.filter(new_ticker.fill_null(True)).select(
         "_tid", "ticker", pl.col("date").alias("_first")
     )
-    grid = (
+    return (
         rebalances.join(first_seen, how="cross")
         .filter(pl.col("_first") < pl.col("rebalance_date"))
         .drop("_first")
@@ -316,15 +340,6 @@ def factor_values(
         .filter(pl.col("t_idx") - pl.col("_price_idx") <= max_stale_days)
     )
 
-    grid = _join_fundamentals(grid, fundamentals)
-    grid = _join_securities(grid, securities)
-    grid = _attach_universe(grid, membership, universe)
-    return (
-        _compute_ratios(grid)
-        .select([pl.col(c).cast(t) for c, t in FACTOR_VALUES_SCHEMA.items()])
-        .sort("rebalance_date", "ticker")
-    )
-
 
 def _lag_within(column: str, n: int) -> pl.Expr:
     """``column`` n rows earlier for the same ticker (frame sorted by ``_tid``, date), else null.
@@ -334,22 +349,6 @@ def _lag_within(column: str, n: int) -> pl.Expr:
     """
     same = pl.col("_tid").shift(n) == pl.col("_tid")
     return pl.when(same).then(pl.col(column).shift(n)).otherwise(None)
-
-
-def _is_sorted_by_ticker_date(frame: pl.DataFrame) -> bool:
-    """True when rows are in strictly increasing (ticker, date) order (an O(n) check).
-
-    ``frame`` carries ``_tid = ticker.rle_id()``. The ticker column must be non-decreasing (a
-    native check) and null-free; within a run of one ticker the dates must strictly increase.
-    """
-    if frame.height <= 1:
-        return True
-    ticker = frame.get_column("ticker")
-    if ticker.null_count() or not ticker.is_sorted():
-        return False
-    tid, date_ = pl.col("_tid"), pl.col("date")
-    in_order = (tid != tid.shift()) | (date_ > date_.shift())
-    return bool(frame.select(in_order.slice(1).fill_null(False).all()).item())
 
 
 def _join_fundamentals(
@@ -418,7 +417,7 @@ def _attach_universe(
     if membership is not None:
         members = membership.lazy()
         if universe is not None:
-            _require(membership, "curated.membership", ["universe"])
+            require_columns(membership, ["universe"], "curated.membership", FactorInputError)
             members = members.filter(pl.col("universe") == universe)
         members = members.select(
             pl.col("ticker").cast(pl.String),

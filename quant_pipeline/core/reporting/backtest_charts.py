@@ -18,16 +18,18 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-TRADING_DAYS_PER_YEAR = 252
+from quant_pipeline.core.backtest.metrics import monthly_returns, rolling_sharpe
+from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
+from quant_pipeline.core.data.frames import require_columns
+
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def _require(daily: pl.DataFrame, columns: tuple[str, ...]) -> None:
-    missing = [c for c in columns if c not in daily.columns]
-    if missing:
-        raise ValueError(f"daily lacks column(s) {missing}; it has {daily.columns}")
-    if daily.height == 0:
-        raise ValueError("daily is empty: nothing to plot")
+def _plottable(frame: pl.DataFrame, columns: tuple[str, ...], what: str = "daily") -> None:
+    """``frame`` has ``columns`` (core.data.frames.require_columns) and at least one row."""
+    require_columns(frame, columns, what)
+    if frame.height == 0:
+        raise ValueError(f"{what} is empty: nothing to plot")
 
 
 def _png(fig: Figure) -> bytes:
@@ -37,9 +39,9 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def equity_chart_png(daily: pl.DataFrame, title: str) -> bytes:
-    """Equity vs benchmark equity on a log scale, with the drawdown below, as PNG bytes."""
-    _require(daily, ("date", "equity", "benchmark_equity", "drawdown"))
+def equity_chart_figure(daily: pl.DataFrame, title: str) -> Figure:
+    """Equity vs benchmark equity on a log scale, with the drawdown below"""
+    _plottable(daily, ("date", "equity", "benchmark_equity", "drawdown"))
     daily = daily.sort("date")
     dates = daily["date"].to_list()
     fig = Figure(figsize=(10, 6), layout="constrained")
@@ -60,24 +62,20 @@ def equity_chart_png(daily: pl.DataFrame, title: str) -> bytes:
     bottom.fill_between(dates, drawdown, 0.0, color="tab:red", alpha=0.4)
     bottom.set_ylabel("drawdown")
     bottom.grid(True, alpha=0.3)
-    return _png(fig)
+    return fig
 
 
-def monthly_returns(daily: pl.DataFrame) -> pl.DataFrame:
-    """``year, month, portfolio_return`` compounded within calendar months."""
-    _require(daily, ("date", "portfolio_return"))
-    return (
-        daily.group_by(
-            pl.col("date").dt.year().alias("year"), pl.col("date").dt.month().alias("month")
-        )
-        .agg(((1.0 + pl.col("portfolio_return")).product() - 1.0).alias("portfolio_return"))
-        .sort("year", "month")
-    )
+def equity_chart_png(daily: pl.DataFrame, title: str) -> bytes:
+    """PNG bytes of :func:`equity_chart_figure`."""
+    return _png(equity_chart_figure(daily, title))
 
 
-def monthly_heatmap_png(daily: pl.DataFrame) -> bytes:
-    """Heatmap of monthly portfolio returns (years down, months across), as PNG bytes."""
-    months = monthly_returns(daily)
+def monthly_heatmap_figure(daily: pl.DataFrame) -> Figure:
+    """Heatmap of monthly portfolio returns (years down, months across), as a Figure.
+
+    The months are :func:`core.backtest.metrics.monthly_returns`, the same numbers as the
+    tear sheet's monthly table and the ``best_month`` / ``worst_month`` metrics."""
+    months = monthly_returns(daily, "portfolio_return").select("year", "month", "return")
     years = list(range(months["year"].min(), months["year"].max() + 1))
     grid = np.full((len(years), 12), np.nan)
     for year, month, value in months.iter_rows():
@@ -95,31 +93,32 @@ def monthly_heatmap_png(daily: pl.DataFrame) -> bytes:
             ax.text(col, row, f"{value:.1%}", ha="center", va="center", fontsize=7)
     ax.set_title("Monthly returns")
     fig.colorbar(image, ax=ax, format=lambda x, _: f"{x:.0%}")
-    return _png(fig)
+    return fig
 
 
-def rolling_sharpe(daily: pl.DataFrame, window: int = TRADING_DAYS_PER_YEAR) -> pl.DataFrame:
-    """``date, portfolio_sharpe, benchmark_sharpe``: annualised mean / std of daily returns
-    over the trailing ``window`` days (risk-free rate 0; null until ``window`` days exist)."""
-    _require(daily, ("date", "portfolio_return", "benchmark_return"))
-    if window < 2:
-        raise ValueError(f"window must be at least 2 days, got {window}")
-    scale = math.sqrt(TRADING_DAYS_PER_YEAR)
+def monthly_heatmap_png(daily: pl.DataFrame) -> bytes:
+    """PNG bytes of :func:`monthly_heatmap_figure`."""
+    return _png(monthly_heatmap_figure(daily))
 
-    def sharpe(column: str) -> pl.Expr:
-        r = pl.col(column)
-        return r.rolling_mean(window) / r.rolling_std(window) * scale
 
-    return daily.sort("date").select(
-        "date",
-        sharpe("portfolio_return").alias("portfolio_sharpe"),
-        sharpe("benchmark_return").alias("benchmark_sharpe"),
+def sharpe_lines(daily: pl.DataFrame, window: int = TRADING_DAYS_PER_YEAR) -> pl.DataFrame:
+    """``date, portfolio_sharpe, benchmark_sharpe``: the chart's two lines, each
+    :func:`core.backtest.metrics.rolling_sharpe` (risk-free rate 0) of its column, so the chart
+    and the tables agree: null until ``window`` days exist and where the window's returns are
+    constant. A benchmark column with a null day gives no benchmark line (all null)."""
+    _plottable(daily, ("date", "portfolio_return", "benchmark_return"))
+    lines = rolling_sharpe(daily, window, "portfolio_return").rename(
+        {"rolling_sharpe": "portfolio_sharpe"}
     )
+    if daily["benchmark_return"].null_count():
+        return lines.with_columns(benchmark_sharpe=pl.lit(None, pl.Float64))
+    bench = rolling_sharpe(daily, window, "benchmark_return")
+    return lines.with_columns(benchmark_sharpe=bench["rolling_sharpe"])
 
 
-def rolling_sharpe_png(daily: pl.DataFrame, window: int = TRADING_DAYS_PER_YEAR) -> bytes:
-    """Rolling annualised Sharpe ratio of portfolio and benchmark, as PNG bytes."""
-    values = rolling_sharpe(daily, window)
+def rolling_sharpe_figure(daily: pl.DataFrame, window: int = TRADING_DAYS_PER_YEAR) -> Figure:
+    """Rolling annualised Sharpe ratio of portfolio and benchmark"""
+    values = sharpe_lines(daily, window)
     dates = values["date"].to_list()
     fig = Figure(figsize=(10, 4), layout="constrained")
     ax = fig.subplots()
@@ -127,21 +126,26 @@ def rolling_sharpe_png(daily: pl.DataFrame, window: int = TRADING_DAYS_PER_YEAR)
         ("portfolio_sharpe", "portfolio", "tab:blue"),
         ("benchmark_sharpe", "benchmark", "tab:gray"),
     ):
-        ax.plot(dates, values[column].fill_nan(None).to_numpy(), label=label, color=color)
+        ax.plot(dates, values[column].to_numpy(), label=label, color=color)
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_title(f"Rolling Sharpe ratio ({window} days)")
     ax.legend(loc="upper left")
     ax.grid(True, alpha=0.3)
-    return _png(fig)
+    return fig
 
 
-def drawdown_png(daily: pl.DataFrame, title: str = "Drawdown") -> bytes:
-    """Drawdown of the portfolio (and of the benchmark when ``benchmark_equity`` is given), as PNG.
+def rolling_sharpe_png(daily: pl.DataFrame, window: int = TRADING_DAYS_PER_YEAR) -> bytes:
+    """PNG bytes of :func:`rolling_sharpe_figure`."""
+    return _png(rolling_sharpe_figure(daily, window))
+
+
+def drawdown_figure(daily: pl.DataFrame, title: str = "Drawdown") -> Figure:
+    """Drawdown of the portfolio (and of the benchmark given ``benchmark_equity``), as a Figure.
 
     ``daily``: ``date, drawdown`` and optionally ``benchmark_equity`` (its drawdown is
     ``equity / running max - 1``, the same rule as the portfolio's).
     """
-    _require(daily, ("date", "drawdown"))
+    _plottable(daily, ("date", "drawdown"))
     daily = daily.sort("date")
     dates = daily["date"].to_list()
     fig = Figure(figsize=(10, 3.5), layout="constrained")
@@ -161,16 +165,21 @@ def drawdown_png(daily: pl.DataFrame, title: str = "Drawdown") -> bytes:
     ax.set_title(title)
     ax.legend(loc="lower left")
     ax.grid(True, alpha=0.3)
-    return _png(fig)
+    return fig
 
 
-def quarterly_returns_png(quarterly: pl.DataFrame, title: str = "Quarterly returns") -> bytes:
-    """Bars of portfolio and benchmark return per quarter, as PNG bytes.
+def drawdown_png(daily: pl.DataFrame, title: str = "Drawdown") -> bytes:
+    """PNG bytes of :func:`drawdown_figure`."""
+    return _png(drawdown_figure(daily, title))
+
+
+def quarterly_returns_figure(quarterly: pl.DataFrame, title: str = "Quarterly returns") -> Figure:
+    """Bars of portfolio and benchmark return per quarter, as a Figure.
 
     ``quarterly``: ``quarter, portfolio_return, benchmark_return`` (``backtest.quarterly`` for
     one strategy), in the order given.
     """
-    _require(quarterly, ("quarter", "portfolio_return", "benchmark_return"))
+    _plottable(quarterly, ("quarter", "portfolio_return", "benchmark_return"))
     labels = quarterly["quarter"].to_list()
     x = np.arange(len(labels))
     fig = Figure(figsize=(10, 4), layout="constrained")
@@ -186,16 +195,21 @@ def quarterly_returns_png(quarterly: pl.DataFrame, title: str = "Quarterly retur
     ax.set_title(title)
     ax.legend(loc="upper left")
     ax.grid(True, axis="y", alpha=0.3)
-    return _png(fig)
+    return fig
 
 
-def sector_exposure_png(exposure: pl.DataFrame, title: str = "Sector exposure") -> bytes:
-    """Stacked weight per sector at each rebalance (held until the next), as PNG bytes.
+def quarterly_returns_png(quarterly: pl.DataFrame, title: str = "Quarterly returns") -> bytes:
+    """PNG bytes of :func:`quarterly_returns_figure`."""
+    return _png(quarterly_returns_figure(quarterly, title))
+
+
+def sector_exposure_figure(exposure: pl.DataFrame, title: str = "Sector exposure") -> Figure:
+    """Stacked weight per sector at each rebalance (held until the next), as a Figure.
 
     ``exposure``: ``date, sector, weight`` (``core.backtest.comparison.sector_exposure`` for one
     strategy). The white space above the stack is cash.
     """
-    _require(exposure, ("date", "sector", "weight"))
+    _plottable(exposure, ("date", "sector", "weight"))
     wide = (
         exposure.pivot(on="sector", index="date", values="weight", aggregate_function="sum")
         .sort("date")
@@ -216,15 +230,20 @@ def sector_exposure_png(exposure: pl.DataFrame, title: str = "Sector exposure") 
     ax.set_title(title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     ax.grid(True, alpha=0.3)
-    return _png(fig)
+    return fig
 
 
-def benchmarks_png(curves: pl.DataFrame, title: str = "Benchmarks") -> bytes:
-    """Equity of each benchmark on a log scale, as PNG bytes.
+def sector_exposure_png(exposure: pl.DataFrame, title: str = "Sector exposure") -> bytes:
+    """PNG bytes of :func:`sector_exposure_figure`."""
+    return _png(sector_exposure_figure(exposure, title))
+
+
+def benchmarks_figure(curves: pl.DataFrame, title: str = "Benchmarks") -> Figure:
+    """Equity of each benchmark on a log scale, as a Figure.
 
     ``curves``: ``date, benchmark, equity`` (long, one line per benchmark).
     """
-    _require(curves, ("date", "benchmark", "equity"))
+    _plottable(curves, ("date", "benchmark", "equity"))
     fig = Figure(figsize=(10, 4.5), layout="constrained")
     ax = fig.subplots()
     for (name,), part in curves.sort("date").group_by("benchmark", maintain_order=True):
@@ -236,7 +255,12 @@ def benchmarks_png(curves: pl.DataFrame, title: str = "Benchmarks") -> bytes:
     ax.set_title(title)
     ax.legend(loc="upper left")
     ax.grid(True, which="both", alpha=0.3)
-    return _png(fig)
+    return fig
+
+
+def benchmarks_png(curves: pl.DataFrame, title: str = "Benchmarks") -> bytes:
+    """PNG bytes of :func:`benchmarks_figure`."""
+    return _png(benchmarks_figure(curves, title))
 
 
 def md_image(png: bytes, alt: str) -> str:

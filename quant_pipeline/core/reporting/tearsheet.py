@@ -1,9 +1,10 @@
 """The HTML tear sheet of one strategy: a single self-contained page, no network needed to view.
 
-Everything is inline: CSS in a ``<style>`` element, charts (PNG bytes made by ``core/reporting/backtest_charts.py``)
-as base64 ``data:`` URIs, no script, no link to any other resource. The monthly returns table is
-coloured cell by cell in CSS, so it needs no chart of its own. Metric definitions live in
-``docs/metrics.md``; here they are only formatted (fractions shown as percentages).
+Everything is inline: CSS in a ``<style>`` element, charts (PNG bytes made by
+``core/reporting/backtest_charts.py``) as base64 ``data:`` URIs, no script, no link to any other
+resource. The monthly returns table is coloured cell by cell in CSS, so it needs no chart of its
+own. Metric definitions live in ``docs/metrics.md``; here they are only formatted (fractions shown
+as percentages).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import date, datetime
 import polars as pl
 
 from quant_pipeline.core.backtest.metrics import METRIC_KINDS, MetricsInputError, monthly_returns
+from quant_pipeline.core.data.frames import require_columns
 
 TRADE_ROWS_SHOWN = 50  # first and last rows of the trade table
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -111,11 +113,7 @@ def _table(frame: pl.DataFrame, gap_after: int | None = None, gap_text: str = ""
 
 def _metrics_section(metrics: pl.DataFrame, strategy: str) -> str:
     cols = ["metric", "value"]
-    missing = [c for c in cols if c not in metrics.columns]
-    if missing:
-        raise MetricsInputError(
-            f"metrics frame is missing column(s) {missing}; it has {metrics.columns}"
-        )
+    require_columns(metrics, cols, "metrics", MetricsInputError)
     if "strategy" in metrics.columns:
         # The strategy first, then whatever else is given (usually 'benchmark').
         others = [s for s in metrics["strategy"].unique(maintain_order=True) if s != strategy]

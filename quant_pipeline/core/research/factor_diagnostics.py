@@ -23,13 +23,9 @@ from datetime import date
 
 import polars as pl
 
+from quant_pipeline.core.data.frames import is_sorted_by, require_columns
+
 _D = "rebalance_date"
-
-
-def _require(frame: pl.DataFrame, cols: Sequence[str], what: str) -> None:
-    missing = [c for c in cols if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{what}: missing column(s) {missing}; has {frame.columns}")
 
 
 def forward_returns(
@@ -46,7 +42,7 @@ def forward_returns(
 
     Returns (rebalance_date, ticker, forward_return) sorted by date and ticker.
     """
-    _require(prices, ("ticker", "date", "adj_close"), "prices")
+    require_columns(prices, ("ticker", "date", "adj_close"), "prices")
     dates = pl.Series(_D, rebalance_dates, dtype=pl.Date).unique().sort()
     schema = {_D: pl.Date, "ticker": pl.String, "forward_return": pl.Float64}
     if dates.len() < 2 or prices.is_empty():
@@ -60,7 +56,7 @@ def forward_returns(
     px = prices.select("ticker", "date", pl.col("adj_close").cast(pl.Float64)).filter(
         pl.col("adj_close").is_not_null()
     )
-    if not _sorted_by_ticker_and_date(px):
+    if not is_sorted_by(px, ["ticker", "date"]):
         px = px.sort("ticker", "date", maintain_order=True)
     tid, k = pl.col("_t"), pl.col("_k")
     ends = (
@@ -92,26 +88,12 @@ def forward_returns(
     )
 
 
-def _sorted_by_ticker_and_date(px: pl.DataFrame) -> bool:
-    return _sorted_by(px, ["ticker", "date"])
-
-
-def _sorted_by(frame: pl.DataFrame, keys: Sequence[str]) -> bool:
-    """True when ``frame`` is strictly increasing in ``keys`` (lexicographic, no repeated key)."""
-    if frame.height < 2:
-        return True
-    ordered = pl.lit(False)
-    for key in reversed(keys):
-        c = pl.col(key)
-        ordered = (c > c.shift(1)) | ((c == c.shift(1)) & ordered)
-    return bool(frame.select(ordered.slice(1).all()).item())
-
-
 # ---- the long form: one pass for many factors ------------------------------------------------
-# The single-factor functions below and core.research.tables.factor_diagnostics share these helpers. They
-# work on a "long" frame (*by, rebalance_date, ticker, _f) whose _f is a finite Float64 factor
-# value; ``by`` holds the keys that tell factors apart (("factor",) for many, () for one), so every
-# rank, quantile and period index is taken per (*by, rebalance_date) in a single polars pass.
+# The single-factor functions below and core.research.tables.factor_diagnostics share these
+# helpers. They work on a "long" frame (*by, rebalance_date, ticker, _f) whose _f is a finite
+# Float64 factor value; ``by`` holds the keys that tell factors apart (("factor",) for many, ()
+# for one), so every rank, quantile and period index is taken per (*by, rebalance_date) in a
+# single polars pass.
 
 
 def long_values(factor_frame: pl.DataFrame, factors: Sequence[str]) -> pl.DataFrame:
@@ -119,7 +101,7 @@ def long_values(factor_frame: pl.DataFrame, factors: Sequence[str]) -> pl.DataFr
 
     ``factor`` is the factor's position in ``factors`` and ``ticker`` a per-frame Int32 code:
     integer keys keep the many window and group-by passes cheap."""
-    _require(factor_frame, (_D, "ticker", *factors), "factor frame")
+    require_columns(factor_frame, (_D, "ticker", *factors), "factor frame")
     wide = factor_frame.select(
         _D,
         pl.col("ticker").rank("dense").cast(pl.Int32),
@@ -150,8 +132,8 @@ def long_joined(
     """(factor, rebalance_date, _f, forward_return): finite values joined to finite returns.
 
     The join runs once on the wide frame; ``factor`` is the position in ``factors``."""
-    _require(factor_frame, (_D, "ticker", *factors), "factor frame")
-    _require(fwd, (_D, "ticker", "forward_return"), "forward returns")
+    require_columns(factor_frame, (_D, "ticker", *factors), "factor frame")
+    require_columns(fwd, (_D, "ticker", "forward_return"), "forward returns")
     wide = (
         factor_frame.select(_D, "ticker", *[pl.col(f).cast(pl.Float64) for f in factors])
         .join(fwd.select(_D, "ticker", "forward_return"), on=[_D, "ticker"], how="inner")
@@ -161,7 +143,7 @@ def long_joined(
 
 
 def _single(factor_frame: pl.DataFrame, factor_col: str) -> pl.DataFrame:
-    _require(factor_frame, (_D, "ticker", factor_col), "factor frame")
+    require_columns(factor_frame, (_D, "ticker", factor_col), "factor frame")
     return factor_frame.select(
         _D, "ticker", pl.col(factor_col).cast(pl.Float64).alias("_f")
     ).filter(pl.col("_f").is_finite())
@@ -169,7 +151,7 @@ def _single(factor_frame: pl.DataFrame, factor_col: str) -> pl.DataFrame:
 
 def _join_returns(values: pl.DataFrame, fwd: pl.DataFrame) -> pl.DataFrame:
     """Finite factor values joined to finite forward returns on (rebalance_date, ticker)."""
-    _require(fwd, (_D, "ticker", "forward_return"), "forward returns")
+    require_columns(fwd, (_D, "ticker", "forward_return"), "forward returns")
     return values.join(
         fwd.select(_D, "ticker", "forward_return"), on=[_D, "ticker"], how="inner"
     ).filter(pl.col("forward_return").is_finite())
@@ -220,7 +202,7 @@ def quantile_returns_long(
 
 def top_minus_bottom_long(quantile_frame: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFrame:
     """(*by, rebalance_date, top, bottom, spread); see top_minus_bottom."""
-    _require(quantile_frame, (*by, _D, "quantile", "mean_forward_return"), "quantile frame")
+    require_columns(quantile_frame, (*by, _D, "quantile", "mean_forward_return"), "quantile frame")
     q = pl.col("quantile")
     r = pl.col("mean_forward_return")
     return (
@@ -252,7 +234,7 @@ def lagged_long(values: pl.DataFrame, quantiles: int, by: Sequence[str] = ()) ->
         pl.col("_p").shift(1) == pl.col("_p") - 1
     )
     ranked = _with_period_index(values.with_columns(_q=_quantile_expr("_f", quantiles, by)), by)
-    if not _sorted_by(ranked, [*keys, _D]):
+    if not is_sorted_by(ranked, [*keys, _D]):
         ranked = ranked.sort(*keys, _D)
     return ranked.with_columns(
         pl.when(same).then(pl.col("_f").shift(1)).alias("_f0"),
@@ -316,7 +298,7 @@ def ic_summary(ic: pl.DataFrame) -> dict[str, float | int | None]:
     mean, std (sample, ddof=1), t_stat = mean / (std / sqrt(n_periods)), hit_rate = share of
     periods with ic > 0, n_periods. Statistics that need more periods than exist are None.
     """
-    _require(ic, ("ic",), "ic frame")
+    require_columns(ic, ("ic",), "ic frame")
     x = ic["ic"].drop_nulls().drop_nans()
     n = x.len()
     mean = float(x.mean()) if n else None  # type: ignore[arg-type]

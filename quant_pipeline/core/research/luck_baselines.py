@@ -1,4 +1,4 @@
-"""Is it luck? Random-portfolio baselines, a perfect-foresight bound, the probabilistic Sharpe.
+"""Is it luck? Random-portfolio baselines and a perfect-foresight bound.
 
 A strategy's result means little alone. Here it is set against (a) many random portfolios drawn
 under the same universe, size, sector cap and schedule, and (b) the best portfolio the same
@@ -7,29 +7,28 @@ constraints allow with perfect knowledge of the next period (an upper bound, not
 Frames::
 
     eligible:  rebalance_date | ticker | sector            (the strategy's eligible names on D)
-    fwd:       rebalance_date | ticker | forward_return    (core.research.factor_diagnostics.forward_returns)
+    fwd:       rebalance_date | ticker | forward_return
+               (from core.research.factor_diagnostics.forward_returns)
     weights:   [portfolio_id |] rebalance_date | ticker | sector | weight
 
 Random draws use numpy's PCG64 generator with the given seed: the same inputs and seed give the
 same portfolios. Forward returns are labels: only the oracle reads them, to set an upper bound.
+The probabilistic Sharpe ratio of the luck table is core.backtest.metrics.probabilistic_sharpe_ratio
+(one definition, the one of backtest.metrics).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import polars as pl
 
+from quant_pipeline.core.data.frames import require_columns
+
 _D = "rebalance_date"
 _ROWS_PER_BLOCK = 4_000_000  # bounds memory: portfolios are drawn in blocks of about this size
-
-
-def _require(frame: pl.DataFrame, cols: Sequence[str], what: str) -> None:
-    missing = [c for c in cols if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{what}: missing column(s) {missing}; has {frame.columns}")
 
 
 def _max_per_sector(n_names: int, sector_cap: float | None) -> int:
@@ -46,7 +45,7 @@ def _max_per_sector(n_names: int, sector_cap: float | None) -> int:
 def _eligible(eligible: pl.DataFrame) -> pl.DataFrame:
     """Unique (date, ticker) rows plus integer group keys: ``_gd`` per date, ``_gs`` per
     (date, sector). Windows over one integer column are several times faster than over three."""
-    _require(eligible, (_D, "ticker", "sector"), "eligible")
+    require_columns(eligible, (_D, "ticker", "sector"), "eligible")
     frame = (
         eligible.select(_D, "ticker", pl.col("sector").fill_null("Unknown"))
         .unique([_D, "ticker"], keep="first")
@@ -81,7 +80,7 @@ _TIE_BITS = 23  # low bits of a random key hold the name's column: keys are dist
 def _by_date_and_sector(eligible: pl.DataFrame) -> pl.DataFrame:
     """Unique (date, ticker) rows, a null sector as "Unknown", sorted by date, sector, ticker:
     each date's names are one contiguous block and each sector a contiguous run inside it."""
-    _require(eligible, (_D, "ticker", "sector"), "eligible")
+    require_columns(eligible, (_D, "ticker", "sector"), "eligible")
     return (
         eligible.select(_D, "ticker", pl.col("sector").fill_null("Unknown"))
         .unique([_D, "ticker"], keep="first")
@@ -224,7 +223,7 @@ def random_period_returns(
     """
     per_sector = _max_per_sector(n_names, sector_cap)
     _check_n_portfolios(n_portfolios)
-    _require(fwd, (_D, "ticker", "forward_return"), "forward returns")
+    require_columns(fwd, (_D, "ticker", "forward_return"), "forward returns")
     base = _by_date_and_sector(eligible)
     r = (
         base.join(fwd.select(_D, "ticker", "forward_return"), on=[_D, "ticker"], how="left")
@@ -262,7 +261,7 @@ def oracle_portfolio(
     Returns (rebalance_date, ticker, sector, weight, forward_return).
     """
     per_sector = _max_per_sector(n_names, sector_cap)
-    _require(fwd, (_D, "ticker", "forward_return"), "forward returns")
+    require_columns(fwd, (_D, "ticker", "forward_return"), "forward returns")
     frame = (
         _eligible(eligible)
         .join(fwd.select(_D, "ticker", "forward_return"), on=[_D, "ticker"], how="inner")
@@ -280,16 +279,15 @@ def fast_period_returns(weights: pl.DataFrame, fwd: pl.DataFrame) -> pl.DataFram
     """Each portfolio's return over each rebalance period: sum of weight x forward return.
 
     ``weights``: (rebalance_date, ticker, weight[, portfolio_id]); ``fwd`` as from
-    core.research.factor_diagnostics.forward_returns. This is exact, not an approximation, for a portfolio bought
-    at D's close and held untouched until the next rebalance date: its value grows from 1 to
-    sum_i w_i (1 + r_i), so its period return is sum_i w_i r_i (the mean of its names' returns
-    with equal weights) — intra-period drift of the weights does not change it. Costs are not
-    included. A name with no forward return counts as cash (0). Without ``portfolio_id`` the
-    frame is one portfolio.
-    Returns ([portfolio_id,] rebalance_date, period_return) sorted.
+    core.research.factor_diagnostics.forward_returns. This is exact, not an approximation, for a
+    portfolio bought at D's close and held untouched until the next rebalance date: its value grows
+    from 1 to sum_i w_i (1 + r_i), so its period return is sum_i w_i r_i (the mean of its names'
+    returns with equal weights) — intra-period drift of the weights does not change it. Costs are
+    not included. A name with no forward return counts as cash (0). Without ``portfolio_id`` the
+    frame is one portfolio. Returns ([portfolio_id,] rebalance_date, period_return) sorted.
     """
-    _require(weights, (_D, "ticker", "weight"), "weights")
-    _require(fwd, (_D, "ticker", "forward_return"), "forward returns")
+    require_columns(weights, (_D, "ticker", "weight"), "weights")
+    require_columns(fwd, (_D, "ticker", "forward_return"), "forward returns")
     group = (["portfolio_id"] if "portfolio_id" in weights.columns else []) + [_D]
     return (
         weights.join(fwd.select(_D, "ticker", "forward_return"), on=[_D, "ticker"], how="left")
@@ -309,7 +307,7 @@ def portfolio_summary(period_returns: pl.DataFrame, periods_per_year: float) -> 
     cagr = prod(1 + r)^(periods_per_year / n) - 1; sharpe = mean(r) / std(r, ddof=1) x
     sqrt(periods_per_year). Returns ([portfolio_id,] n_periods, cagr, sharpe).
     """
-    _require(period_returns, ("period_return",), "period returns")
+    require_columns(period_returns, ("period_return",), "period returns")
     if periods_per_year <= 0:
         raise ValueError(f"parameter 'periods_per_year' must be > 0, got {periods_per_year!r}")
     r = pl.col("period_return")
@@ -334,34 +332,3 @@ def percentile_of(value: float, distribution: Iterable[float]) -> float:
     if x.size == 0:
         raise ValueError("percentile_of: the distribution has no finite values")
     return float(100.0 * ((x < value).sum() + 0.5 * (x == value).sum()) / x.size)
-
-
-def probabilistic_sharpe_ratio(returns: Iterable[float], sr_benchmark: float = 0.0) -> float:
-    """Probability that the true Sharpe ratio exceeds ``sr_benchmark`` (Bailey & Lopez de Prado).
-
-    ``returns``: per-period returns (nulls/NaN dropped); ``sr_benchmark`` in the same per-period
-    units (not annualised). With SR = mean / std (ddof=1), skewness g3 = m3 / m2^1.5 and kurtosis
-    g4 = m4 / m2^2 (central moments, not excess; 3 for a normal):
-
-        PSR = Phi( (SR - sr_benchmark) x sqrt(n - 1) / sqrt(1 - g3 x SR + (g4 - 1) / 4 x SR^2) )
-
-    NaN when there are fewer than 3 returns or they are constant.
-    """
-    r = np.asarray([np.nan if v is None else v for v in returns], dtype=np.float64)
-    r = r[np.isfinite(r)]
-    n = r.size
-    if n < 3:
-        return math.nan
-    dev = r - r.mean()
-    m2 = float(np.mean(dev**2))
-    sd = float(r.std(ddof=1))
-    if m2 == 0.0 or sd == 0.0:
-        return math.nan
-    sr = float(r.mean()) / sd
-    g3 = float(np.mean(dev**3)) / m2**1.5
-    g4 = float(np.mean(dev**4)) / m2**2
-    var = 1.0 - g3 * sr + (g4 - 1.0) / 4.0 * sr**2
-    if var <= 0:
-        return math.nan
-    z = (sr - sr_benchmark) * math.sqrt(n - 1) / math.sqrt(var)
-    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))

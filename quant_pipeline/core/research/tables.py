@@ -1,8 +1,9 @@
 """Research tables: factor diagnostics for many factors, and "is it luck?" for a strategy.
 
-Assembles the single-factor tools of :mod:`core.research.factor_diagnostics` and :mod:`core.research.luck_baselines` into the
-tables the research assets write. Forward returns (``core.research.factor_diagnostics.forward_returns``) are
-labels: they are joined to factor values and portfolios here only to judge them.
+Assembles the single-factor tools of :mod:`core.research.factor_diagnostics` and
+:mod:`core.research.luck_baselines` into the tables the research assets write. Forward returns
+(``core.research.factor_diagnostics.forward_returns``) are labels: they are joined to factor values
+and portfolios here only to judge them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterable
 import numpy as np
 import polars as pl
 
+from quant_pipeline.core.backtest.metrics import probabilistic_sharpe_ratio
 from quant_pipeline.core.research import factor_diagnostics as dx
 from quant_pipeline.core.research import luck_baselines as luck
 
@@ -81,9 +83,17 @@ def factor_diagnostics(
     turnover and the rank autocorrelation; per factor, date and quantile the mean forward return;
     per factor the IC mean, std, t-stat and hit rate and the means of the other columns.
     """
+    factors = list(dict.fromkeys(factors))
+    per_date, per_quantile = _per_date_and_quantile(factor_frame, fwd, factors, quantiles)
+    return per_date, per_quantile, _factor_summary(per_date, per_quantile, factors, quantiles)
+
+
+def _per_date_and_quantile(
+    factor_frame: pl.DataFrame, fwd: pl.DataFrame, factors: list[str], quantiles: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The IC_SCHEMA and QUANTILES_SCHEMA tables, factors named, factors without an IC left out."""
     # Every factor in one long frame, so each rank, quantile and join is one polars pass over
     # (factor, rebalance_date) groups instead of one pass per factor.
-    factors = list(dict.fromkeys(factors))
     by = ("factor",)
     values = dx.long_values(factor_frame, factors)
     joined = dx.long_joined(factor_frame, factors, fwd)
@@ -119,6 +129,13 @@ def factor_diagnostics(
         .select([pl.col(c).cast(t) for c, t in QUANTILES_SCHEMA.items()])
         .sort("factor", _D, "quantile")
     )
+    return per_date, per_quantile
+
+
+def _factor_summary(
+    per_date: pl.DataFrame, per_quantile: pl.DataFrame, factors: list[str], quantiles: int
+) -> pl.DataFrame:
+    """One SUMMARY_SCHEMA row per factor of ``per_date``, in the order of ``factors``."""
     dates_by_factor = per_date.partition_by("factor", as_dict=True)
     quantiles_by_factor = per_quantile.partition_by("factor", as_dict=True)
     summary = []
@@ -147,7 +164,7 @@ def factor_diagnostics(
                 "mean_rank_autocorrelation": rows["rank_autocorrelation"].mean(),
             }
         )
-    return per_date, per_quantile, pl.DataFrame(summary, schema=SUMMARY_SCHEMA)
+    return pl.DataFrame(summary, schema=SUMMARY_SCHEMA)
 
 
 def _first(frame: pl.DataFrame) -> float | None:
@@ -174,10 +191,13 @@ def luck_report(
     on the same schedule. Only dates with both weights and forward returns count (the last
     rebalance has no label). The strategy, ``n_portfolios`` random portfolios (same size and
     sector cap, seeded) and the oracle are all scored the same way: period return = sum of
-    weight x forward return, no costs (core.research.luck_baselines.fast_period_returns; random_period_returns for
-    the random ones, the same draws as random_portfolios without the weights frame), so the
-    percentiles compare like with like. ``daily_returns`` (the backtest's, net of costs) give the
-    probabilistic Sharpe ratio, in daily units against 0.
+    weight x forward return, no costs (core.research.luck_baselines.fast_period_returns;
+    random_period_returns for the random ones, the same draws as random_portfolios without the
+    weights frame), so the percentiles compare like with like. ``daily_returns`` (the
+    backtest's, net of costs: every day of ``backtest.daily``, the first one included, nulls
+    and NaN dropped) give the probabilistic Sharpe ratio against 0 —
+    core.backtest.metrics.probabilistic_sharpe_ratio, the same function and series as the
+    ``probabilistic_sharpe_ratio`` row of ``backtest.metrics``.
 
     Returns (one LUCK_SCHEMA row as a dict, the random portfolios' (portfolio_id, n_periods,
     cagr, sharpe)).
@@ -224,7 +244,9 @@ def luck_report(
         "probabilistic_sharpe_ratio": (
             None
             if daily_returns is None
-            else _finite(luck.probabilistic_sharpe_ratio(daily_returns))
+            else probabilistic_sharpe_ratio(
+                pl.Series(list(daily_returns), dtype=pl.Float64).drop_nulls().drop_nans()
+            )
         ),
     }
     return row, random
@@ -238,7 +260,3 @@ def _percentile(value: float | None, distribution: np.ndarray) -> float | None:
 
 def _q(x: np.ndarray, q: float) -> float | None:
     return float(np.quantile(x, q)) if x.size else None
-
-
-def _finite(x: float) -> float | None:
-    return x if np.isfinite(x) else None

@@ -118,7 +118,8 @@ def _without_sector_cap(spec: StrategySpec) -> tuple[StrategySpec, str | None]:
         return spec, None
     cap = spec.portfolio.max_sector_weight
     note = f"sector cap {cap:.0%} not applied: no sectors known (every sector is Unknown)"
-    return replace(spec, portfolio=replace(spec.portfolio, max_sector_weight=None)), note
+    portfolio = spec.portfolio.model_copy(update={"max_sector_weight": None})
+    return replace(spec, portfolio=portfolio), note
 
 
 def plan_strategies(specs: Mapping[str, StrategySpec], present: Iterable[str]) -> StrategyPlan:

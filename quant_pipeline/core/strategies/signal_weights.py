@@ -1,10 +1,11 @@
 """Signal strategies (kind ``signal``): a technical signal on daily prices to target weights.
 
-Glue between a strategy file's ``signal:`` section and core.strategies.technical_signals: compute the signal on
-``curated.prices``, allow entries only for index members on that day (when membership is known),
-turn entries, exits and stops into daily holdings with :func:`core.strategies.technical_signals.signal_to_weights`,
-and keep only the days on which the set of names held changes (the backtest holds the book, with
-its weights drifting, between those days; on a change every name is reset to its slot weight).
+Glue between a strategy file's ``signal:`` section and core.strategies.technical_signals: compute
+the signal on ``curated.prices``, allow entries only for index members on that day (when membership
+is known), turn entries, exits and stops into daily holdings with
+:func:`core.strategies.technical_signals.signal_to_weights`, and keep only the days on which the set
+of names held changes (the backtest holds the book, with its weights drifting, between those days;
+on a change every name is reset to its slot weight).
 
 Timing (see docs/research.md): a signal at t uses bars up to t's close; the holdings decided
 after t's close carry ``rebalance_date`` = t+1 and trade at t+1's close.

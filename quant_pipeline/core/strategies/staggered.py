@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import polars as pl
 
+from quant_pipeline.core.data.frames import require_columns
 from quant_pipeline.core.strategies.spec import StrategySpec
 from quant_pipeline.core.strategies.target_weights import (
     REPORT_SCHEMA,
+    SCORE_COLUMNS,
     WEIGHTS_SCHEMA,
     names_per_sector,
 )
@@ -38,15 +40,13 @@ def staggered_weights(
     """Target weights and constraint report of a ``staggered`` strategy (see module docstring).
 
     ``scores``: factors.scores rows of this strategy (rebalance_date, ticker, sector, eligible,
-    score, rank). Returns (portfolio.target_weights rows, portfolio.constraint_report rows) in
-    the schemas of core.strategies.target_weights; a name sold on D gets a weight-0 row on D, so a date whose
-    book empties still sells to cash. Weights sum to <= 1 per date.
+    score, rank). Returns (portfolio.target_weights rows, portfolio.constraint_report rows) in the
+    schemas of core.strategies.target_weights; a name sold on D gets a weight-0 row on D, so a date
+    whose book empties still sells to cash. Weights sum to <= 1 per date.
     """
     if spec.staggered is None or spec.portfolio is None:
         raise ValueError(f"strategy {spec.name!r} is not of kind staggered")
-    missing = sorted({BY, "ticker", "sector", "eligible", "score", "rank"} - set(scores.columns))
-    if missing:
-        raise ValueError(f"factors.scores: missing column(s) {missing}")
+    require_columns(scores, SCORE_COLUMNS, "factors.scores")
     rules, top_n = spec.staggered, spec.portfolio.top_n
     per_sector = names_per_sector(spec)
     held: dict[str, tuple[int, str]] = {}  # ticker -> (period bought, sector bucket)

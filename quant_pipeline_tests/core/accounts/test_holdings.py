@@ -11,10 +11,9 @@ def problems(exc: pytest.ExceptionInfo[HoldingsError]) -> list[tuple[int, str, s
     return [(p.line, p.column, p.value) for p in exc.value.problems]
 
 
-def test_reads_tickers_shares_and_cost_basis_from_a_path(tmp_path):
-    path = tmp_path / "my_portfolio.csv"
-    path.write_text("ticker,shares,cost_basis\nAAPL,10,1500\nMSFT,2.5,\nBRK-B,1.25,400.00\n")
-    got = parse_holdings(path, known_tickers=KNOWN)
+def test_reads_tickers_shares_and_cost_basis_from_the_text():
+    text = "ticker,shares,cost_basis\nAAPL,10,1500\nMSFT,2.5,\nBRK-B,1.25,400.00\n"
+    got = parse_holdings(text, known_tickers=KNOWN)
     expected = pl.DataFrame(
         {
             "ticker": ["AAPL", "MSFT", "BRK-B"],
@@ -23,6 +22,11 @@ def test_reads_tickers_shares_and_cost_basis_from_a_path(tmp_path):
         }
     )
     assert_frame_equal(got, expected)
+
+
+def test_errors_name_the_file_as_the_caller_names_it_default_holdings():
+    with pytest.raises(HoldingsError, match="^holdings file '<holdings>' is not usable"):
+        parse_holdings("ticker,shares\n,1\n")
 
 
 def test_accepts_aliases_case_spacing_bom_and_lowercase_tickers():
@@ -141,9 +145,3 @@ def test_both_missing_columns_are_listed_at_once():
     assert len(rules) == 2
     assert rules[0].startswith("has no ticker column")
     assert rules[1].startswith("has no shares column")
-
-
-def test_a_missing_file_is_a_holdings_error_naming_the_path(tmp_path):
-    missing = tmp_path / "nope.csv"
-    with pytest.raises(HoldingsError, match="nope.csv"):
-        parse_holdings(missing)

@@ -304,7 +304,7 @@ def test_an_unpriced_zero_weight_name_is_left_out_and_reported():
         ({"target_weights": weights(A=-0.1, B=0.4)}, "A=-0.1"),
         ({"target_weights": pl.DataFrame({"ticker": ["A", "A"], "weight": [0.1, 0.2]})},
          "duplicate tickers: A"),
-        ({"target_weights": pl.DataFrame({"ticker": ["A"]})}, "lacks column"),
+        ({"target_weights": pl.DataFrame({"ticker": ["A"]})}, "target_weights: missing column"),
         ({"prices": pl.DataFrame({"ticker": ["A", "A"], "price": [1.0, 2.0]})},
          "prices frame has duplicate tickers"),
         ({"capital": None}, "needs capital, holdings or both"),

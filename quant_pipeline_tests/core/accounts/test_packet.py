@@ -1,43 +1,36 @@
-"""Packet files: names, atomic writes, JSON content, and a code version that never fails."""
+"""Packet content: its identity, the orders CSV and the JSON document (no files involved)."""
 
 import json
+import math
 from datetime import date
+from pathlib import Path
 
 import polars as pl
+import pytest
 
-from quant_pipeline.core.accounts.packet import code_version, packet_id, packet_paths, write_packet
+from quant_pipeline.core.accounts.packet import packet_csv, packet_id, packet_json
+
+ORDERS = pl.DataFrame({"ticker": ["A"], "price_date": [date(2024, 4, 1)], "shares_to_trade": [3.0]})
 
 
-def test_packet_files_are_named_by_date_and_portfolio(tmp_path):
-    files = packet_paths(tmp_path, "my_portfolio", date(2024, 4, 1))
-    assert files.csv == tmp_path / "2024-04-01_my_portfolio_orders.csv"
-    assert files.json == tmp_path / "2024-04-01_my_portfolio_packet.json"
+def test_a_packet_is_identified_by_portfolio_and_as_of_date():
     assert packet_id("my_portfolio", date(2024, 4, 1)) == "my_portfolio@2024-04-01"
 
 
-def test_write_packet_writes_csv_and_json_and_leaves_no_temporary_file(tmp_path):
-    orders = pl.DataFrame(
-        {"ticker": ["A"], "price_date": [date(2024, 4, 1)], "shares_to_trade": [3.0]}
-    )
-    outbox = tmp_path / "out"
-    files = write_packet(outbox, "p", date(2024, 4, 1), orders, {"as_of": date(2024, 4, 1)}, {})
-    assert sorted(p.name for p in outbox.iterdir()) == [
-        "2024-04-01_p_orders.csv",
-        "2024-04-01_p_packet.json",
-    ]
-    assert files.csv.read_text() == "ticker,price_date,shares_to_trade\nA,2024-04-01,3.0\n"
-    doc = json.loads(files.json.read_text())
-    assert doc["manifest"]["as_of"] == "2024-04-01"
-    assert doc["manifest"]["files"]["csv"] == str(files.csv)
-    assert doc["orders"] == [{"ticker": "A", "price_date": "2024-04-01", "shares_to_trade": 3.0}]
+def test_the_orders_csv_has_a_header_and_one_row_per_order():
+    assert packet_csv(ORDERS) == "ticker,price_date,shares_to_trade\nA,2024-04-01,3.0\n"
 
 
-def test_code_version_without_git_gives_no_commit_instead_of_failing(tmp_path, monkeypatch):
-    monkeypatch.setenv("PATH", str(tmp_path))  # no git executable anywhere
-    version = code_version(tmp_path)
-    assert version["git_commit"] is None
-    assert version["package_version"]
+def test_the_json_document_holds_manifest_summary_and_orders_with_iso_dates_and_paths():
+    manifest = {"as_of": date(2024, 4, 1), "warehouse": Path("w/q.duckdb"), "n": (1, 2)}
+    doc = json.loads(packet_json(ORDERS, manifest, {"buys": 1}))
+    assert doc == {
+        "manifest": {"as_of": "2024-04-01", "warehouse": "w/q.duckdb", "n": [1, 2]},
+        "summary": {"buys": 1},
+        "orders": [{"ticker": "A", "price_date": "2024-04-01", "shares_to_trade": 3.0}],
+    }
 
 
-def test_code_version_outside_a_repository_gives_no_commit(tmp_path):
-    assert code_version(tmp_path)["git_commit"] is None
+def test_a_nan_in_the_packet_is_refused_rather_than_written_as_invalid_json():
+    with pytest.raises(ValueError):
+        packet_json(ORDERS, {}, {"cash_left": math.nan})

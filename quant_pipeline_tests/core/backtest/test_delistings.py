@@ -5,7 +5,12 @@ import polars as pl
 import pytest
 
 from quant_pipeline.core.backtest.reference_engine import run_backtest
-from quant_pipeline_tests.core.backtest.test_reference_engine import ZERO_BENCH, D, make_prices, make_weights
+from quant_pipeline_tests.core.backtest.test_reference_engine import (
+    ZERO_BENCH,
+    D,
+    make_prices,
+    make_weights,
+)
 
 # A: 10, 11, 12 then no more prices (delisted after d3). B: constant 20. One rebalance at d1.
 PRICES = make_prices({"A": [10, 11, 12, None, None, None], "B": [20, 20, 20, 20, 20, 20]})

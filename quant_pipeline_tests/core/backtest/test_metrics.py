@@ -13,6 +13,7 @@ import pytest
 from polars.testing import assert_frame_equal
 from scipy import stats
 
+from quant_pipeline.core.backtest import metrics
 from quant_pipeline.core.backtest.metrics import (
     COMPARISON_METRICS,
     METRIC_KINDS,
@@ -24,6 +25,7 @@ from quant_pipeline.core.backtest.metrics import (
     drawdown_series,
     monthly_returns,
     performance_metrics,
+    probabilistic_sharpe_ratio,
     rolling_sharpe,
 )
 
@@ -386,3 +388,67 @@ def test_bad_daily_frames_are_rejected_with_the_rule_broken(daily, change, messa
 
 def test_unsorted_daily_rows_give_the_same_metrics_as_sorted_ones(daily):
     assert_frame_equal(performance_metrics(daily.reverse()), performance_metrics(daily))
+
+
+# The probabilistic Sharpe ratio is one function, also the luck table's (core.research.tables).
+def test_probabilistic_sharpe_ratio_golden():
+    # returns 1%, 2%, -1%, 3%, 0%: mean 0.01, deviations 0, .01, -.02, .02, -.01
+    # std (ddof 1) = sqrt(0.001 / 4) -> SR = 0.01 / 0.0158114 = sqrt(0.4)
+    # m2 = 0.0002, m3 = 0 -> skew 0, m4 = 3.4e-7 / 5 = 6.8e-8 -> kurtosis 6.8e-8 / 4e-8 = 1.7
+    # z = sqrt(0.4) x sqrt(4) / sqrt(1 + 0.7 / 4 x 0.4) = 1.2649 / 1.0344 = 1.22284
+    z = math.sqrt(0.4) * 2.0 / math.sqrt(1.07)
+    expected = 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))  # Phi(1.22284) = 0.8893
+    psr = probabilistic_sharpe_ratio(pl.Series([0.01, 0.02, -0.01, 0.03, 0.0]))
+    assert psr == pytest.approx(expected, rel=1e-12)
+    assert psr == pytest.approx(0.8893, abs=1e-4)
+
+
+def test_probabilistic_sharpe_ratio_matches_scipy_moments_and_falls_with_a_higher_bar():
+    r = np.random.default_rng(11).standard_t(5, 300) * 0.01 + 0.001
+    sr = r.mean() / r.std(ddof=1)
+    g3, g4 = stats.skew(r), stats.kurtosis(r, fisher=False)
+    z = (sr - 0.02) * math.sqrt(299) / math.sqrt(1 - g3 * sr + (g4 - 1) / 4 * sr**2)
+    assert probabilistic_sharpe_ratio(pl.Series(r), benchmark_sharpe=0.02) == pytest.approx(
+        stats.norm.cdf(z), rel=1e-9
+    )
+    assert probabilistic_sharpe_ratio(
+        pl.Series(r), benchmark_sharpe=0.1
+    ) < probabilistic_sharpe_ratio(pl.Series(r))
+
+
+def test_probabilistic_sharpe_ratio_is_null_for_too_few_or_constant_returns():
+    assert probabilistic_sharpe_ratio(pl.Series([0.01, 0.02])) is None
+    assert probabilistic_sharpe_ratio(pl.Series([0.01] * 10)) is None
+
+
+@pytest.mark.parametrize("risk_free_rate", [0.0, 0.03])
+def test_each_row_of_the_table_is_its_named_metric_function(random_days, risk_free_rate):
+    # The table, the tear sheet and the charts share these functions: the row must be the
+    # function's value exactly, not a second computation that happens to agree.
+    table = as_dict(performance_metrics(random_days, risk_free_rate=risk_free_rate))
+    r = random_days.sort("date")["portfolio_return"]
+    rf = {"risk_free_rate": risk_free_rate}
+    assert table["total_return"] == metrics.total_return(r)
+    assert table["cagr"] == metrics.cagr(r)
+    assert table["annual_volatility"] == metrics.annual_volatility(r)
+    assert table["annual_variance"] == metrics.annual_variance(r)
+    assert table["sharpe_ratio"] == metrics.sharpe_ratio(r, **rf)
+    assert table["probabilistic_sharpe_ratio"] == metrics.probabilistic_sharpe_ratio(r, **rf)
+    assert table["sortino_ratio"] == metrics.sortino_ratio(r, **rf)
+    assert table["max_drawdown"] == metrics.max_drawdown(r)
+    assert table["calmar_ratio"] == metrics.calmar_ratio(r)
+    assert table["max_drawdown_duration_days"] == metrics.max_drawdown_duration(r)
+    assert table["win_rate_days"] == metrics.win_rate_days(r)
+    assert table["value_at_risk_95"] == metrics.value_at_risk(r, 0.05)
+
+
+def test_named_metric_functions_on_five_hand_computed_days():
+    r = pl.Series(R)  # 1%, -2%, 3%, 0%, 1%
+    equity = [1.01, 1.01 * 0.98, 1.01 * 0.98 * 1.03, 1.01 * 0.98 * 1.03, 1.01 * 0.98 * 1.03 * 1.01]
+    assert metrics.total_return(r) == pytest.approx(equity[-1] - 1.0, rel=1e-14)
+    assert metrics.max_drawdown(r) == pytest.approx(0.98 - 1.0, rel=1e-14)  # 1.01 -> 0.9898
+    # mean 0.006, deviations .004 -.026 .024 -.006 .004: sum of squares 0.00132, var 0.00033
+    assert metrics.sharpe_ratio(r) == pytest.approx(0.006 / math.sqrt(0.00033) * math.sqrt(252))
+    assert metrics.win_rate_days(r) == 0.6
+    assert metrics.max_drawdown_duration(r) == 2  # peak on day 1, back above it on day 3
+    assert metrics.calmar_ratio(pl.Series([0.01, 0.02])) is None  # never below a peak

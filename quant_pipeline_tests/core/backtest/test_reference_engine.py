@@ -373,8 +373,8 @@ def test_default_benchmark_is_the_equal_weight_mean_of_prices():
 @pytest.mark.parametrize(
     ("weights", "prices", "message"),
     [
-        (TWO_WEIGHTS.drop("weight"), TWO, "weights lacks column"),
-        (TWO_WEIGHTS, TWO.drop("adj_close"), "prices lacks column"),
+        (TWO_WEIGHTS.drop("weight"), TWO, "weights: missing column"),
+        (TWO_WEIGHTS, TWO.drop("adj_close"), "prices: missing column"),
         (make_weights([(D[0], "A", 0.7), (D[0], "B", 0.7)]), TWO, "sum to more than 1"),
         (make_weights([(D[0], "A", -0.5)]), TWO, "negative weight"),
         (make_weights([(D[0], "A", 0.5), (D[0], "A", 0.5)]), TWO, "duplicated"),

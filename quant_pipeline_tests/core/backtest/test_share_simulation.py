@@ -21,7 +21,12 @@ from quant_pipeline.core.backtest.share_simulation import (
     simulate,
     unfilled_targets,
 )
-from quant_pipeline_tests.core.backtest.test_reference_engine import D, make_prices, make_weights, random_market
+from quant_pipeline_tests.core.backtest.test_reference_engine import (
+    D,
+    make_prices,
+    make_weights,
+    random_market,
+)
 
 IB_10BPS = TradingModel(capital=10_000.0, commission=CommissionModel(slippage_bps=10.0))
 ZERO = pl.DataFrame({"date": D, "benchmark_return": [0.0] * len(D)})

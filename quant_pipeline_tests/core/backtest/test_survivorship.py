@@ -21,7 +21,7 @@ from quant_pipeline.core.data.calendar import rebalance_dates, trading_days
 from quant_pipeline.core.data.curation import fundamentals_vintages
 from quant_pipeline.core.data.schema import RAW_FUNDAMENTALS, empty
 from quant_pipeline.core.factors.point_in_time import point_in_time_factor_values
-from quant_pipeline.core.factors.scoring import score
+from quant_pipeline.core.strategies.scoring import score
 from quant_pipeline.core.strategies.spec import parse_strategy
 from quant_pipeline.core.strategies.target_weights import target_weights
 

@@ -3,7 +3,7 @@ from datetime import date
 import polars as pl
 import pytest
 
-from quant_pipeline.core.data.frames import is_sorted_by
+from quant_pipeline.core.data.frames import is_sorted_by, missing_columns, require_columns
 
 D1, D2, D3 = date(2024, 1, 2), date(2024, 1, 3), date(2024, 1, 4)
 
@@ -35,3 +35,25 @@ def test_is_sorted_by_with_one_key_column_rejects_repeats():
 
 def test_is_sorted_by_an_empty_frame_is_true():
     assert is_sorted_by(pl.DataFrame(schema={"k": pl.String}), ["k"])
+
+
+def test_missing_columns_lists_the_absent_names_in_the_order_asked():
+    frame = pl.DataFrame({"date": [1], "close": [2.0]})
+    assert missing_columns(frame, ["ticker", "close", "adj_close"]) == ["ticker", "adj_close"]
+    assert missing_columns(frame.lazy(), ["date"]) == []
+
+
+class _MyError(ValueError):
+    pass
+
+
+def test_require_columns_names_the_frame_the_missing_columns_and_what_it_has():
+    frame = pl.DataFrame({"date": [1], "close": [2.0]})
+    require_columns(frame, ["date", "close"], "prices")  # complete: no error
+    with pytest.raises(
+        _MyError,
+        match=r"^curated\.prices: missing column\(s\) \['adj_close'\]; it has \['date', 'close'\]$",
+    ):
+        require_columns(frame, ("date", "adj_close"), "curated.prices", _MyError)
+    with pytest.raises(ValueError, match="daily must be a polars DataFrame, got dict"):
+        require_columns({"date": [1]}, ["date"], "daily")

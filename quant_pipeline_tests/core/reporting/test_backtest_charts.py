@@ -9,19 +9,18 @@ from datetime import date, timedelta
 import numpy as np
 import polars as pl
 import pytest
-from polars.testing import assert_frame_equal
 
+from quant_pipeline.core.backtest.metrics import rolling_sharpe
 from quant_pipeline.core.reporting.backtest_charts import (
     benchmarks_png,
     drawdown_png,
     equity_chart_png,
     md_image,
     monthly_heatmap_png,
-    monthly_returns,
     quarterly_returns_png,
-    rolling_sharpe,
     rolling_sharpe_png,
     sector_exposure_png,
+    sharpe_lines,
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -80,21 +79,6 @@ def test_md_image_rejects_bytes_that_are_not_png():
         md_image(b"GIF89a", "x")
 
 
-def test_monthly_returns_compound_within_months():
-    frame = pl.DataFrame(
-        {
-            "date": [date(2020, 1, 30), date(2020, 1, 31), date(2020, 2, 3)],
-            "portfolio_return": [0.1, -0.1, 0.05],
-        }
-    )
-    # January: 1.1 * 0.9 - 1 = -0.01; February: 0.05.
-    expected = pl.DataFrame(
-        {"year": [2020, 2020], "month": [1, 2], "portfolio_return": [-0.01, 0.05]},
-        schema_overrides={"year": pl.Int32, "month": pl.Int8},
-    )
-    assert_frame_equal(monthly_returns(frame), expected, abs_tol=1e-12)
-
-
 def test_rolling_sharpe_is_annualised_mean_over_std_of_the_window():
     frame = pl.DataFrame(
         {
@@ -103,13 +87,24 @@ def test_rolling_sharpe_is_annualised_mean_over_std_of_the_window():
             "benchmark_return": [0.0, 0.0, 0.0, 0.0],
         }
     )
-    out = rolling_sharpe(frame, window=2)
+    out = sharpe_lines(frame, window=2)
     # Window (0.01, 0.03): mean 0.02, sample std sqrt(2)*0.01 -> sqrt(2) * sqrt(252).
     # (0.03, 0.02): mean 0.025, std 0.01/sqrt(2) -> 2.5 * sqrt(2) * sqrt(252).
     # (0.02, 0.04): mean 0.03, std sqrt(2)*0.01 -> 1.5 * sqrt(2) * sqrt(252).
     root = np.sqrt(2) * np.sqrt(252)
     assert out["portfolio_sharpe"][0] is None
     assert out["portfolio_sharpe"].to_list()[1:] == pytest.approx([root, 2.5 * root, 1.5 * root])
+    # A constant window has no Sharpe ratio: null, as in the metrics table (it used to be the
+    # NaN of 0 / 0 here, which the chart drew as a gap and a table would not have shown).
+    assert out["benchmark_sharpe"].to_list() == [None, None, None, None]
+
+
+def test_the_rolling_sharpe_chart_draws_the_numbers_of_metrics_rolling_sharpe(daily):
+    lines = sharpe_lines(daily, window=60)
+    table = rolling_sharpe(daily, window=60)
+    assert lines["portfolio_sharpe"].to_list() == table["rolling_sharpe"].to_list()
+    bench = rolling_sharpe(daily, window=60, returns_col="benchmark_return")
+    assert lines["benchmark_sharpe"].to_list() == bench["rolling_sharpe"].to_list()
 
 
 def test_report_charts_are_png_bytes(daily):

@@ -9,7 +9,6 @@ import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
-from scipy import stats
 
 from quant_pipeline.core.research import luck_baselines as luck
 
@@ -152,32 +151,6 @@ def test_percentile_of_counts_values_below_and_half_of_ties():
     assert luck.percentile_of(0.0, [1.0, 2.0]) == 0.0
     with pytest.raises(ValueError, match="no finite values"):
         luck.percentile_of(1.0, [])
-
-
-def test_probabilistic_sharpe_ratio_golden():
-    # returns 1%, 2%, -1%, 3%, 0%: mean 0.01, deviations 0, .01, -.02, .02, -.01
-    # std (ddof 1) = sqrt(0.001 / 4) -> SR = 0.01 / 0.0158114 = sqrt(0.4)
-    # m2 = 0.0002, m3 = 0 -> skew 0, m4 = 3.4e-7 / 5 = 6.8e-8 -> kurtosis 6.8e-8 / 4e-8 = 1.7
-    # z = sqrt(0.4) x sqrt(4) / sqrt(1 + 0.7 / 4 x 0.4) = 1.2649 / 1.0344 = 1.22284
-    z = math.sqrt(0.4) * 2.0 / math.sqrt(1.07)
-    expected = 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))  # Phi(1.22284) = 0.8893
-    psr = luck.probabilistic_sharpe_ratio([0.01, 0.02, -0.01, 0.03, 0.0])
-    assert psr == pytest.approx(expected, rel=1e-12)
-    assert psr == pytest.approx(0.8893, abs=1e-4)
-
-
-def test_probabilistic_sharpe_ratio_matches_scipy_moments_and_falls_with_a_higher_bar():
-    r = np.random.default_rng(11).standard_t(5, 300) * 0.01 + 0.001
-    sr = r.mean() / r.std(ddof=1)
-    g3, g4 = stats.skew(r), stats.kurtosis(r, fisher=False)
-    z = (sr - 0.02) * math.sqrt(299) / math.sqrt(1 - g3 * sr + (g4 - 1) / 4 * sr**2)
-    assert luck.probabilistic_sharpe_ratio(r, 0.02) == pytest.approx(stats.norm.cdf(z), rel=1e-9)
-    assert luck.probabilistic_sharpe_ratio(r, 0.1) < luck.probabilistic_sharpe_ratio(r, 0.0)
-
-
-def test_probabilistic_sharpe_ratio_is_nan_for_too_few_or_constant_returns():
-    assert math.isnan(luck.probabilistic_sharpe_ratio([0.01, 0.02]))
-    assert math.isnan(luck.probabilistic_sharpe_ratio([0.01] * 10))
 
 
 def _uneven_universe(n_dates: int = 4) -> pl.DataFrame:

@@ -1,11 +1,13 @@
 """Research tables: factor diagnostics wiring, and the luck report on the demo market."""
 
+import math
 from datetime import date
 
 import numpy as np
 import polars as pl
 import pytest
 
+from quant_pipeline.core.backtest.metrics import performance_metrics
 from quant_pipeline.core.data.calendar import rebalance_dates, trading_days
 from quant_pipeline.core.reporting.research_charts import (
     equity_curves_png,
@@ -112,6 +114,30 @@ def test_the_probabilistic_sharpe_ratio_comes_from_the_daily_returns(demo):
     assert row["probabilistic_sharpe_ratio"] > 0.99
     none, _ = luck_report(*args, n_portfolios=5)
     assert none["probabilistic_sharpe_ratio"] is None
+
+
+def test_the_luck_table_counts_the_first_day_like_backtest_metrics(demo):
+    # backtest.daily's first day (return 0: bought at that close), then 1%, 2%, -1%, 3%.
+    # All five days: mean 0.01, deviations -.01, 0, .01, -.02, .02 -> std sqrt(0.001 / 4),
+    # SR = sqrt(0.4), skew 0, kurtosis 6.8e-8 / 4e-8 = 1.7,
+    # z = sqrt(0.4) x sqrt(4) / sqrt(1 + 0.7 / 4 x 0.4) = 1.22284 -> PSR = Phi(z) = 0.8893.
+    # (Dropping the first day, as this table used to, gave 0.8553.)
+    eligible, fwd = demo
+    weights = _top(eligible, pl.Series(np.arange(eligible.height, dtype=float)))
+    days = [0.0, 0.01, 0.02, -0.01, 0.03]
+    row, _ = luck_report(
+        "x", eligible, weights, fwd, 10, 0.3, 12.0, daily_returns=days, n_portfolios=5
+    )
+    z = math.sqrt(0.4) * 2.0 / math.sqrt(1.07)
+    assert row["probabilistic_sharpe_ratio"] == pytest.approx(
+        0.5 * (1.0 + math.erf(z / math.sqrt(2.0))), rel=1e-12
+    )
+    assert row["probabilistic_sharpe_ratio"] == pytest.approx(0.8893, abs=1e-4)
+    daily = pl.DataFrame(
+        {"date": [date(2021, 1, d) for d in range(4, 9)], "portfolio_return": days}
+    )
+    table = dict(performance_metrics(daily, benchmark_col=None).rows())
+    assert row["probabilistic_sharpe_ratio"] == table["probabilistic_sharpe_ratio"]
 
 
 def test_the_equity_chart_draws_every_strategy():

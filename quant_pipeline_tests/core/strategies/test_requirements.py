@@ -2,13 +2,13 @@
 
 import polars as pl
 
+from quant_pipeline.config.strategies import load_strategies
 from quant_pipeline.core.strategies.requirements import (
     available_inputs,
     plan_labels,
     plan_strategies,
     required_inputs,
 )
-from quant_pipeline.core.strategies.spec import load_strategies
 
 PRICE_ONLY = {
     "momentum_12_1",

@@ -1,9 +1,9 @@
 """Strategy scores per (rebalance_date, ticker): factors.scores and factors.score_components.
 
-Input is ``factors.values`` (see :mod:`quant_pipeline.core.factors.values`), which is already point in
-time; scoring only looks across tickers *within* one rebalance date, never across dates. Every
-cross-sectional statistic (winsor bounds, mean, std, ranks) is computed per rebalance_date over
-that date's **eligible** rows only, so an ineligible outlier cannot move anyone's score.
+Input is ``factors.values`` (see :mod:`quant_pipeline.core.factors.values`), which is already point
+in time; scoring only looks across tickers *within* one rebalance date, never across dates. Every
+cross-sectional statistic (winsor bounds, mean, std, ranks) is computed per rebalance_date over that
+date's **eligible** rows only, so an ineligible outlier cannot move anyone's score.
 
 Eligibility = ``in_universe`` and a price, and every universe filter of the strategy (a filter
 on a value the row lacks, e.g. ``min_market_cap`` with market_cap null, makes the row ineligible).
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from quant_pipeline.core.data.frames import require_columns
 from quant_pipeline.core.factors.transforms import rank as cs_rank
 from quant_pipeline.core.factors.transforms import winsorize, zscore
 from quant_pipeline.core.strategies.spec import StrategySpec
@@ -120,11 +121,9 @@ def score(values: pl.DataFrame, spec: StrategySpec) -> tuple[pl.DataFrame, pl.Da
         *spec.scoring.factors,
         *eligibility_columns(spec),
     }
-    missing = sorted(needed - set(values.columns))
-    if missing:
-        raise ScoringInputError(
-            f"factors.values: missing column(s) {missing} needed by strategy {spec.name!r}"
-        )
+    require_columns(
+        values, sorted(needed), f"factors.values (for strategy {spec.name!r})", ScoringInputError
+    )
     frame = values.select(sorted(needed)).with_columns(eligible=eligibility(spec))
     if spec.scoring.method == "weighted_zscore":
         frame, parts, higher_is_better = _weighted_zscore(frame, spec)
