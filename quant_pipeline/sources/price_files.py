@@ -2,7 +2,8 @@
 
 **One file per ticker.** A folder of per-ticker files (any extension: ``aapl.us.txt``,
 ``MSFT.csv``), each with a header such as ``Date,Open,High,Low,Close,Volume,OpenInt``, is read
-with one polars multi-file scan (``pl.scan_csv`` over the list of files, every column as text).
+with one polars multi-file scan (``pl.scan_csv`` over the list of files, every column as text),
+parsed batch by batch by the streaming engine so the text is never held whole.
 The ticker comes from the file name: the part before the first dot, upper-cased, with ``_``
 read as ``-`` (``aapl.us.txt`` → ``AAPL``, ``brk-b.us.txt`` → ``BRK-B``, ``agm_a.us.txt`` →
 ``AGM-A``). Files are grouped by header line so each scan sees one layout. Empty files, files
@@ -16,7 +17,9 @@ row's text) instead of failing the load. Identical duplicates are kept once. Imp
 (close <= 0, high < low, ...) are refused later by curation into ``curated.rejected_prices``.
 
 ``line`` is the 1-based line in the file (the header is line 1), counting the data rows polars
-reads; blank lines are skipped by the reader and not counted.
+reads; blank lines are skipped by the reader and not counted. Rows carry a global row number
+only; each file's first row number (the offsets) gives back a row's file, line and, in the
+per-ticker layout, ticker.
 """
 
 from __future__ import annotations
