@@ -247,6 +247,7 @@ def backtest_results(
         read("curated.membership"),
         delisting_return=config.delisting_return,
         trading_models=sims.models,
+        trades=frames["trades"],
         plan=plan,
     )
     wh = warehouse.get()

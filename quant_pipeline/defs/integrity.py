@@ -3,13 +3,19 @@
 import dagster as dg
 import polars as pl
 
-from quant_pipeline.core.backtest.bias_labels import bias_labels
+from quant_pipeline.core.backtest.bias_labels import bias_labels, data_labels
 from quant_pipeline.core.backtest.lookahead_audit import (
     DEFAULT_SAMPLE_DATES,
     audit_lookahead,
     sample_dates,
 )
 from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
+from quant_pipeline.core.data.share_basis import SHARE_BASIS_TABLE
+from quant_pipeline.core.data.suspect_moves import (
+    HELD_THROUGH_SCHEMA,
+    SUSPECT_MOVES_TABLE,
+    held_through,
+)
 from quant_pipeline.core.strategies.requirements import StrategyPlan, plan_labels
 from quant_pipeline.core.strategies.spec import StrategySpec
 from quant_pipeline.defs.metadata import markdown_table
@@ -24,6 +30,7 @@ AUDIT_READS = reads(
     "curated.fundamentals_vintages",
     "curated.securities",
     "curated.membership",
+    SHARE_BASIS_TABLE,
 )
 # Read by bias_labels_table on behalf of the backtest step (part of that step's reads).
 BIAS_LABEL_READS = (
@@ -31,6 +38,8 @@ BIAS_LABEL_READS = (
     "factors.rebalance_dates",
     "factors.fundamentals_vintage",
     "curated.fundamentals",
+    SHARE_BASIS_TABLE,
+    SUSPECT_MOVES_TABLE,
 )
 
 
@@ -62,6 +71,7 @@ def scores_match_point_in_time_recomputation(
         membership if membership.height else None,
         runnable_strategies(market, warehouse),
         dates,
+        share_basis=read(SHARE_BASIS_TABLE),
     )
     return dg.AssetCheckResult(
         passed=result.passed,
@@ -84,12 +94,15 @@ def bias_labels_table(
     membership: pl.DataFrame,
     delisting_return: float | None,
     trading_models: dict[str, str] | None = None,
+    trades: pl.DataFrame | None = None,
     plan: StrategyPlan | None = None,
 ) -> pl.DataFrame:
     """Every strategy's bias labels (the rows of ``backtest.labels``) from data ``source``.
 
     ``trading_models`` (strategy → description of the simulated trading model: capital, share
-    rounding, commissions, slippage) adds a ``trading_model`` label per strategy; ``plan`` adds
+    rounding, commissions, slippage) adds a ``trading_model`` label per strategy. ``trades``
+    (the step's backtest.trades rows) gives the ``suspect_moves`` label the positions held
+    through a suspect move; every strategy also gets its ``share_basis`` label. ``plan`` adds
     a ``skipped`` label (the reason) per strategy left out for missing inputs and a
     ``sector_cap`` label per strategy whose cap was dropped.
 
@@ -133,6 +146,11 @@ def bias_labels_table(
                 schema=rows[0].schema if rows else None,
             )
         )
+    moves = read(SUSPECT_MOVES_TABLE)
+    held = pl.DataFrame(schema=HELD_THROUGH_SCHEMA)
+    if trades is not None:
+        held = held_through(trades, moves)
+    rows.append(data_labels(list(specs), read(SHARE_BASIS_TABLE), moves, held))
     if plan is not None:
         rows.append(plan_labels(plan))
     return pl.concat(rows, how="vertical_relaxed")
