@@ -171,6 +171,8 @@ def run_pipeline(
     first, last = periods["date"].min(), periods["date"].max()
     print(f"Strategy comparison, {settings.source} data, {first} to {last}:")
     print(format_comparison(comparison))
+    for line in data_notes(warehouse):
+        print(line)
     print(
         f"\nEvery table is in {settings.warehouse}; try: quant-pipeline sql "
         "\"SELECT * FROM backtest.metrics WHERE strategy = 'benchmark'\""
@@ -209,6 +211,35 @@ def _read(args: argparse.Namespace, warehouse: Warehouse) -> int:
     else:
         _print_frame(frame)
     return 0
+
+
+def data_notes(warehouse) -> list[str]:
+    """Lines for the run output: strategies skipped for missing inputs (backtest.labels), input
+    rows and files the source set aside (raw.rejected_rows, per rule) and raw rows refused by
+    curation (curated.rejected_prices, per reason)."""
+    lines: list[str] = []
+    if warehouse.has_table("backtest.labels"):
+        skipped = warehouse.read_table("backtest.labels", filters={"label": "skipped"})
+        if skipped.height:
+            lines.append(f"\nSkipped {skipped.height} strategies (missing inputs):")
+            lines += [f"  {r['strategy']}: {r['value']}" for r in skipped.iter_rows(named=True)]
+    if warehouse.has_table("raw.rejected_rows"):
+        rejected = warehouse.read_table("raw.rejected_rows", columns=["dataset", "rule"])
+        if rejected.height:
+            counts = rejected.group_by("dataset", "rule").len().sort("len", descending=True)
+            lines.append(
+                f"\nSet aside {rejected.height} input rows or files (see raw.rejected_rows):"
+            )
+            lines += [f"  {n:>8}  {d}: {rule}" for d, rule, n in counts.iter_rows()]
+    if warehouse.has_table("curated.rejected_prices"):
+        rejected = warehouse.read_table("curated.rejected_prices", columns=["reason"])
+        if rejected.height:
+            counts = rejected.group_by("reason").len().sort("len", "reason", descending=True)
+            lines.append(
+                f"\nSet aside {rejected.height} raw price rows (see curated.rejected_prices):"
+            )
+            lines += [f"  {n:>8}  {reason}" for reason, n in counts.iter_rows()]
+    return lines
 
 
 def _print_frame(frame: pl.DataFrame) -> None:

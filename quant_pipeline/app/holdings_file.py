@@ -25,14 +25,17 @@ def read_holdings(
     path: str | Path,
     known_tickers: Iterable[str] | None = None,
     name: str | None = None,
+    securities: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The holdings in the CSV at ``path`` (see :func:`parse_holdings` for the frame and rules).
 
-    ``name`` is how errors refer to the file (default: the path). A file that cannot be read is
+    ``name`` is how errors refer to the file (default: the path); ``securities`` (ticker, name)
+    resolves a company-name column. A file that cannot be read is
     a :class:`HoldingsError` naming the path and the operating system's reason.
     """
     label = name or str(path)
-    return parse_holdings(read_bounded(Path(path), label), known_tickers=known_tickers, name=label)
+    raw = read_bounded(Path(path), label)
+    return parse_holdings(raw, known_tickers=known_tickers, name=label, securities=securities)
 
 
 def read_bounded(path: Path, label: str) -> bytes:

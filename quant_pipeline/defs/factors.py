@@ -15,7 +15,11 @@ from quant_pipeline.core.strategies.scoring import (
 )
 from quant_pipeline.defs.metadata import table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import selected_strategies, write_owned
+from quant_pipeline.defs.strategies import (
+    runnable_strategies,
+    strategy_plan,
+    write_owned,
+)
 from quant_pipeline.defs.tables import reads, table_spec
 
 GROUP = "factors"
@@ -59,7 +63,7 @@ SCORES_READS = reads("factors.values", "factors.rebalance_dates", "curated.secur
 def factor_values_asset(market: MarketDataResource, warehouse: WarehouseResource):
     """Rebalance dates, point-in-time factor values and the fundamentals vintage they used."""
     read = VALUES_READS.reader(warehouse.read_only())
-    specs = selected_strategies(market)
+    specs = runnable_strategies(market, warehouse)
     prices = read("curated.prices", columns=CLOSE_PRICE_COLUMNS)
     membership = read("curated.membership")
     days = trading_days(prices)
@@ -134,10 +138,15 @@ def factor_values_asset(market: MarketDataResource, warehouse: WarehouseResource
     ],
     pool="warehouse",
 )
-def factor_scores(market: MarketDataResource, warehouse: WarehouseResource):
+def factor_scores(
+    context: dg.AssetExecutionContext, market: MarketDataResource, warehouse: WarehouseResource
+):
     """Score every scored strategy on its own rebalance dates (score components alongside)."""
     read = SCORES_READS.reader(warehouse.read_only())
-    specs = {n: s for n, s in selected_strategies(market).items() if s.scored}
+    plan = strategy_plan(market, warehouse)
+    specs = {n: s for n, s in plan.runnable.items() if s.scored}
+    for name, reason in plan.skipped.items():
+        context.log.warning(f"strategy {name!r} skipped: {reason}")
     values = read("factors.values")
     if any(spec.universe.countries is not None for spec in specs.values()):
         values = with_country(values, read("curated.securities"))
@@ -165,6 +174,8 @@ def factor_scores(market: MarketDataResource, warehouse: WarehouseResource):
             "factors.scores",
             all_scores.sort("strategy", "rebalance_date", "rank", descending=[False, True, False]),
             strategies=dg.MetadataValue.json(sorted(specs)),
+            skipped_strategies=dg.MetadataValue.json(plan.skipped),
+            strategy_notes=dg.MetadataValue.json(plan.notes),
             mean_eligible_per_date=dg.MetadataValue.json(
                 dict(zip(eligible["strategy"], eligible["eligible"], strict=False))
             ),

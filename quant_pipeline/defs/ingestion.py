@@ -257,6 +257,48 @@ def _write(
         raise
 
 
+def _not_provided(source: Source, dataset: str) -> str | None:
+    """Why ``source`` has no ``dataset`` by design (a files folder without that file), or None.
+
+    Only prices are indispensable: a source without fundamentals or securities runs the
+    strategies that need neither (see core/strategies/requirements.py)."""
+    provides = getattr(source, "provides", None)
+    if dataset == "prices" or provides is None or provides(dataset):
+        return None
+    message = f"source {source.name!r} has no {dataset} (no {dataset} file in its folder)"
+    if dataset in _REQUIRED:
+        message += f": the strategies that need {dataset} are skipped"
+    return message
+
+
+def _write_rejected(
+    context: dg.AssetExecutionContext, source: Source, dataset: str, warehouse: Warehouse
+) -> dict[str, object]:
+    """Write the rows and files the source set aside to ``raw.rejected_rows`` (this dataset's
+    rows replaced) and return the metadata entries that count them per reason."""
+    reader = getattr(source, "rejected_rows", None)
+    if reader is None:
+        return {}
+    rejected = reader(dataset).with_columns(
+        pl.lit(source.name).alias("source"), pl.lit(datetime.now(UTC)).alias("ingested_at")
+    )
+    warehouse.replace_partition("raw.rejected_rows", rejected, "dataset", [dataset])
+    if rejected.is_empty():
+        return {"rows_set_aside": 0}
+    counts = rejected.group_by("rule").len().sort("len", "rule", descending=[True, False])
+    by_reason = {r: n for r, n in counts.iter_rows()}
+    context.log.warning(
+        f"{rejected.height} {dataset} rows or files set aside (see raw.rejected_rows): {by_reason}"
+    )
+    return {
+        "rows_set_aside": rejected.height,
+        "set_aside_by_reason": dg.MetadataValue.json(by_reason),
+        "files_set_aside": dg.MetadataValue.json(
+            rejected.filter(pl.col("line").is_null())["file"].head(_MAX_LISTED).to_list()
+        ),
+    }
+
+
 def ingest(
     context: dg.AssetExecutionContext,
     dataset: str,
@@ -289,8 +331,11 @@ def ingest(
             warehouse.log_ingest(log)
     failed = _failed(log)
     failed_meta = {"failed_tickers": dg.MetadataValue.json(failed[:_MAX_LISTED])}
-    if error is None and frame.is_empty() and dataset in _REQUIRED:
+    absent = _not_provided(source, dataset)
+    if error is None and frame.is_empty() and dataset in _REQUIRED and absent is None:
         error = f"source {settings.source!r} returned no {dataset}"
+    if absent is not None and dataset in _REQUIRED:
+        context.log.warning(absent)
     if error is not None:
         # Nothing is written: the raw table keeps every row it had.
         raise dg.Failure(
@@ -300,6 +345,7 @@ def ingest(
     frame, guarded = _guard(context, dataset, frame, market, warehouse, started)
     stats = _write(warehouse, dataset, frame, market.run_id, started)
     context.log.info(f"raw.{dataset}: {stats}")
+    set_aside = _write_rejected(context, source, dataset, warehouse)
     if failed:
         context.log.warning(f"{len(failed)} tickers failed: {failed[:_MAX_LISTED]}")
     return dg.MaterializeResult(
@@ -316,6 +362,8 @@ def ingest(
             failed_count=len(failed),
             **guarded,
             **failed_meta,
+            **({"not_provided": absent} if absent is not None else {}),
+            **set_aside,
             **(
                 {"restated_tickers": dg.MetadataValue.json(restated[:_MAX_LISTED])}
                 if dataset == "prices"

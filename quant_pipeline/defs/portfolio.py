@@ -20,7 +20,7 @@ from quant_pipeline.core.strategies.weighting import (
 )
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import selected_strategies, write_owned
+from quant_pipeline.defs.strategies import runnable_strategies, write_owned
 from quant_pipeline.defs.tables import reads, table_spec
 
 GROUP = "portfolio"
@@ -61,7 +61,7 @@ def portfolio_target_weights(
 ):
     """Build every strategy's target weights under its constraints, with a constraint report."""
     read = WEIGHTS_READS.reader(warehouse.read_only())
-    specs = selected_strategies(market)
+    specs = runnable_strategies(market, warehouse)
     scores = read("factors.scores")
     signal_weights = read("portfolio.signal_weights")
     weights = [pl.DataFrame(schema=WEIGHTS_SCHEMA)]

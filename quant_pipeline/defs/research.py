@@ -19,7 +19,7 @@ from quant_pipeline.core.research.tables import (
 )
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import selected_strategies, write_owned
+from quant_pipeline.defs.strategies import runnable_strategies, selected_strategies, write_owned
 from quant_pipeline.defs.tables import reads, table_spec
 
 GROUP = "research"
@@ -86,7 +86,7 @@ def factor_diagnostics_assets(market: MarketDataResource, warehouse: WarehouseRe
     # each scored strategy's composite, on its own schedule (rank 1 = best, so negate it)
     scores = read("factors.scores").filter(pl.col("eligible"))
     parts = [(ic, quantiles, summary)]
-    for name, spec in selected_strategies(market).items():
+    for name, spec in runnable_strategies(market, warehouse).items():
         if not spec.scored:
             continue
         own = _schedule(sched, spec.rebalance)
@@ -144,7 +144,7 @@ def research_luck(
 ) -> dg.MaterializeResult:
     """Each factor strategy's Sharpe/CAGR percentile among random portfolios, oracle bound, PSR."""
     read = LUCK_READS.reader(warehouse.read_only())
-    specs = {n: s for n, s in selected_strategies(market).items() if s.kind == "factor"}
+    specs = {n: s for n, s in runnable_strategies(market, warehouse).items() if s.kind == "factor"}
     prices = read("curated.prices", columns=["ticker", "date", "adj_close"])
     scores = read("factors.scores")
     weights = read("portfolio.target_weights")

@@ -94,6 +94,9 @@ class MarketDataResource(_MarketSettingsFields):
         """The run's as-of date: ``as_of`` when set, else today (UTC)."""
         return date.fromisoformat(self.as_of) if self.as_of else datetime.now(UTC).date()
 
+    # fetched by yahoo beside the universe, compared with in backtest.benchmarks when present
+    benchmark_tickers: list[str] = ["SPY", "IWM"]
+
     def settings(self) -> Settings:
         """The env-var settings with this resource's set fields on top, validated by one model."""
         return from_env(
@@ -112,7 +115,10 @@ class MarketDataResource(_MarketSettingsFields):
     def build_source(self) -> Source:
         """A new source for the configured settings (no network or file access yet)."""
         return make_source(
-            self.settings(), max_failed_share=self.yahoo_max_failed_share, run_id=self._run_id
+            self.settings(),
+            max_failed_share=self.yahoo_max_failed_share,
+            run_id=self._run_id,
+            benchmark_tickers=tuple(self.benchmark_tickers),
         )
 
     def get_source(self) -> Source:

@@ -8,7 +8,7 @@ from quant_pipeline.core.strategies.signal_weights import EVENTS_SCHEMA, signal_
 from quant_pipeline.core.strategies.target_weights import WEIGHTS_SCHEMA
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import selected_strategies, write_owned
+from quant_pipeline.defs.strategies import runnable_strategies, write_owned
 from quant_pipeline.defs.tables import reads
 
 KINDS = {"duckdb", "polars"}
@@ -39,7 +39,7 @@ def signal_strategy_weights(
 ):
     """Run every signal strategy on curated.prices; write its events and daily target weights."""
     read = SIGNAL_READS.reader(warehouse.read_only())
-    specs = {n: s for n, s in selected_strategies(market).items() if s.kind == "signal"}
+    specs = {n: s for n, s in runnable_strategies(market, warehouse).items() if s.kind == "signal"}
     weights = [pl.DataFrame(schema=WEIGHTS_SCHEMA)]
     events = [pl.DataFrame(schema=EVENTS_SCHEMA)]
     summary = []

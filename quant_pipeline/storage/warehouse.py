@@ -825,6 +825,59 @@ class Warehouse:
             self._require_table(con, table)
             return int(con.sql(f"SELECT count(*) FROM {target}").fetchall()[0][0])
 
+    def provenance(self) -> pl.DataFrame:
+        """What the raw layer holds, per dataset and source: dataset, source, rows,
+        first_ingested_at, last_ingested_at (latest load first). Empty without raw tables."""
+        schema = {
+            "dataset": pl.String,
+            "source": pl.String,
+            "rows": pl.Int64,
+            "first_ingested_at": pl.Datetime("us", "UTC"),
+            "last_ingested_at": pl.Datetime("us", "UTC"),
+        }
+        parts = []
+        if not self.path.exists():
+            return pl.DataFrame(schema=schema)
+        with self.connect(read_only=True) as con:
+            for dataset in RAW_SCHEMAS:
+                table = f"raw.{dataset}"
+                if not self._table_exists(con, table):
+                    continue
+                frame = con.sql(
+                    "SELECT ? AS dataset, source, count(*) AS rows, min(ingested_at) AS "
+                    f"first_ingested_at, max(ingested_at) AS last_ingested_at FROM "
+                    f"{_table_name(table)} GROUP BY source",
+                    params=[dataset],
+                ).pl()
+                parts.append(_normalise_result(frame).cast(schema))  # type: ignore[arg-type]
+        if not parts:
+            return pl.DataFrame(schema=schema)
+        return pl.concat(parts).sort("dataset", "last_ingested_at", descending=[False, True])
+
+    def input_counts(self) -> dict[str, int]:
+        """What the curated layer holds, for deciding which strategies can run: rows of
+        curated.fundamentals, securities with a sector, and rows giving shares outstanding (from
+        fundamentals or profiles). Missing tables count 0."""
+        queries = {
+            "fundamentals_rows": ("curated.fundamentals", "count(*)"),
+            "securities_with_sector": ("curated.securities", "count(sector)"),
+            "fundamentals_with_shares": ("curated.fundamentals", "count(shares_outstanding)"),
+            "securities_with_shares": (
+                "curated.securities",
+                "count(coalesce(shares_outstanding, market_cap))",
+            ),
+        }
+        counts = dict.fromkeys(queries, 0)
+        if not self.path.exists():
+            return counts
+        with self.connect(read_only=True) as con:
+            for key, (table, expr) in queries.items():
+                if self._table_exists(con, table):
+                    counts[key] = int(
+                        con.sql(f"SELECT {expr} FROM {_table_name(table)}").fetchall()[0][0]
+                    )
+        return counts
+
     def max_date(
         self, table: str, column: str, filters: dict[str, object] | None = None
     ) -> date | None:

@@ -12,10 +12,16 @@ mark is fine) has a header row and one row per position::
 Header names are matched case-insensitively after trimming, with spaces and hyphens read as
 underscores. Accepted names:
 
-* ticker: ``ticker`` or ``symbol`` (required)
-* shares: ``shares``, ``quantity`` or ``qty`` (required; fractional allowed)
-* cost basis: ``cost_basis``, ``amount_invested`` or ``invested`` (optional; total dollars
-  invested in the position, not per share)
+* ticker: ``ticker`` or ``symbol`` (required unless a name column is given)
+* name: ``stock_name``, ``name``, ``company``, ``company_name`` or ``security``: the company
+  name, resolved to a ticker through curated.securities (``securities`` argument; case,
+  punctuation and Inc./Corp./Ltd. insensitive, see :mod:`.security_names`); used only when the
+  file has no ticker column. An unknown or ambiguous name is an error listing the candidates.
+* shares: ``shares``, ``quantity``, ``qty`` or ``number_of_shares`` (required; fractional allowed)
+* cost basis: ``cost_basis``, ``amount_invested``, ``invested`` or ``dollar_amount_invested``
+  (optional; total dollars invested in the position, not per share)
+
+So the spreadsheet layout ``Stock Name,Number of Shares,Dollar amount invested`` is understood.
 
 Other columns are ignored. Blank lines are skipped. Numbers are ASCII decimals, optionally
 signed, with an optional fraction and exponent (``10``, ``2.5``, ``.5``, ``1e3``) or thousands
@@ -43,6 +49,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from quant_pipeline.core.accounts.security_names import resolve_names
+
 HOLDINGS_SCHEMA: dict[str, pl.DataType] = {
     "ticker": pl.String,
     "shares": pl.Float64,
@@ -51,8 +59,9 @@ HOLDINGS_SCHEMA: dict[str, pl.DataType] = {
 
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "ticker": ("ticker", "symbol"),
-    "shares": ("shares", "quantity", "qty"),
-    "cost_basis": ("cost_basis", "amount_invested", "invested"),
+    "name": ("stock_name", "name", "company", "company_name", "security"),
+    "shares": ("shares", "quantity", "qty", "number_of_shares"),
+    "cost_basis": ("cost_basis", "amount_invested", "invested", "dollar_amount_invested"),
 }
 REQUIRED_COLUMNS: tuple[str, ...] = ("ticker", "shares")
 
@@ -103,12 +112,15 @@ def parse_holdings(
     content: str | bytes,
     known_tickers: Iterable[str] | None = None,
     name: str = "<holdings>",
+    securities: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Parse a holdings CSV into ``ticker (String), shares (Float64), cost_basis (Float64)``.
 
     ``content`` is the file's bytes (decoded as UTF-8, a byte-order mark dropped) or its text.
     ``name`` is how errors refer to the file (the caller passes the path). ``known_tickers``,
     when given, is the set of tickers the pipeline can price; any other ticker is an error.
+    ``securities`` (ticker, name: curated.securities) resolves a name column when the file has
+    no ticker column.
 
     Tickers are trimmed and upper-cased; rows keep the file's order; ``cost_basis`` is null when
     the column is absent or the cell is blank. Raises :class:`HoldingsError` listing every row
@@ -121,11 +133,15 @@ def parse_holdings(
     header, columns, data = _header_columns_and_rows(text, name)
     known = None if known_tickers is None else {t.strip().upper() for t in known_tickers}
     problems: list[HoldingsProblem] = []
+    if "ticker" not in columns:  # positions named by company: their tickers go in its place
+        columns, data, problems = _resolve_name_column(columns, data, securities, name)
+    named = {p.line for p in problems}
     rows = []
     for line, fields in data:
         row, row_problems = _parse_row(line, fields, header, columns, known)
         rows.append(row)
-        problems += row_problems
+        # an unresolved name already says why the ticker is blank
+        problems += [p for p in row_problems if not (p.line in named and p.column == "ticker")]
     frame = pl.DataFrame(rows, schema={"line": pl.Int64, **HOLDINGS_SCHEMA}, orient="row")
     problems += _duplicate_problems(frame)
     if problems:
@@ -299,6 +315,8 @@ def _map_columns(header: list[str], problems: list[HoldingsProblem]) -> dict[str
             columns[canonical] = found[0]
     ambiguous = {c for c, aliases in COLUMN_ALIASES.items() if sum(n in aliases for n in names) > 1}
     missing = [c for c in REQUIRED_COLUMNS if c not in columns and c not in ambiguous]
+    if "ticker" in missing and "name" in columns:
+        missing.remove("ticker")  # positions identified by company name
     for col in missing:
         problems.append(
             HoldingsProblem(
@@ -310,6 +328,42 @@ def _map_columns(header: list[str], problems: list[HoldingsProblem]) -> dict[str
             )
         )
     return columns
+
+
+def _resolve_name_column(
+    columns: dict[str, int],
+    data: list[tuple[int, list[str]]],
+    securities: pl.DataFrame | None,
+    label: str,
+) -> tuple[dict[str, int], list[tuple[int, list[str]]], list[HoldingsProblem]]:
+    """For a file with a name column and no ticker column: the records with each name replaced
+    by its ticker (blank when unresolved), the name column read as the ticker column, and one
+    problem per row whose name is unknown or ambiguous (with the candidates)."""
+    if securities is None:
+        rule = (
+            "has no ticker column (accepted names: ticker, symbol; a company name column such "
+            "as Stock Name is resolved only against curated.securities)"
+        )
+        raise HoldingsError(label, [HoldingsProblem(0, "", "", rule)])
+    if securities.is_empty():
+        rule = "names positions by company name, but no securities (curated.securities) are loaded"
+        raise HoldingsError(label, [HoldingsProblem(0, "", "", rule)])
+    idx = columns["name"]
+
+    def cell(fields: list[str]) -> str:
+        return fields[idx].strip() if idx < len(fields) else ""
+
+    names = sorted({cell(f) for _, f in data if cell(f)})
+    matches = {m.name: m for m in resolve_names(names, securities)}
+    problems, records = [], []
+    for line, fields in data:
+        match = matches.get(cell(fields))
+        if match is None or match.ticker is None:
+            why = match.problem if match is not None else "is blank"
+            problems.append(HoldingsProblem(line, "name", cell(fields), why or ""))
+        ticker = match.ticker if match is not None and match.ticker else ""
+        records.append((line, [*fields[:idx], ticker, *fields[idx + 1 :]]))
+    return {**columns, "ticker": idx}, records, problems
 
 
 def _number(raw: str) -> float | None:

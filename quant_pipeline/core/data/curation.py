@@ -167,6 +167,29 @@ def adjusted_close(prices: pl.DataFrame, actions: pl.DataFrame | None) -> pl.Dat
     )
 
 
+def _fill_adjusted_close(accepted: pl.DataFrame, actions: pl.DataFrame | None) -> pl.DataFrame:
+    """``accepted`` with each null adj_close computed by :func:`adjusted_close` from its close
+    and the corporate actions (only the tickers lacking one go through it)."""
+    missing = accepted.filter(pl.col("adj_close").is_null()).get_column("ticker").unique()
+    if not missing.len():
+        return accepted
+    if actions is None or actions.is_empty():
+        # no splits or dividends at all (a price-only vendor folder): the adjusted close is the
+        # close, as adjusted_close would return, without re-sorting and joining 15M rows
+        return accepted.with_columns(adj_close=pl.coalesce("adj_close", "close"))
+    needed = accepted.filter(pl.col("ticker").is_in(missing.implode()))
+    computed = adjusted_close(needed.select("ticker", "date", "close"), actions)
+    return (
+        accepted.join(
+            computed.select("ticker", "date", _computed="adj_close"),
+            on=["ticker", "date"],
+            how="left",
+        )
+        .with_columns(adj_close=pl.coalesce("adj_close", "_computed"))
+        .drop("_computed")
+    )
+
+
 def _price_multipliers(landed: pl.DataFrame) -> pl.DataFrame:
     """``landed`` actions (action, value, prev_close, row_close of their first trading row) plus
     ``multiplier``, the factor of every earlier price (see :func:`adjusted_close`).
@@ -246,16 +269,7 @@ def curate_prices(
     else:
         accepted = latest.select(keep)
     del latest
-    # adjusted_close works ticker by ticker, so only tickers lacking a source adj_close need it.
-    missing = accepted.filter(pl.col("adj_close").is_null()).get_column("ticker").unique()
-    if missing.len():
-        needed = accepted.filter(pl.col("ticker").is_in(missing.implode()))
-        computed = adjusted_close(needed.select("ticker", "date", "close"), actions)
-        accepted = accepted.join(
-            computed.select("ticker", "date", _computed="adj_close"),
-            on=["ticker", "date"],
-            how="left",
-        ).with_columns(adj_close=pl.coalesce("adj_close", "_computed"))
+    accepted = _fill_adjusted_close(accepted, actions)
     if not is_sorted_by(accepted, ["ticker", "date"]):
         accepted = accepted.sort(["ticker", "date"])
     # Sorted by (ticker, date): the previous row is the ticker's previous day except on each
