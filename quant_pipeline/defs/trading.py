@@ -18,7 +18,6 @@ import polars as pl
 from quant_pipeline.core.backtest.share_simulation import TradingModel
 from quant_pipeline.core.strategies.spec import StrategySpec
 
-
 # A holding is resized when it drifts more than 20% of its target weight away from it
 # (Daryanani 2008, "Opportunistic Rebalancing: A New Paradigm for Wealth Managers").
 DEFAULT_TOLERANCE_BAND = 0.2
