@@ -9,6 +9,7 @@ from quant_pipeline.core.backtest import reference_engine as backtest
 from quant_pipeline.core.backtest.benchmark_returns import benchmark_series
 from quant_pipeline.core.backtest.blend import ATTRIBUTION_SCHEMA, BlendInputError, blend_returns
 from quant_pipeline.core.backtest.comparison import metrics_for_strategies, starting_capital
+from quant_pipeline.core.backtest.row_flags import strategy_flags
 from quant_pipeline.core.backtest.share_simulation import simulate, unfilled_targets
 from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
 from quant_pipeline.core.reporting import backtest_charts as plots
@@ -245,7 +246,10 @@ def backtest_metrics(
     trades = wh.read_table("backtest.trades")
     long = metrics_for_strategies(daily, trades)
     wh.replace_table("backtest.metrics", long)
-    comparison = metrics.comparison_table(long)
+    # flags: never fired / mostly cash / too few trades (core.backtest.row_flags)
+    comparison = metrics.comparison_table(long).join(
+        strategy_flags(daily, trades), on="strategy", how="left", maintain_order="left"
+    )
     wh.replace_table("backtest.comparison", comparison)
     return dg.MaterializeResult(
         metadata={
