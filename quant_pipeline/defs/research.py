@@ -13,6 +13,7 @@ from quant_pipeline.core.reporting.research_charts import (
 from quant_pipeline.core.research.factor_diagnostics import forward_returns
 from quant_pipeline.core.research.tables import (
     LUCK_SCHEMA,
+    MIN_CROSS_SECTION,
     PERIODS_PER_YEAR,
     factor_diagnostics,
     luck_report,
@@ -27,6 +28,14 @@ N_RANDOM_PORTFOLIOS = 200
 SEED = 20240601
 # factors judged in factors.values (price, volume and size are filters more than factors)
 DIAGNOSED = tuple(f for f in FACTOR_NAMES if f not in ("price", "avg_volume", "avg_dollar_volume"))
+
+
+class FactorDiagnosticsConfig(dg.Config):
+    """Run config of the factor diagnostics (launchpad: ``ops: factor_diagnostics_assets``)."""
+
+    # A rebalance date enters the IC / quantile averages of research.factor_summary only when
+    # this many names have both a factor value and a forward return.
+    min_cross_section: int = MIN_CROSS_SECTION
 
 
 def _schedule(wh, frequency: str) -> list:
@@ -54,16 +63,20 @@ def _schedule(wh, frequency: str) -> list:
         dg.AssetSpec(
             ["research", "factor_summary"],
             deps=[["research", "factor_ic"]],
-            description="Per factor: mean IC, t-stat, hit rate, mean spread, turnover, autocorr.",
+            description="Per factor: mean IC, t-stat, hit rate, mean spread, turnover, autocorr, "
+            "over dates with at least min_cross_section names, with the dates used.",
             group_name=GROUP,
             kinds=KINDS,
         ),
     ],
     pool="warehouse",
 )
-def factor_diagnostics_assets(market: MarketDataResource, warehouse: WarehouseResource):
+def factor_diagnostics_assets(
+    config: FactorDiagnosticsConfig, market: MarketDataResource, warehouse: WarehouseResource
+):
     """Judge every factor (and every scored strategy's composite) against forward returns."""
     wh = warehouse.get()
+    min_names = config.min_cross_section
     sched = wh.read_table("factors.rebalance_dates")
     frequency = next(f for f in PERIODS_PER_YEAR if f in set(sched["frequency"]))
     prices = wh.read_table("curated.prices", columns=["ticker", "date", "adj_close"])
@@ -73,7 +86,7 @@ def factor_diagnostics_assets(market: MarketDataResource, warehouse: WarehouseRe
     dates = _schedule(wh, frequency)
     fwd = forward_returns(prices, dates)
     ic, quantiles, summary = factor_diagnostics(
-        values.filter(pl.col("rebalance_date").is_in(dates)), fwd, DIAGNOSED
+        values.filter(pl.col("rebalance_date").is_in(dates)), fwd, DIAGNOSED, min_names=min_names
     )
     # each scored strategy's composite, on its own schedule (rank 1 = best, so negate it)
     scores = wh.read_table("factors.scores").filter(pl.col("eligible"))
@@ -86,7 +99,7 @@ def factor_diagnostics_assets(market: MarketDataResource, warehouse: WarehouseRe
             "rebalance_date", "ticker", (-pl.col("rank").cast(pl.Float64)).alias(f"strategy:{name}")
         )
         own_fwd = fwd if own == dates else forward_returns(prices, own)
-        parts.append(factor_diagnostics(frame, own_fwd, [f"strategy:{name}"]))
+        parts.append(factor_diagnostics(frame, own_fwd, [f"strategy:{name}"], min_names=min_names))
     ic, quantiles, summary = (pl.concat([p[i] for p in parts]) for i in range(3))
     wh.replace_table("research.factor_ic", ic)
     wh.replace_table("research.factor_quantiles", quantiles)
@@ -115,6 +128,7 @@ def factor_diagnostics_assets(market: MarketDataResource, warehouse: WarehouseRe
         metadata=table_metadata(
             "research.factor_summary",
             summary,
+            min_cross_section=min_names,
             summary=dg.MetadataValue.md(summary_md),
             **charts,
         ),
