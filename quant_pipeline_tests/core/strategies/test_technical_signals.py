@@ -291,9 +291,9 @@ CUP = {"cup_min_days": 30, "cup_max_days": 100, "handle_min_days": 5, "handle_ma
 
 def test_cup_and_handle_enters_on_the_breakout_day():
     # hand check: L = day 20 (high 100.5), R = day 80 (high 100.5), cup low 75 - 0.5 = 74.5:
-    # depth 1 - 74.5/100.5 = 25.9%; roundness ~0.38 (< 0.40); handle low 94.5 is 6.0% under R
+    # depth 1 - 74.5/100.5 = 25.9%; roundness ~0.38 (< 0.50); handle low 94.5 is 6.0% under R
     # and in the cup's upper half (> 87.5); handle volume 600 < cup 1000; day 91 closes 101.5
-    # > 100.5 on 3000 >= 1.5 x mean of the 50 days before (about 920).
+    # > 100.5 on 3000 >= 1.4 x mean of the 50 days before (920).
     prices, day = _cup_with_handle()
     out = sg.cup_and_handle(prices, **CUP)
     assert _days(out, "entry") == [day]
@@ -330,6 +330,31 @@ def test_a_handle_deeper_than_12_percent_is_not_a_handle():
     )
     assert _days(sg.cup_and_handle(deep, **CUP), "entry") == []
     assert _days(sg.cup_and_handle(deep, **CUP, handle_depth_max=0.13), "entry") == [91]
+
+
+def test_the_default_breakout_volume_is_40_percent_above_the_50_day_average():
+    # mean volume of days 41-90: (40 x 1000 + 10 x 600) / 50 = 920; O'Neil's 40%: 1.4 x 920 = 1288
+    for volume, fires in ((1334.0, True), (1242.0, False)):  # 1.45x and 1.35x the average
+        prices, day = _cup_with_handle(breakout_volume=volume)
+        assert _days(sg.cup_and_handle(prices, **CUP), "entry") == ([day] if fires else [])
+
+
+def test_a_cup_deeper_than_33_percent_is_not_a_cup():
+    def cup_of_depth(depth: float) -> pl.DataFrame:
+        prices, _ = _cup_with_handle()
+        close = prices["close"].to_numpy().copy()
+        close[20:81] = 100.0 - depth * np.sin(np.pi * np.arange(61) / 60)
+        return prices.with_columns(
+            close=pl.Series(close),
+            adj_close=pl.Series(close),
+            high=pl.Series(close + 0.5),
+            low=pl.Series(close - 0.5),
+        )
+
+    # depth 1 - (100 - d - 0.5) / 100.5: d = 33 -> 33.8% (too deep), d = 29 -> 29.9%
+    assert _days(sg.cup_and_handle(cup_of_depth(33.0), **CUP), "entry") == []
+    assert _days(sg.cup_and_handle(cup_of_depth(29.0), **CUP), "entry") == [91]
+    assert sg.CupAndHandle().cup_depth_max == 0.33
 
 
 def test_cup_and_handle_rejects_a_cup_max_shorter_than_its_min():
