@@ -17,6 +17,7 @@ from quant_pipeline.core.research.tables import (
     PERIODS_PER_YEAR,
     factor_diagnostics,
     luck_report,
+    signal_counts,
 )
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
@@ -205,4 +206,37 @@ def research_luck(
     )
 
 
-research_assets = [factor_diagnostics_assets, research_luck]
+@dg.asset(
+    key=["research", "signal_counts"],
+    deps=[["factors", "signal_events"], ["curated", "prices"]],
+    group_name=GROUP,
+    kinds=KINDS,
+    pool="warehouse",
+)
+def research_signal_counts(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Per signal strategy and year: entries, exits, tickers entered, rate per 100 ticker-years."""
+    wh = warehouse.get()
+    events = wh.read_table("factors.signal_events")
+    prices = wh.read_table("curated.prices", columns=["ticker", "date"])
+    table = signal_counts(events, prices)
+    wh.replace_table("research.signal_counts", table)
+    totals = (
+        table.group_by("strategy")
+        .agg(pl.col("entries").sum(), pl.col("exits").sum(), pl.col("ticker_years").sum())
+        .with_columns(
+            (100.0 * pl.col("entries") / pl.col("ticker_years")).alias(
+                "entries_per_100_ticker_years"
+            )
+        )
+        .sort("strategy")
+    )
+    return dg.MaterializeResult(
+        metadata=table_metadata(
+            "research.signal_counts",
+            table,
+            totals=dg.MetadataValue.md(markdown_table(totals, max_rows=20)),
+        )
+    )
+
+
+research_assets = [factor_diagnostics_assets, research_luck, research_signal_counts]

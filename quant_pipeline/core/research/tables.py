@@ -14,6 +14,8 @@ import numpy as np
 import polars as pl
 
 from quant_pipeline.core.backtest.metrics import probabilistic_sharpe_ratio
+from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
+from quant_pipeline.core.data.frames import require_columns
 from quant_pipeline.core.research import factor_diagnostics as dx
 from quant_pipeline.core.research import luck_baselines as luck
 
@@ -303,3 +305,48 @@ def _percentile(value: float | None, distribution: np.ndarray) -> float | None:
 
 def _q(x: np.ndarray, q: float) -> float | None:
     return float(np.quantile(x, q)) if x.size else None
+
+
+SIGNAL_COUNTS_SCHEMA: dict[str, pl.DataType] = {
+    "strategy": pl.String(),
+    "year": pl.Int32(),
+    "entries": pl.Int64(),
+    "exits": pl.Int64(),
+    "tickers_entered": pl.Int64(),
+    "ticker_years": pl.Float64(),
+    "entries_per_100_ticker_years": pl.Float64(),
+}
+
+
+def signal_counts(events: pl.DataFrame, prices: pl.DataFrame) -> pl.DataFrame:
+    """How often each signal strategy fired, per calendar year (``research.signal_counts``).
+
+    ``events``: factors.signal_events (strategy, ticker, date, entry, exit: an entry row per day
+    the entry fires, an exit row per day an exit condition starts). ``prices``: curated.prices
+    (ticker, date), for the exposure: ``ticker_years`` = price rows of the year / 252. Returns
+    SIGNAL_COUNTS_SCHEMA: entries, exits, distinct tickers with an entry, and entries per 100
+    ticker-years (null without prices that year), every strategy x year with a price row (0 when
+    the strategy did not fire), sorted by strategy and year.
+    """
+    require_columns(events, ("strategy", "ticker", "date", "entry", "exit"), "signal_events")
+    require_columns(prices, ("ticker", "date"), "curated.prices")
+    year = pl.col("date").dt.year().cast(pl.Int32).alias("year")
+    exposure = prices.group_by(year).agg((pl.len() / TRADING_DAYS_PER_YEAR).alias("ticker_years"))
+    fired = events.group_by("strategy", year).agg(
+        pl.col("entry").sum().cast(pl.Int64).alias("entries"),
+        pl.col("exit").sum().cast(pl.Int64).alias("exits"),
+        pl.col("ticker").filter(pl.col("entry")).n_unique().cast(pl.Int64).alias("tickers_entered"),
+    )
+    grid = events.select("strategy").unique().join(exposure.select("year"), how="cross")
+    return (
+        grid.join(fired, on=["strategy", "year"], how="full", coalesce=True)
+        .join(exposure, on="year", how="left")
+        .with_columns(pl.col("entries", "exits", "tickers_entered").fill_null(0))
+        .with_columns(
+            (100.0 * pl.col("entries") / pl.col("ticker_years")).alias(
+                "entries_per_100_ticker_years"
+            )
+        )
+        .select([pl.col(c).cast(t) for c, t in SIGNAL_COUNTS_SCHEMA.items()])
+        .sort("strategy", "year")
+    )

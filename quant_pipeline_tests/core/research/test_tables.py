@@ -186,3 +186,33 @@ def test_dates_with_a_small_cross_section_stay_in_the_per_date_table_but_not_in_
     assert row["mean_ic"] is None and row["n_periods"] == 0 and row["small_dates_excluded"] == 2
     with pytest.raises(ValueError, match="min_names"):
         factor_diagnostics(values, fwd, ["f"], min_names=1)
+
+
+def test_signal_counts_give_entries_exits_and_the_rate_per_100_ticker_years():
+    from datetime import date
+
+    from quant_pipeline.core.research.tables import signal_counts
+
+    events = pl.DataFrame(
+        {
+            "strategy": ["cup", "cup", "cup", "trend"],
+            "ticker": ["A", "A", "B", "A"],
+            "date": [date(2020, 3, 2), date(2020, 3, 3), date(2020, 5, 1), date(2021, 1, 4)],
+            "entry": [True, True, False, True],
+            "exit": [False, False, True, False],
+        }
+    )
+    # 2020: 504 price rows = 2 ticker-years; 2021: 252 rows = 1 ticker-year
+    prices = pl.DataFrame(
+        {
+            "ticker": ["A"] * 504 + ["B"] * 252,
+            "date": [date(2020, 1, 1)] * 504 + [date(2021, 1, 1)] * 252,
+        }
+    )
+    got = signal_counts(events, prices).rows()
+    assert got == [
+        ("cup", 2020, 2, 1, 1, 2.0, 100.0),  # 2 entries over 2 ticker-years
+        ("cup", 2021, 0, 0, 0, 1.0, 0.0),  # never fired that year: a row of zeros
+        ("trend", 2020, 0, 0, 0, 2.0, 0.0),
+        ("trend", 2021, 1, 0, 1, 1.0, 100.0),
+    ]
