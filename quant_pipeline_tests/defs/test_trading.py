@@ -55,7 +55,7 @@ def test_impossible_settings_fail_the_step_naming_the_strategy():
 
 
 def test_signal_and_staggered_kinds_keep_held_names_and_factor_kinds_resize_outside_the_band():
-    from quant_pipeline.core.strategies.spec import load_strategies
+    from quant_pipeline.config.strategies import load_strategies
 
     specs = load_strategies()
     config = BacktestConfig()
@@ -71,3 +71,13 @@ def test_signal_and_staggered_kinds_keep_held_names_and_factor_kinds_resize_outs
     assert (row["tolerance_band"], row["min_trade_value"], row["resize_held"]) == (0.2, 200.0, True)
     exact = trading_model(BacktestConfig(min_trade_value=0.0, tolerance_band=0.0), specs["canslim"])
     assert (exact.min_trade_value, exact.tolerance_band) == (0.0, 0.0)
+
+
+def test_a_strategy_file_sets_its_band_minimum_and_resizing():
+    spec = spec_with({"tolerance_band": 0.1, "min_trade_value": 500, "resize_held": False})
+    model = trading_model(BacktestConfig(), spec)
+    assert (model.tolerance_band, model.min_trade_value, model.resize_held) == (0.1, 500.0, False)
+    from quant_pipeline.core.strategies.spec import StrategyConfigError
+
+    with pytest.raises(StrategyConfigError, match="trading.tolerance_band"):
+        spec_with({"tolerance_band": -0.1})
