@@ -65,3 +65,26 @@ def strategy_flags(daily: pl.DataFrame, trades: pl.DataFrame) -> pl.DataFrame:
         flags = row_flags(part, closed.get(name, 0)) if share_based else []
         rows.append((name, "; ".join(flags) if flags else None))
     return pl.DataFrame(rows, schema=FLAGS_SCHEMA, orient="row")
+
+
+def with_skipped(comparison: pl.DataFrame, skipped: pl.DataFrame) -> pl.DataFrame:
+    """The comparison table with a row for every strategy left out of the backtest.
+
+    ``comparison``: ``strategy``, metric columns and ``flags`` (the benchmark row is
+    ``'benchmark'``). ``skipped``: ``strategy, reason`` (why it has no backtest, e.g. no target
+    weights: the signal never fired). Each such strategy gets null metrics and the flag
+    ``never fired (not backtested): <reason>``, placed before the benchmark row; a strategy that
+    already has a row is left as it is.
+    """
+    require_columns(comparison, ["strategy", "flags"], "backtest.comparison", MetricsInputError)
+    require_columns(skipped, ["strategy", "reason"], "skipped strategies", MetricsInputError)
+    new = skipped.filter(~pl.col("strategy").is_in(comparison["strategy"].implode())).select(
+        "strategy",
+        (pl.lit("never fired (not backtested): ") + pl.col("reason")).alias("flags"),
+    )
+    if new.is_empty():
+        return comparison
+    is_bench = pl.col("strategy") == "benchmark"
+    return pl.concat(
+        [comparison.filter(~is_bench), new, comparison.filter(is_bench)], how="diagonal_relaxed"
+    ).select(comparison.columns)

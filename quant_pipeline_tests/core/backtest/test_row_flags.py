@@ -81,3 +81,20 @@ def test_the_tear_sheet_repeats_the_warning_under_its_title():
     assert '<p class="warning"><strong>Read with care: never fired' in page
     plain = render_tearsheet("idle", metrics, daily("idle", [1], [0.0]), None, None, {})
     assert 'class="warning"' not in plain
+
+
+def test_a_strategy_left_out_of_the_backtest_gets_a_row_before_the_benchmark():
+    from quant_pipeline.core.backtest.row_flags import with_skipped
+
+    comparison = pl.DataFrame(
+        {"strategy": ["a", "benchmark"], "cagr": [0.1, 0.08], "flags": [None, None]},
+        schema_overrides={"flags": pl.String},
+    )
+    skipped = pl.DataFrame({"strategy": ["quiet", "a"], "reason": ["no target weights", "x"]})
+    got = with_skipped(comparison, skipped)
+    assert got.rows() == [
+        ("a", 0.1, None),
+        ("quiet", None, "never fired (not backtested): no target weights"),
+        ("benchmark", 0.08, None),
+    ]
+    assert with_skipped(comparison, skipped.head(0)).equals(comparison)
