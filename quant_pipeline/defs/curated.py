@@ -199,7 +199,8 @@ CHAIN_JOBS = ("full_pipeline_job", "quarterly_rebalance_job")
 
 downstream_refresh_job = dg.define_asset_job(
     "downstream_refresh_job",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.groups("ingestion", "curated", "orders"),
+    selection=dg.AssetSelection.all()
+    - dg.AssetSelection.groups("ingestion", "curated", "orders", "research_guards"),
     description="Factors, portfolios, backtests, reports and research from the curated tables.",
 )
 
