@@ -51,6 +51,8 @@ def format_comparison(comparison: pl.DataFrame) -> str:
             value = record[col]
             if value is None:
                 row.append("—")
+            elif isinstance(value, str):
+                row.append(value)
             elif col in percent:
                 row.append(f"{value:.2%}")
             else:

@@ -11,6 +11,7 @@ from quant_pipeline.core.backtest import reference_engine as backtest
 from quant_pipeline.core.backtest.benchmark_returns import benchmark_series
 from quant_pipeline.core.backtest.blend import ATTRIBUTION_SCHEMA, BlendInputError, blend_returns
 from quant_pipeline.core.backtest.comparison import metrics_for_strategies, starting_capital
+from quant_pipeline.core.backtest.row_flags import strategy_flags, with_skipped
 from quant_pipeline.core.backtest.share_simulation import simulate, unfilled_targets
 from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
 from quant_pipeline.core.reporting import backtest_charts as plots
@@ -29,7 +30,7 @@ SIMULATION_TABLES = {
     "fills": "Every simulated order: side, shares, price, execution price, commission, slippage.",
     "positions": "Shares, value and weight held after each rebalance, per strategy and ticker.",
     "unfilled_targets": "Targets not (fully) bought: no recent price, price above target, no cash.",
-    "settings": "The trading model and benchmark each strategy's backtest used.",
+    "settings": "The trading model and benchmark each strategy's backtest used (or why none).",
 }
 RESULT_TABLES = {
     "daily": "Daily portfolio and benchmark returns, equity, drawdown, turnover, costs.",
@@ -46,7 +47,8 @@ BACKTEST_READS = reads(
     "backtest.benchmarks",
     *BIAS_LABEL_READS,
 )
-METRICS_READS = reads("backtest.daily", "backtest.trades")
+METRICS_READS = reads("backtest.daily", "backtest.trades", "backtest.settings")
+NOT_BACKTESTED = "not backtested: "
 
 
 @dataclass
@@ -235,6 +237,9 @@ def backtest_results(
     blend_strategies(sims, specs, benchmark)
     for name, reason in sims.skipped.items():
         context.log.warning(f"strategy {name!r} left out of the backtest: {reason}")
+        sims.outputs["settings"].append(
+            pl.DataFrame({"strategy": [name], "description": [NOT_BACKTESTED + reason]})
+        )
     if not sims.outputs["daily"]:
         raise dg.Failure(f"no strategy could be backtested: {sims.skipped}")
     charts = quarterly_and_charts(sims, benchmark_name)
@@ -295,8 +300,17 @@ def backtest_metrics(warehouse: WarehouseResource):
     """Every strategy's metrics (long) and the comparison table `quant-pipeline run` prints."""
     read = METRICS_READS.reader(warehouse.read_only())
     daily = read("backtest.daily")
-    long = metrics_for_strategies(daily, read("backtest.trades"))
-    comparison = metrics.comparison_table(long)
+    trades = read("backtest.trades")
+    long = metrics_for_strategies(daily, trades)
+    # flags: never fired / mostly cash / too few trades (core.backtest.row_flags)
+    comparison = metrics.comparison_table(long).join(
+        strategy_flags(daily, trades), on="strategy", how="left", maintain_order="left"
+    )
+    settings = read("backtest.settings")
+    skipped = settings.filter(pl.col("description").str.starts_with(NOT_BACKTESTED)).select(
+        "strategy", pl.col("description").str.strip_prefix(NOT_BACKTESTED).alias("reason")
+    )
+    comparison = with_skipped(comparison, skipped)
     wh = warehouse.get()
     wh.replace_table("backtest.metrics", long)
     wh.replace_table("backtest.comparison", comparison)

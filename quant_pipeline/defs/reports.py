@@ -18,6 +18,7 @@ from quant_pipeline.core.backtest.comparison import (
     relative_metrics,
     sector_exposure,
 )
+from quant_pipeline.core.backtest.row_flags import row_flags
 from quant_pipeline.core.data.suspect_moves import SUSPECT_MOVES_TABLE, held_through
 from quant_pipeline.core.reporting import backtest_charts as plots
 from quant_pipeline.core.reporting.tearsheet import render_tearsheet
@@ -174,6 +175,10 @@ def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.Mat
             labels["trading model"] = setting["description"][0]
         labels["metric definitions"] = "docs/metrics.md"
         strategy_trades = trades.filter(pl.col("strategy") == name)
+        if {"orders", "cash", "portfolio_value"} <= set(own.columns):
+            closed = strategy_trades.filter(pl.col("exit_date").is_not_null()).height
+            if flags := row_flags(own, closed):
+                labels = {"warning": "; ".join(flags), **labels}
         page = render_tearsheet(
             name,
             metrics.filter(pl.col("strategy").is_in([name, BENCHMARK])),

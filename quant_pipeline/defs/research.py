@@ -13,9 +13,11 @@ from quant_pipeline.core.reporting.research_charts import (
 from quant_pipeline.core.research.factor_diagnostics import forward_returns
 from quant_pipeline.core.research.tables import (
     LUCK_SCHEMA,
+    MIN_CROSS_SECTION,
     PERIODS_PER_YEAR,
     factor_diagnostics,
     luck_report,
+    signal_counts,
 )
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
@@ -28,6 +30,14 @@ N_RANDOM_PORTFOLIOS = 200
 SEED = 20240601
 # factors judged in factors.values (price, volume and size are filters more than factors)
 DIAGNOSED = tuple(f for f in FACTOR_NAMES if f not in ("price", "avg_volume", "avg_dollar_volume"))
+
+
+class FactorDiagnosticsConfig(dg.Config):
+    """Run config of the factor diagnostics (launchpad: ``ops: factor_diagnostics_assets``)."""
+
+    # A rebalance date enters the IC / quantile averages of research.factor_summary only when
+    # this many names have both a factor value and a forward return.
+    min_cross_section: int = MIN_CROSS_SECTION
 
 
 DIAGNOSTICS_READS = reads(
@@ -64,16 +74,20 @@ def _schedule(sched: pl.DataFrame, frequency: str) -> list:
         ),
         table_spec(
             "research.factor_summary",
-            "Per factor: mean IC, t-stat, hit rate, mean spread, turnover, autocorr.",
+            "Per factor: mean IC, t-stat, hit rate, mean spread, turnover, autocorr, over dates "
+            "with at least min_cross_section names, with the dates used.",
             GROUP,
             [dg.AssetKey(["research", "factor_ic"]), *DIAGNOSTICS_READS.deps],
         ),
     ],
     pool="warehouse",
 )
-def factor_diagnostics_assets(market: MarketDataResource, warehouse: WarehouseResource):
+def factor_diagnostics_assets(
+    config: FactorDiagnosticsConfig, market: MarketDataResource, warehouse: WarehouseResource
+):
     """Judge every factor (and every scored strategy's composite) against forward returns."""
     read = DIAGNOSTICS_READS.reader(warehouse.read_only())
+    min_names = config.min_cross_section
     sched = read("factors.rebalance_dates")
     frequency = next(f for f in PERIODS_PER_YEAR if f in set(sched["frequency"]))
     prices = read("curated.prices", columns=["ticker", "date", "adj_close"])
@@ -81,7 +95,7 @@ def factor_diagnostics_assets(market: MarketDataResource, warehouse: WarehouseRe
     dates = _schedule(sched, frequency)
     fwd = forward_returns(prices, dates)
     ic, quantiles, summary = factor_diagnostics(
-        values.filter(pl.col("rebalance_date").is_in(dates)), fwd, DIAGNOSED
+        values.filter(pl.col("rebalance_date").is_in(dates)), fwd, DIAGNOSED, min_names=min_names
     )
     # each scored strategy's composite, on its own schedule (rank 1 = best, so negate it)
     scores = read("factors.scores").filter(pl.col("eligible"))
@@ -94,7 +108,7 @@ def factor_diagnostics_assets(market: MarketDataResource, warehouse: WarehouseRe
             "rebalance_date", "ticker", (-pl.col("rank").cast(pl.Float64)).alias(f"strategy:{name}")
         )
         own_fwd = fwd if own == dates else forward_returns(prices, own)
-        parts.append(factor_diagnostics(frame, own_fwd, [f"strategy:{name}"]))
+        parts.append(factor_diagnostics(frame, own_fwd, [f"strategy:{name}"], min_names=min_names))
     ic, quantiles, summary = (pl.concat([p[i] for p in parts]) for i in range(3))
     wh = warehouse.get()
     # the factors themselves and the composites of the run's strategies
@@ -126,6 +140,7 @@ def factor_diagnostics_assets(market: MarketDataResource, warehouse: WarehouseRe
         metadata=table_metadata(
             "research.factor_summary",
             summary,
+            min_cross_section=min_names,
             summary=dg.MetadataValue.md(summary_md),
             **charts,
         ),
@@ -198,4 +213,40 @@ def research_luck(
     )
 
 
-research_assets = [factor_diagnostics_assets, research_luck]
+SIGNAL_COUNT_READS = reads("factors.signal_events", "curated.prices")
+
+
+@dg.asset(
+    key=["research", "signal_counts"],
+    deps=SIGNAL_COUNT_READS.deps,
+    group_name=GROUP,
+    kinds=KINDS,
+    pool="warehouse",
+)
+def research_signal_counts(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Per signal strategy and year: entries, exits, tickers entered, rate per 100 ticker-years."""
+    read = SIGNAL_COUNT_READS.reader(warehouse.read_only())
+    table = signal_counts(
+        read("factors.signal_events"), read("curated.prices", columns=["ticker", "date"])
+    )
+    warehouse.get().replace_table("research.signal_counts", table)
+    totals = (
+        table.group_by("strategy")
+        .agg(pl.col("entries").sum(), pl.col("exits").sum(), pl.col("ticker_years").sum())
+        .with_columns(
+            (100.0 * pl.col("entries") / pl.col("ticker_years")).alias(
+                "entries_per_100_ticker_years"
+            )
+        )
+        .sort("strategy")
+    )
+    return dg.MaterializeResult(
+        metadata=table_metadata(
+            "research.signal_counts",
+            table,
+            totals=dg.MetadataValue.md(markdown_table(totals, max_rows=20)),
+        )
+    )
+
+
+research_assets = [factor_diagnostics_assets, research_luck, research_signal_counts]

@@ -4,6 +4,12 @@
 backtest__daily...``; every field has a default, so a plain materialization needs none). A
 strategy file's ``trading:`` section overrides any of these fields for that strategy, and the
 older ``costs.bps`` is added to the slippage (it was a charge in basis points of traded value).
+
+When to trade: ``tolerance_band`` (default 20% of the target weight, Daryanani 2008),
+``min_trade_value`` (default None = commission-aware: the order value below which the minimum
+commission exceeds 0.5% of it) and ``resize_held`` (None = by kind: signal and staggered
+strategies keep the names they hold and trade only exits and new names; factor strategies resize
+outside the band). See core.backtest.share_simulation.
 """
 
 import dagster as dg
@@ -11,6 +17,11 @@ import polars as pl
 
 from quant_pipeline.core.backtest.share_simulation import TradingModel
 from quant_pipeline.core.strategies.spec import StrategySpec
+
+# A holding is resized when it drifts more than 20% of its target weight away from it
+# (Daryanani 2008, "Opportunistic Rebalancing: A New Paradigm for Wealth Managers").
+DEFAULT_TOLERANCE_BAND = 0.2
+KEEP_HELD_KINDS = ("signal", "staggered")
 
 
 class BacktestConfig(dg.Config):
@@ -24,6 +35,11 @@ class BacktestConfig(dg.Config):
     commission_bps: float = 0.0
     slippage_bps: float = 0.0
     cash_rate: float = 0.0
+    tolerance_band: float = DEFAULT_TOLERANCE_BAND
+    # None: commission-aware (commission_minimum / 0.005, $200 at IB's $1 minimum).
+    min_trade_value: float | None = None
+    # None: False for kinds signal and staggered (only exits and new names trade), else True.
+    resize_held: bool | None = None
     # Applied to the last price of a holding whose prices stop (e.g. -0.3); None closes it at the
     # last price. See README "Bias labels".
     delisting_return: float | None = None
@@ -31,7 +47,7 @@ class BacktestConfig(dg.Config):
 
 def trading_model(config: BacktestConfig, spec: StrategySpec) -> TradingModel:
     """The run's settings, overridden by the strategy's ``trading:`` section, plus
-    ``costs.bps`` as extra slippage."""
+    ``costs.bps`` as extra slippage; ``resize_held`` unset follows the strategy's kind."""
     settings = {
         "capital": config.capital,
         "fractional": config.fractional,
@@ -41,6 +57,11 @@ def trading_model(config: BacktestConfig, spec: StrategySpec) -> TradingModel:
         "commission_bps": config.commission_bps,
         "slippage_bps": config.slippage_bps,
         "cash_rate": config.cash_rate,
+        "tolerance_band": config.tolerance_band,
+        "min_trade_value": config.min_trade_value,
+        "resize_held": spec.kind not in KEEP_HELD_KINDS
+        if config.resize_held is None
+        else config.resize_held,
     }
     settings.update(spec.trading.overrides())
     settings["slippage_bps"] = settings["slippage_bps"] + spec.costs.bps
@@ -64,5 +85,8 @@ def model_settings(model: TradingModel) -> pl.DataFrame:
             "commission_bps": [c.bps],
             "slippage_bps": [c.slippage_bps],
             "cash_rate": [model.cash_rate],
+            "tolerance_band": [model.tolerance_band],
+            "min_trade_value": [model.min_trade_value],
+            "resize_held": [model.resize_held],
         }
     )

@@ -26,8 +26,10 @@ What the market looks like
   (it multiplies after a split, as shares outstanding do).
 - Corporate actions: ``'split'`` rows (value = new shares per old share) on the split date and
   ``'dividend'`` rows (cash per share after any earlier split) on the ex-date.
-- Fundamentals: quarterly (``period_type 'Q'``, calendar quarter ends) in long format with the 13
-  ``FUNDAMENTAL_ITEMS``; one ``report_date`` per ticker-quarter, 25-80 days after period end;
+- Fundamentals: quarterly (``period_type 'Q'``, calendar quarter ends) in long format with the 16
+  ``FUNDAMENTAL_ITEMS`` (short-term debt, preferred stock and minority interest derived from the
+  other items without a draw of their own); one ``report_date`` per ticker-quarter, 25-80 days
+  after period end;
   quarters not yet reported by ``end`` (or by the delisting date) are absent. Items are internally
   consistent: ``gross_profit <= revenue``, ``operating_income <= gross_profit``, ``ebit`` close to
   operating income, some loss-making companies, a few negative-equity companies,
@@ -914,6 +916,13 @@ def _statements(
         "current_assets": cash + profile["recv_frac"] * total_assets,
         "current_liabilities": current_liabilities,
         "net_ppe": profile["ppe_frac"] * total_assets,
+        # Derived from the draws above, no draw of their own (the draw order is the output):
+        # a fifth of the debt is due within a year (at most half the current liabilities),
+        # financials carry preferred stock worth 5% of equity, capital-heavy companies
+        # (net PPE > 30% of assets) a minority interest worth 3% of equity.
+        "short_term_debt": np.minimum(0.2 * debt, 0.5 * current_liabilities),
+        "preferred_stock": np.where(is_fin, 0.05 * equity, 0.0),
+        "minority_interest": np.where(profile["ppe_frac"] > 0.3, 0.03 * equity, 0.0),
     }
 
 

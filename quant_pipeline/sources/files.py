@@ -105,6 +105,14 @@ BUILTIN_MAPPING: dict[str, dict[str, Any]] = {
             ],
             "net_ppe": ["net_ppe", "Fixed Assets", "Net PPE"],
             "shares_outstanding": ["shares_outstanding", "Estimated Shares Outstanding"],
+            "short_term_debt": [
+                "short_term_debt",
+                "Short-Term Debt / Current Portion of Long-Term Debt",
+                "Current Debt",
+            ],
+            # The S&P files have no preferred stock line ("Misc. Stocks" is not one): null there.
+            "preferred_stock": ["preferred_stock", "Preferred Stock"],
+            "minority_interest": ["minority_interest", "Minority Interest"],
         },
     },
     "securities": {

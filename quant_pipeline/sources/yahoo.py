@@ -88,6 +88,9 @@ YAHOO_ROWS: dict[str, tuple[str, ...]] = {
     "current_liabilities": ("Current Liabilities",),
     "net_ppe": ("Net PPE",),
     "shares_outstanding": ("Ordinary Shares Number", "Share Issued"),
+    "short_term_debt": ("Current Debt", "Current Debt And Capital Lease Obligation"),
+    "preferred_stock": ("Preferred Stock", "Preferred Stock Equity"),
+    "minority_interest": ("Minority Interest",),
 }
 
 # `.info` keys per raw.securities column, first present wins.

@@ -52,3 +52,32 @@ def test_settings_row_records_the_model_with_no_cap_as_minus_one():
 def test_impossible_settings_fail_the_step_naming_the_strategy():
     with pytest.raises(dg.Failure, match="strategy 'tiny'.*capital must be positive"):
         trading_model(BacktestConfig(capital=0), spec_with())
+
+
+def test_signal_and_staggered_kinds_keep_held_names_and_factor_kinds_resize_outside_the_band():
+    from quant_pipeline.config.strategies import load_strategies
+
+    specs = load_strategies()
+    config = BacktestConfig()
+    assert not trading_model(config, specs["canslim"]).resize_held  # signal
+    assert not trading_model(config, specs["magic_formula_staggered"]).resize_held  # staggered
+    factor = trading_model(config, specs["magic_formula"])
+    assert factor.resize_held and factor.tolerance_band == 0.2
+    # The commission-aware minimum: IB's $1 minimum is 0.5% of a $200 order.
+    assert factor.min_trade_value == 200.0
+    forced = trading_model(BacktestConfig(resize_held=True), specs["canslim"])
+    assert forced.resize_held
+    row = model_settings(forced).row(0, named=True)
+    assert (row["tolerance_band"], row["min_trade_value"], row["resize_held"]) == (0.2, 200.0, True)
+    exact = trading_model(BacktestConfig(min_trade_value=0.0, tolerance_band=0.0), specs["canslim"])
+    assert (exact.min_trade_value, exact.tolerance_band) == (0.0, 0.0)
+
+
+def test_a_strategy_file_sets_its_band_minimum_and_resizing():
+    spec = spec_with({"tolerance_band": 0.1, "min_trade_value": 500, "resize_held": False})
+    model = trading_model(BacktestConfig(), spec)
+    assert (model.tolerance_band, model.min_trade_value, model.resize_held) == (0.1, 500.0, False)
+    from quant_pipeline.core.strategies.spec import StrategyConfigError
+
+    with pytest.raises(StrategyConfigError, match="trading.tolerance_band"):
+        spec_with({"tolerance_band": -0.1})

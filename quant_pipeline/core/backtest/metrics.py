@@ -53,6 +53,8 @@ METRIC_KINDS: dict[str, str] = {
     "trading_days": "days",
     "average_turnover": "percent",
     "annual_turnover": "percent",
+    "orders_per_month": "decimal",
+    "average_invested": "percent",
     "total_costs": "percent",
     "total_fees": "money",
     "total_slippage": "money",
@@ -355,7 +357,26 @@ def _trading_costs(
         out[name] = float(frame[column].fill_null(0.0).sum()) if given else None
     given = "slippage" in frame.columns and strategy_costs
     out["total_slippage"] = float(frame["slippage"].fill_null(0.0).sum()) if given else None
+    given = "orders" in frame.columns and strategy_costs
+    months = frame.height / (periods_per_year / 12.0)
+    out["orders_per_month"] = float(frame["orders"].fill_null(0).sum()) / months if given else None
+    out["average_invested"] = (
+        average_invested(frame)
+        if strategy_costs and {"cash", "portfolio_value"} <= set(frame.columns)
+        else None
+    )
     return out
+
+
+def average_invested(daily: pl.DataFrame) -> float | None:
+    """Mean over the days of the invested share ``1 - cash / portfolio_value`` (days with no
+    positive account value left out); null when there is none. ``daily``: cash, portfolio_value
+    (currency, after the day's trades, as in backtest.daily)."""
+    require_columns(daily, ["cash", "portfolio_value"], "daily", MetricsInputError)
+    invested = daily.filter(pl.col("portfolio_value") > 0).select(
+        (1.0 - pl.col("cash") / pl.col("portfolio_value")).mean()
+    )
+    return _finite(invested.item())
 
 
 def _trade_metrics(trades: pl.DataFrame) -> dict[str, float | None]:

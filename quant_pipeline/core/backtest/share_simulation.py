@@ -20,6 +20,16 @@ and *cash* in currency:
   wanted change in shares down and sells round it up, so no position ends above its target and
   the sells pay for the buys; a ticker whose target is 0 (no longer wanted, or not buyable) is
   sold entirely, fractions of a share included. ``fractional=True``: the exact change.
+* **Orders** (which targets get one; :class:`TradingModel`). A name no longer wanted is sold in
+  full and a new name is bought toward its target. A name held and still wanted is resized to
+  its target unless ``resize_held`` is False (then it is never touched: only exits and new
+  names trade, as a trader running slots does) or its value is within ``tolerance_band x target
+  value`` of the target (a relative band: Daryanani 2008, "Opportunistic Rebalancing", 20%). An
+  order other than a full exit worth less than ``min_trade_value`` is not placed (the
+  commission-aware default :func:`commission_aware_minimum` is the value below which the broker's
+  minimum commission exceeds 0.5% of the order). With ``resize_held`` False each new name is
+  bought with at most its share ``w_i / sum(w_new)`` of the cash after the sells (the freed
+  slots' cash) and at most its target.
 * **Execution.** Sells first, then buys in descending target weight (ties by ticker). A sell
   receives ``q * close * (1 - s)`` minus its commission; a buy pays ``q * close * (1 + s)`` plus its
   commission (``s = slippage_bps / 1e4``; commission :class:`core.backtest.costs.CommissionModel`,
@@ -31,12 +41,16 @@ and *cash* in currency:
   (0 by default, as in the weights engine).
 * **Turnover and costs** in ``daily``: ``turnover = sum |q| * close / V`` (two-way, as the weights
   engine); ``costs = (commissions + slippage) / V``; ``fees`` and ``slippage`` are the same in
-  currency. ``1 + portfolio_return_D = (1 + gross_D) * (1 - costs_D)`` as in the weights engine.
+  currency; ``orders`` is the number of orders placed that day.
+  ``1 + portfolio_return_D = (1 + gross_D) * (1 - costs_D)`` as in the weights engine.
 
-With ``fractional=True`` and :meth:`TradingModel.free` the simulation reproduces
-:func:`run_backtest` (tested to 1e-10); with ``CommissionModel(per_share=0, minimum=0,
-maximum_pct=inf, slippage_bps=b)`` and fractional shares it approximates ``cost_bps=b`` (the reserve
-is estimated once, so the invested fraction differs by second-order terms).
+With ``fractional=True``, :meth:`TradingModel.free` and the default order rules (no band, no
+minimum, held names resized) the simulation reproduces :func:`run_backtest` (tested to 1e-10);
+with a band, a minimum or ``resize_held`` False the two differ by design (the weights engine
+always trades to its targets), and hand-computed tests check those rules instead. With
+``CommissionModel(per_share=0, minimum=0, maximum_pct=inf, slippage_bps=b)`` and fractional
+shares it approximates ``cost_bps=b`` (the reserve is estimated once, so the invested fraction
+differs by second-order terms).
 
 Vectorised: a Python loop runs over rebalance dates only (numpy on the names traded that day);
 daily values are a polars join of the positions with the prices. Measured: 3,000 tickers x
@@ -63,6 +77,7 @@ SIM_DAILY_SCHEMA: dict[str, pl.DataType] = {
     "cash": pl.Float64,
     "fees": pl.Float64,
     "slippage": pl.Float64,
+    "orders": pl.Int64,
 }
 SIM_TRADES_SCHEMA: dict[str, pl.DataType] = {
     **bt.TRADES_SCHEMA,
@@ -107,6 +122,15 @@ UNAFFORDABLE_SCHEMA: dict[str, pl.DataType] = {
 }
 REASON_PRICE = "one share costs more than the target value"
 REASON_CASH = "not enough cash left"
+REASON_MIN_VALUE = "order below the minimum trade value"
+# Commission-aware minimum trade value: the order value at which the broker's minimum commission
+# is this share of it ($1 minimum -> $200). A smaller order pays more than 0.5% in commission.
+COMMISSION_SHARE_LIMIT = 0.005
+
+
+def commission_aware_minimum(commission: CommissionModel) -> float:
+    """The smallest order value worth placing: ``commission.minimum / COMMISSION_SHARE_LIMIT``."""
+    return commission.minimum / COMMISSION_SHARE_LIMIT
 
 
 @dataclass(frozen=True)
@@ -116,12 +140,22 @@ class TradingModel:
     ``capital``: starting cash (> 0). ``fractional``: trade fractions of a share (default whole
     shares). ``commission``: commission per order and slippage (default Interactive Brokers'
     fixed pricing, no slippage). ``cash_rate``: annual rate earned by cash (default 0).
+
+    When to trade (see the module docstring, "Orders"): ``tolerance_band`` (>= 0, a fraction of
+    the target weight; 0 = always resize) leaves a held name alone while its value is within
+    ``band x target`` of its target; ``min_trade_value`` (currency, >= 0) drops an order that
+    opens or resizes a position when it is worth less; ``resize_held`` False never resizes a
+    name held and still wanted (only exits and new names trade: signal and staggered kinds).
+    The defaults (0, 0, True) rebalance every name to its target, as the weights engine does.
     """
 
     capital: float = 100_000.0
     fractional: bool = False
     commission: CommissionModel = field(default_factory=CommissionModel)
     cash_rate: float = 0.0
+    tolerance_band: float = 0.0
+    min_trade_value: float = 0.0
+    resize_held: bool = True
 
     def __post_init__(self) -> None:
         if not (isinstance(self.capital, int | float) and math.isfinite(self.capital)):
@@ -130,6 +164,12 @@ class TradingModel:
             raise bt.BacktestInputError(f"capital must be positive, got {self.capital!r}")
         if not (math.isfinite(self.cash_rate) and self.cash_rate > -1):
             raise bt.BacktestInputError(f"cash_rate must be > -1 (a year), got {self.cash_rate!r}")
+        for name in ("tolerance_band", "min_trade_value"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise bt.BacktestInputError(f"{name} must be a number >= 0, got {value!r}")
+            if not (math.isfinite(value) and value >= 0):
+                raise bt.BacktestInputError(f"{name} must be a finite number >= 0, got {value!r}")
 
     @classmethod
     def from_settings(
@@ -142,25 +182,33 @@ class TradingModel:
         commission_bps: float = 0.0,
         slippage_bps: float = 0.0,
         cash_rate: float = 0.0,
+        tolerance_band: float = 0.0,
+        min_trade_value: float | None = 0.0,
+        resize_held: bool = True,
     ) -> TradingModel:
         """A model from flat settings (run config, a strategy's ``trading:`` section).
 
         ``commission_maximum_pct`` is a fraction (0.01 = 1% of trade value); a negative value
-        means no cap.
+        means no cap. ``min_trade_value`` None is the commission-aware minimum
+        (:func:`commission_aware_minimum` of the commission model).
         """
+        commission = CommissionModel(
+            per_share=float(commission_per_share),
+            minimum=float(commission_minimum),
+            maximum_pct=math.inf if commission_maximum_pct < 0 else float(commission_maximum_pct),
+            bps=float(commission_bps),
+            slippage_bps=float(slippage_bps),
+        )
         return cls(
             capital=float(capital),
             fractional=bool(fractional),
-            commission=CommissionModel(
-                per_share=float(commission_per_share),
-                minimum=float(commission_minimum),
-                maximum_pct=math.inf
-                if commission_maximum_pct < 0
-                else float(commission_maximum_pct),
-                bps=float(commission_bps),
-                slippage_bps=float(slippage_bps),
-            ),
+            commission=commission,
             cash_rate=float(cash_rate),
+            tolerance_band=float(tolerance_band),
+            min_trade_value=commission_aware_minimum(commission)
+            if min_trade_value is None
+            else float(min_trade_value),
+            resize_held=bool(resize_held),
         )
 
     def describe(self) -> str:
@@ -174,6 +222,10 @@ class TradingModel:
             + (f" + {c.bps:g} bps" if c.bps else ""),
             f"slippage {c.slippage_bps:g} bps",
             f"cash rate {self.cash_rate:.2%}",
+            "held names kept (only exits and new names trade)"
+            if not self.resize_held
+            else f"tolerance band {self.tolerance_band:.0%} of target",
+            f"min order {self.min_trade_value:,.0f}",
         ]
         return ", ".join(parts)
 
@@ -340,9 +392,11 @@ def simulate(
     )
     sums = pl.DataFrame(
         summary,
-        schema=["value_pre", "value_post", "cash_post", "fees", "slippage", "turnover"],
+        schema=["value_pre", "value_post", "cash_post", "fees", "slippage", "turnover", "orders"],
         orient="row",
-    ).with_columns(rebal["k"], rebal["rebalance_date"], rebal["di"])
+    ).with_columns(
+        rebal["k"], rebal["rebalance_date"], rebal["di"], pl.col("orders").cast(pl.Int64)
+    )
 
     fills = _fills(book, commission)
     positions = _positions(book)
@@ -414,7 +468,7 @@ def _trade_rebalances(
 ) -> tuple[list[dict[str, np.ndarray]], np.ndarray]:
     """Walk the rebalances in order with one cash account: per rebalance the candidates' rows
     (orders, shares after, costs, ...) and the summary (value_pre, value_post, cash_post, fees,
-    slippage, turnover)."""
+    slippage, turnover, orders)."""
     n_rebal = rebal.height
     whole = not model.fractional
     k_arr = cand["k"].to_numpy()
@@ -429,7 +483,7 @@ def _trade_rebalances(
     cash = model.capital
     prev_di = di_rebal[0]
     out_rows: list[dict[str, np.ndarray]] = []
-    summary = np.zeros((n_rebal, 6))
+    summary = np.zeros((n_rebal, 7))
     for k in range(n_rebal):
         lo, hi = bounds[k], bounds[k + 1]
         tid = tid_arr[lo:hi]
@@ -446,9 +500,7 @@ def _trade_rebalances(
             nearest = np.round(held)
             held = np.where(np.abs(held - nearest) < 1e-6, nearest, held)
         total = cash + value.sum()
-        row, cash, value_post = _trade_one_rebalance(
-            w_arr[lo:hi], close, held, cash, total, model.commission, whole
-        )
+        row, cash, value_post = _trade_one_rebalance(w_arr[lo:hi], close, held, cash, total, model)
         units[tid] = np.where(row["after"] > 0, row["after"] * close / eff, 0.0)
         summary[k] = (
             total,
@@ -457,6 +509,7 @@ def _trade_rebalances(
             row["commission"].sum(),
             row["slippage"].sum(),
             float((np.abs(row["q"]) * close).sum()) / total if total > 0 else 0.0,
+            float(np.count_nonzero(row["q"])),
         )
         out_rows.append({"row": np.arange(lo, hi), **row})
     return out_rows, summary
@@ -468,16 +521,17 @@ def _trade_one_rebalance(
     held: np.ndarray,
     cash: float,
     total: float,
-    commission: CommissionModel,
-    whole: bool,
+    model: TradingModel,
 ) -> tuple[dict[str, np.ndarray], float, float]:
-    """One rebalance: orders toward ``w`` of the account value less a cost reserve, sells
+    """One rebalance: orders toward ``w`` of the account value less a cost reserve (names
+    inside the tolerance band, kept names and orders below the minimum value dropped), sells
     first, then buys within the cash. Returns the per-candidate arrays, the cash after and
     the account value after."""
-    q, wanted = _orders(w, close, held, total, whole)
+    commission, whole = model.commission, not model.fractional
+    q, wanted, skipped = _placed_orders(w, close, held, total, model)
     reserve = _costs(q, close, commission).sum()
     if reserve > 0:
-        q, wanted = _orders(w, close, held, max(total - reserve, 0.0), whole)
+        q, wanted, skipped = _placed_orders(w, close, held, max(total - reserve, 0.0), model)
     planned = q.copy()
     sells = q < 0
     commission_paid = np.zeros_like(q)
@@ -487,7 +541,10 @@ def _trade_one_rebalance(
         - commission_paid[sells].sum()
     )
     buys = q > 0
-    bought = buy_within_cash(q[buys], close[buys], cash, commission, whole)
+    if model.resize_held:
+        bought = buy_within_cash(q[buys], close[buys], cash, commission, whole)
+    else:
+        bought = _slot_buys(q[buys], close[buys], w[buys], cash, commission, whole)
     q[buys] = bought
     commission_paid[buys] = commission.fees(bought, close[buys])
     cash -= float(
@@ -508,8 +565,47 @@ def _trade_one_rebalance(
         "planned": planned,
         "wanted": wanted,
         "held_before": held,
+        "skipped": skipped,
     }
     return row, cash, value_post
+
+
+def _placed_orders(
+    w: np.ndarray, close: np.ndarray, held: np.ndarray, budget: float, model: TradingModel
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_orders` toward ``w * budget`` less the orders the model does not place, and
+    which orders were dropped for being below ``min_trade_value``.
+
+    A name held and still wanted gets no order when ``resize_held`` is False, or when its value
+    ``held * close`` is within ``tolerance_band * w * budget`` of its target ``w * budget``. An
+    order (not a full exit: a name no longer wanted is always sold) worth less than
+    ``min_trade_value`` at ``close`` is dropped.
+    """
+    q, wanted = _orders(w, close, held, budget, not model.fractional)
+    continuing = (held > 0) & (w > 0)
+    target = w * budget
+    inside = np.abs(held * close - target) <= model.tolerance_band * target
+    keep = continuing & (inside | (not model.resize_held))
+    q = np.where(keep, 0.0, q)
+    small = (w > 0) & (q != 0) & (np.abs(q) * close < model.min_trade_value)
+    return np.where(small, 0.0, q), wanted, small
+
+
+def _slot_buys(
+    qty: np.ndarray,
+    price: np.ndarray,
+    w: np.ndarray,
+    cash: float,
+    commission: CommissionModel,
+    whole: bool,
+) -> np.ndarray:
+    """Buys of new names when held names are kept: each new name gets at most its share
+    ``w_i / sum(w)`` of the cash after the sells (the freed slots' cash, commission included),
+    and never more than its planned quantity."""
+    if qty.size == 0:
+        return qty
+    share = cash * w / w.sum()
+    return np.minimum(qty, affordable_shares(share, price, commission, whole))
 
 
 def _costs(q: np.ndarray, close: np.ndarray, commission: CommissionModel) -> np.ndarray:
@@ -591,7 +687,8 @@ def _unaffordable(book: pl.DataFrame, whole: bool) -> pl.DataFrame:
     """Targets that end short of the order planned for them, and why.
 
     ``target_shares`` is what the plan wanted to hold (shares held before plus the planned
-    order); ``shortfall_value`` is the missing part at ``price``.
+    order); ``shortfall_value`` is the missing part at ``price``. A new name whose order was
+    below the minimum trade value is listed with the shares it wanted.
     """
     wanted = book.filter(pl.col("w") > 0)
     cash_short = wanted.filter(pl.col("q") < pl.col("planned") - 1e-12).with_columns(
@@ -603,8 +700,11 @@ def _unaffordable(book: pl.DataFrame, whole: bool) -> pl.DataFrame:
     ).with_columns(pl.col("wanted").alias("target_shares"), pl.lit(REASON_PRICE).alias("reason"))
     if not whole:
         priced_out = priced_out.clear()
+    too_small = wanted.filter(pl.col("skipped") & (pl.col("held_before") == 0)).with_columns(
+        pl.col("wanted").alias("target_shares"), pl.lit(REASON_MIN_VALUE).alias("reason")
+    )
     return (
-        pl.concat([cash_short, priced_out])
+        pl.concat([cash_short, priced_out, too_small])
         .select(
             "rebalance_date",
             "ticker",
@@ -645,6 +745,7 @@ def _daily(
         "fees",
         "slippage",
         "turnover",
+        "orders",
     )
     bench = bt._checked_benchmark(benchmark, prices)
     first_day = pl.col("date") == first
@@ -658,6 +759,7 @@ def _daily(
             pl.coalesce("value_post", "pre").alias("portfolio_value"),
             pl.coalesce("cash_post", "cash").alias("cash"),
             pl.col("fees", "slippage", "turnover").fill_null(0.0),
+            pl.col("orders").fill_null(0),
             pl.when(first_day)
             .then(0.0)
             .otherwise(pl.col("benchmark_return").fill_null(0.0))

@@ -42,6 +42,11 @@ STOCK_ITEMS: tuple[str, ...] = (
     "current_liabilities",
     "net_ppe",
     "shares_outstanding",
+    # Greenblatt's enterprise value and capital (core.factors.values): null where a source has
+    # no such line (a missing line is usually a zero the vendor did not print).
+    "short_term_debt",
+    "preferred_stock",
+    "minority_interest",
 )
 FUNDAMENTAL_ITEMS: tuple[str, ...] = FLOW_ITEMS + STOCK_ITEMS
 

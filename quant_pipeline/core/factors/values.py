@@ -63,6 +63,8 @@ FACTOR_NAMES: tuple[str, ...] = (
     "ps",
     "earnings_yield",
     "return_on_capital",
+    "earnings_yield_approx",
+    "return_on_capital_approx",
 )
 
 FACTOR_VALUES_SCHEMA: dict[str, pl.DataType] = {
@@ -97,6 +99,9 @@ FUNDAMENTAL_INPUT = (
     "ebit_ttm",
     "net_income_ttm",
 )
+# Items of Greenblatt's EV and capital that older warehouses and some sources lack: read when
+# present, null otherwise (then counted as 0 in EV and in the working capital, see _compute_ratios).
+OPTIONAL_FUNDAMENTAL_INPUT = ("short_term_debt", "preferred_stock", "minority_interest")
 SECURITY_INPUT = ("ticker", "sector")
 MEMBERSHIP_INPUT = ("ticker", "start_date", "end_date")
 
@@ -190,7 +195,8 @@ def factor_values(
 
     * ``prices`` — curated.prices: ticker, date, close, adj_close, volume, daily_return;
     * ``fundamentals`` — curated.fundamentals: ticker, period_end, period_type, available_at, the
-      13 FUNDAMENTAL_ITEMS and revenue/gross_profit/operating_income/ebit/net_income ``_ttm``;
+      FUNDAMENTAL_ITEMS (short_term_debt, preferred_stock and minority_interest
+      optional) and revenue/gross_profit/operating_income/ebit/net_income ``_ttm``;
     * ``securities`` — curated.securities: ticker, sector and optionally shares_outstanding;
     * ``membership`` — curated.membership: ticker, start_date, end_date (null = still a member)
       and optionally universe (filtered to ``universe`` when given). None or empty = unknown.
@@ -224,9 +230,13 @@ def factor_values(
       when equity <= 0); roa = net_income_ttm / total_assets; gross/operating margin over
       revenue_ttm; pe = market_cap / net_income_ttm (null when earnings <= 0); peg = pe /
       (earnings_growth * 100) (null when growth <= 0); ps = market_cap / revenue_ttm;
-      earnings_yield = ebit_ttm / (market_cap + total_debt - cash) (null when EV <= 0);
-      return_on_capital = ebit_ttm / (current_assets - current_liabilities + net_ppe) (null when
-      the denominator <= 0). Missing inputs give null, never zero.
+      earnings_yield = ebit_ttm / EV and return_on_capital = ebit_ttm / (NWC + net_ppe) by
+      Greenblatt's definitions (:func:`greenblatt_enterprise_value`, :func:`greenblatt_capital`;
+      docs/strategies.md), null when the denominator <= 0; the earlier approximations are kept as
+      earnings_yield_approx = ebit_ttm / (market_cap + total_debt - cash) and
+      return_on_capital_approx = ebit_ttm / (current_assets - current_liabilities + net_ppe).
+      Missing inputs give null, never zero, except short_term_debt, preferred_stock and
+      minority_interest (optional columns), which count as 0 when null.
     * in_universe: with membership, an interval with start_date <= D and (end_date null or
       end_date >= D); without, the ticker has a price in the 5 trading days up to t.
     """
@@ -369,8 +379,15 @@ def _join_fundamentals(
     grid: pl.DataFrame, fundamentals: pl.DataFrame | pl.LazyFrame
 ) -> pl.DataFrame:
     items = [c for c in FUNDAMENTAL_INPUT if c not in ("ticker", "period_type", "available_at")]
+    items += OPTIONAL_FUNDAMENTAL_INPUT
+    with_growth = fundamentals_with_growth(fundamentals)
+    present = set(with_growth.collect_schema().names())
     fund = (
-        fundamentals_with_growth(fundamentals)
+        with_growth.with_columns(
+            pl.lit(None, pl.Float64).alias(c)
+            for c in OPTIONAL_FUNDAMENTAL_INPUT
+            if c not in present
+        )
         .select(
             pl.col("ticker").cast(pl.String),
             "period_type",
@@ -486,9 +503,48 @@ def _compute_ratios(grid: pl.DataFrame) -> pl.DataFrame:
         debt_to_equity=_ratio("total_debt", "total_equity"),
         pe=_ratio("market_cap", "net_income_ttm"),
         ps=_ratio("market_cap", "revenue_ttm"),
-        earnings_yield=_ratio("ebit_ttm", col("market_cap") + col("total_debt") - col("cash")),
-        return_on_capital=_ratio(
+        earnings_yield_approx=_ratio(
+            "ebit_ttm", col("market_cap") + col("total_debt") - col("cash")
+        ),
+        return_on_capital_approx=_ratio(
             "ebit_ttm", col("current_assets") - col("current_liabilities") + col("net_ppe")
         ),
+        earnings_yield=_ratio("ebit_ttm", greenblatt_enterprise_value()),
+        return_on_capital=_ratio("ebit_ttm", greenblatt_capital()),
     )
     return grid.with_columns(peg=_ratio("pe", col("earnings_growth") * 100.0))
+
+
+def greenblatt_working_capital() -> pl.Expr:
+    """Net working capital as Greenblatt counts it: ``(current_assets - cash) -
+    (current_liabilities - short_term_debt)`` (cash and short-term interest-bearing debt left
+    out; a null short_term_debt counts as 0)."""
+    col = pl.col
+    return (col("current_assets") - col("cash")) - (
+        col("current_liabilities") - col("short_term_debt").fill_null(0.0)
+    )
+
+
+def greenblatt_excess_cash() -> pl.Expr:
+    """Cash beyond what the working capital needs: ``max(0, cash - max(0, -NWC))`` with NWC
+    :func:`greenblatt_working_capital` (cash first covers a working-capital shortfall)."""
+    shortfall = pl.max_horizontal(-greenblatt_working_capital(), pl.lit(0.0))
+    return pl.max_horizontal(pl.col("cash") - shortfall, pl.lit(0.0))
+
+
+def greenblatt_enterprise_value() -> pl.Expr:
+    """``market_cap + total_debt + preferred_stock + minority_interest - excess cash``
+    (Greenblatt 2006; a null preferred stock or minority interest counts as 0)."""
+    col = pl.col
+    return (
+        col("market_cap")
+        + col("total_debt")
+        + col("preferred_stock").fill_null(0.0)
+        + col("minority_interest").fill_null(0.0)
+        - greenblatt_excess_cash()
+    )
+
+
+def greenblatt_capital() -> pl.Expr:
+    """Tangible capital employed: :func:`greenblatt_working_capital` + ``net_ppe``."""
+    return greenblatt_working_capital() + pl.col("net_ppe")

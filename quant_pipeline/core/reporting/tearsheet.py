@@ -264,6 +264,13 @@ def _labels_section(labels: Mapping[str, str] | None) -> str:
     return f"<h2>Labels</h2><table><tbody>{rows}</tbody></table>"
 
 
+def _warning(labels: Mapping[str, str] | None) -> str:
+    """A ``warning`` label (core.backtest.row_flags) repeated under the title, in bold."""
+    if not labels or not labels.get("warning"):
+        return ""
+    return f'<p class="warning"><strong>Read with care: {_e(labels["warning"])}</strong></p>'
+
+
 def _suspect_moves_section(held: pl.DataFrame | None) -> str:
     """The positions that earned a suspect move (``core.data.suspect_moves.held_through`` rows)."""
     if held is None or held.is_empty():
@@ -307,7 +314,8 @@ def render_tearsheet(
       ``strategy``); the first and last ``TRADE_ROWS_SHOWN`` rows are shown.
     * ``quarterly``: ``backtest.quarterly`` rows or None.
     * ``charts``: title -> PNG bytes, embedded in order as base64 data URIs.
-    * ``labels``: free key -> value pairs (run id, source, settings) shown as a table.
+    * ``labels``: free key -> value pairs (run id, source, settings) shown as a table; a
+      ``warning`` (never fired, mostly cash, too few trades) is also shown under the title.
     * ``relative``: ``[strategy,] benchmark, metric, value`` (``backtest.relative_metrics``),
       shown as one column per benchmark.
     * ``sleeves``: a blend's ``backtest.blend_attribution`` rows (without ``strategy``) or None.
@@ -335,6 +343,7 @@ def render_tearsheet(
         f"<title>{_e(strategy)} \u2014 tear sheet</title><style>{_CSS}</style></head><body>"
         f"<h1>{_e(strategy)}</h1>"
         f'<p class="sub">{_e(first)} to {_e(last)}, {daily.height} trading days</p>'
+        + _warning(labels)
         + "".join(sections)
         + "</body></html>\n"
     )

@@ -14,6 +14,8 @@ import numpy as np
 import polars as pl
 
 from quant_pipeline.core.backtest.metrics import probabilistic_sharpe_ratio
+from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
+from quant_pipeline.core.data.frames import require_columns
 from quant_pipeline.core.research import factor_diagnostics as dx
 from quant_pipeline.core.research import luck_baselines as luck
 
@@ -36,6 +38,10 @@ QUANTILES_SCHEMA: dict[str, pl.DataType] = {
     "mean_forward_return": pl.Float64(),
     "n": pl.Int64(),
 }
+# A date enters an average only when this many names have both a factor value and a forward
+# return: with 2 names a Spearman IC is exactly +1 or -1, and a handful of such dates moves the
+# mean IC more than years of full cross-sections.
+MIN_CROSS_SECTION = 20
 SUMMARY_SCHEMA: dict[str, pl.DataType] = {
     "factor": pl.String(),
     "n_periods": pl.Int64(),
@@ -44,10 +50,16 @@ SUMMARY_SCHEMA: dict[str, pl.DataType] = {
     "ic_t_stat": pl.Float64(),
     "hit_rate": pl.Float64(),
     "mean_spread": pl.Float64(),
+    "spread_dates": pl.Int64(),
     "bottom_quantile_return": pl.Float64(),
     "top_quantile_return": pl.Float64(),
+    "quantile_dates": pl.Int64(),
     "mean_turnover": pl.Float64(),
+    "turnover_dates": pl.Int64(),
     "mean_rank_autocorrelation": pl.Float64(),
+    "autocorrelation_dates": pl.Int64(),
+    "min_names": pl.Int64(),
+    "small_dates_excluded": pl.Int64(),
 }
 LUCK_SCHEMA: dict[str, pl.DataType] = {
     "strategy": pl.String(),
@@ -69,7 +81,11 @@ LUCK_SCHEMA: dict[str, pl.DataType] = {
 
 
 def factor_diagnostics(
-    factor_frame: pl.DataFrame, fwd: pl.DataFrame, factors: Iterable[str], quantiles: int = 5
+    factor_frame: pl.DataFrame,
+    fwd: pl.DataFrame,
+    factors: Iterable[str],
+    quantiles: int = 5,
+    min_names: int = MIN_CROSS_SECTION,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """IC, quantile returns, spread, turnover and rank autocorrelation for each factor.
 
@@ -82,10 +98,21 @@ def factor_diagnostics(
     per factor and date ic (Spearman), n, the top-minus-bottom spread, the top quantile's
     turnover and the rank autocorrelation; per factor, date and quantile the mean forward return;
     per factor the IC mean, std, t-stat and hit rate and the means of the other columns.
+
+    Research hygiene: the per-date tables keep every date (with its cross-section size ``n``),
+    but a date enters the summary's averages only when ``n >= min_names`` (default
+    ``MIN_CROSS_SECTION`` = 20; ``n`` = names with both a finite factor value and a forward
+    return). Beside every average the summary gives the number of dates it used
+    (``n_periods`` for the IC statistics, ``spread_dates``, ``quantile_dates``,
+    ``turnover_dates``, ``autocorrelation_dates``), ``min_names`` and how many dates with an IC
+    were left out for being smaller (``small_dates_excluded``).
     """
+    if isinstance(min_names, bool) or not isinstance(min_names, int) or min_names < 2:
+        raise ValueError(f"min_names must be an integer >= 2 (names per date), got {min_names!r}")
     factors = list(dict.fromkeys(factors))
     per_date, per_quantile = _per_date_and_quantile(factor_frame, fwd, factors, quantiles)
-    return per_date, per_quantile, _factor_summary(per_date, per_quantile, factors, quantiles)
+    summary = _factor_summary(per_date, per_quantile, factors, quantiles, min_names)
+    return per_date, per_quantile, summary
 
 
 def _per_date_and_quantile(
@@ -133,19 +160,29 @@ def _per_date_and_quantile(
 
 
 def _factor_summary(
-    per_date: pl.DataFrame, per_quantile: pl.DataFrame, factors: list[str], quantiles: int
+    per_date: pl.DataFrame,
+    per_quantile: pl.DataFrame,
+    factors: list[str],
+    quantiles: int,
+    min_names: int,
 ) -> pl.DataFrame:
-    """One SUMMARY_SCHEMA row per factor of ``per_date``, in the order of ``factors``."""
-    dates_by_factor = per_date.partition_by("factor", as_dict=True)
-    quantiles_by_factor = per_quantile.partition_by("factor", as_dict=True)
+    """One SUMMARY_SCHEMA row per factor of ``per_date``, in the order of ``factors``, over the
+    dates whose cross-section has at least ``min_names`` names."""
+    large = per_date.filter(pl.col("n") >= min_names)
+    dates_by_factor = large.partition_by("factor", as_dict=True)
+    quantiles_by_factor = per_quantile.join(
+        large.select("factor", _D), on=["factor", _D], how="semi"
+    ).partition_by("factor", as_dict=True)
+    with_ic = per_date.filter(pl.col("ic").is_not_null())
+    excluded = dict(with_ic.filter(pl.col("n") < min_names).group_by("factor").len().iter_rows())
     summary = []
     for factor in factors:
-        if (factor,) not in dates_by_factor:
+        if factor not in set(with_ic["factor"]):
             continue
-        rows = dates_by_factor[(factor,)]
+        rows = dates_by_factor.get((factor,), large.clear())
         s = dx.ic_summary(rows)
         by_q = (
-            quantiles_by_factor[(factor,)]
+            quantiles_by_factor.get((factor,), per_quantile.clear())
             .group_by("quantile")
             .agg(pl.col("mean_forward_return").mean())
         )
@@ -158,10 +195,18 @@ def _factor_summary(
                 "ic_t_stat": s["t_stat"],
                 "hit_rate": s["hit_rate"],
                 "mean_spread": rows["spread"].mean(),
+                "spread_dates": rows["spread"].drop_nulls().len(),
                 "bottom_quantile_return": _first(by_q.filter(pl.col("quantile") == 1)),
                 "top_quantile_return": _first(by_q.filter(pl.col("quantile") == quantiles)),
+                "quantile_dates": quantiles_by_factor.get((factor,), per_quantile.clear())[
+                    _D
+                ].n_unique(),
                 "mean_turnover": rows["turnover"].mean(),
+                "turnover_dates": rows["turnover"].drop_nulls().len(),
                 "mean_rank_autocorrelation": rows["rank_autocorrelation"].mean(),
+                "autocorrelation_dates": rows["rank_autocorrelation"].drop_nulls().len(),
+                "min_names": min_names,
+                "small_dates_excluded": excluded.get(factor, 0),
             }
         )
     return pl.DataFrame(summary, schema=SUMMARY_SCHEMA)
@@ -260,3 +305,48 @@ def _percentile(value: float | None, distribution: np.ndarray) -> float | None:
 
 def _q(x: np.ndarray, q: float) -> float | None:
     return float(np.quantile(x, q)) if x.size else None
+
+
+SIGNAL_COUNTS_SCHEMA: dict[str, pl.DataType] = {
+    "strategy": pl.String(),
+    "year": pl.Int32(),
+    "entries": pl.Int64(),
+    "exits": pl.Int64(),
+    "tickers_entered": pl.Int64(),
+    "ticker_years": pl.Float64(),
+    "entries_per_100_ticker_years": pl.Float64(),
+}
+
+
+def signal_counts(events: pl.DataFrame, prices: pl.DataFrame) -> pl.DataFrame:
+    """How often each signal strategy fired, per calendar year (``research.signal_counts``).
+
+    ``events``: factors.signal_events (strategy, ticker, date, entry, exit: an entry row per day
+    the entry fires, an exit row per day an exit condition starts). ``prices``: curated.prices
+    (ticker, date), for the exposure: ``ticker_years`` = price rows of the year / 252. Returns
+    SIGNAL_COUNTS_SCHEMA: entries, exits, distinct tickers with an entry, and entries per 100
+    ticker-years (null without prices that year), every strategy x year with a price row (0 when
+    the strategy did not fire), sorted by strategy and year.
+    """
+    require_columns(events, ("strategy", "ticker", "date", "entry", "exit"), "signal_events")
+    require_columns(prices, ("ticker", "date"), "curated.prices")
+    year = pl.col("date").dt.year().cast(pl.Int32).alias("year")
+    exposure = prices.group_by(year).agg((pl.len() / TRADING_DAYS_PER_YEAR).alias("ticker_years"))
+    fired = events.group_by("strategy", year).agg(
+        pl.col("entry").sum().cast(pl.Int64).alias("entries"),
+        pl.col("exit").sum().cast(pl.Int64).alias("exits"),
+        pl.col("ticker").filter(pl.col("entry")).n_unique().cast(pl.Int64).alias("tickers_entered"),
+    )
+    grid = events.select("strategy").unique().join(exposure.select("year"), how="cross")
+    return (
+        grid.join(fired, on=["strategy", "year"], how="full", coalesce=True)
+        .join(exposure, on="year", how="left")
+        .with_columns(pl.col("entries", "exits", "tickers_entered").fill_null(0))
+        .with_columns(
+            (100.0 * pl.col("entries") / pl.col("ticker_years")).alias(
+                "entries_per_100_ticker_years"
+            )
+        )
+        .select([pl.col(c).cast(t) for c, t in SIGNAL_COUNTS_SCHEMA.items()])
+        .sort("strategy", "year")
+    )

@@ -5,7 +5,8 @@ the signal on ``curated.prices``, allow entries only for index members on that d
 is known), turn entries, exits and stops into daily holdings with
 :func:`core.strategies.technical_signals.signal_to_weights`, and keep only the days on which the set
 of names held changes (the backtest holds the book, with its weights drifting, between those days;
-on a change every name is reset to its slot weight).
+on a change the share-based backtest sells the exits and buys the new names with the freed cash,
+leaving the other holdings as they are: ``TradingModel.resize_held`` is false for this kind).
 
 Timing (see docs/research.md): a signal at t uses bars up to t's close; the holdings decided
 after t's close carry ``rebalance_date`` = t+1 and trade at t+1's close.

@@ -252,6 +252,15 @@ class TradingRules(StrictSection):
     commission_bps: Amount | None = _described("Commission in basis points of value.", None)
     slippage_bps: Amount | None = _described("Slippage in basis points.", None, lt=10_000)
     cash_rate: Number | None = _described("Annual rate earned on cash.", None, gt=-1)
+    tolerance_band: Amount | None = _described(
+        "No order for a held name within this share of its target (0.2 = 20%).", None
+    )
+    min_trade_value: Amount | None = _described(
+        "Smallest order placed ($; unset = commission-aware: minimum commission / 0.005).", None
+    )
+    resize_held: bool | None = _described(
+        "Resize names held (unset: false for kinds signal and staggered).", None
+    )
 
     def overrides(self) -> dict[str, Any]:
         """The fields set in the file, by name."""

@@ -14,8 +14,9 @@ Per rebalance date D, in date order (a loop over dates: what is bought depends o
 3. weights: ``slot`` sizing gives each name 1 / top_n (the rest is cash while the book fills);
    ``equal`` gives 1 / number held.
 
-The backtest rebalances to targets on every date, so a held name is trimmed back to its slot
-weight each month (a small drift turnover that real buy-and-hold would not pay).
+The share-based backtest does not resize a held name (``TradingModel.resize_held`` is false for
+this kind): each date it sells the expired lots and buys the new names with the freed cash, as a
+buy-and-hold book would (the weights engine, which trades to every target, trims them instead).
 """
 
 from __future__ import annotations

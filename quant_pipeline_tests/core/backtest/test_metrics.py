@@ -452,3 +452,28 @@ def test_named_metric_functions_on_five_hand_computed_days():
     assert metrics.win_rate_days(r) == 0.6
     assert metrics.max_drawdown_duration(r) == 2  # peak on day 1, back above it on day 3
     assert metrics.calmar_ratio(pl.Series([0.01, 0.02])) is None  # never below a peak
+
+
+def test_orders_per_month_counts_orders_per_21_days_and_average_invested_is_the_mean_share():
+    days = [date(2024, 1, 1) + timedelta(days=i) for i in range(42)]
+    orders = [2] + [0] * 20 + [1] + [0] * 20
+    cash = [0.0, 50.0, 100.0] + [100.0] * 39
+    value = [100.0] * 42
+    frame = pl.DataFrame(
+        {
+            "date": days,
+            "portfolio_return": [0.0] * 42,
+            "benchmark_return": [0.0] * 42,
+            "orders": orders,
+            "cash": cash,
+            "portfolio_value": value,
+        }
+    )
+    got = dict(metrics.performance_metrics(frame).iter_rows())
+    assert got["orders_per_month"] == pytest.approx(3 / 2)  # 3 orders, 42 days = 2 months
+    # invested share 1, 0.5, 0 then 0 for 39 days: mean 1.5 / 42
+    assert got["average_invested"] == pytest.approx(1.5 / 42)
+    three = frame.head(3)
+    assert metrics.average_invested(three) == pytest.approx(0.5)
+    bench = dict(metrics.performance_metrics(frame, returns_col="benchmark_return").iter_rows())
+    assert bench["orders_per_month"] is None and bench["average_invested"] is None

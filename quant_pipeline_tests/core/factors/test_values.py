@@ -151,13 +151,52 @@ def test_golden_fundamental_factors_use_latest_row_available_strictly_before_d()
         "pe": market_cap / 100,  # 37.9
         "peg": (market_cap / 100) / 25.0,  # 1.516
         "ps": market_cap / 1000,
+        # Greenblatt (no short-term debt, preferred or minority line: counted as 0): NWC =
+        # (600 - 100) - (400 - 0) = 100, all 100 of cash is excess; capital = 100 + 300.
         "earnings_yield": 220 / (market_cap + 300 - 100),
-        "return_on_capital": 220 / ((600 - 400) + 300),
+        "return_on_capital": 220 / (100 + 300),
+        # the earlier approximation: cash stays in the working capital
+        "earnings_yield_approx": 220 / (market_cap + 300 - 100),
+        "return_on_capital_approx": 220 / ((600 - 400) + 300),
     }
     for name, value in expected.items():
         assert a[name] == pytest.approx(value), name
     assert a["shares_from_profile"] is False
     assert a["sector"] == "Industrials"
+
+
+def _greenblatt_at_d(**items: float) -> dict:
+    rows = [fund_row(date(2020, 6, 30), date(2020, 8, 14), **{**FULL, **items})]
+    fundamentals = pl.DataFrame(rows, schema_overrides={"report_date": pl.Date})
+    return values_at(factor_values(make_prices(), fundamentals, SECURITIES, [D]), "A")
+
+
+def test_greenblatt_ev_adds_preferred_and_minority_and_subtracts_only_excess_cash():
+    market_cap = 379.0 * 10.0
+    extra = dict(short_term_debt=50.0, preferred_stock=20.0, minority_interest=10.0)
+    a = _greenblatt_at_d(**extra)
+    # NWC = (600 - 100) - (400 - 50) = 150 >= 0: all cash (100) is excess.
+    # EV = 3,790 + 300 + 20 + 10 - 100 = 4,020; capital = 150 + 300 = 450.
+    assert a["earnings_yield"] == pytest.approx(220 / 4_020)
+    assert a["return_on_capital"] == pytest.approx(220 / 450)
+    assert a["earnings_yield_approx"] == pytest.approx(220 / (market_cap + 300 - 100))
+    assert a["return_on_capital_approx"] == pytest.approx(220 / 500)
+    # Current liabilities 700: NWC = 500 - (700 - 50) = -150, so the 100 of cash covers part of
+    # the shortfall and none is excess: EV = 3,790 + 330 = 4,120; capital = -150 + 300 = 150.
+    short = _greenblatt_at_d(**extra, current_liabilities=700.0)
+    assert short["earnings_yield"] == pytest.approx(220 / 4_120)
+    assert short["return_on_capital"] == pytest.approx(220 / 150)
+    # Capital <= 0 (NWC -350 + net PPE 300): no return on capital, never a negative one.
+    assert _greenblatt_at_d(**extra, current_liabilities=900.0)["return_on_capital"] is None
+
+
+def test_fundamentals_without_the_greenblatt_items_still_give_every_factor():
+    rows = [fund_row(date(2020, 6, 30), date(2020, 8, 14), **FULL)]
+    old = pl.DataFrame(rows, schema_overrides={"report_date": pl.Date}).drop(
+        "short_term_debt", "preferred_stock", "minority_interest"
+    )
+    a = values_at(factor_values(make_prices(), old, SECURITIES, [D]), "A")
+    assert a["return_on_capital"] == pytest.approx(220 / 400)
 
 
 def test_short_history_gives_null_momentum_and_volatility_and_profile_shares_are_flagged():

@@ -35,7 +35,10 @@ def test_a_factor_equal_to_the_forward_return_has_ic_one_and_rising_quintiles():
         noise=pl.Series([1.0, 2.0, 3.0, 4.0, 5.0, 5.0, 4.0, 3.0, 2.0, 1.0]),
         empty=pl.lit(None, pl.Float64),
     )
-    per_date, quantiles, summary = factor_diagnostics(values, fwd, ["perfect", "noise", "empty"])
+    # five names a date: below the default minimum cross-section, so lower it to 2 here
+    per_date, quantiles, summary = factor_diagnostics(
+        values, fwd, ["perfect", "noise", "empty"], min_names=2
+    )
     assert summary["factor"].to_list() == ["perfect", "noise"]  # no data, no row
     perfect = summary.row(0, named=True)
     assert perfect["mean_ic"] == pytest.approx(1.0)
@@ -150,3 +153,66 @@ def test_the_equity_chart_draws_every_strategy():
         }
     )
     assert equity_curves_png(daily).startswith(PNG)
+
+
+def test_dates_with_a_small_cross_section_stay_in_the_per_date_table_but_not_in_the_averages():
+    # D1: 4 names, factor = return (IC +1). D2: 2 names, factor = -return (IC -1).
+    fwd = pl.DataFrame(
+        {
+            "rebalance_date": [D1] * 4 + [D2] * 2,
+            "ticker": ["A", "B", "C", "D", "A", "B"],
+            "forward_return": [0.04, 0.01, -0.02, 0.03, 0.05, -0.05],
+        }
+    )
+    values = fwd.with_columns(
+        f=pl.when(pl.col("rebalance_date") == D1)
+        .then(pl.col("forward_return"))
+        .otherwise(-pl.col("forward_return"))
+    ).drop("forward_return")
+    per_date, _, everything = factor_diagnostics(values, fwd, ["f"], quantiles=2, min_names=2)
+    assert per_date.select("rebalance_date", "ic", "n").rows() == [(D1, 1.0, 4), (D2, -1.0, 2)]
+    every = everything.row(0, named=True)
+    assert (every["mean_ic"], every["n_periods"], every["small_dates_excluded"]) == (0.0, 2, 0)
+    _, _, hygienic = factor_diagnostics(values, fwd, ["f"], quantiles=2, min_names=3)
+    row = hygienic.row(0, named=True)
+    # only D1 (4 names >= 3) is averaged: IC 1; quantile 2 = {A 0.04, D 0.03}, 1 = {B, C}
+    assert (row["mean_ic"], row["n_periods"], row["small_dates_excluded"]) == (1.0, 1, 1)
+    assert row["top_quantile_return"] == pytest.approx(0.035)
+    assert row["bottom_quantile_return"] == pytest.approx(-0.005)
+    assert (row["quantile_dates"], row["spread_dates"], row["min_names"]) == (1, 1, 3)
+    assert row["mean_spread"] == pytest.approx(0.04)
+    _, _, nothing = factor_diagnostics(values, fwd, ["f"], quantiles=2)  # default 20
+    row = nothing.row(0, named=True)
+    assert row["mean_ic"] is None and row["n_periods"] == 0 and row["small_dates_excluded"] == 2
+    with pytest.raises(ValueError, match="min_names"):
+        factor_diagnostics(values, fwd, ["f"], min_names=1)
+
+
+def test_signal_counts_give_entries_exits_and_the_rate_per_100_ticker_years():
+    from datetime import date
+
+    from quant_pipeline.core.research.tables import signal_counts
+
+    events = pl.DataFrame(
+        {
+            "strategy": ["cup", "cup", "cup", "trend"],
+            "ticker": ["A", "A", "B", "A"],
+            "date": [date(2020, 3, 2), date(2020, 3, 3), date(2020, 5, 1), date(2021, 1, 4)],
+            "entry": [True, True, False, True],
+            "exit": [False, False, True, False],
+        }
+    )
+    # 2020: 504 price rows = 2 ticker-years; 2021: 252 rows = 1 ticker-year
+    prices = pl.DataFrame(
+        {
+            "ticker": ["A"] * 504 + ["B"] * 252,
+            "date": [date(2020, 1, 1)] * 504 + [date(2021, 1, 1)] * 252,
+        }
+    )
+    got = signal_counts(events, prices).rows()
+    assert got == [
+        ("cup", 2020, 2, 1, 1, 2.0, 100.0),  # 2 entries over 2 ticker-years
+        ("cup", 2021, 0, 0, 0, 1.0, 0.0),  # never fired that year: a row of zeros
+        ("trend", 2020, 0, 0, 0, 2.0, 0.0),
+        ("trend", 2021, 1, 0, 1, 1.0, 100.0),
+    ]

@@ -291,9 +291,9 @@ CUP = {"cup_min_days": 30, "cup_max_days": 100, "handle_min_days": 5, "handle_ma
 
 def test_cup_and_handle_enters_on_the_breakout_day():
     # hand check: L = day 20 (high 100.5), R = day 80 (high 100.5), cup low 75 - 0.5 = 74.5:
-    # depth 1 - 74.5/100.5 = 25.9%; roundness ~0.38 (< 0.40); handle low 94.5 is 6.0% under R
+    # depth 1 - 74.5/100.5 = 25.9%; roundness ~0.38 (< 0.50); handle low 94.5 is 6.0% under R
     # and in the cup's upper half (> 87.5); handle volume 600 < cup 1000; day 91 closes 101.5
-    # > 100.5 on 3000 >= 1.5 x mean of the 50 days before (about 920).
+    # > 100.5 on 3000 >= 1.4 x mean of the 50 days before (920).
     prices, day = _cup_with_handle()
     out = sg.cup_and_handle(prices, **CUP)
     assert _days(out, "entry") == [day]
@@ -330,6 +330,99 @@ def test_a_handle_deeper_than_12_percent_is_not_a_handle():
     )
     assert _days(sg.cup_and_handle(deep, **CUP), "entry") == []
     assert _days(sg.cup_and_handle(deep, **CUP, handle_depth_max=0.13), "entry") == [91]
+
+
+def test_the_default_breakout_volume_is_40_percent_above_the_50_day_average():
+    # mean volume of days 41-90: (40 x 1000 + 10 x 600) / 50 = 920; O'Neil's 40%: 1.4 x 920 = 1288
+    for volume, fires in ((1334.0, True), (1242.0, False)):  # 1.45x and 1.35x the average
+        prices, day = _cup_with_handle(breakout_volume=volume)
+        assert _days(sg.cup_and_handle(prices, **CUP), "entry") == ([day] if fires else [])
+
+
+def test_a_cup_deeper_than_33_percent_is_not_a_cup():
+    def cup_of_depth(depth: float) -> pl.DataFrame:
+        prices, _ = _cup_with_handle()
+        close = prices["close"].to_numpy().copy()
+        close[20:81] = 100.0 - depth * np.sin(np.pi * np.arange(61) / 60)
+        return prices.with_columns(
+            close=pl.Series(close),
+            adj_close=pl.Series(close),
+            high=pl.Series(close + 0.5),
+            low=pl.Series(close - 0.5),
+        )
+
+    # depth 1 - (100 - d - 0.5) / 100.5: d = 33 -> 33.8% (too deep), d = 29 -> 29.9%
+    assert _days(sg.cup_and_handle(cup_of_depth(33.0), **CUP), "entry") == []
+    assert _days(sg.cup_and_handle(cup_of_depth(29.0), **CUP), "entry") == [91]
+    assert sg.CupAndHandle().cup_depth_max == 0.33
+
+
+def _naive_cup_entries(rule: sg.CupAndHandle, h, lo, c, v) -> list[int]:
+    """The cup-with-handle rule written day by day with plain loops: a second computation of
+    what the sparse tables and prefix sums of CupAndHandle compute."""
+    out = []
+    for t in range(len(c)):
+        first = t - rule.handle_max_days - 1
+        if first < 0 or first - rule.cup_min_days < 0:
+            continue
+        r = max(range(first, t), key=lambda i: (h[i], i))  # latest highest high
+        if t - 1 - r < rule.handle_min_days or r - rule.cup_min_days < 0:
+            continue
+        lft = max(
+            range(max(r - rule.cup_max_days, 0), r - rule.cup_min_days + 1), key=lambda i: (h[i], i)
+        )
+        inside = range(lft + 1, r)
+        if not inside:
+            continue
+        cup_low = min(lo[i] for i in inside)
+        depth = 1 - cup_low / h[lft]
+        roundness = (sum(c[lft : r + 1]) / (r - lft + 1) - cup_low) / (h[lft] - cup_low)
+        handle_low = min(lo[i] for i in range(r + 1, t))
+        handle_volume = sum(v[r + 1 : t]) / (t - 1 - r)
+        cup_volume = sum(v[lft : r + 1]) / (r - lft + 1)
+        average = sum(v[max(t - rule.volume_n, 0) : t]) / (t - max(t - rule.volume_n, 0))
+        if (
+            rule.cup_depth_min <= depth <= rule.cup_depth_max
+            and max(h[i] for i in inside) <= h[lft]
+            and abs(h[r] / h[lft] - 1) <= rule.rim_tolerance
+            and roundness <= rule.roundness
+            and handle_low >= (1 - rule.handle_depth_max) * h[r]
+            and handle_low > cup_low + (h[lft] - cup_low) / 2
+            and handle_volume <= rule.handle_volume_ratio * cup_volume
+            and c[t] > h[r]
+            and v[t] >= rule.volume_mult * average
+        ):
+            out.append(t)
+    return out
+
+
+def test_cup_and_handle_agrees_with_a_day_by_day_loop_on_random_walks():
+    rng = np.random.default_rng(7)
+    rule = sg.CupAndHandle(
+        cup_min_days=10,
+        cup_max_days=60,
+        handle_min_days=2,
+        handle_max_days=8,
+        volume_n=20,
+        volume_mult=1.2,
+        rim_tolerance=0.3,
+        handle_depth_max=0.3,
+        handle_volume_ratio=1.5,
+        roundness=0.6,
+    )
+    fired = 0
+    for seed in range(8):
+        close = 100 * np.exp(np.cumsum(0.02 * rng.standard_normal(600)))
+        volume = 1000 * np.exp(0.4 * rng.standard_normal(600))
+        prices = _path(f"T{seed}", close, spread=0.3, volume=volume)
+        got = _days(rule(prices), "entry")
+        bars = sg.adjusted_ohlcv(prices)
+        want = _naive_cup_entries(
+            rule, *(bars[k].to_list() for k in ("high", "low", "close", "volume"))
+        )
+        assert got == want
+        fired += len(got)
+    assert fired >= 5  # the comparison is about entries that exist
 
 
 def test_cup_and_handle_rejects_a_cup_max_shorter_than_its_min():
