@@ -18,6 +18,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -46,22 +47,38 @@ def _apply_overrides(args: argparse.Namespace) -> None:
             os.environ[env] = str(value)
 
 
+_PERCENT_COLUMNS = {
+    "total_return",
+    "cagr",
+    "annual_volatility",
+    "max_drawdown",
+    "benchmark_cagr",
+    "excess_cagr",
+}
+
+
+def _format_cell(column: str, value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if column in _PERCENT_COLUMNS:
+        return f"{value:.2%}"
+    if column == "trading_days":
+        return f"{value:,.0f}"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
 def format_comparison(comparison: pl.DataFrame) -> str:
-    """The strategy comparison as a fixed-width text table (percentages where expected)."""
-    percent = {"total_return", "cagr", "annual_volatility", "max_drawdown"}
+    """A comparison table as fixed-width text: dates as ISO dates, percentages where expected."""
     columns = [c for c in comparison.columns if c != "strategy"]
     header = ["strategy", *columns]
     rows = []
     for record in comparison.iter_rows(named=True):
         row = [str(record["strategy"])]
-        for col in columns:
-            value = record[col]
-            if value is None:
-                row.append("—")
-            elif col in percent:
-                row.append(f"{value:.2%}")
-            else:
-                row.append(f"{value:.2f}")
+        row.extend(_format_cell(col, record[col]) for col in columns)
         rows.append(row)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [
@@ -122,10 +139,16 @@ def run_pipeline(resources: dict[str, object] | None = None, log_level: str = "W
         return 1
     warehouse = Warehouse(settings.warehouse)
     comparison = warehouse.read_table("backtest.comparison")
-    periods = warehouse.read_table("backtest.daily", columns=["strategy", "date"])
-    first, last = periods["date"].min(), periods["date"].max()
-    print(f"Strategy comparison, {settings.source} data, {first} to {last}:")
+    common = warehouse.read_table("backtest.comparison_common_window")
+    print(
+        f"Strategy comparison, {settings.source} data, each strategy over its own window "
+        "(benchmark_cagr and excess_cagr: the benchmark over those same dates):"
+    )
     print(format_comparison(comparison))
+    if common.height:
+        start, end = common["start"][0], common["end"][0]
+        print(f"\nCommon window, every strategy and the benchmark from {start} to {end}:")
+        print(format_comparison(common))
     print(
         f"\nEvery table is in {settings.warehouse}; try: quant-pipeline sql "
         "\"SELECT * FROM backtest.metrics WHERE strategy = 'benchmark'\""

@@ -4,11 +4,15 @@ unfilled targets, quarterly summary), metrics and the comparison."""
 import dagster as dg
 import polars as pl
 
-from quant_pipeline.core.backtest import metrics
 from quant_pipeline.core.backtest import reference_engine as backtest
 from quant_pipeline.core.backtest.benchmark_returns import benchmark_series
 from quant_pipeline.core.backtest.blend import ATTRIBUTION_SCHEMA, BlendInputError, blend_returns
-from quant_pipeline.core.backtest.comparison import metrics_for_strategies, starting_capital
+from quant_pipeline.core.backtest.comparison import (
+    comparison_by_window,
+    comparison_common_window,
+    metrics_for_strategies,
+    starting_capital,
+)
 from quant_pipeline.core.backtest.share_simulation import simulate, unfilled_targets
 from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
 from quant_pipeline.core.reporting import backtest_charts as plots
@@ -239,18 +243,21 @@ def blend_in_currency(
 def backtest_metrics(
     market: MarketDataResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """Performance statistics per strategy and for the benchmark (long: strategy, metric, value)."""
+    """Statistics per strategy and benchmark; comparisons over own and over one common window."""
     wh = warehouse.get()
     daily = wh.read_table("backtest.daily")
     trades = wh.read_table("backtest.trades")
     long = metrics_for_strategies(daily, trades)
     wh.replace_table("backtest.metrics", long)
-    comparison = metrics.comparison_table(long)
+    comparison = comparison_by_window(daily, long)
     wh.replace_table("backtest.comparison", comparison)
+    common = comparison_common_window(daily)
+    wh.replace_table("backtest.comparison_common_window", common)
     return dg.MaterializeResult(
         metadata={
             **table_metadata("backtest.metrics", long),
             "comparison": dg.MetadataValue.md(markdown_table(comparison, max_rows=50)),
+            "comparison_common_window": dg.MetadataValue.md(markdown_table(common, max_rows=50)),
             "equity_curves": dg.MetadataValue.md(
                 plots.md_image(equity_curves_png(daily), "every strategy vs the benchmark")
             ),

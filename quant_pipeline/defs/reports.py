@@ -17,6 +17,7 @@ from quant_pipeline.core.backtest.comparison import (
     monthly_summary,
     relative_metrics,
     sector_exposure,
+    tearsheet_metrics,
 )
 from quant_pipeline.core.reporting import backtest_charts as plots
 from quant_pipeline.core.reporting.tearsheet import render_tearsheet
@@ -160,14 +161,19 @@ def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.Mat
             positions.filter(pl.col("strategy") == name).drop("strategy"),
             benchmark,
         )
-        labels = {"generated at": generated.isoformat(), "benchmark": benchmark}
+        labels = {
+            "generated at": generated.isoformat(),
+            "benchmark": benchmark,
+            "benchmark columns": f"{benchmark} over this strategy's own dates, "
+            f"{own['date'].min()} to {own['date'].max()} (its return on the first day is 0)",
+        }
         if setting.height:
             labels["trading model"] = setting["description"][0]
         labels["metric definitions"] = "docs/metrics.md"
         strategy_trades = trades.filter(pl.col("strategy") == name)
         page = render_tearsheet(
             name,
-            metrics.filter(pl.col("strategy").is_in([name, BENCHMARK])),
+            tearsheet_metrics(metrics, own, name, f"{benchmark} (same dates)"),
             own,
             strategy_trades.select([c for c in TRADE_COLUMNS if c in strategy_trades.columns]),
             quarterly.filter(pl.col("strategy") == name),

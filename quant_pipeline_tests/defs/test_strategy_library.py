@@ -34,7 +34,12 @@ def test_every_strategy_with_positions_and_the_benchmark_are_compared(warehouse)
     with_positions = set(weights.filter(pl.col("weight") > 0)["strategy"])
     shipped = load_strategies()
     blends = {n for n, s in shipped.items() if s.kind == "blend"}
-    assert compared == with_positions | blends | {"benchmark"}
+    # each row carries its benchmark over its own dates; the benchmark row is in the
+    # common-window table, next to every strategy over one window
+    assert compared == with_positions | blends
+    common = warehouse.read_table("backtest.comparison_common_window")
+    assert set(common["strategy"]) == compared | {"benchmark"}
+    assert common["start"].n_unique() == 1 and common["end"].n_unique() == 1
     # all but the strict cup-with-handle rule trade on 60 names over nine years
     assert set(shipped) - {"cup_and_handle"} <= compared
 
