@@ -154,7 +154,7 @@ def metrics_for_strategies(daily: pl.DataFrame, trades: pl.DataFrame) -> pl.Data
     """Long metrics (strategy, metric, value) per strategy in ``daily`` by name, then benchmark.
 
     A share-based ``daily`` (with ``portfolio_value``, ``fees``, ``slippage``) adds
-    ``net_profit`` (in currency, from the capital) and ``total_fees`` / ``total_slippage``.
+    ``net_profit_currency`` (in currency, from the capital) and ``total_fees`` / ``total_slippage``.
     """
     frames = []
     for (name,), part in daily.sort("strategy", "date").group_by("strategy", maintain_order=True):

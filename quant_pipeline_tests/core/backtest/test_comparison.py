@@ -57,10 +57,10 @@ def test_share_based_runs_get_net_profit_in_currency_and_total_fees():
     long = metrics_for_strategies(daily, trades)
     got = dict(long.filter(pl.col("strategy") == "s").select("metric", "value").iter_rows())
     # equity 0.998 * 1.1 * 0.95 = 1.04291 -> net profit 1000 * 0.04291 = 42.91
-    assert got["net_profit"] == pytest.approx(42.91)
+    assert got["net_profit_currency"] == pytest.approx(42.91)
     assert got["total_fees"] == 1.5 and got["total_slippage"] == 0.5
     bench = dict(long.filter(pl.col("strategy") == "benchmark").select("metric", "value").rows())
-    assert "net_profit" not in bench and bench["total_fees"] is None  # no capital, no fees
+    assert "net_profit_currency" not in bench and bench["total_fees"] is None  # no capital, no fees
 
 
 def test_a_blend_row_without_fees_of_its_own_reports_them_as_not_measured_not_zero():
@@ -76,7 +76,7 @@ def test_a_blend_row_without_fees_of_its_own_reports_them_as_not_measured_not_ze
     got = dict(long.filter(pl.col("strategy") == "blend").select("metric", "value").iter_rows())
     assert got["total_fees"] is None and got["total_slippage"] is None
     # 1000 * (1.05 * 1.02 - 1) = 71.0
-    assert got["net_profit"] == pytest.approx(71.0)
+    assert got["net_profit_currency"] == pytest.approx(71.0)
     sleeve_m = dict(long.filter(pl.col("strategy") == "sleeve").select("metric", "value").rows())
     assert sleeve_m["total_fees"] == 1.5
     # strategies by name, the benchmark last (the CLI's comparison table keeps this order)
