@@ -251,6 +251,32 @@ def probabilistic_sharpe_ratio(
     return _normal_cdf((sharpe - benchmark_sharpe) * math.sqrt(n - 1) / math.sqrt(variance))
 
 
+def lean_probabilistic_sharpe_ratio(
+    returns: pl.Series, benchmark_sharpe: float, risk_free_per_period: float = 0.0
+) -> float:
+    """LEAN's ``Statistics.ProbabilisticSharpeRatio`` (QuantConnect/Lean, Statistics.cs), as LEAN
+    computes it: not the project's :func:`probabilistic_sharpe_ratio`.
+
+    ``SR = (mean(r) - rf_p) / std(r)`` (sample std; 0 when the std is 0 or undefined), ``skew``
+    the bias-corrected sample skewness G1 and ``kurt`` the bias-corrected sample *excess*
+    kurtosis G2 of the raw returns (MathNet's ``Skewness`` / ``Kurtosis``), then
+    ``Phi((SR - SR*) / sqrt((1 - skew SR + (kurt - 1) / 4 SR^2) / (n - 1)))``. As in LEAN the
+    result is 0 when that square root is undefined and Phi(0) = 0.5 when it is 0.
+    """
+    n = returns.len()
+    std = returns.std(ddof=1) if n >= 2 else None
+    sharpe = 0.0 if not std else (returns.mean() - risk_free_per_period) / std
+    skew = returns.skew(bias=False) if n >= 3 else None
+    kurt = returns.kurtosis(fisher=True, bias=False) if n >= 4 else None
+    if skew is None or kurt is None or not (math.isfinite(skew) and math.isfinite(kurt)):
+        return 0.0
+    variance = (1.0 - skew * sharpe + (kurt - 1.0) / 4.0 * sharpe**2) / (n - 1)
+    if variance < 0.0:
+        return 0.0
+    deviation = math.sqrt(variance)
+    return _normal_cdf(0.0 if deviation == 0.0 else (sharpe - benchmark_sharpe) / deviation)
+
+
 def sortino_ratio(
     returns: pl.Series, risk_free_rate: float = 0.0, periods_per_year: int = TRADING_DAYS_PER_YEAR
 ) -> float | None:
