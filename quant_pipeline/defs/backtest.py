@@ -13,7 +13,9 @@ from quant_pipeline.core.backtest.comparison import (
     metrics_for_strategies,
     starting_capital,
 )
+from quant_pipeline.core.backtest.lean_statistics import lean_statistics
 from quant_pipeline.core.backtest.share_simulation import simulate, unfilled_targets
+from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
 from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
 from quant_pipeline.core.reporting import backtest_charts as plots
 from quant_pipeline.core.reporting.research_charts import equity_curves_png
@@ -22,6 +24,7 @@ from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies
 from quant_pipeline.defs.trading import BacktestConfig, model_settings, trading_model
+from quant_pipeline.settings import from_env
 
 GROUP = "backtest"
 KINDS = {"duckdb", "polars"}
@@ -233,31 +236,57 @@ def blend_in_currency(
     return daily.with_columns((pl.col("equity") * capital).alias("portfolio_value"))
 
 
+class MetricsConfig(dg.Config):
+    """The annual risk-free rate of Sharpe, Sortino, alpha and LEAN's statistics (e.g. 0.02);
+    None reads QUANT_PIPELINE_RISK_FREE_RATE (default 0)."""
+
+    risk_free_rate: float | None = None
+
+
+def metric_settings(risk_free_rate: float) -> pl.DataFrame:
+    """``backtest.metric_settings``: the settings every metric table of the run used."""
+    return pl.DataFrame(
+        {
+            "setting": ["risk_free_rate", "periods_per_year"],
+            "value": [risk_free_rate, float(TRADING_DAYS_PER_YEAR)],
+        }
+    )
+
+
 @dg.asset(
     key=["backtest", "metrics"],
-    deps=[["backtest", "daily"], ["backtest", "trades"]],
+    deps=[["backtest", "daily"], ["backtest", "trades"], ["curated", "prices"]],
     group_name=GROUP,
     kinds=KINDS,
     pool="warehouse",
 )
 def backtest_metrics(
-    market: MarketDataResource, warehouse: WarehouseResource
+    config: MetricsConfig, market: MarketDataResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     """Statistics per strategy and benchmark; comparisons over own and over one common window."""
     wh = warehouse.get()
+    rf = config.risk_free_rate if config.risk_free_rate is not None else from_env().risk_free_rate
     daily = wh.read_table("backtest.daily")
     trades = wh.read_table("backtest.trades")
-    long = metrics_for_strategies(daily, trades)
+    long = metrics_for_strategies(daily, trades, rf)
     wh.replace_table("backtest.metrics", long)
     comparison = comparison_by_window(daily, long)
     wh.replace_table("backtest.comparison", comparison)
-    common = comparison_common_window(daily)
+    common = comparison_common_window(daily, rf)
     wh.replace_table("backtest.comparison_common_window", common)
+    fills = wh.read_table("backtest.fills")
+    bars = wh.read_table("curated.prices", columns=["ticker", "date", "close", "volume"])
+    lean = lean_statistics(daily, fills, bars, rf)
+    wh.replace_table("backtest.lean_statistics", lean)
+    wh.replace_table("backtest.metric_settings", metric_settings(rf))
+    lean_wide = lean.pivot(on="strategy", index="statistic", values="display")
     return dg.MaterializeResult(
         metadata={
             **table_metadata("backtest.metrics", long),
+            "risk_free_rate": rf,
             "comparison": dg.MetadataValue.md(markdown_table(comparison, max_rows=50)),
             "comparison_common_window": dg.MetadataValue.md(markdown_table(common, max_rows=50)),
+            "lean_statistics": dg.MetadataValue.md(markdown_table(lean_wide, max_rows=50)),
             "equity_curves": dg.MetadataValue.md(
                 plots.md_image(equity_curves_png(daily), "every strategy vs the benchmark")
             ),

@@ -61,9 +61,20 @@ def monthly_returns(warehouse: WarehouseResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=table_metadata("backtest.monthly_returns", table))
 
 
+def run_risk_free_rate(metric_settings: pl.DataFrame) -> float:
+    """The risk-free rate ``backtest.metrics`` used (``backtest.metric_settings``)."""
+    rows = metric_settings.filter(pl.col("setting") == "risk_free_rate")["value"]
+    if rows.len() != 1:
+        raise dg.Failure(
+            f"backtest.metric_settings holds {rows.len()} risk_free_rate rows, expected 1: "
+            "materialize backtest/metrics first"
+        )
+    return float(rows[0])
+
+
 @dg.asset(
     key=["backtest", "relative_metrics"],
-    deps=[["backtest", "daily"], ["backtest", "benchmarks"]],
+    deps=[["backtest", "daily"], ["backtest", "benchmarks"], ["backtest", "metrics"]],
     group_name=GROUP,
     kinds=KINDS,
     pool="warehouse",
@@ -72,7 +83,8 @@ def relative_metrics_asset(warehouse: WarehouseResource) -> dg.MaterializeResult
     """Each strategy against each benchmark: alpha, beta, tracking error, information ratio."""
     wh = warehouse.get()
     daily = wh.read_table("backtest.daily", columns=["strategy", "date", "portfolio_return"])
-    table = relative_metrics(daily, wh.read_table("backtest.benchmarks"))
+    rf = run_risk_free_rate(wh.read_table("backtest.metric_settings"))
+    table = relative_metrics(daily, wh.read_table("backtest.benchmarks"), rf)
     wh.replace_table("backtest.relative_metrics", table)
     wide = table.pivot(on="metric", index=["strategy", "benchmark"], values="value")
     return dg.MaterializeResult(
@@ -149,6 +161,8 @@ def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.Mat
     metrics = wh.read_table("backtest.metrics")
     relative = wh.read_table("backtest.relative_metrics")
     attribution = wh.read_table("backtest.blend_attribution")
+    lean = wh.read_table("backtest.lean_statistics")
+    rf = run_risk_free_rate(wh.read_table("backtest.metric_settings"))
     written, meta_charts, index_rows = [], {}, []
     generated = datetime.now(UTC).replace(microsecond=0)
     for name in daily["strategy"].unique().sort().to_list():
@@ -164,6 +178,7 @@ def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.Mat
         labels = {
             "generated at": generated.isoformat(),
             "benchmark": benchmark,
+            "risk-free rate": f"{rf:.2%} a year (Sharpe, Sortino, alpha, Treynor, LEAN's table)",
             "benchmark columns": f"{benchmark} over this strategy's own dates, "
             f"{own['date'].min()} to {own['date'].max()} (its return on the first day is 0)",
         }
@@ -173,7 +188,7 @@ def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.Mat
         strategy_trades = trades.filter(pl.col("strategy") == name)
         page = render_tearsheet(
             name,
-            tearsheet_metrics(metrics, own, name, f"{benchmark} (same dates)"),
+            tearsheet_metrics(metrics, own, name, f"{benchmark} (same dates)", rf),
             own,
             strategy_trades.select([c for c in TRADE_COLUMNS if c in strategy_trades.columns]),
             quarterly.filter(pl.col("strategy") == name),
@@ -181,6 +196,7 @@ def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.Mat
             labels=labels,
             relative=relative.filter(pl.col("strategy") == name),
             sleeves=attribution.filter(pl.col("strategy") == name).drop("strategy"),
+            lean=lean.filter(pl.col("strategy") == name).select("statistic", "display"),
         )
         path = out_dir / f"{name}.html"
         path.write_text(page, encoding="utf-8")

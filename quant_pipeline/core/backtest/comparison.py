@@ -150,7 +150,9 @@ def starting_capital(daily: pl.DataFrame) -> float | None:
     return float(first["portfolio_value"] / first["equity"])
 
 
-def metrics_for_strategies(daily: pl.DataFrame, trades: pl.DataFrame) -> pl.DataFrame:
+def metrics_for_strategies(
+    daily: pl.DataFrame, trades: pl.DataFrame, risk_free_rate: float = 0.0
+) -> pl.DataFrame:
     """Long metrics (strategy, metric, value) per strategy in ``daily`` by name, then benchmark.
 
     A share-based ``daily`` (with ``portfolio_value``, ``fees``, ``slippage``) adds
@@ -169,21 +171,30 @@ def metrics_for_strategies(daily: pl.DataFrame, trades: pl.DataFrame) -> pl.Data
             ]
         )
         m = performance_metrics(
-            part.drop("strategy"), trades=strategy_trades, capital=starting_capital(part)
+            part.drop("strategy"),
+            trades=strategy_trades,
+            risk_free_rate=risk_free_rate,
+            capital=starting_capital(part),
         )
         frames.append(m.select(pl.lit(name).alias("strategy"), "metric", "value"))
-    bench = performance_metrics(benchmark_daily(daily))
+    bench = performance_metrics(benchmark_daily(daily), risk_free_rate=risk_free_rate)
     frames.append(bench.select(pl.lit(BENCHMARK).alias("strategy"), "metric", "value"))
     return pl.concat(frames, how="vertical_relaxed")
 
 
 def tearsheet_metrics(
-    metrics_long: pl.DataFrame, part: pl.DataFrame, strategy: str, label: str
+    metrics_long: pl.DataFrame,
+    part: pl.DataFrame,
+    strategy: str,
+    label: str,
+    risk_free_rate: float = 0.0,
 ) -> pl.DataFrame:
     """``strategy, metric, value``: ``strategy``'s rows of ``metrics_long`` (backtest.metrics),
     then the benchmark over the same dates (``part``: its backtest.daily rows) as ``label``."""
     own = metrics_long.filter(pl.col("strategy") == strategy).select("strategy", "metric", "value")
-    bench = benchmark_metrics(part).select(pl.lit(label).alias("strategy"), "metric", "value")
+    bench = benchmark_metrics(part, risk_free_rate).select(
+        pl.lit(label).alias("strategy"), "metric", "value"
+    )
     return pl.concat([own, bench], how="vertical_relaxed")
 
 
@@ -267,7 +278,9 @@ RELATIVE_METRICS: tuple[str, ...] = (
 )
 
 
-def relative_metrics(daily: pl.DataFrame, benchmarks: pl.DataFrame) -> pl.DataFrame:
+def relative_metrics(
+    daily: pl.DataFrame, benchmarks: pl.DataFrame, risk_free_rate: float = 0.0
+) -> pl.DataFrame:
     """Each strategy against each benchmark: ``strategy, benchmark, metric, value`` (long).
 
     ``daily``: backtest.daily (strategy, date, portfolio_return). ``benchmarks``:
@@ -291,7 +304,7 @@ def relative_metrics(daily: pl.DataFrame, benchmarks: pl.DataFrame) -> pl.DataFr
                 .otherwise(pl.col("benchmark_return").fill_null(0.0))
                 .alias("benchmark_return")
             )
-            own = dict(performance_metrics(frame).iter_rows())
+            own = dict(performance_metrics(frame, risk_free_rate=risk_free_rate).iter_rows())
             theirs = dict(
                 performance_metrics(
                     frame, benchmark_col=None, returns_col="benchmark_return"

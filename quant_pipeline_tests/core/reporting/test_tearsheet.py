@@ -216,3 +216,25 @@ def test_a_blend_tear_sheet_shows_each_sleeve_and_its_contribution(daily):
         "value", pl.DataFrame({"metric": ["cagr"], "value": [0.1]}), daily, None, None, {}
     )
     assert "<h2>Sleeves</h2>" not in plain
+
+
+def test_the_tear_sheet_shows_lean_statistics_as_lean_prints_them(daily):
+    lean = pl.DataFrame(
+        {"statistic": ["Net Profit", "Lowest Capacity Asset"], "display": ["4.000%", "B"]}
+    )
+    page = render_tearsheet(
+        "value",
+        pl.DataFrame({"metric": ["cagr"], "value": [0.1]}),
+        daily,
+        None,
+        None,
+        {},
+        lean=lean,
+    )
+    assert "<h2>LEAN statistics</h2>" in page
+    assert '<tr><td class="name">Net Profit</td><td>4.000%</td></tr>' in page
+    assert '<tr><td class="name">Lowest Capacity Asset</td><td>B</td></tr>' in page
+    without = render_tearsheet(
+        "value", pl.DataFrame({"metric": ["cagr"], "value": [0.1]}), daily, None, None, {}
+    )
+    assert "LEAN statistics" not in without
