@@ -32,21 +32,17 @@ def _code(text: str) -> dict:
     }
 
 
-def notebook(
-    warehouse: Path, strategy: str = DEFAULT_STRATEGY, factor: str = DEFAULT_FACTOR
-) -> dict:
-    """The notebook as an nbformat-4 dict reading ``warehouse`` (an absolute path is baked in;
-    the env var ``QUANT_PIPELINE_WAREHOUSE`` overrides it when the notebook runs)."""
-    setup = f'''
+# The first code cell; {warehouse}, {strategy} and {factor} are filled in (as Python literals).
+SETUP_CELL = '''
 import os
 
 import duckdb
 import matplotlib.pyplot as plt
 import polars as pl
 
-WAREHOUSE = os.environ.get("QUANT_PIPELINE_WAREHOUSE") or {str(warehouse)!r}
-STRATEGY = {strategy!r}  # any strategy in backtest.metrics
-FACTOR = {factor!r}  # any factor in research.factor_ic
+WAREHOUSE = os.environ.get("QUANT_PIPELINE_WAREHOUSE") or {warehouse}
+STRATEGY = {strategy}  # any strategy in backtest.metrics
+FACTOR = {factor}  # any factor in research.factor_ic
 
 
 def q(sql, params=None):
@@ -60,7 +56,11 @@ pl.Config.set_tbl_width_chars(180)
 pl.Config.set_fmt_str_lengths(40)
 print("warehouse:", WAREHOUSE)
 '''
-    cells = [
+
+
+def _cells(setup: str) -> list[dict]:
+    """Markdown and code cells in reading order; ``setup`` is the filled-in first code cell."""
+    return [
         _md(
             """
 # quant_pipeline: the latest results
@@ -128,8 +128,18 @@ q("SELECT * FROM research.factor_summary WHERE factor = ?", [FACTOR])
 """
         ),
     ]
+
+
+def notebook(
+    warehouse: Path, strategy: str = DEFAULT_STRATEGY, factor: str = DEFAULT_FACTOR
+) -> dict:
+    """The notebook as an nbformat-4 dict reading ``warehouse`` (an absolute path is baked in;
+    the env var ``QUANT_PIPELINE_WAREHOUSE`` overrides it when the notebook runs)."""
+    setup = SETUP_CELL.format(
+        warehouse=repr(str(warehouse)), strategy=repr(strategy), factor=repr(factor)
+    )
     return {
-        "cells": cells,
+        "cells": _cells(setup),
         "metadata": {
             "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
             "language_info": {"name": "python"},

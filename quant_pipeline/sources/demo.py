@@ -74,6 +74,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -278,7 +279,134 @@ def _monthly_ou(
     return out
 
 
+class _Traits(NamedTuple):
+    """Static per-ticker traits; ``sector`` holds the sector parameters of each ticker."""
+
+    tickers: pl.Series
+    sector_idx: np.ndarray
+    sector: tuple[np.ndarray, ...]  # beta, earnings yield, net/gross margin, debt/equity, ppe
+    is_fin: np.ndarray
+    quality: np.ndarray
+    log_cap_mid: np.ndarray
+    price_mid: np.ndarray
+    beta: np.ndarray
+    idio_vol: np.ndarray
+    turnover: np.ndarray
+    share_growth: np.ndarray
+
+
+class _Lifecycle(NamedTuple):
+    """First and last price row per ticker, the delisted mask and the days x tickers listing."""
+
+    first: np.ndarray
+    last: np.ndarray
+    delisted: np.ndarray
+    listed: np.ndarray
+
+
+class _Corporate(NamedTuple):
+    """Split and dividend events (row indices into the trading days)."""
+
+    split: np.ndarray
+    split_day: np.ndarray
+    split_ratio: np.ndarray
+    ex_day: np.ndarray
+    ex_ok: np.ndarray
+    div_cash: np.ndarray
+
+
+class _Defects(NamedTuple):
+    """Which ticker-days are present, and where the bad rows sit (column, day, kind index)."""
+
+    present: np.ndarray
+    bad_col: np.ndarray
+    bad_day: np.ndarray
+    bad_kind: np.ndarray
+
+
 def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
+    """The market of :func:`generate_market`, step by step. Every step draws from one generator
+    in a fixed order: reordering steps or draws changes every frame for a given seed."""
+    dates = _checked_trading_days(n, start, end)
+    rng = np.random.default_rng(seed)
+    ingested_at = datetime(end.year, end.month, end.day, tzinfo=UTC)
+    rows = np.arange(len(dates))[:, None]
+    traits = _static_traits(rng, n)
+    life = _lifecycles(rng, n, rows)
+    month_of_day, cheapness, alpha_annual = _latent_alpha(rng, dates, traits.quality)
+    total_return, eps = _total_return_path(rng, traits, life, rows, month_of_day, alpha_annual)
+    del alpha_annual
+    price0, shares0, years_listed = _price_and_share_levels(traits, life, rows, total_return)
+    split, split_day, split_ratio, split_cum = _splits(rng, life, rows)
+    price_no_div = price0 * total_return / split_cum
+    del total_return
+    ex_day, ex_ok, div_cash, log_div = _dividends(rng, dates, life, split_day, price_no_div)
+    close = price_no_div * np.exp(np.cumsum(log_div, axis=0))
+    del price_no_div
+    events = _Corporate(split, split_day, split_ratio, ex_day, ex_ok, div_cash)
+    adj_close = _adjusted_close(close, log_div, events)
+    del log_div
+    shares = np.round(shares0 * np.exp(traits.share_growth * years_listed)) * split_cum
+    # Memory: every matrix is n_days x n float64 (120 MB at 3,000 tickers x 20 years); drop each
+    # one as soon as it is used so the peak stays a handful of them, not twenty.
+    del years_listed, split_cum
+    open_, high, low, volume = _ohlcv(rng, close, shares, eps, traits)
+    del eps
+    defects = _defects(rng, life, rows, events)
+
+    # What the fundamentals and profiles need from the clean close, taken before defects land.
+    market_cap = close * shares
+    close_last = close[life.last, np.arange(n)]
+    shares_last = shares[life.last, np.arange(n)]
+    _plant_bad_rows(defects, close, adj_close, high, low)
+
+    # Fundamentals before the price frame so the matrices can go; no draws in between.
+    fundamentals = _fundamentals(
+        rng,
+        dates=dates,
+        end=end,
+        traits=traits,
+        life=life,
+        market_cap=market_cap,
+        shares=shares,
+        cheapness=cheapness,
+    ).with_columns(pl.lit(SOURCE).alias("source"), pl.lit(ingested_at).alias("ingested_at"))
+    del market_cap, shares
+
+    matrices = {
+        "open": open_,
+        "high": high,
+        "low": low,
+        "close": close,
+        "adj_close": adj_close,
+        "volume": volume,
+    }
+    del open_, high, low, close, adj_close, volume
+    prices = _prices_frame(traits.tickers, dates, defects.present, matrices, ingested_at)
+    actions = _actions_frame(traits.tickers, dates, events, ingested_at)
+    securities = _securities_frame(rng, traits, shares_last, close_last, ingested_at)
+    return DemoMarket(
+        prices=conform(prices, RAW_PRICES),
+        corporate_actions=conform(actions, RAW_CORPORATE_ACTIONS).sort("ticker", "date", "action"),
+        fundamentals=conform(fundamentals, RAW_FUNDAMENTALS),
+        securities=conform(securities, RAW_SECURITIES),
+        membership=conform(
+            _membership_frame(traits.tickers, dates, life, ingested_at), RAW_MEMBERSHIP
+        ),
+        bad_rows=_bad_rows_frame(traits.tickers, dates, defects),
+        traits=pl.DataFrame(
+            {
+                "ticker": traits.tickers,
+                "sector": np.array(SECTORS)[traits.sector_idx],
+                "quality": traits.quality,
+                "beta": traits.beta,
+            }
+        ),
+    )
+
+
+def _checked_trading_days(n: int, start: date, end: date) -> np.ndarray:
+    """The trading days of the market, after checking there are tickers and >= 60 days."""
     if n < 1:
         raise ValueError(f"demo market: n_tickers must be >= 1, got {n}")
     dates = trading_days(start, end)
@@ -287,19 +415,17 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
         raise ValueError(
             f"demo market: {start}..{end} holds {n_days} trading days; at least 60 are needed"
         )
-    rng = np.random.default_rng(seed)
-    ingested_at = datetime(end.year, end.month, end.day, tzinfo=UTC)
-    rows = np.arange(n_days)[:, None]
+    return dates
 
-    # --- tickers, sectors, static traits -------------------------------------------------------
+
+def _static_traits(rng: np.random.Generator, n: int) -> _Traits:
+    """Tickers, sectors (each sector at least once when n >= 11) and static traits."""
     tickers = _tickers(rng, n)
     weights = np.array([p[6] for p in _SECTOR_PARAMS.values()])
     sector_idx = rng.choice(len(SECTORS), size=n, p=weights / weights.sum())
     sector_idx[rng.permutation(n)[: min(n, len(SECTORS))]] = np.arange(min(n, len(SECTORS)))
     params = np.array([_SECTOR_PARAMS[s][:6] for s in SECTORS])[sector_idx]
-    s_beta, s_ey, s_nm, s_gm, s_de, s_ppe = params.T
-    is_fin = sector_idx == SECTORS.index("Financials")
-
+    s_beta = params.T[0]
     quality = rng.standard_normal(n)
     # Size and price level are drawn for the middle of each ticker's life, so that random drift
     # spreads caps to both sides instead of compounding from the first day.
@@ -311,8 +437,24 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
     idio_vol = np.clip(0.015 - 0.003 * cap_dev + 0.003 * rng.standard_normal(n), 0.01, 0.03)
     turnover = np.exp(np.log(0.006) - 0.15 * cap_dev + 0.3 * rng.standard_normal(n))
     share_growth = -0.005 + 0.02 * rng.standard_normal(n)
+    return _Traits(
+        tickers=pl.Series("ticker", tickers, dtype=pl.String),
+        sector_idx=sector_idx,
+        sector=tuple(params.T),
+        is_fin=sector_idx == SECTORS.index("Financials"),
+        quality=quality,
+        log_cap_mid=log_cap_mid,
+        price_mid=price_mid,
+        beta=beta,
+        idio_vol=idio_vol,
+        turnover=turnover,
+        share_growth=share_growth,
+    )
 
-    # --- lifecycles: IPOs and delistings ---------------------------------------------------------
+
+def _lifecycles(rng: np.random.Generator, n: int, rows: np.ndarray) -> _Lifecycle:
+    """IPOs (~15% list late) and delistings (~10% stop before the end)."""
+    n_days = len(rows)
     first = np.zeros(n, dtype=np.int64)
     ipo = _pick(rng, n, 0.15)
     first[ipo] = rng.integers(int(0.1 * n_days), int(0.7 * n_days), size=ipo.sum())
@@ -323,42 +465,74 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
         40, (span * rng.uniform(0.3, 0.9, size=delisted.sum())).astype(np.int64)
     )
     last = np.minimum(last, n_days - 1)
-    delisted = last < n_days - 1
     listed = (rows >= first) & (rows <= last)
+    return _Lifecycle(first=first, last=last, delisted=last < n_days - 1, listed=listed)
 
-    # --- latent time-varying traits (monthly) ----------------------------------------------------
+
+def _latent_alpha(
+    rng: np.random.Generator, dates: np.ndarray, quality: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Month index of each day, monthly cheapness and the annual alpha (months x tickers)."""
+    n = len(quality)
     month_of_day = (dates.astype("datetime64[M]") - dates[0].astype("datetime64[M]")).astype(int)
     n_months = int(month_of_day[-1]) + 1
     cheapness = _monthly_ou(rng, n_months, n, half_life_months=24.0)
     mom_drift = _MOMENTUM_DRIFT_SD * _monthly_ou(rng, n_months, n, half_life_months=9.0)
-    alpha_annual = (
-        _QUALITY_PREMIUM * quality + _VALUE_PREMIUM * cheapness + mom_drift
-    )  # months x tickers
+    alpha_annual = _QUALITY_PREMIUM * quality + _VALUE_PREMIUM * cheapness + mom_drift
+    return month_of_day, cheapness, alpha_annual
 
-    # --- total-return path -----------------------------------------------------------------------
+
+def _total_return_path(
+    rng: np.random.Generator,
+    traits: _Traits,
+    life: _Lifecycle,
+    rows: np.ndarray,
+    month_of_day: np.ndarray,
+    alpha_annual: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The total-return index (1 on each ticker's first day) and the idiosyncratic shocks."""
+    n_days, n = len(rows), len(traits.quality)
     dt = 1.0 / TRADING_DAYS_PER_YEAR
     market = (_MARKET_DRIFT - 0.5 * _MARKET_VOL**2) * dt + _MARKET_VOL * np.sqrt(
         dt
     ) * rng.standard_normal(n_days)
     sector_ret = _SECTOR_VOL * np.sqrt(dt) * rng.standard_normal((n_days, len(SECTORS)))
     eps = rng.standard_normal((n_days, n))
+    idio_vol = traits.idio_vol
     log_ret = (
-        beta * market[:, None]
-        + sector_ret[:, sector_idx]
+        traits.beta * market[:, None]
+        + sector_ret[:, traits.sector_idx]
         + alpha_annual[month_of_day] * dt
         - 0.5 * idio_vol**2
         + idio_vol * eps
     )
-    log_ret[~listed | (rows == first)] = 0.0  # the total-return index is 1 on the first day
+    log_ret[~life.listed | (rows == life.first)] = 0.0  # the total-return index is 1 on day one
     total_return = np.exp(np.cumsum(log_ret, axis=0))
-    del log_ret
-    mid = (first + last) // 2
-    cols = np.arange(n)
-    price0 = price_mid / total_return[mid, cols]
-    years_listed = (rows - first) * dt
-    shares0 = np.round(np.exp(log_cap_mid - share_growth * years_listed[mid, cols]) / price_mid)
+    return total_return, eps
 
-    # --- splits ----------------------------------------------------------------------------------
+
+def _price_and_share_levels(
+    traits: _Traits, life: _Lifecycle, rows: np.ndarray, total_return: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """First-day price and shares that hit the drawn mid-life price and cap; years listed."""
+    dt = 1.0 / TRADING_DAYS_PER_YEAR
+    mid = (life.first + life.last) // 2
+    cols = np.arange(len(life.first))
+    price0 = traits.price_mid / total_return[mid, cols]
+    years_listed = (rows - life.first) * dt
+    shares0 = np.round(
+        np.exp(traits.log_cap_mid - traits.share_growth * years_listed[mid, cols])
+        / traits.price_mid
+    )
+    return price0, shares0, years_listed
+
+
+def _splits(
+    rng: np.random.Generator, life: _Lifecycle, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """~10% of tickers split once (2:1, 3:1 or 4:1); the cumulative ratio per day."""
+    first, last = life.first, life.last
+    n = len(first)
     can_split = (last - first) >= 60
     split = _pick(rng, n, 0.10) & can_split
     if not split.any() and can_split.any():
@@ -369,20 +543,29 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
     split_day[split] = lo + (rng.random(split.sum()) * (hi - lo)).astype(np.int64)
     split_ratio[split] = rng.choice([2.0, 3.0, 4.0], size=split.sum(), p=[0.6, 0.25, 0.15])
     split_cum = np.where((rows >= split_day) & split, split_ratio, 1.0)
-    price_no_div = price0 * total_return / split_cum
+    return split, split_day, split_ratio, split_cum
 
-    # --- dividends: quarterly ex-dates, cash in cents, loop over quarters only -------------------
+
+def _dividends(
+    rng: np.random.Generator,
+    dates: np.ndarray,
+    life: _Lifecycle,
+    split_day: np.ndarray,
+    price_no_div: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Quarterly ex-dates (quarters x tickers), cash in cents, and log(1 - D / close(t-1)) per
+    day; the loop runs over quarters only."""
+    n_days, n = price_no_div.shape
+    cols = np.arange(n)
     payer = _pick(rng, n, 0.40)
     div_yield = rng.uniform(0.01, 0.04, size=n)
     month_offset = rng.integers(0, 3, size=n)
     day_offset = rng.integers(4, 25, size=n)
     months = np.arange(dates[0].astype("datetime64[M]"), dates[-1].astype("datetime64[M]") + 1)
     quarter_months = months[: len(months) - len(months) % 3].reshape(-1, 3)  # quarters x 3
-    candidates = (
-        quarter_months[:, month_offset].astype("datetime64[D]") + day_offset
-    )  # quarters x tickers
+    candidates = quarter_months[:, month_offset].astype("datetime64[D]") + day_offset
     ex_day = np.searchsorted(dates, candidates)
-    ex_ok = payer & (ex_day > first) & (ex_day <= last) & (ex_day != split_day)
+    ex_ok = payer & (ex_day > life.first) & (ex_day <= life.last) & (ex_day != split_day)
     div_cash = np.zeros(ex_day.shape)
     div_frac = np.zeros(ex_day.shape)
     cum = np.ones(n)
@@ -396,39 +579,50 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
         cum *= 1.0 - frac
     log_div = np.zeros((n_days, n))
     np.add.at(log_div, (ex_day[ex_ok], np.nonzero(ex_ok)[1]), np.log1p(-div_frac[ex_ok]))
-    close = price_no_div * np.exp(np.cumsum(log_div, axis=0))
-    del price_no_div, total_return
+    return ex_day, ex_ok, div_cash, log_div
 
-    # --- Yahoo-convention adjustment: factors for events after each day --------------------------
+
+def _adjusted_close(close: np.ndarray, log_div: np.ndarray, events: _Corporate) -> np.ndarray:
+    """Yahoo-convention adjustment: each price times the factors of the events after its day."""
+    split = events.split
     log_factor = log_div.copy()  # log(1 - D / close(t-1)) on ex-dates
-    log_factor[split_day[split], np.flatnonzero(split)] -= np.log(split_ratio[split])
+    log_factor[events.split_day[split], np.flatnonzero(split)] -= np.log(events.split_ratio[split])
     cum_factor = np.cumsum(log_factor, axis=0)
-    adj_close = close * np.exp(cum_factor[-1] - cum_factor)
-    del log_div, log_factor, cum_factor
+    del log_factor
+    return close * np.exp(cum_factor[-1] - cum_factor)
 
-    # --- shares, OHLC, volume --------------------------------------------------------------------
-    shares = np.round(shares0 * np.exp(share_growth * years_listed)) * split_cum
-    open_ = close * np.exp(0.5 * idio_vol * rng.standard_normal((n_days, n)))
-    high = np.maximum(open_, close) * np.exp(
-        np.abs(0.5 * idio_vol * rng.standard_normal((n_days, n)))
-    )
-    low = np.minimum(open_, close) * np.exp(
-        -np.abs(0.5 * idio_vol * rng.standard_normal((n_days, n)))
-    )
+
+def _ohlcv(
+    rng: np.random.Generator,
+    close: np.ndarray,
+    shares: np.ndarray,
+    eps: np.ndarray,
+    traits: _Traits,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Open, high and low bracketing the close; volume in shares (busier on big moves)."""
+    shape = close.shape
+    idio_vol = traits.idio_vol
+    open_ = close * np.exp(0.5 * idio_vol * rng.standard_normal(shape))
+    high = np.maximum(open_, close) * np.exp(np.abs(0.5 * idio_vol * rng.standard_normal(shape)))
+    low = np.minimum(open_, close) * np.exp(-np.abs(0.5 * idio_vol * rng.standard_normal(shape)))
     volume = np.round(
         shares
-        * turnover
-        * np.exp(0.35 * rng.standard_normal((n_days, n)) + 8.0 * np.abs(eps) * idio_vol)
+        * traits.turnover
+        * np.exp(0.35 * rng.standard_normal(shape) + 8.0 * np.abs(eps) * idio_vol)
     )
-    # Memory: every matrix is n_days x n float64 (120 MB at 3,000 tickers x 20 years); drop each
-    # one as soon as it is used so the peak stays a handful of them, not twenty.
-    del eps, years_listed, split_cum
+    return open_, high, low, volume
 
-    # --- missing days and bad rows ---------------------------------------------------------------
-    protected = ~listed | (rows == first) | (rows == last)
+
+def _defects(
+    rng: np.random.Generator, life: _Lifecycle, rows: np.ndarray, events: _Corporate
+) -> _Defects:
+    """Missing ticker-days and bad rows, never on a first/last row, an event day or the day
+    before one."""
+    listed, n_days = life.listed, len(rows)
+    protected = ~listed | (rows == life.first) | (rows == life.last)
     for event_days, event_cols in (
-        (ex_day[ex_ok], np.nonzero(ex_ok)[1]),
-        (split_day[split], np.flatnonzero(split)),
+        (events.ex_day[events.ex_ok], np.nonzero(events.ex_ok)[1]),
+        (events.split_day[events.split], np.flatnonzero(events.split)),
     ):
         protected[event_days, event_cols] = True
         protected[event_days - 1, event_cols] = True
@@ -438,17 +632,23 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
     n_bad = min(len(free) - n_missing, max(len(BAD_ROW_KINDS), round(_BAD_RATE * n_listed)))
     chosen = free[rng.choice(len(free), size=n_missing + n_bad, replace=False)]
     missing_pos, bad_pos = chosen[:n_missing], np.sort(chosen[n_missing:])
-    bad_kind = np.arange(n_bad) % len(BAD_ROW_KINDS)
     bad_col, bad_day = np.divmod(bad_pos, n_days)
     present = listed.copy()
     present[missing_pos % n_days, missing_pos // n_days] = False
+    return _Defects(present, bad_col, bad_day, np.arange(n_bad) % len(BAD_ROW_KINDS))
 
-    # What the fundamentals and profiles need from the clean close, taken before defects land.
-    market_cap = close * shares
-    close_last = close[last, np.arange(n)]
-    shares_last = shares[last, np.arange(n)]
+
+def _plant_bad_rows(
+    defects: _Defects,
+    close: np.ndarray,
+    adj_close: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+) -> None:
+    """Write each bad row's defect into the matrices (in place)."""
     for kind, name in enumerate(BAD_ROW_KINDS):
-        d, c = bad_day[bad_kind == kind], bad_col[bad_kind == kind]
+        d = defects.bad_day[defects.bad_kind == kind]
+        c = defects.bad_col[defects.bad_kind == kind]
         if name == "negative_close":
             close[d, c], adj_close[d, c] = -close[d, c], -adj_close[d, c]
         elif name == "zero_close":
@@ -458,75 +658,67 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
         else:
             close[d, c], adj_close[d, c] = np.nan, np.nan
 
-    # --- fundamentals: before the price frame so the matrices can go; no draws in between ------
-    ticker_series = pl.Series("ticker", tickers, dtype=pl.String)
-    fundamentals = _fundamentals(
-        rng,
-        dates=dates,
-        end=end,
-        tickers=ticker_series,
-        listed=listed,
-        first=first,
-        last=last,
-        market_cap=market_cap,
-        shares=shares,
-        cheapness=cheapness,
-        quality=quality,
-        sector=(s_ey, s_nm, s_gm, s_de, s_ppe, is_fin),
-    ).with_columns(pl.lit(SOURCE).alias("source"), pl.lit(ingested_at).alias("ingested_at"))
-    del market_cap, shares
 
-    # --- prices frame ----------------------------------------------------------------------------
+def _prices_frame(
+    tickers: pl.Series,
+    dates: np.ndarray,
+    present: np.ndarray,
+    matrices: dict[str, np.ndarray],
+    ingested_at: datetime,
+) -> pl.DataFrame:
+    """The present ticker-days in long format; each matrix is freed once its column is taken
+    (the caller must hold no other reference to them)."""
     mask_t = present.T
     col_idx, day_idx = np.nonzero(mask_t)
-    columns: dict[str, object] = {
-        "ticker": ticker_series.gather(col_idx),
-        "date": dates[day_idx],
-    }
+    columns: dict[str, object] = {"ticker": tickers.gather(col_idx), "date": dates[day_idx]}
     del col_idx, day_idx
-    matrices = {
-        "open": open_,
-        "high": high,
-        "low": low,
-        "close": close,
-        "adj_close": adj_close,
-        "volume": volume,
-    }
-    del open_, high, low, close, adj_close, volume
     for name in list(matrices):
         columns[name] = matrices.pop(name).T[mask_t]  # the matrix is freed here
-    prices = pl.DataFrame(columns).with_columns(
+    return pl.DataFrame(columns).with_columns(
         pl.col("close", "adj_close").fill_nan(None),
         pl.lit(SOURCE).alias("source"),
         pl.lit(ingested_at).alias("ingested_at"),
     )
-    del columns
 
-    # --- corporate actions -----------------------------------------------------------------------
-    div_rows, div_cols = np.nonzero(ex_ok)
-    actions = pl.concat(
+
+def _actions_frame(
+    tickers: pl.Series, dates: np.ndarray, events: _Corporate, ingested_at: datetime
+) -> pl.DataFrame:
+    """Split rows (new shares per old share) and dividend rows (cash per share)."""
+    split = events.split
+    div_rows, div_cols = np.nonzero(events.ex_ok)
+    return pl.concat(
         [
             pl.DataFrame(
                 {
-                    "ticker": ticker_series.gather(np.flatnonzero(split)),
-                    "date": dates[split_day[split]],
+                    "ticker": tickers.gather(np.flatnonzero(split)),
+                    "date": dates[events.split_day[split]],
                     "action": "split",
-                    "value": split_ratio[split],
+                    "value": events.split_ratio[split],
                 }
             ),
             pl.DataFrame(
                 {
-                    "ticker": ticker_series.gather(div_cols),
-                    "date": dates[ex_day[div_rows, div_cols]],
+                    "ticker": tickers.gather(div_cols),
+                    "date": dates[events.ex_day[div_rows, div_cols]],
                     "action": "dividend",
-                    "value": div_cash[div_rows, div_cols],
+                    "value": events.div_cash[div_rows, div_cols],
                 }
             ),
         ]
     ).with_columns(pl.lit(SOURCE).alias("source"), pl.lit(ingested_at).alias("ingested_at"))
 
-    # --- securities and membership ---------------------------------------------------------------
-    sectors = np.array(SECTORS)[sector_idx]
+
+def _securities_frame(
+    rng: np.random.Generator,
+    traits: _Traits,
+    shares_last: np.ndarray,
+    close_last: np.ndarray,
+    ingested_at: datetime,
+) -> pl.DataFrame:
+    """One profile per ticker as of its last price: name, sector, industry, exchange, cap."""
+    n = len(traits.quality)
+    sectors = np.array(SECTORS)[traits.sector_idx]
     industry = [_INDUSTRIES[s][k] for s, k in zip(sectors, rng.integers(0, 3, size=n), strict=True)]
     nasdaq_p = np.where(
         np.isin(sectors, ["Information Technology", "Communication Services", "Health Care"]),
@@ -542,9 +734,9 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
         else f"{_NAME_WORDS[a]} {_NAME_SUFFIXES[s]}"
         for (a, b), s in zip(words, suffix, strict=True)
     ]
-    securities = pl.DataFrame(
+    return pl.DataFrame(
         {
-            "ticker": ticker_series,
+            "ticker": traits.tickers,
             "name": names,
             "sector": sectors,
             "industry": industry,
@@ -558,38 +750,36 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
             "ingested_at": ingested_at,
         }
     )
-    membership = pl.DataFrame(
+
+
+def _membership_frame(
+    tickers: pl.Series, dates: np.ndarray, life: _Lifecycle, ingested_at: datetime
+) -> pl.DataFrame:
+    """One interval per ticker in universe 'demo'; end date only when delisted."""
+    return pl.DataFrame(
         {
             "universe": UNIVERSE,
-            "ticker": ticker_series,
-            "start_date": dates[first],
-            "end_date": dates[last],
-            "delisted": delisted,
+            "ticker": tickers,
+            "start_date": dates[life.first],
+            "end_date": dates[life.last],
+            "delisted": life.delisted,
         }
     ).with_columns(
         pl.when(pl.col("delisted")).then(pl.col("end_date")).alias("end_date"),
         pl.lit(SOURCE).alias("source"),
         pl.lit(ingested_at).alias("ingested_at"),
     )
-    bad_rows = pl.DataFrame(
+
+
+def _bad_rows_frame(tickers: pl.Series, dates: np.ndarray, defects: _Defects) -> pl.DataFrame:
+    """Where the bad rows were planted: ticker, date, kind."""
+    return pl.DataFrame(
         {
-            "ticker": ticker_series.gather(bad_col),
-            "date": dates[bad_day],
-            "kind": np.array(BAD_ROW_KINDS)[bad_kind],
+            "ticker": tickers.gather(defects.bad_col),
+            "date": dates[defects.bad_day],
+            "kind": np.array(BAD_ROW_KINDS)[defects.bad_kind],
         }
     ).sort("ticker", "date")
-    traits = pl.DataFrame(
-        {"ticker": ticker_series, "sector": sectors, "quality": quality, "beta": beta}
-    )
-    return DemoMarket(
-        prices=conform(prices, RAW_PRICES),
-        corporate_actions=conform(actions, RAW_CORPORATE_ACTIONS).sort("ticker", "date", "action"),
-        fundamentals=conform(fundamentals, RAW_FUNDAMENTALS),
-        securities=conform(securities, RAW_SECURITIES),
-        membership=conform(membership, RAW_MEMBERSHIP),
-        bad_rows=bad_rows,
-        traits=traits,
-    )
 
 
 def _fundamentals(
@@ -597,107 +787,40 @@ def _fundamentals(
     *,
     dates: np.ndarray,
     end: date,
-    tickers: pl.Series,
-    listed: np.ndarray,
-    first: np.ndarray,
-    last: np.ndarray,
+    traits: _Traits,
+    life: _Lifecycle,
     market_cap: np.ndarray,
     shares: np.ndarray,
     cheapness: np.ndarray,
-    quality: np.ndarray,
-    sector: tuple[np.ndarray, ...],
 ) -> pl.DataFrame:
     """Quarterly statements from quarter-average market cap, traits and sector parameters."""
-    s_ey, s_nm, s_gm, s_de, s_ppe, is_fin = sector
-    n = len(quality)
-    first_q = dates[0].astype("datetime64[M]")
-    first_q = first_q + (2 - (first_q.astype(int) % 3))  # last month of the first quarter
-    quarter_months = np.arange(first_q, dates[-1].astype("datetime64[M]") + 1, 3)
-    period_end = (quarter_months + 1).astype("datetime64[D]") - 1
-    period_end = period_end[period_end <= dates[-1]]
+    period_end = _quarter_ends(dates)
     if len(period_end) == 0:
         return empty(RAW_FUNDAMENTALS)
+    listed, quality = life.listed, traits.quality
+    sector = (*traits.sector[1:], traits.is_fin)  # earnings yield, margins, debt, ppe, financial
     q_last_day = np.searchsorted(dates, period_end, side="right") - 1  # last trading day <= end
     q_first_day = np.concatenate([[0], q_last_day[:-1] + 1])
-    n_q = len(period_end)
 
     cap_listed = np.where(listed, market_cap, 0.0)
     cap_sum = np.add.reduceat(cap_listed, q_first_day, axis=0)
     day_count = np.add.reduceat(listed.astype(np.int64), q_first_day, axis=0)
     avg_cap = cap_sum / np.maximum(day_count, 1)
     month_idx = (period_end.astype("datetime64[M]") - dates[0].astype("datetime64[M]")).astype(int)
-    c = cheapness[month_idx]
 
-    # Per-ticker fundamentals profile: quality means better margins and ROE, less debt.
-    z = rng.standard_normal((6, n))
-    roe = np.clip(0.11 + 0.045 * quality + 0.02 * z[0], 0.02, 0.40)
-    net_margin = np.clip(s_nm + 0.035 * quality + 0.02 * z[1], 0.01, 0.35)
-    gross_margin = np.clip(s_gm + 0.08 * quality + 0.05 * z[2], 0.08, 0.95)
-    debt_to_equity = s_de * np.exp(-0.35 * quality + 0.4 * z[3])
-    loss_maker = rng.random(n) < np.where(quality < -0.5, 0.25, 0.04)
-    loss_shift = np.where(loss_maker, rng.uniform(0.004, 0.015, size=n), 0.0)
-    negative_equity = rng.random(n) < 0.02
-    cash_frac = np.where(is_fin, 0.12, rng.uniform(0.03, 0.15, size=n))
-    recv_frac = rng.uniform(0.05, 0.2, size=n)
-    ppe_frac = np.clip(s_ppe + 0.05 * z[4], 0.01, 0.6)
-    cl_frac = 0.12 * np.exp(0.2 * z[5])
-    lag_base = rng.integers(28, 60, size=n)
-
-    shape = (n_q, n)
-    earnings_yield = s_ey * np.exp(0.5 * c - 0.1 * quality)
-    base_ni = avg_cap * earnings_yield / 4.0
-    net_income = base_ni * (1.0 + 0.3 * rng.standard_normal(shape)) - avg_cap * loss_shift
-    revenue = base_ni / net_margin * np.exp(0.05 * rng.standard_normal(shape))
-    equity = 4.0 * base_ni / roe * np.exp(0.03 * rng.standard_normal(shape))
-    debt = debt_to_equity * equity
-    interest = 0.05 / 4.0 * debt
-    pretax = np.where(net_income > 0, net_income / 0.78, net_income)
-    non_operating = 0.01 * revenue * rng.standard_normal(shape)
-    operating_income = pretax + interest - non_operating
-    gross_profit = revenue * gross_margin * np.exp(0.02 * rng.standard_normal(shape))
-    gross_profit = np.minimum(np.maximum(gross_profit, operating_income + 0.03 * revenue), revenue)
-    operating_income = np.minimum(operating_income, gross_profit)
-    ebit = operating_income + non_operating
-    current_liabilities = cl_frac * 4.0 * revenue
-    other_liabilities = np.where(is_fin, 6.0, 0.15) * equity
-    total_assets = equity + debt + current_liabilities + other_liabilities
-    cash = cash_frac * total_assets
-    current_assets = cash + recv_frac * total_assets
-    net_ppe = ppe_frac * total_assets
-    equity = np.where(negative_equity, -0.15 * equity, equity)
-    shares_q = shares[q_last_day]
-
-    lag = (
-        lag_base
-        + rng.integers(-3, 4, size=shape)
-        + np.where(np.arange(n_q) % 4 == 3, 10, 0)[:, None]
-    )
-    lag = np.clip(lag, 25, 78)  # rolling a weekend forward adds at most 2 days
-    report = np.busday_offset(period_end[:, None] + lag, 0, roll="forward")
+    profile = _company_profile(rng, quality, sector)
+    items = _statements(rng, profile, avg_cap, cheapness[month_idx], quality, sector)
+    items["shares_outstanding"] = shares[q_last_day]
+    report = _report_dates(rng, profile["lag_base"], period_end)
     valid = (
-        (period_end[:, None] >= dates[first])
-        & (report <= np.minimum(dates[last], np.datetime64(end, "D")))
+        (period_end[:, None] >= dates[life.first])
+        & (report <= np.minimum(dates[life.last], np.datetime64(end, "D")))
         & (day_count > 0)
     )
     t_idx, q_idx = np.nonzero(valid.T)  # ticker-major: sorted by ticker, then period
-    items = {
-        "revenue": revenue,
-        "gross_profit": gross_profit,
-        "operating_income": operating_income,
-        "ebit": ebit,
-        "net_income": net_income,
-        "total_assets": total_assets,
-        "total_equity": equity,
-        "total_debt": debt,
-        "cash": cash,
-        "current_assets": current_assets,
-        "current_liabilities": current_liabilities,
-        "net_ppe": net_ppe,
-        "shares_outstanding": shares_q,
-    }
     wide = pl.DataFrame(
         {
-            "ticker": tickers.gather(t_idx),
+            "ticker": traits.tickers.gather(t_idx),
             "period_end": period_end[q_idx],
             "report_date": report[q_idx, t_idx],
             **{name: values[q_idx, t_idx] for name, values in items.items()},
@@ -712,6 +835,101 @@ def _fundamentals(
         .with_columns(pl.lit("Q").alias("period_type"))
         .sort("ticker", "period_end", "item")
     )
+
+
+def _quarter_ends(dates: np.ndarray) -> np.ndarray:
+    """Calendar quarter ends from the first quarter of ``dates`` up to the last date."""
+    first_q = dates[0].astype("datetime64[M]")
+    first_q = first_q + (2 - (first_q.astype(int) % 3))  # last month of the first quarter
+    quarter_months = np.arange(first_q, dates[-1].astype("datetime64[M]") + 1, 3)
+    period_end = (quarter_months + 1).astype("datetime64[D]") - 1
+    return period_end[period_end <= dates[-1]]
+
+
+def _company_profile(
+    rng: np.random.Generator, quality: np.ndarray, sector: tuple[np.ndarray, ...]
+) -> dict[str, np.ndarray]:
+    """Per-ticker fundamentals profile: quality means better margins and ROE, less debt."""
+    s_ey, s_nm, s_gm, s_de, s_ppe, is_fin = sector
+    n = len(quality)
+    z = rng.standard_normal((6, n))
+    profile = {
+        "roe": np.clip(0.11 + 0.045 * quality + 0.02 * z[0], 0.02, 0.40),
+        "net_margin": np.clip(s_nm + 0.035 * quality + 0.02 * z[1], 0.01, 0.35),
+        "gross_margin": np.clip(s_gm + 0.08 * quality + 0.05 * z[2], 0.08, 0.95),
+        "debt_to_equity": s_de * np.exp(-0.35 * quality + 0.4 * z[3]),
+    }
+    loss_maker = rng.random(n) < np.where(quality < -0.5, 0.25, 0.04)
+    profile["loss_shift"] = np.where(loss_maker, rng.uniform(0.004, 0.015, size=n), 0.0)
+    profile["negative_equity"] = rng.random(n) < 0.02
+    profile["cash_frac"] = np.where(is_fin, 0.12, rng.uniform(0.03, 0.15, size=n))
+    profile["recv_frac"] = rng.uniform(0.05, 0.2, size=n)
+    profile["ppe_frac"] = np.clip(s_ppe + 0.05 * z[4], 0.01, 0.6)
+    profile["cl_frac"] = 0.12 * np.exp(0.2 * z[5])
+    profile["lag_base"] = rng.integers(28, 60, size=n)
+    return profile
+
+
+def _statements(
+    rng: np.random.Generator,
+    profile: dict[str, np.ndarray],
+    avg_cap: np.ndarray,
+    c: np.ndarray,
+    quality: np.ndarray,
+    sector: tuple[np.ndarray, ...],
+) -> dict[str, np.ndarray]:
+    """The statement items (quarters x tickers, all but shares) in FUNDAMENTAL_ITEMS order;
+    earnings are the quarter-average cap x an earnings yield driven by cheapness ``c``."""
+    s_ey, is_fin = sector[0], sector[5]
+    shape = avg_cap.shape
+    earnings_yield = s_ey * np.exp(0.5 * c - 0.1 * quality)
+    base_ni = avg_cap * earnings_yield / 4.0
+    net_income = (
+        base_ni * (1.0 + 0.3 * rng.standard_normal(shape)) - avg_cap * profile["loss_shift"]
+    )
+    revenue = base_ni / profile["net_margin"] * np.exp(0.05 * rng.standard_normal(shape))
+    equity = 4.0 * base_ni / profile["roe"] * np.exp(0.03 * rng.standard_normal(shape))
+    debt = profile["debt_to_equity"] * equity
+    interest = 0.05 / 4.0 * debt
+    pretax = np.where(net_income > 0, net_income / 0.78, net_income)
+    non_operating = 0.01 * revenue * rng.standard_normal(shape)
+    operating_income = pretax + interest - non_operating
+    gross_profit = revenue * profile["gross_margin"] * np.exp(0.02 * rng.standard_normal(shape))
+    gross_profit = np.minimum(np.maximum(gross_profit, operating_income + 0.03 * revenue), revenue)
+    operating_income = np.minimum(operating_income, gross_profit)
+    current_liabilities = profile["cl_frac"] * 4.0 * revenue
+    other_liabilities = np.where(is_fin, 6.0, 0.15) * equity
+    total_assets = equity + debt + current_liabilities + other_liabilities
+    cash = profile["cash_frac"] * total_assets
+    return {
+        "revenue": revenue,
+        "gross_profit": gross_profit,
+        "operating_income": operating_income,
+        "ebit": operating_income + non_operating,
+        "net_income": net_income,
+        "total_assets": total_assets,
+        "total_equity": np.where(profile["negative_equity"], -0.15 * equity, equity),
+        "total_debt": debt,
+        "cash": cash,
+        "current_assets": cash + profile["recv_frac"] * total_assets,
+        "current_liabilities": current_liabilities,
+        "net_ppe": profile["ppe_frac"] * total_assets,
+    }
+
+
+def _report_dates(
+    rng: np.random.Generator, lag_base: np.ndarray, period_end: np.ndarray
+) -> np.ndarray:
+    """Report date per quarter and ticker: 25-80 days after the period end (Q4 later), rolled
+    forward to a weekday."""
+    n_q, n = len(period_end), len(lag_base)
+    lag = (
+        lag_base
+        + rng.integers(-3, 4, size=(n_q, n))
+        + np.where(np.arange(n_q) % 4 == 3, 10, 0)[:, None]
+    )
+    lag = np.clip(lag, 25, 78)  # rolling a weekend forward adds at most 2 days
+    return np.busday_offset(period_end[:, None] + lag, 0, roll="forward")
 
 
 def _filter_dates(frame: pl.DataFrame, request: FetchRequest, column: str) -> pl.DataFrame:

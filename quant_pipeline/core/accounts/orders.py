@@ -139,6 +139,53 @@ def build_orders(
     ``CommissionModel.free()`` for none. The algorithm is described in the module docstring.
     """
     commission = CommissionModel() if commission is None else commission
+    _check_amounts(capital, holdings, cash, min_trade_value)
+    book, skipped = _priced_book(
+        _checked_targets(target_weights), _checked_holdings(holdings), _checked_prices(prices)
+    )
+    tickers = book["ticker"].to_list()
+    price = book["price"].to_numpy().astype(float)
+    current = book["current_shares"].to_numpy().astype(float)
+    weight = book["weight"].to_numpy().astype(float)
+    in_strategy = book["in_strategy"].to_numpy().astype(bool)
+    kept = ~in_strategy & (not sell_unlisted)
+
+    cash_before = float(cash) + float(capital or 0.0)
+    total = float(np.sum(current * price)) + cash_before
+    if total <= 0:
+        raise OrdersError("the account is worth 0 (no capital, cash or priced holdings)")
+    sleeve = total - float(np.sum(current * price, where=kept))
+    unit = FRACTION_UNIT if fractional else 1.0
+    plan = _Planner(weight, price, current, kept, fractional, unit, min_trade_value, commission)
+    intended_raw, intended = plan.with_cost_reserve(sleeve)
+    skipped += _dust_skips(tickers, price, intended_raw, intended, min_trade_value)
+
+    trade = intended.copy()
+    tol = 1e-9 * max(total, 1.0)
+    remaining = _fund_buys(trade, plan, cash_before, tol)
+    if not fractional:
+        remaining = _spend_leftover(trade, plan, in_strategy, sleeve, remaining, tol)
+    unaffordable, trimmed = _shortfalls(tickers, price, intended, trade)
+    return _result(
+        book,
+        trade,
+        price,
+        current,
+        weight,
+        in_strategy,
+        kept,
+        total,
+        sleeve,
+        cash_before,
+        commission,
+        skipped + unaffordable,
+        trimmed,
+    )
+
+
+def _check_amounts(
+    capital: float | None, holdings: pl.DataFrame | None, cash: float, min_trade_value: float
+) -> None:
     _check_amount("cash", cash)
     _check_amount("min_trade_value", min_trade_value)
     if capital is not None:
@@ -146,10 +193,13 @@ def build_orders(
     if capital is None and holdings is None:
         raise OrdersError("build_orders needs capital, holdings or both; got neither")
 
-    targets = _checked_targets(target_weights)
-    held = _checked_holdings(holdings)
-    quotes = _checked_prices(prices)
 
+def _priced_book(
+    targets: pl.DataFrame, held: pl.DataFrame, quotes: pl.DataFrame
+) -> tuple[pl.DataFrame, list[tuple[str, str]]]:
+    """Targets and holdings side by side with their prices, sorted by ticker, and the skipped
+    zero-weight unheld tickers without a price; :class:`OrdersError` when a ticker that must
+    trade has no price."""
     book = (
         targets.join(held, on="ticker", how="full", coalesce=True)
         .with_columns(
@@ -172,63 +222,81 @@ def build_orders(
         (t, "no price (zero target weight, not held): left out")
         for t in book.filter(pl.col("price").is_null())["ticker"]
     ]
-    book = book.filter(pl.col("price").is_not_null())
+    return book.filter(pl.col("price").is_not_null()), skipped
 
-    tickers = book["ticker"].to_list()
-    price = book["price"].to_numpy().astype(float)
-    current = book["current_shares"].to_numpy().astype(float)
-    weight = book["weight"].to_numpy().astype(float)
-    in_strategy = book["in_strategy"].to_numpy().astype(bool)
-    kept = ~in_strategy & (not sell_unlisted)
 
-    cash_before = float(cash) + float(capital or 0.0)
-    total = float(np.sum(current * price)) + cash_before
-    if total <= 0:
-        raise OrdersError("the account is worth 0 (no capital, cash or priced holdings)")
-    sleeve = total - float(np.sum(current * price, where=kept))
-    unit = FRACTION_UNIT if fractional else 1.0
-    slip = commission.slippage
+@dataclass(frozen=True)
+class _Planner:
+    """Target trades per ticker for an invested amount (steps 2-4 of the module docstring)."""
 
-    def plan(invest: float) -> tuple[np.ndarray, np.ndarray]:
+    weight: np.ndarray
+    price: np.ndarray
+    current: np.ndarray
+    kept: np.ndarray
+    fractional: bool
+    unit: float
+    min_trade_value: float
+    commission: CommissionModel
+
+    def plan(self, invest: float) -> tuple[np.ndarray, np.ndarray]:
         """(trade before dust filter, trade after it) when the strategy invests ``invest``."""
-        ideal = weight * max(invest, 0.0) / price
-        if fractional:
+        price, current, unit = self.price, self.current, self.unit
+        ideal = self.weight * max(invest, 0.0) / price
+        if self.fractional:
             target = np.floor(ideal / unit * (1 + 1e-12) + 1e-9) * unit
         else:  # whole-share trades, even from a fractional holding; a full exit sells it all
             target = np.maximum(current + np.floor(ideal - current + 1e-9), 0.0)
-        target = np.where(kept, current, target)
+        target = np.where(self.kept, current, target)
         trade = target - current
-        dust = (trade != 0) & (np.abs(trade) * price < min_trade_value)
+        dust = (trade != 0) & (np.abs(trade) * price < self.min_trade_value)
         return trade, np.where(dust, 0.0, trade)
 
-    def costs(trade: np.ndarray) -> float:
-        return float(np.sum(commission.fees(trade, price)) + np.sum(np.abs(trade) * price) * slip)
-
-    # Reserve the trading costs of the plan, re-estimated once from the reduced plan; keep the
-    # larger estimate so that buys are rarely cut later for lack of cash.
-    reserve = costs(plan(sleeve)[1])
-    reserve = max(reserve, costs(plan(sleeve - reserve)[1]))
-    invest = sleeve - reserve
-    intended_raw, intended = plan(invest)
-    for i in np.flatnonzero((intended_raw != 0) & (intended == 0)):
-        skipped.append(
-            (
-                tickers[i],
-                f"below minimum trade value: {'buy' if intended_raw[i] > 0 else 'sell'} "
-                f"{_fmt_shares(abs(intended_raw[i]))} shares = "
-                f"${abs(intended_raw[i]) * price[i]:,.2f} < ${min_trade_value:,.2f}",
-            )
+    def costs(self, trade: np.ndarray) -> float:
+        price, commission = self.price, self.commission
+        return float(
+            np.sum(commission.fees(trade, price))
+            + np.sum(np.abs(trade) * price) * commission.slippage
         )
 
-    trade = intended.copy()
-    tol = 1e-9 * max(total, 1.0)
+    def with_cost_reserve(self, sleeve: float) -> tuple[np.ndarray, np.ndarray]:
+        """The plan for the sleeve minus its trading costs, re-estimated once from the reduced
+        plan; the larger estimate is kept so that buys are rarely cut later for lack of cash."""
+        reserve = self.costs(self.plan(sleeve)[1])
+        reserve = max(reserve, self.costs(self.plan(sleeve - reserve)[1]))
+        return self.plan(sleeve - reserve)
+
+
+def _dust_skips(
+    tickers: list[str],
+    price: np.ndarray,
+    intended_raw: np.ndarray,
+    intended: np.ndarray,
+    min_trade_value: float,
+) -> list[tuple[str, str]]:
+    """The trades not made because they are worth less than ``min_trade_value``."""
+    return [
+        (
+            tickers[i],
+            f"below minimum trade value: {'buy' if intended_raw[i] > 0 else 'sell'} "
+            f"{_fmt_shares(abs(intended_raw[i]))} shares = "
+            f"${abs(intended_raw[i]) * price[i]:,.2f} < ${min_trade_value:,.2f}",
+        )
+        for i in np.flatnonzero((intended_raw != 0) & (intended == 0))
+    ]
+
+
+def _fund_buys(trade: np.ndarray, plan: _Planner, cash_before: float, tol: float) -> float:
+    """Sells first, then buys in descending target weight (ties by ticker) from the proceeds
+    plus cash; a buy that no longer fits is cut or dropped (``trade`` is changed in place).
+    Returns the cash left."""
+    price, commission, min_trade_value = plan.price, plan.commission, plan.min_trade_value
+    slip = commission.slippage
     sells = trade < 0
     available = cash_before + float(
         np.sum(-trade[sells] * price[sells] * (1 - slip))
         - np.sum(commission.fees(trade[sells], price[sells]))
     )
-
-    buy_order = sorted(np.flatnonzero(trade > 0), key=lambda i: (-weight[i], i))
+    buy_order = sorted(np.flatnonzero(trade > 0), key=lambda i: (-plan.weight[i], i))
     buy_cost = trade[buy_order] * price[buy_order] * (1 + slip) + commission.fees(
         trade[buy_order], price[buy_order]
     )
@@ -238,26 +306,19 @@ def build_orders(
     for i in buy_order[first_short:]:
         cost = trade[i] * price[i] * (1 + slip) + commission.fee(trade[i], price[i])
         if cost > remaining + tol:
-            trade[i] = _affordable(trade[i], price[i], remaining + tol, unit, commission)
+            trade[i] = _affordable(trade[i], price[i], remaining + tol, plan.unit, commission)
             if trade[i] * price[i] < min_trade_value:
                 trade[i] = 0.0
             cost = trade[i] * price[i] * (1 + slip) + commission.fee(trade[i], price[i])
         remaining -= cost
+    return remaining
 
-    if not fractional:
-        remaining = _spend_leftover(
-            trade,
-            current,
-            price,
-            weight,
-            in_strategy,
-            sleeve,
-            remaining,
-            tol,
-            min_trade_value,
-            commission,
-        )
 
+def _shortfalls(
+    tickers: list[str], price: np.ndarray, intended: np.ndarray, trade: np.ndarray
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(buys dropped because the cash ran out, buys cut to fewer shares)."""
+    skipped: list[tuple[str, str]] = []
     trimmed: list[tuple[str, str]] = []
     for i in np.flatnonzero(intended > 0):
         if trade[i] == 0:
@@ -276,22 +337,7 @@ def build_orders(
                     "not enough cash",
                 )
             )
-
-    return _result(
-        book,
-        trade,
-        price,
-        current,
-        weight,
-        in_strategy,
-        kept,
-        total,
-        sleeve,
-        cash_before,
-        commission,
-        skipped,
-        trimmed,
-    )
+    return skipped, trimmed
 
 
 def _check_amount(name: str, value: float) -> None:
@@ -381,17 +427,15 @@ def _affordable(
 
 def _spend_leftover(
     trade: np.ndarray,
-    current: np.ndarray,
-    price: np.ndarray,
-    weight: np.ndarray,
+    plan: _Planner,
     in_strategy: np.ndarray,
     sleeve: float,
     remaining: float,
     tol: float,
-    min_trade_value: float,
-    commission: CommissionModel,
 ) -> float:
     """Buy single shares of the most underweight names while cash allows; updates ``trade``."""
+    current, price, weight, commission = plan.current, plan.price, plan.weight, plan.commission
+    min_trade_value = plan.min_trade_value
     slip = commission.slippage
     eligible = in_strategy & (weight > 0)
     while True:

@@ -67,6 +67,38 @@ def blend_returns(
     close. ``attribution``: one row per sleeve (weight, start_date, end_date, sleeve_return =
     compounded return over the blend's period, contribution, blend_return).
     """
+    frame = _checked_sleeves(sleeves_daily, weights, rebalance, name)
+    names = list(weights)
+    dates, r, turnover_s, costs_s = _sleeve_matrices(frame, names, name)
+    target = np.array([weights[n] for n in names])
+    if rebalance == "daily":
+        reset = np.ones(dates.len(), dtype=bool)
+    else:
+        reset = dates.is_in(pl.Series(rebalance_dates(dates, rebalance)).implode()).to_numpy()
+    equity, turnover, costs, contribution = _walk_blend(r, turnover_s, costs_s, target, reset)
+    daily = _blend_daily(name, dates, equity, turnover, costs, benchmark)
+    sleeve_return = np.prod(1.0 + r[1:], axis=0) - 1.0
+    attribution = pl.DataFrame(
+        {
+            "strategy": name,
+            "sleeve": names,
+            "weight": target,
+            "start_date": dates[0],
+            "end_date": dates[-1],
+            "sleeve_return": sleeve_return,
+            "contribution": contribution,
+            "blend_return": equity[-1] - 1.0,
+        },
+        schema=ATTRIBUTION_SCHEMA,
+    )
+    return daily, attribution
+
+
+def _checked_sleeves(
+    sleeves_daily: pl.DataFrame, weights: dict[str, float], rebalance: str, name: str
+) -> pl.DataFrame:
+    """The daily rows of the blend's sleeves (turnover and costs 0 when absent), after checking
+    the frequency, the weights and that every sleeve has rows."""
     if rebalance != "daily" and rebalance not in FREQUENCIES:
         raise BlendInputError(f"rebalance must be daily or one of {FREQUENCIES}, got {rebalance!r}")
     total = sum(weights.values())
@@ -81,6 +113,13 @@ def blend_returns(
     for col in ("turnover", "costs"):
         if col not in frame.columns:
             frame = frame.with_columns(pl.lit(0.0).alias(col))
+    return frame
+
+
+def _sleeve_matrices(
+    frame: pl.DataFrame, names: list[str], name: str
+) -> tuple[pl.Series, np.ndarray, np.ndarray, np.ndarray]:
+    """The dates every sleeve has, and days x sleeves matrices of returns, turnover and costs."""
 
     def wide(col: str) -> pl.DataFrame:
         return frame.pivot(on="strategy", index="date", values=col, on_columns=names)
@@ -89,7 +128,6 @@ def blend_returns(
     dates = returns["date"]
     if dates.len() < 2:
         raise BlendInputError(f"{name}: the sleeves {names} share fewer than 2 dates")
-    r = returns.select(names).to_numpy()
     turnover_s, costs_s = (
         returns.select("date")
         .join(wide(col), on="date", how="left")
@@ -97,15 +135,21 @@ def blend_returns(
         .to_numpy()
         for col in ("turnover", "costs")
     )
+    return dates, returns.select(names).to_numpy(), turnover_s, costs_s
 
-    target = np.array([weights[n] for n in names])
-    if rebalance == "daily":
-        reset = np.ones(dates.len(), dtype=bool)
-    else:
-        reset = dates.is_in(pl.Series(rebalance_dates(dates, rebalance)).implode()).to_numpy()
-    n = dates.len()
+
+def _walk_blend(
+    r: np.ndarray,
+    turnover_s: np.ndarray,
+    costs_s: np.ndarray,
+    target: np.ndarray,
+    reset: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Sleeve values day by day, reset to the target weights after each ``reset`` close:
+    (equity, turnover, costs, contribution per sleeve)."""
+    n = len(r)
     value = target.copy()  # bought at the first day's close: its own return is not earned
-    contribution = np.zeros(len(names))
+    contribution = np.zeros(len(target))
     equity = np.ones(n)
     turnover = np.zeros(n)
     costs = np.zeros(n)
@@ -118,6 +162,18 @@ def blend_returns(
         equity[t] = value.sum()
         if reset[t]:
             value = target * equity[t]
+    return equity, turnover, costs, contribution
+
+
+def _blend_daily(
+    name: str,
+    dates: pl.Series,
+    equity: np.ndarray,
+    turnover: np.ndarray,
+    costs: np.ndarray,
+    benchmark: pl.DataFrame | None,
+) -> pl.DataFrame:
+    """backtest.daily rows of the blend; the benchmark's first day in the blend counts as 0."""
     port = np.concatenate([[0.0], equity[1:] / equity[:-1] - 1.0])
     daily = pl.DataFrame(
         {
@@ -134,7 +190,7 @@ def blend_returns(
         if benchmark is not None
         else pl.DataFrame(schema={"date": pl.Date, "benchmark_return": pl.Float64})
     )
-    daily = (
+    return (
         daily.join(bench, on="date", how="left")
         .with_columns(
             pl.when(pl.col("date") == dates[0])
@@ -148,18 +204,3 @@ def blend_returns(
         )
         .select(DAILY_COLUMNS)
     )
-    sleeve_return = np.prod(1.0 + r[1:], axis=0) - 1.0
-    attribution = pl.DataFrame(
-        {
-            "strategy": name,
-            "sleeve": names,
-            "weight": target,
-            "start_date": dates[0],
-            "end_date": dates[-1],
-            "sleeve_return": sleeve_return,
-            "contribution": contribution,
-            "blend_return": equity[-1] - 1.0,
-        },
-        schema=ATTRIBUTION_SCHEMA,
-    )
-    return daily, attribution

@@ -504,14 +504,9 @@ def run_backtest(
     """
     if not math.isfinite(cost_bps) or cost_bps < 0:
         raise BacktestInputError(f"cost_bps must be a finite number >= 0, got {cost_bps!r}")
-    if delisting_return is not None and not (
-        math.isfinite(delisting_return) and delisting_return >= -1
-    ):
-        raise BacktestInputError(f"delisting_return must be >= -1, got {delisting_return!r}")
+    _check_delisting_return(delisting_return)
 
     w, all_prices, calendar, days, rebal, end, last_market_date = _schedule(weights, prices, end)
-    n_rebal = rebal.height
-
     needed, windows = _price_windows(w, rebal, calendar)
     px = _select_price_rows(all_prices, needed)
     px = _effective_prices(px, all_prices, windows, last_market_date, delisting_return)
@@ -526,12 +521,58 @@ def run_backtest(
         pl.col("eff").alias("ref_eff"),
         pl.col("close").alias("ref_close"),
     )
+    grid, gross = _period_growth(held, rebal, days, px)
+    holdings = _holdings_at_rebalances(grid, gross, held, rebal)
+    daily = _daily_returns(
+        days,
+        gross,
+        _trading_costs(holdings, rebal, cost_bps),
+        _checked_benchmark(benchmark, prices),
+    )
+    trades = _trades(holdings, held, rebal, rebal.height, px, end, all_prices, last_market_date)
+    holdings_out = (
+        holdings.filter((pl.col("weight_before") != 0) | (pl.col("weight_target") != 0))
+        .select(list(HOLDINGS_SCHEMA))
+        .sort("date", "ticker")
+    )
+    return BacktestResult(
+        daily=_with_strategy(daily.cast(DAILY_SCHEMA), strategy),
+        trades=_with_strategy(trades.cast(TRADES_SCHEMA), strategy),
+        holdings=_with_strategy(holdings_out.cast(HOLDINGS_SCHEMA), strategy),
+        unfilled=_with_strategy(unfilled.cast(UNFILLED_SCHEMA), strategy),
+    )
+
+
+def _check_delisting_return(delisting_return: float | None) -> None:
+    if delisting_return is not None and not (
+        math.isfinite(delisting_return) and delisting_return >= -1
+    ):
+        raise BacktestInputError(f"delisting_return must be >= -1, got {delisting_return!r}")
+
+
+def _checked_benchmark(benchmark: pl.DataFrame | None, prices: pl.DataFrame) -> pl.DataFrame:
+    """``date, benchmark_return`` (default: :func:`equal_weight_benchmark` of ``prices``), one
+    row per date."""
+    if benchmark is None:
+        benchmark = equal_weight_benchmark(prices)
+    require_columns(benchmark, ("date", "benchmark_return"), "benchmark", BacktestInputError)
+    bench = benchmark.select(
+        pl.col("date").cast(pl.Date), pl.col("benchmark_return").cast(pl.Float64)
+    )
+    _check_unique(bench, "benchmark", ("date",))
+    return bench
+
+
+def _period_growth(
+    held: pl.DataFrame, rebal: pl.DataFrame, days: pl.DataFrame, px: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The (period, ticker, day) grid of each holding's value per unit of equity invested at
+    its rebalance, and per day the period's ``level`` (holdings + cash) and ``gross_return``."""
     cash = (
         rebal.select("k")
         .join(held.group_by("k").agg(pl.col("weight").sum().alias("invested")), on="k", how="left")
         .select("k", (1.0 - pl.col("invested").fill_null(0.0)).alias("cash"))
     )
-
     # Each day after D1 belongs to the period of the last rebalance strictly before it.
     period_days = (
         days.filter(pl.col("date") > rebal["rebalance_date"][0])
@@ -544,12 +585,9 @@ def run_backtest(
         )
         .select("k", "date")
     )
-
-    # (period, ticker, day) grid: value of each holding per unit of equity invested at D.
     grid = _asof_prices(
         held.select("k", "ticker", "weight", "ref_eff").join(period_days, on="k"), "date", px
     ).with_columns((pl.col("weight") * pl.col("eff") / pl.col("ref_eff")).alias("value"))
-
     gross = (
         period_days.join(
             grid.group_by("k", "date").agg(pl.col("value").sum()), on=["k", "date"], how="left"
@@ -563,8 +601,14 @@ def run_backtest(
             )
         )
     )
+    return grid, gross
 
-    # Drifted weights at the next rebalance's close, before trading: period k -> rebalance k+1.
+
+def _holdings_at_rebalances(
+    grid: pl.DataFrame, gross: pl.DataFrame, held: pl.DataFrame, rebal: pl.DataFrame
+) -> pl.DataFrame:
+    """Per rebalance k and ticker: ``weight_before`` (drifted weight of period k-1 at k's close,
+    before trading) and ``weight_target``."""
     before = (
         grid.join(
             rebal.select("k", "next_date"),
@@ -579,7 +623,7 @@ def run_backtest(
             (pl.col("value") / pl.col("level")).alias("weight_before"),
         )
     )
-    holdings = (
+    return (
         before.join(
             held.select("k", "ticker", pl.col("weight").alias("weight_target")),
             on=["k", "ticker"],
@@ -589,7 +633,11 @@ def run_backtest(
         .with_columns(pl.col("weight_before", "weight_target").fill_null(0.0))
         .join(rebal.select("k", pl.col("rebalance_date").alias("date")), on="k")
     )
-    trading = (
+
+
+def _trading_costs(holdings: pl.DataFrame, rebal: pl.DataFrame, cost_bps: float) -> pl.DataFrame:
+    """Per rebalance date: turnover (sum of |target - drifted weight|) and its cost."""
+    return (
         rebal.select("k", pl.col("rebalance_date").alias("date"))
         .join(
             holdings.group_by("k").agg(
@@ -603,16 +651,14 @@ def run_backtest(
         .select("date", "turnover", "costs")
     )
 
-    if benchmark is None:
-        benchmark = equal_weight_benchmark(prices)
-    require_columns(benchmark, ("date", "benchmark_return"), "benchmark", BacktestInputError)
-    bench = benchmark.select(
-        pl.col("date").cast(pl.Date), pl.col("benchmark_return").cast(pl.Float64)
-    )
-    _check_unique(bench, "benchmark", ("date",))
 
+def _daily_returns(
+    days: pl.DataFrame, gross: pl.DataFrame, trading: pl.DataFrame, bench: pl.DataFrame
+) -> pl.DataFrame:
+    """One row per day: gross return, net of costs on rebalance days, equity, drawdown and
+    the benchmark (0 on the first day and on dates the benchmark lacks)."""
     first_day = pl.col("date") == days["date"][0]
-    daily = (
+    return (
         days.select("date")
         .join(gross.select("date", "gross_return"), on="date", how="left")
         .join(trading, on="date", how="left")
@@ -636,20 +682,6 @@ def run_backtest(
         )
         .with_columns((pl.col("equity") / pl.col("equity").cum_max() - 1.0).alias("drawdown"))
         .select(list(DAILY_SCHEMA))
-    )
-
-    trades = _trades(holdings, held, rebal, n_rebal, px, end, all_prices, last_market_date)
-
-    holdings_out = (
-        holdings.filter((pl.col("weight_before") != 0) | (pl.col("weight_target") != 0))
-        .select(list(HOLDINGS_SCHEMA))
-        .sort("date", "ticker")
-    )
-    return BacktestResult(
-        daily=_with_strategy(daily.cast(DAILY_SCHEMA), strategy),
-        trades=_with_strategy(trades.cast(TRADES_SCHEMA), strategy),
-        holdings=_with_strategy(holdings_out.cast(HOLDINGS_SCHEMA), strategy),
-        unfilled=_with_strategy(unfilled.cast(UNFILLED_SCHEMA), strategy),
     )
 
 

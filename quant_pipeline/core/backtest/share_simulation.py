@@ -56,7 +56,6 @@ import polars as pl
 from quant_pipeline.core.backtest import reference_engine as bt
 from quant_pipeline.core.backtest.costs import CommissionModel
 from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
-from quant_pipeline.core.data.frames import require_columns
 
 SIM_DAILY_SCHEMA: dict[str, pl.DataType] = {
     **bt.DAILY_SCHEMA,
@@ -190,10 +189,10 @@ class SimulationResult:
 
     * ``daily``: ``SIM_DAILY_SCHEMA`` - the weights engine's columns plus ``portfolio_value``
       (currency, after the day's trades), ``cash``, ``fees`` (commissions) and ``slippage``.
-    * ``trades``: holding spells as in :class:`core.backtest.reference_engine.BacktestResult`
-      plus ``shares`` (held after the entry order), ``commission`` and ``slippage`` (currency,
-      every order of the spell: entry, resizes, exit) and ``fees = (commission + slippage) /
-      entry value``.
+    * ``trades``: holding spells as in :class:`core.backtest.reference_engine.BacktestResult` plus
+      ``shares`` (held after the entry order), ``commission`` and ``slippage`` (currency, every
+      order of the spell: entry, resizes, exit) and
+      ``fees = (commission + slippage) / entry value``.
     * ``fills``: every executed order (``side`` BUY/SELL, signed ``shares`` and ``value`` at the
       execution price, ``commission``, ``slippage``, ``shares_after``).
     * ``positions``: what is held after each rebalance (``value`` at ``price`` = close,
@@ -313,131 +312,24 @@ def simulate(
     """Trade ``weights`` with a cash account under ``model`` (see the module docstring).
 
     Inputs as :func:`core.backtest.reference_engine.run_backtest`: ``weights`` (one strategy:
-    ``rebalance_date, ticker, weight`` and optional ``sector``), ``prices`` (``ticker, date,
-    close, adj_close``),
-    ``benchmark`` (``date, benchmark_return``; default the equal-weight mean of ``prices``),
-    ``end``, ``delisting_return``, ``strategy``. ``model`` defaults to ``TradingModel()``:
-    $100,000, whole shares, IB fixed commissions, no slippage, cash earning nothing.
+    ``rebalance_date, ticker, weight`` and optional ``sector``), ``prices`` (``ticker, date, close,
+    adj_close``), ``benchmark`` (``date, benchmark_return``; default the equal-weight mean of
+    ``prices``), ``end``, ``delisting_return``, ``strategy``. ``model`` defaults to
+    ``TradingModel()``: $100,000, whole shares, IB fixed commissions, no slippage, cash earning
+    nothing.
 
     Dates looked at: orders on D use prices dated <= D; day t's value uses prices dated <= t.
     """
     model = TradingModel() if model is None else model
-    if delisting_return is not None and not (
-        math.isfinite(delisting_return) and delisting_return >= -1
-    ):
-        raise bt.BacktestInputError(f"delisting_return must be >= -1, got {delisting_return!r}")
+    bt._check_delisting_return(delisting_return)
     plan = _plan(weights, prices, end, delisting_return)
-    rebal, px, targets = plan["rebal"], plan["px"], plan["targets"]
+    rebal = plan["rebal"]
     n_rebal = rebal.height
     whole = not model.fractional
     commission = model.commission
     daily_rate = (1.0 + model.cash_rate) ** (1.0 / TRADING_DAYS_PER_YEAR) - 1.0
-
-    # Candidates at rebalance k: its targets, and the filled targets of k-1 (what may be held).
-    filled = targets.filter(pl.col("filled")).select("k", "ticker", "sector")
-    carried = filled.select((pl.col("k") + 1).alias("k"), "ticker", "sector").filter(
-        pl.col("k") < n_rebal
-    )
-    cand = (
-        targets.select(
-            "k",
-            "ticker",
-            "sector",
-            pl.when(pl.col("filled")).then(pl.col("weight")).otherwise(0.0).alias("w"),
-        )
-        .join(carried, on=["k", "ticker"], how="full", coalesce=True, suffix="_old")
-        .with_columns(
-            pl.coalesce("sector", "sector_old").alias("sector"), pl.col("w").fill_null(0.0)
-        )
-        .drop("sector_old")
-        .join(rebal.select("k", "rebalance_date", "di"), on="k")
-    )
-    cand = bt._asof_prices(cand, "rebalance_date", px).sort(
-        "k", pl.col("w"), "ticker", descending=[False, True, False]
-    )
-    tickers = cand["ticker"].unique().sort()
-    tid_of = pl.DataFrame({"ticker": tickers, "tid": np.arange(tickers.len())})
-    cand = cand.join(tid_of, on="ticker", maintain_order="left")
-    k_arr = cand["k"].to_numpy()
-    tid_arr = cand["tid"].to_numpy()
-    w_arr = cand["w"].to_numpy()
-    close_arr = cand["close"].fill_null(np.nan).to_numpy()
-    eff_arr = cand["eff"].fill_null(np.nan).to_numpy()
-    bounds = np.searchsorted(k_arr, np.arange(n_rebal + 1))
-    di_rebal = rebal["di"].to_numpy()
-
-    units = np.zeros(tickers.len())  # value per unit of adjusted price, per ticker
-    cash = model.capital
-    prev_di = di_rebal[0]
-    out_rows: list[dict[str, np.ndarray]] = []
-    summary = np.zeros((n_rebal, 6))  # value_pre, value_post, cash_post, fees, slip, turnover
-    for k in range(n_rebal):
-        lo, hi = bounds[k], bounds[k + 1]
-        tid = tid_arr[lo:hi]
-        w = w_arr[lo:hi]
-        # A candidate never priced up to D is neither held nor bought (its weight is 0).
-        close = np.nan_to_num(close_arr[lo:hi], nan=1.0)
-        eff = np.nan_to_num(eff_arr[lo:hi], nan=1.0)
-        cash *= (1.0 + daily_rate) ** (di_rebal[k] - prev_di)
-        prev_di = di_rebal[k]
-        u = units[tid]
-        value = np.where(u > 0, u * eff, 0.0)
-        held = np.where(u > 0, value / close, 0.0)
-        if whole:
-            # units * eff / close rebuilds a whole count up to float error: snap it back.
-            nearest = np.round(held)
-            held = np.where(np.abs(held - nearest) < 1e-6, nearest, held)
-        total = cash + value.sum()
-
-        q, wanted = _orders(w, close, held, total, whole)
-        reserve = _costs(q, close, commission).sum()
-        if reserve > 0:
-            q, wanted = _orders(w, close, held, max(total - reserve, 0.0), whole)
-        planned = q.copy()
-        sells = q < 0
-        commission_paid = np.zeros_like(q)
-        commission_paid[sells] = commission.fees(q[sells], close[sells])
-        cash += float(
-            (-q[sells] * close[sells] * (1.0 - commission.slippage)).sum()
-            - commission_paid[sells].sum()
-        )
-        buys = q > 0
-        bought = buy_within_cash(q[buys], close[buys], cash, commission, whole)
-        q[buys] = bought
-        commission_paid[buys] = commission.fees(bought, close[buys])
-        cash -= float(
-            (bought * close[buys] * (1.0 + commission.slippage)).sum() + commission_paid[buys].sum()
-        )
-        if cash < 0 and cash > -1e-9 * max(total, 1.0):
-            cash = 0.0  # float dust of an exact fill
-        slip = np.abs(q) * close * commission.slippage
-        after = np.where(w > 0, np.maximum(held + q, 0.0), 0.0)
-        units[tid] = np.where(after > 0, after * close / eff, 0.0)
-        value_after = after * close
-        value_post = cash + float(value_after.sum())
-        summary[k] = (
-            total,
-            value_post,
-            cash,
-            commission_paid.sum(),
-            slip.sum(),
-            float((np.abs(q) * close).sum()) / total if total > 0 else 0.0,
-        )
-        out_rows.append(
-            {
-                "row": np.arange(lo, hi),
-                "q": q,
-                "after": after,
-                "commission": commission_paid,
-                "slippage": slip,
-                "value_after": value_after,
-                "weight_after": value_after / value_post if value_post > 0 else value_after * 0,
-                "planned": planned,
-                "wanted": wanted,
-                "held_before": held,
-            }
-        )
-
+    cand = _candidates(plan)
+    out_rows, summary = _trade_rebalances(cand, rebal, model, daily_rate)
     steps = (
         pl.DataFrame({k: np.concatenate([r[k] for r in out_rows]) for k in out_rows[0]})
         if out_rows
@@ -470,7 +362,7 @@ def simulate(
         fills,
         rebal,
         n_rebal,
-        px,
+        plan["px"],
         plan["end"],
         plan["all_prices"],
         plan["last_market_date"],
@@ -483,6 +375,141 @@ def simulate(
         unfilled=bt._with_strategy(plan["unfilled"].cast(bt.UNFILLED_SCHEMA), strategy),
         unaffordable=bt._with_strategy(unaffordable.cast(UNAFFORDABLE_SCHEMA), strategy),
     )
+
+
+def _candidates(plan: dict[str, object]) -> pl.DataFrame:
+    """Candidates at rebalance k: its targets (weight ``w``, 0 when unfilled) and the filled
+    targets of k-1 (what may be held), priced as of the rebalance date, sorted by k, descending
+    weight and ticker, with a ticker id ``tid``."""
+    rebal: pl.DataFrame = plan["rebal"]  # type: ignore[assignment]
+    targets: pl.DataFrame = plan["targets"]  # type: ignore[assignment]
+    filled = targets.filter(pl.col("filled")).select("k", "ticker", "sector")
+    carried = filled.select((pl.col("k") + 1).alias("k"), "ticker", "sector").filter(
+        pl.col("k") < rebal.height
+    )
+    cand = (
+        targets.select(
+            "k",
+            "ticker",
+            "sector",
+            pl.when(pl.col("filled")).then(pl.col("weight")).otherwise(0.0).alias("w"),
+        )
+        .join(carried, on=["k", "ticker"], how="full", coalesce=True, suffix="_old")
+        .with_columns(
+            pl.coalesce("sector", "sector_old").alias("sector"), pl.col("w").fill_null(0.0)
+        )
+        .drop("sector_old")
+        .join(rebal.select("k", "rebalance_date", "di"), on="k")
+    )
+    cand = bt._asof_prices(cand, "rebalance_date", plan["px"]).sort(
+        "k", pl.col("w"), "ticker", descending=[False, True, False]
+    )
+    tickers = cand["ticker"].unique().sort()
+    tid_of = pl.DataFrame({"ticker": tickers, "tid": np.arange(tickers.len())})
+    return cand.join(tid_of, on="ticker", maintain_order="left")
+
+
+def _trade_rebalances(
+    cand: pl.DataFrame, rebal: pl.DataFrame, model: TradingModel, daily_rate: float
+) -> tuple[list[dict[str, np.ndarray]], np.ndarray]:
+    """Walk the rebalances in order with one cash account: per rebalance the candidates' rows
+    (orders, shares after, costs, ...) and the summary (value_pre, value_post, cash_post, fees,
+    slippage, turnover)."""
+    n_rebal = rebal.height
+    whole = not model.fractional
+    k_arr = cand["k"].to_numpy()
+    tid_arr = cand["tid"].to_numpy()
+    w_arr = cand["w"].to_numpy()
+    close_arr = cand["close"].fill_null(np.nan).to_numpy()
+    eff_arr = cand["eff"].fill_null(np.nan).to_numpy()
+    bounds = np.searchsorted(k_arr, np.arange(n_rebal + 1))
+    di_rebal = rebal["di"].to_numpy()
+
+    units = np.zeros(cand["tid"].n_unique())  # value per unit of adjusted price, per ticker
+    cash = model.capital
+    prev_di = di_rebal[0]
+    out_rows: list[dict[str, np.ndarray]] = []
+    summary = np.zeros((n_rebal, 6))
+    for k in range(n_rebal):
+        lo, hi = bounds[k], bounds[k + 1]
+        tid = tid_arr[lo:hi]
+        # A candidate never priced up to D is neither held nor bought (its weight is 0).
+        close = np.nan_to_num(close_arr[lo:hi], nan=1.0)
+        eff = np.nan_to_num(eff_arr[lo:hi], nan=1.0)
+        cash *= (1.0 + daily_rate) ** (di_rebal[k] - prev_di)
+        prev_di = di_rebal[k]
+        u = units[tid]
+        value = np.where(u > 0, u * eff, 0.0)
+        held = np.where(u > 0, value / close, 0.0)
+        if whole:
+            # units * eff / close rebuilds a whole count up to float error: snap it back.
+            nearest = np.round(held)
+            held = np.where(np.abs(held - nearest) < 1e-6, nearest, held)
+        total = cash + value.sum()
+        row, cash, value_post = _trade_one_rebalance(
+            w_arr[lo:hi], close, held, cash, total, model.commission, whole
+        )
+        units[tid] = np.where(row["after"] > 0, row["after"] * close / eff, 0.0)
+        summary[k] = (
+            total,
+            value_post,
+            cash,
+            row["commission"].sum(),
+            row["slippage"].sum(),
+            float((np.abs(row["q"]) * close).sum()) / total if total > 0 else 0.0,
+        )
+        out_rows.append({"row": np.arange(lo, hi), **row})
+    return out_rows, summary
+
+
+def _trade_one_rebalance(
+    w: np.ndarray,
+    close: np.ndarray,
+    held: np.ndarray,
+    cash: float,
+    total: float,
+    commission: CommissionModel,
+    whole: bool,
+) -> tuple[dict[str, np.ndarray], float, float]:
+    """One rebalance: orders toward ``w`` of the account value less a cost reserve, sells
+    first, then buys within the cash. Returns the per-candidate arrays, the cash after and
+    the account value after."""
+    q, wanted = _orders(w, close, held, total, whole)
+    reserve = _costs(q, close, commission).sum()
+    if reserve > 0:
+        q, wanted = _orders(w, close, held, max(total - reserve, 0.0), whole)
+    planned = q.copy()
+    sells = q < 0
+    commission_paid = np.zeros_like(q)
+    commission_paid[sells] = commission.fees(q[sells], close[sells])
+    cash += float(
+        (-q[sells] * close[sells] * (1.0 - commission.slippage)).sum()
+        - commission_paid[sells].sum()
+    )
+    buys = q > 0
+    bought = buy_within_cash(q[buys], close[buys], cash, commission, whole)
+    q[buys] = bought
+    commission_paid[buys] = commission.fees(bought, close[buys])
+    cash -= float(
+        (bought * close[buys] * (1.0 + commission.slippage)).sum() + commission_paid[buys].sum()
+    )
+    if cash < 0 and cash > -1e-9 * max(total, 1.0):
+        cash = 0.0  # float dust of an exact fill
+    after = np.where(w > 0, np.maximum(held + q, 0.0), 0.0)
+    value_after = after * close
+    value_post = cash + float(value_after.sum())
+    row = {
+        "q": q,
+        "after": after,
+        "commission": commission_paid,
+        "slippage": np.abs(q) * close * commission.slippage,
+        "value_after": value_after,
+        "weight_after": value_after / value_post if value_post > 0 else value_after * 0,
+        "planned": planned,
+        "wanted": wanted,
+        "held_before": held,
+    }
+    return row, cash, value_post
 
 
 def _costs(q: np.ndarray, close: np.ndarray, commission: CommissionModel) -> np.ndarray:
@@ -604,35 +631,12 @@ def _daily(
     benchmark: pl.DataFrame | None,
     prices: pl.DataFrame,
 ) -> pl.DataFrame:
+    """One row per trading day: account value (after the day's trades on rebalance days),
+    cash, costs, returns, equity, drawdown and the benchmark."""
     rebal: pl.DataFrame = plan["rebal"]  # type: ignore[assignment]
     days: pl.DataFrame = plan["days"]  # type: ignore[assignment]
-    px: pl.DataFrame = plan["px"]  # type: ignore[assignment]
     first = rebal["rebalance_date"][0]
-    period_days = (
-        days.filter(pl.col("date") > first)
-        .join_asof(
-            rebal.select("k", pl.col("rebalance_date").alias("start"), pl.col("di").alias("di0")),
-            left_on="date",
-            right_on="start",
-            strategy="backward",
-            allow_exact_matches=False,
-        )
-        .select("k", "date", "di", "di0")
-    )
-    held = book.filter(pl.col("after") > 0).select(
-        "k", "ticker", (pl.col("after") * pl.col("close") / pl.col("eff")).alias("units")
-    )
-    grid = bt._asof_prices(held.join(period_days.select("k", "date"), on="k"), "date", px)
-    values = grid.group_by("k", "date").agg((pl.col("units") * pl.col("eff")).sum().alias("held"))
-    growth = 1.0 + daily_rate
-    level = (
-        period_days.join(values, on=["k", "date"], how="left")
-        .join(sums.select("k", "cash_post"), on="k", how="left")
-        .with_columns(
-            (pl.col("cash_post") * pl.lit(growth).pow(pl.col("di") - pl.col("di0"))).alias("cash")
-        )
-        .select("date", (pl.col("held").fill_null(0.0) + pl.col("cash")).alias("pre"), "cash")
-    )
+    level = _between_rebalances(plan, book, sums, daily_rate)
     trading = sums.select(
         pl.col("rebalance_date").alias("date"),
         "value_pre",
@@ -642,13 +646,7 @@ def _daily(
         "slippage",
         "turnover",
     )
-    if benchmark is None:
-        benchmark = bt.equal_weight_benchmark(prices)
-    require_columns(benchmark, ("date", "benchmark_return"), "benchmark", bt.BacktestInputError)
-    bench = benchmark.select(
-        pl.col("date").cast(pl.Date), pl.col("benchmark_return").cast(pl.Float64)
-    )
-    bt._check_unique(bench, "benchmark", ("date",))
+    bench = bt._checked_benchmark(benchmark, prices)
     first_day = pl.col("date") == first
     daily = (
         days.select("date")
@@ -679,6 +677,42 @@ def _daily(
         .with_columns((pl.col("equity") / pl.col("equity").cum_max() - 1.0).alias("drawdown"))
     )
     return daily.select(list(SIM_DAILY_SCHEMA))
+
+
+def _between_rebalances(
+    plan: dict[str, object], book: pl.DataFrame, sums: pl.DataFrame, daily_rate: float
+) -> pl.DataFrame:
+    """Account value ``pre`` and ``cash`` on each day after the first rebalance: the shares held
+    since the last rebalance before that day at their prices as of the day, plus the cash
+    after that rebalance grown at the daily rate."""
+    rebal: pl.DataFrame = plan["rebal"]  # type: ignore[assignment]
+    days: pl.DataFrame = plan["days"]  # type: ignore[assignment]
+    px: pl.DataFrame = plan["px"]  # type: ignore[assignment]
+    period_days = (
+        days.filter(pl.col("date") > rebal["rebalance_date"][0])
+        .join_asof(
+            rebal.select("k", pl.col("rebalance_date").alias("start"), pl.col("di").alias("di0")),
+            left_on="date",
+            right_on="start",
+            strategy="backward",
+            allow_exact_matches=False,
+        )
+        .select("k", "date", "di", "di0")
+    )
+    held = book.filter(pl.col("after") > 0).select(
+        "k", "ticker", (pl.col("after") * pl.col("close") / pl.col("eff")).alias("units")
+    )
+    grid = bt._asof_prices(held.join(period_days.select("k", "date"), on="k"), "date", px)
+    values = grid.group_by("k", "date").agg((pl.col("units") * pl.col("eff")).sum().alias("held"))
+    growth = 1.0 + daily_rate
+    return (
+        period_days.join(values, on=["k", "date"], how="left")
+        .join(sums.select("k", "cash_post"), on="k", how="left")
+        .with_columns(
+            (pl.col("cash_post") * pl.lit(growth).pow(pl.col("di") - pl.col("di0"))).alias("cash")
+        )
+        .select("date", (pl.col("held").fill_null(0.0) + pl.col("cash")).alias("pre"), "cash")
+    )
 
 
 def _spell_trades(

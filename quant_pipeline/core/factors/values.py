@@ -228,6 +228,24 @@ def factor_values(
     if membership is not None:
         require_columns(membership, MEMBERSHIP_INPUT, "curated.membership", FactorInputError)
 
+    calendar, rebalances = _rebalance_calendar(prices, rebalance_dates)
+    px = _price_features(prices)
+    grid = _price_grid(rebalances, px, calendar, max_stale_days)
+    grid = _join_fundamentals(grid, fundamentals)
+    grid = _join_securities(grid, securities)
+    grid = _attach_universe(grid, membership, universe)
+    return (
+        _compute_ratios(grid)
+        .select([pl.col(c).cast(t) for c, t in FACTOR_VALUES_SCHEMA.items()])
+        .sort("rebalance_date", "ticker")
+    )
+
+
+def _rebalance_calendar(
+    prices: pl.DataFrame | pl.LazyFrame, rebalance_dates: Iterable[date] | pl.Series
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The price calendar (date, day_idx) and each rebalance date with ``t_idx``, the index of
+    the last trading day before it (rebalance dates with none are dropped)."""
     days = trading_days(prices)
     calendar = (
         pl.DataFrame({"date": days})
@@ -246,7 +264,12 @@ def factor_values(
         .drop_nulls("t_idx")
         .drop("_t")
     )
+    return calendar, rebalances
 
+
+def _price_features(prices: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """Prices sorted by (ticker, date) with an integer ticker id ``_tid`` and, per row, the
+    rolling volume, volatility and 12-1 momentum up to that row."""
     # Sorted by (ticker, date): cheap when the input already is (as the warehouse returns it).
     # An integer ticker id (run-length over the sorted frame) keys every window and asof join:
     # hashing 15M strings several times costs more than the factor maths.
@@ -265,8 +288,7 @@ def factor_values(
     if not is_sorted_by(px, ["ticker", "date"]):
         px = px.sort("ticker", "date").with_columns(_tid=pl.col("ticker").rle_id())
     px = px.with_columns(pl.col("_tid").set_sorted())
-    new_ticker = pl.col("_tid") != pl.col("_tid").shift()
-    px = px.with_columns(
+    return px.with_columns(
         avg_volume=pl.col("volume")
         .rolling_mean(VOLUME_WINDOW, min_samples=VOLUME_MIN_OBS)
         .over("_tid"),
@@ -283,10 +305,17 @@ def factor_values(
         - 1.0,
     )
 
+
+def _price_grid(
+    rebalances: pl.DataFrame, px: pl.DataFrame, calendar: pl.DataFrame, max_stale_days: int
+) -> pl.DataFrame:
+    """One row per (rebalance date, ticker listed before it): the ticker's last price row before
+    the date, dropped when older than ``max_stale_days`` trading days before t."""
+    new_ticker = pl.col("_tid") != pl.col("_tid").shift()
     first_seen = px.filter(new_ticker.fill_null(True)).select(
         "_tid", "ticker", pl.col("date").alias("_first")
     )
-    grid = (
+    return (
         rebalances.join(first_seen, how="cross")
         .filter(pl.col("_first") < pl.col("rebalance_date"))
         .drop("_first")
@@ -309,15 +338,6 @@ def factor_values(
         )
         .join(calendar.rename({"date": "_price_date", "day_idx": "_price_idx"}), on="_price_date")
         .filter(pl.col("t_idx") - pl.col("_price_idx") <= max_stale_days)
-    )
-
-    grid = _join_fundamentals(grid, fundamentals)
-    grid = _join_securities(grid, securities)
-    grid = _attach_universe(grid, membership, universe)
-    return (
-        _compute_ratios(grid)
-        .select([pl.col(c).cast(t) for c, t in FACTOR_VALUES_SCHEMA.items()])
-        .sort("rebalance_date", "ticker")
     )
 
 

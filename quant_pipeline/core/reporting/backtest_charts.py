@@ -39,8 +39,8 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def equity_chart_png(daily: pl.DataFrame, title: str) -> bytes:
-    """Equity vs benchmark equity on a log scale, with the drawdown below, as PNG bytes."""
+def equity_chart_figure(daily: pl.DataFrame, title: str) -> Figure:
+    """Equity vs benchmark equity on a log scale, with the drawdown below"""
     _plottable(daily, ("date", "equity", "benchmark_equity", "drawdown"))
     daily = daily.sort("date")
     dates = daily["date"].to_list()
@@ -62,11 +62,16 @@ def equity_chart_png(daily: pl.DataFrame, title: str) -> bytes:
     bottom.fill_between(dates, drawdown, 0.0, color="tab:red", alpha=0.4)
     bottom.set_ylabel("drawdown")
     bottom.grid(True, alpha=0.3)
-    return _png(fig)
+    return fig
 
 
-def monthly_heatmap_png(daily: pl.DataFrame) -> bytes:
-    """Heatmap of monthly portfolio returns (years down, months across), as PNG bytes.
+def equity_chart_png(daily: pl.DataFrame, title: str) -> bytes:
+    """PNG bytes of :func:`equity_chart_figure`."""
+    return _png(equity_chart_figure(daily, title))
+
+
+def monthly_heatmap_figure(daily: pl.DataFrame) -> Figure:
+    """Heatmap of monthly portfolio returns (years down, months across), as a Figure.
 
     The months are :func:`core.backtest.metrics.monthly_returns`, the same numbers as the
     tear sheet's monthly table and the ``best_month`` / ``worst_month`` metrics."""
@@ -88,7 +93,12 @@ def monthly_heatmap_png(daily: pl.DataFrame) -> bytes:
             ax.text(col, row, f"{value:.1%}", ha="center", va="center", fontsize=7)
     ax.set_title("Monthly returns")
     fig.colorbar(image, ax=ax, format=lambda x, _: f"{x:.0%}")
-    return _png(fig)
+    return fig
+
+
+def monthly_heatmap_png(daily: pl.DataFrame) -> bytes:
+    """PNG bytes of :func:`monthly_heatmap_figure`."""
+    return _png(monthly_heatmap_figure(daily))
 
 
 def sharpe_lines(daily: pl.DataFrame, window: int = TRADING_DAYS_PER_YEAR) -> pl.DataFrame:
@@ -106,8 +116,8 @@ def sharpe_lines(daily: pl.DataFrame, window: int = TRADING_DAYS_PER_YEAR) -> pl
     return lines.with_columns(benchmark_sharpe=bench["rolling_sharpe"])
 
 
-def rolling_sharpe_png(daily: pl.DataFrame, window: int = TRADING_DAYS_PER_YEAR) -> bytes:
-    """Rolling annualised Sharpe ratio of portfolio and benchmark, as PNG bytes."""
+def rolling_sharpe_figure(daily: pl.DataFrame, window: int = TRADING_DAYS_PER_YEAR) -> Figure:
+    """Rolling annualised Sharpe ratio of portfolio and benchmark"""
     values = sharpe_lines(daily, window)
     dates = values["date"].to_list()
     fig = Figure(figsize=(10, 4), layout="constrained")
@@ -121,11 +131,16 @@ def rolling_sharpe_png(daily: pl.DataFrame, window: int = TRADING_DAYS_PER_YEAR)
     ax.set_title(f"Rolling Sharpe ratio ({window} days)")
     ax.legend(loc="upper left")
     ax.grid(True, alpha=0.3)
-    return _png(fig)
+    return fig
 
 
-def drawdown_png(daily: pl.DataFrame, title: str = "Drawdown") -> bytes:
-    """Drawdown of the portfolio (and of the benchmark when ``benchmark_equity`` is given), as PNG.
+def rolling_sharpe_png(daily: pl.DataFrame, window: int = TRADING_DAYS_PER_YEAR) -> bytes:
+    """PNG bytes of :func:`rolling_sharpe_figure`."""
+    return _png(rolling_sharpe_figure(daily, window))
+
+
+def drawdown_figure(daily: pl.DataFrame, title: str = "Drawdown") -> Figure:
+    """Drawdown of the portfolio (and of the benchmark given ``benchmark_equity``), as a Figure.
 
     ``daily``: ``date, drawdown`` and optionally ``benchmark_equity`` (its drawdown is
     ``equity / running max - 1``, the same rule as the portfolio's).
@@ -150,11 +165,16 @@ def drawdown_png(daily: pl.DataFrame, title: str = "Drawdown") -> bytes:
     ax.set_title(title)
     ax.legend(loc="lower left")
     ax.grid(True, alpha=0.3)
-    return _png(fig)
+    return fig
 
 
-def quarterly_returns_png(quarterly: pl.DataFrame, title: str = "Quarterly returns") -> bytes:
-    """Bars of portfolio and benchmark return per quarter, as PNG bytes.
+def drawdown_png(daily: pl.DataFrame, title: str = "Drawdown") -> bytes:
+    """PNG bytes of :func:`drawdown_figure`."""
+    return _png(drawdown_figure(daily, title))
+
+
+def quarterly_returns_figure(quarterly: pl.DataFrame, title: str = "Quarterly returns") -> Figure:
+    """Bars of portfolio and benchmark return per quarter, as a Figure.
 
     ``quarterly``: ``quarter, portfolio_return, benchmark_return`` (``backtest.quarterly`` for
     one strategy), in the order given.
@@ -175,11 +195,16 @@ def quarterly_returns_png(quarterly: pl.DataFrame, title: str = "Quarterly retur
     ax.set_title(title)
     ax.legend(loc="upper left")
     ax.grid(True, axis="y", alpha=0.3)
-    return _png(fig)
+    return fig
 
 
-def sector_exposure_png(exposure: pl.DataFrame, title: str = "Sector exposure") -> bytes:
-    """Stacked weight per sector at each rebalance (held until the next), as PNG bytes.
+def quarterly_returns_png(quarterly: pl.DataFrame, title: str = "Quarterly returns") -> bytes:
+    """PNG bytes of :func:`quarterly_returns_figure`."""
+    return _png(quarterly_returns_figure(quarterly, title))
+
+
+def sector_exposure_figure(exposure: pl.DataFrame, title: str = "Sector exposure") -> Figure:
+    """Stacked weight per sector at each rebalance (held until the next), as a Figure.
 
     ``exposure``: ``date, sector, weight`` (``core.backtest.comparison.sector_exposure`` for one
     strategy). The white space above the stack is cash.
@@ -205,11 +230,16 @@ def sector_exposure_png(exposure: pl.DataFrame, title: str = "Sector exposure") 
     ax.set_title(title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     ax.grid(True, alpha=0.3)
-    return _png(fig)
+    return fig
 
 
-def benchmarks_png(curves: pl.DataFrame, title: str = "Benchmarks") -> bytes:
-    """Equity of each benchmark on a log scale, as PNG bytes.
+def sector_exposure_png(exposure: pl.DataFrame, title: str = "Sector exposure") -> bytes:
+    """PNG bytes of :func:`sector_exposure_figure`."""
+    return _png(sector_exposure_figure(exposure, title))
+
+
+def benchmarks_figure(curves: pl.DataFrame, title: str = "Benchmarks") -> Figure:
+    """Equity of each benchmark on a log scale, as a Figure.
 
     ``curves``: ``date, benchmark, equity`` (long, one line per benchmark).
     """
@@ -225,7 +255,12 @@ def benchmarks_png(curves: pl.DataFrame, title: str = "Benchmarks") -> bytes:
     ax.set_title(title)
     ax.legend(loc="upper left")
     ax.grid(True, which="both", alpha=0.3)
-    return _png(fig)
+    return fig
+
+
+def benchmarks_png(curves: pl.DataFrame, title: str = "Benchmarks") -> bytes:
+    """PNG bytes of :func:`benchmarks_figure`."""
+    return _png(benchmarks_figure(curves, title))
 
 
 def md_image(png: bytes, alt: str) -> str:

@@ -28,7 +28,7 @@ def _grid(n: int, cols: int = 4, size: tuple[float, float] = (3.2, 2.4)) -> tupl
     return fig, axes[:n]
 
 
-def equity_curves_png(daily: pl.DataFrame) -> bytes:
+def equity_curves_figure(daily: pl.DataFrame) -> Figure:
     """Every strategy's equity (log scale) and the benchmark from the earliest start.
 
     ``daily``: backtest.daily (strategy, date, equity, benchmark_equity). Each strategy starts
@@ -59,10 +59,15 @@ def equity_curves_png(daily: pl.DataFrame) -> bytes:
     ax.set_title("All strategies vs the equal-weight benchmark")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="upper left", fontsize=8, ncols=2)
-    return _png(fig)
+    return fig
 
 
-def ic_summary_png(summary: pl.DataFrame) -> bytes:
+def equity_curves_png(daily: pl.DataFrame) -> bytes:
+    """PNG bytes of :func:`equity_curves_figure`."""
+    return _png(equity_curves_figure(daily))
+
+
+def ic_summary_figure(summary: pl.DataFrame) -> Figure:
     """Mean IC per factor with +-2 standard errors (std / sqrt(periods)), from factor_summary."""
     if summary.is_empty():
         raise ValueError("factor summary is empty: nothing to plot")
@@ -79,10 +84,15 @@ def ic_summary_png(summary: pl.DataFrame) -> bytes:
     ax.set_xlabel("mean Spearman IC vs next-period return (bars: +-2 s.e.)")
     ax.set_title("Factor information coefficients")
     ax.grid(True, axis="x", alpha=0.3)
-    return _png(fig)
+    return fig
 
 
-def quantile_returns_png(quantiles: pl.DataFrame) -> bytes:
+def ic_summary_png(summary: pl.DataFrame) -> bytes:
+    """PNG bytes of :func:`ic_summary_figure`."""
+    return _png(ic_summary_figure(summary))
+
+
+def quantile_returns_figure(quantiles: pl.DataFrame) -> Figure:
     """Mean forward return per quantile (averaged over dates), grouped bars per factor.
 
     One axes for every factor (a panel per factor cost seconds of matplotlib layout at 20 factors):
@@ -119,10 +129,15 @@ def quantile_returns_png(quantiles: pl.DataFrame) -> bytes:
     ax.grid(True, axis="y", alpha=0.3)
     fig.suptitle("Mean next-period return by factor quintile (1 = lowest factor value)")
     fig.legend(loc="outside right upper", fontsize=8, title="quintile")
-    return _png(fig)
+    return fig
 
 
-def luck_png(luck: pl.DataFrame, random: dict[str, pl.DataFrame]) -> bytes:
+def quantile_returns_png(quantiles: pl.DataFrame) -> bytes:
+    """PNG bytes of :func:`quantile_returns_figure`."""
+    return _png(quantile_returns_figure(quantiles))
+
+
+def luck_figure(luck: pl.DataFrame, random: dict[str, pl.DataFrame]) -> Figure:
     """Histogram of the random portfolios' Sharpe ratios per strategy, the strategy's marked.
 
     ``luck``: research.luck rows (strategy, sharpe, sharpe_percentile, oracle_sharpe);
@@ -149,4 +164,9 @@ def luck_png(luck: pl.DataFrame, random: dict[str, pl.DataFrame]) -> bytes:
         )
         ax.tick_params(labelsize=7)
     fig.suptitle("Strategy Sharpe (red) among random portfolios under the same rules")
-    return _png(fig)
+    return fig
+
+
+def luck_png(luck: pl.DataFrame, random: dict[str, pl.DataFrame]) -> bytes:
+    """PNG bytes of :func:`luck_figure`."""
+    return _png(luck_figure(luck, random))

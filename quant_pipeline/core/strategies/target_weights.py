@@ -1,7 +1,8 @@
 """Target weights from scores: ``portfolio.target_weights`` and ``portfolio.constraint_report``.
 
-Input is ``factors.scores`` for one strategy; only rows of the same rebalance date are compared, so
-the weights for D use exactly what the scores for D used (see core.factors.values for the timing).
+Input is ``factors.scores`` for one strategy; only rows of the same rebalance date are compared,
+so the weights for D use exactly what the scores for D used (see core.factors.values for the
+timing).
 
 Selection per rebalance date, greedy by rank (1 = best) over eligible, ranked names: a name is
 skipped when its sector already holds ``floor(max_sector_weight x top_n)`` names (at least 1);
@@ -70,19 +71,7 @@ def target_weights(scores: pl.DataFrame, spec: StrategySpec) -> tuple[pl.DataFra
       limit, null without one), cap_met and a note explaining any shortfall.
     """
     require_columns(scores, SCORE_COLUMNS, "factors.scores")
-    top_n = spec.portfolio.top_n
-    per_sector = names_per_sector(spec)
-    cap = spec.portfolio.max_sector_weight
-
-    candidates = (
-        scores.filter(pl.col("eligible") & pl.col("rank").is_not_null())
-        .with_columns(_bucket=pl.col("sector").fill_null("<unknown>"))
-        .sort(BY, "rank", "ticker")
-        .with_columns(_in_sector=pl.int_range(pl.len()).over(BY, "_bucket"))
-        .filter(pl.col("_in_sector") < per_sector)
-        .with_columns(_pos=pl.int_range(pl.len()).over(BY))
-        .filter(pl.col("_pos") < top_n)
-    )
+    candidates = _selected_names(scores, spec)
     weights = (
         candidates.with_columns(
             weight=1.0 / pl.len().over(BY),
@@ -91,7 +80,30 @@ def target_weights(scores: pl.DataFrame, spec: StrategySpec) -> tuple[pl.DataFra
         .select([pl.col(c).cast(t) for c, t in WEIGHTS_SCHEMA.items()])
         .sort(BY, "rank")
     )
+    return weights, _constraint_report(scores, candidates, spec)
 
+
+def _selected_names(scores: pl.DataFrame, spec: StrategySpec) -> pl.DataFrame:
+    """Per date the eligible ranked names in rank order (ties by ticker), at most
+    :func:`names_per_sector` per sector (null sector = one bucket) and ``top_n`` in all."""
+    per_sector = names_per_sector(spec)
+    return (
+        scores.filter(pl.col("eligible") & pl.col("rank").is_not_null())
+        .with_columns(_bucket=pl.col("sector").fill_null("<unknown>"))
+        .sort(BY, "rank", "ticker")
+        .with_columns(_in_sector=pl.int_range(pl.len()).over(BY, "_bucket"))
+        .filter(pl.col("_in_sector") < per_sector)
+        .with_columns(_pos=pl.int_range(pl.len()).over(BY))
+        .filter(pl.col("_pos") < spec.portfolio.top_n)
+    )
+
+
+def _constraint_report(
+    scores: pl.DataFrame, candidates: pl.DataFrame, spec: StrategySpec
+) -> pl.DataFrame:
+    """portfolio.constraint_report: one row per rebalance date of ``scores``."""
+    top_n = spec.portfolio.top_n
+    cap = spec.portfolio.max_sector_weight
     dates = scores.group_by(BY).agg(n_eligible=pl.col("eligible").sum().cast(pl.Int64))
     realised = (
         candidates.group_by(BY, "_bucket")
@@ -105,9 +117,27 @@ def target_weights(scores: pl.DataFrame, spec: StrategySpec) -> tuple[pl.DataFra
     )
     cap_lit = pl.lit(cap, pl.Float64)
     over_cap = (pl.col("max_sector_weight") > cap_lit + CAP_EPS).fill_null(False)
+    return (
+        report.with_columns(
+            strategy=pl.lit(spec.name),
+            target_n=pl.lit(top_n, pl.Int64),
+            sector_cap=cap_lit,
+            cap_met=~over_cap,
+            note=_shortfall_note(over_cap, spec),
+        )
+        .select([pl.col(c).cast(t) for c, t in REPORT_SCHEMA.items()])
+        .sort(BY)
+    )
+
+
+def _shortfall_note(over_cap: pl.Expr, spec: StrategySpec) -> pl.Expr:
+    """Why a date has fewer than ``top_n`` names or breaks the cap ("" when neither)."""
+    top_n = spec.portfolio.top_n
+    per_sector = names_per_sector(spec)
+    cap = spec.portfolio.max_sector_weight
     short = pl.col("n_selected") < top_n
     rule = f"at most {per_sector} names per sector" if cap is not None else "no sector cap"
-    note = (
+    return (
         pl.when(pl.col("n_selected") == 0)
         .then(pl.lit(f"no eligible ranked names; portfolio empty ({rule})"))
         .when(over_cap & short)
@@ -130,15 +160,3 @@ def target_weights(scores: pl.DataFrame, spec: StrategySpec) -> tuple[pl.DataFra
         )
         .otherwise(pl.lit(""))
     )
-    report = (
-        report.with_columns(
-            strategy=pl.lit(spec.name),
-            target_n=pl.lit(top_n, pl.Int64),
-            sector_cap=cap_lit,
-            cap_met=~over_cap,
-            note=note,
-        )
-        .select([pl.col(c).cast(t) for c, t in REPORT_SCHEMA.items()])
-        .sort(BY)
-    )
-    return weights, report

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -634,6 +634,58 @@ def signal_to_weights(
     The loop is over days, with numpy over tickers inside: filling a limited number of slots
     depends on what is already held, which is a state carried across days and tickers.
     """
+    _check_weight_params(signals, max_positions, prices, stop_loss, sizing)
+    if signals.is_empty():
+        return pl.DataFrame(schema=_SIGNAL_WEIGHTS_SCHEMA)
+    grid = _signal_grid(signals)
+    close = None
+    if stop_loss is not None:
+        assert prices is not None
+        close = _stop_prices(prices, grid.dates, grid.tickers)
+    out = _walk_days(grid, close, max_positions, stop_loss, sizing)
+    if not out[0]:
+        return pl.DataFrame(schema=_SIGNAL_WEIGHTS_SCHEMA)
+    dd, kk, ww, ss = (np.concatenate(part) for part in out)
+    return (
+        pl.DataFrame(
+            {
+                "rebalance_date": grid.dates.gather(dd),
+                "ticker": grid.tickers.gather(kk),
+                "weight": ww,
+                "signal_strength": np.where(np.isfinite(ss), ss, np.nan),
+            }
+        )
+        .with_columns(pl.col("signal_strength").fill_nan(None))
+        .sort("rebalance_date", "ticker")
+    )
+
+
+_SIGNAL_WEIGHTS_SCHEMA = {
+    "rebalance_date": pl.Date,
+    "ticker": pl.String,
+    "weight": pl.Float64,
+    "signal_strength": pl.Float64,
+}
+
+
+class _SignalGrid(NamedTuple):
+    """Signals as days x tickers matrices over the sorted dates and tickers of the frame."""
+
+    dates: pl.Series
+    tickers: pl.Series
+    entry: np.ndarray
+    exit_: np.ndarray
+    strength: np.ndarray  # -inf where missing
+    last_row: np.ndarray  # per ticker: index of its last day with a row
+
+
+def _check_weight_params(
+    signals: pl.DataFrame,
+    max_positions: int,
+    prices: pl.DataFrame | None,
+    stop_loss: float | None,
+    sizing: str,
+) -> None:
     _check_int("max_positions", max_positions, 1)
     if stop_loss is not None:
         _check_float("stop_loss", stop_loss, 0.0, 1.0, low_open=True)
@@ -642,15 +694,9 @@ def signal_to_weights(
     if sizing not in ("slot", "equal"):
         raise ValueError(f"parameter 'sizing' must be 'slot' or 'equal', got {sizing!r}")
     require_columns(signals, SIGNAL_COLUMNS, "signals")
-    out_schema = {
-        "rebalance_date": pl.Date,
-        "ticker": pl.String,
-        "weight": pl.Float64,
-        "signal_strength": pl.Float64,
-    }
-    if signals.is_empty():
-        return pl.DataFrame(schema=out_schema)
 
+
+def _signal_grid(signals: pl.DataFrame) -> _SignalGrid:
     dates = signals["date"].unique().sort()
     tickers = signals["ticker"].unique().sort()
     nd, nt = dates.len(), tickers.len()
@@ -671,19 +717,35 @@ def signal_to_weights(
     strength = np.full((nd, nt), -np.inf)
     strength[d, k] = idx["signal_strength"].fill_null(-np.inf).fill_nan(-np.inf).to_numpy()
     last_row = nd - 1 - np.argmax(present[::-1], axis=0)
-    close = None
-    if stop_loss is not None:
-        assert prices is not None
-        require_columns(prices, ("ticker", "date", "adj_close"), "prices")
-        px = prices.filter(
-            pl.col("date").is_in(dates.implode()) & pl.col("ticker").is_in(tickers.implode())
-        )
-        close = np.full((nd, nt), np.nan)
-        close[
-            px["date"].replace_strict(dates, pl.int_range(nd, eager=True)).to_numpy(),
-            px["ticker"].replace_strict(tickers, pl.int_range(nt, eager=True)).to_numpy(),
-        ] = px["adj_close"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    return _SignalGrid(dates, tickers, entry, exit_, strength, last_row)
 
+
+def _stop_prices(prices: pl.DataFrame, dates: pl.Series, tickers: pl.Series) -> np.ndarray:
+    """adj_close as a days x tickers matrix on the signals' dates and tickers (NaN if none)."""
+    require_columns(prices, ("ticker", "date", "adj_close"), "prices")
+    nd, nt = dates.len(), tickers.len()
+    px = prices.filter(
+        pl.col("date").is_in(dates.implode()) & pl.col("ticker").is_in(tickers.implode())
+    )
+    close = np.full((nd, nt), np.nan)
+    close[
+        px["date"].replace_strict(dates, pl.int_range(nd, eager=True)).to_numpy(),
+        px["ticker"].replace_strict(tickers, pl.int_range(nt, eager=True)).to_numpy(),
+    ] = px["adj_close"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    return close
+
+
+def _walk_days(
+    grid: _SignalGrid,
+    close: np.ndarray | None,
+    max_positions: int,
+    stop_loss: float | None,
+    sizing: str,
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """The day loop of :func:`signal_to_weights`: per day t, the (day index t+1, ticker index,
+    weight, strength) of every name held or sold after t's close."""
+    entry, exit_, strength, last_row = grid.entry, grid.exit_, grid.strength, grid.last_row
+    nd, nt = entry.shape
     held = np.zeros(nt, dtype=bool)
     entry_px = np.full(nt, np.nan)
     bought_on = np.full(nt, -1)
@@ -718,19 +780,4 @@ def signal_to_weights(
             out_k.append(names)
             out_w.append(np.where(held[names], w, 0.0))
             out_s.append(strength[t, names])
-    if not out_d:
-        return pl.DataFrame(schema=out_schema)
-    dd, kk = np.concatenate(out_d), np.concatenate(out_k)
-    s = np.concatenate(out_s)
-    return (
-        pl.DataFrame(
-            {
-                "rebalance_date": dates.gather(dd),
-                "ticker": tickers.gather(kk),
-                "weight": np.concatenate(out_w),
-                "signal_strength": np.where(np.isfinite(s), s, np.nan),
-            }
-        )
-        .with_columns(pl.col("signal_strength").fill_nan(None))
-        .sort("rebalance_date", "ticker")
-    )
+    return out_d, out_k, out_w, out_s
