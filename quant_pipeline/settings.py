@@ -12,10 +12,12 @@
 | QUANT_PIPELINE_DEMO_END | last demo date (pin it for reproducible runs) | latest weekday |
 | QUANT_PIPELINE_STRATEGIES | comma-separated strategy names to run | every shipped strategy |
 | QUANT_PIPELINE_REPORTS_DIR | directory the HTML tear sheets are written to | reports |
+| QUANT_PIPELINE_RISK_FREE_RATE | annual risk-free rate (Sharpe, Sortino, alpha, LEAN table) | 0 |
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, replace
 from datetime import date
@@ -40,6 +42,7 @@ class Settings:
     demo_end: date | None = None
     strategies: tuple[str, ...] | None = None
     reports_dir: Path = Path("reports")
+    risk_free_rate: float = 0.0
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -55,6 +58,11 @@ class Settings:
                 f"QUANT_PIPELINE_DEMO_END={self.demo_end} must be after "
                 f"QUANT_PIPELINE_DEMO_START={self.demo_start}"
             )
+        if not (math.isfinite(self.risk_free_rate) and -1.0 < self.risk_free_rate < 1.0):
+            raise SettingsError(
+                f"QUANT_PIPELINE_RISK_FREE_RATE={self.risk_free_rate} must be an annual rate "
+                "as a fraction between -1 and 1 (e.g. 0.02 for 2%)"
+            )
         if self.source == "files" and self.data_dir is None:
             raise SettingsError("QUANT_PIPELINE_SOURCE=files needs QUANT_PIPELINE_DATA_DIR")
 
@@ -67,6 +75,13 @@ def _int(name: str, raw: str) -> int:
         return int(raw)
     except ValueError as exc:
         raise SettingsError(f"{name}={raw!r} is not a whole number") from exc
+
+
+def _float(name: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is not a number") from exc
 
 
 def _date(name: str, raw: str) -> date:
@@ -103,6 +118,8 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         kwargs["demo_seed"] = _int("QUANT_PIPELINE_DEMO_SEED", v)
     if (v := get("REPORTS_DIR")) is not None:
         kwargs["reports_dir"] = Path(v)
+    if (v := get("RISK_FREE_RATE")) is not None:
+        kwargs["risk_free_rate"] = _float("QUANT_PIPELINE_RISK_FREE_RATE", v)
     if (v := get("STRATEGIES")) is not None:
         kwargs["strategies"] = tuple(s.strip() for s in v.split(",") if s.strip())
     return Settings(**kwargs)
