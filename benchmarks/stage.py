@@ -89,7 +89,7 @@ def _warehouse(path: Path):
 
 
 def _specs(cfg: Config):
-    from quant_pipeline.core.strategies.spec import load_strategies
+    from quant_pipeline.config.strategies import load_strategies
 
     return load_strategies(names=cfg.strategies)
 

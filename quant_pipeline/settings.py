@@ -1,143 +1,267 @@
-"""Settings from environment variables, read when asked for (never at import time).
+"""Settings: ONE typed model, read from ``QUANT_PIPELINE_<FIELD>`` env vars when asked for.
 
-| env var | meaning | default |
-|---|---|---|
-| QUANT_PIPELINE_WAREHOUSE | DuckDB file | warehouse/quant.duckdb |
-| QUANT_PIPELINE_SOURCE | demo, yahoo or files | demo |
-| QUANT_PIPELINE_DATA_DIR | directory read by the files source | (none) |
-| QUANT_PIPELINE_UNIVERSE | ticker list / membership file for yahoo | shipped S&P 500 list |
-| QUANT_PIPELINE_DEMO_TICKERS | number of demo tickers | 500 |
-| QUANT_PIPELINE_DEMO_START | first demo date | 2010-01-01 |
-| QUANT_PIPELINE_DEMO_SEED | demo seed | 42 |
-| QUANT_PIPELINE_DEMO_END | last demo date (pin it for reproducible runs) | latest weekday |
-| QUANT_PIPELINE_STRATEGIES | comma-separated strategy names to run | every shipped strategy |
-| QUANT_PIPELINE_REPORTS_DIR | directory the HTML tear sheets are written to | reports |
-| QUANT_PIPELINE_RISK_FREE_RATE | annual risk-free rate (Sharpe, Sortino, alpha, LEAN table) | 0 |
+:class:`Settings` is the single definition: :func:`from_env` reads one env var per field
+(``QUANT_PIPELINE_`` + the field name in capitals), the market resource's fields are optional
+overrides validated by the same model (``defs/resources.py``), and the ``quant-pipeline run``
+flags are generated from the fields that declare one (:func:`add_settings_arguments`). Nothing is
+read at import time. :func:`settings_table` renders the env var / flag / meaning / default
+table the README shows (a test keeps the README's copy equal to it).
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
+from typing import Any
 
-SOURCES = ("demo", "yahoo", "files")
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from quant_pipeline.core.config_errors import describe_validation_error, one_of
+
+ENV_PREFIX = "QUANT_PIPELINE_"
+SOURCES: tuple[str, ...] = ("demo", "yahoo", "files")
 
 
 class SettingsError(ValueError):
-    """A setting has a value the pipeline cannot use."""
+    """A setting has a value the pipeline cannot use; the message names the env var / field."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    warehouse: Path = Path("warehouse/quant.duckdb")
-    source: str = "demo"
-    data_dir: Path | None = None
-    universe: Path | None = None
-    demo_tickers: int = 500
-    demo_start: date = date(2010, 1, 1)
-    demo_seed: int = 42
-    demo_end: date | None = None
-    strategies: tuple[str, ...] | None = None
-    reports_dir: Path = Path("reports")
-    risk_free_rate: float = 0.0
+def _field(
+    default: Any,
+    description: str,
+    flag: str | None = None,
+    shown: str | None = None,
+    resource: str | None = None,
+):
+    """A settings field: ``flag`` is its ``quant-pipeline run`` option, ``shown`` its default
+    as the docs table prints it (when the default is None or computed elsewhere), ``resource``
+    the Dagster resource with an optional override field of the same name."""
+    extra: dict[str, Any] = {"flag": flag, "shown_default": shown, "resource": resource}
+    return Field(default=default, description=description, json_schema_extra=extra)
 
-    def __post_init__(self) -> None:
-        if self.source not in SOURCES:
-            raise SettingsError(
-                f"QUANT_PIPELINE_SOURCE={self.source!r} is not a source; use one of {SOURCES}"
+
+class Settings(BaseModel):
+    """Every pipeline setting; construct it with :func:`from_env` (env vars + overrides)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    warehouse: Path = _field(
+        Path("warehouse/quant.duckdb"), "DuckDB file", "--warehouse", resource="warehouse.path"
+    )
+    source: one_of(SOURCES) = _field(  # type: ignore[valid-type]
+        "demo",
+        f"where market data comes from: {', '.join(SOURCES)}",
+        "--source",
+        resource="market",
+    )
+    data_dir: Path | None = _field(
+        None, "directory read by the files source", "--data-dir", resource="market"
+    )
+    universe: Path | None = _field(
+        None,
+        "ticker list / membership file for the yahoo source",
+        "--universe",
+        "shipped S&P 500 list",
+        resource="market",
+    )
+    demo_tickers: int = _field(
+        500, "demo market size (tickers, >= 1)", "--tickers", resource="market"
+    )
+    demo_start: date = _field(
+        date(2010, 1, 1), "demo market first date (YYYY-MM-DD)", "--start", resource="market"
+    )
+    demo_seed: int = _field(42, "demo market seed", "--seed", resource="market")
+    demo_end: date | None = _field(
+        None,
+        "demo market last date (YYYY-MM-DD; pin it for reproducible runs)",
+        "--end",
+        "latest weekday",
+        resource="market",
+    )
+    strategies: tuple[str, ...] | None = _field(
+        None,
+        "comma-separated strategy names to run",
+        "--strategies",
+        "every shipped strategy",
+        resource="market",
+    )
+    reports_dir: Path = _field(Path("reports"), "directory the HTML tear sheets are written to")
+    risk_free_rate: float = _field(
+        0.0,
+        "annual risk-free rate as a fraction (0.02 = 2%) of Sharpe, Sortino, alpha and LEAN's "
+        "statistics, shown in every tear sheet; backtest/metrics run config risk_free_rate "
+        "overrides it",
+        "--risk-free-rate",
+    )
+    outbox: Path = _field(Path("outbox"), "folder recommendation packets are written to")
+    inbox: Path = _field(Path("inbox"), "folder the inbox sensor watches for holdings files")
+    portfolios: Path = _field(Path("portfolios.yaml"), "the portfolios YAML")
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _lower_source(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("strategies", mode="before")
+    @classmethod
+    def _split_strategies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list | tuple):
+            names = tuple(str(v).strip() for v in value if str(v).strip())
+            return names or None
+        return value
+
+    @field_validator("demo_tickers")
+    @classmethod
+    def _positive_tickers(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"must be >= 1, got {value}")
+        return value
+
+    @field_validator("risk_free_rate")
+    @classmethod
+    def _annual_fraction(cls, value: float) -> float:
+        if not (math.isfinite(value) and -1.0 < value < 1.0):
+            raise ValueError(
+                f"must be an annual rate as a fraction between -1 and 1 (0.02 for 2%), got {value}"
             )
-        if self.demo_tickers < 1:
-            raise SettingsError(
-                f"QUANT_PIPELINE_DEMO_TICKERS must be >= 1, got {self.demo_tickers}"
-            )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
         if self.demo_end is not None and self.demo_end <= self.demo_start:
-            raise SettingsError(
-                f"QUANT_PIPELINE_DEMO_END={self.demo_end} must be after "
-                f"QUANT_PIPELINE_DEMO_START={self.demo_start}"
-            )
-        if not (math.isfinite(self.risk_free_rate) and -1.0 < self.risk_free_rate < 1.0):
-            raise SettingsError(
-                f"QUANT_PIPELINE_RISK_FREE_RATE={self.risk_free_rate} must be an annual rate "
-                "as a fraction between -1 and 1 (e.g. 0.02 for 2%)"
+            raise ValueError(
+                f"{env_var('demo_end')}={self.demo_end} must be after "
+                f"{env_var('demo_start')}={self.demo_start}"
             )
         if self.source == "files" and self.data_dir is None:
-            raise SettingsError("QUANT_PIPELINE_SOURCE=files needs QUANT_PIPELINE_DATA_DIR")
+            raise ValueError(f"{env_var('source')}=files needs {env_var('data_dir')}")
+        return self
 
     def with_(self, **changes: object) -> Settings:
-        return replace(self, **changes)
+        """A copy with ``changes`` applied, validated again."""
+        return _validated({**self.model_dump(), **changes}, {k: "override" for k in changes})
 
 
-def _int(name: str, raw: str) -> int:
+def resource_fields(resource: str) -> tuple[str, ...]:
+    """The settings fields the named Dagster resource can override (``market``)."""
+    return tuple(
+        name
+        for name, info in Settings.model_fields.items()
+        if (info.json_schema_extra or {}).get("resource") == resource
+    )
+
+
+def env_var(field: str) -> str:
+    """The environment variable of a settings field: ``QUANT_PIPELINE_`` + its name."""
+    return ENV_PREFIX + field.upper()
+
+
+def _validated(values: Mapping[str, Any], origins: Mapping[str, str]) -> Settings:
     try:
-        return int(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name}={raw!r} is not a whole number") from exc
+        return Settings(**values)
+    except ValidationError as exc:
+        raise SettingsError(
+            describe_validation_error(exc, Settings, lambda key: _origin(key, origins))
+        ) from None
 
 
-def _float(name: str, raw: str) -> float:
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name}={raw!r} is not a number") from exc
+def _origin(key: str, origins: Mapping[str, str]) -> str:
+    """How an error names a field: its env var, or where the override came from."""
+    where = origins.get(key, "env")
+    if where == "env":
+        return env_var(key)
+    info = Settings.model_fields.get(key)
+    flag = (info.json_schema_extra or {}).get("flag") if info else None
+    if where == "command line" and flag:
+        return f"{flag} ({env_var(key)})"
+    return f"{where} {key} ({env_var(key)})"
 
 
-def _date(name: str, raw: str) -> date:
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name}={raw!r} is not a date (YYYY-MM-DD)") from exc
+def from_env(
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    origin: str = "override",
+) -> Settings:
+    """Settings from ``env`` (default ``os.environ``) with ``overrides`` on top.
+
+    Unset or empty env vars keep defaults; overrides that are None keep the env value. One
+    validation by :class:`Settings` covers both; errors name the env var (or ``origin`` and the
+    field: ``resource config demo_end``, ``--end``) and the allowed values.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for name in Settings.model_fields:
+        raw = env.get(env_var(name), "").strip()
+        if raw:
+            values[name], origins[name] = raw, "env"
+    for name, value in (overrides or {}).items():
+        if value is not None and value != "" and value != []:
+            values[name], origins[name] = value, origin
+    return _validated(values, origins)
 
 
-def from_env(env: dict[str, str] | None = None) -> Settings:
-    """Settings from ``env`` (default ``os.environ``); unset or empty variables keep defaults."""
-    env = dict(os.environ if env is None else env)
-
-    def get(key: str) -> str | None:
-        value = env.get(f"QUANT_PIPELINE_{key}", "").strip()
-        return value or None
-
-    kwargs: dict[str, object] = {}
-    if (v := get("WAREHOUSE")) is not None:
-        kwargs["warehouse"] = Path(v)
-    if (v := get("SOURCE")) is not None:
-        kwargs["source"] = v.lower()
-    if (v := get("DATA_DIR")) is not None:
-        kwargs["data_dir"] = Path(v)
-    if (v := get("UNIVERSE")) is not None:
-        kwargs["universe"] = Path(v)
-    if (v := get("DEMO_TICKERS")) is not None:
-        kwargs["demo_tickers"] = _int("QUANT_PIPELINE_DEMO_TICKERS", v)
-    if (v := get("DEMO_START")) is not None:
-        kwargs["demo_start"] = _date("QUANT_PIPELINE_DEMO_START", v)
-    if (v := get("DEMO_END")) is not None:
-        kwargs["demo_end"] = _date("QUANT_PIPELINE_DEMO_END", v)
-    if (v := get("DEMO_SEED")) is not None:
-        kwargs["demo_seed"] = _int("QUANT_PIPELINE_DEMO_SEED", v)
-    if (v := get("REPORTS_DIR")) is not None:
-        kwargs["reports_dir"] = Path(v)
-    if (v := get("RISK_FREE_RATE")) is not None:
-        kwargs["risk_free_rate"] = _float("QUANT_PIPELINE_RISK_FREE_RATE", v)
-    if (v := get("STRATEGIES")) is not None:
-        kwargs["strategies"] = tuple(s.strip() for s in v.split(",") if s.strip())
-    return Settings(**kwargs)
+def add_settings_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] = ()) -> None:
+    """One option per settings field with a ``flag`` (or only those named in ``only``); the
+    parsed values land under the field names, None when not given."""
+    for name, info in Settings.model_fields.items():
+        flag = (info.json_schema_extra or {}).get("flag")
+        if flag is None and name not in only:
+            continue
+        if only and name not in only:
+            continue
+        kwargs: dict[str, Any] = {"dest": name, "default": None, "help": info.description}
+        if flag is not None and name != "source":
+            kwargs["metavar"] = flag.lstrip("-").replace("-", "_").upper()
+        if name == "source":
+            kwargs["choices"] = list(SOURCES)
+        parser.add_argument(flag or f"--{name.replace('_', '-')}", **kwargs)
 
 
-def outbox_dir(env: dict[str, str] | None = None) -> Path:
+def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings fields given on the command line (argparse dests are the field names)."""
+    return {
+        n: getattr(args, n) for n in Settings.model_fields if getattr(args, n, None) is not None
+    }
+
+
+def settings_table() -> str:
+    """The env var / flag / meaning / default table of :class:`Settings` (Markdown)."""
+    lines = [
+        "| env var | CLI flag | resource field | meaning | default |",
+        "|---|---|---|---|---|",
+    ]
+    for name, info in Settings.model_fields.items():
+        extra = info.json_schema_extra or {}
+        flag = f"`{extra['flag']}`" if extra.get("flag") else "—"
+        where = str(extra.get("resource") or "")
+        resource = f"`{where if '.' in where else f'{where}.{name}'}`" if where else "—"
+        if extra.get("shown_default"):
+            shown = str(extra["shown_default"])
+        elif info.default is None:
+            shown = "—"
+        else:
+            shown = f"`{info.default}`"
+        lines.append(f"| `{env_var(name)}` | {flag} | {resource} | {info.description} | {shown} |")
+    return "\n".join(lines)
+
+
+def outbox_dir(env: Mapping[str, str] | None = None) -> Path:
     """Where recommendation packets go: QUANT_PIPELINE_OUTBOX, default ``outbox/``."""
-    value = (os.environ if env is None else env).get("QUANT_PIPELINE_OUTBOX", "").strip()
-    return Path(value or "outbox")
+    return from_env(env).outbox
 
 
-def inbox_dir(env: dict[str, str] | None = None) -> Path:
+def inbox_dir(env: Mapping[str, str] | None = None) -> Path:
     """Where holdings files are dropped: QUANT_PIPELINE_INBOX, default ``inbox/``."""
-    value = (os.environ if env is None else env).get("QUANT_PIPELINE_INBOX", "").strip()
-    return Path(value or "inbox")
+    return from_env(env).inbox
 
 
-def portfolios_file(env: dict[str, str] | None = None) -> Path:
+def portfolios_file(env: Mapping[str, str] | None = None) -> Path:
     """The portfolios YAML: QUANT_PIPELINE_PORTFOLIOS, default ``portfolios.yaml``."""
-    value = (os.environ if env is None else env).get("QUANT_PIPELINE_PORTFOLIOS", "").strip()
-    return Path(value or "portfolios.yaml")
+    return from_env(env).portfolios

@@ -9,7 +9,9 @@
     quant-pipeline screen [--as-of D] [--rules FILE]  which names pass a universe screen, and why
 
 Settings come from the ``QUANT_PIPELINE_*`` environment variables (see README); options given on
-the command line override them for this run.
+the command line override them for this run. The ``run`` flags are generated from the
+:class:`~quant_pipeline.settings.Settings` model and reach the in-process materialization as
+resource config (the process environment is never modified).
 """
 
 from __future__ import annotations
@@ -25,27 +27,13 @@ import polars as pl
 
 from quant_pipeline.app import orders_cli as cli_orders
 from quant_pipeline.app import screen, watchlist
-from quant_pipeline.settings import SettingsError, from_env
-
-
-def _apply_overrides(args: argparse.Namespace) -> None:
-    """Command-line options become env vars so resources and settings see one configuration."""
-    mapping = {
-        "source": "QUANT_PIPELINE_SOURCE",
-        "data_dir": "QUANT_PIPELINE_DATA_DIR",
-        "universe": "QUANT_PIPELINE_UNIVERSE",
-        "warehouse": "QUANT_PIPELINE_WAREHOUSE",
-        "tickers": "QUANT_PIPELINE_DEMO_TICKERS",
-        "start": "QUANT_PIPELINE_DEMO_START",
-        "seed": "QUANT_PIPELINE_DEMO_SEED",
-        "end": "QUANT_PIPELINE_DEMO_END",
-        "strategies": "QUANT_PIPELINE_STRATEGIES",
-    }
-    for attr, env in mapping.items():
-        value = getattr(args, attr, None)
-        if value is not None:
-            os.environ[env] = str(value)
-
+from quant_pipeline.settings import (
+    Settings,
+    SettingsError,
+    add_settings_arguments,
+    cli_overrides,
+    from_env,
+)
 
 _PERCENT_COLUMNS = {
     "total_return",
@@ -107,16 +95,41 @@ def _instance():
     return dg.DagsterInstance.ephemeral()
 
 
-def run_pipeline(resources: dict[str, object] | None = None, log_level: str = "WARNING") -> int:
+def settings_resources(settings: Settings) -> dict[str, object]:
+    """The warehouse and market resources configured with every field of ``settings``."""
+    from quant_pipeline.defs.resources import (
+        SETTINGS_FIELDS,
+        MarketDataResource,
+        WarehouseResource,
+    )
+
+    config: dict[str, object] = {}
+    for name, value in settings.model_dump(include=set(SETTINGS_FIELDS)).items():
+        if value is None or isinstance(value, int):
+            config[name] = value
+        else:
+            config[name] = list(value) if isinstance(value, tuple) else str(value)
+    return {
+        "warehouse": WarehouseResource(path=str(settings.warehouse)),
+        "market": MarketDataResource(**config),
+    }
+
+
+def run_pipeline(
+    resources: dict[str, object] | None = None,
+    log_level: str = "WARNING",
+    settings: Settings | None = None,
+) -> int:
     """Materialize every asset in-process; return the process exit status.
 
-    ``resources`` replace the default ones (tests inject an offline market source)."""
+    ``settings`` (default: the env vars) become the warehouse and market resource config;
+    ``resources`` replace those (tests inject an offline market source)."""
     import dagster as dg
 
     from quant_pipeline.definitions import all_assets, asset_checks, build_resources
     from quant_pipeline.storage.warehouse import Warehouse
 
-    settings = from_env()
+    settings = settings or from_env()
     print(
         f"quant-pipeline: source={settings.source} warehouse={settings.warehouse}",
         file=sys.stderr,
@@ -124,11 +137,17 @@ def run_pipeline(resources: dict[str, object] | None = None, log_level: str = "W
     with _instance() as instance:
         result = dg.materialize(
             [*all_assets, *asset_checks],
-            resources=build_resources(**(resources or {})),
+            resources=build_resources(**{**settings_resources(settings), **(resources or {})}),
             instance=instance,
             raise_on_error=False,
             # Dagster's DEBUG step events would bury the comparison table; warnings still show.
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            run_config={
+                "loggers": {"console": {"config": {"log_level": log_level}}},
+                # the run's risk-free rate (flag or env var) is the metrics asset's run config
+                "ops": {
+                    "backtest__metrics": {"config": {"risk_free_rate": settings.risk_free_rate}}
+                },
+            },
         )
     if not result.success:
         for event in result.all_events:
@@ -167,15 +186,7 @@ def main(argv: Sequence[str] | None = None, *, resources: dict[str, object] | No
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="materialize the full chain and print the comparison")
-    run.add_argument("--source", choices=["demo", "yahoo", "files"])
-    run.add_argument("--data-dir", dest="data_dir")
-    run.add_argument("--universe", help="ticker list / membership file for the yahoo source")
-    run.add_argument("--warehouse")
-    run.add_argument("--tickers", type=int, help="demo market size")
-    run.add_argument("--start", help="demo market first date (YYYY-MM-DD)")
-    run.add_argument("--seed", type=int, help="demo market seed")
-    run.add_argument("--end", help="demo market last date (YYYY-MM-DD; default latest weekday)")
-    run.add_argument("--strategies", help="comma-separated strategy names (default: all)")
+    add_settings_arguments(run)
     run.add_argument(
         "--log-level",
         default="WARNING",
@@ -185,11 +196,11 @@ def main(argv: Sequence[str] | None = None, *, resources: dict[str, object] | No
 
     sql = sub.add_parser("sql", help="run a read-only SQL query against the warehouse")
     sql.add_argument("query")
-    sql.add_argument("--warehouse")
+    add_settings_arguments(sql, only=("warehouse",))
     sql.add_argument("--csv", action="store_true", help="print CSV instead of a table")
 
     tables = sub.add_parser("tables", help="list warehouse tables and row counts")
-    tables.add_argument("--warehouse")
+    add_settings_arguments(tables, only=("warehouse",))
 
     cli_orders.add_parser(sub)
 
@@ -198,20 +209,19 @@ def main(argv: Sequence[str] | None = None, *, resources: dict[str, object] | No
 
     nb = sub.add_parser("notebook", help="write a notebook that reads the warehouse read-only")
     nb.add_argument("dest", help="notebook file (.ipynb) or folder")
-    nb.add_argument("--warehouse")
+    add_settings_arguments(nb, only=("warehouse",))
     nb.add_argument(
         "--strategy", default="magic_formula", help="strategy shown (default %(default)s)"
     )
     nb.add_argument("--factor", default="earnings_yield", help="factor shown (default %(default)s)")
 
     args = parser.parse_args(argv)
-    _apply_overrides(args)
     try:
-        settings = from_env()
+        settings = from_env(overrides=cli_overrides(args), origin="command line")
         if args.command == "run":
-            return run_pipeline(resources, log_level=args.log_level)
+            return run_pipeline(resources, log_level=args.log_level, settings=settings)
         if args.command == "orders":
-            return cli_orders.run(args)
+            return cli_orders.run(args, settings)
         if args.command == "notebook":
             from quant_pipeline.app.notebook import write_notebook
 

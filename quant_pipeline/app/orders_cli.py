@@ -3,24 +3,26 @@
 Reads the warehouse read-only (the same :func:`~quant_pipeline.app.recommendation.prepare_packet`
 as the orders asset, so the table is the same) and writes the packet files to the outbox; only
 the Dagster asset writes ``orders.*`` tables. Unset options come from ``portfolios.yaml`` for the
-named portfolio, then from its ``defaults``.
+named portfolio, then from its ``defaults``. The flags are generated from
+:class:`~quant_pipeline.config.orders.OrdersOptions`, the model the orders asset's run config
+uses, so the two cannot drift.
 """
 
 import argparse
 import sys
-from datetime import date
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from quant_pipeline.app.packets import write_packet
 from quant_pipeline.app.recommendation import format_orders, prepare_packet
+from quant_pipeline.config.orders import OrdersOptions, add_orders_arguments, options_from_args
+from quant_pipeline.config.portfolios import load_portfolios
 from quant_pipeline.core.accounts.holdings import HoldingsError
 from quant_pipeline.core.accounts.orders import OrdersError
-from quant_pipeline.core.accounts.portfolios import (
-    PortfoliosConfigError,
-    load_portfolios,
-    portfolio_name,
-)
-from quant_pipeline.settings import from_env, outbox_dir, portfolios_file
+from quant_pipeline.core.accounts.portfolios import PortfoliosConfigError, portfolio_name
+from quant_pipeline.core.config_errors import describe_validation_error
+from quant_pipeline.settings import Settings, add_settings_arguments, from_env
 from quant_pipeline.storage.warehouse import Warehouse, WarehouseError
 
 
@@ -29,67 +31,40 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "orders",
         help="orders for a capital amount or a holdings file (prints them, writes the packet)",
     )
-    p.add_argument("--strategy", help="strategy name (default: portfolios.yaml, else the first)")
-    p.add_argument("--capital", type=float, help="new money to invest, in dollars")
-    p.add_argument("--holdings", help="holdings CSV: ticker, shares[, amount_invested]")
-    p.add_argument("--cash", type=float, help="cash already in the account")
-    p.add_argument("--fractional", action="store_const", const=True, help="fractional shares")
-    p.add_argument("--min-trade", dest="min_trade", type=float, help="skip smaller trades ($)")
-    p.add_argument(
-        "--keep-unlisted",
-        dest="sell_unlisted",
-        action="store_const",
-        const=False,
-        help="keep holdings outside the strategy instead of selling them",
-    )
-    p.add_argument(
-        "--no-commission",
-        dest="commission",
-        action="store_const",
-        const=False,
-        help="no commission (default: Interactive Brokers fixed pricing)",
-    )
-    p.add_argument("--portfolio", default="default", help="portfolio name (portfolios.yaml)")
-    p.add_argument("--as-of", dest="as_of", help="as-of date YYYY-MM-DD (default: today, NY)")
-    p.add_argument("--max-price-age", dest="max_price_age", type=int, help="business days")
-    p.add_argument("--outbox", help="packet folder (default: QUANT_PIPELINE_OUTBOX or outbox/)")
+    add_orders_arguments(p)
     p.add_argument("--no-packet", action="store_true", help="print only; write no files")
-    p.add_argument("--warehouse")
+    add_settings_arguments(p, only=("warehouse",))
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
     """Print the orders and write the packet; errors go to stderr with exit status 1."""
     try:
-        as_of = date.fromisoformat(args.as_of) if args.as_of else None
-    except ValueError:
-        print(f"quant-pipeline orders: --as-of {args.as_of!r} is not YYYY-MM-DD", file=sys.stderr)
+        options = options_from_args(args)
+    except ValidationError as exc:
+        print(
+            f"quant-pipeline orders: {describe_validation_error(exc, OrdersOptions)}",
+            file=sys.stderr,
+        )
         return 2
+    settings = settings or from_env()
     try:
-        settings = from_env()
         spec = (
-            load_portfolios(portfolios_file())
-            .get(portfolio_name(args.portfolio))
-            .with_overrides(
-                strategy=args.strategy,
-                capital=args.capital,
-                holdings=args.holdings,
-                cash=args.cash,
-                fractional=args.fractional,
-                min_trade_value=args.min_trade,
-                sell_unlisted=args.sell_unlisted,
-                commission=args.commission,
-                max_price_age_days=args.max_price_age,
-            )
+            load_portfolios(settings.portfolios)
+            .get(portfolio_name(options.portfolio))
+            .with_overrides("command line", **options.portfolio_overrides())
         )
         packet = prepare_packet(
-            Warehouse(settings.warehouse), spec, as_of=as_of, data_source=settings.source
+            Warehouse(settings.warehouse),
+            spec,
+            as_of=options.as_of_date,
+            data_source=settings.source,
         )
     except (HoldingsError, OrdersError, PortfoliosConfigError, WarehouseError) as exc:
         print(f"quant-pipeline orders: {exc}", file=sys.stderr)
         return 1
     print(format_orders(packet))
     if not args.no_packet:
-        outbox = Path(args.outbox) if args.outbox else outbox_dir()
+        outbox = Path(options.outbox) if options.outbox else settings.outbox
         files = write_packet(
             outbox, spec.name, packet.as_of, packet.table, packet.manifest, packet.summary()
         )

@@ -29,11 +29,12 @@ import polars as pl
 
 from quant_pipeline.app.holdings_file import read_holdings
 from quant_pipeline.app.packets import code_version
+from quant_pipeline.config.strategies import load_strategies
 from quant_pipeline.core.accounts.orders import OrdersError, OrdersResult, build_orders
 from quant_pipeline.core.accounts.packet import packet_id
 from quant_pipeline.core.accounts.portfolios import PortfolioSpec
 from quant_pipeline.core.backtest.costs import CommissionModel
-from quant_pipeline.core.strategies.spec import StrategyConfigError, load_strategies
+from quant_pipeline.core.strategies.spec import StrategyConfigError
 from quant_pipeline.storage.warehouse import Warehouse
 
 MARKET_TZ = ZoneInfo("America/New_York")
@@ -297,7 +298,7 @@ def prepare_packet(
     """Build the orders and manifest for ``spec`` from the warehouse (read-only; writes nothing).
 
     Raises :class:`~quant_pipeline.core.accounts.holdings.HoldingsError` (every bad row of the
-    holdings file), :class:`StalePricesError`, or :class:`OrdersError` (no strategy, no price, ...).
+    holdings file), :class:`StalePricesError`, or :class:`OrdersError` (no strategy, no price).
     """
     as_of = as_of or market_today()
     if spec.capital is None and spec.holdings is None:
@@ -305,29 +306,10 @@ def prepare_packet(
             f"portfolio {spec.name!r}: give a capital amount, a holdings file or both"
         )
     strategy = choose_strategy(warehouse, spec.strategy)
-    try:
-        config_hash: str | None = load_strategies(names=[strategy])[strategy].config_hash
-    except StrategyConfigError:
-        config_hash = None  # weights from a strategy file no longer shipped: say so, don't fail
     rebalance, weights = latest_weights(warehouse, strategy, as_of)
-
-    holdings = None
-    holdings_hash = None
-    if spec.holdings is not None:
-        holdings = read_holdings(spec.holdings, known_tickers=known_tickers(warehouse))
-        holdings_hash = file_sha256(spec.holdings)
-    held = holdings["ticker"].to_list() if holdings is not None else []
-    needed = sorted(set(weights["ticker"]) | set(held))
-    prices = latest_prices(warehouse, needed, as_of)
-    missing = sorted(set(needed) - set(prices["ticker"]))
-    if missing:
-        raise OrdersError(
-            f"no price on or before {as_of} in curated.prices for {len(missing)} ticker(s) that "
-            f"must trade: {', '.join(missing)}"
-        )
-    check_price_age(prices, as_of, spec.max_price_age_days)
-
-    commission = CommissionModel() if spec.commission else CommissionModel.free()
+    holdings, holdings_hash = portfolio_holdings(warehouse, spec)
+    needed = sorted(set(weights["ticker"]) | set([] if holdings is None else holdings["ticker"]))
+    prices = trade_prices(warehouse, needed, as_of, spec.max_price_age_days)
     result = build_orders(
         weights,
         prices.select("ticker", "price"),
@@ -337,29 +319,105 @@ def prepare_packet(
         fractional=spec.fractional,
         min_trade_value=spec.min_trade_value,
         sell_unlisted=spec.sell_unlisted,
-        commission=commission,
+        commission=CommissionModel() if spec.commission else CommissionModel.free(),
     )
+    table = order_table(warehouse, result, prices, needed)
+    inputs = PacketInputs(strategy, rebalance, weights, holdings, holdings_hash, prices)
+    manifest = packet_manifest(warehouse, spec, as_of, inputs, table, data_source, now)
+    return Packet(
+        spec=spec,
+        strategy=strategy,
+        as_of=as_of,
+        rebalance_date=rebalance,
+        table=table,
+        result=result,
+        holdings=holdings,
+        manifest=manifest,
+    )
+
+
+def strategy_config_hash(strategy: str) -> str | None:
+    """The shipped strategy file's config hash (None: weights from a file no longer shipped)."""
+    try:
+        return load_strategies(names=[strategy])[strategy].config_hash
+    except StrategyConfigError:
+        return None  # say so in the manifest, don't fail
+
+
+def portfolio_holdings(
+    warehouse: Warehouse, spec: PortfolioSpec
+) -> tuple[pl.DataFrame | None, str | None]:
+    """The portfolio's holdings file, validated against ``curated.securities``, and its hash."""
+    if spec.holdings is None:
+        return None, None
+    holdings = read_holdings(spec.holdings, known_tickers=known_tickers(warehouse))
+    return holdings, file_sha256(spec.holdings)
+
+
+def trade_prices(
+    warehouse: Warehouse, needed: list[str], as_of: date, max_age: int
+) -> pl.DataFrame:
+    """Latest prices of every ticker that must trade; raises when one is missing or stale."""
+    prices = latest_prices(warehouse, needed, as_of)
+    missing = sorted(set(needed) - set(prices["ticker"]))
+    if missing:
+        raise OrdersError(
+            f"no price on or before {as_of} in curated.prices for {len(missing)} ticker(s) that "
+            f"must trade: {', '.join(missing)}"
+        )
+    check_price_age(prices, as_of, max_age)
+    return prices
+
+
+def order_table(
+    warehouse: Warehouse, result: OrdersResult, prices: pl.DataFrame, needed: list[str]
+) -> pl.DataFrame:
+    """The orders with price dates and sectors, in :data:`TABLE_COLUMNS` order."""
     # a holding outside the strategy has no sector in the weights: take the security's
     profiles = warehouse.read_table(
         "curated.securities", columns=["ticker", "sector"], filters={"ticker": needed}
     ).rename({"sector": "profile_sector"})
-    table = (
+    return (
         result.orders.join(prices.select("ticker", "price_date"), on="ticker", how="left")
         .join(profiles.unique("ticker"), on="ticker", how="left")
         .with_columns(pl.col("sector").fill_null(pl.col("profile_sector")))
         .select(TABLE_COLUMNS)
     )
+
+
+@dataclass(frozen=True)
+class PacketInputs:
+    """What the orders were built from (recorded in the manifest)."""
+
+    strategy: str
+    rebalance: date
+    weights: pl.DataFrame
+    holdings: pl.DataFrame | None
+    holdings_hash: str | None
+    prices: pl.DataFrame
+
+
+def packet_manifest(
+    warehouse: Warehouse,
+    spec: PortfolioSpec,
+    as_of: date,
+    inputs: PacketInputs,
+    table: pl.DataFrame,
+    data_source: str | None,
+    now: datetime | None,
+) -> dict[str, Any]:
+    """The packet's manifest: inputs, provenance, row counts and the bias labels."""
     sides = table["side"].value_counts()
     counts = dict(zip(sides["side"], sides["count"], strict=True))
-    now = now or datetime.now(UTC)
-    manifest: dict[str, Any] = {
+    prices, holdings = inputs.prices, inputs.holdings
+    return {
         "packet_id": packet_id(spec.name, as_of),
         "portfolio": spec.name,
         "as_of": as_of.isoformat(),
-        "created_at": now.isoformat(),
-        "strategy": strategy,
-        "strategy_config_hash": config_hash,
-        "rebalance_date": rebalance.isoformat(),
+        "created_at": (now or datetime.now(UTC)).isoformat(),
+        "strategy": inputs.strategy,
+        "strategy_config_hash": strategy_config_hash(inputs.strategy),
+        "rebalance_date": inputs.rebalance.isoformat(),
         "latest_price_date": prices["price_date"].max().isoformat(),
         "oldest_price_date": prices["price_date"].min().isoformat(),
         "max_price_age_days": spec.max_price_age_days,
@@ -371,7 +429,7 @@ def prepare_packet(
             "capital": spec.capital,
             "cash": spec.cash,
             "holdings_file": str(spec.holdings) if spec.holdings else None,
-            "holdings_sha256": holdings_hash,
+            "holdings_sha256": inputs.holdings_hash,
             "fractional": spec.fractional,
             "min_trade_value": spec.min_trade_value,
             "sell_unlisted": spec.sell_unlisted,
@@ -382,22 +440,12 @@ def prepare_packet(
             "buys": counts.get("BUY", 0),
             "sells": counts.get("SELL", 0),
             "holds": counts.get("HOLD", 0),
-            "target_weights": weights.height,
+            "target_weights": inputs.weights.height,
             "holdings": 0 if holdings is None else holdings.height,
             "prices": prices.height,
         },
-        "bias_labels": bias_labels(warehouse, strategy),
+        "bias_labels": bias_labels(warehouse, inputs.strategy),
     }
-    return Packet(
-        spec=spec,
-        strategy=strategy,
-        as_of=as_of,
-        rebalance_date=rebalance,
-        table=table,
-        result=result,
-        holdings=holdings,
-        manifest=manifest,
-    )
 
 
 def format_orders(packet: Packet) -> str:

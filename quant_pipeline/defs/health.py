@@ -11,8 +11,9 @@ fail with the numbers that broke the rule.
 import dagster as dg
 import polars as pl
 
+from quant_pipeline.config.portfolios import load_portfolios
 from quant_pipeline.core.accounts import health
-from quant_pipeline.core.accounts.portfolios import PortfoliosConfig, load_portfolios
+from quant_pipeline.core.accounts.portfolios import PortfoliosConfig
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import WarehouseResource
 from quant_pipeline.settings import portfolios_file

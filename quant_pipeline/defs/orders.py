@@ -6,11 +6,11 @@ quarterly schedule). The computation is :func:`quant_pipeline.app.recommendation
 the same one ``quant-pipeline orders`` calls, so the UI and the CLI give the same table.
 """
 
+from dataclasses import dataclass
 from datetime import date
 
 import dagster as dg
 import polars as pl
-from pydantic import Field
 
 from quant_pipeline.app.packets import packet_paths, write_packet
 from quant_pipeline.app.recommendation import (
@@ -19,12 +19,13 @@ from quant_pipeline.app.recommendation import (
     market_today,
     prepare_packet,
 )
+from quant_pipeline.config.orders import OrdersOptions
+from quant_pipeline.config.portfolios import load_portfolios
 from quant_pipeline.core.accounts.holdings import HoldingsError
 from quant_pipeline.core.accounts.orders import OrdersError
 from quant_pipeline.core.accounts.portfolios import (
     PortfoliosConfigError,
     PortfolioSpec,
-    load_portfolios,
     portfolio_name,
 )
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
@@ -37,83 +38,30 @@ ORDERS_OP = "orders_packets"
 UPSTREAM = [["portfolio", "target_weights"], ["curated", "prices"], ["curated", "securities"]]
 
 
-class OrdersConfig(dg.Config):
-    """Which portfolio to build orders for; unset fields come from ``portfolios.yaml``."""
+class OrdersConfig(dg.Config, OrdersOptions):
+    """Which portfolio to build orders for; unset fields come from ``portfolios.yaml``.
 
-    portfolio: str = Field(
-        default="default",
-        description="Portfolio name: one from portfolios.yaml, or any name for an ad-hoc run.",
-    )
-    strategy: str | None = Field(
-        default=None, description="Strategy name (default: portfolios.yaml, else the first one)."
-    )
-    capital: float | None = Field(default=None, description="New money to invest, in dollars.")
-    holdings_file: str | None = Field(
-        default=None, description="Path of a holdings CSV (ticker, shares[, amount_invested])."
-    )
-    cash: float | None = Field(default=None, description="Cash already in the account.")
-    fractional: bool | None = Field(default=None, description="Allow fractional shares.")
-    min_trade_value: float | None = Field(
-        default=None, description="Skip trades worth less than this many dollars."
-    )
-    sell_unlisted: bool | None = Field(
-        default=None, description="Sell holdings outside the strategy (false: keep them)."
-    )
-    commission: bool | None = Field(
-        default=None, description="Charge Interactive Brokers fixed commissions (false: none)."
-    )
-    max_price_age_days: int | None = Field(
-        default=None, description="Refuse orders when prices are older than this (business days)."
-    )
-    as_of: str | None = Field(
-        default=None, description="As-of date YYYY-MM-DD (default: today in New York)."
-    )
-    all_portfolios: bool = Field(
-        default=False, description="Build every portfolio of portfolios.yaml (quarterly run)."
-    )
-    outbox: str | None = Field(
-        default=None, description="Packet folder (default: QUANT_PIPELINE_OUTBOX or outbox/)."
-    )
-    holdings_sha256: str | None = Field(
-        default=None, description="Content hash the inbox sensor saw (checked, for the record)."
-    )
+    The fields are :class:`~quant_pipeline.config.orders.OrdersOptions` (shared with the CLI)."""
 
 
-def resolve_specs(config: OrdersConfig) -> list[PortfolioSpec]:
+def resolve_specs(config: OrdersOptions) -> list[PortfolioSpec]:
     """The portfolio(s) of a run: ``portfolios.yaml`` entries with the run config on top."""
     try:
         portfolios = load_portfolios(portfolios_file())
+        if config.all_portfolios:
+            if not portfolios.portfolios:
+                raise dg.Failure(
+                    description=f"all_portfolios: no portfolios listed in {portfolios_file()}"
+                )
+            return list(portfolios.portfolios.values())
+        spec = portfolios.get(portfolio_name(config.portfolio))
+        return [spec.with_overrides("run config", **config.portfolio_overrides())]
     except PortfoliosConfigError as exc:
         raise dg.Failure(description=str(exc)) from exc
-    if config.all_portfolios:
-        if not portfolios.portfolios:
-            raise dg.Failure(
-                description=f"all_portfolios: no portfolios listed in {portfolios_file()}"
-            )
-        return list(portfolios.portfolios.values())
-    spec = portfolios.get(portfolio_name(config.portfolio))
-    return [
-        spec.with_overrides(
-            strategy=config.strategy,
-            capital=config.capital,
-            holdings=config.holdings_file,
-            cash=config.cash,
-            fractional=config.fractional,
-            min_trade_value=config.min_trade_value,
-            sell_unlisted=config.sell_unlisted,
-            commission=config.commission,
-            max_price_age_days=config.max_price_age_days,
-        )
-    ]
 
 
-def _as_of(config: OrdersConfig) -> date:
-    if config.as_of is None:
-        return market_today()
-    try:
-        return date.fromisoformat(config.as_of)
-    except ValueError as exc:
-        raise dg.Failure(description=f"as_of {config.as_of!r} is not a date (YYYY-MM-DD)") from exc
+def _as_of(config: OrdersOptions) -> date:
+    return config.as_of_date or market_today()
 
 
 def _failure(name: str, exc: Exception) -> dg.Failure:
@@ -184,30 +132,14 @@ def orders_packets(
     """Orders for a portfolio from its strategy's latest weights, written as a packet."""
     specs = resolve_specs(config)
     as_of = _as_of(config)
-    outbox = config.outbox or str(outbox_dir())
     wh = warehouse.get()
-    source = market.settings().source
-    packets: list[Packet] = []
-    failures: list[dg.Failure] = []
-    for spec in specs:
-        try:
-            packets.append(prepare_packet(wh, spec, as_of=as_of, data_source=source))
-        except (HoldingsError, OrdersError, ValueError) as exc:
-            context.log.error(f"portfolio {spec.name}: {exc}")
-            failures.append(_failure(spec.name, exc))
-    if failures and len(specs) == 1:
-        raise failures[0]  # nothing written
-    if config.holdings_sha256 and config.holdings_file and packets:
-        seen = file_sha256(config.holdings_file)
-        if seen != config.holdings_sha256:
-            context.log.warning(
-                f"{config.holdings_file} changed since the sensor saw it; orders use the current "
-                "content (a new run follows for it)"
-            )
-
-    written = {}
-    for packet in packets:
-        written[packet.spec.name] = write_packet_everywhere(packet, outbox, wh)
+    packets = _prepared_packets(context, specs, as_of, wh, market.settings().source)
+    _warn_if_holdings_changed(context, config, packets)
+    written, failures = {}, packets.failures
+    for packet in packets.built:
+        written[packet.spec.name] = write_packet_everywhere(
+            packet, config.outbox or str(outbox_dir()), wh
+        )
         context.log.info(
             f"packet {packet.packet_id}: {packet.table.height} orders, "
             f"cash left {packet.result.cash_after:,.2f}; {written[packet.spec.name]}"
@@ -219,7 +151,41 @@ def orders_packets(
                 f"{len(failures)} portfolio(s):\n" + "\n".join(f.description for f in failures)
             )
         )
+    yield from _packet_results(packets.built, written, as_of)
 
+
+@dataclass(frozen=True)
+class _Prepared:
+    built: list[Packet]
+    failures: list[dg.Failure]
+
+
+def _prepared_packets(context, specs: list[PortfolioSpec], as_of: date, wh, source) -> _Prepared:
+    """Every portfolio's packet (nothing written); one portfolio's failure raises at once."""
+    built: list[Packet] = []
+    failures: list[dg.Failure] = []
+    for spec in specs:
+        try:
+            built.append(prepare_packet(wh, spec, as_of=as_of, data_source=source))
+        except (HoldingsError, OrdersError, ValueError) as exc:
+            context.log.error(f"portfolio {spec.name}: {exc}")
+            failures.append(_failure(spec.name, exc))
+    if failures and len(specs) == 1:
+        raise failures[0]  # nothing written
+    return _Prepared(built, failures)
+
+
+def _warn_if_holdings_changed(context, config: OrdersOptions, packets: _Prepared) -> None:
+    if config.holdings_sha256 and config.holdings_file and packets.built:
+        if file_sha256(config.holdings_file) != config.holdings_sha256:
+            context.log.warning(
+                f"{config.holdings_file} changed since the sensor saw it; orders use the current "
+                "content (a new run follows for it)"
+            )
+
+
+def _packet_results(packets: list[Packet], written: dict[str, dict[str, str]], as_of: date):
+    """The three MaterializeResults: orders, packets, live holdings."""
     orders = pl.concat([p.order_rows() for p in packets], how="vertical_relaxed")
     manifests = {p.spec.name: {**p.manifest, "files": written[p.spec.name]} for p in packets}
     summary = {p.spec.name: p.summary() for p in packets}

@@ -7,32 +7,62 @@ Neither resource connects to anything in its constructor: DuckDB allows one writ
 file, and a code server holding a connection would lock the warehouse for everyone.
 """
 
-from datetime import date
-from pathlib import Path
+from typing import Any, get_args, get_origin
 
 import dagster as dg
 import polars as pl
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr, create_model
 
-from quant_pipeline.settings import Settings, from_env
+from quant_pipeline.settings import Settings, env_var, from_env, resource_fields
 from quant_pipeline.sources import make_source
 from quant_pipeline.sources.base import Source
 from quant_pipeline.storage.warehouse import Warehouse
+
+# The Settings fields the market resource can override for one run (declared in the model).
+SETTINGS_FIELDS = resource_fields("market")
+
+
+def _describe(name: str) -> str:
+    info = Settings.model_fields[name]
+    return f"{info.description} (unset: {env_var(name)})"
 
 
 class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB warehouse file (default: QUANT_PIPELINE_WAREHOUSE, warehouse/quant.duckdb)."""
 
-    path: str | None = None
+    path: str | None = Field(default=None, description=_describe("warehouse"))
 
     def get(self) -> Warehouse:
-        path = Path(self.path) if self.path else from_env().warehouse
+        path = from_env(overrides={"warehouse": self.path}, origin="resource config").warehouse
         warehouse = Warehouse(path)
         warehouse.ensure_schemas()
         return warehouse
 
 
-class MarketDataResource(dg.ConfigurableResource):
+def _override_field(name: str) -> tuple[Any, Any]:
+    """The resource field of a Settings field: optional, in a type Dagster config can hold
+    (whole numbers stay numbers, name lists stay lists, paths and dates are text)."""
+    kinds = {a for a in get_args(Settings.model_fields[name].annotation) if a is not type(None)}
+    kinds |= {Settings.model_fields[name].annotation}
+    if int in kinds:
+        kind: Any = int | None
+    elif any(get_origin(k) is tuple for k in kinds):
+        kind = list[str] | None
+    else:
+        kind = str | None
+    return kind, Field(default=None, description=_describe(name))
+
+
+# The market resource's settings fields are generated from the Settings model: an unset field is
+# the QUANT_PIPELINE_* env var, then the model's default; .settings() validates them together.
+_MarketSettingsFields = create_model(
+    "_MarketSettingsFields",
+    __base__=dg.ConfigurableResource,
+    **{name: _override_field(name) for name in SETTINGS_FIELDS},
+)
+
+
+class MarketDataResource(_MarketSettingsFields):
     """Where market data comes from: the demo market, Yahoo Finance or a directory of files.
 
     One source object serves every asset of a run (Dagster gives each run its own copy of the
@@ -41,37 +71,15 @@ class MarketDataResource(dg.ConfigurableResource):
     Subclasses (tests, embedders) override :meth:`build_source` to supply another source.
     """
 
-    source: str | None = None
-    data_dir: str | None = None
-    universe: str | None = None
-    demo_tickers: int | None = None
-    demo_start: str | None = None
-    demo_seed: int | None = None
-    demo_end: str | None = None
-    strategies: list[str] | None = None
     yahoo_max_failed_share: float = 0.5
     price_overlap_days: int = 7
 
     def settings(self) -> Settings:
-        changes: dict[str, object] = {}
-        if self.source:
-            changes["source"] = self.source.lower()
-        if self.data_dir:
-            changes["data_dir"] = Path(self.data_dir)
-        if self.universe:
-            changes["universe"] = Path(self.universe)
-        if self.demo_tickers is not None:
-            changes["demo_tickers"] = self.demo_tickers
-        if self.demo_start:
-            changes["demo_start"] = date.fromisoformat(self.demo_start)
-        if self.demo_end:
-            changes["demo_end"] = date.fromisoformat(self.demo_end)
-        if self.demo_seed is not None:
-            changes["demo_seed"] = self.demo_seed
-        if self.strategies:
-            changes["strategies"] = tuple(self.strategies)
-        base = from_env()
-        return base.with_(**changes) if changes else base
+        """The env-var settings with this resource's set fields on top, validated by one model."""
+        return from_env(
+            overrides={name: getattr(self, name) for name in SETTINGS_FIELDS},
+            origin="resource config",
+        )
 
     _source: Source | None = PrivateAttr(default=None)
     _run_id: str | None = PrivateAttr(default=None)

@@ -21,11 +21,11 @@ import dagster as dg
 import pandas as pd
 
 from quant_pipeline.app.recommendation import MARKET_TZ
+from quant_pipeline.config.portfolios import load_portfolios
 from quant_pipeline.core.accounts.portfolios import (
     PortfoliosConfig,
     PortfoliosConfigError,
     PortfolioSpec,
-    load_portfolios,
     portfolio_name,
 )
 from quant_pipeline.defs.orders import ORDERS_OP, orders_job, quarterly_rebalance_job

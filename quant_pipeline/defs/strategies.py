@@ -1,7 +1,8 @@
 """Which strategies a run computes: every shipped YAML file, or the ones named in settings
 (plus the sleeves the named blends need)."""
 
-from quant_pipeline.core.strategies.spec import StrategySpec, load_strategies, with_blend_sleeves
+from quant_pipeline.config.strategies import load_strategies
+from quant_pipeline.core.strategies.spec import StrategySpec, with_blend_sleeves
 from quant_pipeline.defs.resources import MarketDataResource
 
 

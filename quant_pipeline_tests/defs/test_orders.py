@@ -197,7 +197,7 @@ def test_manifest_names_dates_strategy_hash_code_version_source_and_counts(env):
     ).success
     packet = read_packet(env / "outbox" / "2024-03-28_my_portfolio_packet.json")
     m = packet["manifest"]
-    from quant_pipeline.core.strategies.spec import load_strategies
+    from quant_pipeline.config.strategies import load_strategies
 
     assert m["as_of"] == "2024-03-28"
     assert m["latest_price_date"] == "2024-03-28"
@@ -330,17 +330,19 @@ def test_cli_rejects_unusable_holdings_files_and_writes_nothing(env, capsys, tex
 
 
 @pytest.mark.parametrize(
-    ("args", "expected"),
+    ("args", "status", "expected"),
     [
-        (["--strategy", "magic_formula"], "give a capital amount, a holdings file or both"),
-        (["--strategy", "nope", "--capital", "1"], "strategy 'nope' has no target weights"),
-        (["--strategy", "magic_formula", "--capital", "-5"], "capital must be a finite number"),
-        (["--strategy", "magic_formula", "--holdings", "missing.csv"], "cannot be read"),
+        (["--strategy", "magic_formula"], 1, "give a capital amount, a holdings file or both"),
+        (["--strategy", "nope", "--capital", "1"], 1, "strategy 'nope' has no target weights"),
+        # options are validated by the OrdersOptions model before anything is read (usage: 2)
+        (["--strategy", "magic_formula", "--capital", "-5"], 2, "capital: must not be negative"),
+        (["--as-of", "2024-13-01", "--capital", "1"], 2, "as_of: as_of '2024-13-01' is not a"),
+        (["--strategy", "magic_formula", "--holdings", "missing.csv"], 1, "cannot be read"),
     ],
 )
-def test_cli_bad_arguments_fail_with_the_reason_on_stderr(env, capsys, args, expected):
+def test_cli_bad_arguments_fail_with_the_reason_on_stderr(env, capsys, args, status, expected):
     code, _, err = _run_cli(capsys, *args)
-    assert code == 1
+    assert code == status
     assert expected in err
     _nothing_written(env)
 

@@ -4,7 +4,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from quant_pipeline.core.strategies.spec import load_strategies
+from quant_pipeline.config.strategies import load_strategies
 from quant_pipeline.definitions import all_assets, asset_checks
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.storage.warehouse import Warehouse

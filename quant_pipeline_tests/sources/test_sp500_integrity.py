@@ -5,12 +5,12 @@ from datetime import date
 import polars as pl
 import pytest
 
+from quant_pipeline.config.strategies import load_strategies
 from quant_pipeline.core.backtest.lookahead_audit import audit_lookahead, sample_dates
 from quant_pipeline.core.data import curation as curate
 from quant_pipeline.core.data.calendar import rebalance_dates, trading_days
 from quant_pipeline.core.factors.point_in_time import point_in_time_factor_values
 from quant_pipeline.core.strategies.scoring import score, with_country
-from quant_pipeline.core.strategies.spec import load_strategies
 from quant_pipeline.sources.base import FetchRequest
 from quant_pipeline.sources.files import FilesSource
 

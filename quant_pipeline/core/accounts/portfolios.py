@@ -1,7 +1,8 @@
-"""Portfolios are data: ``portfolios.yaml`` names the accounts that get orders.
+"""Portfolios are data: the typed model of ``portfolios.yaml`` (the accounts that get orders).
 
-Pure (yaml only). The file maps each portfolio name to how its orders are built; ``defaults``
-fills whatever a portfolio leaves out::
+Pure (pydantic; no file access: ``quant_pipeline.config.portfolios`` reads the file). The
+document maps each portfolio name to how its orders are built; ``defaults`` fills whatever a
+portfolio leaves out (``health`` key by key)::
 
     defaults:
       strategy: multifactor_smallcap
@@ -15,27 +16,26 @@ fills whatever a portfolio leaves out::
         holdings: inbox/my_portfolio.csv   # relative to the folder holding portfolios.yaml
         cash: 250
 
-Every field of a portfolio (and of ``defaults``) is optional; see :data:`PORTFOLIO_FIELDS`.
-An unknown field, a negative amount or a bad name fails at load time with the file, the field
-path and the rule, like strategy files do.
+:class:`PortfolioSpec` is the one definition of a portfolio's fields (docs/orders.md lists them
+from it). An unknown field (the allowed ones are listed), a negative amount or a bad name fails
+with the file, the key path and the rule, like strategy files do.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
+from pydantic import Field, ValidationError, field_validator
 
+from quant_pipeline.core.config_errors import StrictSection, first_problem
 from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TOP_FIELDS = ("defaults", "portfolios")
-HEALTH_FIELDS = ("max_drawdown", "max_sector_weight", "max_position_weight", "lookback_days")
 
 
 class PortfoliosConfigError(ValueError):
@@ -47,22 +47,32 @@ class PortfoliosConfigError(ValueError):
         super().__init__(f"{file}: {path}: {problem}" if path else f"{file}: {problem}")
 
 
-@dataclass(frozen=True)
-class HealthLimits:
+def _fraction(default: float, description: str) -> Any:
+    return Field(default=default, ge=0, le=1.0, allow_inf_nan=False, description=description)
+
+
+class HealthLimits(StrictSection):
     """Limits the live-portfolio health checks enforce (fractions; ``lookback_days`` trading days).
 
     ``max_drawdown``: value below its peak over the lookback (0.20 = 20% down from the peak).
     ``max_sector_weight`` / ``max_position_weight``: share of the holdings' market value.
     """
 
-    max_drawdown: float = 0.20
-    max_sector_weight: float = 0.40
-    max_position_weight: float = 0.25
-    lookback_days: int = TRADING_DAYS_PER_YEAR
+    max_drawdown: float = _fraction(0.20, "Largest allowed fall below the lookback's peak value.")
+    max_sector_weight: float = _fraction(0.40, "Largest share of market value in one sector.")
+    max_position_weight: float = _fraction(0.25, "Largest share of market value in one name.")
+    lookback_days: int = Field(
+        default=TRADING_DAYS_PER_YEAR,
+        ge=0,
+        description="Trading days the drawdown peak looks back.",
+    )
 
 
-@dataclass(frozen=True)
-class PortfolioSpec:
+def _amount(default: float | None, description: str) -> Any:
+    return Field(default=default, ge=0, allow_inf_nan=False, description=description)
+
+
+class PortfolioSpec(StrictSection):
     """How one portfolio's orders are built. ``None`` strategy = the first one in the warehouse.
 
     ``capital``: new money to invest; ``holdings``: path of a holdings CSV (see docs/orders.md);
@@ -70,28 +80,46 @@ class PortfolioSpec:
     ``max_price_age_days``: refuse orders when prices are more business days old than this.
     """
 
-    name: str
-    strategy: str | None = None
-    capital: float | None = None
-    holdings: str | None = None
-    cash: float = 0.0
-    fractional: bool = False
-    min_trade_value: float = 0.0
-    sell_unlisted: bool = True
-    commission: bool = True
-    max_price_age_days: int = 5
-    health: HealthLimits = field(default_factory=HealthLimits)
+    name: str = Field(description="Portfolio name (the key in portfolios.yaml).")
+    strategy: str | None = Field(
+        default=None, description="Strategy name (default: the first one in the warehouse)."
+    )
+    capital: float | None = _amount(None, "New money to invest, in dollars.")
+    holdings: str | None = Field(
+        default=None, description="Holdings CSV (ticker, shares[, amount_invested])."
+    )
+    cash: float = _amount(0.0, "Cash already in the account, in dollars.")
+    fractional: bool = Field(default=False, description="Allow fractional shares.")
+    min_trade_value: float = _amount(0.0, "Skip trades worth less than this many dollars.")
+    sell_unlisted: bool = Field(
+        default=True, description="Sell holdings outside the strategy (false: keep them)."
+    )
+    commission: bool = Field(
+        default=True, description="Charge Interactive Brokers fixed commissions (false: none)."
+    )
+    max_price_age_days: int = Field(
+        default=5, ge=0, description="Refuse orders on prices older than this (business days)."
+    )
+    health: HealthLimits = Field(
+        default_factory=HealthLimits, description="Live-portfolio health limits."
+    )
 
-    def with_overrides(self, **changes: Any) -> PortfolioSpec:
-        """A copy with every change that is not ``None`` applied (run config over file values)."""
+    @field_validator("name")
+    @classmethod
+    def _usable_name(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value):
+            raise ValueError(f"name must match {NAME_PATTERN.pattern}, got {value!r}")
+        return value
+
+    def with_overrides(self, origin: str = "<overrides>", **changes: Any) -> PortfolioSpec:
+        """A copy with every change that is not ``None`` applied (run config over file values),
+        validated by this model; errors name ``origin`` and the field."""
         given = {k: v for k, v in changes.items() if v is not None}
-        unknown = set(given) - {f.name for f in fields(self)}
-        if unknown:
-            raise PortfoliosConfigError("<overrides>", ",".join(sorted(unknown)), "unknown field")
-        return replace(self, **given)
+        return _validate({**self.model_dump(), **given}, origin, "")
 
 
-PORTFOLIO_FIELDS = tuple(f.name for f in fields(PortfolioSpec) if f.name != "name")
+PORTFOLIO_FIELDS = tuple(f for f in PortfolioSpec.model_fields if f != "name")
+HEALTH_FIELDS = tuple(HealthLimits.model_fields)
 
 
 @dataclass(frozen=True)
@@ -106,7 +134,7 @@ class PortfoliosConfig:
         """The named portfolio, or the defaults under that name when the file does not list it."""
         if name in self.portfolios:
             return self.portfolios[name]
-        return replace(self.defaults, name=name)
+        return self.defaults.model_copy(update={"name": name})
 
     def by_holdings_file(self, path: Path) -> PortfolioSpec | None:
         """The portfolio whose ``holdings`` is ``path`` (resolved), if any."""
@@ -116,6 +144,9 @@ class PortfoliosConfig:
                 return spec
         return None
 
+    def with_source(self, path: Path) -> PortfoliosConfig:
+        return replace(self, source=path)
+
 
 def portfolio_name(text: str) -> str:
     """A usable portfolio name from free text (e.g. a file stem): other characters become ``_``."""
@@ -123,107 +154,65 @@ def portfolio_name(text: str) -> str:
     return name or "portfolio"
 
 
-def parse_portfolios(raw: Any, file: str = "<portfolios>", base: Path | None = None):
-    """Validate a parsed YAML document; relative holdings paths are resolved against ``base``."""
+def _validate(values: Mapping[str, Any], file: str, path: str) -> PortfolioSpec:
+    try:
+        return PortfolioSpec.model_validate(values)
+    except ValidationError as exc:
+        p = first_problem(exc, PortfolioSpec)
+        where = ".".join(x for x in (path, p.path) if x)
+        raise PortfoliosConfigError(file, where, p.message().removeprefix(f"{p.path}: ")) from None
+
+
+def _section(raw: Any, file: str, path: str, allowed: tuple[str, ...] | None) -> dict[str, Any]:
     if raw is None:
-        raw = {}
-    doc = _mapping(raw, file, "", TOP_FIELDS)
-    defaults = _spec(
-        doc.get("defaults") or {}, file, "defaults", PortfolioSpec(name="defaults"), base
-    )
-    entries = _mapping(doc.get("portfolios") or {}, file, "portfolios", None)
+        return {}
+    if not isinstance(raw, Mapping):
+        raise PortfoliosConfigError(file, path, f"must be a mapping, got {raw!r}")
+    for key in raw:
+        if allowed is not None and key not in allowed:
+            where = f"{path}.{key}" if path else str(key)
+            raise PortfoliosConfigError(file, where, f"unknown field; allowed: {list(allowed)}")
+    return dict(raw)
+
+
+def _entry(
+    raw: Any, defaults: Mapping[str, Any], file: str, path: str, base: Path | None
+) -> PortfolioSpec:
+    """One portfolio: its own keys over ``defaults`` (``health`` merged key by key)."""
+    own = _section(raw, file, path, PORTFOLIO_FIELDS)
+    holdings = own.get("holdings")
+    if isinstance(holdings, str) and base is not None and not Path(holdings).is_absolute():
+        own["holdings"] = str(base / holdings)
+    merged = {**defaults, **own}
+    if isinstance(own.get("health"), Mapping):
+        merged["health"] = {**(defaults.get("health") or {}), **own["health"]}
+    return _validate(merged, file, path)
+
+
+def parse_portfolios(
+    raw: Any, file: str = "<portfolios>", base: Path | None = None
+) -> PortfoliosConfig:
+    """Validate a parsed YAML document; relative holdings paths are resolved against ``base``."""
+    doc = _section(raw, file, "", TOP_FIELDS)
+    defaults_raw = _section(doc.get("defaults"), file, "defaults", PORTFOLIO_FIELDS)
+    defaults = _entry(defaults_raw, {"name": "defaults"}, file, "defaults", base)
+    inherited = defaults.model_dump(exclude={"name"})
     portfolios: dict[str, PortfolioSpec] = {}
-    for name, body in entries.items():
+    for name, body in _section(doc.get("portfolios"), file, "portfolios", None).items():
         if not isinstance(name, str) or not NAME_PATTERN.match(name):
             raise PortfoliosConfigError(
                 file, f"portfolios.{name}", f"name must match {NAME_PATTERN.pattern}"
             )
-        start = replace(defaults, name=name)
-        portfolios[name] = _spec(body or {}, file, f"portfolios.{name}", start, base)
+        spec = _entry(body, {**inherited, "name": name}, file, f"portfolios.{name}", base)
+        portfolios[name] = spec
     return PortfoliosConfig(defaults=defaults, portfolios=portfolios)
 
 
-def load_portfolios(path: str | Path, required: bool = False) -> PortfoliosConfig:
-    """Read ``portfolios.yaml``. A missing file gives no portfolios (or raises if ``required``)."""
-    path = Path(path)
-    if not path.exists():
-        if required:
-            raise PortfoliosConfigError(str(path), "", "does not exist")
-        return PortfoliosConfig(defaults=PortfolioSpec(name="defaults"), portfolios={})
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise PortfoliosConfigError(str(path), "", f"cannot be read as YAML: {exc}") from exc
-    config = parse_portfolios(raw, str(path), base=path.resolve().parent)
-    return replace(config, source=path)
-
-
-def _mapping(value: Any, file: str, path: str, allowed: tuple[str, ...] | None) -> dict:
-    if not isinstance(value, Mapping):
-        raise PortfoliosConfigError(file, path, f"must be a mapping, got {value!r}")
-    if allowed is not None:
-        for key in value:
-            if key not in allowed:
-                raise PortfoliosConfigError(
-                    file,
-                    f"{path}.{key}" if path else str(key),
-                    f"unknown field; allowed: {list(allowed)}",
-                )
-    return dict(value)
-
-
-def _amount(value: Any, file: str, path: str, upper: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise PortfoliosConfigError(file, path, f"must be a number, got {value!r}")
-    if value < 0:
-        raise PortfoliosConfigError(file, path, f"must not be negative, got {value!r}")
-    if upper is not None and value > upper:
-        raise PortfoliosConfigError(file, path, f"must be at most {upper}, got {value!r}")
-    return float(value)
-
-
-def _flag(value: Any, file: str, path: str) -> bool:
-    if not isinstance(value, bool):
-        raise PortfoliosConfigError(file, path, f"must be true or false, got {value!r}")
-    return value
-
-
-def _whole(value: Any, file: str, path: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise PortfoliosConfigError(file, path, f"must be a whole number >= 0, got {value!r}")
-    return value
-
-
-def _spec(raw: Any, file: str, path: str, start: PortfolioSpec, base: Path | None) -> PortfolioSpec:
-    doc = _mapping(raw, file, path, PORTFOLIO_FIELDS)
-    changes: dict[str, Any] = {}
-    for key, value in doc.items():
-        where = f"{path}.{key}"
-        if key == "strategy":
-            if value is not None and not isinstance(value, str):
-                raise PortfoliosConfigError(file, where, f"must be a strategy name, got {value!r}")
-            changes[key] = value
-        elif key == "capital":
-            changes[key] = None if value is None else _amount(value, file, where)
-        elif key in ("cash", "min_trade_value"):
-            changes[key] = _amount(value, file, where)
-        elif key in ("fractional", "sell_unlisted", "commission"):
-            changes[key] = _flag(value, file, where)
-        elif key == "max_price_age_days":
-            changes[key] = _whole(value, file, where)
-        elif key == "holdings":
-            if value is not None and not isinstance(value, str):
-                raise PortfoliosConfigError(file, where, f"must be a file path, got {value!r}")
-            if value is not None and base is not None and not Path(value).is_absolute():
-                value = str(base / value)
-            changes[key] = value
-        elif key == "health":
-            h = _mapping(value or {}, file, where, HEALTH_FIELDS)
-            limits = {}
-            for hk, hv in h.items():
-                if hk == "lookback_days":
-                    limits[hk] = _whole(hv, file, f"{where}.{hk}")
-                else:
-                    limits[hk] = _amount(hv, file, f"{where}.{hk}", upper=1.0)
-            changes[key] = replace(start.health, **limits)
-    return replace(start, **changes)
+def __getattr__(name: str) -> Any:
+    # core is pure: reading portfolios.yaml moved to the application side (issue 11)
+    if name == "load_portfolios":
+        raise AttributeError(
+            "load_portfolios moved from quant_pipeline.core.accounts.portfolios to "
+            "quant_pipeline.config.portfolios (core parses dicts; config reads files)"
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

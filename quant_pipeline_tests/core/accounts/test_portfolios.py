@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from quant_pipeline.config.portfolios import load_portfolios
 from quant_pipeline.core.accounts.portfolios import (
     HealthLimits,
     PortfoliosConfigError,
-    load_portfolios,
     parse_portfolios,
     portfolio_name,
 )
@@ -76,3 +76,15 @@ def test_file_stems_become_usable_portfolio_names():
 def test_the_shipped_example_file_loads():
     config = load_portfolios(Path(__file__).resolve().parents[3] / "portfolios.yaml", required=True)
     assert config.portfolios["example_50k"].capital == 50000.0
+
+
+def test_an_unknown_key_lists_the_allowed_keys_and_health_is_checked_key_by_key():
+    with pytest.raises(PortfoliosConfigError) as info:
+        parse_portfolios({"portfolios": {"a": {"captial": 5}}}, "p.yaml")
+    assert str(info.value) == (
+        "p.yaml: portfolios.a.captial: unknown field; allowed: ['strategy', 'capital', "
+        "'holdings', 'cash', 'fractional', 'min_trade_value', 'sell_unlisted', 'commission', "
+        "'max_price_age_days', 'health']"
+    )
+    with pytest.raises(PortfoliosConfigError, match=r"portfolios.a.health.lookbak: unknown field"):
+        parse_portfolios({"portfolios": {"a": {"health": {"lookbak": 5}}}}, "p.yaml")

@@ -5,6 +5,7 @@ from datetime import date, timedelta
 import polars as pl
 import pytest
 
+from quant_pipeline.config.strategies import load_strategies
 from quant_pipeline.core.backtest.lookahead_audit import (
     audit_lookahead,
     compare_rows,
@@ -17,7 +18,6 @@ from quant_pipeline.core.data.calendar import rebalance_dates, trading_days
 from quant_pipeline.core.factors.point_in_time import point_in_time_factor_values
 from quant_pipeline.core.factors.values import factor_values
 from quant_pipeline.core.strategies.scoring import score, with_country
-from quant_pipeline.core.strategies.spec import load_strategies
 from quant_pipeline.sources.demo import generate_market
 
 

@@ -4,9 +4,10 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from quant_pipeline.config.strategies import load_strategies
 from quant_pipeline.core.factors.values import FACTOR_NAMES
 from quant_pipeline.core.strategies.scoring import score
-from quant_pipeline.core.strategies.spec import load_strategies, parse_strategy
+from quant_pipeline.core.strategies.spec import parse_strategy
 
 D1, D2 = date(2021, 1, 4), date(2021, 4, 1)
 

@@ -4,13 +4,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from quant_pipeline.config.strategies import load_strategies, load_strategy
 from quant_pipeline.core.factors.values import FACTOR_NAMES
-from quant_pipeline.core.strategies.spec import (
-    StrategyConfigError,
-    load_strategies,
-    load_strategy,
-    parse_strategy,
-)
+from quant_pipeline.core.strategies.spec import StrategyConfigError, parse_strategy
 
 BASE = {
     "name": "tiny",
@@ -204,3 +200,44 @@ def test_bad_trading_fields_name_the_field_and_the_rule(trading, field, problem)
     with pytest.raises(StrategyConfigError, match=problem) as err:
         parse_strategy(doc, "tiny.yaml")
     assert err.value.field == field and err.value.file == "tiny.yaml"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda d: d["portfolio"].update(top_n=0),
+            "strategies/tiny.yaml: portfolio.top_n: must be >= 1, got 0",
+        ),
+        (
+            lambda d: d["portfolio"].update(top_n=2.5),
+            "strategies/tiny.yaml: portfolio.top_n: must be a whole number, got 2.5",
+        ),
+        (
+            lambda d: d.update(rebalance="weekly"),
+            "strategies/tiny.yaml: rebalance: unknown value 'weekly'; "
+            "allowed: ['monthly', 'quarterly', 'annual']",
+        ),
+        (
+            lambda d: d["portfolio"].update(sizing="slot"),
+            "strategies/tiny.yaml: portfolio.sizing: unknown field; "
+            "allowed: ['top_n', 'weighting', 'max_sector_weight']",
+        ),
+        (
+            lambda d: d["scoring"].update(factors={"roe": 1.0}),
+            "strategies/tiny.yaml: scoring: give exactly one of 'groups' or 'factors'",
+        ),
+    ],
+)
+def test_the_error_message_is_file_key_path_rule_and_allowed_values(change, message):
+    doc = copy.deepcopy(BASE)
+    change(doc)
+    with pytest.raises(StrategyConfigError) as err:
+        parse_strategy(doc, "strategies/tiny.yaml")
+    assert str(err.value).startswith(message)
+
+
+def test_a_parsed_spec_keeps_numbers_as_floats_so_the_hash_ignores_yaml_spelling():
+    spec = parse_strategy(BASE)
+    assert spec.universe.min_market_cap == 1e6 and isinstance(spec.universe.min_market_cap, float)
+    assert isinstance(spec.costs.bps, float) and isinstance(spec.portfolio.top_n, int)

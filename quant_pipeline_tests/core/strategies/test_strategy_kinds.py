@@ -7,12 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from quant_pipeline.config.strategies import load_strategies, load_strategy
 from quant_pipeline.core.factors.values import FACTOR_NAMES
 from quant_pipeline.core.strategies.spec import (
     KINDS,
     StrategyConfigError,
-    load_strategies,
-    load_strategy,
     parse_strategy,
     with_blend_sleeves,
 )
