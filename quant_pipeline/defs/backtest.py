@@ -260,9 +260,7 @@ def metric_settings(risk_free_rate: float) -> pl.DataFrame:
     kinds=KINDS,
     pool="warehouse",
 )
-def backtest_metrics(
-    config: MetricsConfig, market: MarketDataResource, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
+def backtest_metrics(config: MetricsConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Statistics per strategy and benchmark; comparisons over own and over one common window."""
     wh = warehouse.get()
     rf = config.risk_free_rate if config.risk_free_rate is not None else from_env().risk_free_rate
@@ -272,6 +270,9 @@ def backtest_metrics(
     wh.replace_table("backtest.metrics", long)
     comparison = comparison_by_window(daily, long)
     wh.replace_table("backtest.comparison", comparison)
+    # backtest.daily runs every strategy to the last market date, so a common window exists
+    # unless a strategy starts on that date (then metrics_for_strategies has already failed,
+    # naming the windows)
     common = comparison_common_window(daily, rf)
     wh.replace_table("backtest.comparison_common_window", common)
     fills = wh.read_table("backtest.fills")
