@@ -92,3 +92,22 @@ def test_research_tables_cover_factors_strategies_and_luck(warehouse):
     assert set(luck["strategy"]) == factor_kinds
     assert luck["sharpe_percentile"].is_between(0, 100).all()
     assert (luck["oracle_sharpe"] > luck["sharpe"]).all()
+
+
+def test_lean_statistics_cover_every_trading_strategy_with_its_order_count(warehouse):
+    from quant_pipeline.core.backtest.lean_statistics import LEAN_STATISTICS
+
+    lean = warehouse.read_table("backtest.lean_statistics")
+    fills = warehouse.read_table("backtest.fills", columns=["strategy"])
+    orders = dict(fills.group_by("strategy").len().rows())
+    assert set(lean["strategy"]) == set(orders)  # blends place no orders of their own
+    for name, count in orders.items():
+        rows = lean.filter(pl.col("strategy") == name)
+        assert rows["statistic"].to_list() == list(LEAN_STATISTICS)
+        got = dict(rows.select("statistic", "value").iter_rows())
+        assert got["Total Orders"] == count
+        assert got["Estimated Strategy Capacity"] >= 0
+    from quant_pipeline.settings import from_env
+
+    settings = dict(warehouse.read_table("backtest.metric_settings").rows())
+    assert settings == {"risk_free_rate": from_env().risk_free_rate, "periods_per_year": 252.0}
