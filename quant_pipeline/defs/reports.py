@@ -19,6 +19,7 @@ from quant_pipeline.core.backtest.comparison import (
     sector_exposure,
     tearsheet_metrics,
 )
+from quant_pipeline.core.data.suspect_moves import SUSPECT_MOVES_TABLE, held_through
 from quant_pipeline.core.reporting import backtest_charts as plots
 from quant_pipeline.core.reporting.tearsheet import render_tearsheet
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
@@ -54,6 +55,7 @@ TEAR_SHEET_READS = reads(
     "backtest.blend_attribution",
     "backtest.lean_statistics",
     "backtest.metric_settings",
+    SUSPECT_MOVES_TABLE,
 )
 
 
@@ -167,6 +169,11 @@ def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.Mat
     attribution = read("backtest.blend_attribution")
     lean = read("backtest.lean_statistics")
     rf = run_risk_free_rate(read("backtest.metric_settings"))
+    held = (
+        held_through(trades, read(SUSPECT_MOVES_TABLE))
+        if read.has_table(SUSPECT_MOVES_TABLE)
+        else None
+    )
     written, meta_charts, index_rows = [], {}, []
     generated = datetime.now(UTC).replace(microsecond=0)
     for name in daily["strategy"].unique().sort().to_list():
@@ -201,6 +208,7 @@ def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.Mat
             relative=relative.filter(pl.col("strategy") == name),
             sleeves=attribution.filter(pl.col("strategy") == name).drop("strategy"),
             lean=lean.filter(pl.col("strategy") == name).select("statistic", "display"),
+            suspect_moves=None if held is None else held.filter(pl.col("strategy") == name),
         )
         path = out_dir / f"{name}.html"
         path.write_text(page, encoding="utf-8")

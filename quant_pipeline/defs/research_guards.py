@@ -26,7 +26,7 @@ from quant_pipeline.defs.strategies import selected_strategies
 from quant_pipeline.defs.tables import reads, table_spec
 from quant_pipeline.defs.trading import BacktestConfig, trading_model
 
-GROUP = "research"
+GROUP = "research_guards"  # its own group: the weekly downstream rebuild leaves it out
 KINDS = {"duckdb", "polars"}
 STATED_SHARPE = 1.0  # the annual Sharpe LEAN's PSR is measured against
 TESTING_READS = reads("backtest.daily")
