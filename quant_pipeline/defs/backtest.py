@@ -25,7 +25,7 @@ from quant_pipeline.core.strategies.spec import StrategySpec
 from quant_pipeline.defs.integrity import BIAS_LABEL_READS, bias_labels_table
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.strategies import selected_strategies, write_owned
 from quant_pipeline.defs.tables import reads, table_spec
 from quant_pipeline.defs.trading import BacktestConfig, model_settings, trading_model
 from quant_pipeline.settings import from_env
@@ -257,8 +257,8 @@ def backtest_results(
     )
     wh = warehouse.get()
     for table, frame in frames.items():
-        wh.replace_table(f"backtest.{table}", frame)
-    wh.replace_table("backtest.labels", labels)
+        write_owned(wh, market, f"backtest.{table}", frame)
+    write_owned(wh, market, "backtest.labels", labels)
     yield dg.MaterializeResult(
         asset_key=["backtest", "daily"],
         metadata=daily_metadata(frames["daily"], sims, benchmark_name, charts, labels),

@@ -15,7 +15,7 @@ from quant_pipeline.core.strategies.scoring import (
 )
 from quant_pipeline.defs.metadata import table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.strategies import selected_strategies, write_owned
 from quant_pipeline.defs.tables import reads, table_spec
 
 GROUP = "factors"
@@ -85,9 +85,10 @@ def factor_values_asset(market: MarketDataResource, warehouse: WarehouseResource
     )
     vintage = vintage_report(vintages, dates)
     wh = warehouse.get()
-    wh.replace_table("factors.rebalance_dates", schedule)
-    wh.replace_table("factors.values", values)
-    wh.replace_table("factors.fundamentals_vintage", vintage)
+    frequencies = schedule["frequency"].unique().to_list()
+    write_owned(wh, market, "factors.rebalance_dates", schedule, "frequency", frequencies)
+    write_owned(wh, market, "factors.values", values, "rebalance_date", dates)
+    write_owned(wh, market, "factors.fundamentals_vintage", vintage, "rebalance_date", dates)
     yield dg.MaterializeResult(
         asset_key=["factors", "values"],
         metadata=table_metadata(
@@ -151,8 +152,8 @@ def factor_scores(market: MarketDataResource, warehouse: WarehouseResource):
     all_scores = pl.concat(scores, how="vertical_relaxed")
     all_components = pl.concat(components, how="vertical_relaxed")
     wh = warehouse.get()
-    wh.replace_table("factors.scores", all_scores)
-    wh.replace_table("factors.score_components", all_components)
+    write_owned(wh, market, "factors.scores", all_scores)
+    write_owned(wh, market, "factors.score_components", all_components)
     eligible = (
         all_scores.group_by("strategy")
         .agg(pl.col("eligible").sum().truediv(pl.col("rebalance_date").n_unique()).round(1))

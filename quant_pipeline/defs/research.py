@@ -19,7 +19,7 @@ from quant_pipeline.core.research.tables import (
 )
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.strategies import selected_strategies, write_owned
 from quant_pipeline.defs.tables import reads, table_spec
 
 GROUP = "research"
@@ -97,9 +97,11 @@ def factor_diagnostics_assets(market: MarketDataResource, warehouse: WarehouseRe
         parts.append(factor_diagnostics(frame, own_fwd, [f"strategy:{name}"]))
     ic, quantiles, summary = (pl.concat([p[i] for p in parts]) for i in range(3))
     wh = warehouse.get()
-    wh.replace_table("research.factor_ic", ic)
-    wh.replace_table("research.factor_quantiles", quantiles)
-    wh.replace_table("research.factor_summary", summary)
+    # the factors themselves and the composites of the run's strategies
+    owned = [*DIAGNOSED, *(f"strategy:{n}" for n in selected_strategies(market))]
+    write_owned(wh, market, "research.factor_ic", ic, "factor", owned)
+    write_owned(wh, market, "research.factor_quantiles", quantiles, "factor", owned)
+    write_owned(wh, market, "research.factor_summary", summary, "factor", owned)
     summary_md = markdown_table(summary.sort("mean_ic", descending=True), max_rows=60)
     charts = {}
     if summary.height:
@@ -180,7 +182,7 @@ def research_luck(
         rows.append(row)
         random[name] = rand
     table = pl.DataFrame(rows, schema=LUCK_SCHEMA)
-    warehouse.get().replace_table("research.luck", table)
+    write_owned(warehouse.get(), market, "research.luck", table)
     extra = {}
     if random:
         extra["luck_chart"] = dg.MetadataValue.md(

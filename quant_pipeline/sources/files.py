@@ -242,13 +242,57 @@ def _read_csv(path: Path) -> pl.DataFrame:
     try:
         return pl.read_csv(path, infer_schema=False)
     except pl.exceptions.ComputeError as exc:
+        if "utf-8" in str(exc).lower():
+            raise SourceError(f"{path}: {_bad_text(path)}") from exc
         raise SourceError(f"{path}: cannot be read as CSV: {exc}") from exc
 
 
 def _read(path: Path) -> pl.DataFrame:
-    if path.name.endswith(".parquet"):
-        return pl.read_parquet(path)
-    return _read_csv(path)
+    """A file as a frame; a file that cannot be decoded raises SourceError naming it (and the
+    line of the first bad byte, or the last whole line of a truncated gzip)."""
+    try:
+        if path.name.endswith(".parquet"):
+            return pl.read_parquet(path)
+        return _read_csv(path)
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path}: {_bad_text(path)}") from exc
+    except (EOFError, OSError, pl.exceptions.ComputeError) as exc:
+        if path.name.endswith(".gz"):
+            raise SourceError(f"{path}: {_truncated_gzip(path, exc)}") from exc
+        if isinstance(exc, pl.exceptions.ComputeError) and "utf-8" in str(exc).lower():
+            raise SourceError(f"{path}: {_bad_text(path)}") from exc
+        raise SourceError(f"{path}: cannot be read: {type(exc).__name__}: {exc}") from exc
+
+
+def _bad_text(path: Path) -> str:
+    """Where a file stops being UTF-8: line and byte of the first undecodable byte."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        raw = handle.read()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        return (
+            f"line {line} is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "save the file as UTF-8"
+        )
+    return "is not UTF-8 text; save it as UTF-8"
+
+
+def _truncated_gzip(path: Path, exc: BaseException) -> str:
+    """What a broken gzip file holds before it breaks (its last whole line)."""
+    lines = 0
+    try:
+        with gzip.open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 14), b""):  # small: keep most lines
+                lines += chunk.count(b"\n")
+    except (EOFError, OSError):
+        return (
+            f"the gzip file is truncated or corrupt: it breaks after line {lines} "
+            f"({type(exc).__name__}: {exc}); re-download or re-compress it"
+        )
+    return f"cannot be read: {type(exc).__name__}: {exc}"
 
 
 def _bad_rows(frame: pl.DataFrame, raw: str, parsed: pl.Series) -> pl.DataFrame:

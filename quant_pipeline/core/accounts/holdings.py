@@ -17,11 +17,19 @@ underscores. Accepted names:
 * cost basis: ``cost_basis``, ``amount_invested`` or ``invested`` (optional; total dollars
   invested in the position, not per share)
 
-Other columns are ignored. Blank lines are skipped. Numbers may use thousands separators
-(``1,234.5``) and a cost basis may start with ``$``.
+Other columns are ignored. Blank lines are skipped. Numbers are ASCII decimals, optionally
+signed, with an optional fraction and exponent (``10``, ``2.5``, ``.5``, ``1e3``) or thousands
+separators in groups of three (``1,234.5``); a cost basis may start with ``$``. Anything else
+(``1_000``, full-width or Arabic-Indic digits, ``0x10``) is not a number.
+
+Bounds: a file of at most ``MAX_FILE_BYTES`` (1 MB, about 25,000 positions; the reader in
+``app/holdings_file.py`` also refuses FIFOs and devices before opening them); shares at most
+``MAX_SHARES`` (1e11, more than any company has issued) and a cost basis at most ``MAX_AMOUNT``
+($1e12) per position.
 
 Every problem is collected before raising, so one :class:`HoldingsError` names every offending row
-with its line number in the file, the value and the rule it breaks.
+with its line number in the file, the value and the rule it breaks; its message lists the first
+``MAX_LISTED_PROBLEMS`` (50) and counts the rest.
 """
 
 from __future__ import annotations
@@ -48,7 +56,14 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
 }
 REQUIRED_COLUMNS: tuple[str, ...] = ("ticker", "shares")
 
-_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
+# ASCII only: \d would also match full-width and Arabic-Indic digits, which float() accepts.
+_THOUSANDS = re.compile(r"^[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?$")
+_DECIMAL = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+
+MAX_FILE_BYTES = 1_000_000
+MAX_SHARES = 1e11
+MAX_AMOUNT = 1e12
+MAX_LISTED_PROBLEMS = 50
 
 
 @dataclass(frozen=True)
@@ -78,7 +93,10 @@ class HoldingsError(ValueError):
         head = f"holdings file {name!r} is not usable"
         if rows:
             head += f": {len(rows)} bad row{'s' if len(rows) != 1 else ''}"
-        super().__init__(head + "\n" + "\n".join(f"  {p}" for p in problems))
+        listed = [f"  {p}" for p in problems[:MAX_LISTED_PROBLEMS]]
+        if len(problems) > MAX_LISTED_PROBLEMS:
+            listed.append(f"  ... and {len(problems) - MAX_LISTED_PROBLEMS} more problems")
+        super().__init__(head + "\n" + "\n".join(listed))
 
 
 def parse_holdings(
@@ -118,6 +136,9 @@ def parse_holdings(
 
 def _decode(content: str | bytes, name: str) -> str:
     """The file's text: bytes decoded as UTF-8 (``utf-8-sig``), a text's byte-order mark dropped."""
+    size = len(content.encode("utf-8", "surrogatepass") if isinstance(content, str) else content)
+    if size > MAX_FILE_BYTES:
+        raise HoldingsError(name, [too_large()])
     if isinstance(content, str):
         return content.removeprefix("\ufeff")
     try:
@@ -127,6 +148,13 @@ def _decode(content: str | bytes, name: str) -> str:
             name,
             [HoldingsProblem(0, "", "", f"is not UTF-8 text (byte {exc.start}); save it as CSV")],
         ) from exc
+
+
+def too_large() -> HoldingsProblem:
+    """The problem of a file over ``MAX_FILE_BYTES``."""
+    return HoldingsProblem(
+        0, "", "", f"is larger than {MAX_FILE_BYTES:,} bytes (the limit of a holdings file)"
+    )
 
 
 def _header_columns_and_rows(
@@ -197,6 +225,8 @@ def _shares(line: int, raw: str, problems: list[HoldingsProblem]) -> float | Non
         problems.append(HoldingsProblem(line, "shares", raw, "is not a number"))
     elif not math.isfinite(qty):
         problems.append(HoldingsProblem(line, "shares", raw, "is not finite"))
+    elif qty > MAX_SHARES:
+        problems.append(HoldingsProblem(line, "shares", raw, f"is more than {MAX_SHARES:g} shares"))
     elif qty < 0:
         problems.append(
             HoldingsProblem(line, "shares", raw, "is negative (short positions are not supported)")
@@ -211,6 +241,8 @@ def _cost_basis(line: int, raw: str, problems: list[HoldingsProblem]) -> float |
         problems.append(HoldingsProblem(line, "cost_basis", raw, "is not a number"))
     elif cost is not None and cost < 0:
         problems.append(HoldingsProblem(line, "cost_basis", raw, "is negative"))
+    elif cost is not None and cost > MAX_AMOUNT:
+        problems.append(HoldingsProblem(line, "cost_basis", raw, f"is more than ${MAX_AMOUNT:g}"))
     return cost
 
 
@@ -281,10 +313,13 @@ def _map_columns(header: list[str], problems: list[HoldingsProblem]) -> dict[str
 
 
 def _number(raw: str) -> float | None:
+    """The value of an ASCII decimal (or thousands-separated) number; None for anything else.
+    ``inf``/``nan`` (any case) give a non-finite float so they can be named as such."""
     text = raw.strip()
     if _THOUSANDS.match(text):
         text = text.replace(",", "")
-    try:
+    elif text.lower().lstrip("+-") in ("inf", "infinity", "nan"):
         return float(text)
-    except ValueError:
+    elif not _DECIMAL.match(text):
         return None
+    return float(text)
