@@ -294,9 +294,12 @@ def stage_backtest(cfg: Config, t: Timer) -> None:
 
 
 def stage_metrics(cfg: Config, t: Timer) -> None:
-    """backtest.metrics and backtest.comparison (defs/backtest.py::backtest_metrics)."""
-    from quant_pipeline.core.backtest import metrics
-    from quant_pipeline.core.backtest.comparison import metrics_for_strategies
+    """backtest.metrics, .comparison and .comparison_common_window (defs/backtest.py)."""
+    from quant_pipeline.core.backtest.comparison import (
+        comparison_by_window,
+        comparison_common_window,
+        metrics_for_strategies,
+    )
 
     wh = _warehouse(cfg.bench_db)
     with t.part("read"):
@@ -305,10 +308,12 @@ def stage_metrics(cfg: Config, t: Timer) -> None:
     t.rows_in = daily.height
     with t.part("compute"):
         long = metrics_for_strategies(daily, trades)
-        comparison = metrics.comparison_table(long)
+        comparison = comparison_by_window(daily, long)
+        common = comparison_common_window(daily)
     with t.part("write"):
         wh.replace_table("backtest.metrics", long)
         wh.replace_table("backtest.comparison", comparison)
+        wh.replace_table("backtest.comparison_common_window", common)
     t.rows_out = long.height
 
 

@@ -11,6 +11,7 @@ table the README shows (a test keeps the README's copy equal to it).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Mapping
 from datetime import date
@@ -89,6 +90,13 @@ class Settings(BaseModel):
         resource="market",
     )
     reports_dir: Path = _field(Path("reports"), "directory the HTML tear sheets are written to")
+    risk_free_rate: float = _field(
+        0.0,
+        "annual risk-free rate as a fraction (0.02 = 2%) of Sharpe, Sortino, alpha and LEAN's "
+        "statistics, shown in every tear sheet; backtest/metrics run config risk_free_rate "
+        "overrides it",
+        "--risk-free-rate",
+    )
     outbox: Path = _field(Path("outbox"), "folder recommendation packets are written to")
     inbox: Path = _field(Path("inbox"), "folder the inbox sensor watches for holdings files")
     portfolios: Path = _field(Path("portfolios.yaml"), "the portfolios YAML")
@@ -113,6 +121,15 @@ class Settings(BaseModel):
     def _positive_tickers(cls, value: int) -> int:
         if value < 1:
             raise ValueError(f"must be >= 1, got {value}")
+        return value
+
+    @field_validator("risk_free_rate")
+    @classmethod
+    def _annual_fraction(cls, value: float) -> float:
+        if not (math.isfinite(value) and -1.0 < value < 1.0):
+            raise ValueError(
+                f"must be an annual rate as a fraction between -1 and 1 (0.02 for 2%), got {value}"
+            )
         return value
 
     @model_validator(mode="after")

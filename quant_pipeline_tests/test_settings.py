@@ -23,6 +23,7 @@ SAMPLES = {
     "demo_end": ("2016-01-04", date(2016, 1, 4)),
     "strategies": ("magic_formula, momentum_12_1,", ("magic_formula", "momentum_12_1")),
     "reports_dir": ("/tmp/sheets", Path("/tmp/sheets")),
+    "risk_free_rate": ("0.02", 0.02),
     "outbox": ("/tmp/out", Path("/tmp/out")),
     "inbox": ("/tmp/in", Path("/tmp/in")),
     "portfolios": ("mine.yaml", Path("mine.yaml")),
@@ -127,6 +128,7 @@ def test_every_run_flag_comes_from_a_settings_field():
         "demo_seed": "--seed",
         "demo_end": "--end",
         "strategies": "--strategies",
+        "risk_free_rate": "--risk-free-rate",
     }
 
 

@@ -1,8 +1,10 @@
-"""The reports directory setting (QUANT_PIPELINE_REPORTS_DIR)."""
+"""The reports directory and risk-free rate settings (QUANT_PIPELINE_REPORTS_DIR, ..._RATE)."""
 
 from pathlib import Path
 
-from quant_pipeline.settings import from_env
+import pytest
+
+from quant_pipeline.settings import SettingsError, from_env
 
 
 def test_reports_dir_defaults_to_reports_and_follows_the_env_var():
@@ -10,3 +12,31 @@ def test_reports_dir_defaults_to_reports_and_follows_the_env_var():
     assert from_env({"QUANT_PIPELINE_REPORTS_DIR": "/tmp/sheets"}).reports_dir == Path(
         "/tmp/sheets"
     )
+
+
+def test_the_risk_free_rate_defaults_to_zero_and_follows_the_env_var():
+    assert from_env({}).risk_free_rate == 0.0
+    assert from_env({"QUANT_PIPELINE_RISK_FREE_RATE": "0.02"}).risk_free_rate == 0.02
+    with pytest.raises(SettingsError, match="QUANT_PIPELINE_RISK_FREE_RATE: must be a number"):
+        from_env({"QUANT_PIPELINE_RISK_FREE_RATE": "two"})
+    with pytest.raises(SettingsError, match="RISK_FREE_RATE: must be an annual rate as a fraction"):
+        from_env({"QUANT_PIPELINE_RISK_FREE_RATE": "2"})  # 2 means 200%, not 2%
+
+
+def test_the_run_flag_sets_the_metrics_assets_risk_free_rate(monkeypatch, tmp_path):
+    # the flag reaches backtest/metrics as its run config, not through the process environment
+    from quant_pipeline.app import cli
+
+    seen = {}
+
+    def fake_materialize(assets, resources, instance, raise_on_error, run_config):
+        seen.update(run_config)
+        raise SystemExit(0)
+
+    import dagster as dg
+
+    monkeypatch.setattr(dg, "materialize", fake_materialize)
+    monkeypatch.delenv("QUANT_PIPELINE_RISK_FREE_RATE", raising=False)
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--risk-free-rate", "0.02", "--warehouse", str(tmp_path / "w.duckdb")])
+    assert seen["ops"]["backtest__metrics"]["config"] == {"risk_free_rate": 0.02}

@@ -20,6 +20,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,24 +40,38 @@ if TYPE_CHECKING:
     from quant_pipeline.storage.warehouse import Warehouse
 
 
+_PERCENT_COLUMNS = {
+    "total_return",
+    "cagr",
+    "annual_volatility",
+    "max_drawdown",
+    "benchmark_cagr",
+    "excess_cagr",
+}
+
+
+def _format_cell(column: str, value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if column in _PERCENT_COLUMNS:
+        return f"{value:.2%}"
+    if column == "trading_days":
+        return f"{value:,.0f}"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
 def format_comparison(comparison: pl.DataFrame) -> str:
-    """The strategy comparison as a fixed-width text table (percentages where expected)."""
-    percent = {"total_return", "cagr", "annual_volatility", "max_drawdown"}
+    """A comparison table as fixed-width text: dates as ISO dates, percentages where expected."""
     columns = [c for c in comparison.columns if c != "strategy"]
     header = ["strategy", *columns]
     rows = []
     for record in comparison.iter_rows(named=True):
         row = [str(record["strategy"])]
-        for col in columns:
-            value = record[col]
-            if value is None:
-                row.append("—")
-            elif isinstance(value, str):
-                row.append(value)
-            elif col in percent:
-                row.append(f"{value:.2%}")
-            else:
-                row.append(f"{value:.2f}")
+        row.extend(_format_cell(col, record[col]) for col in columns)
         rows.append(row)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [
@@ -157,7 +172,13 @@ def run_pipeline(
             instance=instance,
             raise_on_error=False,
             # Dagster's DEBUG step events would bury the comparison table; warnings still show.
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            run_config={
+                "loggers": {"console": {"config": {"log_level": log_level}}},
+                # the run's risk-free rate (flag or env var) is the metrics asset's run config
+                "ops": {
+                    "backtest__metrics": {"config": {"risk_free_rate": settings.risk_free_rate}}
+                },
+            },
         )
     if not result.success:
         for event in result.all_events:
@@ -169,12 +190,18 @@ def run_pipeline(
     # Readers (sql, tables, orders, notebooks) open this copy: they never block a run.
     published = warehouse.publish()
     comparison = warehouse.read_table("backtest.comparison")
-    periods = warehouse.read_table("backtest.daily", columns=["strategy", "date"])
-    first, last = periods["date"].min(), periods["date"].max()
-    print(f"Strategy comparison, {settings.source} data, {first} to {last}:")
+    common = warehouse.read_table("backtest.comparison_common_window")
+    print(
+        f"Strategy comparison, {settings.source} data, each strategy over its own window "
+        "(benchmark_cagr and excess_cagr: the benchmark over those same dates):"
+    )
     print(format_comparison(comparison))
     for line in data_notes(warehouse):
         print(line)
+    if common.height:
+        start, end = common["start"][0], common["end"][0]
+        print(f"\nCommon window, every strategy and the benchmark from {start} to {end}:")
+        print(format_comparison(common))
     print(
         f"\nEvery table is in {settings.warehouse}; try: quant-pipeline sql "
         "\"SELECT * FROM backtest.metrics WHERE strategy = 'benchmark'\""

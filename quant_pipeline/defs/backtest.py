@@ -6,13 +6,19 @@ from dataclasses import dataclass, field
 import dagster as dg
 import polars as pl
 
-from quant_pipeline.core.backtest import metrics
 from quant_pipeline.core.backtest import reference_engine as backtest
 from quant_pipeline.core.backtest.benchmark_returns import benchmark_series
 from quant_pipeline.core.backtest.blend import ATTRIBUTION_SCHEMA, BlendInputError, blend_returns
-from quant_pipeline.core.backtest.comparison import metrics_for_strategies, starting_capital
+from quant_pipeline.core.backtest.comparison import (
+    comparison_by_window,
+    comparison_common_window,
+    metrics_for_strategies,
+    starting_capital,
+)
+from quant_pipeline.core.backtest.lean_statistics import lean_statistics
 from quant_pipeline.core.backtest.row_flags import strategy_flags, with_skipped
 from quant_pipeline.core.backtest.share_simulation import simulate, unfilled_targets
+from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
 from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
 from quant_pipeline.core.reporting import backtest_charts as plots
 from quant_pipeline.core.reporting.research_charts import equity_curves_png
@@ -23,6 +29,7 @@ from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import strategy_plan, write_owned
 from quant_pipeline.defs.tables import reads, table_spec
 from quant_pipeline.defs.trading import BacktestConfig, model_settings, trading_model
+from quant_pipeline.settings import from_env
 
 GROUP = "backtest"
 KINDS = {"duckdb", "polars"}
@@ -47,7 +54,9 @@ BACKTEST_READS = reads(
     "backtest.benchmarks",
     *BIAS_LABEL_READS,
 )
-METRICS_READS = reads("backtest.daily", "backtest.trades", "backtest.settings")
+METRICS_READS = reads(
+    "backtest.daily", "backtest.trades", "backtest.settings", "backtest.fills", "curated.prices"
+)
 NOT_BACKTESTED = "not backtested: "
 
 
@@ -278,32 +287,54 @@ def blend_in_currency(
     return daily.with_columns((pl.col("equity") * capital).alias("portfolio_value"))
 
 
+class MetricsConfig(dg.Config):
+    """The annual risk-free rate of Sharpe, Sortino, alpha and LEAN's statistics (e.g. 0.02);
+    None reads QUANT_PIPELINE_RISK_FREE_RATE (default 0)."""
+
+    risk_free_rate: float | None = None
+
+
+def metric_settings(risk_free_rate: float) -> pl.DataFrame:
+    """``backtest.metric_settings``: the settings every metric table of the run used."""
+    return pl.DataFrame(
+        {
+            "setting": ["risk_free_rate", "periods_per_year"],
+            "value": [risk_free_rate, float(TRADING_DAYS_PER_YEAR)],
+        }
+    )
+
+
+METRICS_TABLES: dict[str, str] = {
+    "backtest.metrics": "Performance statistics per strategy and for the benchmark over the "
+    "common window (strategy, metric, value).",
+    "backtest.comparison": "Each strategy over its own window (start, end): headline metrics and "
+    "the benchmark's CAGR over the same dates, excess CAGR.",
+    "backtest.comparison_common_window": "Every strategy and the benchmark over one common "
+    "window (the latest start to the earliest end).",
+    "backtest.lean_statistics": "QuantConnect LEAN's statistics table under LEAN's names and "
+    "definitions (strategy, statistic, value, display).",
+    "backtest.metric_settings": "The risk-free rate and periods per year the metric tables used.",
+}
+
+
 @dg.multi_asset(
     name="backtest__metrics",
     specs=[
-        table_spec(
-            "backtest.metrics",
-            "Performance statistics per strategy and for the benchmark (strategy, metric, value).",
-            GROUP,
-            METRICS_READS.deps,
-        ),
-        table_spec(
-            "backtest.comparison",
-            "The strategy comparison table: one row per strategy, one column per headline metric.",
-            GROUP,
-            METRICS_READS.deps,
-        ),
+        table_spec(table, description, GROUP, METRICS_READS.deps)
+        for table, description in METRICS_TABLES.items()
     ],
     pool="warehouse",
 )
-def backtest_metrics(warehouse: WarehouseResource):
-    """Every strategy's metrics (long) and the comparison table `quant-pipeline run` prints."""
+def backtest_metrics(config: MetricsConfig, warehouse: WarehouseResource):
+    """Every strategy's metrics (long), the comparisons `quant-pipeline run` prints (own windows,
+    one common window) and LEAN's statistics, at the run's risk-free rate."""
+    rf = config.risk_free_rate if config.risk_free_rate is not None else from_env().risk_free_rate
     read = METRICS_READS.reader(warehouse.read_only())
     daily = read("backtest.daily")
     trades = read("backtest.trades")
-    long = metrics_for_strategies(daily, trades)
+    long = metrics_for_strategies(daily, trades, rf)
     # flags: never fired / mostly cash / too few trades (core.backtest.row_flags)
-    comparison = metrics.comparison_table(long).join(
+    comparison = comparison_by_window(daily, long).join(
         strategy_flags(daily, trades), on="strategy", how="left", maintain_order="left"
     )
     settings = read("backtest.settings")
@@ -311,23 +342,49 @@ def backtest_metrics(warehouse: WarehouseResource):
         "strategy", pl.col("description").str.strip_prefix(NOT_BACKTESTED).alias("reason")
     )
     comparison = with_skipped(comparison, skipped)
+    # backtest.daily runs every strategy to the last market date, so a common window exists
+    # unless a strategy starts on that date (metrics_for_strategies then fails, naming them)
+    frames = {
+        "backtest.metrics": long,
+        "backtest.comparison": comparison,
+        "backtest.comparison_common_window": comparison_common_window(daily, rf),
+        "backtest.lean_statistics": lean_statistics(
+            daily,
+            read("backtest.fills"),
+            read("curated.prices", columns=["ticker", "date", "close", "volume"]),
+            rf,
+        ),
+        "backtest.metric_settings": metric_settings(rf),
+    }
     wh = warehouse.get()
-    wh.replace_table("backtest.metrics", long)
-    wh.replace_table("backtest.comparison", comparison)
-    yield dg.MaterializeResult(
-        asset_key=["backtest", "metrics"],
-        metadata={
-            **table_metadata("backtest.metrics", long),
-            "comparison": dg.MetadataValue.md(markdown_table(comparison, max_rows=50)),
+    for table, frame in frames.items():
+        wh.replace_table(table, frame)
+    lean = frames["backtest.lean_statistics"]
+    extra = {
+        "backtest.metrics": {
+            "risk_free_rate": rf,
             "equity_curves": dg.MetadataValue.md(
                 plots.md_image(equity_curves_png(daily), "every strategy vs the benchmark")
             ),
         },
-    )
-    yield dg.MaterializeResult(
-        asset_key=["backtest", "comparison"],
-        metadata=table_metadata("backtest.comparison", comparison),
-    )
+        "backtest.lean_statistics": {
+            "statistics": dg.MetadataValue.md(
+                markdown_table(
+                    lean.pivot(on="strategy", index="statistic", values="display"), max_rows=50
+                )
+            )
+        },
+    }
+    for table, frame in frames.items():
+        shown = (
+            {}
+            if table == "backtest.lean_statistics"
+            else {"table": dg.MetadataValue.md(markdown_table(frame, max_rows=50))}
+        )
+        yield dg.MaterializeResult(
+            asset_key=table.split("."),
+            metadata={**table_metadata(table, frame), **shown, **extra.get(table, {})},
+        )
 
 
 backtest_assets = [backtest_results, backtest_metrics]

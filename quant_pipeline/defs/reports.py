@@ -17,6 +17,7 @@ from quant_pipeline.core.backtest.comparison import (
     monthly_summary,
     relative_metrics,
     sector_exposure,
+    tearsheet_metrics,
 )
 from quant_pipeline.core.backtest.row_flags import row_flags
 from quant_pipeline.core.data.suspect_moves import SUSPECT_MOVES_TABLE, held_through
@@ -43,7 +44,7 @@ TRADE_COLUMNS = [
     "fees",
 ]
 MONTHLY_READS = reads("backtest.daily")
-RELATIVE_READS = reads("backtest.daily", "backtest.benchmarks")
+RELATIVE_READS = reads("backtest.daily", "backtest.benchmarks", "backtest.metric_settings")
 TEAR_SHEET_READS = reads(
     "backtest.daily",
     "backtest.trades",
@@ -53,6 +54,8 @@ TEAR_SHEET_READS = reads(
     "backtest.metrics",
     "backtest.relative_metrics",
     "backtest.blend_attribution",
+    "backtest.lean_statistics",
+    "backtest.metric_settings",
     SUSPECT_MOVES_TABLE,
 )
 
@@ -74,6 +77,17 @@ def monthly_returns(warehouse: WarehouseResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata=table_metadata("backtest.monthly_returns", table))
 
 
+def run_risk_free_rate(metric_settings: pl.DataFrame) -> float:
+    """The risk-free rate ``backtest.metrics`` used (``backtest.metric_settings``)."""
+    rows = metric_settings.filter(pl.col("setting") == "risk_free_rate")["value"]
+    if rows.len() != 1:
+        raise dg.Failure(
+            f"backtest.metric_settings holds {rows.len()} risk_free_rate rows, expected 1: "
+            "materialize backtest/metrics first"
+        )
+    return float(rows[0])
+
+
 @dg.asset(
     key=["backtest", "relative_metrics"],
     deps=RELATIVE_READS.deps,
@@ -85,7 +99,8 @@ def relative_metrics_asset(warehouse: WarehouseResource) -> dg.MaterializeResult
     """Each strategy against each benchmark: alpha, beta, tracking error, information ratio."""
     read = RELATIVE_READS.reader(warehouse.read_only())
     daily = read("backtest.daily", columns=["strategy", "date", "portfolio_return"])
-    table = relative_metrics(daily, read("backtest.benchmarks"))
+    rf = run_risk_free_rate(read("backtest.metric_settings"))
+    table = relative_metrics(daily, read("backtest.benchmarks"), rf)
     warehouse.get().replace_table("backtest.relative_metrics", table)
     wide = table.pivot(on="metric", index=["strategy", "benchmark"], values="value")
     return dg.MaterializeResult(
@@ -153,6 +168,8 @@ def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.Mat
     metrics = read("backtest.metrics")
     relative = read("backtest.relative_metrics")
     attribution = read("backtest.blend_attribution")
+    lean = read("backtest.lean_statistics")
+    rf = run_risk_free_rate(read("backtest.metric_settings"))
     held = (
         held_through(trades, read(SUSPECT_MOVES_TABLE))
         if read.has_table(SUSPECT_MOVES_TABLE)
@@ -170,7 +187,13 @@ def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.Mat
             positions.filter(pl.col("strategy") == name).drop("strategy"),
             benchmark,
         )
-        labels = {"generated at": generated.isoformat(), "benchmark": benchmark}
+        labels = {
+            "generated at": generated.isoformat(),
+            "benchmark": benchmark,
+            "risk-free rate": f"{rf:.2%} a year (Sharpe, Sortino, alpha, Treynor, LEAN's table)",
+            "benchmark columns": f"{benchmark} over this strategy's own dates, "
+            f"{own['date'].min()} to {own['date'].max()} (its return on the first day is 0)",
+        }
         if setting.height:
             labels["trading model"] = setting["description"][0]
         labels["metric definitions"] = "docs/metrics.md"
@@ -181,7 +204,7 @@ def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.Mat
                 labels = {"warning": "; ".join(flags), **labels}
         page = render_tearsheet(
             name,
-            metrics.filter(pl.col("strategy").is_in([name, BENCHMARK])),
+            tearsheet_metrics(metrics, own, name, f"{benchmark} (same dates)", rf),
             own,
             strategy_trades.select([c for c in TRADE_COLUMNS if c in strategy_trades.columns]),
             quarterly.filter(pl.col("strategy") == name),
@@ -189,6 +212,7 @@ def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.Mat
             labels=labels,
             relative=relative.filter(pl.col("strategy") == name),
             sleeves=attribution.filter(pl.col("strategy") == name).drop("strategy"),
+            lean=lean.filter(pl.col("strategy") == name).select("statistic", "display"),
             suspect_moves=None if held is None else held.filter(pl.col("strategy") == name),
         )
         path = out_dir / f"{name}.html"

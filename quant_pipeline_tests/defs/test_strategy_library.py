@@ -35,13 +35,17 @@ def test_every_strategy_with_positions_and_the_benchmark_are_compared(warehouse)
     with_positions = set(weights.filter(pl.col("weight") > 0)["strategy"])
     shipped = load_strategies()
     blends = {n for n, s in shipped.items() if s.kind == "blend"}
-    # a strategy with no positions is still a row, flagged and without metrics
+    # a strategy with no positions is still a row, flagged and without metrics; each row carries
+    # its benchmark over its own dates, and the benchmark row is in the common-window table
     left_out = comparison.filter(
         pl.col("flags").fill_null("").str.starts_with("never fired (not backtested)")
     )
-    assert compared - set(left_out["strategy"]) == with_positions | blends | {"benchmark"}
+    assert compared - set(left_out["strategy"]) == with_positions | blends
     assert left_out["cagr"].is_null().all()
-    assert compared == set(shipped) | {"benchmark"}
+    assert compared == set(shipped)
+    common = warehouse.read_table("backtest.comparison_common_window")
+    assert set(common["strategy"]) == (compared - set(left_out["strategy"])) | {"benchmark"}
+    assert common["start"].n_unique() == 1 and common["end"].n_unique() == 1
     # all but the strict cup-with-handle rule trade on 60 names over nine years
     assert set(shipped) - {"cup_and_handle"} <= compared
 
@@ -94,3 +98,22 @@ def test_research_tables_cover_factors_strategies_and_luck(warehouse):
     assert set(luck["strategy"]) == factor_kinds
     assert luck["sharpe_percentile"].is_between(0, 100).all()
     assert (luck["oracle_sharpe"] > luck["sharpe"]).all()
+
+
+def test_lean_statistics_cover_every_trading_strategy_with_its_order_count(warehouse):
+    from quant_pipeline.core.backtest.lean_statistics import LEAN_STATISTICS
+
+    lean = warehouse.read_table("backtest.lean_statistics")
+    fills = warehouse.read_table("backtest.fills", columns=["strategy"])
+    orders = dict(fills.group_by("strategy").len().rows())
+    assert set(lean["strategy"]) == set(orders)  # blends place no orders of their own
+    for name, count in orders.items():
+        rows = lean.filter(pl.col("strategy") == name)
+        assert rows["statistic"].to_list() == list(LEAN_STATISTICS)
+        got = dict(rows.select("statistic", "value").iter_rows())
+        assert got["Total Orders"] == count
+        assert got["Estimated Strategy Capacity"] >= 0
+    from quant_pipeline.settings import from_env
+
+    settings = dict(warehouse.read_table("backtest.metric_settings").rows())
+    assert settings == {"risk_free_rate": from_env().risk_free_rate, "periods_per_year": 252.0}

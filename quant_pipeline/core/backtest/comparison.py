@@ -1,37 +1,124 @@
-"""Metrics for every strategy of a run and for the benchmark, over comparable periods.
+"""Metrics for every strategy of a run and for the benchmark, each pair over the same dates.
 
 Expects ``backtest.daily`` (strategy, date, portfolio_return, benchmark_return, equity,
 benchmark_equity, drawdown, turnover, costs) and ``backtest.trades`` (strategy, ticker, ...).
-Strategies may start on different dates (a factor needs history before its first rebalance); the
-benchmark row is computed from the latest strategy start, so every row of the comparison covers a
-period the benchmark covers too. Per-strategy rows keep their own full period.
+Strategies may start on different dates (a factor needs history before its first rebalance).
+
+Windows (docs/metrics.md, "Windows"): a strategy's own window is its dates in ``backtest.daily``;
+its benchmark figures are the ``benchmark_return`` of those same rows. The common window runs
+from the latest strategy start to the earliest strategy end. A window opens at the close of its
+first day: the benchmark's return on that day is 0, and so is a strategy's when the day is not its
+own first day (its return on its own first day is the cost of its opening orders, as in
+``backtest.daily``). The rule reads each row on its own, so no result depends on row order.
 """
 
 from __future__ import annotations
 
+from datetime import date
+
 import polars as pl
 
 from quant_pipeline.core.backtest.metrics import (
+    COMPARISON_METRICS,
+    MetricsInputError,
+    cagr,
     compounded,
     drawdown,
     month_keys,
     performance_metrics,
 )
+from quant_pipeline.core.data.frames import require_columns
 
 BENCHMARK = "benchmark"
+# Agreement required between two strategies' benchmark returns on one date (same series).
+_BENCHMARK_TOLERANCE = 1e-12
+WINDOW_COLUMNS: tuple[str, ...] = ("start", "end", "trading_days")
+BENCHMARK_COLUMNS: tuple[str, ...] = ("benchmark_cagr", "excess_cagr")
+
+
+def strategy_windows(daily: pl.DataFrame) -> pl.DataFrame:
+    """``strategy, start, end, trading_days``: each strategy's first and last date and row count
+    in ``daily`` (backtest.daily), sorted by strategy."""
+    require_columns(daily, ["strategy", "date"], "backtest.daily", MetricsInputError)
+    return (
+        daily.group_by("strategy")
+        .agg(
+            pl.col("date").min().alias("start"),
+            pl.col("date").max().alias("end"),
+            pl.len().cast(pl.Float64).alias("trading_days"),
+        )
+        .sort("strategy")
+    )
+
+
+def common_window(daily: pl.DataFrame) -> tuple[date, date]:
+    """``(start, end)``: the latest strategy start and the earliest strategy end of ``daily``."""
+    windows = strategy_windows(daily)
+    if windows.height == 0:
+        raise MetricsInputError("backtest.daily is empty: no strategy, so no common window")
+    start, end = windows["start"].max(), windows["end"].min()
+    if start > end:
+        raise MetricsInputError(
+            f"backtest.daily has no common window: the latest strategy start {start} is "
+            f"after the earliest strategy end {end} (windows {windows.rows()})"
+        )
+    return start, end
+
+
+def window_frame(part: pl.DataFrame, start: date, end: date) -> pl.DataFrame:
+    """One strategy's ``date, portfolio_return, benchmark_return`` over ``[start, end]``, opened
+    at the close of ``start``: the benchmark's return that day is 0, and the strategy's too unless
+    ``start`` is its own first day (then it keeps the cost of its opening orders)."""
+    opens_here = part["date"].min() == start
+    return (
+        part.filter(pl.col("date").is_between(start, end))
+        .sort("date")
+        .select(
+            "date",
+            pl.when((pl.col("date") == start) & (not opens_here))
+            .then(0.0)
+            .otherwise(pl.col("portfolio_return"))
+            .alias("portfolio_return"),
+            pl.when(pl.col("date") == start)
+            .then(0.0)
+            .otherwise(pl.col("benchmark_return"))
+            .alias("benchmark_return"),
+        )
+    )
 
 
 def benchmark_daily(daily: pl.DataFrame) -> pl.DataFrame:
-    """The benchmark's own daily frame (returns as ``portfolio_return``) from the common start."""
-    start = daily.group_by("strategy").agg(pl.col("date").min())["date"].max()
-    bench = (
-        daily.filter(pl.col("date") >= start)
-        .group_by("date")
-        .agg(pl.col("benchmark_return").first())
-        .sort("date")
+    """The benchmark's own daily frame (returns as ``portfolio_return``) over the common window.
+
+    Every strategy's ``benchmark_return`` is the same series after its first day; dates where two
+    strategies disagree by more than 1e-12 are an error (they would name different benchmarks).
+    """
+    start, end = common_window(daily)
+    later = daily.filter((pl.col("date") > start) & (pl.col("date") <= end))
+    per_date = later.group_by("date").agg(
+        pl.col("benchmark_return").min().alias("low"),
+        pl.col("benchmark_return").max().alias("high"),
     )
+    split = per_date.filter((pl.col("high") - pl.col("low")).abs() > _BENCHMARK_TOLERANCE)
+    if split.height:
+        raise MetricsInputError(
+            f"backtest.daily: the strategies' benchmark_return differ on {split.height} dates "
+            f"(e.g. {split.sort('date').head(3).rows()}): one benchmark series is required"
+        )
+    bench = pl.concat(
+        [
+            pl.DataFrame({"date": [start], "low": [0.0]}),
+            per_date.select("date", "low"),
+        ],
+        how="vertical_relaxed",
+    ).sort("date")
+    return _benchmark_as_strategy(bench.rename({"low": "benchmark_return"}))
+
+
+def _benchmark_as_strategy(frame: pl.DataFrame) -> pl.DataFrame:
+    """``date, benchmark_return`` as a daily frame whose portfolio is the benchmark itself."""
     equity = (1 + pl.col("portfolio_return")).cum_prod()
-    return bench.select(
+    return frame.select(
         "date",
         pl.col("benchmark_return").alias("portfolio_return"),
         pl.col("benchmark_return"),
@@ -42,6 +129,14 @@ def benchmark_daily(daily: pl.DataFrame) -> pl.DataFrame:
         pl.lit(0.0).alias("turnover"),
         pl.lit(0.0).alias("costs"),
     )
+
+
+def benchmark_metrics(part: pl.DataFrame, risk_free_rate: float = 0.0) -> pl.DataFrame:
+    """``metric, value`` of the benchmark over one strategy's own dates: ``part`` is that
+    strategy's ``backtest.daily`` rows (its ``benchmark_return`` is 0 on its first day)."""
+    require_columns(part, ["date", "benchmark_return"], "backtest.daily", MetricsInputError)
+    frame = _benchmark_as_strategy(part.sort("date").select("date", "benchmark_return"))
+    return performance_metrics(frame, risk_free_rate=risk_free_rate)
 
 
 def starting_capital(daily: pl.DataFrame) -> float | None:
@@ -55,11 +150,13 @@ def starting_capital(daily: pl.DataFrame) -> float | None:
     return float(first["portfolio_value"] / first["equity"])
 
 
-def metrics_for_strategies(daily: pl.DataFrame, trades: pl.DataFrame) -> pl.DataFrame:
+def metrics_for_strategies(
+    daily: pl.DataFrame, trades: pl.DataFrame, risk_free_rate: float = 0.0
+) -> pl.DataFrame:
     """Long metrics (strategy, metric, value) per strategy in ``daily`` by name, then benchmark.
 
     A share-based ``daily`` (with ``portfolio_value``, ``fees``, ``slippage``) adds
-    ``net_profit`` (in currency, from the capital) and ``total_fees`` / ``total_slippage``.
+    ``net_profit_currency`` (in currency, from the capital) and ``total_fees`` / ``total_slippage``.
     """
     frames = []
     for (name,), part in daily.sort("strategy", "date").group_by("strategy", maintain_order=True):
@@ -74,12 +171,99 @@ def metrics_for_strategies(daily: pl.DataFrame, trades: pl.DataFrame) -> pl.Data
             ]
         )
         m = performance_metrics(
-            part.drop("strategy"), trades=strategy_trades, capital=starting_capital(part)
+            part.drop("strategy"),
+            trades=strategy_trades,
+            risk_free_rate=risk_free_rate,
+            capital=starting_capital(part),
         )
         frames.append(m.select(pl.lit(name).alias("strategy"), "metric", "value"))
-    bench = performance_metrics(benchmark_daily(daily))
+    bench = performance_metrics(benchmark_daily(daily), risk_free_rate=risk_free_rate)
     frames.append(bench.select(pl.lit(BENCHMARK).alias("strategy"), "metric", "value"))
     return pl.concat(frames, how="vertical_relaxed")
+
+
+def tearsheet_metrics(
+    metrics_long: pl.DataFrame,
+    part: pl.DataFrame,
+    strategy: str,
+    label: str,
+    risk_free_rate: float = 0.0,
+) -> pl.DataFrame:
+    """``strategy, metric, value``: ``strategy``'s rows of ``metrics_long`` (backtest.metrics),
+    then the benchmark over the same dates (``part``: its backtest.daily rows) as ``label``."""
+    own = metrics_long.filter(pl.col("strategy") == strategy).select("strategy", "metric", "value")
+    bench = benchmark_metrics(part, risk_free_rate).select(
+        pl.lit(label).alias("strategy"), "metric", "value"
+    )
+    return pl.concat([own, bench], how="vertical_relaxed")
+
+
+def _comparison_row(
+    name: str, start: date, end: date, frame: pl.DataFrame, m: dict[str, float | None]
+) -> dict[str, object]:
+    """One comparison row: window, headline metrics, the benchmark's CAGR over ``frame``."""
+    bench = cagr(frame["benchmark_return"])
+    own = m.get("cagr")
+    return {
+        "strategy": name,
+        "start": start,
+        "end": end,
+        "trading_days": float(frame.height),
+        **{k: m.get(k) for k in COMPARISON_METRICS},
+        "benchmark_cagr": bench,
+        "excess_cagr": None if own is None or bench is None else own - bench,
+    }
+
+
+COMPARISON_SCHEMA: dict[str, pl.DataType] = {
+    "strategy": pl.String,
+    "start": pl.Date,
+    "end": pl.Date,
+    "trading_days": pl.Float64,
+    **dict.fromkeys(COMPARISON_METRICS, pl.Float64),
+    "benchmark_cagr": pl.Float64,
+    "excess_cagr": pl.Float64,
+}
+
+
+def comparison_by_window(daily: pl.DataFrame, metrics_long: pl.DataFrame) -> pl.DataFrame:
+    """``backtest.comparison``: one row per strategy over its own window (``COMPARISON_SCHEMA``).
+
+    ``daily``: backtest.daily; ``metrics_long``: backtest.metrics (the headline metrics are read
+    from it, so the two tables cannot disagree). ``benchmark_cagr`` is the CAGR of the strategy's
+    own ``benchmark_return`` rows (same dates, 0 on the first day) and ``excess_cagr`` = ``cagr``
+    - ``benchmark_cagr``. No benchmark row: each row carries its benchmark over its dates.
+    """
+    windows = strategy_windows(daily)
+    values = {
+        (s, k): v
+        for s, k, v in metrics_long.select("strategy", "metric", "value").iter_rows()
+        if k in COMPARISON_METRICS
+    }
+    rows = []
+    for name, start, end, _ in windows.iter_rows():
+        part = daily.filter(pl.col("strategy") == name).sort("date")
+        m = {k: values.get((name, k)) for k in COMPARISON_METRICS}
+        rows.append(_comparison_row(name, start, end, part, m))
+    return pl.DataFrame(rows, schema=COMPARISON_SCHEMA, orient="row")
+
+
+def comparison_common_window(daily: pl.DataFrame, risk_free_rate: float = 0.0) -> pl.DataFrame:
+    """``backtest.comparison_common_window``: every strategy, then the benchmark, over one window.
+
+    The window is :func:`common_window` (latest start to earliest end), opened as in
+    :func:`window_frame`; columns ``COMPARISON_SCHEMA`` (the benchmark row's excess is 0).
+    """
+    start, end = common_window(daily)
+    rows = []
+    for (name,), part in daily.sort("strategy", "date").group_by("strategy", maintain_order=True):
+        frame = window_frame(part, start, end)
+        m = dict(performance_metrics(frame, risk_free_rate=risk_free_rate).iter_rows())
+        rows.append(_comparison_row(name, start, end, frame, m))
+    bench = benchmark_daily(daily)
+    m = dict(performance_metrics(bench, risk_free_rate=risk_free_rate).iter_rows())
+    rows.append(_comparison_row(BENCHMARK, start, end, bench, m))
+    return pl.DataFrame(rows, schema=COMPARISON_SCHEMA, orient="row")
 
 
 RELATIVE_METRICS: tuple[str, ...] = (
@@ -94,7 +278,9 @@ RELATIVE_METRICS: tuple[str, ...] = (
 )
 
 
-def relative_metrics(daily: pl.DataFrame, benchmarks: pl.DataFrame) -> pl.DataFrame:
+def relative_metrics(
+    daily: pl.DataFrame, benchmarks: pl.DataFrame, risk_free_rate: float = 0.0
+) -> pl.DataFrame:
     """Each strategy against each benchmark: ``strategy, benchmark, metric, value`` (long).
 
     ``daily``: backtest.daily (strategy, date, portfolio_return). ``benchmarks``:
@@ -118,7 +304,7 @@ def relative_metrics(daily: pl.DataFrame, benchmarks: pl.DataFrame) -> pl.DataFr
                 .otherwise(pl.col("benchmark_return").fill_null(0.0))
                 .alias("benchmark_return")
             )
-            own = dict(performance_metrics(frame).iter_rows())
+            own = dict(performance_metrics(frame, risk_free_rate=risk_free_rate).iter_rows())
             theirs = dict(
                 performance_metrics(
                     frame, benchmark_col=None, returns_col="benchmark_return"

@@ -63,23 +63,23 @@ METRIC_KINDS: dict[str, str] = {
     "tracking_error": "percent",
     "information_ratio": "ratio",
     "treynor_ratio": "ratio",
-    "net_profit": "money",
-    "total_trades": "count",
-    "average_win": "percent",
-    "average_loss": "percent",
-    "win_rate": "percent",
-    "loss_rate": "percent",
-    "profit_loss_ratio": "ratio",
-    "expectancy": "percent",
+    "net_profit_currency": "money",
+    "closed_trades": "count",
+    "mean_winning_trade_return": "percent",
+    "mean_losing_trade_return": "percent",
+    "winning_trade_share": "percent",
+    "losing_trade_share": "percent",
+    "win_loss_return_ratio": "ratio",
+    "mean_trade_return": "percent",
 }
 TRADE_METRICS: tuple[str, ...] = (
-    "total_trades",
-    "average_win",
-    "average_loss",
-    "win_rate",
-    "loss_rate",
-    "profit_loss_ratio",
-    "expectancy",
+    "closed_trades",
+    "mean_winning_trade_return",
+    "mean_losing_trade_return",
+    "winning_trade_share",
+    "losing_trade_share",
+    "win_loss_return_ratio",
+    "mean_trade_return",
 )
 COMPARISON_METRICS: tuple[str, ...] = (
     "total_return",
@@ -253,6 +253,32 @@ def probabilistic_sharpe_ratio(
     return _normal_cdf((sharpe - benchmark_sharpe) * math.sqrt(n - 1) / math.sqrt(variance))
 
 
+def lean_probabilistic_sharpe_ratio(
+    returns: pl.Series, benchmark_sharpe: float, risk_free_per_period: float = 0.0
+) -> float:
+    """LEAN's ``Statistics.ProbabilisticSharpeRatio`` (QuantConnect/Lean, Statistics.cs), as LEAN
+    computes it: not the project's :func:`probabilistic_sharpe_ratio`.
+
+    ``SR = (mean(r) - rf_p) / std(r)`` (sample std; 0 when the std is 0 or undefined), ``skew``
+    the bias-corrected sample skewness G1 and ``kurt`` the bias-corrected sample *excess*
+    kurtosis G2 of the raw returns (MathNet's ``Skewness`` / ``Kurtosis``), then
+    ``Phi((SR - SR*) / sqrt((1 - skew SR + (kurt - 1) / 4 SR^2) / (n - 1)))``. As in LEAN the
+    result is 0 when that square root is undefined and Phi(0) = 0.5 when it is 0.
+    """
+    n = returns.len()
+    std = returns.std(ddof=1) if n >= 2 else None
+    sharpe = 0.0 if not std else (returns.mean() - risk_free_per_period) / std
+    skew = returns.skew(bias=False) if n >= 3 else None
+    kurt = returns.kurtosis(fisher=True, bias=False) if n >= 4 else None
+    if skew is None or kurt is None or not (math.isfinite(skew) and math.isfinite(kurt)):
+        return 0.0
+    variance = (1.0 - skew * sharpe + (kurt - 1.0) / 4.0 * sharpe**2) / (n - 1)
+    if variance < 0.0:
+        return 0.0
+    deviation = math.sqrt(variance)
+    return _normal_cdf(0.0 if deviation == 0.0 else (sharpe - benchmark_sharpe) / deviation)
+
+
 def sortino_ratio(
     returns: pl.Series, risk_free_rate: float = 0.0, periods_per_year: int = TRADING_DAYS_PER_YEAR
 ) -> float | None:
@@ -393,23 +419,22 @@ def _trade_metrics(trades: pl.DataFrame) -> dict[str, float | None]:
             f"(rows {bad.head(3).to_dicts()}): a closed trade needs a return"
         )
     stats = closed.select(
-        pl.len().cast(pl.Float64).alias("total_trades"),
-        returns.filter(returns > 0).mean().alias("average_win"),
-        returns.filter(returns < 0).mean().alias("average_loss"),
-        (returns > 0).mean().alias("win_rate"),
-        (returns < 0).mean().alias("loss_rate"),
+        pl.len().cast(pl.Float64).alias("closed_trades"),
+        returns.filter(returns > 0).mean().alias("mean_winning_trade_return"),
+        returns.filter(returns < 0).mean().alias("mean_losing_trade_return"),
+        (returns > 0).mean().alias("winning_trade_share"),
+        (returns < 0).mean().alias("losing_trade_share"),
     ).row(0, named=True)
     out: dict[str, float | None] = {k: _finite(v) for k, v in stats.items()}
-    out["profit_loss_ratio"] = _ratio(
-        out["average_win"], None if out["average_loss"] is None else abs(out["average_loss"])
-    )
-    if out["total_trades"]:
-        # A side with no trade contributes 0 (its rate is 0), so expectancy = mean trade return.
-        out["expectancy"] = out["win_rate"] * (out["average_win"] or 0.0) + out["loss_rate"] * (
-            out["average_loss"] or 0.0
-        )
+    win, loss = out["mean_winning_trade_return"], out["mean_losing_trade_return"]
+    out["win_loss_return_ratio"] = _ratio(win, None if loss is None else abs(loss))
+    if out["closed_trades"]:
+        # A side with no trade contributes 0 (its share is 0): the mean closed-trade return.
+        out["mean_trade_return"] = out["winning_trade_share"] * (win or 0.0) + out[
+            "losing_trade_share"
+        ] * (loss or 0.0)
     else:
-        out["expectancy"] = None
+        out["mean_trade_return"] = None
     return out
 
 
@@ -434,7 +459,8 @@ def performance_metrics(
 
     ``trades`` (optional): ``exit_date`` (null = still open, ignored), ``return`` and optionally
     ``fees`` (fraction of entry value, subtracted from ``return``). Adds the trade statistics.
-    ``capital`` (optional): starting capital, adds ``net_profit = capital * (equity_end - 1)``.
+    ``capital`` (optional): starting capital, adds ``net_profit_currency``
+    ``= capital * (equity_end - 1)``.
 
     Dates: only the rows given. Rows come out in the order of ``METRIC_KINDS``; undefined values
     are null. Each value comes from the named function of its metric (:func:`sharpe_ratio`,
@@ -453,7 +479,7 @@ def performance_metrics(
     ann = float(periods_per_year)
     m.update(_relative_metrics(frame, returns_col, benchmark_col, rf, ann, mean_excess))
     if capital is not None:
-        m["net_profit"] = capital * m["total_return"]
+        m["net_profit_currency"] = capital * m["total_return"]
     if trades is not None:
         m.update(_trade_metrics(trades))
     rows = [(name, _finite(m[name])) for name in METRIC_KINDS if name in m]

@@ -254,6 +254,22 @@ def _sleeves_section(sleeves: pl.DataFrame | None) -> str:
     )
 
 
+def _lean_section(lean: pl.DataFrame | None) -> str:
+    """LEAN's statistics table (``backtest.lean_statistics``) as LEAN prints it."""
+    if lean is None or lean.height == 0:
+        return ""
+    require_columns(lean, ["statistic", "display"], "lean", MetricsInputError)
+    rows = "".join(
+        f'<tr><td class="name">{_e(k)}</td><td>{_e(v)}</td></tr>'
+        for k, v in lean.select("statistic", "display").iter_rows()
+    )
+    return (
+        "<h2>LEAN statistics</h2><p>QuantConnect LEAN's summary table under its own names and "
+        "definitions (docs/metrics.md, \u201cLEAN statistics\u201d).</p>"
+        f"<table><tbody>{rows}</tbody></table>"
+    )
+
+
 def _labels_section(labels: Mapping[str, str] | None) -> str:
     if not labels:
         return ""
@@ -302,6 +318,7 @@ def render_tearsheet(
     returns_col: str = "portfolio_return",
     relative: pl.DataFrame | None = None,
     sleeves: pl.DataFrame | None = None,
+    lean: pl.DataFrame | None = None,
     suspect_moves: pl.DataFrame | None = None,
 ) -> str:
     """One strategy's tear sheet as a self-contained HTML document (the caller writes the file).
@@ -319,6 +336,7 @@ def render_tearsheet(
     * ``relative``: ``[strategy,] benchmark, metric, value`` (``backtest.relative_metrics``),
       shown as one column per benchmark.
     * ``sleeves``: a blend's ``backtest.blend_attribution`` rows (without ``strategy``) or None.
+    * ``lean``: ``statistic, display`` (``backtest.lean_statistics`` of the strategy) or None.
     * ``suspect_moves``: the strategy's positions held through a suspect move (ticker, date,
       size, entry_date, exit_date; ``core.data.suspect_moves.held_through``), named in their own
       section, or None.
@@ -330,6 +348,7 @@ def render_tearsheet(
     sections: Sequence[str] = (
         _metrics_section(metrics, strategy),
         _relative_section(relative, strategy),
+        _lean_section(lean),
         _sleeves_section(sleeves),
         _charts_section(charts),
         _monthly_section(daily, returns_col),

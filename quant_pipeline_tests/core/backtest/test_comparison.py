@@ -13,12 +13,16 @@ import pytest
 
 from quant_pipeline.core.backtest.benchmark_returns import benchmark_table, ticker_benchmark
 from quant_pipeline.core.backtest.comparison import (
+    comparison_by_window,
+    comparison_common_window,
     metrics_for_strategies,
     monthly_summary,
     relative_metrics,
     sector_exposure,
     starting_capital,
+    tearsheet_metrics,
 )
+from quant_pipeline.core.backtest.metrics import MetricsInputError
 
 START = date(2020, 1, 1)
 
@@ -53,10 +57,10 @@ def test_share_based_runs_get_net_profit_in_currency_and_total_fees():
     long = metrics_for_strategies(daily, trades)
     got = dict(long.filter(pl.col("strategy") == "s").select("metric", "value").iter_rows())
     # equity 0.998 * 1.1 * 0.95 = 1.04291 -> net profit 1000 * 0.04291 = 42.91
-    assert got["net_profit"] == pytest.approx(42.91)
+    assert got["net_profit_currency"] == pytest.approx(42.91)
     assert got["total_fees"] == 1.5 and got["total_slippage"] == 0.5
     bench = dict(long.filter(pl.col("strategy") == "benchmark").select("metric", "value").rows())
-    assert "net_profit" not in bench and bench["total_fees"] is None  # no capital, no fees
+    assert "net_profit_currency" not in bench and bench["total_fees"] is None  # no capital, no fees
 
 
 def test_a_blend_row_without_fees_of_its_own_reports_them_as_not_measured_not_zero():
@@ -72,7 +76,7 @@ def test_a_blend_row_without_fees_of_its_own_reports_them_as_not_measured_not_ze
     got = dict(long.filter(pl.col("strategy") == "blend").select("metric", "value").iter_rows())
     assert got["total_fees"] is None and got["total_slippage"] is None
     # 1000 * (1.05 * 1.02 - 1) = 71.0
-    assert got["net_profit"] == pytest.approx(71.0)
+    assert got["net_profit_currency"] == pytest.approx(71.0)
     sleeve_m = dict(long.filter(pl.col("strategy") == "sleeve").select("metric", "value").rows())
     assert sleeve_m["total_fees"] == 1.5
     # strategies by name, the benchmark last (the CLI's comparison table keeps this order)
@@ -167,3 +171,143 @@ def test_sector_exposure_sums_position_weights_per_rebalance():
         (date(2021, 1, 4), "Unknown", 0.45),
         (date(2021, 4, 1), "Energy", 0.9),
     ]
+
+
+# Two strategies on one benchmark b (days 0..4); "early" starts on day 0, "late" on day 2. In
+# backtest.daily each strategy's benchmark_return is 0 on its own first day.
+B = [0.5, 0.01, 0.02, -0.01, 0.03]  # day 0's 0.5 is never used: day 0 opens "early"'s window
+
+
+def two_starts(order: tuple[str, ...] = ("early", "late")) -> pl.DataFrame:
+    early = strategy_daily([-0.001, 0.02, 0.01, 0.0, 0.01], "early").with_columns(
+        pl.Series("benchmark_return", [0.0, *B[1:]])
+    )
+    late = strategy_daily([-0.002, 0.01, 0.02], "late").with_columns(
+        pl.col("date") + timedelta(days=2), pl.Series("benchmark_return", [0.0, *B[3:]])
+    )
+    frames = {"early": early, "late": late}
+    return pl.concat([frames[n] for n in order])
+
+
+def _cagr(returns: list[float]) -> float:
+    return float(np.prod(1 + np.array(returns))) ** (252 / len(returns)) - 1
+
+
+def test_each_comparison_row_has_its_window_and_its_benchmark_over_those_dates():
+    daily = two_starts()
+    trades = pl.DataFrame(
+        schema={"strategy": pl.String, "exit_date": pl.Date, "return": pl.Float64}
+    )
+    table = comparison_by_window(daily, metrics_for_strategies(daily, trades))
+    rows = {r["strategy"]: r for r in table.iter_rows(named=True)}
+    assert set(rows) == {"early", "late"}  # no benchmark row over some other window
+    assert (rows["early"]["start"], rows["early"]["end"]) == (START, START + timedelta(days=4))
+    assert (rows["late"]["start"], rows["late"]["end"]) == (
+        START + timedelta(days=2),
+        START + timedelta(days=4),
+    )
+    assert rows["late"]["trading_days"] == 3
+    # early's benchmark: 1.01 * 1.02 * 0.99 * 1.03 over 5 days; late's: 0.99 * 1.03 over 3
+    assert rows["early"]["benchmark_cagr"] == pytest.approx(
+        (1.01 * 1.02 * 0.99 * 1.03) ** (252 / 5) - 1, rel=1e-12
+    )
+    assert rows["late"]["benchmark_cagr"] == pytest.approx(
+        (0.99 * 1.03) ** (252 / 3) - 1, rel=1e-12
+    )
+    late_cagr = (0.998 * 1.01 * 1.02) ** (252 / 3) - 1
+    assert rows["late"]["cagr"] == pytest.approx(late_cagr, rel=1e-12)
+    assert rows["late"]["excess_cagr"] == pytest.approx(
+        late_cagr - ((0.99 * 1.03) ** (252 / 3) - 1), rel=1e-12
+    )
+
+
+def test_the_common_window_table_measures_everyone_from_the_latest_start():
+    table = comparison_common_window(two_starts())
+    rows = {r["strategy"]: r for r in table.iter_rows(named=True)}
+    assert table["strategy"].to_list() == ["early", "late", "benchmark"]
+    assert set(table["start"]) == {START + timedelta(days=2)}
+    assert set(table["end"]) == {START + timedelta(days=4)}
+    # early's day-2 return (0.01) is before the window opens at day 2's close: it counts 0
+    assert rows["early"]["total_return"] == pytest.approx(1.0 * 1.0 * 1.01 - 1, rel=1e-12)
+    # late opens on day 2: it keeps its opening cost (-0.002)
+    assert rows["late"]["total_return"] == pytest.approx(0.998 * 1.01 * 1.02 - 1, rel=1e-12)
+    bench = _cagr([0.0, -0.01, 0.03])
+    assert rows["benchmark"]["total_return"] == pytest.approx(0.99 * 1.03 - 1, rel=1e-12)
+    assert rows["benchmark"]["cagr"] == pytest.approx(bench, rel=1e-12)
+    assert rows["benchmark"]["excess_cagr"] == 0.0
+    for name in ("early", "late"):
+        assert rows[name]["benchmark_cagr"] == pytest.approx(bench, rel=1e-12)
+    assert rows["early"]["excess_cagr"] == pytest.approx(_cagr([0.0, 0.0, 0.01]) - bench)
+    # a second computation: empyrical on the same three days
+    assert rows["late"]["sharpe_ratio"] == pytest.approx(
+        empyrical.sharpe_ratio(np.array([-0.002, 0.01, 0.02])), rel=1e-9
+    )
+
+
+def test_the_benchmark_row_does_not_depend_on_which_strategy_comes_first():
+    trades = pl.DataFrame(
+        schema={"strategy": pl.String, "exit_date": pl.Date, "return": pl.Float64}
+    )
+    rows = []
+    for order in (("early", "late"), ("late", "early")):
+        long = metrics_for_strategies(two_starts(order), trades)
+        rows.append(
+            dict(long.filter(pl.col("strategy") == "benchmark").select("metric", "value").rows())
+        )
+    assert rows[0] == rows[1]
+    assert rows[0]["total_return"] == pytest.approx(0.99 * 1.03 - 1, rel=1e-12)
+    assert rows[0]["trading_days"] == 3
+
+
+def test_strategies_that_disagree_about_the_benchmark_are_an_error():
+    daily = two_starts().with_columns(
+        pl.when((pl.col("strategy") == "late") & (pl.col("date") == START + timedelta(days=4)))
+        .then(0.5)
+        .otherwise(pl.col("benchmark_return"))
+        .alias("benchmark_return")
+    )
+    with pytest.raises(MetricsInputError, match="benchmark_return differ on 1 dates"):
+        comparison_common_window(daily)
+
+
+def test_no_common_window_is_an_error_naming_the_windows():
+    late = two_starts().filter(pl.col("strategy") == "late")
+    gone = strategy_daily([0.0, 0.01], "gone")  # ends on day 1, before late starts
+    with pytest.raises(MetricsInputError, match="no common window"):
+        comparison_common_window(pl.concat([late, gone]))
+
+
+def test_the_tearsheet_benchmark_column_agrees_with_the_same_benchmark_in_relative_metrics():
+    # the contradiction of issue 12: the benchmark column and the 'equal_weight' row must agree
+    daily = two_starts()
+    trades = pl.DataFrame(
+        schema={"strategy": pl.String, "exit_date": pl.Date, "return": pl.Float64}
+    )
+    long = metrics_for_strategies(daily, trades)
+    table = pl.DataFrame(
+        {
+            "date": [START + timedelta(days=i) for i in range(5)],
+            "benchmark": "equal_weight",
+            "return": B,
+        }
+    )
+    relative = relative_metrics(daily.select("strategy", "date", "portfolio_return"), table)
+    for name in ("early", "late"):
+        part = daily.filter(pl.col("strategy") == name)
+        shown = tearsheet_metrics(long, part, name, "equal_weight (same dates)")
+        assert shown["strategy"].unique(maintain_order=True).to_list() == [
+            name,
+            "equal_weight (same dates)",
+        ]
+        column = dict(
+            shown.filter(pl.col("strategy") != name).select("metric", "value").iter_rows()
+        )
+        row = dict(
+            relative.filter(pl.col("strategy") == name).select("metric", "value").iter_rows()
+        )
+        assert column["total_return"] == pytest.approx(row["benchmark_total_return"], rel=1e-12)
+        assert column["cagr"] == pytest.approx(row["benchmark_cagr"], rel=1e-12)
+    late = tearsheet_metrics(long, daily.filter(pl.col("strategy") == "late"), "late", "b")
+    assert dict(late.filter(pl.col("strategy") == "b").select("metric", "value").rows())[
+        "total_return"
+    ] == pytest.approx(0.99 * 1.03 - 1, rel=1e-12)

@@ -137,15 +137,15 @@ def test_every_metric_matches_its_hand_computed_value(daily, trades):
         "tracking_error": te,
         "information_ratio": 0.002 * 252 / te,
         "treynor_ratio": 0.006 * 252 / beta,
-        "net_profit": 1000.0 * (equity_end - 1),  # 29.68894
+        "net_profit_currency": 1000.0 * (equity_end - 1),  # 29.68894
         # trades: closed +10%, -5%, 0%, +20%; the open +30% is ignored.
-        "total_trades": 4.0,
-        "average_win": (0.10 + 0.20) / 2,
-        "average_loss": -0.05,
-        "win_rate": 2 / 4,
-        "loss_rate": 1 / 4,  # the 0% trade is neither a win nor a loss
-        "profit_loss_ratio": 0.15 / 0.05,
-        "expectancy": 0.5 * 0.15 + 0.25 * -0.05,  # = 0.0625 = mean of the closed returns
+        "closed_trades": 4.0,
+        "mean_winning_trade_return": (0.10 + 0.20) / 2,
+        "mean_losing_trade_return": -0.05,
+        "winning_trade_share": 2 / 4,
+        "losing_trade_share": 1 / 4,  # the 0% trade is neither a win nor a loss
+        "win_loss_return_ratio": 0.15 / 0.05,
+        "mean_trade_return": 0.5 * 0.15 + 0.25 * -0.05,  # = 0.0625 = mean of the closed returns
     }
     assert list(got) == list(METRIC_KINDS), "every metric, in the documented order"
     for name, value in expected.items():
@@ -167,7 +167,7 @@ def test_metrics_frame_is_long_with_float_values(daily):
     assert out.schema == pl.Schema({"metric": pl.String, "value": pl.Float64})
     names = out["metric"].to_list()
     assert not set(TRADE_METRICS) & set(names), "no trade statistics without trades"
-    assert "net_profit" not in names, "no net profit without capital"
+    assert "net_profit_currency" not in names, "no net profit without capital"
 
 
 def test_risk_free_rate_is_converted_from_annual_to_daily(daily):
@@ -262,16 +262,16 @@ def test_trade_fees_are_subtracted_from_trade_returns(trades):
     with_fees = trades.with_columns(fees=pl.lit(0.01))
     got = as_dict(performance_metrics(daily, with_fees))
     # net closed returns: 0.09, -0.06, -0.01, 0.19 -> 2 wins, 2 losses
-    assert got["average_win"] == pytest.approx(0.14)
-    assert got["average_loss"] == pytest.approx(-0.035)
-    assert got["loss_rate"] == 0.5
-    assert got["expectancy"] == pytest.approx((0.09 - 0.06 - 0.01 + 0.19) / 4)
+    assert got["mean_winning_trade_return"] == pytest.approx(0.14)
+    assert got["mean_losing_trade_return"] == pytest.approx(-0.035)
+    assert got["losing_trade_share"] == 0.5
+    assert got["mean_trade_return"] == pytest.approx((0.09 - 0.06 - 0.01 + 0.19) / 4)
 
 
 def test_trade_statistics_without_closed_trades_are_null(trades, daily):
     open_only = trades.filter(pl.col("exit_date").is_null())
     got = as_dict(performance_metrics(daily, open_only))
-    assert got["total_trades"] == 0.0
+    assert got["closed_trades"] == 0.0
     assert [got[m] for m in TRADE_METRICS[1:]] == [None] * (len(TRADE_METRICS) - 1)
 
 

@@ -116,9 +116,9 @@ def test_tearsheet_is_self_contained(page):
 def test_tearsheet_formats_fractions_as_percentages(page):
     # max drawdown -0.02 -> -2.00%; trades are a count, absent (a dash) for the benchmark
     assert re.search(r"<code>max_drawdown</code></td><td>-2\.00%</td>", page)
-    assert re.search(r"<code>total_trades</code></td><td>4</td><td>\u2014</td>", page)
+    assert re.search(r"<code>closed_trades</code></td><td>4</td><td>\u2014</td>", page)
     # net profit: 1e6 * (1.01 * 0.98 * 1.03 * 1.00 - 1) = 1e6 * 0.019494; none for the benchmark
-    assert "<code>net_profit</code></td><td>19,494.00</td><td>\u2014</td>" in page
+    assert "<code>net_profit_currency</code></td><td>19,494.00</td><td>\u2014</td>" in page
 
 
 def test_tearsheet_has_monthly_quarterly_trade_and_label_tables(page):
@@ -150,7 +150,7 @@ def test_chart_that_is_not_png_is_rejected(daily):
         ("sharpe_ratio", 1.2345, "1.23"),
         ("max_drawdown_duration_days", 40.0, "40"),
         ("annual_variance", 0.08316, "0.0832"),
-        ("net_profit", 12345.678, "12,345.68"),
+        ("net_profit_currency", 12345.678, "12,345.68"),
         ("beta", None, "\u2014"),
         ("beta", float("nan"), "\u2014"),
     ],
@@ -216,6 +216,28 @@ def test_a_blend_tear_sheet_shows_each_sleeve_and_its_contribution(daily):
         "value", pl.DataFrame({"metric": ["cagr"], "value": [0.1]}), daily, None, None, {}
     )
     assert "<h2>Sleeves</h2>" not in plain
+
+
+def test_the_tear_sheet_shows_lean_statistics_as_lean_prints_them(daily):
+    lean = pl.DataFrame(
+        {"statistic": ["Net Profit", "Lowest Capacity Asset"], "display": ["4.000%", "B"]}
+    )
+    page = render_tearsheet(
+        "value",
+        pl.DataFrame({"metric": ["cagr"], "value": [0.1]}),
+        daily,
+        None,
+        None,
+        {},
+        lean=lean,
+    )
+    assert "<h2>LEAN statistics</h2>" in page
+    assert '<tr><td class="name">Net Profit</td><td>4.000%</td></tr>' in page
+    assert '<tr><td class="name">Lowest Capacity Asset</td><td>B</td></tr>' in page
+    without = render_tearsheet(
+        "value", pl.DataFrame({"metric": ["cagr"], "value": [0.1]}), daily, None, None, {}
+    )
+    assert "LEAN statistics" not in without
 
 
 def test_a_position_held_through_a_suspect_move_is_named_in_the_tear_sheet(daily):
