@@ -267,6 +267,9 @@ class SignalSection(StrictSection):
     sizing: one_of(SIZINGS) = _described("Slot or equal sizing.", "slot")  # type: ignore[valid-type]
     stop_loss: Positive | None = _described("Exit below entry by this fraction.", None, lt=1)
     use_earnings: bool = _described("Let the signal read earnings growth.", True)
+    max_sector_weight: Positive | None = _described(
+        "Cap on one sector's share of max_positions (unset: no cap).", None, le=1
+    )
 
     @model_validator(mode="after")
     def _known_params(self) -> SignalSection:
@@ -434,10 +437,19 @@ class SignalRules:
     sizing: str = "slot"
     stop_loss: float | None = None
     use_earnings: bool = True
+    max_sector_weight: float | None = None
 
     @property
     def param_dict(self) -> dict[str, Any]:
         return dict(self.params)
+
+
+def sector_name_limit(cap: float | None, n: int) -> int:
+    """The most names one sector may hold in a book of ``n``: floor(cap x n), at least 1 (n if
+    no cap). One rule for every kind (factor top_n, staggered top_n, signal max_positions)."""
+    if cap is None:
+        return n
+    return max(1, math.floor(cap * n + 1e-9))
 
 
 @dataclass(frozen=True)
@@ -603,6 +615,7 @@ def _signal_spec(doc: SignalDocument) -> StrategySpec:
             sizing=s.sizing,
             stop_loss=None if s.stop_loss is None else float(s.stop_loss),
             use_earnings=s.use_earnings,
+            max_sector_weight=None if s.max_sector_weight is None else float(s.max_sector_weight),
         ),
     )
 
