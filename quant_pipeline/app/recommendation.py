@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import polars as pl
 
+from quant_pipeline.app.books import Book, resized_book, theme_book
 from quant_pipeline.app.holdings_file import read_holdings
 from quant_pipeline.app.packets import code_version
 from quant_pipeline.config.strategies import load_strategies
@@ -305,8 +306,8 @@ def prepare_packet(
         raise OrdersError(
             f"portfolio {spec.name!r}: give a capital amount, a holdings file or both"
         )
-    strategy = choose_strategy(warehouse, spec.strategy)
-    rebalance, weights = latest_weights(warehouse, strategy, as_of)
+    book = book_weights(warehouse, spec, as_of)
+    strategy, rebalance, weights = book.label, book.rebalance, book.weights
     holdings, holdings_hash = portfolio_holdings(warehouse, spec)
     needed = sorted(set(weights["ticker"]) | set([] if holdings is None else holdings["ticker"]))
     prices = trade_prices(warehouse, needed, as_of, spec.max_price_age_days)
@@ -322,7 +323,7 @@ def prepare_packet(
         commission=CommissionModel() if spec.commission else CommissionModel.free(),
     )
     table = order_table(warehouse, result, prices, needed)
-    inputs = PacketInputs(strategy, rebalance, weights, holdings, holdings_hash, prices)
+    inputs = PacketInputs(strategy, rebalance, weights, holdings, holdings_hash, prices, book)
     manifest = packet_manifest(warehouse, spec, as_of, inputs, table, data_source, now)
     return Packet(
         spec=spec,
@@ -334,6 +335,17 @@ def prepare_packet(
         holdings=holdings,
         manifest=manifest,
     )
+
+
+def book_weights(warehouse: Warehouse, spec: PortfolioSpec, as_of: date) -> Book:
+    """What ``spec`` trades to: its theme, or its strategy (resized when ``stocks`` is set)."""
+    if spec.theme is not None:
+        return theme_book(warehouse, spec.theme, spec.stocks, as_of)
+    strategy = choose_strategy(warehouse, spec.strategy)
+    if spec.stocks is not None:
+        return resized_book(warehouse, strategy, spec.stocks, as_of)
+    rebalance, weights = latest_weights(warehouse, strategy, as_of)
+    return Book(strategy, rebalance, weights, strategy_config_hash(strategy))
 
 
 def strategy_config_hash(strategy: str) -> str | None:
@@ -395,6 +407,7 @@ class PacketInputs:
     holdings: pl.DataFrame | None
     holdings_hash: str | None
     prices: pl.DataFrame
+    book: Book
 
 
 def packet_manifest(
@@ -416,7 +429,9 @@ def packet_manifest(
         "as_of": as_of.isoformat(),
         "created_at": (now or datetime.now(UTC)).isoformat(),
         "strategy": inputs.strategy,
-        "strategy_config_hash": strategy_config_hash(inputs.strategy),
+        "strategy_config_hash": inputs.book.config_hash,
+        "theme": inputs.book.theme,
+        "stocks": inputs.book.stocks,
         "rebalance_date": inputs.rebalance.isoformat(),
         "latest_price_date": prices["price_date"].max().isoformat(),
         "oldest_price_date": prices["price_date"].min().isoformat(),
