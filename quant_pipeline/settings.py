@@ -88,6 +88,11 @@ class Settings(BaseModel):
         "every shipped strategy",
         resource="market",
     )
+    stale_after_sessions: int = _field(
+        3,
+        "curated.prices is stale (a warning check) when this many NYSE sessions are missing",
+        resource="market",
+    )
     reports_dir: Path = _field(Path("reports"), "directory the HTML tear sheets are written to")
     outbox: Path = _field(Path("outbox"), "folder recommendation packets are written to")
     inbox: Path = _field(Path("inbox"), "folder the inbox sensor watches for holdings files")

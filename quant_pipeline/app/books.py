@@ -20,6 +20,7 @@ import polars as pl
 
 from quant_pipeline.config.strategies import load_strategies
 from quant_pipeline.config.themes import load_theme
+from quant_pipeline.core.accounts.changes import BOOK_COLUMNS
 from quant_pipeline.core.accounts.orders import OrdersError
 from quant_pipeline.core.data.schema import PRICE_COLUMNS
 from quant_pipeline.core.strategies.scoring import eligibility_columns, score, with_country
@@ -30,13 +31,11 @@ from quant_pipeline.core.strategies.staggered import staggered_weights
 from quant_pipeline.core.strategies.target_weights import target_weights
 from quant_pipeline.storage.warehouse import Warehouse
 
-BOOK_COLUMNS = ("ticker", "sector", "weight")
-
 
 @dataclass(frozen=True)
 class Book:
     """What the orders trade to: ``label`` (strategy name or ``theme:<name>``), the rebalance
-    date, weights (ticker, sector, weight; weight > 0), the config hash of the spec used."""
+    date, weights (ticker, sector, weight, score, rank; weight-0 rows sell), the config hash."""
 
     label: str
     rebalance: date
@@ -47,13 +46,26 @@ class Book:
 
 
 def _latest(frame: pl.DataFrame, as_of: date, what: str) -> tuple[date, pl.DataFrame]:
-    """The rows of the latest rebalance_date on or before ``as_of`` (positive weights)."""
+    """The rows of the latest rebalance_date on or before ``as_of`` (BOOK_COLUMNS)."""
     frame = frame.filter(pl.col("rebalance_date") <= as_of)
     if frame.is_empty():
         raise OrdersError(f"{what} has no rebalance on or before {as_of}")
     day = frame["rebalance_date"].max()
-    rows = frame.filter((pl.col("rebalance_date") == day) & (pl.col("weight") > 0))
+    rows = frame.filter(pl.col("rebalance_date") == day)
     return day, rows.select(BOOK_COLUMNS).sort("ticker")  # type: ignore[return-value]
+
+
+def strategy_book(
+    warehouse: Warehouse, strategy: str, as_of: date, config_hash: str | None
+) -> Book:
+    """The strategy's latest portfolio.target_weights rebalance on or before ``as_of``."""
+    weights = warehouse.read_table(
+        "portfolio.target_weights",
+        columns=["rebalance_date", *BOOK_COLUMNS],
+        filters={"strategy": strategy},
+    )
+    day, rows = _latest(weights, as_of, f"strategy {strategy!r}")
+    return Book(strategy, day, rows, config_hash)
 
 
 def theme_book(warehouse: Warehouse, name: str, stocks: int | None, as_of: date) -> Book:

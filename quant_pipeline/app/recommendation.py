@@ -27,10 +27,11 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import polars as pl
 
-from quant_pipeline.app.books import Book, resized_book, theme_book
+from quant_pipeline.app.books import Book, resized_book, strategy_book, theme_book
 from quant_pipeline.app.holdings_file import read_holdings
-from quant_pipeline.app.packets import code_version
+from quant_pipeline.app.packets import code_version, previous_packet
 from quant_pipeline.config.strategies import load_strategies
+from quant_pipeline.core.accounts.changes import book_frame, format_changes, packet_changes
 from quant_pipeline.core.accounts.orders import OrdersError, OrdersResult, build_orders
 from quant_pipeline.core.accounts.packet import packet_id
 from quant_pipeline.core.accounts.portfolios import PortfolioSpec
@@ -85,6 +86,8 @@ class Packet:
     result: OrdersResult
     holdings: pl.DataFrame | None
     manifest: dict[str, Any]
+    target: pl.DataFrame
+    changes: dict[str, Any]
 
     @property
     def packet_id(self) -> str:
@@ -92,6 +95,11 @@ class Packet:
 
     def summary(self) -> dict[str, Any]:
         return self.result.summary()
+
+    def sections(self) -> dict[str, Any]:
+        """The packet JSON's sections beside manifest/summary/orders: the target book and
+        the changes against the previous packet of the portfolio."""
+        return {"target": self.target.to_dicts(), "changes": self.changes}
 
     def order_rows(self) -> pl.DataFrame:
         """Rows for ``orders.orders``: packet keys then :data:`TABLE_COLUMNS`."""
@@ -149,7 +157,9 @@ class Packet:
             "n_sells": s["n_sells"],
             "csv_path": (files or {}).get("csv"),
             "json_path": (files or {}).get("json"),
-            "manifest": json.dumps({**m, "files": files}, default=str, sort_keys=True),
+            "manifest": json.dumps(
+                {**m, "files": files, "changes": self.changes}, default=str, sort_keys=True
+            ),
         }
         schema = {
             "packet_id": pl.String,
@@ -206,20 +216,6 @@ def choose_strategy(warehouse: Warehouse, wanted: str | None) -> str:
             f"available: {available}"
         )
     return wanted
-
-
-def latest_weights(warehouse: Warehouse, strategy: str, as_of: date) -> tuple[date, pl.DataFrame]:
-    """The strategy's latest rebalance on or before ``as_of``: (date, ticker/sector/weight)."""
-    weights = warehouse.read_table(
-        "portfolio.target_weights",
-        columns=["rebalance_date", "ticker", "sector", "weight"],
-        filters={"strategy": strategy},
-    ).filter(pl.col("rebalance_date") <= as_of)
-    if weights.is_empty():
-        raise OrdersError(f"strategy {strategy!r} has no rebalance on or before {as_of}")
-    rebalance = weights["rebalance_date"].max()
-    latest = weights.filter(pl.col("rebalance_date") == rebalance).drop("rebalance_date")
-    return rebalance, latest.sort("ticker")  # type: ignore[return-value]
 
 
 def latest_prices(warehouse: Warehouse, tickers: list[str], as_of: date) -> pl.DataFrame:
@@ -295,11 +291,14 @@ def prepare_packet(
     as_of: date | None = None,
     data_source: str | None = None,
     now: datetime | None = None,
+    outbox: str | Path | None = None,
 ) -> Packet:
     """Build the orders and manifest for ``spec`` from the warehouse (read-only; writes nothing).
 
     Raises :class:`~quant_pipeline.core.accounts.holdings.HoldingsError` (every bad row of the
     holdings file), :class:`StalePricesError`, or :class:`OrdersError` (no strategy, no price).
+    ``outbox``: where earlier packets are; the latest one of this portfolio dated before
+    ``as_of`` is the base of the ``changes`` section (none: every name is new).
     """
     as_of = as_of or market_today()
     if spec.capital is None and spec.holdings is None:
@@ -325,7 +324,18 @@ def prepare_packet(
     table = order_table(warehouse, result, prices, needed)
     inputs = PacketInputs(strategy, rebalance, weights, holdings, holdings_hash, prices, book)
     manifest = packet_manifest(warehouse, spec, as_of, inputs, table, data_source, now)
+    earlier = previous_packet(outbox, spec.name, as_of) if outbox is not None else None
+    target = book_frame(weights).filter(pl.col("weight") > 0)
+    changes = packet_changes(
+        target,
+        None if earlier is None else earlier.target,
+        None if earlier is None else earlier.packet_id,
+        spec.weight_change_threshold,
+    )
+    manifest["previous_packet_id"] = changes["previous_packet_id"]
     return Packet(
+        target=target,
+        changes=changes,
         spec=spec,
         strategy=strategy,
         as_of=as_of,
@@ -344,8 +354,7 @@ def book_weights(warehouse: Warehouse, spec: PortfolioSpec, as_of: date) -> Book
     strategy = choose_strategy(warehouse, spec.strategy)
     if spec.stocks is not None:
         return resized_book(warehouse, strategy, spec.stocks, as_of)
-    rebalance, weights = latest_weights(warehouse, strategy, as_of)
-    return Book(strategy, rebalance, weights, strategy_config_hash(strategy))
+    return strategy_book(warehouse, strategy, as_of, strategy_config_hash(strategy))
 
 
 def strategy_config_hash(strategy: str) -> str | None:
@@ -488,4 +497,5 @@ def format_orders(packet: Packet) -> str:
         lines.append(f"skipped {ticker}: {reason}")
     for ticker, reason in s["trimmed"]:
         lines.append(f"trimmed {ticker}: {reason}")
+    lines.extend(format_changes(packet.changes))
     return "\n".join(lines)

@@ -121,3 +121,28 @@ def test_cli_refuses_a_strategy_and_a_theme_together(warehouse, capsys):
     code = main(["orders", "--theme", "quality", "--strategy", "magic_formula", "--capital", "1"])
     assert code == 2
     assert "give a strategy or a theme, not both" in capsys.readouterr().err
+
+
+def test_two_consecutive_packets_carry_the_changes_between_them(warehouse, capsys, tmp_path):
+    # 2024-03-27: magic_formula resized to 2 stocks -> A 0.5, B 0.5; 2024-03-28: its own book
+    # A 0.4, B 0.3, C 0.2, D 0.1 -> C and D added, A -0.10 and B -0.20 above the 1% threshold
+    base = ["orders", "--strategy", "magic_formula", "--capital", "10000", "--no-commission"]
+    assert main([*base, "--stocks", "2", "--as-of", "2024-03-27"]) == 0
+    first = read_packet(tmp_path / "outbox" / "2024-03-27_default_packet.json")
+    assert first["changes"]["previous_packet_id"] is None
+    assert [r["ticker"] for r in first["target"]] == ["A", "B"]
+    capsys.readouterr()
+    assert main([*base, "--as-of", "2024-03-28"]) == 0
+    out = capsys.readouterr().out
+    second = read_packet(tmp_path / "outbox" / "2024-03-28_default_packet.json")
+    changes = second["changes"]
+    assert changes["previous_packet_id"] == "default@2024-03-27"
+    assert second["manifest"]["previous_packet_id"] == "default@2024-03-27"
+    assert [r["ticker"] for r in changes["added"]] == ["C", "D"]
+    assert changes["removed"] == []
+    assert [(r["ticker"], round(r["change"], 10)) for r in changes["weight_changes"]] == [
+        ("B", -0.2),
+        ("A", -0.1),
+    ]
+    assert "changes since default@2024-03-27: 2 added, 0 removed, 2 kept" in out
+    assert "weight B: 50.00% -> 30.00% (-20.00%)" in out

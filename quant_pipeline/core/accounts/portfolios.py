@@ -109,6 +109,9 @@ class PortfolioSpec(StrictSection):
     max_price_age_days: int = Field(
         default=5, ge=0, description="Refuse orders on prices older than this (business days)."
     )
+    weight_change_threshold: float = _fraction(
+        0.01, "Weight changes vs the previous packet listed above this (0.01 = 1 point)."
+    )
     health: HealthLimits = Field(
         default_factory=HealthLimits, description="Live-portfolio health limits."
     )
