@@ -1,6 +1,8 @@
 """Backtest assets: the share-based simulation per strategy (daily, trades, fills, positions,
 unfilled targets, quarterly summary), metrics and the comparison."""
 
+from dataclasses import dataclass, field
+
 import dagster as dg
 import polars as pl
 
@@ -13,10 +15,12 @@ from quant_pipeline.core.backtest.share_simulation import simulate, unfilled_tar
 from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
 from quant_pipeline.core.reporting import backtest_charts as plots
 from quant_pipeline.core.reporting.research_charts import equity_curves_png
-from quant_pipeline.defs.integrity import write_bias_labels
+from quant_pipeline.core.strategies.spec import StrategySpec
+from quant_pipeline.defs.integrity import BIAS_LABEL_READS, bias_labels_table
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.tables import reads, table_spec
 from quant_pipeline.defs.trading import BacktestConfig, model_settings, trading_model
 
 GROUP = "backtest"
@@ -27,114 +31,97 @@ SIMULATION_TABLES = {
     "unfilled_targets": "Targets not (fully) bought: no recent price, price above target, no cash.",
     "settings": "The trading model and benchmark each strategy's backtest used.",
 }
-
-
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec(
-            ["backtest", "daily"],
-            deps=[
-                ["portfolio", "target_weights"],
-                ["curated", "prices"],
-                ["backtest", "benchmarks"],
-            ],
-            description="Daily portfolio and benchmark returns, equity, drawdown, turnover, costs.",
-            group_name=GROUP,
-            kinds=KINDS,
-        ),
-        dg.AssetSpec(
-            ["backtest", "trades"],
-            deps=[["portfolio", "target_weights"]],
-            description="Every position: entry and exit dates and prices, return, fees, sector.",
-            group_name=GROUP,
-            kinds=KINDS,
-        ),
-        dg.AssetSpec(
-            ["backtest", "quarterly"],
-            deps=[["portfolio", "target_weights"]],
-            description="Quarterly portfolio, benchmark and excess returns per strategy.",
-            group_name=GROUP,
-            kinds=KINDS,
-        ),
-        dg.AssetSpec(
-            ["backtest", "labels"],
-            deps=[["factors", "values"], ["curated", "fundamentals"]],
-            description="How each backtest was made: universe, survivorship, timing, vintage.",
-            group_name=GROUP,
-            kinds=KINDS,
-        ),
-        *[
-            dg.AssetSpec(
-                ["backtest", table],
-                deps=[["portfolio", "target_weights"]],
-                description=description,
-                group_name=GROUP,
-                kinds=KINDS,
-            )
-            for table, description in SIMULATION_TABLES.items()
-        ],
-        dg.AssetSpec(
-            ["backtest", "blend_attribution"],
-            deps=[["portfolio", "target_weights"]],
-            description="Each blend's sleeves: weight, sleeve return, contribution to the blend.",
-            group_name=GROUP,
-            kinds=KINDS,
-        ),
-    ],
-    pool="warehouse",
+RESULT_TABLES = {
+    "daily": "Daily portfolio and benchmark returns, equity, drawdown, turnover, costs.",
+    "trades": "Every position: entry and exit dates and prices, return, fees, sector.",
+    "quarterly": "Quarterly portfolio, benchmark and excess returns per strategy.",
+    "labels": "How each backtest was made: universe, survivorship, timing, vintage.",
+    **SIMULATION_TABLES,
+    "blend_attribution": "Each blend's sleeves: weight, sleeve return, contribution to the blend.",
+}
+BACKTEST_READS = reads(
+    "portfolio.target_weights",
+    "curated.prices",
+    "curated.membership",
+    "backtest.benchmarks",
+    *BIAS_LABEL_READS,
 )
-def backtest_results(
-    context: dg.AssetExecutionContext,
-    config: BacktestConfig,
-    market: MarketDataResource,
-    warehouse: WarehouseResource,
-):
-    """Trade every strategy's target weights with a cash account; blends from their sleeves."""
-    wh = warehouse.get()
-    specs = selected_strategies(market)
-    weights = wh.read_table("portfolio.target_weights")
-    prices = wh.read_table("curated.prices", columns=CLOSE_PRICE_COLUMNS)
-    bench_table = wh.read_table("backtest.benchmarks")
+METRICS_READS = reads("backtest.daily", "backtest.trades")
+
+
+@dataclass
+class Simulations:
+    """What the backtest step built so far: frames per output table, models, skipped names."""
+
+    outputs: dict[str, list[pl.DataFrame]] = field(
+        default_factory=lambda: {
+            t: [] for t in ("daily", "trades", "quarterly", *SIMULATION_TABLES)
+        }
+    )
+    attributions: list[pl.DataFrame] = field(
+        default_factory=lambda: [pl.DataFrame(schema=ATTRIBUTION_SCHEMA)]
+    )
+    models: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def primary_benchmark(bench_table: pl.DataFrame) -> tuple[str, pl.DataFrame]:
+    """The name and daily return series of the one benchmark ``backtest.benchmarks`` marks
+    primary; a table marking none or several fails the step."""
     primary = bench_table.filter(pl.col("is_primary"))["benchmark"].unique().to_list()
     if len(primary) != 1:
         raise dg.Failure(f"backtest.benchmarks must mark one primary benchmark, found {primary}")
-    benchmark = benchmark_series(bench_table, primary[0])
-    outputs: dict[str, list[pl.DataFrame]] = {t: [] for t in ("daily", "trades", "quarterly")}
-    outputs.update({t: [] for t in SIMULATION_TABLES})
-    models: dict[str, str] = {}
-    skipped: dict[str, str] = {}
+    return primary[0], benchmark_series(bench_table, primary[0])
+
+
+def simulate_strategies(
+    sims: Simulations,
+    config: BacktestConfig,
+    specs: dict[str, StrategySpec],
+    weights: pl.DataFrame,
+    prices: pl.DataFrame,
+    benchmark: tuple[str, pl.DataFrame],
+) -> None:
+    """Trade each non-blend strategy's target weights; strategies without weights are skipped."""
+    name_of_benchmark, series = benchmark
     for name, spec in specs.items():
         if spec.kind == "blend":
             continue
         w = weights.filter(pl.col("strategy") == name)
         if w.filter(pl.col("weight") > 0).is_empty():
-            skipped[name] = "no target weights (no eligible names or no signal)"
+            sims.skipped[name] = "no target weights (no eligible names or no signal)"
             continue
         model = trading_model(config, spec)
-        models[name] = model.describe()
+        sims.models[name] = model.describe()
         result = simulate(
             w,
             prices,
             model,
-            benchmark=benchmark,
+            benchmark=series,
             delisting_return=config.delisting_return,
             strategy=name,
         )
-        outputs["daily"].append(result.daily)
-        outputs["trades"].append(result.trades)
-        outputs["fills"].append(result.fills)
-        outputs["positions"].append(result.positions)
-        outputs["unfilled_targets"].append(unfilled_targets(result))
-        outputs["settings"].append(
+        sims.outputs["daily"].append(result.daily)
+        sims.outputs["trades"].append(result.trades)
+        sims.outputs["fills"].append(result.fills)
+        sims.outputs["positions"].append(result.positions)
+        sims.outputs["unfilled_targets"].append(unfilled_targets(result))
+        sims.outputs["settings"].append(
             model_settings(model).select(
                 pl.lit(name).alias("strategy"),
-                pl.lit(primary[0]).alias("benchmark"),
+                pl.lit(name_of_benchmark).alias("benchmark"),
                 pl.all(),
-                pl.lit(models[name]).alias("description"),
+                pl.lit(sims.models[name]).alias("description"),
             )
         )
-    attributions = [pl.DataFrame(schema=ATTRIBUTION_SCHEMA)]
-    sleeves = pl.concat(outputs["daily"], how="vertical_relaxed") if outputs["daily"] else None
+
+
+def blend_strategies(
+    sims: Simulations, specs: dict[str, StrategySpec], benchmark: pl.DataFrame
+) -> None:
+    """Each blend's daily returns from its simulated sleeves (skipped when a sleeve is missing)."""
+    daily = sims.outputs["daily"]
+    sleeves = pl.concat(daily, how="vertical_relaxed") if daily else None
     for name, spec in specs.items():
         if spec.blend is None:
             continue
@@ -145,60 +132,65 @@ def backtest_results(
                 sleeves, dict(spec.blend.sleeves), spec.blend.rebalance, benchmark, name
             )
         except BlendInputError as exc:
-            skipped[name] = str(exc)
+            sims.skipped[name] = str(exc)
             continue
-        outputs["daily"].append(blend_in_currency(d, sleeves, dict(spec.blend.sleeves)))
-        attributions.append(a)
-        models[name] = "blend of " + ", ".join(f"{w:.0%} {s}" for s, w in spec.blend.sleeves)
-    for name, reason in skipped.items():
-        context.log.warning(f"strategy {name!r} left out of the backtest: {reason}")
-    if not outputs["daily"]:
-        raise dg.Failure(f"no strategy could be backtested: {skipped}")
+        daily.append(blend_in_currency(d, sleeves, dict(spec.blend.sleeves)))
+        sims.attributions.append(a)
+        sims.models[name] = "blend of " + ", ".join(f"{w:.0%} {s}" for s, w in spec.blend.sleeves)
+
+
+def quarterly_and_charts(sims: Simulations, benchmark_name: str) -> dict[str, str]:
+    """Add every strategy's quarterly summary; return its equity chart (markdown) by name."""
     charts = {}
-    for d in outputs["daily"]:
+    for d in sims.outputs["daily"]:
         name = d["strategy"][0]
-        outputs["quarterly"].append(backtest.quarterly_summary(d))
+        sims.outputs["quarterly"].append(backtest.quarterly_summary(d))
         charts[name] = plots.md_image(
-            plots.equity_chart_png(d, f"{name}: equity vs {primary[0]} benchmark"),
+            plots.equity_chart_png(d, f"{name}: equity vs {benchmark_name} benchmark"),
             f"{name} equity curve",
         )
-    frames = {t: pl.concat(parts, how="diagonal_relaxed") for t, parts in outputs.items() if parts}
-    frames["blend_attribution"] = pl.concat(attributions, how="vertical_relaxed")
-    for table, frame in frames.items():
-        wh.replace_table(f"backtest.{table}", frame)
-    daily_all = frames["daily"]
-    final = daily_all.group_by("strategy").agg(
+    return charts
+
+
+def result_frames(sims: Simulations) -> dict[str, pl.DataFrame]:
+    """One frame per output table (labels aside), each strategy's rows stacked."""
+    frames = {
+        t: pl.concat(parts, how="diagonal_relaxed") for t, parts in sims.outputs.items() if parts
+    }
+    frames["blend_attribution"] = pl.concat(sims.attributions, how="vertical_relaxed")
+    return frames
+
+
+def daily_metadata(
+    daily: pl.DataFrame,
+    sims: Simulations,
+    benchmark_name: str,
+    charts: dict[str, str],
+    labels: pl.DataFrame,
+) -> dict[str, object]:
+    """What the backtest/daily page shows: final equity and costs, models, curves, labels."""
+    final = daily.group_by("strategy").agg(
         pl.col("equity").last(),
         pl.col("portfolio_value").last(),
         pl.col("fees").sum().alias("total_fees"),
         pl.col("slippage").sum().alias("total_slippage"),
         pl.col("date").last(),
     )
-    labels = write_bias_labels(
-        wh,
-        market,
-        {n: s for n, s in specs.items() if n in models},
-        prices,
-        wh.read_table("curated.membership"),
-        delisting_return=config.delisting_return,
-        trading_models=models,
-    )
-    yield dg.MaterializeResult(
-        asset_key=["backtest", "daily"],
-        metadata={
-            **table_metadata("backtest.daily", daily_all),
-            "benchmark": primary[0],
-            "trading_model": dg.MetadataValue.md(
-                "\n".join(f"- **{n}**: {text}" for n, text in models.items())
-            ),
-            "final_equity": dg.MetadataValue.md(
-                markdown_table(final.sort("strategy"), max_rows=50)
-            ),
-            "skipped_strategies": dg.MetadataValue.json(skipped),
-            **{f"equity_curve_{name}": dg.MetadataValue.md(md) for name, md in charts.items()},
-            "bias_labels": dg.MetadataValue.md(markdown_table(labels, max_rows=100)),
-        },
-    )
+    return {
+        **table_metadata("backtest.daily", daily),
+        "benchmark": benchmark_name,
+        "trading_model": dg.MetadataValue.md(
+            "\n".join(f"- **{n}**: {text}" for n, text in sims.models.items())
+        ),
+        "final_equity": dg.MetadataValue.md(markdown_table(final.sort("strategy"), max_rows=50)),
+        "skipped_strategies": dg.MetadataValue.json(sims.skipped),
+        **{f"equity_curve_{name}": dg.MetadataValue.md(md) for name, md in charts.items()},
+        "bias_labels": dg.MetadataValue.md(markdown_table(labels, max_rows=100)),
+    }
+
+
+def table_results(frames: dict[str, pl.DataFrame], labels: pl.DataFrame):
+    """The materializations of every output table but backtest/daily."""
     yield dg.MaterializeResult(
         asset_key=["backtest", "labels"],
         metadata={
@@ -217,6 +209,55 @@ def backtest_results(
         )
 
 
+@dg.multi_asset(
+    specs=[
+        table_spec(f"backtest.{table}", description, GROUP, BACKTEST_READS.deps)
+        for table, description in RESULT_TABLES.items()
+    ],
+    pool="warehouse",
+)
+def backtest_results(
+    context: dg.AssetExecutionContext,
+    config: BacktestConfig,
+    market: MarketDataResource,
+    warehouse: WarehouseResource,
+):
+    """Trade every strategy's target weights with a cash account; blends from their sleeves."""
+    read = BACKTEST_READS.reader(warehouse.read_only())
+    specs = selected_strategies(market)
+    prices = read("curated.prices", columns=CLOSE_PRICE_COLUMNS)
+    benchmark_name, benchmark = primary_benchmark(read("backtest.benchmarks"))
+    sims = Simulations()
+    simulate_strategies(
+        sims, config, specs, read("portfolio.target_weights"), prices, (benchmark_name, benchmark)
+    )
+    blend_strategies(sims, specs, benchmark)
+    for name, reason in sims.skipped.items():
+        context.log.warning(f"strategy {name!r} left out of the backtest: {reason}")
+    if not sims.outputs["daily"]:
+        raise dg.Failure(f"no strategy could be backtested: {sims.skipped}")
+    charts = quarterly_and_charts(sims, benchmark_name)
+    frames = result_frames(sims)
+    labels = bias_labels_table(
+        read,
+        market.settings().source,
+        {n: s for n, s in specs.items() if n in sims.models},
+        prices,
+        read("curated.membership"),
+        delisting_return=config.delisting_return,
+        trading_models=sims.models,
+    )
+    wh = warehouse.get()
+    for table, frame in frames.items():
+        wh.replace_table(f"backtest.{table}", frame)
+    wh.replace_table("backtest.labels", labels)
+    yield dg.MaterializeResult(
+        asset_key=["backtest", "daily"],
+        metadata=daily_metadata(frames["daily"], sims, benchmark_name, charts, labels),
+    )
+    yield from table_results(frames, labels)
+
+
 def blend_in_currency(
     daily: pl.DataFrame, sleeves: pl.DataFrame, weights: dict[str, float]
 ) -> pl.DataFrame:
@@ -229,32 +270,46 @@ def blend_in_currency(
     return daily.with_columns((pl.col("equity") * capital).alias("portfolio_value"))
 
 
-@dg.asset(
-    key=["backtest", "metrics"],
-    deps=[["backtest", "daily"], ["backtest", "trades"]],
-    group_name=GROUP,
-    kinds=KINDS,
+@dg.multi_asset(
+    name="backtest__metrics",
+    specs=[
+        table_spec(
+            "backtest.metrics",
+            "Performance statistics per strategy and for the benchmark (strategy, metric, value).",
+            GROUP,
+            METRICS_READS.deps,
+        ),
+        table_spec(
+            "backtest.comparison",
+            "The strategy comparison table: one row per strategy, one column per headline metric.",
+            GROUP,
+            METRICS_READS.deps,
+        ),
+    ],
     pool="warehouse",
 )
-def backtest_metrics(
-    market: MarketDataResource, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    """Performance statistics per strategy and for the benchmark (long: strategy, metric, value)."""
-    wh = warehouse.get()
-    daily = wh.read_table("backtest.daily")
-    trades = wh.read_table("backtest.trades")
-    long = metrics_for_strategies(daily, trades)
-    wh.replace_table("backtest.metrics", long)
+def backtest_metrics(warehouse: WarehouseResource):
+    """Every strategy's metrics (long) and the comparison table `quant-pipeline run` prints."""
+    read = METRICS_READS.reader(warehouse.read_only())
+    daily = read("backtest.daily")
+    long = metrics_for_strategies(daily, read("backtest.trades"))
     comparison = metrics.comparison_table(long)
+    wh = warehouse.get()
+    wh.replace_table("backtest.metrics", long)
     wh.replace_table("backtest.comparison", comparison)
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
+        asset_key=["backtest", "metrics"],
         metadata={
             **table_metadata("backtest.metrics", long),
             "comparison": dg.MetadataValue.md(markdown_table(comparison, max_rows=50)),
             "equity_curves": dg.MetadataValue.md(
                 plots.md_image(equity_curves_png(daily), "every strategy vs the benchmark")
             ),
-        }
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=["backtest", "comparison"],
+        metadata=table_metadata("backtest.comparison", comparison),
     )
 
 

@@ -15,9 +15,13 @@ from quant_pipeline.core.backtest.reference_engine import BacktestInputError
 from quant_pipeline.core.reporting import backtest_charts as plots
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import WarehouseResource
+from quant_pipeline.defs.tables import reads
 
 GROUP = "backtest"
 KINDS = {"duckdb", "polars"}
+BENCHMARK_READS = reads(
+    "curated.prices", "curated.membership", "curated.fundamentals", "curated.securities"
+)
 
 
 class BenchmarksConfig(dg.Config):
@@ -51,31 +55,24 @@ def _shares(fundamentals: pl.DataFrame, securities: pl.DataFrame) -> tuple[pl.Da
 
 @dg.asset(
     key=["backtest", "benchmarks"],
-    deps=[
-        ["curated", "prices"],
-        ["curated", "membership"],
-        ["curated", "fundamentals"],
-        ["curated", "securities"],
-    ],
+    deps=BENCHMARK_READS.deps,
     group_name=GROUP,
     kinds=KINDS,
     pool="warehouse",
 )
 def benchmarks(config: BenchmarksConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Benchmark daily returns: equal-weight and cap-weighted universe, and chosen tickers."""
-    wh = warehouse.get()
-    prices = wh.read_table("curated.prices", columns=["ticker", "date", "close", "daily_return"])
-    membership = wh.read_table("curated.membership")
+    read = BENCHMARK_READS.reader(warehouse.read_only())
+    prices = read("curated.prices", columns=["ticker", "date", "close", "daily_return"])
+    membership = read("curated.membership")
     members = membership if membership.height else None
     if members is not None and "universe" in members.columns and members["universe"].n_unique() > 1:
         raise dg.Failure(
             f"curated.membership holds several universes {members['universe'].unique().to_list()}"
         )
     shares, from_profile = _shares(
-        wh.read_table(
-            "curated.fundamentals", columns=["ticker", "available_at", "shares_outstanding"]
-        ),
-        wh.read_table("curated.securities", columns=["ticker", "shares_outstanding"]),
+        read("curated.fundamentals", columns=["ticker", "available_at", "shares_outstanding"]),
+        read("curated.securities", columns=["ticker", "shares_outstanding"]),
     )
     series = {
         EQUAL_WEIGHT: equal_weight_benchmark(prices, membership=members),
@@ -92,7 +89,7 @@ def benchmarks(config: BenchmarksConfig, warehouse: WarehouseResource) -> dg.Mat
     table = benchmark_table(series).with_columns(
         (pl.col("benchmark") == config.primary).alias("is_primary")
     )
-    wh.replace_table("backtest.benchmarks", table)
+    warehouse.get().replace_table("backtest.benchmarks", table)
     summary = table.group_by("benchmark").agg(
         pl.col("date").min().alias("first"),
         pl.col("date").max().alias("last"),

@@ -9,8 +9,11 @@ from quant_pipeline.core.data.frames import is_sorted_by
 from quant_pipeline.defs.metadata import markdown_table
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.tables import reads
 
 WEIGHT_TOLERANCE = 1e-9
+WEIGHTS_READS = reads("portfolio.target_weights")
+PRICES_READS = reads("curated.prices")
 
 
 @dg.asset_check(asset=dg.AssetKey(["portfolio", "target_weights"]), blocking=True)
@@ -18,7 +21,7 @@ def target_weights_sum_to_one(
     market: MarketDataResource, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     """Weights sum to 1 (kind factor) or at most 1 (staggered, signal: cash); none negative."""
-    weights = warehouse.get().read_table("portfolio.target_weights")
+    weights = WEIGHTS_READS.reader(warehouse.read_only())("portfolio.target_weights")
     fully_invested = [n for n, s in selected_strategies(market).items() if s.kind == "factor"]
     sums = weights.group_by("strategy", "rebalance_date").agg(
         pl.col("weight").sum().alias("weight_sum"), (pl.col("weight") < 0).sum().alias("negative")
@@ -42,7 +45,8 @@ def target_weights_sum_to_one(
 @dg.asset_check(asset=dg.AssetKey(["curated", "prices"]), blocking=True)
 def curated_prices_unique_per_ticker_day(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """curated.prices holds at most one row per ticker and date."""
-    keys = warehouse.get().read_table("curated.prices", columns=["ticker", "date"])
+    read = PRICES_READS.reader(warehouse.read_only())
+    keys = read("curated.prices", columns=["ticker", "date"])
     if is_sorted_by(keys, ["ticker", "date"]):
         # stored in strictly increasing (ticker, date) order: each key once, proven in O(n)
         counts = pl.DataFrame(schema={"ticker": pl.String, "date": pl.Date, "len": pl.UInt32})

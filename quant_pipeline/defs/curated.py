@@ -1,4 +1,16 @@
-"""Curated assets: validated, adjusted, point-in-time tables built from the raw layer."""
+"""Curated assets: validated, adjusted, point-in-time tables built from the raw layer.
+
+New data: when fresh curated prices land, rebuild everything downstream.
+
+The weekly refresh schedule (``weekly_refresh_job``) only fetches and curates. ``new_prices_sensor``
+watches ``curated/prices``: each new materialization made by a run that did not already rebuild
+the chain (the weekly refresh, a UI materialization of the curated group) requests one
+``downstream_refresh_job`` run — factors, portfolios, backtests, reports and research — so the
+warehouse never shows new prices next to last week's scores. Runs that built the chain themselves
+(``quant-pipeline run``, ``full_pipeline_job``, the quarterly rebalance) are skipped, with the
+reason shown on the tick. The run key is the triggering run's id, so one refresh never gives
+two rebuilds.
+"""
 
 import dagster as dg
 
@@ -6,35 +18,54 @@ from quant_pipeline.core.data import curation as curate
 from quant_pipeline.core.data.validation import validate
 from quant_pipeline.defs.metadata import table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
+from quant_pipeline.defs.tables import reads, table_spec
 
 GROUP = "curated"
 KINDS = {"duckdb", "polars", "pandera"}
 
+PRICES_READS = reads("raw.prices", "raw.corporate_actions")
+FUNDAMENTALS_READS = reads("raw.fundamentals")
+SECURITIES_READS = reads("raw.securities")
+MEMBERSHIP_READS = reads("raw.membership")
 
-@dg.asset(
-    key=["curated", "prices"],
-    deps=[["raw", "prices"], ["raw", "corporate_actions"]],
-    group_name=GROUP,
-    kinds=KINDS,
+
+@dg.multi_asset(
+    name="curated__prices",
+    specs=[
+        table_spec(
+            "curated.prices",
+            "Validated daily prices with split- and dividend-adjusted close and daily total "
+            "return.",
+            GROUP,
+            PRICES_READS.deps,
+            KINDS,
+        ),
+        table_spec(
+            "curated.rejected_prices",
+            "Raw price rows curation refused, each with the rule it broke.",
+            GROUP,
+            PRICES_READS.deps,
+        ),
+    ],
     pool="warehouse",
 )
 def curated_prices(
     context: dg.AssetExecutionContext, market: MarketDataResource, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    """Validated daily prices with split- and dividend-adjusted close and daily total return."""
+):
+    """Validate and adjust raw prices; keep the refused rows in curated.rejected_prices."""
     source = market.settings().source
-    wh = warehouse.get()
-    result = curate.curate_prices(
-        wh.read_raw("prices", source), wh.read_raw("corporate_actions", source)
-    )
+    read = PRICES_READS.reader(warehouse.read_only())
+    result = curate.curate_prices(read.raw("prices", source), read.raw("corporate_actions", source))
     prices = validate(result.prices, "curated.prices")
+    wh = warehouse.get()
     wh.replace_table("curated.prices", prices)
     wh.replace_table("curated.rejected_prices", result.rejected)
     if result.rejected.height:
         context.log.warning(
             f"{result.rejected.height} raw price rows rejected; see curated.rejected_prices"
         )
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
+        asset_key=["curated", "prices"],
         metadata=table_metadata(
             "curated.prices",
             prices,
@@ -42,7 +73,11 @@ def curated_prices(
             first_date=str(prices["date"].min()),
             last_date=str(prices["date"].max()),
             rejected_rows=result.rejected.height,
-        )
+        ),
+    )
+    yield dg.MaterializeResult(
+        asset_key=["curated", "rejected_prices"],
+        metadata=table_metadata("curated.rejected_prices", result.rejected),
     )
 
 
@@ -53,28 +88,42 @@ class FundamentalsTiming(dg.Config):
     annual_lag_days: int = 90
 
 
-@dg.asset(
-    key=["curated", "fundamentals"],
-    deps=[["raw", "fundamentals"]],
-    group_name=GROUP,
-    kinds=KINDS,
+@dg.multi_asset(
+    name="curated__fundamentals",
+    specs=[
+        table_spec(
+            "curated.fundamentals",
+            "Wide fundamentals per ticker and period, with available_at and trailing-12-month "
+            "values.",
+            GROUP,
+            FUNDAMENTALS_READS.deps,
+            KINDS,
+        ),
+        table_spec(
+            "curated.fundamentals_vintages",
+            "Every ingested version of every fundamentals period, with when it became known.",
+            GROUP,
+            FUNDAMENTALS_READS.deps,
+        ),
+    ],
     pool="warehouse",
 )
 def curated_fundamentals(
     config: FundamentalsTiming, market: MarketDataResource, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    """Wide fundamentals per ticker and period, with available_at and trailing-12-month values."""
+):
+    """Wide point-in-time fundamentals (latest version) and every vintage of every period."""
     source = market.settings().source
-    wh = warehouse.get()
-    raw = wh.read_raw("fundamentals", source)
+    raw = FUNDAMENTALS_READS.reader(warehouse.read_only()).raw("fundamentals", source)
     lags = {"quarter_lag_days": config.quarter_lag_days, "annual_lag_days": config.annual_lag_days}
     wide = validate(curate.curate_fundamentals(raw, **lags), "curated.fundamentals")
     # Every ingested version of every period: factors use the one known at each rebalance date.
     vintages = curate.fundamentals_vintages(raw, **lags)
+    wh = warehouse.get()
     wh.replace_table("curated.fundamentals", wide)
     wh.replace_table("curated.fundamentals_vintages", vintages)
     reported = wide["report_date"].is_not_null().sum() if wide.height else 0
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
+        asset_key=["curated", "fundamentals"],
         metadata=table_metadata(
             "curated.fundamentals",
             wide,
@@ -83,13 +132,17 @@ def curated_fundamentals(
             restatement_versions=int(vintages.height - wide.height),
             quarter_lag_days=config.quarter_lag_days,
             annual_lag_days=config.annual_lag_days,
-        )
+        ),
+    )
+    yield dg.MaterializeResult(
+        asset_key=["curated", "fundamentals_vintages"],
+        metadata=table_metadata("curated.fundamentals_vintages", vintages),
     )
 
 
 @dg.asset(
     key=["curated", "securities"],
-    deps=[["raw", "securities"]],
+    deps=SECURITIES_READS.deps,
     group_name=GROUP,
     kinds=KINDS,
     pool="warehouse",
@@ -98,11 +151,12 @@ def curated_securities(
     market: MarketDataResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     """The latest profile of every security (name, sector, industry, shares, market cap)."""
-    wh = warehouse.get()
+    read = SECURITIES_READS.reader(warehouse.read_only())
     securities = validate(
-        curate.curate_securities(wh.read_raw("securities", market.settings().source)),
+        curate.curate_securities(read.raw("securities", market.settings().source)),
         "curated.securities",
     )
+    wh = warehouse.get()
     wh.replace_table("curated.securities", securities)
     sectors = securities.group_by("sector").len().sort("len", descending=True)
     return dg.MaterializeResult(
@@ -116,7 +170,7 @@ def curated_securities(
 
 @dg.asset(
     key=["curated", "membership"],
-    deps=[["raw", "membership"]],
+    deps=MEMBERSHIP_READS.deps,
     group_name=GROUP,
     kinds=KINDS,
     pool="warehouse",
@@ -125,13 +179,66 @@ def curated_membership(
     market: MarketDataResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     """Universe membership intervals (who was in the universe on which dates)."""
-    wh = warehouse.get()
+    read = MEMBERSHIP_READS.reader(warehouse.read_only())
     membership = validate(
-        curate.curate_membership(wh.read_raw("membership", market.settings().source)),
+        curate.curate_membership(read.raw("membership", market.settings().source)),
         "curated.membership",
     )
+    wh = warehouse.get()
     wh.replace_table("curated.membership", membership)
     return dg.MaterializeResult(metadata=table_metadata("curated.membership", membership))
 
 
 curated_assets = [curated_prices, curated_fundamentals, curated_securities, curated_membership]
+
+WATCHED = dg.AssetKey(["curated", "prices"])
+# a run that materialized this asset rebuilt the chain itself
+CHAIN_MARKER = dg.AssetKey(["factors", "values"])
+CHAIN_STEP = "factors__values"
+CHAIN_JOBS = ("full_pipeline_job", "quarterly_rebalance_job")
+
+downstream_refresh_job = dg.define_asset_job(
+    "downstream_refresh_job",
+    selection=dg.AssetSelection.all() - dg.AssetSelection.groups("ingestion", "curated", "orders"),
+    description="Factors, portfolios, backtests, reports and research from the curated tables.",
+)
+
+
+def rebuilt_the_chain(instance: dg.DagsterInstance, run: dg.DagsterRun | None) -> bool:
+    """True when ``run`` (the one that materialized curated prices) also builds the factors:
+    its asset selection, else the steps of its execution plan, include ``factors/values``."""
+    if run is None:
+        return False
+    if run.asset_selection:  # empty or None: the whole job, see its plan
+        return CHAIN_MARKER in run.asset_selection
+    snapshot_id = run.execution_plan_snapshot_id
+    plan = instance.get_execution_plan_snapshot(snapshot_id) if snapshot_id else None
+    if plan is None:
+        return run.job_name in CHAIN_JOBS
+    steps = plan.step_keys_to_execute or [step.key for step in plan.steps]
+    return CHAIN_STEP in steps
+
+
+@dg.asset_sensor(
+    asset_key=WATCHED,
+    job=downstream_refresh_job,
+    name="new_prices_sensor",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="New curated prices from a refresh: rebuild factors, portfolios and backtests.",
+)
+def new_prices_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+    run_id = asset_event.run_id
+    run = context.instance.get_run_by_id(run_id) if run_id else None
+    if rebuilt_the_chain(context.instance, run):
+        return dg.SkipReason(
+            f"curated/prices came from run {run_id} ({run.job_name}), which rebuilt the chain"
+        )
+    return dg.RunRequest(
+        run_key=f"new_prices:{run_id or asset_event.timestamp}",
+        tags={"quant_pipeline/trigger": f"curated/prices from run {run_id or 'outside a run'}"},
+    )
+
+
+curated_jobs = [downstream_refresh_job]
+curated_sensors = [new_prices_sensor]

@@ -15,31 +15,51 @@ from quant_pipeline.core.strategies.scoring import (
 from quant_pipeline.defs.metadata import table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.tables import reads, table_spec
 
 GROUP = "factors"
 KINDS = {"duckdb", "polars"}
 
+VALUES_READS = reads(
+    "curated.prices",
+    "curated.fundamentals_vintages",
+    "curated.securities",
+    "curated.membership",
+)
+SCORES_READS = reads("factors.values", "factors.rebalance_dates", "curated.securities")
 
-@dg.asset(
-    key=["factors", "values"],
-    deps=[
-        ["curated", "prices"],
-        ["curated", "fundamentals"],
-        ["curated", "securities"],
-        ["curated", "membership"],
+
+@dg.multi_asset(
+    name="factors__values",
+    specs=[
+        table_spec(
+            "factors.values",
+            "Every factor per rebalance date and ticker, from data available before that date.",
+            GROUP,
+            VALUES_READS.deps,
+        ),
+        table_spec(
+            "factors.rebalance_dates",
+            "The rebalance dates of each rebalance frequency the selected strategies use.",
+            GROUP,
+            VALUES_READS.deps,
+        ),
+        table_spec(
+            "factors.fundamentals_vintage",
+            "Per rebalance date: how many usable fundamentals rows were known then (point in "
+            "time).",
+            GROUP,
+            VALUES_READS.deps,
+        ),
     ],
-    group_name=GROUP,
-    kinds=KINDS,
     pool="warehouse",
 )
-def factor_values_asset(
-    market: MarketDataResource, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    """Every factor per rebalance date and ticker, from data available before that date."""
-    wh = warehouse.get()
+def factor_values_asset(market: MarketDataResource, warehouse: WarehouseResource):
+    """Rebalance dates, point-in-time factor values and the fundamentals vintage they used."""
+    read = VALUES_READS.reader(warehouse.read_only())
     specs = selected_strategies(market)
-    prices = wh.read_table("curated.prices", columns=CLOSE_PRICE_COLUMNS)
-    membership = wh.read_table("curated.membership")
+    prices = read("curated.prices", columns=CLOSE_PRICE_COLUMNS)
+    membership = read("curated.membership")
     days = trading_days(prices)
     schedule = pl.concat(
         [
@@ -52,19 +72,21 @@ def factor_values_asset(
         ]
     )
     dates = schedule["rebalance_date"].unique().sort().to_list()
-    vintages = wh.read_table("curated.fundamentals_vintages")
+    vintages = read("curated.fundamentals_vintages")
     values = point_in_time_factor_values(
         prices,
         vintages,
-        wh.read_table("curated.securities"),
+        read("curated.securities"),
         dates,
         membership=membership if membership.height else None,
     )
     vintage = vintage_report(vintages, dates)
+    wh = warehouse.get()
     wh.replace_table("factors.rebalance_dates", schedule)
     wh.replace_table("factors.values", values)
     wh.replace_table("factors.fundamentals_vintage", vintage)
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
+        asset_key=["factors", "values"],
         metadata=table_metadata(
             "factors.values",
             values,
@@ -74,25 +96,48 @@ def factor_values_asset(
             fundamentals_vintage=dg.MetadataValue.json(
                 dict(vintage.group_by("vintage").len().sort("vintage").iter_rows())
             ),
-        )
+        ),
+    )
+    yield dg.MaterializeResult(
+        asset_key=["factors", "rebalance_dates"],
+        metadata=table_metadata(
+            "factors.rebalance_dates",
+            schedule,
+            frequencies=dg.MetadataValue.json(sorted(set(schedule["frequency"]))),
+        ),
+    )
+    yield dg.MaterializeResult(
+        asset_key=["factors", "fundamentals_vintage"],
+        metadata=table_metadata("factors.fundamentals_vintage", vintage),
     )
 
 
-@dg.asset(
-    key=["factors", "scores"],
-    deps=[["factors", "values"], ["curated", "securities"]],
-    group_name=GROUP,
-    kinds=KINDS,
+@dg.multi_asset(
+    name="factors__scores",
+    specs=[
+        table_spec(
+            "factors.scores",
+            "Composite score and rank per strategy, rebalance date and ticker.",
+            GROUP,
+            SCORES_READS.deps,
+        ),
+        table_spec(
+            "factors.score_components",
+            "Each score component's value and score per strategy, rebalance date and ticker.",
+            GROUP,
+            SCORES_READS.deps,
+        ),
+    ],
     pool="warehouse",
 )
-def factor_scores(market: MarketDataResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """Composite score and rank per strategy, rebalance date and ticker (components alongside)."""
-    wh = warehouse.get()
+def factor_scores(market: MarketDataResource, warehouse: WarehouseResource):
+    """Score every scored strategy on its own rebalance dates (score components alongside)."""
+    read = SCORES_READS.reader(warehouse.read_only())
     specs = {n: s for n, s in selected_strategies(market).items() if s.scored}
-    values = wh.read_table("factors.values")
+    values = read("factors.values")
     if any(spec.universe.countries is not None for spec in specs.values()):
-        values = with_country(values, wh.read_table("curated.securities"))
-    schedule = wh.read_table("factors.rebalance_dates")
+        values = with_country(values, read("curated.securities"))
+    schedule = read("factors.rebalance_dates")
     scores = [pl.DataFrame(schema=SCORES_SCHEMA)]
     components = [pl.DataFrame(schema=COMPONENTS_SCHEMA)]
     for _name, spec in specs.items():
@@ -101,14 +146,17 @@ def factor_scores(market: MarketDataResource, warehouse: WarehouseResource) -> d
         scores.append(s)
         components.append(c)
     all_scores = pl.concat(scores, how="vertical_relaxed")
+    all_components = pl.concat(components, how="vertical_relaxed")
+    wh = warehouse.get()
     wh.replace_table("factors.scores", all_scores)
-    wh.replace_table("factors.score_components", pl.concat(components, how="vertical_relaxed"))
+    wh.replace_table("factors.score_components", all_components)
     eligible = (
         all_scores.group_by("strategy")
         .agg(pl.col("eligible").sum().truediv(pl.col("rebalance_date").n_unique()).round(1))
         .sort("strategy")
     )
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
+        asset_key=["factors", "scores"],
         metadata=table_metadata(
             "factors.scores",
             all_scores.sort("strategy", "rebalance_date", "rank", descending=[False, True, False]),
@@ -116,7 +164,11 @@ def factor_scores(market: MarketDataResource, warehouse: WarehouseResource) -> d
             mean_eligible_per_date=dg.MetadataValue.json(
                 dict(zip(eligible["strategy"], eligible["eligible"], strict=False))
             ),
-        )
+        ),
+    )
+    yield dg.MaterializeResult(
+        asset_key=["factors", "score_components"],
+        metadata=table_metadata("factors.score_components", all_components),
     )
 
 

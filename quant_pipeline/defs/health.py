@@ -16,8 +16,8 @@ from quant_pipeline.core.accounts import health
 from quant_pipeline.core.accounts.portfolios import PortfoliosConfig
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import WarehouseResource
+from quant_pipeline.defs.tables import TableReader, reads, table_spec
 from quant_pipeline.settings import portfolios_file
-from quant_pipeline.storage.warehouse import Warehouse
 
 GROUP = "orders"
 KINDS = {"duckdb", "polars"}
@@ -29,6 +29,9 @@ LIMIT_SCHEMA = {
     "max_position_weight": pl.Float64,
     "lookback_days": pl.Int64,
 }
+HEALTH_READS = reads(LIVE_HOLDINGS, "curated.prices", "curated.securities")
+DRAWDOWN_READS = reads("orders.holdings_value")
+POSITIONS_READS = reads("orders.live_positions")
 
 
 def health_limits(portfolios: list[str], config: PortfoliosConfig | None = None) -> pl.DataFrame:
@@ -43,20 +46,20 @@ def health_limits(portfolios: list[str], config: PortfoliosConfig | None = None)
     return pl.DataFrame(rows, schema=LIMIT_SCHEMA, orient="row")
 
 
-def _live_holdings(wh: Warehouse) -> pl.DataFrame:
-    if not wh.has_table(LIVE_HOLDINGS):
+def _live_holdings(read: TableReader) -> pl.DataFrame:
+    if not read.has_table(LIVE_HOLDINGS):
         return pl.DataFrame(
             schema={"portfolio": pl.String, "ticker": pl.String, "shares": pl.Float64}
         )
-    return wh.read_table(LIVE_HOLDINGS, columns=["portfolio", "ticker", "shares"])
+    return read(LIVE_HOLDINGS, columns=["portfolio", "ticker", "shares"])
 
 
-def live_health(wh: Warehouse) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(holdings_value, live_positions) computed from the warehouse (read-only)."""
-    holdings = _live_holdings(wh)
+def live_health(read: TableReader) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(holdings_value, live_positions) from the tables of ``HEALTH_READS``."""
+    holdings = _live_holdings(read)
     tickers = sorted(holdings["ticker"].unique().to_list())
     prices = (
-        wh.read_table(
+        read(
             "curated.prices",
             columns=["ticker", "date", "close", "adj_close"],
             filters={"ticker": tickers},
@@ -93,7 +96,7 @@ def live_health(wh: Warehouse) -> tuple[pl.DataFrame, pl.DataFrame]:
         .select("ticker", pl.col("close").alias("price"), pl.col("date").alias("price_date"))
     )
     sectors = (
-        wh.read_table("curated.securities", columns=["ticker", "sector"])
+        read("curated.securities", columns=["ticker", "sector"])
         if tickers
         else pl.DataFrame(schema={"ticker": pl.String, "sector": pl.String})
     )
@@ -103,27 +106,25 @@ def live_health(wh: Warehouse) -> tuple[pl.DataFrame, pl.DataFrame]:
 @dg.multi_asset(
     name="live_portfolio_health",
     specs=[
-        dg.AssetSpec(
-            ["orders", "holdings_value"],
-            deps=[["orders", "live_holdings"], ["curated", "prices"]],
-            description="Daily value, peak and drawdown of each portfolio's current holdings.",
-            group_name=GROUP,
-            kinds=KINDS,
+        table_spec(
+            "orders.holdings_value",
+            "Daily value, peak and drawdown of each portfolio's current holdings.",
+            GROUP,
+            HEALTH_READS.deps,
         ),
-        dg.AssetSpec(
-            ["orders", "live_positions"],
-            deps=[["orders", "live_holdings"], ["curated", "prices"], ["curated", "securities"]],
-            description="Each live position's latest value, sector and weight in its portfolio.",
-            group_name=GROUP,
-            kinds=KINDS,
+        table_spec(
+            "orders.live_positions",
+            "Each live position's latest value, sector and weight in its portfolio.",
+            GROUP,
+            HEALTH_READS.deps,
         ),
     ],
     pool="warehouse",
 )
 def live_portfolio_health(warehouse: WarehouseResource):
     """Value history and position weights of the live portfolios (latest holdings files)."""
+    value, positions = live_health(HEALTH_READS.reader(warehouse.read_only()))
     wh = warehouse.get()
-    value, positions = live_health(wh)
     wh.replace_table("orders.holdings_value", value)
     wh.replace_table("orders.live_positions", positions)
     latest = value.sort("portfolio", "date").group_by("portfolio", maintain_order=True).last()
@@ -141,8 +142,8 @@ def live_portfolio_health(warehouse: WarehouseResource):
     )
 
 
-def _read(wh: Warehouse, table: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    return wh.read_table(table) if wh.has_table(table) else pl.DataFrame(schema=schema)
+def _read(read: TableReader, table: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    return read(table) if read.has_table(table) else pl.DataFrame(schema=schema)
 
 
 def _result(breaches: pl.DataFrame, checked: list[str], rule: str, **extra) -> dg.AssetCheckResult:
@@ -176,8 +177,8 @@ def _result(breaches: pl.DataFrame, checked: list[str], rule: str, **extra) -> d
     description="Each live portfolio is no further below its peak than health.max_drawdown.",
 )
 def drawdown_within_limit(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    wh = warehouse.get()
-    value = _read(wh, "orders.holdings_value", health.VALUE_SCHEMA)
+    read = DRAWDOWN_READS.reader(warehouse.read_only())
+    value = _read(read, "orders.holdings_value", health.VALUE_SCHEMA)
     names = sorted(value["portfolio"].unique().to_list())
     breaches = health.drawdown_breaches(value, health_limits(names))
     current = value.sort("portfolio", "date").group_by("portfolio", maintain_order=True).last()
@@ -197,8 +198,8 @@ def drawdown_within_limit(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     description="No sector is more of a live portfolio than health.max_sector_weight.",
 )
 def sector_weight_within_cap(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    wh = warehouse.get()
-    positions = _read(wh, "orders.live_positions", health.POSITION_SCHEMA)
+    read = POSITIONS_READS.reader(warehouse.read_only())
+    positions = _read(read, "orders.live_positions", health.POSITION_SCHEMA)
     names = sorted(positions["portfolio"].unique().to_list())
     breaches = health.sector_breaches(positions, health_limits(names))
     top = health.sector_weights(positions).group_by("portfolio", maintain_order=True).first()
@@ -221,8 +222,8 @@ def sector_weight_within_cap(warehouse: WarehouseResource) -> dg.AssetCheckResul
     description="No single position is more of a live portfolio than health.max_position_weight.",
 )
 def position_weight_within_cap(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    wh = warehouse.get()
-    positions = _read(wh, "orders.live_positions", health.POSITION_SCHEMA)
+    read = POSITIONS_READS.reader(warehouse.read_only())
+    positions = _read(read, "orders.live_positions", health.POSITION_SCHEMA)
     names = sorted(positions["portfolio"].unique().to_list())
     breaches = health.position_breaches(positions, health_limits(names))
     top = (

@@ -10,6 +10,9 @@ A refresh is incremental and safe:
   appended as vintages (see ``Warehouse.write_raw``): re-running a refresh adds nothing;
 - a failed fetch writes nothing but the ingest log: raw tables keep every row they had. The
   failure names the failed tickers (message and ``failed_tickers`` metadata).
+
+``weekly_refresh_schedule`` runs ``weekly_refresh_job`` (ingestion and curated groups) every
+Saturday 07:00 New York time; ``new_prices_sensor`` (curated) rebuilds what lies downstream.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -236,3 +239,21 @@ ingestion_assets = [
     raw_securities,
     raw_membership,
 ]
+
+refresh_job = dg.define_asset_job(
+    "weekly_refresh_job",
+    selection=dg.AssetSelection.groups(GROUP, "curated"),
+    description="Fetch what is new from the configured source and rebuild the curated tables.",
+)
+
+weekly_refresh_schedule = dg.ScheduleDefinition(
+    name="weekly_refresh_schedule",
+    job=refresh_job,
+    cron_schedule="0 7 * * 6",  # Saturday 07:00, after Friday's close and vendor corrections
+    execution_timezone="America/New_York",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Weekly data refresh, Saturday morning New York time.",
+)
+
+ingestion_jobs = [refresh_job]
+ingestion_schedules = [weekly_refresh_schedule]

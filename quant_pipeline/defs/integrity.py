@@ -14,7 +14,23 @@ from quant_pipeline.core.strategies.spec import StrategySpec
 from quant_pipeline.defs.metadata import markdown_table
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies
-from quant_pipeline.storage.warehouse import Warehouse
+from quant_pipeline.defs.tables import TableReader, reads
+
+AUDIT_READS = reads(
+    "factors.values",
+    "factors.scores",
+    "curated.prices",
+    "curated.fundamentals_vintages",
+    "curated.securities",
+    "curated.membership",
+)
+# Read by bias_labels_table on behalf of the backtest step (part of that step's reads).
+BIAS_LABEL_READS = (
+    "factors.values",
+    "factors.rebalance_dates",
+    "factors.fundamentals_vintage",
+    "curated.fundamentals",
+)
 
 
 class LookaheadAuditConfig(dg.Config):
@@ -26,28 +42,22 @@ class LookaheadAuditConfig(dg.Config):
 @dg.asset_check(
     asset=dg.AssetKey(["factors", "scores"]),
     blocking=True,
-    additional_deps=[
-        dg.AssetKey(["factors", "values"]),
-        dg.AssetKey(["curated", "prices"]),
-        dg.AssetKey(["curated", "fundamentals"]),
-        dg.AssetKey(["curated", "securities"]),
-        dg.AssetKey(["curated", "membership"]),
-    ],
+    additional_deps=[k for k in AUDIT_READS.deps if k != dg.AssetKey(["factors", "scores"])],
 )
 def scores_match_point_in_time_recomputation(
     config: LookaheadAuditConfig, market: MarketDataResource, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     """Factor values and scores of sampled dates equal a recomputation from data known then."""
-    wh = warehouse.get()
-    values = wh.read_table("factors.values")
+    read = AUDIT_READS.reader(warehouse.read_only())
+    values = read("factors.values")
     dates = sample_dates(values["rebalance_date"].unique().to_list(), config.sample_dates)
-    membership = wh.read_table("curated.membership")
+    membership = read("curated.membership")
     result = audit_lookahead(
         values,
-        wh.read_table("factors.scores"),
-        wh.read_table("curated.prices", columns=CLOSE_PRICE_COLUMNS),
-        wh.read_table("curated.fundamentals_vintages"),
-        wh.read_table("curated.securities"),
+        read("factors.scores"),
+        read("curated.prices", columns=CLOSE_PRICE_COLUMNS),
+        read("curated.fundamentals_vintages"),
+        read("curated.securities"),
         membership if membership.height else None,
         selected_strategies(market),
         dates,
@@ -65,30 +75,29 @@ def scores_match_point_in_time_recomputation(
     )
 
 
-def write_bias_labels(
-    wh: Warehouse,
-    market: MarketDataResource,
+def bias_labels_table(
+    read: TableReader,
+    source: str,
     specs: dict[str, StrategySpec],
     prices: pl.DataFrame,
     membership: pl.DataFrame,
     delisting_return: float | None,
     trading_models: dict[str, str] | None = None,
 ) -> pl.DataFrame:
-    """Compute every strategy's bias labels, write ``backtest.labels`` and return them.
+    """Every strategy's bias labels (the rows of ``backtest.labels``) from data ``source``.
 
     ``trading_models`` (strategy → description of the simulated trading model: capital, share
     rounding, commissions, slippage) adds a ``trading_model`` label per strategy.
 
     Called by the backtest asset with the frames it already holds (curated.prices with ticker and
-    date, curated.membership); reads factors.values, factors.rebalance_dates,
-    factors.fundamentals_vintage and curated.fundamentals.
+    date, curated.membership) and its reader, through which it reads ``BIAS_LABEL_READS``.
     """
-    values = wh.read_table(
+    values = read(
         "factors.values", columns=["rebalance_date", "ticker", "in_universe", "shares_from_profile"]
     )
-    schedule = wh.read_table("factors.rebalance_dates")
-    vintage = wh.read_table("factors.fundamentals_vintage")
-    fundamentals = wh.read_table(
+    schedule = read("factors.rebalance_dates")
+    vintage = read("factors.fundamentals_vintage")
+    fundamentals = read(
         "curated.fundamentals", columns=["period_type", "period_end", "report_date", "available_at"]
     )
     last_dates = prices.group_by("ticker").agg(pl.col("date").max())
@@ -99,7 +108,7 @@ def write_bias_labels(
         rows.append(
             bias_labels(
                 name,
-                source=market.settings().source,
+                source=source,
                 cost_bps=spec.costs.bps,
                 delisting_return=delisting_return,
                 values=values.join(dates, on="rebalance_date", how="semi"),
@@ -120,9 +129,7 @@ def write_bias_labels(
                 schema=rows[0].schema if rows else None,
             )
         )
-    labels = pl.concat(rows, how="vertical")
-    wh.replace_table("backtest.labels", labels)
-    return labels
+    return pl.concat(rows, how="vertical")
 
 
 integrity_checks = [scores_match_point_in_time_recomputation]

@@ -31,12 +31,17 @@ from quant_pipeline.core.accounts.portfolios import (
 )
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
+from quant_pipeline.defs.tables import reads
 from quant_pipeline.settings import outbox_dir, portfolios_file
 
 GROUP = "orders"
 KINDS = {"duckdb", "polars"}
 ORDERS_OP = "orders_packets"
-UPSTREAM = [["portfolio", "target_weights"], ["curated", "prices"], ["curated", "securities"]]
+# What prepare_packet reads (backtest.labels when present: the packet's bias labels).
+ORDERS_READS = reads(
+    "portfolio.target_weights", "curated.prices", "curated.securities", "backtest.labels"
+)
+UPSTREAM = ORDERS_READS.deps
 
 
 class OrdersConfig(dg.Config, OrdersOptions):
@@ -235,20 +240,5 @@ def _packet_results(packets: list[Packet], written: dict[str, dict[str, str]], a
         },
     )
 
-
-orders_job = dg.define_asset_job(
-    "orders_job",
-    selection=dg.AssetSelection.groups(GROUP),
-    description="Orders packet for one portfolio (run config), then the live-portfolio health.",
-)
-
-quarterly_rebalance_job = dg.define_asset_job(
-    "quarterly_rebalance_job",
-    selection=dg.AssetSelection.all(),
-    description=(
-        "Refresh the data, rebuild factors and target weights, then write the orders packet of "
-        "every portfolio in portfolios.yaml."
-    ),
-)
 
 orders_assets = [orders_packets]

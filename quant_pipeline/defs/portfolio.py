@@ -13,26 +13,40 @@ from quant_pipeline.core.strategies.target_weights import (
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.tables import reads, table_spec
 
 GROUP = "portfolio"
 KINDS = {"duckdb", "polars"}
 
+WEIGHTS_READS = reads("factors.scores", "portfolio.signal_weights")
 
-@dg.asset(
-    key=["portfolio", "target_weights"],
-    deps=[["factors", "scores"], ["portfolio", "signal_weights"]],
-    group_name=GROUP,
-    kinds=KINDS,
+
+@dg.multi_asset(
+    name="portfolio__target_weights",
+    specs=[
+        table_spec(
+            "portfolio.target_weights",
+            "Target weights per strategy and rebalance date (sum 1; <= 1 for staggered/signal).",
+            GROUP,
+            WEIGHTS_READS.deps,
+        ),
+        table_spec(
+            "portfolio.constraint_report",
+            "Per strategy and rebalance date: names eligible and selected, sector cap met or not.",
+            GROUP,
+            WEIGHTS_READS.deps,
+        ),
+    ],
     pool="warehouse",
 )
 def portfolio_target_weights(
     context: dg.AssetExecutionContext, market: MarketDataResource, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    """Target weights per strategy and rebalance date (sum 1; <= 1 for staggered/signal kinds)."""
-    wh = warehouse.get()
+):
+    """Build every strategy's target weights under its constraints, with a constraint report."""
+    read = WEIGHTS_READS.reader(warehouse.read_only())
     specs = selected_strategies(market)
-    scores = wh.read_table("factors.scores")
-    signal_weights = wh.read_table("portfolio.signal_weights")
+    scores = read("factors.scores")
+    signal_weights = read("portfolio.signal_weights")
     weights = [pl.DataFrame(schema=WEIGHTS_SCHEMA)]
     reports = [pl.DataFrame(schema=REPORT_SCHEMA)]
     for name, spec in specs.items():
@@ -49,6 +63,7 @@ def portfolio_target_weights(
         reports.append(r)
     all_weights = pl.concat(weights, how="vertical_relaxed")
     report = pl.concat(reports, how="vertical_relaxed")
+    wh = warehouse.get()
     wh.replace_table("portfolio.target_weights", all_weights)
     wh.replace_table("portfolio.constraint_report", report)
     breaches = report.filter(~pl.col("cap_met"))
@@ -60,14 +75,21 @@ def portfolio_target_weights(
     latest = all_weights.filter(
         pl.col("rebalance_date") == pl.col("rebalance_date").max().over("strategy")
     ).sort("strategy", "weight", "ticker", descending=[False, True, False])
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
+        asset_key=["portfolio", "target_weights"],
         metadata=table_metadata(
             "portfolio.target_weights",
             all_weights,
             latest_portfolios=dg.MetadataValue.md(markdown_table(latest, max_rows=60)),
             constraint_breaches=breaches.height,
             breaches=dg.MetadataValue.md(markdown_table(breaches, max_rows=20)),
-        )
+        ),
+    )
+    yield dg.MaterializeResult(
+        asset_key=["portfolio", "constraint_report"],
+        metadata=table_metadata(
+            "portfolio.constraint_report", report, constraint_breaches=breaches.height
+        ),
     )
 
 

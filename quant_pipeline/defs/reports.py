@@ -22,6 +22,7 @@ from quant_pipeline.core.reporting import backtest_charts as plots
 from quant_pipeline.core.reporting.tearsheet import render_tearsheet
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import WarehouseResource
+from quant_pipeline.defs.tables import reads
 from quant_pipeline.settings import from_env
 
 GROUP = "backtest"
@@ -39,40 +40,50 @@ TRADE_COLUMNS = [
     "slippage",
     "fees",
 ]
+MONTHLY_READS = reads("backtest.daily")
+RELATIVE_READS = reads("backtest.daily", "backtest.benchmarks")
+TEAR_SHEET_READS = reads(
+    "backtest.daily",
+    "backtest.trades",
+    "backtest.quarterly",
+    "backtest.positions",
+    "backtest.settings",
+    "backtest.metrics",
+    "backtest.relative_metrics",
+    "backtest.blend_attribution",
+)
 
 
 @dg.asset(
     key=["backtest", "monthly_returns"],
-    deps=[["backtest", "daily"]],
+    deps=MONTHLY_READS.deps,
     group_name=GROUP,
     kinds=KINDS,
     pool="warehouse",
 )
 def monthly_returns(warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Compounded portfolio, benchmark and excess return per strategy and calendar month."""
-    wh = warehouse.get()
+    read = MONTHLY_READS.reader(warehouse.read_only())
     table = monthly_summary(
-        wh.read_table(
-            "backtest.daily", columns=["strategy", "date", "portfolio_return", "benchmark_return"]
-        )
+        read("backtest.daily", columns=["strategy", "date", "portfolio_return", "benchmark_return"])
     )
-    wh.replace_table("backtest.monthly_returns", table)
+    warehouse.get().replace_table("backtest.monthly_returns", table)
     return dg.MaterializeResult(metadata=table_metadata("backtest.monthly_returns", table))
 
 
 @dg.asset(
     key=["backtest", "relative_metrics"],
-    deps=[["backtest", "daily"], ["backtest", "benchmarks"]],
+    deps=RELATIVE_READS.deps,
     group_name=GROUP,
     kinds=KINDS,
     pool="warehouse",
 )
 def relative_metrics_asset(warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Each strategy against each benchmark: alpha, beta, tracking error, information ratio."""
-    wh = warehouse.get()
-    daily = wh.read_table("backtest.daily", columns=["strategy", "date", "portfolio_return"])
-    table = relative_metrics(daily, wh.read_table("backtest.benchmarks"))
-    wh.replace_table("backtest.relative_metrics", table)
+    read = RELATIVE_READS.reader(warehouse.read_only())
+    daily = read("backtest.daily", columns=["strategy", "date", "portfolio_return"])
+    table = relative_metrics(daily, read("backtest.benchmarks"))
+    warehouse.get().replace_table("backtest.relative_metrics", table)
     wide = table.pivot(on="metric", index=["strategy", "benchmark"], values="value")
     return dg.MaterializeResult(
         metadata={
@@ -121,33 +132,24 @@ def _index_html(rows: list[tuple[str, str]]) -> str:
 
 @dg.asset(
     key=["backtest", "tear_sheets"],
-    deps=[
-        ["backtest", "daily"],
-        ["backtest", "trades"],
-        ["backtest", "quarterly"],
-        ["backtest", "positions"],
-        ["backtest", "settings"],
-        ["backtest", "metrics"],
-        ["backtest", "relative_metrics"],
-        ["backtest", "blend_attribution"],
-    ],
+    deps=TEAR_SHEET_READS.deps,
     group_name=GROUP,
     kinds={"duckdb", "polars", "html"},
     pool="warehouse",
 )
 def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """One self-contained HTML tear sheet per strategy under the reports directory."""
-    wh = warehouse.get()
+    read = TEAR_SHEET_READS.reader(warehouse.read_only())
     out_dir = Path(config.reports_dir) if config.reports_dir else from_env().reports_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    daily = wh.read_table("backtest.daily")
-    trades = wh.read_table("backtest.trades")
-    quarterly = wh.read_table("backtest.quarterly")
-    positions = wh.read_table("backtest.positions")
-    settings = wh.read_table("backtest.settings")
-    metrics = wh.read_table("backtest.metrics")
-    relative = wh.read_table("backtest.relative_metrics")
-    attribution = wh.read_table("backtest.blend_attribution")
+    daily = read("backtest.daily")
+    trades = read("backtest.trades")
+    quarterly = read("backtest.quarterly")
+    positions = read("backtest.positions")
+    settings = read("backtest.settings")
+    metrics = read("backtest.metrics")
+    relative = read("backtest.relative_metrics")
+    attribution = read("backtest.blend_attribution")
     written, meta_charts, index_rows = [], {}, []
     generated = datetime.now(UTC).replace(microsecond=0)
     for name in daily["strategy"].unique().sort().to_list():
@@ -193,7 +195,7 @@ def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.Mat
         },
         orient="row",
     )
-    wh.replace_table("backtest.tear_sheets", table)
+    warehouse.get().replace_table("backtest.tear_sheets", table)
     return dg.MaterializeResult(
         metadata={
             **table_metadata("backtest.tear_sheets", table),

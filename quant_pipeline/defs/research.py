@@ -20,6 +20,7 @@ from quant_pipeline.core.research.tables import (
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.tables import reads, table_spec
 
 GROUP = "research"
 KINDS = {"duckdb", "polars"}
@@ -29,65 +30,73 @@ SEED = 20240601
 DIAGNOSED = tuple(f for f in FACTOR_NAMES if f not in ("price", "avg_volume", "avg_dollar_volume"))
 
 
-def _schedule(wh, frequency: str) -> list:
-    sched = wh.read_table("factors.rebalance_dates")
+DIAGNOSTICS_READS = reads(
+    "factors.rebalance_dates", "factors.values", "factors.scores", "curated.prices"
+)
+LUCK_READS = reads(
+    "factors.rebalance_dates",
+    "factors.scores",
+    "portfolio.target_weights",
+    "backtest.daily",
+    "curated.prices",
+)
+
+
+def _schedule(sched: pl.DataFrame, frequency: str) -> list:
+    """The sorted rebalance dates of one frequency in factors.rebalance_dates."""
     return sched.filter(pl.col("frequency") == frequency)["rebalance_date"].sort().to_list()
 
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(
-            ["research", "factor_ic"],
-            deps=[["factors", "values"], ["factors", "scores"], ["curated", "prices"]],
-            description="Per factor and rebalance date: Spearman IC vs next-period return, "
+        table_spec(
+            "research.factor_ic",
+            "Per factor and rebalance date: Spearman IC vs next-period return, "
             "top-minus-bottom quintile spread, top-quintile turnover, rank autocorrelation.",
-            group_name=GROUP,
-            kinds=KINDS,
+            GROUP,
+            DIAGNOSTICS_READS.deps,
         ),
-        dg.AssetSpec(
-            ["research", "factor_quantiles"],
-            deps=[["research", "factor_ic"]],
-            description="Per factor, rebalance date and quintile: mean next-period return.",
-            group_name=GROUP,
-            kinds=KINDS,
+        table_spec(
+            "research.factor_quantiles",
+            "Per factor, rebalance date and quintile: mean next-period return.",
+            GROUP,
+            [dg.AssetKey(["research", "factor_ic"]), *DIAGNOSTICS_READS.deps],
         ),
-        dg.AssetSpec(
-            ["research", "factor_summary"],
-            deps=[["research", "factor_ic"]],
-            description="Per factor: mean IC, t-stat, hit rate, mean spread, turnover, autocorr.",
-            group_name=GROUP,
-            kinds=KINDS,
+        table_spec(
+            "research.factor_summary",
+            "Per factor: mean IC, t-stat, hit rate, mean spread, turnover, autocorr.",
+            GROUP,
+            [dg.AssetKey(["research", "factor_ic"]), *DIAGNOSTICS_READS.deps],
         ),
     ],
     pool="warehouse",
 )
 def factor_diagnostics_assets(market: MarketDataResource, warehouse: WarehouseResource):
     """Judge every factor (and every scored strategy's composite) against forward returns."""
-    wh = warehouse.get()
-    sched = wh.read_table("factors.rebalance_dates")
+    read = DIAGNOSTICS_READS.reader(warehouse.read_only())
+    sched = read("factors.rebalance_dates")
     frequency = next(f for f in PERIODS_PER_YEAR if f in set(sched["frequency"]))
-    prices = wh.read_table("curated.prices", columns=["ticker", "date", "adj_close"])
-    values = wh.read_table("factors.values").filter(
-        pl.col("in_universe") & pl.col("price").is_not_null()
-    )
-    dates = _schedule(wh, frequency)
+    prices = read("curated.prices", columns=["ticker", "date", "adj_close"])
+    values = read("factors.values").filter(pl.col("in_universe") & pl.col("price").is_not_null())
+    dates = _schedule(sched, frequency)
     fwd = forward_returns(prices, dates)
     ic, quantiles, summary = factor_diagnostics(
         values.filter(pl.col("rebalance_date").is_in(dates)), fwd, DIAGNOSED
     )
     # each scored strategy's composite, on its own schedule (rank 1 = best, so negate it)
-    scores = wh.read_table("factors.scores").filter(pl.col("eligible"))
+    scores = read("factors.scores").filter(pl.col("eligible"))
     parts = [(ic, quantiles, summary)]
     for name, spec in selected_strategies(market).items():
         if not spec.scored:
             continue
-        own = _schedule(wh, spec.rebalance)
+        own = _schedule(sched, spec.rebalance)
         frame = scores.filter(pl.col("strategy") == name).select(
             "rebalance_date", "ticker", (-pl.col("rank").cast(pl.Float64)).alias(f"strategy:{name}")
         )
         own_fwd = fwd if own == dates else forward_returns(prices, own)
         parts.append(factor_diagnostics(frame, own_fwd, [f"strategy:{name}"]))
     ic, quantiles, summary = (pl.concat([p[i] for p in parts]) for i in range(3))
+    wh = warehouse.get()
     wh.replace_table("research.factor_ic", ic)
     wh.replace_table("research.factor_quantiles", quantiles)
     wh.replace_table("research.factor_summary", summary)
@@ -123,12 +132,7 @@ def factor_diagnostics_assets(market: MarketDataResource, warehouse: WarehouseRe
 
 @dg.asset(
     key=["research", "luck"],
-    deps=[
-        ["factors", "scores"],
-        ["portfolio", "target_weights"],
-        ["backtest", "daily"],
-        ["curated", "prices"],
-    ],
+    deps=LUCK_READS.deps,
     group_name=GROUP,
     kinds=KINDS,
     pool="warehouse",
@@ -137,12 +141,13 @@ def research_luck(
     context: dg.AssetExecutionContext, market: MarketDataResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     """Each factor strategy's Sharpe/CAGR percentile among random portfolios, oracle bound, PSR."""
-    wh = warehouse.get()
+    read = LUCK_READS.reader(warehouse.read_only())
     specs = {n: s for n, s in selected_strategies(market).items() if s.kind == "factor"}
-    prices = wh.read_table("curated.prices", columns=["ticker", "date", "adj_close"])
-    scores = wh.read_table("factors.scores")
-    weights = wh.read_table("portfolio.target_weights")
-    daily = wh.read_table("backtest.daily", columns=["strategy", "date", "portfolio_return"])
+    prices = read("curated.prices", columns=["ticker", "date", "adj_close"])
+    scores = read("factors.scores")
+    weights = read("portfolio.target_weights")
+    daily = read("backtest.daily", columns=["strategy", "date", "portfolio_return"])
+    sched = read("factors.rebalance_dates")
     rows, random, fwd_by_freq = [], {}, {}
     for name, spec in specs.items():
         assert spec.portfolio is not None
@@ -154,7 +159,7 @@ def research_luck(
             context.log.warning(f"{name}: no eligible names or weights; no luck baseline")
             continue
         if spec.rebalance not in fwd_by_freq:
-            fwd_by_freq[spec.rebalance] = forward_returns(prices, _schedule(wh, spec.rebalance))
+            fwd_by_freq[spec.rebalance] = forward_returns(prices, _schedule(sched, spec.rebalance))
         own_daily = daily.filter(pl.col("strategy") == name).sort("date")
         try:
             row, rand = luck_report(
@@ -175,7 +180,7 @@ def research_luck(
         rows.append(row)
         random[name] = rand
     table = pl.DataFrame(rows, schema=LUCK_SCHEMA)
-    wh.replace_table("research.luck", table)
+    warehouse.get().replace_table("research.luck", table)
     extra = {}
     if random:
         extra["luck_chart"] = dg.MetadataValue.md(

@@ -7,6 +7,7 @@ Neither resource connects to anything in its constructor: DuckDB allows one writ
 file, and a code server holding a connection would lock the warehouse for everyone.
 """
 
+from pathlib import Path
 from typing import Any, get_args, get_origin
 
 import dagster as dg
@@ -33,10 +34,18 @@ class WarehouseResource(dg.ConfigurableResource):
     path: str | None = Field(default=None, description=_describe("warehouse"))
 
     def get(self) -> Warehouse:
-        path = from_env(overrides={"warehouse": self.path}, origin="resource config").warehouse
-        warehouse = Warehouse(path)
+        """The warehouse for a step that writes (creates the schemas on first use)."""
+        warehouse = Warehouse(self._path())
         warehouse.ensure_schemas()
         return warehouse
+
+    def read_only(self) -> Warehouse:
+        """The warehouse for a check or a step that only reads: DuckDB ``read_only=True``
+        connections, no write lock, and every write raises ``WarehouseReadOnlyError``."""
+        return Warehouse(self._path(), read_only=True)
+
+    def _path(self) -> Path:
+        return from_env(overrides={"warehouse": self.path}, origin="resource config").warehouse
 
 
 def _override_field(name: str) -> tuple[Any, Any]:

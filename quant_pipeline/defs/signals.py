@@ -9,22 +9,24 @@ from quant_pipeline.core.strategies.target_weights import WEIGHTS_SCHEMA
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.tables import reads
 
 KINDS = {"duckdb", "polars"}
+SIGNAL_READS = reads("curated.prices", "curated.membership", "curated.securities", "factors.values")
 
 
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
             ["factors", "signal_events"],
-            deps=[["curated", "prices"], ["curated", "membership"], ["factors", "values"]],
+            deps=SIGNAL_READS.deps,
             description="Entries and exit starts of every signal strategy per ticker and day.",
             group_name="factors",
             kinds=KINDS,
         ),
         dg.AssetSpec(
             ["portfolio", "signal_weights"],
-            deps=[["factors", "signal_events"], ["curated", "securities"]],
+            deps=[["factors", "signal_events"], *SIGNAL_READS.deps],
             description="Daily target weights of the signal strategies (days the book changes).",
             group_name="portfolio",
             kinds=KINDS,
@@ -36,16 +38,16 @@ def signal_strategy_weights(
     context: dg.AssetExecutionContext, market: MarketDataResource, warehouse: WarehouseResource
 ):
     """Run every signal strategy on curated.prices; write its events and daily target weights."""
-    wh = warehouse.get()
+    read = SIGNAL_READS.reader(warehouse.read_only())
     specs = {n: s for n, s in selected_strategies(market).items() if s.kind == "signal"}
     weights = [pl.DataFrame(schema=WEIGHTS_SCHEMA)]
     events = [pl.DataFrame(schema=EVENTS_SCHEMA)]
     summary = []
     if specs:
-        prices = wh.read_table("curated.prices", columns=PRICE_COLUMNS)
-        membership = wh.read_table("curated.membership")
-        sectors = wh.read_table("curated.securities", columns=["ticker", "sector"])
-        values = wh.read_table(
+        prices = read("curated.prices", columns=PRICE_COLUMNS)
+        membership = read("curated.membership")
+        sectors = read("curated.securities", columns=["ticker", "sector"])
+        values = read(
             "factors.values", columns=["rebalance_date", "ticker", "quarterly_earnings_growth"]
         )
         earnings = values if values["quarterly_earnings_growth"].is_not_null().any() else None
@@ -81,6 +83,7 @@ def signal_strategy_weights(
             )
     all_events = pl.concat(events, how="vertical_relaxed")
     all_weights = pl.concat(weights, how="vertical_relaxed")
+    wh = warehouse.get()
     wh.replace_table("factors.signal_events", all_events)
     wh.replace_table("portfolio.signal_weights", all_weights)
     yield dg.MaterializeResult(

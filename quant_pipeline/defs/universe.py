@@ -5,9 +5,14 @@ import dagster as dg
 from quant_pipeline.app.screen import load_rules, rules_file, run_screen
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import WarehouseResource
+from quant_pipeline.defs.tables import reads
 
 GROUP = "universe"
 KINDS = {"duckdb", "polars"}
+# What run_screen reads (fundamentals, securities and membership when present).
+SCREEN_READS = reads(
+    "curated.prices", "curated.fundamentals", "curated.securities", "curated.membership"
+)
 
 
 class ScreenConfig(dg.Config):
@@ -21,19 +26,14 @@ class ScreenConfig(dg.Config):
     specs=[
         dg.AssetSpec(
             ["universe", "screened"],
-            deps=[
-                ["curated", "prices"],
-                ["curated", "fundamentals"],
-                ["curated", "securities"],
-                ["curated", "membership"],
-            ],
+            deps=SCREEN_READS.deps,
             description="Every candidate of the universe screen: passed, first failed rule, value.",
             group_name=GROUP,
             kinds=KINDS,
         ),
         dg.AssetSpec(
             ["universe", "screen_summary"],
-            deps=[["universe", "screened"]],
+            deps=[["universe", "screened"], *SCREEN_READS.deps],
             description="The universe screen by rule: names failed first, failed at all, left.",
             group_name=GROUP,
             kinds=KINDS,
@@ -51,8 +51,8 @@ def universe_screen(
     path = Path(config.rules) if config.rules else rules_file()
     rules = load_rules(path)
     as_of = date.fromisoformat(config.as_of) if config.as_of else None
+    day, result, summary = run_screen(warehouse.read_only(), rules, as_of)
     wh = warehouse.get()
-    day, result, summary = run_screen(wh, rules, as_of)
     wh.replace_table("universe.screened", result)
     wh.replace_table("universe.screen_summary", summary)
     passed = int(result["passed"].sum())

@@ -2,12 +2,15 @@
 
 import dagster as dg
 
-from quant_pipeline.app.watchlist import SYMBOLS_TABLE, read_symbols, status
+from quant_pipeline.app.watchlist import INPUTS, SYMBOLS_TABLE, read_symbols, status
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import WarehouseResource
+from quant_pipeline.defs.tables import asset_key, reads
 
 GROUP = "watchlist"
-SYMBOLS = dg.AssetKey(["watchlist", "symbols"])
+SYMBOLS = asset_key(SYMBOLS_TABLE)
+# What status() reads: the symbols and the tables of app.watchlist.INPUTS.
+STATUS_READS = reads(SYMBOLS_TABLE, *INPUTS)
 
 # Written by `quant-pipeline watch add|remove`, not by a materialization: an external asset, so
 # the lineage shows where watchlist/status comes from.
@@ -22,13 +25,7 @@ watchlist_symbols = dg.AssetSpec(
 
 @dg.asset(
     key=["watchlist", "status"],
-    deps=[
-        SYMBOLS,
-        ["curated", "prices"],
-        ["factors", "scores"],
-        ["portfolio", "target_weights"],
-        ["factors", "signal_events"],
-    ],
+    deps=STATUS_READS.deps,
     description="Each watched symbol's latest price, scores per strategy, signal and holding.",
     group_name=GROUP,
     kinds={"duckdb", "polars"},
@@ -36,10 +33,10 @@ watchlist_symbols = dg.AssetSpec(
 )
 def watchlist_status(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Recompute the status of every watched symbol from the freshly built tables."""
-    wh = warehouse.get()
-    table = status(wh)
-    wh.replace_table("watchlist.status", table)
-    watched = read_symbols(wh).height
+    read_only = warehouse.read_only()
+    table = status(read_only)
+    warehouse.get().replace_table("watchlist.status", table)
+    watched = read_symbols(read_only).height
     if watched == 0:
         context.log.info("the watchlist is empty: add symbols with `quant-pipeline watch add`")
     held = table.filter(table["held"].fill_null(False))

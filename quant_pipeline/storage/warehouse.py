@@ -166,14 +166,25 @@ def _is_lock_error(exc: BaseException) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-class Warehouse:
-    """The DuckDB warehouse at ``path``. Cheap to build: nothing is opened until a method runs."""
+class WarehouseReadOnlyError(WarehouseError):
+    """A write was attempted through a read-only warehouse."""
 
-    def __init__(self, path: str | Path) -> None:
+
+class Warehouse:
+    """The DuckDB warehouse at ``path``. Cheap to build: nothing is opened until a method runs.
+
+    ``read_only=True`` opens every connection with DuckDB's ``read_only=True`` (no write lock, no
+    schema creation) and refuses every write with :class:`WarehouseReadOnlyError`: the warehouse
+    of checks and steps that only read.
+    """
+
+    def __init__(self, path: str | Path, read_only: bool = False) -> None:
         self.path = Path(path)
+        self.read_only = read_only
 
     def __repr__(self) -> str:
-        return f"Warehouse({str(self.path)!r})"
+        suffix = ", read_only=True" if self.read_only else ""
+        return f"Warehouse({str(self.path)!r}{suffix})"
 
     # ---- connections -----------------------------------------------------------------------
 
@@ -183,8 +194,11 @@ class Warehouse:
 
         Read-write connections create the parent directory (and the file). A read-only connection
         to a file that does not exist raises :class:`WarehouseError`. A file held by another
-        process raises :class:`WarehouseLockedError`.
+        process raises :class:`WarehouseLockedError`. A read-write connection to a read-only
+        warehouse raises :class:`WarehouseReadOnlyError` before touching the file.
         """
+        if not read_only:
+            self._require_writable("a read-write connection")
         if read_only and not self.path.exists():
             raise WarehouseError(
                 f"warehouse {self.path} does not exist yet; materialize the pipeline (or run "
@@ -209,8 +223,17 @@ class Warehouse:
         finally:
             con.close()
 
+    def _require_writable(self, target: str) -> None:
+        if self.read_only:
+            raise WarehouseReadOnlyError(
+                f"warehouse {self.path} was opened read-only (for a check or a read-only step): "
+                f"cannot write {target}; steps that write use WarehouseResource.get()"
+            )
+
     @contextmanager
-    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _transaction(self, target: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One write transaction on ``target`` (named in the error of a read-only warehouse)."""
+        self._require_writable(target)
         with self.connect(read_only=False) as con:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -224,7 +247,7 @@ class Warehouse:
 
     def ensure_schemas(self) -> None:
         """Create the warehouse schemas and the raw tables (idempotent)."""
-        with self._transaction() as con:
+        with self._transaction("the schemas") as con:
             self._ensure(con)
 
     def _ensure(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -271,7 +294,7 @@ class Warehouse:
         # ingested_at distinguishes vintages, so for vintage tables it is part of the row identity.
         identity = key + ["ingested_at"] if dataset in VINTAGE_DATASETS else key
         values = [c for c in schema if c not in key and c != "ingested_at"]
-        with self._transaction() as con:
+        with self._transaction(f"raw.{dataset}") as con:
             self._ensure(con)
             con.register("_incoming", _prepare(frame).to_arrow())
             try:
@@ -499,7 +522,7 @@ class Warehouse:
         except pl.exceptions.PolarsError as exc:
             raise WarehouseError(f"{INGEST_LOG_TABLE}: cannot cast frame: {exc}") from exc
         cols = ", ".join(_column_name(c) for c in INGEST_LOG_SCHEMA)
-        with self._transaction() as con:
+        with self._transaction(INGEST_LOG_TABLE) as con:
             self._ensure(con)
             con.register("_log", frame.to_arrow())
             con.execute(
@@ -516,7 +539,7 @@ class Warehouse:
         """
         target = _table_name(table)
         schema = table.split(".")[0]
-        with self._transaction() as con:
+        with self._transaction(table) as con:
             con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             con.register("_frame", _prepare(frame).to_arrow())
             con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM _frame")
@@ -543,7 +566,7 @@ class Warehouse:
                 f"{table}: frame holds {key_column} values {stray.to_list()[:5]} not in the "
                 f"partition keys {keys[:5]} being replaced"
             )
-        with self._transaction() as con:
+        with self._transaction(table) as con:
             con.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.split(".")[0]}"')
             con.register("_frame", _prepare(frame).to_arrow())
             con.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM _frame LIMIT 0")
@@ -614,6 +637,8 @@ class Warehouse:
         self, sql: str, params: list[object] | None = None, read_only: bool = True
     ) -> pl.DataFrame:
         """Run one SQL statement (read-only by default) and return its result (empty if none)."""
+        if not read_only:
+            self._require_writable(f"through query {sql[:80]!r}")
         with self.connect(read_only=read_only) as con:
             try:
                 rel = con.sql(sql, params=params)

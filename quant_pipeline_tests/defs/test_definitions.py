@@ -1,7 +1,7 @@
 import dagster as dg
 
 from quant_pipeline.definitions import defs
-from quant_pipeline.defs.jobs import weekly_refresh_schedule
+from quant_pipeline.defs.ingestion import weekly_refresh_schedule
 
 
 def test_definitions_load_with_every_contract_asset():

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from quant_pipeline.definitions import defs
-from quant_pipeline.defs.automation import downstream_refresh_job, new_prices_sensor
+from quant_pipeline.defs.curated import downstream_refresh_job, new_prices_sensor
 
 
 @dg.asset(key=["curated", "prices"])

@@ -10,10 +10,11 @@ import pytest
 
 from quant_pipeline.definitions import defs
 from quant_pipeline.defs.health import health_assets, health_checks
-from quant_pipeline.defs.orders import ORDERS_OP, orders_assets, orders_job
-from quant_pipeline.defs.sensors import (
+from quant_pipeline.defs.orders import ORDERS_OP, orders_assets
+from quant_pipeline.defs.orders_automation import (
     first_session_of_quarter,
     holdings_inbox_sensor,
+    orders_job,
     quarterly_rebalance_schedule,
 )
 from quant_pipeline.storage.warehouse import Warehouse

@@ -5,7 +5,7 @@ from datetime import datetime
 import dagster as dg
 
 from quant_pipeline.definitions import defs
-from quant_pipeline.defs.jobs import weekly_refresh_schedule
+from quant_pipeline.defs.ingestion import weekly_refresh_schedule
 from quant_pipeline.defs.resources import MarketDataResource
 from quant_pipeline.storage.warehouse import Warehouse
 from quant_pipeline_tests.pins import DEMO_END_ISO

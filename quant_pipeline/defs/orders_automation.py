@@ -1,5 +1,7 @@
-"""Automation for orders: the quarterly rebalance schedule and the holdings inbox sensor.
+"""Orders jobs, the quarterly rebalance schedule and the holdings inbox sensor.
 
+* ``orders_job`` — the orders group: one portfolio's packet (run config), then its health.
+* ``quarterly_rebalance_job`` — every asset: refresh, rebuild, and every portfolio's packet.
 * ``quarterly_rebalance_schedule`` — 18:00 New York on the first NYSE session of January, April,
   July and October (exchange_calendars ``XNYS``: 2023-01-02 was the New Year holiday, so Q1 2023
   starts 2023-01-03). It refreshes the data, rebuilds the chain and writes the packet of every
@@ -28,10 +30,25 @@ from quant_pipeline.core.accounts.portfolios import (
     PortfolioSpec,
     portfolio_name,
 )
-from quant_pipeline.defs.orders import ORDERS_OP, orders_job, quarterly_rebalance_job
+from quant_pipeline.defs.orders import GROUP, ORDERS_OP
 from quant_pipeline.settings import inbox_dir, portfolios_file
 
 QUARTER_MONTHS = (1, 4, 7, 10)
+
+orders_job = dg.define_asset_job(
+    "orders_job",
+    selection=dg.AssetSelection.groups(GROUP),
+    description="Orders packet for one portfolio (run config), then the live-portfolio health.",
+)
+
+quarterly_rebalance_job = dg.define_asset_job(
+    "quarterly_rebalance_job",
+    selection=dg.AssetSelection.all(),
+    description=(
+        "Refresh the data, rebuild factors and target weights, then write the orders packet of "
+        "every portfolio in portfolios.yaml."
+    ),
+)
 
 
 @lru_cache(maxsize=1)
@@ -164,5 +181,6 @@ def holdings_inbox_sensor(context: dg.SensorEvaluationContext):
     return dg.SensorResult(run_requests=requests, cursor=cursor)
 
 
+orders_jobs = [orders_job, quarterly_rebalance_job]
 orders_schedules = [quarterly_rebalance_schedule]
 orders_sensors = [holdings_inbox_sensor]
