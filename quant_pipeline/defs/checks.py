@@ -66,7 +66,8 @@ def curated_prices_are_fresh(
     market: MarketDataResource, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     """Warns when curated.prices' latest date is more NYSE sessions old than allowed."""
-    latest = warehouse.get().read_table("curated.prices", columns=["date"])["date"].max()
+    read = PRICES_READS.reader(warehouse.read_only())
+    latest = read("curated.prices", columns=["date"])["date"].max()
     limit = market.settings().stale_after_sessions
     today = market_today()
     behind = None if latest is None else sessions_behind(latest, today)
