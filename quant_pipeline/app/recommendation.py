@@ -36,6 +36,11 @@ from quant_pipeline.core.accounts.orders import OrdersError, OrdersResult, build
 from quant_pipeline.core.accounts.packet import packet_id
 from quant_pipeline.core.accounts.portfolios import PortfolioSpec
 from quant_pipeline.core.backtest.costs import CommissionModel
+from quant_pipeline.core.data.dataset_version import (
+    DATASET_TABLES,
+    EXCLUDED_COLUMNS,
+    dataset_version,
+)
 from quant_pipeline.core.strategies.spec import StrategyConfigError
 from quant_pipeline.storage.warehouse import Warehouse
 
@@ -347,6 +352,11 @@ def prepare_packet(
     )
 
 
+def data_version(warehouse: Warehouse) -> str | None:
+    """The dataset version of the warehouse's curated inputs (core.data.dataset_version)."""
+    return dataset_version(warehouse.content_fingerprints(DATASET_TABLES, EXCLUDED_COLUMNS))
+
+
 def book_weights(warehouse: Warehouse, spec: PortfolioSpec, as_of: date) -> Book:
     """What ``spec`` trades to: its theme, or its strategy (resized when ``stocks`` is set)."""
     if spec.theme is not None:
@@ -449,6 +459,7 @@ def packet_manifest(
         "data_source": data_source,
         "warehouse": str(warehouse.path),
         "code_version": code_version(),
+        "dataset_version": data_version(warehouse),
         "inputs": {
             "capital": spec.capital,
             "cash": spec.cash,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 import polars as pl
 
+from quant_pipeline.app.recommendation import data_version
 from quant_pipeline.core.backtest import metrics
 from quant_pipeline.core.backtest import reference_engine as backtest
 from quant_pipeline.core.backtest.benchmark_returns import benchmark_series
@@ -238,6 +239,9 @@ def backtest_results(
         raise dg.Failure(f"no strategy could be backtested: {sims.skipped}")
     charts = quarterly_and_charts(sims, benchmark_name)
     frames = result_frames(sims)
+    version = data_version(warehouse.read_only())
+    frames["settings"] = frames["settings"].with_columns(dataset_version=pl.lit(version, pl.String))
+    context.log.info(f"dataset version {version} (curated inputs' content hash)")
     labels = bias_labels_table(
         read,
         market.settings().source,

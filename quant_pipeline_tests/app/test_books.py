@@ -8,6 +8,7 @@ import pytest
 from quant_pipeline.app.books import resized_book, theme_book
 from quant_pipeline.app.cli import main
 from quant_pipeline.app.packets import read_packet
+from quant_pipeline.app.recommendation import data_version
 from quant_pipeline.config.themes import load_themes
 from quant_pipeline.core.accounts.orders import OrdersError
 from quant_pipeline.core.data.schema import SECTORS
@@ -146,3 +147,19 @@ def test_two_consecutive_packets_carry_the_changes_between_them(warehouse, capsy
     ]
     assert "changes since default@2024-03-27: 2 added, 0 removed, 2 kept" in out
     assert "weight B: 50.00% -> 30.00% (-20.00%)" in out
+
+
+def test_the_manifest_carries_the_dataset_version_of_the_curated_tables(warehouse, tmp_path):
+    base = ["orders", "--strategy", "magic_formula", "--capital", "10000", "--no-commission"]
+    assert main([*base, "--as-of", "2024-03-28"]) == 0
+    first = read_packet(tmp_path / "outbox" / "2024-03-28_default_packet.json")["manifest"]
+    assert (
+        first["dataset_version"] == data_version(warehouse) and len(first["dataset_version"]) == 16
+    )
+    prices = warehouse.read_table("curated.prices")
+    warehouse.replace_table(
+        "curated.prices", prices.with_columns(pl.col("close") + (pl.col("ticker") == "E"))
+    )
+    assert main([*base, "--as-of", "2024-03-28"]) == 0
+    second = read_packet(tmp_path / "outbox" / "2024-03-28_default_packet.json")["manifest"]
+    assert second["dataset_version"] != first["dataset_version"]  # one price moved

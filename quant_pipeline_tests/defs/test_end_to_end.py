@@ -1,5 +1,6 @@
 """The whole chain on a small demo market, materialized into a temporary warehouse."""
 
+import json
 import shutil
 from datetime import date
 from pathlib import Path
@@ -8,6 +9,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from quant_pipeline.app.recommendation import data_version
 from quant_pipeline.config.strategies import load_strategies
 from quant_pipeline.definitions import all_assets, asset_checks
 from quant_pipeline.defs.benchmarks import benchmarks
@@ -110,6 +112,8 @@ def test_backtest_daily_is_share_based_with_contract_columns_and_cash_never_nega
     settings = warehouse.read_table("backtest.settings")
     assert settings["capital"].to_list() == [100_000.0] * settings.height
     assert not settings["fractional"].any()
+    # one dataset version for every strategy: the content hash of the curated inputs now
+    assert settings["dataset_version"].unique().to_list() == [data_version(warehouse)]
 
 
 def test_benchmarks_relative_metrics_and_monthly_returns_are_stored(built):
@@ -142,6 +146,7 @@ def test_tear_sheets_are_html_files_with_every_statistic_and_the_charts(built):
         # (a blend holds sleeves, not sectors: no exposure chart)
         charts = 5 if name in blends else 6
         assert page.count('src="data:image/png;base64,') == charts, name
+        assert data_version(warehouse) in page, name  # the dataset version label
         for section in ("Against each benchmark", "Monthly returns", "Quarterly summary"):
             assert f"<h2>{section}</h2>" in page
         if name not in blends:  # a blend trades sleeves, not shares: its trades are theirs
@@ -231,6 +236,10 @@ def test_orders_for_a_demo_holdings_file_match_between_the_asset_and_the_cli(
     assert from_asset.filter(pl.col("ticker") == outside)["target_shares"].to_list() == [0.0]
     packet = warehouse.read_table("orders.packets")
     assert packet["cash_after"][0] >= 0
+    manifest = json.loads(packet["manifest"][0])
+    assert manifest["dataset_version"] == data_version(warehouse)
+    settings = warehouse.read_table("backtest.settings")
+    assert manifest["dataset_version"] == settings["dataset_version"][0]  # same data
     assert warehouse.read_table("orders.holdings_value").height > 0
 
     cli_outbox = tmp_path / "cli"
