@@ -75,17 +75,29 @@ def primary_benchmark(bench_table: pl.DataFrame) -> tuple[str, pl.DataFrame]:
     return primary[0], benchmark_series(bench_table, primary[0])
 
 
+def strategy_benchmark(
+    spec: StrategySpec, bench_table: pl.DataFrame, primary: tuple[str, pl.DataFrame]
+) -> tuple[str, pl.DataFrame]:
+    """The benchmark ``spec`` is compared with: its own ``benchmark`` ticker when
+    ``backtest.benchmarks`` holds it (the data has its prices), else the run's primary."""
+    if spec.benchmark is not None and spec.benchmark in set(bench_table["benchmark"].to_list()):
+        return spec.benchmark, benchmark_series(bench_table, spec.benchmark)
+    return primary
+
+
 def simulate_strategies(
     sims: Simulations,
     config: BacktestConfig,
     specs: dict[str, StrategySpec],
     weights: pl.DataFrame,
     prices: pl.DataFrame,
-    benchmark: tuple[str, pl.DataFrame],
+    benchmarks: tuple[pl.DataFrame, tuple[str, pl.DataFrame]],
 ) -> None:
-    """Trade each non-blend strategy's target weights; strategies without weights are skipped."""
-    name_of_benchmark, series = benchmark
+    """Trade each non-blend strategy's target weights; strategies without weights are skipped.
+    ``benchmarks``: (backtest.benchmarks, the primary's (name, series))."""
+    bench_table, primary = benchmarks
     for name, spec in specs.items():
+        name_of_benchmark, series = strategy_benchmark(spec, bench_table, primary)
         if spec.kind == "blend":
             continue
         w = weights.filter(pl.col("strategy") == name)
@@ -227,10 +239,16 @@ def backtest_results(
     read = BACKTEST_READS.reader(warehouse.read_only())
     specs = selected_strategies(market)
     prices = read("curated.prices", columns=CLOSE_PRICE_COLUMNS)
-    benchmark_name, benchmark = primary_benchmark(read("backtest.benchmarks"))
+    bench_table = read("backtest.benchmarks")
+    benchmark_name, benchmark = primary_benchmark(bench_table)
     sims = Simulations()
     simulate_strategies(
-        sims, config, specs, read("portfolio.target_weights"), prices, (benchmark_name, benchmark)
+        sims,
+        config,
+        specs,
+        read("portfolio.target_weights"),
+        prices,
+        (bench_table, (benchmark_name, benchmark)),
     )
     blend_strategies(sims, specs, benchmark)
     for name, reason in sims.skipped.items():

@@ -14,7 +14,8 @@ from quant_pipeline.core.backtest.benchmark_returns import (
 from quant_pipeline.core.backtest.reference_engine import BacktestInputError
 from quant_pipeline.core.reporting import backtest_charts as plots
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
-from quant_pipeline.defs.resources import WarehouseResource
+from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
+from quant_pipeline.defs.strategies import selected_strategies
 from quant_pipeline.defs.tables import reads
 
 GROUP = "backtest"
@@ -60,7 +61,9 @@ def _shares(fundamentals: pl.DataFrame, securities: pl.DataFrame) -> tuple[pl.Da
     kinds=KINDS,
     pool="warehouse",
 )
-def benchmarks(config: BenchmarksConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def benchmarks(
+    config: BenchmarksConfig, market: MarketDataResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     """Benchmark daily returns: equal-weight and cap-weighted universe, and chosen tickers."""
     read = BENCHMARK_READS.reader(warehouse.read_only())
     prices = read("curated.prices", columns=["ticker", "date", "close", "daily_return"])
@@ -86,6 +89,12 @@ def benchmarks(config: BenchmarksConfig, warehouse: WarehouseResource) -> dg.Mat
             series[ticker] = ticker_benchmark(prices, ticker)
         except BacktestInputError as exc:
             raise dg.Failure(str(exc)) from exc
+    # tickers strategies name as their benchmark (e.g. QVAL): stored when the data has prices
+    named = {s.benchmark for s in selected_strategies(market).values() if s.benchmark}
+    traded = set(prices["ticker"].unique().to_list())
+    for ticker in sorted(named - set(series)):
+        if ticker in traded:
+            series[ticker] = ticker_benchmark(prices, ticker)
     table = benchmark_table(series).with_columns(
         (pl.col("benchmark") == config.primary).alias("is_primary")
     )

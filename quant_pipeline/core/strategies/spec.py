@@ -17,7 +17,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,6 +34,7 @@ from quant_pipeline.core.config_errors import StrictSection, first_problem, one_
 from quant_pipeline.core.data.calendar import FREQUENCIES
 from quant_pipeline.core.data.schema import SECTORS
 from quant_pipeline.core.factors.values import FACTOR_NAMES
+from quant_pipeline.core.strategies.screen import ScreenRules
 from quant_pipeline.core.strategies.technical_signals import SIGNALS, build_signal
 
 SCORING_METHODS: tuple[str, ...] = ("weighted_zscore", "rank_sum")
@@ -100,6 +101,16 @@ class UniverseSection(StrictSection):
     include_sectors: list[Sector] | None = _described("Only these sectors (unset: all).", None)
     countries: list[str] | None = _described(
         "Only these curated.securities countries (unknown country passes).", None, min_length=1
+    )
+    exchanges: list[str] | None = _described(
+        "Only these curated.securities exchanges, e.g. [NYSE, NASDAQ] (unknown exchange fails).",
+        None,
+        min_length=1,
+    )
+    screen: str | None = _described(
+        "A screen file of quant_pipeline/screens/ by name (its rules are added).",
+        None,
+        pattern=r"^[a-z][a-z0-9_]*$",
     )
     screens: dict[FactorName, ScreenBounds] | None = _described(
         "{factor: {min, max}} bounds on factors.values columns.", None
@@ -321,6 +332,9 @@ class FactorDocument(_Document):
     """A strategy file of kind ``factor`` (the default)."""
 
     rebalance: one_of(FREQUENCIES) = _described("Rebalance frequency.")  # type: ignore[valid-type]
+    benchmark: str | None = _described(
+        "Ticker compared with when the data has its prices (else the run's primary).", None
+    )
     universe: UniverseSection = _described("Eligibility filters.", UniverseSection())
     scoring: ScoringSection = _described("Factor scoring.")
     portfolio: PortfolioRules = _described("Portfolio construction.")
@@ -410,6 +424,12 @@ class UniverseRules:
     countries: tuple[str, ...] | None = None
     # (factor, min, max): bounds on any factors.values column; a missing value fails
     screens: tuple[tuple[str, float | None, float | None], ...] = ()
+    # curated.securities exchange; a name whose exchange is unknown (null) fails
+    exchanges: tuple[str, ...] | None = None
+    # a named screen file (quant_pipeline/screens/<screen>.yaml) and its rules, attached by
+    # quant_pipeline.config.strategies when the file is read (core reads no file)
+    screen: str | None = None
+    screen_rules: ScreenRules | None = None
 
 
 @dataclass(frozen=True)
@@ -482,6 +502,8 @@ class StrategySpec:
     staggered: StaggeredRules | None = None
     signal: SignalRules | None = None
     blend: BlendRules | None = None
+    # a ticker this strategy is compared with when backtest.benchmarks has it
+    benchmark: str | None = None
 
     @property
     def scored(self) -> bool:
@@ -499,7 +521,7 @@ class StrategySpec:
         for key, default in _LATER_DEFAULTS.items():
             if out.get(key) == default:
                 out.pop(key)
-        for key in ("countries", "screens"):
+        for key in ("countries", "screens", "exchanges", "screen", "screen_rules"):
             if out["universe"] and not out["universe"].get(key):
                 out["universe"].pop(key, None)
         return json.loads(json.dumps(out))
@@ -530,6 +552,7 @@ _LATER_DEFAULTS: dict[str, Any] = {
     "staggered": None,
     "signal": None,
     "blend": None,
+    "benchmark": None,
 }
 
 
@@ -548,7 +571,7 @@ def _floats(section: StrictSection) -> dict[str, Any]:
 
 def _universe(u: UniverseSection) -> UniverseRules:
     bounds = _floats(u.model_copy(update={"exclude_sectors": None, "screens": None}))
-    for key in ("include_sectors", "countries"):
+    for key in ("include_sectors", "countries", "exchanges"):
         if key in bounds:
             bounds[key] = tuple(bounds[key])
     screens = tuple(
@@ -593,6 +616,7 @@ def _factor_spec(doc: FactorDocument) -> StrategySpec:
         portfolio=doc.portfolio,
         costs=doc.costs,
         trading=doc.trading,
+        benchmark=doc.benchmark,
     )
 
 
@@ -668,6 +692,31 @@ def parse_strategy(raw: Any, file: str = "<strategy>", source: Path | None = Non
         raise StrategyConfigError(file, p.path, p.problem, p.allowed) from None
     spec = spec_from_document(doc)
     return spec if source is None else StrategySpec(**{**spec.__dict__, "source": source})
+
+
+# Screen rules a strategy can use: the columns of factors.values plus the profile's exchange and
+# country. Float and spread are computed by the universe screen for one date, not per rebalance.
+STRATEGY_SCREEN_UNSUPPORTED: tuple[str, ...] = ("min_float_shares", "max_spread")
+
+
+def with_screen(spec: StrategySpec, rules: ScreenRules, file: str) -> StrategySpec:
+    """``spec`` with the rules of its named screen attached (they join its eligibility).
+
+    Refuses rules a strategy cannot apply on every rebalance date (float, spread) and factor
+    rules on unknown factors, naming the screen file and the rule."""
+    for rule in STRATEGY_SCREEN_UNSUPPORTED:
+        if getattr(rules, rule) is not None:
+            raise StrategyConfigError(
+                file,
+                rule,
+                f"is not available to strategies (universe.screen of {spec.name!r}): it is "
+                "computed by the universe screen for one date, not per rebalance",
+            )
+    for factor in rules.factors:
+        if factor not in FACTOR_NAMES:
+            raise StrategyConfigError(file, f"factors.{factor}", "unknown factor", FACTOR_NAMES)
+    universe = replace(spec.universe, screen_rules=rules)
+    return StrategySpec(**{**spec.__dict__, "universe": universe})
 
 
 def validate_blend_sleeves(specs: Mapping[str, StrategySpec]) -> None:
