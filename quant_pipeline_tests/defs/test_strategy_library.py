@@ -51,6 +51,22 @@ def test_signal_strategies_trade_on_daily_dates_with_cash_allowed(warehouse):
     assert {"trend_following", "canslim", "livermore_breakout"} <= set(events["strategy"])
 
 
+def test_signal_strategies_keep_each_sector_within_30_percent(warehouse):
+    signals = [n for n, s in load_strategies().items() if s.kind == "signal"]
+    report = warehouse.read_table("portfolio.constraint_report").filter(
+        pl.col("strategy").is_in(signals)
+    )
+    assert {"trend_following", "canslim", "livermore_breakout"} <= set(report["strategy"])
+    assert report["sector_cap"].unique().to_list() == [0.3]
+    assert report["cap_met"].all() and report["max_sector_weight"].max() <= 0.3 + 1e-9
+    # 20 slots of 1/20: at most 6 names of one sector in any book
+    weights = warehouse.read_table("portfolio.target_weights").filter(
+        pl.col("strategy").is_in(signals) & (pl.col("weight") > 0)
+    )
+    per_sector = weights.group_by("strategy", "rebalance_date", "sector").len()["len"].max()
+    assert per_sector <= 6
+
+
 def test_the_staggered_magic_formula_holds_about_24_names_after_a_year(warehouse):
     w = warehouse.read_table("portfolio.target_weights").filter(
         (pl.col("strategy") == "magic_formula_staggered") & (pl.col("weight") > 0)
