@@ -110,7 +110,9 @@ def test_backtest_daily_is_share_based_with_contract_columns_and_cash_never_nega
     assert daily["cash"].min() >= 0
     assert daily["fees"].sum() > 0, "the default trading model charges IB commissions"
     settings = warehouse.read_table("backtest.settings")
-    assert settings["capital"].to_list() == [100_000.0] * settings.height
+    capital = dict(zip(settings["strategy"], settings["capital"], strict=True))
+    assert capital.pop("magic_formula_lean", 1_000_000.0) == 1_000_000.0  # its trading.capital
+    assert set(capital.values()) == {100_000.0}
     assert not settings["fractional"].any()
     # one dataset version for every strategy: the content hash of the curated inputs now
     assert settings["dataset_version"].unique().to_list() == [data_version(warehouse)]
@@ -163,7 +165,11 @@ def test_a_ticker_from_the_data_can_be_the_primary_benchmark(built, tmp_path):
     shutil.copy(path, copy)
     ticker = warehouse.read_table("curated.prices", columns=["ticker"])["ticker"].min()
     config = {"ops": {"backtest__benchmarks": {"config": {"primary": ticker, "tickers": []}}}}
-    resources = {"warehouse": WarehouseResource(path=str(copy))}
+    resources = {
+        "warehouse": WarehouseResource(path=str(copy)),
+        # the market says which strategies run (their benchmark tickers are stored too)
+        "market": MarketDataResource(source="demo", demo_end=DEMO_END_ISO),
+    }
     with dg.DagsterInstance.ephemeral() as instance:
         assert dg.materialize(
             [benchmarks], resources=resources, run_config=config, instance=instance
