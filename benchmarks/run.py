@@ -15,6 +15,8 @@ peak resident memory (ru_maxrss, native polars/DuckDB memory included) is that s
     portfolio  portfolio.target_weights
     backtest   backtest.daily/trades/quarterly (benchmark + run_backtest per strategy + charts)
     metrics    backtest.metrics/comparison
+    sweep      research.sweep: 100 variants of the shipped multifactor_smallcap sweep (needs
+               factors; monthly variants need a monthly strategy in --strategies)
     dagster_full     dg.materialize of every asset and check into a fresh warehouse (generation
                      included, as `quant-pipeline run` does); dagster overhead = this minus the
                      sum of the stages above
@@ -49,6 +51,7 @@ STAGES = (
     "portfolio",
     "backtest",
     "metrics",
+    "sweep",
     "dagster_full",
     "dagster_refresh",
 )

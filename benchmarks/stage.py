@@ -312,6 +312,48 @@ def stage_metrics(cfg: Config, t: Timer) -> None:
     t.rows_out = long.height
 
 
+def stage_sweep(cfg: Config, t: Timer) -> None:
+    """research.sweep: the shipped multifactor_smallcap sweep's first 100 variants whose
+    rebalance frequency factors.values holds (add a monthly strategy to --strategies, e.g.
+    momentum_12_1, for the monthly variants), through scores, weights and the share simulation."""
+    from dataclasses import replace
+
+    from quant_pipeline.config.sweeps import load_sweeps
+    from quant_pipeline.core.backtest import reference_engine as backtest
+    from quant_pipeline.core.backtest.share_simulation import TradingModel
+    from quant_pipeline.core.research.sweeps import run_sweep
+
+    wh = _warehouse(cfg.bench_db)
+    sweep = load_sweeps()["multifactor_smallcap_sweep"]
+    with t.part("read"):
+        values = wh.read_table("factors.values")
+        sched = wh.read_table("factors.rebalance_dates")
+        prices = wh.read_table(
+            "curated.prices", columns=["ticker", "date", "close", "adj_close", "daily_return"]
+        )
+    schedules = {
+        f: sched.filter(pl.col("frequency") == f)["rebalance_date"].sort().to_list()
+        for f in sched["frequency"].unique()
+    }
+    variants = [v for v in sweep.variants if v.spec.rebalance in schedules][:100]
+    sweep = replace(sweep, variants=tuple(variants))
+    t.rows_in = prices.height
+    with t.part("benchmark"):
+        bench = backtest.equal_weight_benchmark(prices)
+    with t.part(f"run_sweep.{len(variants)}_variants"):
+        result = run_sweep(
+            sweep,
+            values,
+            schedules,
+            prices.drop("daily_return"),
+            bench,
+            lambda spec: TradingModel(),
+        )
+    with t.part("write"):
+        wh.replace_table("research.sweep", result.table)
+    t.rows_out = result.table.height
+
+
 def _dagster_env(cfg: Config, warehouse: Path) -> None:
     os.environ.update(
         {
@@ -458,6 +500,7 @@ STAGES: dict[str, Callable[[Config, Timer], None]] = {
     "portfolio": stage_portfolio,
     "backtest": stage_backtest,
     "metrics": stage_metrics,
+    "sweep": stage_sweep,
     "dagster_full": stage_dagster_full,
     "dagster_refresh": stage_dagster_refresh,
 }

@@ -24,6 +24,11 @@ from quant_pipeline.defs.orders_automation import orders_jobs, orders_schedules,
 from quant_pipeline.defs.portfolio import portfolio_assets
 from quant_pipeline.defs.reports import report_assets
 from quant_pipeline.defs.research import research_assets
+from quant_pipeline.defs.research_guards import (
+    research_guard_assets,
+    research_guard_checks,
+    research_guards_job,
+)
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.signals import signal_assets
 from quant_pipeline.defs.universe import universe_assets
@@ -43,7 +48,7 @@ all_assets = [
     *universe_assets,
 ]
 # Imported by the CLI and the tests: every check, including the blocking lookahead audit.
-asset_checks = [*contract_checks, *integrity_checks]
+asset_checks = [*contract_checks, *integrity_checks, *research_guard_checks]
 
 full_pipeline_job = dg.define_asset_job(
     "full_pipeline_job",
@@ -64,9 +69,12 @@ def build_resources(**overrides: object) -> dict[str, object]:
 
 
 defs = dg.Definitions(
-    assets=[*all_assets, *orders_assets, *health_assets],
+    # research guards (sweeps, walk-forward, DSR/PBO, exposures) run in the UI's full job and
+    # their own job, not in all_assets: a 144-variant sweep would multiply every end-to-end
+    # test's time
+    assets=[*all_assets, *research_guard_assets, *orders_assets, *health_assets],
     asset_checks=[*asset_checks, *health_checks],
-    jobs=[full_pipeline_job, *ingestion_jobs, *curated_jobs, *orders_jobs],
+    jobs=[full_pipeline_job, research_guards_job, *ingestion_jobs, *curated_jobs, *orders_jobs],
     schedules=[*ingestion_schedules, *orders_schedules],
     sensors=[*curated_sensors, *orders_sensors, *alert_sensors],
     resources=build_resources(),

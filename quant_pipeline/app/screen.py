@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from quant_pipeline.core.backtest.lookahead_audit import price_window
+from quant_pipeline.core.data.share_basis import SHARE_BASIS_TABLE
 from quant_pipeline.core.factors.values import factor_values
 from quant_pipeline.core.strategies.screen import (
     ScreenRules,
@@ -83,7 +84,12 @@ def candidates(warehouse: Warehouse, as_of: date | None = None) -> tuple[date, p
     securities = _table(warehouse, "curated.securities")
     membership = _table(warehouse, "curated.membership")
     values = factor_values(
-        before, fundamentals, securities, [as_of], membership if membership.height else None
+        before,
+        fundamentals,
+        securities,
+        [as_of],
+        membership if membership.height else None,
+        share_basis=_table(warehouse, SHARE_BASIS_TABLE),
     )
     profile = securities.select(
         "ticker",

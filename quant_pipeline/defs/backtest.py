@@ -268,6 +268,7 @@ def backtest_results(
         read("curated.membership"),
         delisting_return=config.delisting_return,
         trading_models=sims.models,
+        trades=frames["trades"],
     )
     wh = warehouse.get()
     for table, frame in frames.items():

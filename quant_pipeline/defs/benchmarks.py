@@ -12,6 +12,7 @@ from quant_pipeline.core.backtest.benchmark_returns import (
     ticker_benchmark,
 )
 from quant_pipeline.core.backtest.reference_engine import BacktestInputError
+from quant_pipeline.core.data.share_basis import SHARE_BASIS_TABLE
 from quant_pipeline.core.reporting import backtest_charts as plots
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
@@ -21,7 +22,11 @@ from quant_pipeline.defs.tables import reads
 GROUP = "backtest"
 KINDS = {"duckdb", "polars"}
 BENCHMARK_READS = reads(
-    "curated.prices", "curated.membership", "curated.fundamentals", "curated.securities"
+    "curated.prices",
+    "curated.membership",
+    "curated.fundamentals",
+    "curated.securities",
+    SHARE_BASIS_TABLE,
 )
 
 
@@ -41,12 +46,16 @@ def _shares(fundamentals: pl.DataFrame, securities: pl.DataFrame) -> tuple[pl.Da
     """Point-in-time shares from the fundamentals; the current profile's shares (known 'since
     always', a lookahead) only for tickers without any. Returns the frame and that count."""
     reported = fundamentals.select(
-        "ticker", pl.col("available_at").cast(pl.Date), "shares_outstanding"
+        "ticker",
+        pl.col("available_at").cast(pl.Date),
+        "shares_outstanding",
+        pl.col("period_end").cast(pl.Date),
     ).filter(pl.col("shares_outstanding").is_not_null())
     profile = securities.select(
         "ticker",
         pl.lit(None, dtype=pl.Date).alias("available_at"),
         pl.col("shares_outstanding").cast(pl.Float64),
+        pl.lit(None, dtype=pl.Date).alias("period_end"),
     ).filter(
         pl.col("shares_outstanding").is_not_null()
         & ~pl.col("ticker").is_in(reported["ticker"].unique().implode())
@@ -74,12 +83,17 @@ def benchmarks(
             f"curated.membership holds several universes {members['universe'].unique().to_list()}"
         )
     shares, from_profile = _shares(
-        read("curated.fundamentals", columns=["ticker", "available_at", "shares_outstanding"]),
+        read(
+            "curated.fundamentals",
+            columns=["ticker", "period_end", "available_at", "shares_outstanding"],
+        ),
         read("curated.securities", columns=["ticker", "shares_outstanding"]),
     )
     series = {
         EQUAL_WEIGHT: equal_weight_benchmark(prices, membership=members),
-        CAP_WEIGHT: cap_weighted_benchmark(prices, shares, membership=members),
+        CAP_WEIGHT: cap_weighted_benchmark(
+            prices, shares, membership=members, share_basis=read(SHARE_BASIS_TABLE)
+        ),
     }
     wanted = list(dict.fromkeys([*config.tickers, config.primary]))
     for ticker in wanted:

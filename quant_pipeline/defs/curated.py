@@ -13,12 +13,23 @@ two rebuilds.
 """
 
 import dagster as dg
+import polars as pl
 
 from quant_pipeline.core.data import curation as curate
+from quant_pipeline.core.data.share_basis import (
+    METHOD_INFERRED,
+    SHARE_BASIS_TABLE,
+    share_basis_events,
+)
+from quant_pipeline.core.data.suspect_moves import (
+    DEFAULT_THRESHOLD,
+    SUSPECT_MOVES_TABLE,
+    suspect_moves,
+)
 from quant_pipeline.core.data.validation import validate
 from quant_pipeline.defs.metadata import table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.tables import reads, table_spec
+from quant_pipeline.defs.tables import TableReader, reads, table_spec
 
 GROUP = "curated"
 KINDS = {"duckdb", "polars", "pandera"}
@@ -27,6 +38,8 @@ PRICES_READS = reads("raw.prices", "raw.corporate_actions")
 FUNDAMENTALS_READS = reads("raw.fundamentals")
 SECURITIES_READS = reads("raw.securities")
 MEMBERSHIP_READS = reads("raw.membership")
+SHARE_BASIS_READS = reads("curated.prices", "curated.fundamentals", "raw.corporate_actions")
+SUSPECT_MOVES_READS = reads("curated.prices", "raw.corporate_actions")
 
 
 @dg.multi_asset(
@@ -189,7 +202,85 @@ def curated_membership(
     return dg.MaterializeResult(metadata=table_metadata("curated.membership", membership))
 
 
-curated_assets = [curated_prices, curated_fundamentals, curated_securities, curated_membership]
+def _actions(read: TableReader, source: str) -> pl.DataFrame | None:
+    """curated corporate actions of ``source``, None when it has none."""
+    raw = read.raw("corporate_actions", source)
+    return curate.curate_actions(raw) if raw.height else None
+
+
+@dg.asset(
+    key=["curated", "share_basis_events"],
+    deps=SHARE_BASIS_READS.deps,
+    group_name=GROUP,
+    kinds={"duckdb", "polars"},
+    pool="warehouse",
+)
+def curated_share_basis_events(
+    market: MarketDataResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """Splits that change share counts (on file or inferred from share series), with evidence."""
+    read = SHARE_BASIS_READS.reader(warehouse.read_only())
+    events = share_basis_events(
+        _actions(read, market.settings().source),
+        read("curated.prices", columns=["ticker", "date", "close"]),
+        read("curated.fundamentals"),
+    )
+    warehouse.get().replace_table(SHARE_BASIS_TABLE, events)
+    return dg.MaterializeResult(
+        metadata=table_metadata(
+            SHARE_BASIS_TABLE,
+            events,
+            inferred=int((events["method"] == METHOD_INFERRED).sum()),
+            by_price_basis=dg.MetadataValue.json(
+                dict(events.group_by("price_basis").len().sort("price_basis").iter_rows())
+            ),
+        )
+    )
+
+
+class SuspectMovesConfig(dg.Config):
+    """``threshold``: the absolute one-day return (0.4 = 40%) beyond which a move with no
+    corporate action on file is listed."""
+
+    threshold: float = DEFAULT_THRESHOLD
+
+
+@dg.asset(
+    key=["curated", "suspect_moves"],
+    deps=SUSPECT_MOVES_READS.deps,
+    group_name=GROUP,
+    kinds={"duckdb", "polars"},
+    pool="warehouse",
+)
+def curated_suspect_moves(
+    config: SuspectMovesConfig, market: MarketDataResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """One-day moves beyond a threshold with no corporate action on file, taken as returns."""
+    read = SUSPECT_MOVES_READS.reader(warehouse.read_only())
+    moves = suspect_moves(
+        read("curated.prices", columns=["ticker", "date", "close", "daily_return"]),
+        _actions(read, market.settings().source),
+        config.threshold,
+    )
+    warehouse.get().replace_table(SUSPECT_MOVES_TABLE, moves)
+    if moves.height:
+        dg.get_dagster_logger().warning(
+            f"{moves.height} one-day moves of {config.threshold:.0%} or more have no corporate "
+            f"action on file; see {SUSPECT_MOVES_TABLE}"
+        )
+    return dg.MaterializeResult(
+        metadata=table_metadata(SUSPECT_MOVES_TABLE, moves, threshold=config.threshold)
+    )
+
+
+curated_assets = [
+    curated_prices,
+    curated_fundamentals,
+    curated_securities,
+    curated_membership,
+    curated_share_basis_events,
+    curated_suspect_moves,
+]
 
 WATCHED = dg.AssetKey(["curated", "prices"])
 # a run that materialized this asset rebuilt the chain itself
@@ -199,7 +290,8 @@ CHAIN_JOBS = ("full_pipeline_job", "quarterly_rebalance_job")
 
 downstream_refresh_job = dg.define_asset_job(
     "downstream_refresh_job",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.groups("ingestion", "curated", "orders"),
+    selection=dg.AssetSelection.all()
+    - dg.AssetSelection.groups("ingestion", "curated", "orders", "research_guards"),
     description="Factors, portfolios, backtests, reports and research from the curated tables.",
 )
 

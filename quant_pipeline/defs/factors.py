@@ -5,6 +5,7 @@ import polars as pl
 
 from quant_pipeline.core.data.calendar import rebalance_dates, trading_days
 from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
+from quant_pipeline.core.data.share_basis import SHARE_BASIS_TABLE
 from quant_pipeline.core.factors.point_in_time import point_in_time_factor_values, vintage_report
 from quant_pipeline.core.strategies.scoring import (
     COMPONENTS_SCHEMA,
@@ -26,6 +27,7 @@ VALUES_READS = reads(
     "curated.fundamentals_vintages",
     "curated.securities",
     "curated.membership",
+    SHARE_BASIS_TABLE,
 )
 SCORES_READS = reads("factors.values", "factors.rebalance_dates", "curated.securities")
 
@@ -80,6 +82,7 @@ def factor_values_asset(market: MarketDataResource, warehouse: WarehouseResource
         read("curated.securities"),
         dates,
         membership=membership if membership.height else None,
+        share_basis=read(SHARE_BASIS_TABLE),
     )
     vintage = vintage_report(vintages, dates)
     wh = warehouse.get()

@@ -3,13 +3,19 @@
 import dagster as dg
 import polars as pl
 
-from quant_pipeline.core.backtest.bias_labels import bias_labels
+from quant_pipeline.core.backtest.bias_labels import bias_labels, data_labels
 from quant_pipeline.core.backtest.lookahead_audit import (
     DEFAULT_SAMPLE_DATES,
     audit_lookahead,
     sample_dates,
 )
 from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
+from quant_pipeline.core.data.share_basis import SHARE_BASIS_TABLE
+from quant_pipeline.core.data.suspect_moves import (
+    HELD_THROUGH_SCHEMA,
+    SUSPECT_MOVES_TABLE,
+    held_through,
+)
 from quant_pipeline.core.strategies.spec import StrategySpec
 from quant_pipeline.defs.metadata import markdown_table
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
@@ -23,6 +29,7 @@ AUDIT_READS = reads(
     "curated.fundamentals_vintages",
     "curated.securities",
     "curated.membership",
+    SHARE_BASIS_TABLE,
 )
 # Read by bias_labels_table on behalf of the backtest step (part of that step's reads).
 BIAS_LABEL_READS = (
@@ -30,6 +37,8 @@ BIAS_LABEL_READS = (
     "factors.rebalance_dates",
     "factors.fundamentals_vintage",
     "curated.fundamentals",
+    SHARE_BASIS_TABLE,
+    SUSPECT_MOVES_TABLE,
 )
 
 
@@ -61,6 +70,7 @@ def scores_match_point_in_time_recomputation(
         membership if membership.height else None,
         selected_strategies(market),
         dates,
+        share_basis=read(SHARE_BASIS_TABLE),
     )
     return dg.AssetCheckResult(
         passed=result.passed,
@@ -83,11 +93,14 @@ def bias_labels_table(
     membership: pl.DataFrame,
     delisting_return: float | None,
     trading_models: dict[str, str] | None = None,
+    trades: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Every strategy's bias labels (the rows of ``backtest.labels``) from data ``source``.
 
     ``trading_models`` (strategy → description of the simulated trading model: capital, share
-    rounding, commissions, slippage) adds a ``trading_model`` label per strategy.
+    rounding, commissions, slippage) adds a ``trading_model`` label per strategy. ``trades``
+    (the step's backtest.trades rows) gives the ``suspect_moves`` label the positions held
+    through a suspect move; every strategy also gets its ``share_basis`` label.
 
     Called by the backtest asset with the frames it already holds (curated.prices with ticker and
     date, curated.membership) and its reader, through which it reads ``BIAS_LABEL_READS``.
@@ -129,6 +142,11 @@ def bias_labels_table(
                 schema=rows[0].schema if rows else None,
             )
         )
+    moves = read(SUSPECT_MOVES_TABLE)
+    held = pl.DataFrame(schema=HELD_THROUGH_SCHEMA)
+    if trades is not None:
+        held = held_through(trades, moves)
+    rows.append(data_labels(list(specs), read(SHARE_BASIS_TABLE), moves, held))
     return pl.concat(rows, how="vertical")
 
 

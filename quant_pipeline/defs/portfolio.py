@@ -10,6 +10,15 @@ from quant_pipeline.core.strategies.target_weights import (
     WEIGHTS_SCHEMA,
     target_weights,
 )
+from quant_pipeline.core.strategies.weighting import (
+    COVARIANCE_SCHEMES,
+    PriceHistory,
+    WeightingRules,
+    reweight,
+)
+from quant_pipeline.core.strategies.weighting import (
+    REPORT_SCHEMA as WEIGHTING_REPORT_SCHEMA,
+)
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies
@@ -18,7 +27,9 @@ from quant_pipeline.defs.tables import reads, table_spec
 GROUP = "portfolio"
 KINDS = {"duckdb", "polars"}
 
-WEIGHTS_READS = reads("factors.scores", "portfolio.signal_weights")
+WEIGHTS_READS = reads(
+    "factors.scores", "portfolio.signal_weights", "factors.values", "curated.prices"
+)
 
 
 @dg.multi_asset(
@@ -36,6 +47,13 @@ WEIGHTS_READS = reads("factors.scores", "portfolio.signal_weights")
             GROUP,
             WEIGHTS_READS.deps,
         ),
+        table_spec(
+            "portfolio.weighting_report",
+            "Per non-equal-weight strategy and rebalance date: scheme, largest name and sector "
+            "weight, turnover (limited or not), covariance shrinkage, names dropped.",
+            GROUP,
+            WEIGHTS_READS.deps,
+        ),
     ],
     pool="warehouse",
 )
@@ -49,6 +67,7 @@ def portfolio_target_weights(
     signal_weights = read("portfolio.signal_weights")
     weights = [pl.DataFrame(schema=WEIGHTS_SCHEMA)]
     reports = [pl.DataFrame(schema=REPORT_SCHEMA)]
+    weighting_reports = [pl.DataFrame(schema=WEIGHTING_REPORT_SCHEMA)]
     for name, spec in specs.items():
         if spec.kind == "signal":
             w = signal_weights.filter(pl.col("strategy") == name)
@@ -58,7 +77,12 @@ def portfolio_target_weights(
         if spec.kind == "blend":  # a blend holds strategies, not names: see backtest.daily
             continue
         build = staggered_weights if spec.kind == "staggered" else target_weights
-        w, r = build(scores.filter(pl.col("strategy") == name), spec)
+        own_scores = scores.filter(pl.col("strategy") == name)
+        w, r = build(own_scores, spec)
+        rules = WeightingRules.from_spec(spec)
+        if spec.kind == "factor" and not rules.is_equal:
+            w, wr = _reweighted(read, w, rules, own_scores)
+            weighting_reports.append(wr)
         weights.append(w)
         reports.append(r)
     all_weights = pl.concat(weights, how="vertical_relaxed")
@@ -66,6 +90,8 @@ def portfolio_target_weights(
     wh = warehouse.get()
     wh.replace_table("portfolio.target_weights", all_weights)
     wh.replace_table("portfolio.constraint_report", report)
+    weighting = pl.concat(weighting_reports, how="vertical_relaxed")
+    wh.replace_table("portfolio.weighting_report", weighting)
     breaches = report.filter(~pl.col("cap_met"))
     if breaches.height:
         context.log.warning(
@@ -91,6 +117,21 @@ def portfolio_target_weights(
             "portfolio.constraint_report", report, constraint_breaches=breaches.height
         ),
     )
+    yield dg.MaterializeResult(
+        asset_key=["portfolio", "weighting_report"],
+        metadata=table_metadata("portfolio.weighting_report", weighting),
+    )
+
+
+def _reweighted(read, w: pl.DataFrame, rules: WeightingRules, scores: pl.DataFrame):
+    """Weights of a non-equal scheme: factors.values and prices before each date as needed."""
+    columns = ["rebalance_date", "ticker", "volatility", "market_cap"]
+    values = read("factors.values", columns=columns)
+    history = None
+    if rules.scheme in COVARIANCE_SCHEMES:
+        prices = read("curated.prices", columns=["ticker", "date", "adj_close"])
+        history = PriceHistory(prices, w["ticker"].unique().to_list())
+    return reweight(w, rules, scores=scores, values=values, history=history)
 
 
 portfolio_assets = [portfolio_target_weights]

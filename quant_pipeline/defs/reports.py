@@ -18,6 +18,7 @@ from quant_pipeline.core.backtest.comparison import (
     relative_metrics,
     sector_exposure,
 )
+from quant_pipeline.core.data.suspect_moves import SUSPECT_MOVES_TABLE, held_through
 from quant_pipeline.core.reporting import backtest_charts as plots
 from quant_pipeline.core.reporting.tearsheet import render_tearsheet
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
@@ -51,6 +52,7 @@ TEAR_SHEET_READS = reads(
     "backtest.metrics",
     "backtest.relative_metrics",
     "backtest.blend_attribution",
+    SUSPECT_MOVES_TABLE,
 )
 
 
@@ -150,6 +152,11 @@ def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.Mat
     metrics = read("backtest.metrics")
     relative = read("backtest.relative_metrics")
     attribution = read("backtest.blend_attribution")
+    held = (
+        held_through(trades, read(SUSPECT_MOVES_TABLE))
+        if read.has_table(SUSPECT_MOVES_TABLE)
+        else None
+    )
     written, meta_charts, index_rows = [], {}, []
     generated = datetime.now(UTC).replace(microsecond=0)
     for name in daily["strategy"].unique().sort().to_list():
@@ -180,6 +187,7 @@ def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.Mat
             labels=labels,
             relative=relative.filter(pl.col("strategy") == name),
             sleeves=attribution.filter(pl.col("strategy") == name).drop("strategy"),
+            suspect_moves=None if held is None else held.filter(pl.col("strategy") == name),
         )
         path = out_dir / f"{name}.html"
         path.write_text(page, encoding="utf-8")

@@ -7,7 +7,8 @@ Layout (see ``docs/data_sources.md``)::
       fundamentals.(csv|csv.gz|parquet)       optional  long (item, value) or wide (one column/item)
       securities.(csv|csv.gz|parquet)         optional  one row per ticker
       membership.* or <universe>_membership.* optional  ticker, start_date, end_date
-      corporate_actions.*                     optional  ticker, date, action, value
+      corporate_actions.*                     optional  ticker, date, action, value (split,
+                                                        dividend, spinoff, stock_dividend)
       mapping.yaml                            optional  vendor column names -> canonical names
 
 Column names are resolved through a mapping: for each canonical column a list of candidate
@@ -31,6 +32,7 @@ import polars as pl
 import yaml
 
 from quant_pipeline.core.data.schema import (
+    ACTION_TYPES,
     FUNDAMENTAL_ITEMS,
     PRICE_VALUE_COLUMNS,
     RAW_CORPORATE_ACTIONS,
@@ -412,10 +414,10 @@ class FilesSource:
             universe = self.mapping["membership"].get("universe") or self._universe_name(path)
             frame = frame.with_columns(pl.lit(universe).alias("universe"))
         if dataset == "corporate_actions":
-            bad = frame.with_row_index("row").filter(~pl.col("action").is_in(["split", "dividend"]))
+            bad = frame.with_row_index("row").filter(~pl.col("action").is_in(ACTION_TYPES))
             if bad.height:
                 raise SourceError(
-                    f"{path}: column 'action' must be 'split' or 'dividend'; lines "
+                    f"{path}: column 'action' must be one of {ACTION_TYPES}; lines "
                     f"{(bad['row'].head(5) + 2).to_list()} have {bad['action'].head(5).to_list()}"
                 )
         return frame

@@ -35,6 +35,7 @@ def test_every_asset_has_a_group_a_description_and_kinds():
             "portfolio",
             "backtest",
             "research",
+            "research_guards",
             "orders",
             "universe",
             "watchlist",

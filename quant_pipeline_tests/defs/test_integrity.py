@@ -99,3 +99,22 @@ def test_the_audit_check_fails_naming_date_ticker_and_column_when_a_stored_value
         wh.replace_table("factors.values", values)
     assert not outcome.passed
     assert f"factors.values on {last} ticker {target} column volatility" in outcome.description
+
+
+def test_share_basis_events_and_suspect_moves_are_tables_and_labels(built):
+    path, _ = built
+    wh = Warehouse(path)
+    events = wh.read_table("curated.share_basis_events")
+    splits = wh.read_table("raw.corporate_actions").filter(pl.col("action") == "split")
+    on_file = events.filter(pl.col("method") == "corporate_action")
+    assert on_file.height == splits.height >= 1
+    assert set(on_file["price_basis"]) == {"as_traded"}
+    assert wh.has_table("curated.suspect_moves")
+    by_label = dict(
+        wh.read_table("backtest.labels")
+        .filter(pl.col("strategy") == "magic_formula")
+        .select("label", "value")
+        .iter_rows()
+    )
+    assert by_label["share_basis"].startswith(f"rebased: {events.height} splits")
+    assert "suspect_moves" in by_label

@@ -96,3 +96,57 @@ def test_target_weights_sum_to_one_on_every_sp500_rebalance(sp500_warehouse):
     )
     assert sums.height > 0
     assert (sums["weight"] - 1).abs().max() < 1e-9
+
+
+def test_aapl_and_nflx_market_caps_are_split_consistent_on_every_rebalance_date(
+    sp500_warehouse, sp500_dir
+):
+    from quant_pipeline_tests.sources.test_sp500_share_basis import reference_caps
+
+    values = sp500_warehouse.read_table(
+        "factors.values", columns=["rebalance_date", "ticker", "market_cap"]
+    )
+    dates = values["rebalance_date"].unique().sort().to_list()
+    for ticker in ("AAPL", "NFLX"):
+        got = dict(
+            values.filter(pl.col("ticker") == ticker)
+            .select("rebalance_date", "market_cap")
+            .iter_rows()
+        )
+        expected = reference_caps(sp500_dir, ticker, dates)
+        checked = [d for d, ref in expected.items() if ref is not None]
+        assert len(checked) >= 30
+        for d in checked:
+            assert math.isclose(got[d], expected[d], rel_tol=0.10), (ticker, d)
+
+
+def test_suspect_moves_are_listed_and_counted_in_the_labels(sp500_warehouse):
+    moves = sp500_warehouse.read_table("curated.suspect_moves")
+    assert {("BAX", "2015-07-01"), ("DISCA", "2014-08-07")} <= {
+        (t, str(d)) for t, d in moves.select("ticker", "date").iter_rows()
+    }
+    labels = sp500_warehouse.read_table("backtest.labels").filter(
+        pl.col("label") == "suspect_moves"
+    )
+    assert labels.height >= 1
+    assert labels["value"].str.starts_with(f"{moves.height} one-day moves of 40%").all()
+
+
+def test_a_tear_sheet_names_the_positions_held_through_a_suspect_move(sp500_warehouse):
+    from pathlib import Path
+
+    from quant_pipeline.core.data.suspect_moves import held_through
+
+    held = held_through(
+        sp500_warehouse.read_table("backtest.trades"),
+        sp500_warehouse.read_table("curated.suspect_moves"),
+    )
+    assert held.height >= 1, "some S&P strategy holds a name through a spin-off or share dividend"
+    sheets = dict(
+        sp500_warehouse.read_table("backtest.tear_sheets").select("strategy", "path").iter_rows()
+    )
+    for strategy in held["strategy"].unique().to_list():
+        page = Path(sheets[strategy]).read_text(encoding="utf-8")
+        section = page.split("<h2>Suspect moves held</h2>")[1]
+        for ticker in held.filter(pl.col("strategy") == strategy)["ticker"].to_list():
+            assert f">{ticker}<" in section, (strategy, ticker)

@@ -22,6 +22,7 @@ from quant_pipeline.core.backtest.reference_engine import (
     members_only,
 )
 from quant_pipeline.core.data.frames import require_columns
+from quant_pipeline.core.data.share_basis import share_multiplier
 
 EQUAL_WEIGHT = "equal_weight"
 CAP_WEIGHT = "cap_weight"
@@ -48,6 +49,7 @@ def cap_weighted_benchmark(
     prices: pl.DataFrame,
     shares: pl.DataFrame,
     membership: pl.DataFrame | None = None,
+    share_basis: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Market-cap-weighted daily return of the universe, point in time.
 
@@ -58,9 +60,13 @@ def cap_weighted_benchmark(
 
     ``r_t = sum_i cap_i r_i,t / sum_i cap_i`` over tickers with a return on t, where ``cap_i =
     close_i(previous row) * shares_i`` with the latest shares whose ``available_at`` is before t.
-    Tickers without a previous close or without shares yet do not count that day. Caveat: close
-    and reported shares are both as traded, so between a split and the next report a ticker's cap
-    is off by the split ratio (the same convention as ``factors.values.market_cap``).
+    Tickers without a previous close or without shares yet do not count that day. With
+    ``share_basis`` (curated.share_basis_events) and a ``period_end`` column in ``shares`` (the
+    period the count was reported for; null for a profile count, left as is), each count is put
+    on the basis of the previous close first
+    (:func:`quant_pipeline.core.data.share_basis.share_multiplier`, price date = the previous
+    row's date), as ``factors.values.market_cap`` is; without it, a split between a report and
+    the close (or a price file restated for later splits) divides the cap by the split ratio.
 
     Returns ``date, benchmark_return`` for dates where at least one ticker counts.
     """
@@ -70,33 +76,11 @@ def cap_weighted_benchmark(
     require_columns(
         shares, ("ticker", "available_at", "shares_outstanding"), "shares", BacktestInputError
     )
-    px = (
-        prices.select(
-            pl.col("ticker").cast(pl.String),
-            pl.col("date").cast(pl.Date),
-            pl.col("close").cast(pl.Float64),
-            pl.col("daily_return").cast(pl.Float64),
-        )
-        .sort("ticker", "date")
-        .with_columns(pl.col("close").shift(1).over("ticker").alias("prev_close"))
-        .filter(
-            pl.col("daily_return").is_not_null()
-            & pl.col("daily_return").is_finite()
-            & (pl.col("prev_close") > 0)
-        )
-    )
-    px = members_only(px, membership)
-    sh = (
-        shares.select(
-            pl.col("ticker").cast(pl.String),
-            pl.col("available_at").cast(pl.Date).fill_null(_ALWAYS),
-            pl.col("shares_outstanding").cast(pl.Float64),
-        )
-        .filter(pl.col("shares_outstanding") > 0)
-        # Several rows known the same day: the last one given wins.
-        .unique(subset=["ticker", "available_at"], keep="last", maintain_order=True)
-        .sort("available_at")
-    )
+    px = members_only(_returns_with_prior_close(prices), membership)
+    rebase = share_basis is not None and share_basis.height > 0
+    if rebase:
+        require_columns(shares, ("period_end",), "shares", BacktestInputError)
+    sh = _known_shares(shares, rebase)
     weighted = (
         px.sort("date")
         .join_asof(
@@ -109,8 +93,13 @@ def cap_weighted_benchmark(
             check_sortedness=False,
         )
         .filter(pl.col("shares_outstanding").is_not_null())
-        .with_columns((pl.col("prev_close") * pl.col("shares_outstanding")).alias("cap"))
     )
+    if rebase:
+        factor = share_multiplier(
+            weighted, share_basis, period="period_end", price_date="prev_date"
+        )
+        weighted = weighted.with_columns(pl.col("shares_outstanding") * factor)
+    weighted = weighted.with_columns(cap=pl.col("prev_close") * pl.col("shares_outstanding"))
     return (
         weighted.group_by("date")
         .agg(
@@ -120,6 +109,45 @@ def cap_weighted_benchmark(
         )
         .sort("date")
         .select(pl.col("date").cast(pl.Date), pl.col("benchmark_return").cast(pl.Float64))
+    )
+
+
+def _returns_with_prior_close(prices: pl.DataFrame) -> pl.DataFrame:
+    """Rows with a finite return and a positive previous close (``prev_close``, ``prev_date``)."""
+    return (
+        prices.select(
+            pl.col("ticker").cast(pl.String),
+            pl.col("date").cast(pl.Date),
+            pl.col("close").cast(pl.Float64),
+            pl.col("daily_return").cast(pl.Float64),
+        )
+        .sort("ticker", "date")
+        .with_columns(
+            pl.col("close").shift(1).over("ticker").alias("prev_close"),
+            pl.col("date").shift(1).over("ticker").alias("prev_date"),
+        )
+        .filter(
+            pl.col("daily_return").is_not_null()
+            & pl.col("daily_return").is_finite()
+            & (pl.col("prev_close") > 0)
+        )
+    )
+
+
+def _known_shares(shares: pl.DataFrame, with_period: bool) -> pl.DataFrame:
+    """Positive share counts by ``available_at`` (null = since always); one per ticker and day."""
+    period = pl.col("period_end") if with_period else pl.lit(None)
+    return (
+        shares.select(
+            pl.col("ticker").cast(pl.String),
+            pl.col("available_at").cast(pl.Date).fill_null(_ALWAYS),
+            pl.col("shares_outstanding").cast(pl.Float64),
+            period.cast(pl.Date).alias("period_end"),
+        )
+        .filter(pl.col("shares_outstanding") > 0)
+        # Several rows known the same day: the last one given wins.
+        .unique(subset=["ticker", "available_at"], keep="last", maintain_order=True)
+        .sort("available_at")
     )
 
 

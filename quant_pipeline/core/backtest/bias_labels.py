@@ -24,6 +24,14 @@ Labels (values in ``code`` font are fixed words, the rest are explanations):
 * ``delisting`` — ``last_price`` (a delisted holding is closed at its last price) or the
   configured delisting return applied to that price.
 * ``costs_bps`` — the transaction cost charged per unit traded, in basis points.
+
+Two more labels come from :func:`data_labels` (one row each per strategy, appended by the
+backtest asset):
+
+* ``share_basis`` — ``none`` (no split found) or ``rebased``: how many splits put share counts on
+  the basis of the prices, by method (``corporate_action`` / ``inferred``) and price basis.
+* ``suspect_moves`` — how many one-day moves beyond the threshold have no corporate action on
+  file, and how many of them the strategy held (``0 held`` or the count and first tickers).
 """
 
 from __future__ import annotations
@@ -177,6 +185,56 @@ def _delisting(delisting_return: float | None) -> str:
             "last_price: a delisted holding is closed at its last price, cash until next rebalance"
         )
     return f"delisting_return {delisting_return:+.4g} applied to the last price, then cash"
+
+
+def share_basis_label(events: pl.DataFrame) -> str:
+    """The ``share_basis`` label from curated.share_basis_events (method, price_basis)."""
+    if events.is_empty():
+        return "none: no split found on file or in the share series; shares as reported"
+    counts = events.group_by("method", "price_basis").len().sort("method", "price_basis")
+    parts = ", ".join(f"{n} {m} ({b})" for m, b, n in counts.iter_rows())
+    tickers = events["ticker"].n_unique()
+    return (
+        f"rebased: {events.height} splits of {tickers} tickers put share counts on the prices' "
+        f"basis: {parts}; see curated.share_basis_events"
+    )
+
+
+def suspect_moves_label(moves: pl.DataFrame, held: pl.DataFrame) -> str:
+    """The ``suspect_moves`` label: moves on file (curated.suspect_moves) and those ``held``
+    (rows of one strategy from :func:`core.data.suspect_moves.held_through`)."""
+    if moves.is_empty():
+        return "0: no one-day move beyond the threshold without a corporate action on file"
+    threshold = float(moves["threshold"].max())  # type: ignore[arg-type]
+    head = (
+        f"{moves.height} one-day moves of {threshold:.0%} or more with no corporate action on "
+        "file (curated.suspect_moves), taken as returns"
+    )
+    if held.is_empty():
+        return f"{head}; 0 held"
+    named = ", ".join(f"{t} {d}" for t, d in held.select("ticker", "date").head(3).iter_rows())
+    more = f" and {held.height - 3} more" if held.height > 3 else ""
+    return f"{head}; {held.height} held: {named}{more}"
+
+
+def data_labels(
+    strategies: Iterable[str],
+    share_basis: pl.DataFrame,
+    moves: pl.DataFrame,
+    held: pl.DataFrame,
+) -> pl.DataFrame:
+    """``share_basis`` and ``suspect_moves`` label rows (``LABELS_SCHEMA``) for each strategy.
+
+    ``share_basis``: curated.share_basis_events; ``moves``: curated.suspect_moves; ``held``:
+    :func:`core.data.suspect_moves.held_through` over every strategy's trades.
+    """
+    rows = []
+    basis = share_basis_label(share_basis)
+    for name in strategies:
+        own = held.filter(pl.col("strategy") == name)
+        rows.append((name, "share_basis", basis))
+        rows.append((name, "suspect_moves", suspect_moves_label(moves, own)))
+    return pl.DataFrame(rows, schema=LABELS_SCHEMA, orient="row")
 
 
 def bias_labels(

@@ -19,6 +19,9 @@ scores of one date summed in another order, differ in the last bits), nulls in t
 that was not known on D. Securities profiles (sector, the shares fallback flagged by
 ``shares_from_profile``) have no history and are used as they are; adjusted closes are used as
 stored, which is harmless because every factor uses them as ratios within the window before D.
+Share-basis events (curated.share_basis_events) are used as stored too: they state the basis of
+the stored prices (a split-adjusted price file is restated for every later split), and an
+as-traded split only applies to prices dated on or after it, so nothing of D or later enters.
 
 Pure polars; the Dagster check lives in :mod:`quant_pipeline.defs.integrity`.
 """
@@ -212,6 +215,7 @@ def audit_lookahead(
     universe: str | None = None,
     max_stale_days: int = MAX_STALE_DAYS,
     compute: FactorFunction = factor_values,
+    share_basis: pl.DataFrame | None = None,
 ) -> AuditResult:
     """Recompute factors.values and factors.scores on ``dates`` from truncated inputs; compare.
 
@@ -222,8 +226,10 @@ def audit_lookahead(
     factors.scores holds rows of it on D). ``compute``, ``universe`` and ``max_stale_days``: as
     given to :func:`quant_pipeline.core.factors.point_in_time.point_in_time_factor_values` when the
     stored tables were built. Inputs are truncated per date as the module docstring says; each date
-    sees only its own truncation.
+    sees only its own truncation. ``share_basis``: curated.share_basis_events when the stored
+    values were built with them (handed to ``compute`` as they are).
     """
+    extra = {} if share_basis is None else {"share_basis": share_basis}
     checked = sorted(set(dates))
     found: list[pl.DataFrame] = []
     compared = 0
@@ -239,6 +245,7 @@ def audit_lookahead(
             mem,
             universe=universe,
             max_stale_days=max_stale_days,
+            **extra,
         )
         stored = stored_values.filter(pl.col("rebalance_date") == d)
         compared += stored.height

@@ -9,6 +9,7 @@ decided downstream from ``date`` and ``available_at``.
 from __future__ import annotations
 
 import logging
+import math
 from datetime import UTC, date, datetime
 from typing import NamedTuple
 
@@ -24,6 +25,7 @@ from quant_pipeline.core.data.schema import (
     PRICE_VALUE_COLUMNS,
     RAW_PRICES,
 )
+from quant_pipeline.core.data.share_basis import PRICE_JUMP_TOLERANCE
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +99,14 @@ def adjusted_close(prices: pl.DataFrame, actions: pl.DataFrame | None) -> pl.Dat
     """Return ``prices`` with ``adj_close`` recomputed from as-traded close and actions.
 
     ``prices``: ticker, date, close (as traded), one row per (ticker, date); other columns kept.
-    ``actions``: ticker, date, action ('split' | 'dividend'), value (split ratio, or cash per
-    share). Yahoo/CRSP convention: ``adj_close == close`` on each ticker's last date; a dividend
-    ``d`` going ex on ``t`` multiplies every price before ``t`` by ``1 - d / close(t-1)``; a split
-    of ratio ``r`` on ``t`` multiplies every price before ``t`` by ``1 / r``. An action dated on a
+    ``actions``: ticker, date, action (ACTION_TYPES), value. Yahoo/CRSP convention:
+    ``adj_close == close`` on each ticker's last date; a dividend ``d`` (cash per share) going ex
+    on ``t`` multiplies every price before ``t`` by ``1 - d / close(t-1)``; a spin-off
+    distributing ``d`` of value per share by ``close(t) / (close(t) + d)``, so the return of t is
+    the holder's ``(close(t) + d) / close(t-1) - 1`` (the dividend formula, exact for small cash
+    amounts, would overstate a distribution of half the price); a split of ratio ``r`` on ``t``
+    by ``1 / r``; a stock dividend of ``v`` new shares per share by ``1 / (1 + v)`` (neither when
+    the close does not fall with it: see :func:`_price_multipliers`). An action dated on a
     non-trading day applies from the next trading row; actions after a ticker's last row (or on
     its first) change nothing. Looks at the whole history: this is a restatement of past prices,
     not something a rebalance computes.
@@ -120,6 +126,7 @@ def adjusted_close(prices: pl.DataFrame, actions: pl.DataFrame | None) -> pl.Dat
         "ticker",
         "date",
         prev_close=pl.col("close").shift(1).over("ticker"),
+        row_close=pl.col("close"),
         is_first=pl.int_range(pl.len()).over("ticker") == 0,
     )
     # Each action lands on the first trading row on or after its date.
@@ -135,11 +142,7 @@ def adjusted_close(prices: pl.DataFrame, actions: pl.DataFrame | None) -> pl.Dat
             check_sortedness=False,
         )
         .filter(pl.col("row_date").is_not_null() & ~pl.col("is_first"))
-        .with_columns(
-            multiplier=pl.when(pl.col("action") == "split")
-            .then(1.0 / pl.col("value"))
-            .otherwise(1.0 - pl.col("value") / pl.col("prev_close"))
-        )
+        .pipe(_price_multipliers)
         .group_by(["ticker", "row_date"])
         .agg(pl.col("multiplier").product())
         .rename({"row_date": "date"})
@@ -157,6 +160,41 @@ def adjusted_close(prices: pl.DataFrame, actions: pl.DataFrame | None) -> pl.Dat
         )
         .drop("_row", "multiplier", "_after")
     )
+
+
+def _price_multipliers(landed: pl.DataFrame) -> pl.DataFrame:
+    """``landed`` actions (action, value, prev_close, row_close of their first trading row) plus
+    ``multiplier``, the factor of every earlier price (see :func:`adjusted_close`).
+
+    A split or stock dividend of ratio r whose close does not fall to about 1/r that day (within
+    ``share_basis.PRICE_JUMP_TOLERANCE``) is already in the prices (a split-adjusted file with
+    its splits also on file): it gets 1, with a warning, instead of adjusting twice.
+    """
+    action, value = pl.col("action"), pl.col("value")
+    ratio = pl.when(action == "split").then(value).otherwise(1.0 + value)
+    miss = (pl.col("row_close") / pl.col("prev_close") * ratio).log().abs()
+    restated = action.is_in(["split", "stock_dividend"]) & (
+        miss > math.log(PRICE_JUMP_TOLERANCE)
+    ).fill_null(False)
+    out = landed.with_columns(
+        _restated=restated,
+        multiplier=pl.when(action.is_in(["split", "stock_dividend"]))
+        .then(1.0 / ratio)
+        .when(action == "spinoff")
+        .then(pl.col("row_close") / (pl.col("row_close") + value))
+        .otherwise(1.0 - value / pl.col("prev_close")),
+    )
+    skipped = out.filter(pl.col("_restated"))
+    if skipped.height:
+        log.warning(
+            "adjusted_close: %d splits / stock dividends on file do not show in the close "
+            "(already adjusted for them), not applied again: %s",
+            skipped.height,
+            skipped.select("ticker", "date", "action", "value").head(5).rows(),
+        )
+    return out.with_columns(
+        multiplier=pl.when(pl.col("_restated")).then(1.0).otherwise(pl.col("multiplier"))
+    ).drop("_restated")
 
 
 def curate_prices(raw_prices: pl.DataFrame, actions: pl.DataFrame | None = None) -> CuratedPrices:
@@ -516,7 +554,7 @@ def curate_membership(raw_membership: pl.DataFrame) -> pl.DataFrame:
 
 
 def curate_actions(raw_actions: pl.DataFrame) -> pl.DataFrame:
-    """Splits and dividends, one row per (ticker, date, action), latest ``ingested_at`` wins.
+    """Corporate actions, one row per (ticker, date, action), latest ``ingested_at`` wins.
 
     ``raw_actions``: raw.corporate_actions rows. Unknown action types raise; rows whose value is
     null, non-finite or not positive cannot adjust anything and are dropped with a warning.

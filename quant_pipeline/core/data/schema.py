@@ -46,7 +46,10 @@ STOCK_ITEMS: tuple[str, ...] = (
 FUNDAMENTAL_ITEMS: tuple[str, ...] = FLOW_ITEMS + STOCK_ITEMS
 
 PERIOD_TYPES: tuple[str, ...] = ("Q", "A")  # quarter, fiscal year
-ACTION_TYPES: tuple[str, ...] = ("split", "dividend")
+# split: value = new shares per old share; dividend: cash per share; spinoff: value per share of
+# what was distributed (shares of the spun-off company x their first close); stock_dividend: new
+# shares distributed per share held (DISCA's 2014 DISCK dividend: 1.0).
+ACTION_TYPES: tuple[str, ...] = ("split", "dividend", "spinoff", "stock_dividend")
 
 # The price columns, the one list of them in the package (quant_pipeline_tests/test_one_home.py
 # rejects a second). A price bar is (ticker, date) plus PRICE_VALUE_COLUMNS; OHLC_COLUMNS are the
@@ -73,7 +76,8 @@ RAW_PRICES: dict[str, pl.DataType] = {
 }
 
 # raw.corporate_actions: one row per (ticker, date, action, source). value is the split ratio
-# (new shares per old share, 4.0 for a 4:1 split) or the cash dividend per share.
+# (new shares per old share, 4.0 for a 4:1 split), the cash dividend per share, the value per
+# share distributed in a spin-off, or the new shares per share of a stock dividend.
 RAW_CORPORATE_ACTIONS: dict[str, pl.DataType] = {
     "ticker": pl.String,
     "date": pl.Date,

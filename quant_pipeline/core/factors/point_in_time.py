@@ -63,6 +63,7 @@ def point_in_time_factor_values(
     universe: str | None = None,
     max_stale_days: int = MAX_STALE_DAYS,
     compute: FactorFunction = factor_values,
+    share_basis: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """``factors.values`` where each rebalance date D sees the fundamentals versions known at D.
 
@@ -72,7 +73,9 @@ def point_in_time_factor_values(
     replaceable so tests can plant a faulty factor function). For each group of
     :func:`vintage_groups` the view :func:`~quant_pipeline.core.data.curation.fundamentals_known_at`
     (first date of the group) is computed once and handed to ``compute`` with that group's dates.
+    ``share_basis`` (curated.share_basis_events), when given, is handed on to ``compute``.
     """
+    extra = {} if share_basis is None else {"share_basis": share_basis}
     _require_vintages(vintages)
     dates = sorted(set(rebalance_dates))
     parts = []
@@ -87,6 +90,7 @@ def point_in_time_factor_values(
                 membership,
                 universe=universe,
                 max_stale_days=max_stale_days,
+                **extra,
             )
         )
     if not parts:
@@ -98,6 +102,7 @@ def point_in_time_factor_values(
             membership,
             universe=universe,
             max_stale_days=max_stale_days,
+            **extra,
         )
     return pl.concat(parts, how="vertical").sort("rebalance_date", "ticker")
 

@@ -28,6 +28,7 @@ import polars.selectors as cs
 from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR, trading_days
 from quant_pipeline.core.data.frames import is_sorted_by, require_columns
 from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
+from quant_pipeline.core.data.share_basis import share_multiplier, split_index
 
 MOMENTUM_SKIP = 21  # trading days skipped at the recent end of the 12-1 momentum window
 MOMENTUM_LOOKBACK = TRADING_DAYS_PER_YEAR
@@ -181,6 +182,7 @@ def factor_values(
     *,
     universe: str | None = None,
     max_stale_days: int = MAX_STALE_DAYS,
+    share_basis: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The ``factors.values`` table: one row per (rebalance_date, ticker).
 
@@ -211,7 +213,13 @@ def factor_values(
       then 'Q' over 'A'); growth columns from :func:`fundamentals_with_growth`.
     * market_cap = price * shares_outstanding of that row. Only when the row lacks shares is the
       securities profile's shares_outstanding used; the profile is *current*, so this fallback is
-      a lookahead and such rows carry ``shares_from_profile = true``.
+      a lookahead and such rows carry ``shares_from_profile = true``. With ``share_basis``
+      (curated.share_basis_events) the reported shares are first put on the basis of the price
+      (:func:`quant_pipeline.core.data.share_basis.share_multiplier` with the period end of the
+      row and the price's date), so a split between the report and the price, or a price file
+      restated for later splits, does not divide the market cap by the split ratio; and the
+      volumes of an avg_volume window that holds an as-traded split are put on t's basis first
+      (:func:`quant_pipeline.core.data.share_basis.split_index`).
     * roe = net_income_ttm / total_equity, debt_to_equity = total_debt / total_equity (both null
       when equity <= 0); roa = net_income_ttm / total_assets; gross/operating margin over
       revenue_ttm; pe = market_cap / net_income_ttm (null when earnings <= 0); peg = pe /
@@ -229,10 +237,11 @@ def factor_values(
         require_columns(membership, MEMBERSHIP_INPUT, "curated.membership", FactorInputError)
 
     calendar, rebalances = _rebalance_calendar(prices, rebalance_dates)
-    px = _price_features(prices)
+    px = _price_features(prices, share_basis)
     grid = _price_grid(rebalances, px, calendar, max_stale_days)
     grid = _join_fundamentals(grid, fundamentals)
     grid = _join_securities(grid, securities)
+    grid = _rebase_shares(grid, share_basis)
     grid = _attach_universe(grid, membership, universe)
     return (
         _compute_ratios(grid)
@@ -267,9 +276,13 @@ def _rebalance_calendar(
     return calendar, rebalances
 
 
-def _price_features(prices: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+def _price_features(
+    prices: pl.DataFrame | pl.LazyFrame, share_basis: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """Prices sorted by (ticker, date) with an integer ticker id ``_tid`` and, per row, the
-    rolling volume, volatility and 12-1 momentum up to that row."""
+    rolling volume, volatility and 12-1 momentum up to that row. With ``share_basis``, the
+    volumes of a window holding an as-traded split are put on the row's basis before the mean
+    (volume / split index x the row's split index)."""
     # Sorted by (ticker, date): cheap when the input already is (as the warehouse returns it).
     # An integer ticker id (run-length over the sorted frame) keys every window and asof join:
     # hashing 15M strings several times costs more than the factor maths.
@@ -287,11 +300,12 @@ def _price_features(prices: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     px = px.with_columns(_tid=pl.col("ticker").rle_id())
     if not is_sorted_by(px, ["ticker", "date"]):
         px = px.sort("ticker", "date").with_columns(_tid=pl.col("ticker").rle_id())
-    px = px.with_columns(pl.col("_tid").set_sorted())
+    px = px.with_columns(pl.col("_tid").set_sorted(), _k=split_index(px, share_basis))
     return px.with_columns(
-        avg_volume=pl.col("volume")
+        avg_volume=(pl.col("volume") / pl.col("_k"))
         .rolling_mean(VOLUME_WINDOW, min_samples=VOLUME_MIN_OBS)
-        .over("_tid"),
+        .over("_tid")
+        * pl.col("_k"),
         avg_dollar_volume=(pl.col("close") * pl.col("volume"))
         .rolling_mean(VOLUME_WINDOW, min_samples=VOLUME_MIN_OBS)
         .over("_tid"),
@@ -406,6 +420,21 @@ def _join_securities(grid: pl.DataFrame, securities: pl.DataFrame | pl.LazyFrame
         & pl.col("_profile_shares").is_not_null(),
         shares_outstanding=pl.coalesce("shares_outstanding", "_profile_shares"),
     )
+
+
+def _rebase_shares(grid: pl.DataFrame, share_basis: pl.DataFrame | None) -> pl.DataFrame:
+    """shares_outstanding on the basis of the price of ``_price_date`` (profile counts as is)."""
+    if share_basis is None or share_basis.is_empty():
+        return grid
+    rows = grid.select(
+        "ticker",
+        "_price_date",
+        _period=pl.when(pl.col("shares_from_profile"))
+        .then(None)
+        .otherwise(pl.col("fundamentals_period_end")),
+    )
+    factor = share_multiplier(rows, share_basis, period="_period", price_date="_price_date")
+    return grid.with_columns(pl.col("shares_outstanding") * factor)
 
 
 def _attach_universe(

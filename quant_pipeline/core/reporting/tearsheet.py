@@ -264,6 +264,26 @@ def _labels_section(labels: Mapping[str, str] | None) -> str:
     return f"<h2>Labels</h2><table><tbody>{rows}</tbody></table>"
 
 
+def _suspect_moves_section(held: pl.DataFrame | None) -> str:
+    """The positions that earned a suspect move (``core.data.suspect_moves.held_through`` rows)."""
+    if held is None or held.is_empty():
+        return ""
+    shown = held.select(
+        "ticker",
+        pl.col("date").alias("move date"),
+        pl.col("size").alias("one_day_return"),
+        "entry_date",
+        "exit_date",
+    )
+    return (
+        "<h2>Suspect moves held</h2><p>"
+        f"{held.height} one-day moves with no corporate action on file were earned by this "
+        "strategy's positions and taken as returns: a spin-off or share dividend would make them "
+        "losses that never happened. See curated.suspect_moves; a corporate-actions file "
+        "(docs/data_sources.md) corrects them.</p>" + _table(shown)
+    )
+
+
 def render_tearsheet(
     strategy: str,
     metrics: pl.DataFrame,
@@ -275,6 +295,7 @@ def render_tearsheet(
     returns_col: str = "portfolio_return",
     relative: pl.DataFrame | None = None,
     sleeves: pl.DataFrame | None = None,
+    suspect_moves: pl.DataFrame | None = None,
 ) -> str:
     """One strategy's tear sheet as a self-contained HTML document (the caller writes the file).
 
@@ -290,6 +311,9 @@ def render_tearsheet(
     * ``relative``: ``[strategy,] benchmark, metric, value`` (``backtest.relative_metrics``),
       shown as one column per benchmark.
     * ``sleeves``: a blend's ``backtest.blend_attribution`` rows (without ``strategy``) or None.
+    * ``suspect_moves``: the strategy's positions held through a suspect move (ticker, date,
+      size, entry_date, exit_date; ``core.data.suspect_moves.held_through``), named in their own
+      section, or None.
     """
     if "strategy" in daily.columns:
         daily = daily.filter(pl.col("strategy") == strategy)
@@ -303,6 +327,7 @@ def render_tearsheet(
         _monthly_section(daily, returns_col),
         _quarterly_section(quarterly, strategy),
         _trades_section(trades, strategy),
+        _suspect_moves_section(suspect_moves),
         _labels_section(labels),
     )
     return (

@@ -31,14 +31,15 @@ from pydantic import (
 )
 
 from quant_pipeline.core.config_errors import StrictSection, first_problem, one_of, problem
-from quant_pipeline.core.data.calendar import FREQUENCIES
+from quant_pipeline.core.data.calendar import FREQUENCIES, TRADING_DAYS_PER_YEAR
 from quant_pipeline.core.data.schema import SECTORS
 from quant_pipeline.core.factors.values import FACTOR_NAMES
 from quant_pipeline.core.strategies.screen import ScreenRules
 from quant_pipeline.core.strategies.technical_signals import SIGNALS, build_signal
+from quant_pipeline.core.strategies.weighting import SCHEMES as WEIGHTING_SCHEMES
 
 SCORING_METHODS: tuple[str, ...] = ("weighted_zscore", "rank_sum")
-WEIGHTINGS: tuple[str, ...] = ("equal",)
+WEIGHTINGS: tuple[str, ...] = WEIGHTING_SCHEMES  # core/strategies/weighting.py
 KINDS: tuple[str, ...] = ("factor", "staggered", "signal", "blend")
 SIZINGS: tuple[str, ...] = ("slot", "equal")
 BLEND_FREQUENCIES: tuple[str, ...] = ("daily", *FREQUENCIES)
@@ -236,6 +237,13 @@ class PortfolioRules(StrictSection):
     top_n: Whole = _described("Names held.")
     weighting: one_of(WEIGHTINGS) = _described("Weighting.", "equal")  # type: ignore[valid-type]
     max_sector_weight: Positive | None = _described("Cap on one sector's weight.", None, le=1)
+    max_weight: Positive | None = _described("Cap on one name's weight.", None, le=1)
+    turnover_limit: Positive | None = _described(
+        "Most one-way turnover per rebalance (unset: no limit).", None, le=1
+    )
+    lookback_days: int = _described(
+        "Trading days of returns before D for the covariance.", TRADING_DAYS_PER_YEAR, ge=60
+    )
 
 
 class CostRules(StrictSection):
@@ -521,6 +529,9 @@ class StrategySpec:
         for key, default in _LATER_DEFAULTS.items():
             if out.get(key) == default:
                 out.pop(key)
+        for key, default in _PORTFOLIO_LATER_DEFAULTS.items():
+            if out.get("portfolio") and out["portfolio"].get(key) == default:
+                out["portfolio"].pop(key)
         for key in ("countries", "screens", "exchanges", "screen", "screen_rules"):
             if out["universe"] and not out["universe"].get(key):
                 out["universe"].pop(key, None)
@@ -546,6 +557,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# portfolio fields added later, left out of the config hash while at their defaults
+_PORTFOLIO_LATER_DEFAULTS: dict[str, Any] = {
+    "max_weight": None,
+    "turnover_limit": None,
+    "lookback_days": TRADING_DAYS_PER_YEAR,
+}
 _LATER_DEFAULTS: dict[str, Any] = {
     "trading": dict.fromkeys(TradingRules.model_fields),
     "kind": "factor",

@@ -81,6 +81,17 @@ def naive_adjusted_close(closes: list[float], dates: list[date], actions: list[t
     return out
 
 
+def test_a_split_on_file_that_the_close_does_not_show_is_not_applied_twice():
+    # split-adjusted closes (no fall on 2024-01-04) with the 2:1 split also on file
+    prices = pl.DataFrame({"ticker": ["A"] * 3, "date": DATES[:3], "close": [50.0, 51.0, 50.0]})
+    split = ACTIONS.head(1)
+    out = adjusted_close(prices, split)
+    assert out["adj_close"].to_list() == [50.0, 51.0, 50.0]
+    # as traded (100 -> 50 on the split day) it applies: 100 x 1/2, 102 x 1/2
+    traded = prices.with_columns(close=pl.Series([100.0, 102.0, 50.0]))
+    assert adjusted_close(traded, split)["adj_close"].to_list() == [50.0, 51.0, 50.0]
+
+
 def test_adjusted_close_matches_a_naive_loop_on_random_data():
     rng = np.random.default_rng(7)
     dates = [date(2020, 1, 1) + (date(2020, 1, 2) - date(2020, 1, 1)) * k for k in range(60)]
@@ -93,6 +104,10 @@ def test_adjusted_close_matches_a_naive_loop_on_random_data():
             (dates[int(rng.integers(0, 60))], "dividend", float(rng.random())),
             (dates[int(rng.integers(0, 60))], "dividend", float(rng.random())),
         ]
+        # as traded, the close falls by the split ratio on the split day (a split that does not
+        # show in the close is already in the prices and is not applied again)
+        split_day, _, ratio = acts[0]
+        closes = [c / ratio if d >= split_day else c for d, c in zip(dates, closes, strict=True)]
         frames.append(pl.DataFrame({"ticker": ticker, "date": dates, "close": closes}))
         expected += naive_adjusted_close(closes, dates, acts)
         action_rows += [(ticker, d, k, v) for d, k, v in acts]

@@ -216,3 +216,24 @@ def test_a_blend_tear_sheet_shows_each_sleeve_and_its_contribution(daily):
         "value", pl.DataFrame({"metric": ["cagr"], "value": [0.1]}), daily, None, None, {}
     )
     assert "<h2>Sleeves</h2>" not in plain
+
+
+def test_a_position_held_through_a_suspect_move_is_named_in_the_tear_sheet(daily):
+    held = pl.DataFrame(
+        {
+            "strategy": ["value"],
+            "ticker": ["BAX"],
+            "entry_date": [date(2015, 4, 1)],
+            "exit_date": [date(2015, 10, 1)],
+            "date": [date(2015, 7, 1)],
+            "size": [-0.4443],
+        }
+    )
+    metrics = pl.DataFrame({"metric": ["cagr"], "value": [0.1]})
+    page = render_tearsheet("value", metrics, daily, None, None, {}, suspect_moves=held)
+    section = page.split("<h2>Suspect moves held</h2>")[1].split("<h2>")[0]
+    assert "1 one-day moves with no corporate action on file" in section
+    for text in ("BAX", "2015-07-01", "-44.43%", "2015-04-01", "2015-10-01"):
+        assert text in section, text
+    plain = render_tearsheet("value", metrics, daily, None, None, {}, suspect_moves=held.head(0))
+    assert "Suspect moves held" not in plain

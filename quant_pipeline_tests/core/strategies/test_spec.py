@@ -221,7 +221,8 @@ def test_bad_trading_fields_name_the_field_and_the_rule(trading, field, problem)
         (
             lambda d: d["portfolio"].update(sizing="slot"),
             "strategies/tiny.yaml: portfolio.sizing: unknown field; "
-            "allowed: ['top_n', 'weighting', 'max_sector_weight']",
+            "allowed: ['top_n', 'weighting', 'max_sector_weight', 'max_weight', 'turnover_limit', "
+            "'lookback_days']",
         ),
         (
             lambda d: d["scoring"].update(factors={"roe": 1.0}),

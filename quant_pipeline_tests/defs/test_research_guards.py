@@ -1,0 +1,224 @@
+"""The research guard assets on tiny warehouse tables written by the test."""
+
+from datetime import date, timedelta
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pytest
+
+from quant_pipeline.defs.research_guards import research_multiple_testing
+from quant_pipeline.defs.resources import WarehouseResource
+from quant_pipeline.storage.warehouse import Warehouse
+
+
+def _daily(n_days: int = 64) -> pl.DataFrame:
+    rng = np.random.default_rng(5)
+    days = [date(2022, 1, 3) + timedelta(days=i) for i in range(n_days)]
+    frames = [
+        pl.DataFrame(
+            {
+                "strategy": name,
+                "date": days,
+                "portfolio_return": rng.normal(drift, 0.01, n_days),
+                "benchmark_return": np.linspace(-0.002, 0.003, n_days),
+            }
+        )
+        for name, drift in (("a", 0.001), ("b", 0.0), ("c", -0.0005))
+    ]
+    return pl.concat(frames)
+
+
+def test_multiple_testing_asset_writes_one_row_per_strategy_with_pbo_and_a_chart(tmp_path):
+    path = tmp_path / "quant.duckdb"
+    Warehouse(path).replace_table("backtest.daily", _daily())
+    result = dg.materialize(
+        [research_multiple_testing], resources={"warehouse": WarehouseResource(path=str(path))}
+    )
+    assert result.success
+    table = Warehouse(path).read_table("research.multiple_testing")
+    assert sorted(table["strategy"]) == ["a", "b", "c"]
+    assert table["n_trials"].to_list() == [3, 3, 3]
+    assert table["pbo"].n_unique() == 1 and 0.0 <= table["pbo"][0] <= 1.0
+    assert (table["deflated_sharpe_ratio"] <= table["probabilistic_sharpe_ratio"]).all()
+    meta = result.asset_materializations_for_node("research__multiple_testing")[0].metadata
+    assert "data:image/png;base64" in meta["pbo_chart"].value
+    assert meta["dagster/row_count"].value == 3
+    assert table["stated_sharpe"].to_list() == pytest.approx([1.0] * 3)
+
+
+# ------------------------------------------------------------ sweep and walk-forward assets
+TINY = {
+    "name": "tiny",
+    "rebalance": "monthly",
+    "scoring": {"method": "weighted_zscore", "factors": {"momentum_12_1": {"weight": 1.0}}},
+    "portfolio": {"top_n": 1, "weighting": "equal"},
+}
+
+
+def _tiny_warehouse(path) -> None:
+    rng = np.random.default_rng(11)
+    days = [
+        d for d in (date(2020, 1, 1) + timedelta(days=i) for i in range(900)) if d.weekday() < 5
+    ]
+    tickers = ["A", "B", "C", "D"]
+    rets = rng.normal(0.0004, 0.01, size=(len(days), len(tickers)))
+    prices = pl.concat(
+        pl.DataFrame(
+            {"ticker": t, "date": days, "close": 50 * np.cumprod(1 + rets[:, j])}
+        ).with_columns(adj_close=pl.col("close"))
+        for j, t in enumerate(tickers)
+    )
+    firsts = (
+        pl.DataFrame({"date": days})
+        .group_by(pl.col("date").dt.truncate("1mo"))
+        .agg(pl.col("date").min().alias("rebalance_date"))
+    )
+    dates = firsts["rebalance_date"].sort().to_list()[1:]
+    values = pl.DataFrame(
+        [
+            (d, t, "Tech", True, 50.0, 1e9, 1e6, 5e7, float(rng.normal()))
+            for d in dates
+            for t in tickers
+        ],
+        schema=[
+            "rebalance_date",
+            "ticker",
+            "sector",
+            "in_universe",
+            "price",
+            "market_cap",
+            "avg_volume",
+            "avg_dollar_volume",
+            "momentum_12_1",
+        ],  # fmt: skip
+        orient="row",
+    )
+    bench = pl.DataFrame(
+        {"date": days, "benchmark": "equal_weight", "return": rets.mean(axis=1), "is_primary": True}
+    )
+    wh = Warehouse(path)
+    wh.replace_table("curated.prices", prices)
+    wh.replace_table("factors.values", values)
+    wh.replace_table(
+        "factors.rebalance_dates", pl.DataFrame({"frequency": "monthly", "rebalance_date": dates})
+    )
+    wh.replace_table("backtest.benchmarks", bench)
+
+
+def test_sweep_and_walk_forward_assets_write_their_tables_and_charts(tmp_path, monkeypatch):
+    from quant_pipeline.core.research.sweeps import parse_sweep
+    from quant_pipeline.defs import research_guards
+    from quant_pipeline.defs.resources import MarketDataResource
+
+    sweep = parse_sweep(
+        {
+            "strategy": "tiny",
+            "grid": {"portfolio.top_n": [1, 2, 3], "portfolio.weighting": ["equal", "score"]},
+            "heatmap": {"x": "top_n", "y": "weighting"},
+            "walk_forward": {"train_years": 1, "test_years": 1},
+        },
+        TINY,
+    )
+    monkeypatch.setattr(research_guards, "load_sweeps", lambda: {sweep.name: sweep})
+    monkeypatch.setattr(research_guards, "selected_strategies", lambda market: {"tiny": None})
+    path = tmp_path / "quant.duckdb"
+    _tiny_warehouse(path)
+    result = dg.materialize(
+        [research_guards.research_sweep, research_guards.research_walk_forward],
+        resources={
+            "warehouse": WarehouseResource(path=str(path)),
+            "market": MarketDataResource(source="demo", demo_end="2022-06-17"),
+        },
+    )
+    assert result.success
+    wh = Warehouse(path)
+    table = wh.read_table("research.sweep")
+    assert table.height == 6 and set(table["weighting"]) == {"equal", "score"}
+    assert table["pbo"].n_unique() == 1
+    windows = wh.read_table("research.walk_forward")
+    assert windows.height == 2  # tests 2021 and 2022 after one training year each
+    assert set(windows["variant"]) <= set(table["variant"])
+    assert windows["top_n"].is_not_null().all()
+    curves = wh.read_table("research.walk_forward_curves")
+    assert set(curves["curve"]) == {"walk_forward", "in_sample_best"}
+    sweep_meta = result.asset_materializations_for_node("research_sweep")[0].metadata
+    assert "data:image/png;base64" in sweep_meta[f"{sweep.name}_heatmap"].value
+    wf_meta = result.asset_materializations_for_node("research_walk_forward")[0].metadata
+    assert "data:image/png;base64" in wf_meta[f"{sweep.name}_curves"].value
+
+
+def test_the_covariance_check_audits_a_risk_parity_strategy(tmp_path, monkeypatch):
+    from quant_pipeline.core.strategies.spec import parse_strategy
+    from quant_pipeline.core.strategies.weighting import PriceHistory, WeightingRules, reweight
+    from quant_pipeline.defs import research_guards
+    from quant_pipeline.defs.resources import MarketDataResource
+
+    doc = {**TINY, "portfolio": {"top_n": 3, "weighting": "risk_parity", "lookback_days": 60}}
+    spec = parse_strategy(doc)
+    monkeypatch.setattr(research_guards, "selected_strategies", lambda market: {"tiny": spec})
+    path = tmp_path / "quant.duckdb"
+    _tiny_warehouse(path)
+    wh = Warehouse(path)
+    prices = wh.read_table("curated.prices")
+    d = date(2021, 6, 1)
+    equal = pl.DataFrame(
+        {
+            "strategy": "tiny",
+            "rebalance_date": [d] * 3,
+            "ticker": ["A", "B", "C"],
+            "sector": "Tech",
+            "weight": 1 / 3,
+            "score": [3.0, 2.0, 1.0],
+            "rank": [1, 2, 3],
+        }
+    )
+    weights, _ = reweight(equal, WeightingRules.from_spec(spec), history=PriceHistory(prices))
+    wh.replace_table("portfolio.target_weights", weights)
+    result = dg.materialize(
+        [research_guards.covariance_uses_only_prior_prices],
+        resources={
+            "warehouse": WarehouseResource(path=str(path)),
+            "market": MarketDataResource(source="demo", demo_end="2022-06-17"),
+        },
+        selection=dg.AssetSelection.checks(research_guards.covariance_uses_only_prior_prices),
+    )
+    evaluations = result.get_asset_check_evaluations()
+    assert [e.passed for e in evaluations] == [True]
+    assert evaluations[0].metadata["dates_checked"].value == 1
+
+
+def test_the_exposures_asset_writes_beta_tilts_and_sector_weights(tmp_path):
+    from quant_pipeline.defs import research_guards
+
+    path = tmp_path / "quant.duckdb"
+    _tiny_warehouse(path)
+    wh = Warehouse(path)
+    d = date(2021, 6, 1)
+    wh.replace_table(
+        "portfolio.target_weights",
+        pl.DataFrame(
+            {
+                "strategy": "tiny",
+                "rebalance_date": [d, d],
+                "ticker": ["A", "B"],
+                "sector": "Tech",
+                "weight": [0.5, 0.5],
+                "score": [2.0, 1.0],
+                "rank": [1, 2],
+            }
+        ),
+    )
+    values = wh.read_table("factors.values").with_columns(earnings_yield=pl.lit(0.05))
+    wh.replace_table("factors.values", values)
+    result = dg.materialize(
+        [research_guards.research_exposures],
+        resources={"warehouse": WarehouseResource(path=str(path))},
+    )
+    assert result.success
+    table = wh.read_table("research.exposures")
+    assert table.height == 1 and table["beta_coverage"][0] == pytest.approx(1.0)
+    assert table["beta"][0] is not None
+    sectors = wh.read_table("research.sector_exposures")
+    assert sectors["portfolio_weight"].to_list() == pytest.approx([1.0])
+    assert sectors["universe_weight"].to_list() == pytest.approx([1.0])
