@@ -22,6 +22,7 @@ from quant_pipeline.defs.integrity import integrity_checks
 from quant_pipeline.defs.orders import orders_assets
 from quant_pipeline.defs.orders_automation import orders_jobs, orders_schedules, orders_sensors
 from quant_pipeline.defs.portfolio import portfolio_assets
+from quant_pipeline.defs.publishing import publishing_sensors
 from quant_pipeline.defs.reports import report_assets
 from quant_pipeline.defs.research import research_assets
 from quant_pipeline.defs.research_guards import (
@@ -76,7 +77,7 @@ defs = dg.Definitions(
     asset_checks=[*asset_checks, *health_checks],
     jobs=[full_pipeline_job, research_guards_job, *ingestion_jobs, *curated_jobs, *orders_jobs],
     schedules=[*ingestion_schedules, *orders_schedules],
-    sensors=[*curated_sensors, *orders_sensors, *alert_sensors],
+    sensors=[*curated_sensors, *orders_sensors, *alert_sensors, *publishing_sensors],
     resources=build_resources(),
     executor=dg.in_process_executor,
 )

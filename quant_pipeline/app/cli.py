@@ -21,6 +21,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -33,6 +34,9 @@ from quant_pipeline.settings import (
     cli_overrides,
     from_env,
 )
+
+if TYPE_CHECKING:
+    from quant_pipeline.storage.warehouse import Warehouse
 
 
 def format_comparison(comparison: pl.DataFrame) -> str:
@@ -68,6 +72,32 @@ def format_comparison(comparison: pl.DataFrame) -> str:
             )
         )
     return "\n".join(lines)
+
+
+_MAX_CAUSE_LINES = 20
+
+
+def root_cause(error: object) -> str:
+    """A step failure as its cause: ``Type: first line`` of the exception the step's code
+    raised (Dagster's wrappers such as DagsterExecutionStepExecutionError skipped; a
+    ``dg.Failure`` is its description alone), the rest of its message indented below (at most
+    20 lines)."""
+    while error is not None and getattr(error, "cls_name", "").startswith("Dagster"):
+        inner = getattr(error, "cause", None) or getattr(error, "context", None)
+        if inner is None:
+            break
+        error = inner
+    if error is None:
+        return "unknown error"
+    lines = (getattr(error, "message", "") or "").strip().splitlines() or [""]
+    head = lines[0]
+    name = getattr(error, "cls_name", None)
+    if name and name != "Failure" and not head.startswith(name):  # a Failure is its description
+        head = f"{name}: {head}"
+    rest = [f"    {line}" for line in lines[1 : 1 + _MAX_CAUSE_LINES]]
+    if len(lines) > 1 + _MAX_CAUSE_LINES:
+        rest.append(f"    ... ({len(lines) - 1 - _MAX_CAUSE_LINES} more lines)")
+    return "\n".join([head, *rest])
 
 
 def _instance():
@@ -130,22 +160,86 @@ def run_pipeline(
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure:
-                error = event.step_failure_data.error
-                message = error.message.strip() if error else "unknown error"
-                print(f"step {event.step_key} failed: {message}", file=sys.stderr)
+                cause = root_cause(event.step_failure_data.error)
+                print(f"step {event.step_key} failed: {cause}", file=sys.stderr)
         return 1
     warehouse = Warehouse(settings.warehouse)
+    # Readers (sql, tables, orders, notebooks) open this copy: they never block a run.
+    published = warehouse.publish()
     comparison = warehouse.read_table("backtest.comparison")
     periods = warehouse.read_table("backtest.daily", columns=["strategy", "date"])
     first, last = periods["date"].min(), periods["date"].max()
     print(f"Strategy comparison, {settings.source} data, {first} to {last}:")
     print(format_comparison(comparison))
+    for line in data_notes(warehouse):
+        print(line)
     print(
         f"\nEvery table is in {settings.warehouse}; try: quant-pipeline sql "
         "\"SELECT * FROM backtest.metrics WHERE strategy = 'benchmark'\""
     )
     print(f"Tear sheets: {settings.reports_dir / 'index.html'}")
+    print(f"Readers' copy of this run: {published}")
     return 0
+
+
+_LIVE_HELP = (
+    "read the live warehouse file instead of the copy published by the last completed run "
+    "(may wait for a running step and see a run half-written)"
+)
+
+
+def _add_reader_parsers(sub: argparse._SubParsersAction) -> None:
+    """``sql`` and ``tables``: they read the published copy of the last completed run."""
+    sql = sub.add_parser("sql", help="run a read-only SQL query against the warehouse")
+    sql.add_argument("query")
+    add_settings_arguments(sql, only=("warehouse",))
+    sql.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    sql.add_argument("--live", action="store_true", help=_LIVE_HELP)
+    tables = sub.add_parser("tables", help="list warehouse tables and row counts")
+    add_settings_arguments(tables, only=("warehouse",))
+    tables.add_argument("--live", action="store_true", help=_LIVE_HELP)
+
+
+def _read(args: argparse.Namespace, warehouse: Warehouse) -> int:
+    """Run ``sql`` or ``tables`` against ``warehouse`` and print the result."""
+    if args.command == "tables":
+        _print_frame(warehouse.tables())
+        return 0
+    frame = warehouse.query(args.query)
+    if args.csv:
+        sys.stdout.write(frame.write_csv())
+    else:
+        _print_frame(frame)
+    return 0
+
+
+def data_notes(warehouse) -> list[str]:
+    """Lines for the run output: strategies skipped for missing inputs (backtest.labels), input
+    rows and files the source set aside (raw.rejected_rows, per rule) and raw rows refused by
+    curation (curated.rejected_prices, per reason)."""
+    lines: list[str] = []
+    if warehouse.has_table("backtest.labels"):
+        skipped = warehouse.read_table("backtest.labels", filters={"label": "skipped"})
+        if skipped.height:
+            lines.append(f"\nSkipped {skipped.height} strategies (missing inputs):")
+            lines += [f"  {r['strategy']}: {r['value']}" for r in skipped.iter_rows(named=True)]
+    if warehouse.has_table("raw.rejected_rows"):
+        rejected = warehouse.read_table("raw.rejected_rows", columns=["dataset", "rule"])
+        if rejected.height:
+            counts = rejected.group_by("dataset", "rule").len().sort("len", descending=True)
+            lines.append(
+                f"\nSet aside {rejected.height} input rows or files (see raw.rejected_rows):"
+            )
+            lines += [f"  {n:>8}  {d}: {rule}" for d, rule, n in counts.iter_rows()]
+    if warehouse.has_table("curated.rejected_prices"):
+        rejected = warehouse.read_table("curated.rejected_prices", columns=["reason"])
+        if rejected.height:
+            counts = rejected.group_by("reason").len().sort("len", "reason", descending=True)
+            lines.append(
+                f"\nSet aside {rejected.height} raw price rows (see curated.rejected_prices):"
+            )
+            lines += [f"  {n:>8}  {reason}" for reason, n in counts.iter_rows()]
+    return lines
 
 
 def _print_frame(frame: pl.DataFrame) -> None:
@@ -166,13 +260,7 @@ def main(argv: Sequence[str] | None = None, *, resources: dict[str, object] | No
         help="Dagster console log level (default WARNING)",
     )
 
-    sql = sub.add_parser("sql", help="run a read-only SQL query against the warehouse")
-    sql.add_argument("query")
-    add_settings_arguments(sql, only=("warehouse",))
-    sql.add_argument("--csv", action="store_true", help="print CSV instead of a table")
-
-    tables = sub.add_parser("tables", help="list warehouse tables and row counts")
-    add_settings_arguments(tables, only=("warehouse",))
+    _add_reader_parsers(sub)
 
     cli_orders.add_parser(sub)
 
@@ -204,20 +292,12 @@ def main(argv: Sequence[str] | None = None, *, resources: dict[str, object] | No
         from quant_pipeline.storage.warehouse import Warehouse
 
         warehouse = Warehouse(settings.warehouse)
-        if args.command == "sql":
-            frame = warehouse.query(args.query)
-            if args.csv:
-                sys.stdout.write(frame.write_csv())
-            else:
-                _print_frame(frame)
-            return 0
+        if args.command in ("sql", "tables"):
+            return _read(args, warehouse if args.live else warehouse.for_readers())
         if args.command == "screen":
             return screen.run(args, warehouse)
         if args.command == "watch":
             return watchlist.run(args, warehouse)
-        if args.command == "tables":
-            _print_frame(warehouse.tables())
-            return 0
     except SettingsError as exc:
         print(f"quant-pipeline: {exc}", file=sys.stderr)
         return 2

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
             .with_overrides("command line", **options.portfolio_overrides())
         )
         packet = prepare_packet(
-            Warehouse(settings.warehouse),
+            Warehouse(settings.warehouse).for_readers(),  # the last completed run's copy
             spec,
             as_of=options.as_of_date,
             data_source=settings.source,

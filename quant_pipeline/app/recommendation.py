@@ -242,8 +242,35 @@ def latest_prices(warehouse: Warehouse, tickers: list[str], as_of: date) -> pl.D
 
 
 def known_tickers(warehouse: Warehouse) -> list[str]:
-    """Tickers the pipeline knows (``curated.securities``): a holding outside them is an error."""
-    return warehouse.read_table("curated.securities", columns=["ticker"])["ticker"].to_list()
+    """Tickers the pipeline knows (``curated.securities``; the priced tickers when the data has
+    no profiles, a price-only folder): a holding outside them is an error."""
+    known = warehouse.read_table("curated.securities", columns=["ticker"])["ticker"]
+    if known.is_empty():
+        known = warehouse.read_table("curated.prices", columns=["ticker"])["ticker"].unique()
+    return known.to_list()
+
+
+def security_names(warehouse: Warehouse) -> pl.DataFrame:
+    """``ticker, name`` of curated.securities (empty when the table has no names)."""
+    securities = warehouse.read_table("curated.securities")
+    if "name" not in securities.columns:
+        return pl.DataFrame(schema={"ticker": pl.String, "name": pl.String})
+    return securities.select("ticker", "name")
+
+
+def data_provenance(warehouse: Warehouse) -> tuple[str | None, dict[str, Any]]:
+    """(data source, loaded) from the warehouse, not the environment: the source of the latest
+    load of raw.prices, and per raw dataset the sources with rows and last load time."""
+    table = warehouse.provenance()
+    prices = table.filter(pl.col("dataset") == "prices")
+    source = prices["source"][0] if prices.height else None
+    loaded: dict[str, Any] = {}
+    for row in table.iter_rows(named=True):
+        loaded.setdefault(row["dataset"], {})[row["source"]] = {
+            "rows": row["rows"],
+            "last_ingested_at": row["last_ingested_at"].isoformat(),
+        }
+    return source, loaded
 
 
 def bias_labels(warehouse: Warehouse, strategy: str) -> list[dict[str, Any]] | None:
@@ -381,7 +408,9 @@ def portfolio_holdings(
     """The portfolio's holdings file, validated against ``curated.securities``, and its hash."""
     if spec.holdings is None:
         return None, None
-    holdings = read_holdings(spec.holdings, known_tickers=known_tickers(warehouse))
+    holdings = read_holdings(
+        spec.holdings, known_tickers=known_tickers(warehouse), securities=security_names(warehouse)
+    )
     return holdings, file_sha256(spec.holdings)
 
 
@@ -442,6 +471,7 @@ def packet_manifest(
     sides = table["side"].value_counts()
     counts = dict(zip(sides["side"], sides["count"], strict=True))
     prices, holdings = inputs.prices, inputs.holdings
+    source, loaded = data_provenance(warehouse)
     return {
         "packet_id": packet_id(spec.name, as_of),
         "portfolio": spec.name,
@@ -456,7 +486,11 @@ def packet_manifest(
         "oldest_price_date": prices["price_date"].min().isoformat(),
         "max_price_age_days": spec.max_price_age_days,
         "price_field": "close (as traded), latest on or before as_of",
-        "data_source": data_source,
+        "data_source": source,
+        "data_loaded": loaded,
+        # what the environment / run config named; differs from data_source when the
+        # warehouse was loaded from another source than the one configured now
+        "configured_source": data_source,
         "warehouse": str(warehouse.path),
         "code_version": code_version(),
         "dataset_version": data_version(warehouse),

@@ -20,7 +20,7 @@ from quant_pipeline.core.strategies.spec import StrategySpec
 from quant_pipeline.defs.integrity import BIAS_LABEL_READS, bias_labels_table
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.strategies import strategy_plan, write_owned
 from quant_pipeline.defs.tables import reads, table_spec
 from quant_pipeline.defs.trading import BacktestConfig, model_settings, trading_model
 
@@ -237,11 +237,12 @@ def backtest_results(
 ):
     """Trade every strategy's target weights with a cash account; blends from their sleeves."""
     read = BACKTEST_READS.reader(warehouse.read_only())
-    specs = selected_strategies(market)
+    plan = strategy_plan(market, warehouse)
+    specs = plan.runnable
     prices = read("curated.prices", columns=CLOSE_PRICE_COLUMNS)
     bench_table = read("backtest.benchmarks")
     benchmark_name, benchmark = primary_benchmark(bench_table)
-    sims = Simulations()
+    sims = Simulations(skipped=dict(plan.skipped))
     simulate_strategies(
         sims,
         config,
@@ -269,11 +270,12 @@ def backtest_results(
         delisting_return=config.delisting_return,
         trading_models=sims.models,
         trades=frames["trades"],
+        plan=plan,
     )
     wh = warehouse.get()
     for table, frame in frames.items():
-        wh.replace_table(f"backtest.{table}", frame)
-    wh.replace_table("backtest.labels", labels)
+        write_owned(wh, market, f"backtest.{table}", frame)
+    write_owned(wh, market, "backtest.labels", labels)
     yield dg.MaterializeResult(
         asset_key=["backtest", "daily"],
         metadata=daily_metadata(frames["daily"], sims, benchmark_name, charts, labels),

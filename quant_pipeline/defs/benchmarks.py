@@ -35,7 +35,9 @@ class BenchmarksConfig(dg.Config):
 
     ``primary``: ``equal_weight``, ``cap_weight`` or a ticker of the data (e.g. ``SPY``).
     ``tickers``: more tickers to store as benchmarks (their alpha, beta, tracking error and
-    information ratio land in ``backtest.relative_metrics``).
+    information ratio land in ``backtest.relative_metrics``); empty = the ``market`` resource's
+    ``benchmark_tickers`` (default SPY, IWM). A ticker without returns in curated.prices is a
+    warning naming it (a missing primary falls back to ``equal_weight``), not a failure.
     """
 
     primary: str = EQUAL_WEIGHT
@@ -63,6 +65,28 @@ def _shares(fundamentals: pl.DataFrame, securities: pl.DataFrame) -> tuple[pl.Da
     return pl.concat([reported, profile], how="vertical_relaxed"), profile.height
 
 
+def ticker_series(
+    context: dg.AssetExecutionContext, prices: pl.DataFrame, tickers: list[str]
+) -> tuple[dict[str, pl.DataFrame], list[str]]:
+    """The return series of each benchmark ticker found in ``prices``, and the ones missing
+    (not in the prices, or no daily return), each logged as a warning naming it."""
+    series: dict[str, pl.DataFrame] = {}
+    missing: list[str] = []
+    for ticker in tickers:
+        try:
+            found = ticker_benchmark(prices, ticker)
+        except BacktestInputError as exc:
+            missing.append(ticker)
+            context.log.warning(f"benchmark {ticker!r} left out: {exc}")
+            continue
+        if found.is_empty():
+            missing.append(ticker)
+            context.log.warning(f"benchmark {ticker!r} left out: no daily return in curated.prices")
+            continue
+        series[ticker] = found
+    return series, missing
+
+
 @dg.asset(
     key=["backtest", "benchmarks"],
     deps=BENCHMARK_READS.deps,
@@ -71,7 +95,10 @@ def _shares(fundamentals: pl.DataFrame, securities: pl.DataFrame) -> tuple[pl.Da
     pool="warehouse",
 )
 def benchmarks(
-    config: BenchmarksConfig, market: MarketDataResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    config: BenchmarksConfig,
+    market: MarketDataResource,
+    warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
     """Benchmark daily returns: equal-weight and cap-weighted universe, and chosen tickers."""
     read = BENCHMARK_READS.reader(warehouse.read_only())
@@ -95,22 +122,16 @@ def benchmarks(
             prices, shares, membership=members, share_basis=read(SHARE_BASIS_TABLE)
         ),
     }
-    wanted = list(dict.fromkeys([*config.tickers, config.primary]))
-    for ticker in wanted:
-        if ticker in series:
-            continue
-        try:
-            series[ticker] = ticker_benchmark(prices, ticker)
-        except BacktestInputError as exc:
-            raise dg.Failure(str(exc)) from exc
-    # tickers strategies name as their benchmark (e.g. QVAL): stored when the data has prices
-    named = {s.benchmark for s in selected_strategies(market).values() if s.benchmark}
-    traded = set(prices["ticker"].unique().to_list())
-    for ticker in sorted(named - set(series)):
-        if ticker in traded:
-            series[ticker] = ticker_benchmark(prices, ticker)
+    # plus the tickers strategies name as their benchmark (e.g. QVAL), kept when the data has them
+    named = sorted({s.benchmark for s in selected_strategies(market).values() if s.benchmark})
+    wanted = dict.fromkeys([*(config.tickers or market.benchmark_tickers), config.primary, *named])
+    found, missing = ticker_series(context, prices, [t for t in wanted if t not in series])
+    series.update(found)
+    primary = config.primary if config.primary in series else EQUAL_WEIGHT
+    if primary != config.primary:
+        context.log.warning(f"primary benchmark {config.primary!r} missing: using {primary!r}")
     table = benchmark_table(series).with_columns(
-        (pl.col("benchmark") == config.primary).alias("is_primary")
+        (pl.col("benchmark") == primary).alias("is_primary")
     )
     warehouse.get().replace_table("backtest.benchmarks", table)
     summary = table.group_by("benchmark").agg(
@@ -123,12 +144,13 @@ def benchmarks(
     curves = (
         table.sort("date")
         .with_columns((1 + pl.col("return")).cum_prod().over("benchmark").alias("equity"))
-        .filter(pl.col("benchmark").is_in([EQUAL_WEIGHT, CAP_WEIGHT, config.primary]))
+        .filter(pl.col("benchmark").is_in([EQUAL_WEIGHT, CAP_WEIGHT, primary]))
     )
     return dg.MaterializeResult(
         metadata={
             **table_metadata("backtest.benchmarks", table),
-            "primary": config.primary,
+            "primary": primary,
+            "missing_benchmarks": dg.MetadataValue.json(missing),
             "benchmarks": dg.MetadataValue.md(markdown_table(summary.sort("benchmark"))),
             "cap_weight_tickers_with_profile_shares": from_profile,
             "equity": dg.MetadataValue.md(

@@ -8,7 +8,7 @@ from quant_pipeline.app.recommendation import market_today
 from quant_pipeline.core.data.frames import is_sorted_by
 from quant_pipeline.defs.metadata import markdown_table
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.strategies import runnable_strategies
 from quant_pipeline.defs.tables import reads
 
 WEIGHT_TOLERANCE = 1e-9
@@ -22,7 +22,9 @@ def target_weights_sum_to_one(
 ) -> dg.AssetCheckResult:
     """Weights sum to 1 (kind factor) or at most 1 (staggered, signal: cash); none negative."""
     weights = WEIGHTS_READS.reader(warehouse.read_only())("portfolio.target_weights")
-    fully_invested = [n for n, s in selected_strategies(market).items() if s.kind == "factor"]
+    fully_invested = [
+        n for n, s in runnable_strategies(market, warehouse).items() if s.kind == "factor"
+    ]
     sums = weights.group_by("strategy", "rebalance_date").agg(
         pl.col("weight").sum().alias("weight_sum"), (pl.col("weight") < 0).sum().alias("negative")
     )

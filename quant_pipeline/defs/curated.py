@@ -16,6 +16,7 @@ import dagster as dg
 import polars as pl
 
 from quant_pipeline.core.data import curation as curate
+from quant_pipeline.core.data.price_rules import SpikeRule
 from quant_pipeline.core.data.share_basis import (
     METHOD_INFERRED,
     SHARE_BASIS_TABLE,
@@ -68,7 +69,14 @@ def curated_prices(
     """Validate and adjust raw prices; keep the refused rows in curated.rejected_prices."""
     source = market.settings().source
     read = PRICES_READS.reader(warehouse.read_only())
-    result = curate.curate_prices(read.raw("prices", source), read.raw("corporate_actions", source))
+    as_of = market.as_of_date()
+    spikes = SpikeRule(market.spike_threshold, market.spike_reversal_days)
+    result = curate.curate_prices(
+        read.raw("prices", source),
+        read.raw("corporate_actions", source),
+        as_of=as_of,
+        spikes=spikes,
+    )
     prices = validate(result.prices, "curated.prices")
     wh = warehouse.get()
     wh.replace_table("curated.prices", prices)
@@ -86,6 +94,9 @@ def curated_prices(
             first_date=str(prices["date"].min()),
             last_date=str(prices["date"].max()),
             rejected_rows=result.rejected.height,
+            as_of=str(as_of),
+            spike_threshold=spikes.threshold,
+            spike_reversal_days=spikes.reversal_rows,
         ),
     )
     yield dg.MaterializeResult(

@@ -16,7 +16,11 @@ from quant_pipeline.core.strategies.scoring import (
 )
 from quant_pipeline.defs.metadata import table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.strategies import (
+    runnable_strategies,
+    strategy_plan,
+    write_owned,
+)
 from quant_pipeline.defs.tables import reads, table_spec
 
 GROUP = "factors"
@@ -60,7 +64,7 @@ SCORES_READS = reads("factors.values", "factors.rebalance_dates", "curated.secur
 def factor_values_asset(market: MarketDataResource, warehouse: WarehouseResource):
     """Rebalance dates, point-in-time factor values and the fundamentals vintage they used."""
     read = VALUES_READS.reader(warehouse.read_only())
-    specs = selected_strategies(market)
+    specs = runnable_strategies(market, warehouse)
     prices = read("curated.prices", columns=CLOSE_PRICE_COLUMNS)
     membership = read("curated.membership")
     days = trading_days(prices)
@@ -86,9 +90,10 @@ def factor_values_asset(market: MarketDataResource, warehouse: WarehouseResource
     )
     vintage = vintage_report(vintages, dates)
     wh = warehouse.get()
-    wh.replace_table("factors.rebalance_dates", schedule)
-    wh.replace_table("factors.values", values)
-    wh.replace_table("factors.fundamentals_vintage", vintage)
+    frequencies = schedule["frequency"].unique().to_list()
+    write_owned(wh, market, "factors.rebalance_dates", schedule, "frequency", frequencies)
+    write_owned(wh, market, "factors.values", values, "rebalance_date", dates)
+    write_owned(wh, market, "factors.fundamentals_vintage", vintage, "rebalance_date", dates)
     yield dg.MaterializeResult(
         asset_key=["factors", "values"],
         metadata=table_metadata(
@@ -134,10 +139,15 @@ def factor_values_asset(market: MarketDataResource, warehouse: WarehouseResource
     ],
     pool="warehouse",
 )
-def factor_scores(market: MarketDataResource, warehouse: WarehouseResource):
+def factor_scores(
+    context: dg.AssetExecutionContext, market: MarketDataResource, warehouse: WarehouseResource
+):
     """Score every scored strategy on its own rebalance dates (score components alongside)."""
     read = SCORES_READS.reader(warehouse.read_only())
-    specs = {n: s for n, s in selected_strategies(market).items() if s.scored}
+    plan = strategy_plan(market, warehouse)
+    specs = {n: s for n, s in plan.runnable.items() if s.scored}
+    for name, reason in plan.skipped.items():
+        context.log.warning(f"strategy {name!r} skipped: {reason}")
     values = read("factors.values")
     if profile_columns(specs.values()):
         values = with_country(values, read("curated.securities"))
@@ -152,8 +162,8 @@ def factor_scores(market: MarketDataResource, warehouse: WarehouseResource):
     all_scores = pl.concat(scores, how="vertical_relaxed")
     all_components = pl.concat(components, how="vertical_relaxed")
     wh = warehouse.get()
-    wh.replace_table("factors.scores", all_scores)
-    wh.replace_table("factors.score_components", all_components)
+    write_owned(wh, market, "factors.scores", all_scores)
+    write_owned(wh, market, "factors.score_components", all_components)
     eligible = (
         all_scores.group_by("strategy")
         .agg(pl.col("eligible").sum().truediv(pl.col("rebalance_date").n_unique()).round(1))
@@ -165,6 +175,8 @@ def factor_scores(market: MarketDataResource, warehouse: WarehouseResource):
             "factors.scores",
             all_scores.sort("strategy", "rebalance_date", "rank", descending=[False, True, False]),
             strategies=dg.MetadataValue.json(sorted(specs)),
+            skipped_strategies=dg.MetadataValue.json(plan.skipped),
+            strategy_notes=dg.MetadataValue.json(plan.notes),
             mean_eligible_per_date=dg.MetadataValue.json(
                 dict(zip(eligible["strategy"], eligible["eligible"], strict=False))
             ),

@@ -20,11 +20,12 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import polars as pl
 
+from quant_pipeline.core.data.price_rules import SpikeRule, guard_replacements
 from quant_pipeline.core.data.schema import RAW_INGEST_LOG
 from quant_pipeline.defs.metadata import table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.sources.base import FetchRequest, Source, SourceError
-from quant_pipeline.storage.warehouse import Warehouse
+from quant_pipeline.storage.warehouse import Warehouse, WriteStats
 
 GROUP = "ingestion"
 KINDS = {"duckdb", "polars"}
@@ -44,13 +45,23 @@ _DEPS = {"corporate_actions": [["raw", "prices"]]}
 # Relative difference above which a re-fetched overlap price counts as restated.
 _RESTATED_TOLERANCE = 1e-6
 _MAX_LISTED = 200
+_WHOLE_HISTORY_SOURCES = frozenset({"files"})
+# Stored days read before the incoming window, so the spike rule sees each ticker's last rows.
+_GUARD_CONTEXT_DAYS = 30
+REFUSED_TABLE = "raw.refused_replacements"
+RESTATEMENTS_TABLE = "raw.price_restatements"
 
 
 def price_request(warehouse: Warehouse, source_name: str, overlap_days: int) -> FetchRequest:
     """Incremental prices: each known ticker from its last stored date minus an overlap.
 
     Tickers never seen get their full history (they are absent from ``per_ticker_start``).
+    The ``files`` source is asked for everything: it reads whole files anyway, and the refresh
+    then checks every stored row against the file (restatements and corruption anywhere in
+    the history are found, not only in the last days).
     """
+    if source_name in _WHOLE_HISTORY_SOURCES:
+        return FetchRequest()
     last = warehouse.last_dates("prices", source_name)
     starts = {
         ticker: last_date - timedelta(days=overlap_days)
@@ -112,6 +123,65 @@ def _fetch_prices(
     return frame, restated
 
 
+def guard_prices(
+    context: dg.AssetExecutionContext,
+    warehouse: Warehouse,
+    frame: pl.DataFrame,
+    spikes: SpikeRule,
+    run_id: str | None,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The fetched prices that may be written; refused replacements and restatements recorded.
+
+    Compares ``frame`` with the stored rows from its first date (minus a context window) on:
+    an incoming row never replaces a stored row it would make worse (see
+    ``core.data.price_rules.guard_replacements``). Refusals go to ``raw.refused_replacements``,
+    changed values of accepted rows to ``raw.price_restatements`` (old and new value), both
+    tagged with the run id. Returns (accepted, refused, restatements)."""
+    if frame.is_empty():
+        return frame, pl.DataFrame(), pl.DataFrame()
+    source_name = frame["source"][0]
+    since = frame["date"].min() - timedelta(days=_GUARD_CONTEXT_DAYS)
+    tickers = frame["ticker"].unique().to_list()
+    stored = warehouse.read_raw_since("prices", source_name, since, tickers=tickers)
+    result = guard_replacements(stored, frame, spikes, datetime.now(UTC))
+    tag = {"run_id": pl.lit(run_id or "", pl.String)}
+    if result.refused.height:
+        warehouse.append_rows(REFUSED_TABLE, result.refused.with_columns(**tag))
+        examples = [
+            f"{r['ticker']} {r['date']}: {r['reason']}"
+            for r in result.refused.head(10).iter_rows(named=True)
+        ]
+        context.log.warning(
+            f"refused {result.refused.height} incoming price rows that would replace valid "
+            f"stored rows (kept the stored rows; see {REFUSED_TABLE}): " + "; ".join(examples)
+        )
+    if result.restatements.height:
+        warehouse.append_rows(RESTATEMENTS_TABLE, result.restatements.with_columns(**tag))
+        context.log.info(
+            f"{result.restatements.height} stored price values restated by the source "
+            f"(old and new values in {RESTATEMENTS_TABLE})"
+        )
+    return result.accepted, result.refused, result.restatements
+
+
+def _refusal_log(run_id: str | None, refused: pl.DataFrame, started: datetime) -> pl.DataFrame:
+    """One ingest log row per ticker with refused replacements (status 'refused')."""
+    per = refused.group_by("ticker").agg(
+        rows=pl.len().cast(pl.Int64), error=pl.col("reason").first()
+    )
+    return per.select(
+        run_id=pl.lit(run_id or ""),
+        dataset=pl.lit("prices"),
+        ticker="ticker",
+        rows="rows",
+        status=pl.lit("refused"),
+        error=pl.format("{} rows refused (stored rows kept), e.g. {}", "rows", "error"),
+        attempts=pl.lit(1, pl.Int64),
+        started_at=pl.lit(started),
+        finished_at=pl.lit(datetime.now(UTC)),
+    ).cast(RAW_INGEST_LOG)  # type: ignore[arg-type]
+
+
 def _summary_log(
     run_id: str | None, dataset: str, rows: int, error: str | None, started: datetime
 ) -> pl.DataFrame:
@@ -135,11 +205,98 @@ def _summary_log(
     )
 
 
+def _logged(
+    market: MarketDataResource, dataset: str, rows: int, error: str | None, started: datetime
+) -> pl.DataFrame:
+    """The ingest log rows of one fetch: the source's per-ticker rows when it keeps a log (plus
+    a whole-dataset error row when the step crashed), else one whole-dataset row."""
+    log = market.unlogged_ingest_rows()
+    summary = _summary_log(market.run_id, dataset, rows, error, started)
+    if log is None:
+        return summary
+    if error is not None and error.startswith("step crashed"):
+        return pl.concat([log.cast(RAW_INGEST_LOG), summary], how="vertical")  # type: ignore[arg-type]
+    return log
+
+
 def _failed(log: pl.DataFrame | None) -> list[str]:
     if log is None or log.is_empty():
         return []
     bad = log.filter((pl.col("status") != "ok") & pl.col("ticker").is_not_null())
     return sorted(bad["ticker"].unique().to_list())
+
+
+def _guard(
+    context: dg.AssetExecutionContext,
+    dataset: str,
+    frame: pl.DataFrame,
+    market: MarketDataResource,
+    warehouse: Warehouse,
+    started: datetime,
+) -> tuple[pl.DataFrame, dict[str, object]]:
+    """Prices pass :func:`guard_prices` (refusals also go to the ingest log); other datasets
+    are written as fetched. Returns the frame to write and metadata."""
+    if dataset != "prices":
+        return frame, {}
+    spikes = SpikeRule(market.spike_threshold, market.spike_reversal_days)
+    frame, refused, restatements = guard_prices(context, warehouse, frame, spikes, market.run_id)
+    if refused.height:
+        warehouse.log_ingest(_refusal_log(market.run_id, refused, started))
+    return frame, {"refused_rows": refused.height, "restated_values": restatements.height}
+
+
+def _write(
+    warehouse: Warehouse, dataset: str, frame: pl.DataFrame, run_id: str | None, started: datetime
+) -> WriteStats:
+    """``write_raw``; a failed write is recorded in the ingest log as an error, then raised."""
+    try:
+        return warehouse.write_raw(dataset, frame)
+    except Exception as exc:
+        error = f"write to raw.{dataset} failed: {type(exc).__name__}: {exc}"
+        warehouse.log_ingest(_summary_log(run_id, dataset, 0, error, started))
+        raise
+
+
+def _not_provided(source: Source, dataset: str) -> str | None:
+    """Why ``source`` has no ``dataset`` by design (a files folder without that file), or None.
+
+    Only prices are indispensable: a source without fundamentals or securities runs the
+    strategies that need neither (see core/strategies/requirements.py)."""
+    provides = getattr(source, "provides", None)
+    if dataset == "prices" or provides is None or provides(dataset):
+        return None
+    message = f"source {source.name!r} has no {dataset} (no {dataset} file in its folder)"
+    if dataset in _REQUIRED:
+        message += f": the strategies that need {dataset} are skipped"
+    return message
+
+
+def _write_rejected(
+    context: dg.AssetExecutionContext, source: Source, dataset: str, warehouse: Warehouse
+) -> dict[str, object]:
+    """Write the rows and files the source set aside to ``raw.rejected_rows`` (this dataset's
+    rows replaced) and return the metadata entries that count them per reason."""
+    reader = getattr(source, "rejected_rows", None)
+    if reader is None:
+        return {}
+    rejected = reader(dataset).with_columns(
+        pl.lit(source.name).alias("source"), pl.lit(datetime.now(UTC)).alias("ingested_at")
+    )
+    warehouse.replace_partition("raw.rejected_rows", rejected, "dataset", [dataset])
+    if rejected.is_empty():
+        return {"rows_set_aside": 0}
+    counts = rejected.group_by("rule").len().sort("len", "rule", descending=[True, False])
+    by_reason = {r: n for r, n in counts.iter_rows()}
+    context.log.warning(
+        f"{rejected.height} {dataset} rows or files set aside (see raw.rejected_rows): {by_reason}"
+    )
+    return {
+        "rows_set_aside": rejected.height,
+        "set_aside_by_reason": dg.MetadataValue.json(by_reason),
+        "files_set_aside": dg.MetadataValue.json(
+            rejected.filter(pl.col("line").is_null())["file"].head(_MAX_LISTED).to_list()
+        ),
+    }
 
 
 def ingest(
@@ -165,24 +322,30 @@ def ingest(
             frame = getattr(source, dataset)(FetchRequest())
     except SourceError as exc:
         error = str(exc)
+    except Exception as exc:  # logged as what it was (not "empty"), then re-raised
+        error = f"step crashed: {type(exc).__name__}: {exc}"
+        raise
     finally:
-        log = market.unlogged_ingest_rows()
-        if log is None:
-            log = _summary_log(market.run_id, dataset, frame.height, error, started)
+        log = _logged(market, dataset, frame.height, error, started)
         if log.height:
             warehouse.log_ingest(log)
     failed = _failed(log)
     failed_meta = {"failed_tickers": dg.MetadataValue.json(failed[:_MAX_LISTED])}
-    if error is None and frame.is_empty() and dataset in _REQUIRED:
+    absent = _not_provided(source, dataset)
+    if error is None and frame.is_empty() and dataset in _REQUIRED and absent is None:
         error = f"source {settings.source!r} returned no {dataset}"
+    if absent is not None and dataset in _REQUIRED:
+        context.log.warning(absent)
     if error is not None:
         # Nothing is written: the raw table keeps every row it had.
         raise dg.Failure(
             description=f"{error}\nraw.{dataset} is unchanged.",
             metadata={**failed_meta, "failed_count": len(failed)},
         )
-    stats = warehouse.write_raw(dataset, frame)
+    frame, guarded = _guard(context, dataset, frame, market, warehouse, started)
+    stats = _write(warehouse, dataset, frame, market.run_id, started)
     context.log.info(f"raw.{dataset}: {stats}")
+    set_aside = _write_rejected(context, source, dataset, warehouse)
     if failed:
         context.log.warning(f"{len(failed)} tickers failed: {failed[:_MAX_LISTED]}")
     return dg.MaterializeResult(
@@ -197,7 +360,10 @@ def ingest(
             table_rows=warehouse.row_count(f"raw.{dataset}"),
             tickers=frame["ticker"].n_unique() if "ticker" in frame.columns else 0,
             failed_count=len(failed),
+            **guarded,
             **failed_meta,
+            **({"not_provided": absent} if absent is not None else {}),
+            **set_aside,
             **(
                 {"restated_tickers": dg.MetadataValue.json(restated[:_MAX_LISTED])}
                 if dataset == "prices"

@@ -16,10 +16,11 @@ from quant_pipeline.core.data.suspect_moves import (
     SUSPECT_MOVES_TABLE,
     held_through,
 )
+from quant_pipeline.core.strategies.requirements import StrategyPlan, plan_labels
 from quant_pipeline.core.strategies.spec import StrategySpec
 from quant_pipeline.defs.metadata import markdown_table
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.strategies import is_restricted, runnable_strategies
 from quant_pipeline.defs.tables import TableReader, reads
 
 AUDIT_READS = reads(
@@ -58,17 +59,21 @@ def scores_match_point_in_time_recomputation(
 ) -> dg.AssetCheckResult:
     """Factor values and scores of sampled dates equal a recomputation from data known then."""
     read = AUDIT_READS.reader(warehouse.read_only())
+    specs = runnable_strategies(market, warehouse)
     values = read("factors.values")
+    scores = read("factors.scores").filter(pl.col("strategy").is_in(list(specs)))
+    if is_restricted(market) and scores.height:  # audit what this run wrote, not others' dates
+        values = values.filter(pl.col("rebalance_date").is_in(scores["rebalance_date"].unique()))
     dates = sample_dates(values["rebalance_date"].unique().to_list(), config.sample_dates)
     membership = read("curated.membership")
     result = audit_lookahead(
         values,
-        read("factors.scores"),
+        scores,
         read("curated.prices", columns=CLOSE_PRICE_COLUMNS),
         read("curated.fundamentals_vintages"),
         read("curated.securities"),
         membership if membership.height else None,
-        selected_strategies(market),
+        specs,
         dates,
         share_basis=read(SHARE_BASIS_TABLE),
     )
@@ -94,13 +99,16 @@ def bias_labels_table(
     delisting_return: float | None,
     trading_models: dict[str, str] | None = None,
     trades: pl.DataFrame | None = None,
+    plan: StrategyPlan | None = None,
 ) -> pl.DataFrame:
     """Every strategy's bias labels (the rows of ``backtest.labels``) from data ``source``.
 
     ``trading_models`` (strategy → description of the simulated trading model: capital, share
     rounding, commissions, slippage) adds a ``trading_model`` label per strategy. ``trades``
     (the step's backtest.trades rows) gives the ``suspect_moves`` label the positions held
-    through a suspect move; every strategy also gets its ``share_basis`` label.
+    through a suspect move; every strategy also gets its ``share_basis`` label. ``plan`` adds
+    a ``skipped`` label (the reason) per strategy left out for missing inputs and a
+    ``sector_cap`` label per strategy whose cap was dropped.
 
     Called by the backtest asset with the frames it already holds (curated.prices with ticker and
     date, curated.membership) and its reader, through which it reads ``BIAS_LABEL_READS``.
@@ -147,7 +155,9 @@ def bias_labels_table(
     if trades is not None:
         held = held_through(trades, moves)
     rows.append(data_labels(list(specs), read(SHARE_BASIS_TABLE), moves, held))
-    return pl.concat(rows, how="vertical")
+    if plan is not None:
+        rows.append(plan_labels(plan))
+    return pl.concat(rows, how="vertical_relaxed")
 
 
 integrity_checks = [scores_match_point_in_time_recomputation]

@@ -24,10 +24,12 @@ import pandas as pd
 
 from quant_pipeline.app.recommendation import MARKET_TZ
 from quant_pipeline.config.portfolios import load_portfolios
+from quant_pipeline.core.accounts.holdings import MAX_FILE_BYTES
 from quant_pipeline.core.accounts.portfolios import (
     PortfoliosConfig,
     PortfoliosConfigError,
     PortfolioSpec,
+    name_clashes,
     portfolio_name,
 )
 from quant_pipeline.defs.orders import GROUP, ORDERS_OP
@@ -102,10 +104,31 @@ def _inbox_files(inbox: Path) -> list[Path]:
     )
 
 
+def inbox_portfolio(path: Path, portfolios: PortfoliosConfig) -> str:
+    """The portfolio a holdings file feeds: the YAML entry owning it, else its file stem."""
+    spec = portfolios.by_holdings_file(path)
+    return spec.name if spec else portfolio_name(path.stem)
+
+
+def _refuse_clashes(
+    context: dg.SensorEvaluationContext, files: list[Path], portfolios: PortfoliosConfig
+) -> list[Path]:
+    """``files`` without those whose portfolio another inbox file also maps to (each clash is
+    logged naming every file; none of them is processed until one is renamed or mapped)."""
+    clashes = name_clashes({p.name: inbox_portfolio(p, portfolios) for p in files})
+    refused = {f for fs in clashes.values() for f in fs}
+    for name, names in clashes.items():
+        context.log.error(
+            f"inbox files {', '.join(repr(n) for n in names)} all map to portfolio {name!r}: "
+            "none of them is processed (their packets and live holdings would overwrite each "
+            "other); rename all but one, or give each its own entry in the portfolios YAML"
+        )
+    return [p for p in files if p.name not in refused]
+
+
 def inbox_run_request(path: Path, digest: str, portfolios: PortfoliosConfig) -> dg.RunRequest:
     """The orders run for one holdings file (its portfolio: the YAML entry or the file stem)."""
-    spec = portfolios.by_holdings_file(path)
-    name = spec.name if spec else portfolio_name(path.stem)
+    name = inbox_portfolio(path, portfolios)
     return dg.RunRequest(
         run_key=f"{path.name}:{digest}",
         run_config={
@@ -157,8 +180,15 @@ def holdings_inbox_sensor(context: dg.SensorEvaluationContext):
     except OSError as exc:
         context.log.error(f"cannot list inbox folder {inbox}: {exc}")
         return dg.SensorResult(skip_reason=f"cannot list {inbox}: {exc}", cursor=context.cursor)
+    files = _refuse_clashes(context, files, portfolios)
     for path in files:
         try:
+            if path.stat().st_size > MAX_FILE_BYTES:
+                context.log.error(
+                    f"skipping {path}: larger than {MAX_FILE_BYTES:,} bytes, the limit of a "
+                    "holdings file"
+                )
+                continue
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
         except OSError as exc:
             context.log.warning(f"cannot read {path}: {exc}; will retry next tick")

@@ -21,7 +21,7 @@ from quant_pipeline.core.strategies.weighting import (
 )
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.strategies import runnable_strategies, write_owned
 from quant_pipeline.defs.tables import reads, table_spec
 
 GROUP = "portfolio"
@@ -62,7 +62,7 @@ def portfolio_target_weights(
 ):
     """Build every strategy's target weights under its constraints, with a constraint report."""
     read = WEIGHTS_READS.reader(warehouse.read_only())
-    specs = selected_strategies(market)
+    specs = runnable_strategies(market, warehouse)
     scores = read("factors.scores")
     signal_weights = read("portfolio.signal_weights")
     weights = [pl.DataFrame(schema=WEIGHTS_SCHEMA)]
@@ -88,10 +88,10 @@ def portfolio_target_weights(
     all_weights = pl.concat(weights, how="vertical_relaxed")
     report = pl.concat(reports, how="vertical_relaxed")
     wh = warehouse.get()
-    wh.replace_table("portfolio.target_weights", all_weights)
-    wh.replace_table("portfolio.constraint_report", report)
+    write_owned(wh, market, "portfolio.target_weights", all_weights)
+    write_owned(wh, market, "portfolio.constraint_report", report)
     weighting = pl.concat(weighting_reports, how="vertical_relaxed")
-    wh.replace_table("portfolio.weighting_report", weighting)
+    write_owned(wh, market, "portfolio.weighting_report", weighting)
     breaches = report.filter(~pl.col("cap_met"))
     if breaches.height:
         context.log.warning(

@@ -19,7 +19,7 @@ from quant_pipeline.core.research.tables import (
 )
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.strategies import runnable_strategies, selected_strategies, write_owned
 from quant_pipeline.defs.tables import reads, table_spec
 
 GROUP = "research"
@@ -86,7 +86,7 @@ def factor_diagnostics_assets(market: MarketDataResource, warehouse: WarehouseRe
     # each scored strategy's composite, on its own schedule (rank 1 = best, so negate it)
     scores = read("factors.scores").filter(pl.col("eligible"))
     parts = [(ic, quantiles, summary)]
-    for name, spec in selected_strategies(market).items():
+    for name, spec in runnable_strategies(market, warehouse).items():
         if not spec.scored:
             continue
         own = _schedule(sched, spec.rebalance)
@@ -97,9 +97,11 @@ def factor_diagnostics_assets(market: MarketDataResource, warehouse: WarehouseRe
         parts.append(factor_diagnostics(frame, own_fwd, [f"strategy:{name}"]))
     ic, quantiles, summary = (pl.concat([p[i] for p in parts]) for i in range(3))
     wh = warehouse.get()
-    wh.replace_table("research.factor_ic", ic)
-    wh.replace_table("research.factor_quantiles", quantiles)
-    wh.replace_table("research.factor_summary", summary)
+    # the factors themselves and the composites of the run's strategies
+    owned = [*DIAGNOSED, *(f"strategy:{n}" for n in selected_strategies(market))]
+    write_owned(wh, market, "research.factor_ic", ic, "factor", owned)
+    write_owned(wh, market, "research.factor_quantiles", quantiles, "factor", owned)
+    write_owned(wh, market, "research.factor_summary", summary, "factor", owned)
     summary_md = markdown_table(summary.sort("mean_ic", descending=True), max_rows=60)
     charts = {}
     if summary.height:
@@ -142,7 +144,7 @@ def research_luck(
 ) -> dg.MaterializeResult:
     """Each factor strategy's Sharpe/CAGR percentile among random portfolios, oracle bound, PSR."""
     read = LUCK_READS.reader(warehouse.read_only())
-    specs = {n: s for n, s in selected_strategies(market).items() if s.kind == "factor"}
+    specs = {n: s for n, s in runnable_strategies(market, warehouse).items() if s.kind == "factor"}
     prices = read("curated.prices", columns=["ticker", "date", "adj_close"])
     scores = read("factors.scores")
     weights = read("portfolio.target_weights")
@@ -180,7 +182,7 @@ def research_luck(
         rows.append(row)
         random[name] = rand
     table = pl.DataFrame(rows, schema=LUCK_SCHEMA)
-    warehouse.get().replace_table("research.luck", table)
+    write_owned(warehouse.get(), market, "research.luck", table)
     extra = {}
     if random:
         extra["luck_chart"] = dg.MetadataValue.md(

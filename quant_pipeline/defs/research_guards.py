@@ -22,7 +22,7 @@ from quant_pipeline.core.research.sweeps import (
 from quant_pipeline.core.research.walk_forward import walk_forward
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.strategies import runnable_strategies
 from quant_pipeline.defs.tables import reads, table_spec
 from quant_pipeline.defs.trading import BacktestConfig, trading_model
 
@@ -136,7 +136,7 @@ def research_sweep(
     warehouse: WarehouseResource,
 ):
     """Run every variant of every sweep file through scoring, weights and the share simulation."""
-    selected = selected_strategies(market)
+    selected = runnable_strategies(market, warehouse)
     sweeps = {n: s for n, s in load_sweeps().items() if s.strategy in selected}
     tables, dailies, meta = [], [], {}
     if sweeps:
@@ -202,7 +202,7 @@ def research_walk_forward(
 ):
     """Choose on each training window, hold over the next test window, roll forward."""
     read = WALK_FORWARD_READS.reader(warehouse.read_only())
-    selected = selected_strategies(market)
+    selected = runnable_strategies(market, warehouse)
     sweeps = {n: s for n, s in load_sweeps().items() if s.strategy in selected}
     params = read("research.sweep") if sweeps else pl.DataFrame()
     daily = read("research.sweep_daily") if sweeps else pl.DataFrame()
@@ -333,7 +333,7 @@ def covariance_uses_only_prior_prices(
 
     specs = {
         n: s
-        for n, s in selected_strategies(market).items()
+        for n, s in runnable_strategies(market, warehouse).items()
         if s.kind == "factor" and s.portfolio.weighting in COVARIANCE_SCHEMES
     }
     if not specs:

@@ -7,6 +7,7 @@ Neither resource connects to anything in its constructor: DuckDB allows one writ
 file, and a code server holding a connection would lock the warehouse for everyone.
 """
 
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -82,6 +83,19 @@ class MarketDataResource(_MarketSettingsFields):
 
     yahoo_max_failed_share: float = 0.5
     price_overlap_days: int = 7
+    # Plausibility (README "Bad prices"): a move beyond x(1 + spike_threshold) from the previous
+    # row that comes back within spike_reversal_days rows is a spike; rows dated after as_of
+    # (YYYY-MM-DD, default today in UTC) are quarantined.
+    spike_threshold: float = 3.0
+    spike_reversal_days: int = 5
+    as_of: str | None = None
+
+    def as_of_date(self) -> date:
+        """The run's as-of date: ``as_of`` when set, else today (UTC)."""
+        return date.fromisoformat(self.as_of) if self.as_of else datetime.now(UTC).date()
+
+    # fetched by yahoo beside the universe, compared with in backtest.benchmarks when present
+    benchmark_tickers: list[str] = ["SPY", "IWM"]
 
     def settings(self) -> Settings:
         """The env-var settings with this resource's set fields on top, validated by one model."""
@@ -101,7 +115,10 @@ class MarketDataResource(_MarketSettingsFields):
     def build_source(self) -> Source:
         """A new source for the configured settings (no network or file access yet)."""
         return make_source(
-            self.settings(), max_failed_share=self.yahoo_max_failed_share, run_id=self._run_id
+            self.settings(),
+            max_failed_share=self.yahoo_max_failed_share,
+            run_id=self._run_id,
+            benchmark_tickers=tuple(self.benchmark_tickers),
         )
 
     def get_source(self) -> Source:

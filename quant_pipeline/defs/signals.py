@@ -8,7 +8,7 @@ from quant_pipeline.core.strategies.signal_weights import EVENTS_SCHEMA, signal_
 from quant_pipeline.core.strategies.target_weights import WEIGHTS_SCHEMA
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import selected_strategies
+from quant_pipeline.defs.strategies import runnable_strategies, write_owned
 from quant_pipeline.defs.tables import reads
 
 KINDS = {"duckdb", "polars"}
@@ -39,7 +39,7 @@ def signal_strategy_weights(
 ):
     """Run every signal strategy on curated.prices; write its events and daily target weights."""
     read = SIGNAL_READS.reader(warehouse.read_only())
-    specs = {n: s for n, s in selected_strategies(market).items() if s.kind == "signal"}
+    specs = {n: s for n, s in runnable_strategies(market, warehouse).items() if s.kind == "signal"}
     weights = [pl.DataFrame(schema=WEIGHTS_SCHEMA)]
     events = [pl.DataFrame(schema=EVENTS_SCHEMA)]
     summary = []
@@ -84,8 +84,8 @@ def signal_strategy_weights(
     all_events = pl.concat(events, how="vertical_relaxed")
     all_weights = pl.concat(weights, how="vertical_relaxed")
     wh = warehouse.get()
-    wh.replace_table("factors.signal_events", all_events)
-    wh.replace_table("portfolio.signal_weights", all_weights)
+    write_owned(wh, market, "factors.signal_events", all_events)
+    write_owned(wh, market, "portfolio.signal_weights", all_weights)
     yield dg.MaterializeResult(
         asset_key=["factors", "signal_events"],
         metadata=table_metadata("factors.signal_events", all_events),

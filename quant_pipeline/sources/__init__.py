@@ -9,11 +9,15 @@ __all__ = ["FetchRequest", "Source", "SourceError", "make_source"]
 
 
 def make_source(
-    settings: Settings, max_failed_share: float = 0.5, run_id: str | None = None
+    settings: Settings,
+    max_failed_share: float = 0.5,
+    run_id: str | None = None,
+    benchmark_tickers: tuple[str, ...] | None = None,
 ) -> Source:
     """Build the source named by ``settings.source`` (lazy imports: yfinance is slow).
 
-    ``run_id`` labels the yahoo ingest log rows (default: a random id).
+    ``run_id`` labels the yahoo ingest log rows (default: a random id); ``benchmark_tickers``
+    are fetched by yahoo beside the universe (default SPY, IWM).
     """
     if settings.source == "demo":
         from quant_pipeline.sources.demo import DemoSource
@@ -27,12 +31,16 @@ def make_source(
     if settings.source == "files":
         from quant_pipeline.sources.files import FilesSource
 
-        return FilesSource(settings.data_dir)
+        return FilesSource(settings.data_dir, universe=settings.universe)
     if settings.source == "yahoo":
         from quant_pipeline.sources.yahoo import YahooSource
 
         # No universe set: the current members of the shipped S&P 500 list.
+        extra = {} if benchmark_tickers is None else {"benchmark_tickers": benchmark_tickers}
         return YahooSource(
-            universe_path=settings.universe, max_failed_share=max_failed_share, run_id=run_id
+            universe_path=settings.universe,
+            max_failed_share=max_failed_share,
+            run_id=run_id,
+            **extra,
         )
     raise SourceError(f"unknown source {settings.source!r}")

@@ -31,6 +31,7 @@ from typing import Any
 import polars as pl
 import yaml
 
+from quant_pipeline.core.data.frames import is_sorted_by
 from quant_pipeline.core.data.schema import (
     ACTION_TYPES,
     FUNDAMENTAL_ITEMS,
@@ -43,8 +44,15 @@ from quant_pipeline.core.data.schema import (
     conform,
     empty,
 )
+from quant_pipeline.sources import price_files
 from quant_pipeline.sources.base import FetchRequest, SourceError
-from quant_pipeline.sources.universe import align_tickers, load_aliases, to_last_member_day
+from quant_pipeline.sources.universe import (
+    UniverseError,
+    align_tickers,
+    load_aliases,
+    load_universe,
+    to_last_member_day,
+)
 
 SUFFIXES = (".parquet", ".csv.gz", ".csv")
 DATASETS = ("prices", "fundamentals", "securities", "membership", "corporate_actions")
@@ -242,13 +250,57 @@ def _read_csv(path: Path) -> pl.DataFrame:
     try:
         return pl.read_csv(path, infer_schema=False)
     except pl.exceptions.ComputeError as exc:
+        if "utf-8" in str(exc).lower():
+            raise SourceError(f"{path}: {_bad_text(path)}") from exc
         raise SourceError(f"{path}: cannot be read as CSV: {exc}") from exc
 
 
 def _read(path: Path) -> pl.DataFrame:
-    if path.name.endswith(".parquet"):
-        return pl.read_parquet(path)
-    return _read_csv(path)
+    """A file as a frame; a file that cannot be decoded raises SourceError naming it (and the
+    line of the first bad byte, or the last whole line of a truncated gzip)."""
+    try:
+        if path.name.endswith(".parquet"):
+            return pl.read_parquet(path)
+        return _read_csv(path)
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path}: {_bad_text(path)}") from exc
+    except (EOFError, OSError, pl.exceptions.ComputeError) as exc:
+        if path.name.endswith(".gz"):
+            raise SourceError(f"{path}: {_truncated_gzip(path, exc)}") from exc
+        if isinstance(exc, pl.exceptions.ComputeError) and "utf-8" in str(exc).lower():
+            raise SourceError(f"{path}: {_bad_text(path)}") from exc
+        raise SourceError(f"{path}: cannot be read: {type(exc).__name__}: {exc}") from exc
+
+
+def _bad_text(path: Path) -> str:
+    """Where a file stops being UTF-8: line and byte of the first undecodable byte."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        raw = handle.read()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        return (
+            f"line {line} is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "save the file as UTF-8"
+        )
+    return "is not UTF-8 text; save it as UTF-8"
+
+
+def _truncated_gzip(path: Path, exc: BaseException) -> str:
+    """What a broken gzip file holds before it breaks (its last whole line)."""
+    lines = 0
+    try:
+        with gzip.open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 14), b""):  # small: keep most lines
+                lines += chunk.count(b"\n")
+    except (EOFError, OSError):
+        return (
+            f"the gzip file is truncated or corrupt: it breaks after line {lines} "
+            f"({type(exc).__name__}: {exc}); re-download or re-compress it"
+        )
+    return f"cannot be read: {type(exc).__name__}: {exc}"
 
 
 def _bad_rows(frame: pl.DataFrame, raw: str, parsed: pl.Series) -> pl.DataFrame:
@@ -318,6 +370,7 @@ class FilesSource:
         data_dir: str | Path,
         mapping: Mapping[str, Any] | str | Path | None = None,
         aliases: pl.DataFrame | None = None,
+        universe: str | Path | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         if not self.data_dir.is_dir():
@@ -334,8 +387,13 @@ class FilesSource:
                 raise SourceError(f"mapping file {path} must hold a mapping of dataset sections")
         self.mapping = merge_mapping(mapping)
         self.aliases = aliases if aliases is not None else load_aliases()
+        # a universe file (ticker list, membership intervals or an index-holdings export) gives
+        # the membership when the folder has no membership file
+        self.universe_path = Path(universe) if universe is not None else None
         self.ingested_at = datetime.now(UTC)
         self._cache: dict[str, pl.DataFrame] = {}
+        self._rejected: dict[str, pl.DataFrame] = {}
+        self._tickers: list[str] | None = None
 
     # -- files ---------------------------------------------------------------------------------
     def path_of(self, dataset: str) -> Path | None:
@@ -357,17 +415,41 @@ class FilesSource:
                     return found[0]
         return None
 
+    def prices_folder(self) -> Path | None:
+        """The folder of per-ticker price files: mapping ``prices.folder``, else ``prices/``."""
+        given = self.mapping["prices"].get("folder")
+        if given:
+            folder = self.data_dir / given
+            if not folder.is_dir():
+                raise SourceError(f"mapping names prices folder {folder}, which does not exist")
+            return folder
+        folder = self.data_dir / "prices"
+        return folder if folder.is_dir() else None
+
+    def rejected_rows(self, dataset: str) -> pl.DataFrame:
+        """Rows and files of ``dataset`` set aside by the last load (REJECTED_ROWS schema)."""
+        if dataset not in self._rejected:
+            self._load(dataset)
+        return self._rejected.get(dataset, price_files.rejected([]))
+
     def _load(self, dataset: str) -> pl.DataFrame:
         if dataset in self._cache:
             return self._cache[dataset]
         path = self.path_of(dataset)
-        if path is None:
-            if dataset == "prices":
+        if path is None and dataset == "prices":
+            folder = self.prices_folder()
+            if folder is None:
                 raise SourceError(
-                    f"files source: no prices file in {self.data_dir} "
-                    f"(expected prices.csv, prices.csv.gz or prices.parquet)"
+                    f"files source: no prices file in {self.data_dir} (expected prices.csv, "
+                    f"prices.csv.gz, prices.parquet or a prices/ folder of per-ticker files)"
                 )
+            frame = self._ticker_folder_prices(folder)
+        elif path is None and dataset == "membership" and self.universe_path is not None:
+            frame = self._universe_membership(self.universe_path)
+        elif path is None:
             frame = empty(_TABLE_SCHEMAS[dataset])
+        elif dataset == "prices" and not path.name.endswith(".parquet"):
+            frame = self._long_file_prices(path)
         elif dataset == "fundamentals":
             frame = self._fundamentals(path)
         else:
@@ -377,7 +459,12 @@ class FilesSource:
             pl.lit(self.ingested_at).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
         )
         frame = conform(frame, _TABLE_SCHEMAS[dataset])
-        self._cache[dataset] = frame
+        if dataset == "prices":
+            # Not cached: the source lives for the whole run, and 15M price rows held until its
+            # end would weigh on every later step. Their tickers are what membership needs.
+            self._tickers = sorted(frame["ticker"].unique().to_list())
+        else:
+            self._cache[dataset] = frame
         return frame
 
     def _columns(self, dataset: str, frame: pl.DataFrame, path: Path) -> dict[str, pl.Series]:
@@ -421,6 +508,104 @@ class FilesSource:
                     f"{(bad['row'].head(5) + 2).to_list()} have {bad['action'].head(5).to_list()}"
                 )
         return frame
+
+    def _price_columns(
+        self, columns: list[str], file: Path, ticker: pl.Expr | None
+    ) -> tuple[dict[str, pl.Expr], list[str]]:
+        """Canonical price column -> expression, and the required ones that are missing."""
+        section = self.mapping["prices"]
+        exprs: dict[str, pl.Expr] = {}
+        missing: list[str] = []
+        for name, candidates in section["columns"].items():
+            if name == "ticker" and ticker is not None:
+                exprs[name] = ticker
+                continue
+            expr = _resolve(candidates, columns, file, name)
+            if expr is not None:
+                exprs[name] = expr
+            elif name in section["required"]:
+                missing.append(next(c for _, c in candidates if isinstance(c, str)))
+        return exprs, missing
+
+    def _parsed_prices(
+        self, scan: pl.LazyFrame, columns: dict[str, pl.Expr], base: int = 0
+    ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+        """(good rows with ticker and ``__row``, set-aside rows, file offsets) of one scan."""
+        fmt = self.mapping["prices"].get("date_format")
+        good, bad, offsets = price_files.parse_scan(scan, columns, fmt, base)
+        if "ticker" not in columns:
+            good = price_files.with_file_tickers(good, offsets)
+        return good, price_files.describe_bad_rows(bad, offsets, columns), offsets
+
+    def _deduplicated(
+        self, parts: list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]], set_aside: list
+    ) -> pl.DataFrame:
+        offsets = pl.concat([p[2] for p in parts]).sort("first")
+        rejected = [*set_aside, *(p[1] for p in parts)]
+        goods = [pl.concat([p[0] for p in parts], how="diagonal")]
+        parts.clear()
+        # goods.pop() hands over the last reference: the sort inside can free the unsorted copy
+        prices, conflicts = price_files.drop_conflicting_duplicates(goods.pop(), offsets)
+        rejected.append(conflicts)
+        self._rejected["prices"] = pl.concat(rejected, how="vertical")
+        return prices
+
+    def _long_file_prices(self, path: Path) -> pl.DataFrame:
+        """prices.csv(.gz): bad rows set aside with their line, not fatal; missing columns are."""
+        raw = _read(path)
+        columns, missing = self._price_columns(raw.columns, path, None)
+        if missing:
+            raise SourceError(
+                f"{path}: required column {missing[0]!r} is missing (required: {missing}); "
+                f"columns are {raw.columns[:40]}. Name it in mapping.yaml under prices.columns"
+            )
+        scan = raw.lazy().with_columns(
+            pl.lit(str(path)).alias("__file"), pl.int_range(pl.len()).alias("__row")
+        )
+        return self._deduplicated([self._parsed_prices(scan, columns)], [])
+
+    def _ticker_folder_prices(self, folder: Path) -> pl.DataFrame:
+        """A folder of per-ticker files (price_files): one streaming scan per header layout,
+        the ticker from each file name."""
+
+        def lacking(header: list[str]) -> list[str]:
+            return self._price_columns(header, folder, pl.lit(None))[1]
+
+        groups, set_aside = price_files.ticker_file_groups(folder, lacking)
+        parts, aside, base = [], [set_aside], 0
+        for header, files in groups.items():
+            fields = [c.strip().strip('"') for c in header.split(",")]
+            columns, _ = self._price_columns(fields, folder, pl.lit(None))
+            columns.pop("ticker")  # from each file's name
+            try:
+                part = self._parsed_prices(price_files.scan_files(files), columns, base)
+            except (pl.exceptions.PolarsError, OSError):
+                broken = price_files.unparseable_files(files)
+                aside.append(price_files.rejected(broken))
+                files = [f for f in files if str(f) not in {b["file"] for b in broken}]
+                if not files:
+                    continue
+                part = self._parsed_prices(price_files.scan_files(files), columns, base)
+            aside.append(price_files.header_only_files(files, part[2]))
+            base += int(part[2]["rows"].sum())
+            parts.append(part)
+            del part  # parts holds the only reference (freed before the sort)
+        if not parts:
+            listed = set_aside.head(5).select(pl.col("file").str.replace(r"^.*/", ""), "reason")
+            raise SourceError(
+                f"files source: none of the {len(price_files.list_ticker_files(folder))} files in "
+                f"{folder} is usable; e.g. " + "; ".join(f"{f}: {r}" for f, r in listed.rows())
+            )
+        return self._deduplicated(parts, aside)
+
+    def _universe_membership(self, path: Path) -> pl.DataFrame:
+        """Membership from a universe file (sources/universe.py layouts; its end dates are
+        removal dates, converted by :meth:`membership` as the yahoo source does)."""
+        try:
+            universe = load_universe(path)
+        except UniverseError as exc:
+            raise SourceError(str(exc)) from exc
+        return universe.with_columns(pl.lit(path.stem).alias("universe"))
 
     def _universe_name(self, path: Path) -> str:
         stem = path.name.split(".")[0]
@@ -484,10 +669,18 @@ class FilesSource:
             )
         return long
 
+    def provides(self, dataset: str) -> bool:
+        """True when the folder holds a file for ``dataset`` (prices are always required)."""
+        if dataset == "membership" and self.universe_path is not None:
+            return True
+        return dataset == "prices" or self.path_of(dataset) is not None
+
     # -- Source interface -------------------------------------------------------------------------
     def universe(self) -> list[str]:
         """Tickers present in the prices file."""
-        return sorted(self._load("prices")["ticker"].unique().to_list())
+        if self._tickers is None:
+            self._load("prices")
+        return list(self._tickers or [])
 
     def prices(self, request: FetchRequest) -> pl.DataFrame:
         """Raw prices (RAW_PRICES); ``adj_close`` null when the file has none. Window applied."""
@@ -509,7 +702,8 @@ class FilesSource:
                 .filter(pl.col("_start").is_null() | (pl.col("date") >= pl.col("_start")))
                 .drop("_start")
             )
-        return frame.sort("ticker", "date")
+        # loaded prices are one row per key in key order already: skip a 15M-row string sort
+        return frame if is_sorted_by(frame, ["ticker", "date"]) else frame.sort("ticker", "date")
 
     def corporate_actions(self, request: FetchRequest) -> pl.DataFrame:
         """Splits and dividends from ``corporate_actions.*`` (empty when the file is absent)."""

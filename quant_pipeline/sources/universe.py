@@ -4,7 +4,13 @@ A universe file is either
 
 * a CSV with a ``ticker`` column and optional ``start_date`` / ``end_date`` columns (ISO dates;
   an empty ``end_date`` means "still a member"); lines starting with ``#`` are comments, or
-* plain text with one ticker per line (``#`` comments and blank lines ignored).
+* plain text with one ticker per line (``#`` comments and blank lines ignored), or
+* an index fund's holdings export (iShares layout, e.g. the Russell 2000 ETF IWM):
+  ``Ticker,Name,Sector,Asset Class,Market Value,Weight (%),...,Price`` with lines of fund
+  information above the header and a disclaimer below the rows. The header is the first line
+  with a ``Ticker`` field; rows whose ``Asset Class`` is not ``Equity`` (cash, futures) and rows
+  whose ticker is empty, ``-`` or not ticker-like (the footer) are dropped. It is today's
+  membership: a backtest over past years on it has survivorship bias.
 
 The shipped universes live in ``quant_pipeline/universes/`` (``sp500.csv``: S&P 500 members since
 1996 with their intervals). ``ticker_aliases.csv`` beside them maps renamed tickers (old -> new).
@@ -12,6 +18,7 @@ The shipped universes live in ``quant_pipeline/universes/`` (``sp500.csv``: S&P 
 
 from __future__ import annotations
 
+import csv
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -55,6 +62,34 @@ def _first_data_line(path: Path) -> str | None:
     return None
 
 
+_EXPORT_COLUMNS = {"name", "sector", "weight (%)", "market value", "asset class", "price"}
+_TICKER_LIKE = r"^[A-Z0-9][A-Z0-9.\-/ ]{0,11}$"
+_HEADER_SEARCH_LINES = 60
+
+
+def _header_line(path: Path) -> tuple[int, list[str]] | None:
+    """(0-based line number, lower-cased fields) of the first line with a ``ticker`` field."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        for number, line in enumerate(handle):
+            if number >= _HEADER_SEARCH_LINES:
+                return None
+            if line.lstrip().startswith("#"):
+                continue
+            fields = [f.strip().strip('"').strip().lower() for f in next(csv.reader([line]), [])]
+            if "ticker" in fields:
+                return number, fields
+    return None
+
+
+def _export_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    """Equity rows with ticker-like tickers of a holdings export (cash, futures, footer out)."""
+    if "asset class" in frame.columns:
+        asset = pl.col("asset class").str.strip_chars().str.to_lowercase()
+        frame = frame.filter(asset.is_null() | (asset == "equity"))
+    ticker = pl.col("ticker").str.strip_chars().str.to_uppercase()
+    return frame.filter(ticker.str.contains(_TICKER_LIKE).fill_null(False))
+
+
 def _parse_dates(frame: pl.DataFrame, path: Path, column: str) -> pl.Series:
     raw = frame[column].cast(pl.String).str.strip_chars()
     raw = pl.when(raw == "").then(None).otherwise(raw)
@@ -82,12 +117,21 @@ def load_universe(path: str | Path) -> pl.DataFrame:
     first = _first_data_line(path)
     if first is None:
         raise UniverseError(f"universe file {path} has no tickers")
-    header = [c.strip().lower() for c in first.split(",")]
-    if "ticker" in header:
+    found = _header_line(path)
+    if found is not None:
+        skip, header = found
+        export = skip > 0 or bool(_EXPORT_COLUMNS & set(header))
         frame = pl.read_csv(
-            path, comment_prefix="#", infer_schema=False, truncate_ragged_lines=False
+            path,
+            skip_rows=skip,
+            comment_prefix=None if export else "#",
+            infer_schema=False,
+            truncate_ragged_lines=export,
+            encoding="utf8-lossy",
         )
-        frame = frame.rename({c: c.strip().lower() for c in frame.columns})
+        frame = frame.rename({c: c.strip().lstrip("\ufeff").lower() for c in frame.columns})
+        if export:
+            frame = _export_rows(frame)
         out = frame.select(pl.col("ticker").str.strip_chars().str.to_uppercase())
         for column in ("start_date", "end_date"):
             if column in frame.columns:

@@ -191,7 +191,10 @@ class YahooSource:
     ``earnings_dates`` (look up report dates), ``abort_after`` attempts failing with network
     errors before any success, after which the remaining tickers are skipped (offline fails in
     seconds), ``sleep`` and
-    ``rng`` (injectable for tests), ``run_id`` for the ingest log.
+    ``rng`` (injectable for tests), ``run_id`` for the ingest log, ``benchmark_tickers`` whose
+    prices are fetched beside the universe's (the ``market`` resource passes SPY and IWM by
+    default; a missing one is logged and listed in ``missing_benchmarks``, not a failure; no
+    fundamentals or profiles for them).
     """
 
     name = "yahoo"
@@ -211,6 +214,7 @@ class YahooSource:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         run_id: str | None = None,
+        benchmark_tickers: Sequence[str] = (),
     ) -> None:
         if max_workers < 1:
             raise ValueError(f"max_workers must be >= 1, got {max_workers}")
@@ -222,6 +226,10 @@ class YahooSource:
         if universe_tickers is None:
             universe_tickers = current_members(load_universe(self._universe_path))
         self._tickers = [t.strip().upper() for t in universe_tickers if t.strip()]
+        self.benchmark_tickers = [
+            t.strip().upper() for t in benchmark_tickers if t.strip().upper() not in self._tickers
+        ]
+        self.missing_benchmarks: list[str] = []
         self.max_workers = max_workers
         self.retries = retries
         self.backoff_base = backoff_base
@@ -316,6 +324,7 @@ class YahooSource:
         tickers: Iterable[str],
         fn: Callable[[str], Any],
         empty_is_failure: bool,
+        check: bool = True,
     ) -> list[_Outcome]:
         tickers = list(dict.fromkeys(tickers))
         if not tickers:
@@ -337,7 +346,8 @@ class YahooSource:
                         "finished_at": o.finished_at,
                     }
                 )
-        self._check(dataset, outcomes, empty_is_failure)
+        if check:
+            self._check(dataset, outcomes, empty_is_failure)
         return outcomes
 
     def _check(self, dataset: str, outcomes: list[_Outcome], empty_is_failure: bool) -> None:
@@ -425,6 +435,23 @@ class YahooSource:
             lambda t: self._fetch_history(t, request),
             empty_is_failure=True,
         )
+        if request.tickers is None and self.benchmark_tickers:
+            # Benchmarks beside the universe: one missing is a warning, never a failure.
+            extra = self._run(
+                "prices",
+                self.benchmark_tickers,
+                lambda t: self._fetch_history(t, request),
+                empty_is_failure=True,
+                check=False,
+            )
+            self.missing_benchmarks = [o.ticker for o in extra if o.status != "ok"]
+            if self.missing_benchmarks:
+                logger.warning(
+                    "yahoo prices: benchmark ticker(s) %s not available: %s",
+                    ", ".join(self.missing_benchmarks),
+                    "; ".join(str(o.error) for o in extra if o.status != "ok"),
+                )
+            outcomes = [*outcomes, *extra]
         found = {o.ticker: o.value for o in outcomes if o.status == "ok"}
         self._history.update(found)
         self._history_tried.update(o.ticker for o in outcomes)

@@ -14,7 +14,11 @@ Rules this module keeps so the rest of the project does not have to think about 
 from __future__ import annotations
 
 import logging
+import math
+import os
 import re
+import shutil
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,8 +38,20 @@ SCHEMAS: tuple[str, ...] = ("raw", "curated", "factors", "portfolio", "backtest"
 # Raw tables that keep every changed vintage (append-only); the others are upserted on their key.
 VINTAGE_DATASETS: frozenset[str] = frozenset({"fundamentals", "securities"})
 
+DEFAULT_LOCK_TIMEOUT = 300.0
+
 INGEST_LOG_TABLE = "raw.ingest_log"
 INGEST_LOG_SCHEMA = RAW_INGEST_LOG
+
+# DuckDB's own switches for a connection that must not reach outside the database file
+# (duckdb.org/docs/stable/operations_manual/securing_duckdb/overview). The configuration is
+# locked once the connection has set its time zone.
+_SANDBOX: dict[str, object] = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+}
 
 _TABLE_RE = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
 _COLUMN_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -158,6 +174,27 @@ def _normalise_result(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(exprs) if exprs else frame
 
 
+def lock_timeout_seconds() -> float:
+    """QUANT_PIPELINE_LOCK_TIMEOUT (seconds a connection waits for a busy warehouse), default
+    300; 0 fails at once."""
+    raw = os.environ.get("QUANT_PIPELINE_LOCK_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_LOCK_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise WarehouseError(f"QUANT_PIPELINE_LOCK_TIMEOUT={raw!r} is not a number") from exc
+    if not math.isfinite(value) or value < 0:
+        raise WarehouseError(f"QUANT_PIPELINE_LOCK_TIMEOUT={raw!r} must be >= 0 seconds")
+    return value
+
+
+def _lock_holder(exc: BaseException) -> str:
+    """'<program> (PID n)' from DuckDB's lock error, or 'another process'."""
+    found = re.search(r"Conflicting lock is held in (.+?) \(PID (\d+)\)", str(exc))
+    return f"{found.group(1)} (PID {found.group(2)})" if found else "another process"
+
+
 def _is_lock_error(exc: BaseException) -> bool:
     text = str(exc)
     return "Could not set lock" in text or "Conflicting lock" in text
@@ -178,9 +215,13 @@ class Warehouse:
     of checks and steps that only read.
     """
 
-    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, read_only: bool = False, lock_timeout: float | None = None
+    ) -> None:
         self.path = Path(path)
         self.read_only = read_only
+        # How long a connection waits for another process's lock before failing (seconds).
+        self.lock_timeout = lock_timeout_seconds() if lock_timeout is None else lock_timeout
 
     def __repr__(self) -> str:
         suffix = ", read_only=True" if self.read_only else ""
@@ -191,6 +232,13 @@ class Warehouse:
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short-lived connection, closed on exit.
+
+        A read-only connection is also sandboxed (``_SANDBOX``, then ``lock_configuration``): it
+        cannot write the warehouse, and no statement can touch any other file, the network or
+        an extension: ATTACH of a file (another database, a hard link to this one), COPY ... TO,
+        EXPORT DATABASE, read_csv/read_text/glob of local files, INSTALL/LOAD, persistent
+        secrets and every SET or RESET that would re-enable them are refused by DuckDB itself.
+        Temporary tables (in memory) stay allowed.
 
         Read-write connections create the parent directory (and the file). A read-only connection
         to a file that does not exist raises :class:`WarehouseError`. A file held by another
@@ -206,22 +254,47 @@ class Warehouse:
             )
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            con = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.Error as exc:
-            if _is_lock_error(exc):
-                raise WarehouseLockedError(
-                    f"warehouse {self.path} is locked by another process: {exc}. DuckDB allows "
-                    "one writing process per file and any open session blocks writers, even a "
-                    "read-only one: close other DuckDB sessions on this file (a duckdb shell, a "
-                    "notebook, another pipeline run) and retry."
-                ) from exc
-            raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from exc
+        con = self._open(read_only)
         try:
             con.execute("SET TimeZone = 'UTC'")
+            if read_only:
+                # After this no SET/RESET/PRAGMA can give file, network or extension access back.
+                con.execute("SET lock_configuration = true")
             yield con
         finally:
             con.close()
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """``duckdb.connect``, waiting up to ``lock_timeout`` seconds while another process
+        holds the file (logging once what it waits for, holder and PID), then failing with
+        :class:`WarehouseLockedError` naming the holder and the time waited."""
+        config = _SANDBOX if read_only else {}
+        started = time.monotonic()
+        delay = 0.05
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only, config=config)
+            except duckdb.Error as exc:
+                if not _is_lock_error(exc):
+                    raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from exc
+                waited = time.monotonic() - started
+                if waited >= self.lock_timeout:
+                    raise WarehouseLockedError(
+                        f"warehouse {self.path} is locked by {_lock_holder(exc)}; waited "
+                        f"{waited:.1f} s (QUANT_PIPELINE_LOCK_TIMEOUT={self.lock_timeout:g}). "
+                        "DuckDB allows one writing process per file and any open session "
+                        "blocks writers, even a read-only one: close other DuckDB sessions on "
+                        "this file (a duckdb shell, a notebook, another pipeline run) and retry."
+                    ) from exc
+                if delay == 0.05:
+                    log.warning(
+                        "warehouse %s is busy (held by %s); waiting up to %g s for it",
+                        self.path,
+                        _lock_holder(exc),
+                        self.lock_timeout,
+                    )
+                time.sleep(min(delay, self.lock_timeout - waited))
+                delay = min(delay * 2, 1.0)
 
     def _require_writable(self, target: str) -> None:
         if self.read_only:
@@ -530,6 +603,67 @@ class Warehouse:
             )
             con.unregister("_log")
 
+    def append_rows(self, table: str, frame: pl.DataFrame) -> int:
+        """Append ``frame``'s rows to ``schema.table`` (created from the frame's schema when
+        missing), in one transaction; an audit trail such as raw.refused_replacements. Returns the
+        rows appended. Columns are matched by name."""
+        target = _table_name(table)
+        if frame.is_empty():
+            return 0
+        with self._transaction(table) as con:
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.split(".")[0]}"')
+            con.register("_rows", _prepare(frame).to_arrow())
+            con.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM _rows LIMIT 0")
+            try:
+                con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _rows")
+            except duckdb.Error as exc:
+                raise WarehouseError(
+                    f"{table}: cannot append the frame (columns {frame.columns}): {exc}"
+                ) from exc
+            con.unregister("_rows")
+        return frame.height
+
+    # ---- the published copy readers use ------------------------------------------------------
+
+    @property
+    def published_path(self) -> Path:
+        """Where :meth:`publish` puts the readers' copy: ``<name>.published.duckdb`` beside."""
+        return self.path.with_name(f"{self.path.stem}.published{self.path.suffix or '.duckdb'}")
+
+    def publish(self) -> Path:
+        """Copy the warehouse to :attr:`published_path`, atomically, and return that path.
+
+        Called when a run completes. The copy is made while this process holds the write lock
+        (after a CHECKPOINT), so no run writes during it; it is written to a temporary file,
+        fsync'ed and renamed over the previous copy, so a reader opening the published path sees
+        the previous completed run or this one, never a mix. Readers that already have the old
+        copy open keep reading it (POSIX rename). Costs: one more file the size of the
+        warehouse, and one file copy per run (about 1 s per GB here)."""
+        target = self.published_path
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+        try:
+            with self.connect(read_only=False) as con:
+                con.execute("CHECKPOINT")
+                shutil.copyfile(self.path, tmp)
+            with tmp.open("rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise WarehouseError(f"cannot publish {self.path} to {target}: {exc}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+        log.info("published %s to %s", self.path, target)
+        return target
+
+    def for_readers(self) -> Warehouse:
+        """The warehouse a reader should open: the published copy of the last completed run
+        when there is one (a reader there never blocks a run), else this file."""
+        published = self.published_path
+        if published.exists():
+            return Warehouse(published, read_only=True, lock_timeout=self.lock_timeout)
+        return self
+
     # ---- derived tables --------------------------------------------------------------------
 
     def replace_table(self, table: str, frame: pl.DataFrame) -> int:
@@ -614,9 +748,12 @@ class Warehouse:
         frame = self.read_table(table, columns=list(RAW_SCHEMAS[dataset]), filters=filters)
         return frame.cast(RAW_SCHEMAS[dataset])  # type: ignore[arg-type]
 
-    def read_raw_since(self, dataset: str, source: str, since: date) -> pl.DataFrame:
+    def read_raw_since(
+        self, dataset: str, source: str, since: date, tickers: Sequence[str] | None = None
+    ) -> pl.DataFrame:
         """Rows of ``raw.<dataset>`` of one source with ``date >= since`` (datasets with a
-        ``date`` column: prices, corporate_actions), in the raw schema; empty if none yet.
+        ``date`` column: prices, corporate_actions), of ``tickers`` only when given, in the raw
+        schema; empty if none yet.
 
         An incremental refresh compares these stored rows with the re-fetched overlap."""
         if dataset not in RAW_SCHEMAS or "date" not in RAW_SCHEMAS[dataset]:
@@ -626,17 +763,21 @@ class Warehouse:
         if not self.path.exists() or not self.has_table(table):
             return pl.DataFrame(schema=schema)
         cols = ", ".join(_column_name(c) for c in schema)
+        where, params = "source = ? AND date >= ?", [source, since]
+        if tickers is not None:
+            where += " AND list_contains(?, ticker)"
+            params.append(list(tickers))
         with self.connect(read_only=True) as con:
             frame = con.sql(
-                f"SELECT {cols} FROM {_table_name(table)} WHERE source = ? AND date >= ?",
-                params=[source, since],
+                f"SELECT {cols} FROM {_table_name(table)} WHERE {where}", params=params
             ).pl()
         return _normalise_result(frame).cast(schema)  # type: ignore[arg-type]
 
     def query(
         self, sql: str, params: list[object] | None = None, read_only: bool = True
     ) -> pl.DataFrame:
-        """Run one SQL statement (read-only by default) and return its result (empty if none)."""
+        """Run SQL (read-only and sandboxed by default, see :meth:`connect`); return the result
+        of its last statement (empty if none). ``quant-pipeline sql`` runs users' SQL here."""
         if not read_only:
             self._require_writable(f"through query {sql[:80]!r}")
         with self.connect(read_only=read_only) as con:
@@ -711,6 +852,59 @@ class Warehouse:
         with self.connect(read_only=True) as con:
             self._require_table(con, table)
             return int(con.sql(f"SELECT count(*) FROM {target}").fetchall()[0][0])
+
+    def provenance(self) -> pl.DataFrame:
+        """What the raw layer holds, per dataset and source: dataset, source, rows,
+        first_ingested_at, last_ingested_at (latest load first). Empty without raw tables."""
+        schema = {
+            "dataset": pl.String,
+            "source": pl.String,
+            "rows": pl.Int64,
+            "first_ingested_at": pl.Datetime("us", "UTC"),
+            "last_ingested_at": pl.Datetime("us", "UTC"),
+        }
+        parts = []
+        if not self.path.exists():
+            return pl.DataFrame(schema=schema)
+        with self.connect(read_only=True) as con:
+            for dataset in RAW_SCHEMAS:
+                table = f"raw.{dataset}"
+                if not self._table_exists(con, table):
+                    continue
+                frame = con.sql(
+                    "SELECT ? AS dataset, source, count(*) AS rows, min(ingested_at) AS "
+                    f"first_ingested_at, max(ingested_at) AS last_ingested_at FROM "
+                    f"{_table_name(table)} GROUP BY source",
+                    params=[dataset],
+                ).pl()
+                parts.append(_normalise_result(frame).cast(schema))  # type: ignore[arg-type]
+        if not parts:
+            return pl.DataFrame(schema=schema)
+        return pl.concat(parts).sort("dataset", "last_ingested_at", descending=[False, True])
+
+    def input_counts(self) -> dict[str, int]:
+        """What the curated layer holds, for deciding which strategies can run: rows of
+        curated.fundamentals, securities with a sector, and rows giving shares outstanding (from
+        fundamentals or profiles). Missing tables count 0."""
+        queries = {
+            "fundamentals_rows": ("curated.fundamentals", "count(*)"),
+            "securities_with_sector": ("curated.securities", "count(sector)"),
+            "fundamentals_with_shares": ("curated.fundamentals", "count(shares_outstanding)"),
+            "securities_with_shares": (
+                "curated.securities",
+                "count(coalesce(shares_outstanding, market_cap))",
+            ),
+        }
+        counts = dict.fromkeys(queries, 0)
+        if not self.path.exists():
+            return counts
+        with self.connect(read_only=True) as con:
+            for key, (table, expr) in queries.items():
+                if self._table_exists(con, table):
+                    counts[key] = int(
+                        con.sql(f"SELECT {expr} FROM {_table_name(table)}").fetchall()[0][0]
+                    )
+        return counts
 
     def max_date(
         self, table: str, column: str, filters: dict[str, object] | None = None

@@ -167,8 +167,7 @@ def test_a_ticker_from_the_data_can_be_the_primary_benchmark(built, tmp_path):
     config = {"ops": {"backtest__benchmarks": {"config": {"primary": ticker, "tickers": []}}}}
     resources = {
         "warehouse": WarehouseResource(path=str(copy)),
-        # the market says which strategies run (their benchmark tickers are stored too)
-        "market": MarketDataResource(source="demo", demo_end=DEMO_END_ISO),
+        "market": MarketDataResource(source="demo", benchmark_tickers=[], demo_end=DEMO_END_ISO),
     }
     with dg.DagsterInstance.ephemeral() as instance:
         assert dg.materialize(
@@ -178,16 +177,17 @@ def test_a_ticker_from_the_data_can_be_the_primary_benchmark(built, tmp_path):
         assert set(table["benchmark"].unique()) == {"equal_weight", "cap_weight", ticker}
         assert table.filter(pl.col("is_primary"))["benchmark"].unique().to_list() == [ticker]
         config["ops"]["backtest__benchmarks"]["config"]["primary"] = "NOT_A_TICKER"
-        failed = dg.materialize(
-            [benchmarks],
-            resources=resources,
-            run_config=config,
-            instance=instance,
-            raise_on_error=False,
+        config["ops"]["backtest__benchmarks"]["config"]["tickers"] = ["SPY", ticker]
+        missing = dg.materialize(
+            [benchmarks], resources=resources, run_config=config, instance=instance
         )
-    assert not failed.success
-    errors = [e.step_failure_data.error.message for e in failed.all_events if e.is_step_failure]
-    assert any("'NOT_A_TICKER' is not in the prices" in m for m in errors)
+    # a configured benchmark that is not in the data is a warning naming it, not a failure
+    assert missing.success
+    (event,) = missing.asset_materializations_for_node("backtest__benchmarks")
+    assert event.metadata["missing_benchmarks"].value == ["SPY", "NOT_A_TICKER"]
+    assert event.metadata["primary"].value == "equal_weight"
+    table = Warehouse(copy).read_table("backtest.benchmarks")
+    assert set(table["benchmark"].unique()) == {"equal_weight", "cap_weight", ticker}
 
 
 def test_orders_for_a_demo_holdings_file_match_between_the_asset_and_the_cli(

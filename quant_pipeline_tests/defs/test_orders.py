@@ -210,6 +210,7 @@ def test_manifest_names_dates_strategy_hash_code_version_source_and_counts(env):
     assert m["code_version"]["package_version"]
     assert "git_commit" in m["code_version"]
     assert m["data_source"] == "demo"
+    assert m["data_loaded"]["prices"]["demo"]["rows"] > 0
     assert m["row_counts"] == {
         "orders": 5,
         "buys": 3,
@@ -391,3 +392,18 @@ def test_a_portfolio_from_portfolios_yaml_supplies_the_unset_options(env, capsys
     assert code == 0, capsys.readouterr().err
     csv = pl.read_csv(env / "outbox" / "2024-03-28_fifty_orders.csv")
     assert_frame_equal(csv.select(GOLDEN), CAPITAL_GOLDEN, check_dtypes=False)
+
+
+def test_the_packet_data_source_comes_from_the_warehouse_not_the_environment(
+    env, monkeypatch, capsys
+):
+    # the warehouse was loaded from demo; the environment now says files
+    monkeypatch.setenv("QUANT_PIPELINE_SOURCE", "files")
+    monkeypatch.setenv("QUANT_PIPELINE_DATA_DIR", str(env))
+    code, _, err = _run_cli(capsys, "--strategy", "magic_formula", "--capital", "50000")
+    assert code == 0, err
+    (path,) = (env / "outbox").glob("*_packet.json")
+    manifest = read_packet(path)["manifest"]
+    assert manifest["data_source"] == "demo"
+    assert manifest["configured_source"] == "files"
+    assert manifest["data_loaded"]["prices"]["demo"]["last_ingested_at"].startswith("2024-03-29")

@@ -240,3 +240,31 @@ def test_the_full_pipeline_job_leaves_the_orders_group_out():
     selected = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
     assert not {k for k in selected if k.startswith("orders/")}
     assert "portfolio/target_weights" in selected
+
+
+def test_two_inbox_files_mapping_to_one_portfolio_are_both_refused_naming_the_clash(inbox, capsys):
+    (inbox / "a b.csv").write_text(GOOD)
+    (inbox / "a_b.csv").write_text("ticker,shares\nA,1\n")
+    (inbox / "other.csv").write_text(GOOD)
+    result = _tick()
+    assert [r.run_config["ops"][ORDERS_OP]["config"]["portfolio"] for r in result.run_requests] == [
+        "other"
+    ]
+    assert "inbox files 'a b.csv', 'a_b.csv' all map to portfolio 'a_b'" in capsys.readouterr().err
+    # Neither is remembered: once one is renamed, both are processed.
+    assert json.loads(result.cursor) == {"other.csv": _sha(GOOD)}
+    (inbox / "a b.csv").rename(inbox / "a_c.csv")
+    names = {
+        r.run_config["ops"][ORDERS_OP]["config"]["portfolio"]
+        for r in _tick(result.cursor).run_requests
+    }
+    assert names == {"a_b", "a_c"}
+
+
+def test_an_inbox_file_over_the_size_limit_is_skipped_with_the_reason(inbox, capsys):
+    from quant_pipeline.core.accounts.holdings import MAX_FILE_BYTES
+
+    (inbox / "huge.csv").write_bytes(b"ticker,shares\n" + b"A,1\n" * (MAX_FILE_BYTES // 4 + 1))
+    result = _tick()
+    assert not result.run_requests
+    assert "larger than 1,000,000 bytes" in capsys.readouterr().err

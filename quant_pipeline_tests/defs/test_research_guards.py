@@ -121,7 +121,9 @@ def test_sweep_and_walk_forward_assets_write_their_tables_and_charts(tmp_path, m
         TINY,
     )
     monkeypatch.setattr(research_guards, "load_sweeps", lambda: {sweep.name: sweep})
-    monkeypatch.setattr(research_guards, "selected_strategies", lambda market: {"tiny": None})
+    monkeypatch.setattr(
+        research_guards, "runnable_strategies", lambda market, warehouse: {"tiny": None}
+    )
     path = tmp_path / "quant.duckdb"
     _tiny_warehouse(path)
     result = dg.materialize(
@@ -156,7 +158,9 @@ def test_the_covariance_check_audits_a_risk_parity_strategy(tmp_path, monkeypatc
 
     doc = {**TINY, "portfolio": {"top_n": 3, "weighting": "risk_parity", "lookback_days": 60}}
     spec = parse_strategy(doc)
-    monkeypatch.setattr(research_guards, "selected_strategies", lambda market: {"tiny": spec})
+    monkeypatch.setattr(
+        research_guards, "runnable_strategies", lambda market, warehouse: {"tiny": spec}
+    )
     path = tmp_path / "quant.duckdb"
     _tiny_warehouse(path)
     wh = Warehouse(path)

@@ -98,6 +98,33 @@ def test_target_weights_sum_to_one_on_every_sp500_rebalance(sp500_warehouse):
     assert (sums["weight"] - 1).abs().max() < 1e-9
 
 
+def test_a_holdings_file_by_company_name_produces_orders_and_an_ambiguous_name_is_refused(
+    sp500_warehouse, tmp_path, monkeypatch, capsys
+):
+    from quant_pipeline.app.cli import main
+
+    monkeypatch.setenv("QUANT_PIPELINE_WAREHOUSE", str(sp500_warehouse.path))
+    monkeypatch.setenv("QUANT_PIPELINE_PORTFOLIOS", str(tmp_path / "portfolios.yaml"))
+    holdings = tmp_path / "spreadsheet.csv"
+    holdings.write_text(
+        "Stock Name,Number of Shares,Dollar amount invested\n"
+        'apple inc,10,"$1,200.00"\n'
+        "The Coca-Cola Co.,40,1800\n"
+        "3M,5,900\n"
+    )
+    args = ["orders", "--strategy", "magic_formula", "--as-of", "2018-02-07", "--no-packet"]
+    assert main([*args, "--holdings", str(holdings), "--cash", "1000"]) == 0
+    out = capsys.readouterr().out
+    # the three named positions are sold (magic_formula does not hold them) as tickers
+    for ticker in ("AAPL", "KO", "MMM"):
+        assert ticker in out
+    holdings.write_text("Stock Name,Number of Shares\nAlphabet Inc,3\n")
+    assert main([*args, "--holdings", str(holdings)]) == 1
+    err = capsys.readouterr().err
+    assert "name 'Alphabet Inc' is ambiguous: 2 companies match: " in err
+    assert "GOOG (Alphabet Inc Class C), GOOGL (Alphabet Inc Class A)" in err
+
+
 def test_aapl_and_nflx_market_caps_are_split_consistent_on_every_rebalance_date(
     sp500_warehouse, sp500_dir
 ):

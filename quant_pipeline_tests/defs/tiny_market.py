@@ -13,12 +13,13 @@ A's closes 160, 200, 170, 150 (Mon-Thu) make 100 A + 50 E worth 17,000, 21,000, 
 16,000: 23.8% below the peak on Thursday.
 """
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
+from quant_pipeline.core.data.schema import RAW_PRICES, conform
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.storage.warehouse import Warehouse
 from quant_pipeline_tests.pins import DEMO_END_ISO
@@ -78,6 +79,12 @@ def build_warehouse(path: Path) -> Warehouse:
         {"ticker": list(SECTORS), "sector": list(SECTORS.values())},
     )
     wh = Warehouse(path)
+    # what a demo ingestion would have stored: packets read their data source from it
+    raw = prices.with_columns(
+        pl.lit("demo").alias("source"),
+        pl.lit(datetime(2024, 3, 29, tzinfo=UTC)).alias("ingested_at"),
+    )
+    wh.write_raw("prices", conform(raw, RAW_PRICES))
     wh.replace_table("curated.prices", prices)
     wh.replace_table("portfolio.target_weights", weights)
     wh.replace_table("curated.securities", securities)

@@ -154,15 +154,18 @@ def test_a_mapped_column_that_is_absent_is_an_error(tmp_path):
         FilesSource(tmp_path, mapping=mapping).prices(FetchRequest())
 
 
-def test_unparseable_values_name_the_file_column_and_lines(tmp_path):
+def test_unparseable_price_values_are_set_aside_with_file_column_and_line(tmp_path):
     (tmp_path / "prices.csv").write_text(
         "ticker,date,close\nA,2020-01-02,1\nA,2020-01-03,n/a\nA,2020-13-45,2\n"
     )
-    with pytest.raises(SourceError, match=r"column 'date'.*not a date.*lines \[4\].*2020-13-45"):
-        FilesSource(tmp_path).prices(FetchRequest())
-    (tmp_path / "prices.csv").write_text("ticker,date,close\nA,2020-01-02,1\nA,2020-01-03,n/a\n")
-    with pytest.raises(SourceError, match=r"column 'close'.*not a number.*lines \[3\].*n/a"):
-        FilesSource(tmp_path).prices(FetchRequest())
+    source = FilesSource(tmp_path)
+    assert source.prices(FetchRequest()).select("date", "close").rows() == [(date(2020, 1, 2), 1.0)]
+    rejected = source.rejected_rows("prices").sort("line")
+    assert rejected.select("line", "rule", "reason").rows() == [
+        (3, "bad number", "close 'n/a' is not a number"),
+        (4, "bad date", "date '2020-13-45' is not a date"),
+    ]
+    assert rejected["file"].str.ends_with("prices.csv").all()
 
 
 def test_a_folder_without_prices_is_an_error(tmp_path):

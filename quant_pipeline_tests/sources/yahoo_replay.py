@@ -69,6 +69,7 @@ class ReplaySession(requests.Session):
         patterns = [
             (self.node, f"historical-via-chart-{symbol}-*.json"),
             (self.node, f"chart-{symbol}-*.json"),
+            (self.node, f"historical-via-chart-*-{symbol}-*.json"),  # ...-dividends-TSLA-...
             (self.rs, f"history_chart_{symbol}.json"),
         ]
         found = [

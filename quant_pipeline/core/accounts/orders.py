@@ -36,10 +36,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from quant_pipeline.core.accounts.holdings import MAX_AMOUNT, MAX_SHARES
 from quant_pipeline.core.backtest.costs import CommissionModel
 from quant_pipeline.core.data.frames import require_columns
 
 FRACTION_UNIT = 1e-6  # smallest fractional share traded with fractional=True
+# Rounds of bulk buying before the one-share loop; each round at least halves what is left to
+# buy (64 halvings exhaust any float share count).
+_BULK_ROUNDS = 64
+# An account worth more than this ($1e15, ten times the world's listed equity) is a typo; below
+# it share counts and dollar sums stay exact enough in float64 for whole-share rounding.
+MAX_ACCOUNT = 1e15
 
 ORDERS_SCHEMA: dict[str, pl.DataType] = {
     "ticker": pl.String,
@@ -154,6 +161,11 @@ def build_orders(
     total = float(np.sum(current * price)) + cash_before
     if total <= 0:
         raise OrdersError("the account is worth 0 (no capital, cash or priced holdings)")
+    if not math.isfinite(total) or total > MAX_ACCOUNT:
+        raise OrdersError(
+            f"the account would be worth ${total:g} (holdings x prices + cash), more than "
+            f"${MAX_ACCOUNT:g}: check the share counts and prices"
+        )
     sleeve = total - float(np.sum(current * price, where=kept))
     unit = FRACTION_UNIT if fractional else 1.0
     plan = _Planner(weight, price, current, kept, fractional, unit, min_trade_value, commission)
@@ -343,6 +355,8 @@ def _shortfalls(
 def _check_amount(name: str, value: float) -> None:
     if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
         raise OrdersError(f"{name} must be a finite number >= 0, got {value!r}")
+    if value > MAX_AMOUNT:
+        raise OrdersError(f"{name} must be at most ${MAX_AMOUNT:g}, got {value:g}")
 
 
 def _duplicates(frame: pl.DataFrame, what: str) -> None:
@@ -387,8 +401,12 @@ def _checked_holdings(frame: pl.DataFrame | None) -> pl.DataFrame:
     shares = pl.col("current_shares")
     bad = out.filter(shares.is_null() | ~shares.is_finite() | (shares < 0))
     if bad.height:
-        listed = ", ".join(f"{t}={s}" for t, s in bad.iter_rows())
+        listed = ", ".join(f"{t}={s}" for t, s in bad.head(20).iter_rows())
         raise OrdersError(f"holdings shares must be finite and >= 0: {listed}")
+    huge = out.filter(shares > MAX_SHARES)
+    if huge.height:
+        listed = ", ".join(f"{t}={s:g}" for t, s in huge.head(20).iter_rows())
+        raise OrdersError(f"holdings shares must be at most {MAX_SHARES:g}: {listed}")
     return out
 
 
@@ -425,6 +443,43 @@ def _affordable(
     return lo * unit
 
 
+def _bulk_leftover(
+    trade: np.ndarray,
+    plan: _Planner,
+    eligible: np.ndarray,
+    sleeve: float,
+    remaining: float,
+    tol: float,
+) -> float:
+    """Before the one-share loop: buy at once, for every eligible name still two or more shares
+    below its target value, all but one of the shares it is short (halved until the cash
+    allows). Afterwards each name is less than about two shares short or the cash is spent, so
+    the one-share loop of :func:`_spend_leftover` runs about two iterations per name at most,
+    whatever the account size (a $1e13 account made it run for minutes). Updates ``trade``."""
+    current, price, weight, commission = plan.current, plan.price, plan.weight, plan.commission
+    slip = commission.slippage
+    for _ in range(_BULK_ROUNDS):
+        spent = float(np.sum(commission.fees(trade, price)) + np.sum(np.abs(trade) * price) * slip)
+        gap = weight * (sleeve - spent) - (current + trade) * price
+        k = np.floor(gap / (price * (1 + slip))) - 1.0
+        # the one-share loop's own conditions, so nothing is bought that it would not buy
+        first_share_ok = (trade + 1) * price >= plan.min_trade_value
+        k = np.where(eligible & (trade >= 0) & (k >= 1) & first_share_ok, k, 0.0)
+        while k.any():
+            cost = float(
+                np.sum(k * price * (1 + slip))
+                + np.sum(commission.fees(trade + k, price) - commission.fees(trade, price))
+            )
+            if cost <= remaining + tol:
+                break
+            k = np.floor(k / 2)
+        if not k.any():
+            return remaining
+        trade += k
+        remaining -= cost
+    return remaining
+
+
 def _spend_leftover(
     trade: np.ndarray,
     plan: _Planner,
@@ -438,6 +493,7 @@ def _spend_leftover(
     min_trade_value = plan.min_trade_value
     slip = commission.slippage
     eligible = in_strategy & (weight > 0)
+    remaining = _bulk_leftover(trade, plan, eligible, sleeve, remaining, tol)
     while True:
         spent_on_costs = float(
             np.sum(commission.fees(trade, price)) + np.sum(np.abs(trade) * price) * slip

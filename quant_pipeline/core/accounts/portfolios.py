@@ -166,6 +166,16 @@ def portfolio_name(text: str) -> str:
     return name or "portfolio"
 
 
+def name_clashes(portfolio_of: dict[str, str]) -> dict[str, list[str]]:
+    """Portfolios claimed by two or more files: ``portfolio_of`` maps a file name to the
+    portfolio it feeds (e.g. ``a b.csv`` and ``a_b.csv`` both to ``a_b``); returns portfolio ->
+    the sorted file names, for every portfolio with more than one file."""
+    files: dict[str, list[str]] = {}
+    for file, name in portfolio_of.items():
+        files.setdefault(name, []).append(file)
+    return {name: sorted(fs) for name, fs in sorted(files.items()) if len(fs) > 1}
+
+
 def _validate(values: Mapping[str, Any], file: str, path: str) -> PortfolioSpec:
     try:
         return PortfolioSpec.model_validate(values)

@@ -16,13 +16,18 @@ from typing import NamedTuple
 import polars as pl
 
 from quant_pipeline.core.data.frames import is_sorted_by, require_columns
+from quant_pipeline.core.data.price_rules import (
+    SpikeRule,
+    fails_row_rules,
+    plausibility_reasons,
+    row_reason,
+)
 from quant_pipeline.core.data.schema import (
     ACTION_TYPES,
     CURATED_PRICE_COLUMNS,
     FLOW_ITEMS,
     FUNDAMENTAL_ITEMS,
     PERIOD_TYPES,
-    PRICE_VALUE_COLUMNS,
     RAW_PRICES,
 )
 from quant_pipeline.core.data.share_basis import PRICE_JUMP_TOLERANCE
@@ -162,6 +167,29 @@ def adjusted_close(prices: pl.DataFrame, actions: pl.DataFrame | None) -> pl.Dat
     )
 
 
+def _fill_adjusted_close(accepted: pl.DataFrame, actions: pl.DataFrame | None) -> pl.DataFrame:
+    """``accepted`` with each null adj_close computed by :func:`adjusted_close` from its close
+    and the corporate actions (only the tickers lacking one go through it)."""
+    missing = accepted.filter(pl.col("adj_close").is_null()).get_column("ticker").unique()
+    if not missing.len():
+        return accepted
+    if actions is None or actions.is_empty():
+        # no splits or dividends at all (a price-only vendor folder): the adjusted close is the
+        # close, as adjusted_close would return, without re-sorting and joining 15M rows
+        return accepted.with_columns(adj_close=pl.coalesce("adj_close", "close"))
+    needed = accepted.filter(pl.col("ticker").is_in(missing.implode()))
+    computed = adjusted_close(needed.select("ticker", "date", "close"), actions)
+    return (
+        accepted.join(
+            computed.select("ticker", "date", _computed="adj_close"),
+            on=["ticker", "date"],
+            how="left",
+        )
+        .with_columns(adj_close=pl.coalesce("adj_close", "_computed"))
+        .drop("_computed")
+    )
+
+
 def _price_multipliers(landed: pl.DataFrame) -> pl.DataFrame:
     """``landed`` actions (action, value, prev_close, row_close of their first trading row) plus
     ``multiplier``, the factor of every earlier price (see :func:`adjusted_close`).
@@ -197,7 +225,12 @@ def _price_multipliers(landed: pl.DataFrame) -> pl.DataFrame:
     ).drop("_restated")
 
 
-def curate_prices(raw_prices: pl.DataFrame, actions: pl.DataFrame | None = None) -> CuratedPrices:
+def curate_prices(
+    raw_prices: pl.DataFrame,
+    actions: pl.DataFrame | None = None,
+    as_of: date | None = None,
+    spikes: SpikeRule | None = None,
+) -> CuratedPrices:
     """Validated daily prices with adjusted close and daily return, plus the rows refused.
 
     ``raw_prices``: raw.prices rows (RAW_PRICES) of ONE source. ``actions``: raw or curated
@@ -205,7 +238,10 @@ def curate_prices(raw_prices: pl.DataFrame, actions: pl.DataFrame | None = None)
 
     Steps: keep the latest ``ingested_at`` per (ticker, date); refuse rows with a null, zero or
     negative close, a non-positive adj_close, high < low, negative volume or a non-finite value
-    (returned in ``rejected`` with a ``reason``); a null adj_close is taken from
+    (returned in ``rejected`` with a ``reason``, rules in :mod:`core.data.price_rules`); then,
+    when ``as_of`` or ``spikes`` is given, quarantine the implausible rows among the rest (dated
+    after ``as_of``; one-day spikes that reverse, see ``SpikeRule``), also into ``rejected``
+    with their reason; a null adj_close is taken from
     :func:`adjusted_close` (close and actions of the accepted rows); ``daily_return`` is
     ``adj_close / previous adj_close of the ticker - 1`` (null on a ticker's first row). Null
     open/high/low stay null. Output: ``CURATED_PRICE_COLUMNS`` sorted by ticker, date.
@@ -219,33 +255,13 @@ def curate_prices(raw_prices: pl.DataFrame, actions: pl.DataFrame | None = None)
             "filter raw.prices by source first"
         )
     latest = latest_rows(raw_prices, ["ticker", "date"])
-    reasons = [
-        (pl.col("close").is_null(), "close is null"),
-        (pl.col("close") <= 0, "close <= 0"),
-        (pl.col("adj_close") <= 0, "adj_close <= 0"),
-        (pl.col("high") < pl.col("low"), "high < low"),
-        (pl.col("volume") < 0, "volume < 0"),
-        *(
-            (pl.col(c).is_nan() | pl.col(c).is_infinite(), f"{c} is not finite")
-            for c in PRICE_VALUE_COLUMNS
-        ),
-    ]
-    # Most rows are fine: one boolean pass finds the bad ones, reasons are spelled out for those
-    # only (building a string for each of 15M rows costs more than the rest of the curation).
-    bad = pl.any_horizontal(cond.fill_null(False) for cond, _ in reasons)
+    bad = fails_row_rules()
     latest = latest.with_columns(_bad=bad)
-    rejected = (
-        latest.filter(pl.col("_bad"))
-        .drop("_bad")
-        .with_columns(
-            reason=pl.concat_str(
-                [pl.when(cond.fill_null(False)).then(pl.lit(text)) for cond, text in reasons],
-                separator="; ",
-                ignore_nulls=True,
-            )
-        )
-        .sort(["ticker", "date"])
-    )
+    rejected = latest.filter(pl.col("_bad")).drop("_bad").with_columns(reason=row_reason())
+    if as_of is not None or spikes is not None:
+        latest, implausible = _quarantine(latest, as_of, spikes)
+        rejected = pl.concat([rejected, implausible], how="vertical")
+    rejected = rejected.sort(["ticker", "date"])
     # Only the output columns are copied by the filter (source and ingested_at are 1/4 of a row).
     keep = [c for c in CURATED_PRICE_COLUMNS if c != "daily_return"]
     if rejected.height:
@@ -253,16 +269,7 @@ def curate_prices(raw_prices: pl.DataFrame, actions: pl.DataFrame | None = None)
     else:
         accepted = latest.select(keep)
     del latest
-    # adjusted_close works ticker by ticker, so only tickers lacking a source adj_close need it.
-    missing = accepted.filter(pl.col("adj_close").is_null()).get_column("ticker").unique()
-    if missing.len():
-        needed = accepted.filter(pl.col("ticker").is_in(missing.implode()))
-        computed = adjusted_close(needed.select("ticker", "date", "close"), actions)
-        accepted = accepted.join(
-            computed.select("ticker", "date", _computed="adj_close"),
-            on=["ticker", "date"],
-            how="left",
-        ).with_columns(adj_close=pl.coalesce("adj_close", "_computed"))
+    accepted = _fill_adjusted_close(accepted, actions)
     if not is_sorted_by(accepted, ["ticker", "date"]):
         accepted = accepted.sort(["ticker", "date"])
     # Sorted by (ticker, date): the previous row is the ticker's previous day except on each
@@ -277,6 +284,29 @@ def curate_prices(raw_prices: pl.DataFrame, actions: pl.DataFrame | None = None)
     if rejected.height:
         log.warning("curate_prices: rejected %d rows", rejected.height)
     return CuratedPrices(prices=prices, rejected=rejected)
+
+
+def _quarantine(
+    latest: pl.DataFrame, as_of: date | None, spikes: SpikeRule | None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split ``latest`` (with ``_bad``) into rows to keep and implausible rows (raw columns +
+    reason). Rows already ``_bad`` are kept for the caller's filter and never judged here."""
+    good = latest.filter(~pl.col("_bad"))
+    if not is_sorted_by(good, ["ticker", "date"]):
+        good = good.sort(["ticker", "date"])
+    reason = plausibility_reasons(good, as_of, spikes)
+    flagged = reason.is_not_null()
+    if not flagged.any():
+        return latest, latest.clear().drop("_bad").with_columns(reason=pl.lit(None, pl.String))
+    implausible = good.filter(flagged).drop("_bad").with_columns(reason=reason.filter(flagged))
+    for row in implausible.head(20).iter_rows(named=True):
+        log.warning(
+            "curate_prices: quarantined %s %s: %s", row["ticker"], row["date"], row["reason"]
+        )
+    keys = implausible.select("ticker", "date", _out=pl.lit(True))
+    marked = latest.join(keys, on=["ticker", "date"], how="left", maintain_order="left")
+    marked = marked.with_columns(_bad=pl.col("_bad") | pl.col("_out").fill_null(False))
+    return marked.drop("_out"), implausible
 
 
 # --------------------------------------------------------------------------------------------

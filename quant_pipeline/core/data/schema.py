@@ -127,7 +127,9 @@ RAW_MEMBERSHIP: dict[str, pl.DataType] = {
 }
 
 # raw.ingest_log: one row per fetch attempt of a dataset for a ticker (ticker null for a
-# whole-dataset row). status is 'ok', 'empty' or 'error'.
+# whole-dataset row). status is 'ok', 'empty', 'error' (a failed fetch; a crashed step: 'step
+# crashed: <Type>: ...'; a failed write: 'write to raw.<dataset> failed: ...') or 'refused'
+# (incoming price rows kept out because they would make valid stored rows worse).
 RAW_INGEST_LOG: dict[str, pl.DataType] = {
     "run_id": pl.String,
     "dataset": pl.String,
