@@ -89,6 +89,11 @@ class Settings(BaseModel):
         "every shipped strategy",
         resource="market",
     )
+    stale_after_sessions: int = _field(
+        3,
+        "curated.prices is stale (a warning check) when this many NYSE sessions are missing",
+        resource="market",
+    )
     reports_dir: Path = _field(Path("reports"), "directory the HTML tear sheets are written to")
     risk_free_rate: float = _field(
         0.0,

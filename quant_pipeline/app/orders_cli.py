@@ -47,6 +47,7 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
         )
         return 2
     settings = settings or from_env()
+    outbox = Path(options.outbox) if options.outbox else settings.outbox
     try:
         spec = (
             load_portfolios(settings.portfolios)
@@ -58,15 +59,21 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
             spec,
             as_of=options.as_of_date,
             data_source=settings.source,
+            outbox=outbox,
         )
-    except (HoldingsError, OrdersError, PortfoliosConfigError, WarehouseError) as exc:
+    except (HoldingsError, OrdersError, PortfoliosConfigError, WarehouseError, ValueError) as exc:
         print(f"quant-pipeline orders: {exc}", file=sys.stderr)
         return 1
     print(format_orders(packet))
     if not args.no_packet:
-        outbox = Path(options.outbox) if options.outbox else settings.outbox
         files = write_packet(
-            outbox, spec.name, packet.as_of, packet.table, packet.manifest, packet.summary()
+            outbox,
+            spec.name,
+            packet.as_of,
+            packet.table,
+            packet.manifest,
+            packet.summary(),
+            packet.sections(),
         )
         print(f"packet: {files.csv} and {files.json}", file=sys.stderr)
     return 0

@@ -25,7 +25,8 @@ from typing import Any
 
 import polars as pl
 
-from quant_pipeline.core.accounts.packet import packet_csv, packet_json
+from quant_pipeline.core.accounts.changes import book_frame
+from quant_pipeline.core.accounts.packet import packet_csv, packet_id, packet_json
 
 PACKAGE = "quant_pipeline"
 
@@ -96,14 +97,18 @@ def write_packet(
     orders: pl.DataFrame,
     manifest: dict[str, Any],
     summary: dict[str, Any],
+    sections: dict[str, Any] | None = None,
 ) -> PacketFiles:
     """Write the orders CSV and the packet JSON for ``portfolio`` on ``as_of``; return the paths.
 
-    ``manifest`` gains ``files`` (the two paths) before it is written.
+    ``manifest`` gains ``files`` (the two paths) before it is written; ``sections`` (target,
+    changes) follow the orders in the JSON.
     """
     files = packet_paths(outbox, portfolio, as_of)
     manifest = {**manifest, "files": {"csv": str(files.csv), "json": str(files.json)}}
-    text = packet_json(orders, manifest, summary)  # serialise first: a bad value writes nothing
+    text = packet_json(
+        orders, manifest, summary, sections
+    )  # serialise first: a bad value writes nothing
     _atomic_write(files.csv, packet_csv(orders).encode())
     _atomic_write(files.json, text.encode())
     return files
@@ -112,3 +117,49 @@ def write_packet(
 def read_packet(path: str | Path) -> dict[str, Any]:
     """A packet JSON as a dict (for tests and scripts)."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class PreviousPacket:
+    """The latest earlier packet of a portfolio: its id and the book it traded to."""
+
+    packet_id: str
+    path: Path
+    target: pl.DataFrame
+
+
+def previous_packet(outbox: str | Path, portfolio: str, as_of: date) -> PreviousPacket | None:
+    """The packet of ``portfolio`` in ``outbox`` with the latest as-of date before ``as_of``.
+
+    Its book is the JSON's ``target`` section; a packet from before that section existed gives
+    its orders' positive ``target_weight`` (sector kept, score and rank null). A file that
+    cannot be read as a packet raises ValueError naming it.
+    """
+    dated = []
+    for path in Path(outbox).glob(f"????-??-??_{portfolio}_packet.json"):
+        try:
+            day = date.fromisoformat(path.name[:10])
+        except ValueError:
+            continue
+        if path.name == packet_paths(outbox, portfolio, day).json.name and day < as_of:
+            dated.append((day, path))
+    if not dated:
+        return None
+    day, path = max(dated)
+    try:
+        doc = read_packet(path)
+        if "target" in doc:
+            rows = doc["target"]
+        else:
+            rows = [
+                {"ticker": o["ticker"], "sector": o.get("sector"), "weight": o["target_weight"]}
+                for o in doc["orders"]
+                if (o.get("target_weight") or 0) > 0
+            ]
+        target = book_frame(rows)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(
+            f"{path}: cannot be read as a packet (ticker/target_weight): {exc}"
+        ) from exc
+    packet = doc.get("manifest", {}).get("packet_id") or packet_id(portfolio, day)
+    return PreviousPacket(packet_id=packet, path=path, target=target)

@@ -27,13 +27,20 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import polars as pl
 
+from quant_pipeline.app.books import Book, resized_book, strategy_book, theme_book
 from quant_pipeline.app.holdings_file import read_holdings
-from quant_pipeline.app.packets import code_version
+from quant_pipeline.app.packets import code_version, previous_packet
 from quant_pipeline.config.strategies import load_strategies
+from quant_pipeline.core.accounts.changes import book_frame, format_changes, packet_changes
 from quant_pipeline.core.accounts.orders import OrdersError, OrdersResult, build_orders
 from quant_pipeline.core.accounts.packet import packet_id
 from quant_pipeline.core.accounts.portfolios import PortfolioSpec
 from quant_pipeline.core.backtest.costs import CommissionModel
+from quant_pipeline.core.data.dataset_version import (
+    DATASET_TABLES,
+    EXCLUDED_COLUMNS,
+    dataset_version,
+)
 from quant_pipeline.core.strategies.spec import StrategyConfigError
 from quant_pipeline.storage.warehouse import Warehouse
 
@@ -84,6 +91,8 @@ class Packet:
     result: OrdersResult
     holdings: pl.DataFrame | None
     manifest: dict[str, Any]
+    target: pl.DataFrame
+    changes: dict[str, Any]
 
     @property
     def packet_id(self) -> str:
@@ -91,6 +100,11 @@ class Packet:
 
     def summary(self) -> dict[str, Any]:
         return self.result.summary()
+
+    def sections(self) -> dict[str, Any]:
+        """The packet JSON's sections beside manifest/summary/orders: the target book and
+        the changes against the previous packet of the portfolio."""
+        return {"target": self.target.to_dicts(), "changes": self.changes}
 
     def order_rows(self) -> pl.DataFrame:
         """Rows for ``orders.orders``: packet keys then :data:`TABLE_COLUMNS`."""
@@ -148,7 +162,9 @@ class Packet:
             "n_sells": s["n_sells"],
             "csv_path": (files or {}).get("csv"),
             "json_path": (files or {}).get("json"),
-            "manifest": json.dumps({**m, "files": files}, default=str, sort_keys=True),
+            "manifest": json.dumps(
+                {**m, "files": files, "changes": self.changes}, default=str, sort_keys=True
+            ),
         }
         schema = {
             "packet_id": pl.String,
@@ -205,20 +221,6 @@ def choose_strategy(warehouse: Warehouse, wanted: str | None) -> str:
             f"available: {available}"
         )
     return wanted
-
-
-def latest_weights(warehouse: Warehouse, strategy: str, as_of: date) -> tuple[date, pl.DataFrame]:
-    """The strategy's latest rebalance on or before ``as_of``: (date, ticker/sector/weight)."""
-    weights = warehouse.read_table(
-        "portfolio.target_weights",
-        columns=["rebalance_date", "ticker", "sector", "weight"],
-        filters={"strategy": strategy},
-    ).filter(pl.col("rebalance_date") <= as_of)
-    if weights.is_empty():
-        raise OrdersError(f"strategy {strategy!r} has no rebalance on or before {as_of}")
-    rebalance = weights["rebalance_date"].max()
-    latest = weights.filter(pl.col("rebalance_date") == rebalance).drop("rebalance_date")
-    return rebalance, latest.sort("ticker")  # type: ignore[return-value]
 
 
 def latest_prices(warehouse: Warehouse, tickers: list[str], as_of: date) -> pl.DataFrame:
@@ -321,19 +323,22 @@ def prepare_packet(
     as_of: date | None = None,
     data_source: str | None = None,
     now: datetime | None = None,
+    outbox: str | Path | None = None,
 ) -> Packet:
     """Build the orders and manifest for ``spec`` from the warehouse (read-only; writes nothing).
 
     Raises :class:`~quant_pipeline.core.accounts.holdings.HoldingsError` (every bad row of the
     holdings file), :class:`StalePricesError`, or :class:`OrdersError` (no strategy, no price).
+    ``outbox``: where earlier packets are; the latest one of this portfolio dated before
+    ``as_of`` is the base of the ``changes`` section (none: every name is new).
     """
     as_of = as_of or market_today()
     if spec.capital is None and spec.holdings is None:
         raise OrdersError(
             f"portfolio {spec.name!r}: give a capital amount, a holdings file or both"
         )
-    strategy = choose_strategy(warehouse, spec.strategy)
-    rebalance, weights = latest_weights(warehouse, strategy, as_of)
+    book = book_weights(warehouse, spec, as_of)
+    strategy, rebalance, weights = book.label, book.rebalance, book.weights
     holdings, holdings_hash = portfolio_holdings(warehouse, spec)
     needed = sorted(set(weights["ticker"]) | set([] if holdings is None else holdings["ticker"]))
     prices = trade_prices(warehouse, needed, as_of, spec.max_price_age_days)
@@ -349,9 +354,20 @@ def prepare_packet(
         commission=CommissionModel() if spec.commission else CommissionModel.free(),
     )
     table = order_table(warehouse, result, prices, needed)
-    inputs = PacketInputs(strategy, rebalance, weights, holdings, holdings_hash, prices)
+    inputs = PacketInputs(strategy, rebalance, weights, holdings, holdings_hash, prices, book)
     manifest = packet_manifest(warehouse, spec, as_of, inputs, table, data_source, now)
+    earlier = previous_packet(outbox, spec.name, as_of) if outbox is not None else None
+    target = book_frame(weights).filter(pl.col("weight") > 0)
+    changes = packet_changes(
+        target,
+        None if earlier is None else earlier.target,
+        None if earlier is None else earlier.packet_id,
+        spec.weight_change_threshold,
+    )
+    manifest["previous_packet_id"] = changes["previous_packet_id"]
     return Packet(
+        target=target,
+        changes=changes,
         spec=spec,
         strategy=strategy,
         as_of=as_of,
@@ -361,6 +377,21 @@ def prepare_packet(
         holdings=holdings,
         manifest=manifest,
     )
+
+
+def data_version(warehouse: Warehouse) -> str | None:
+    """The dataset version of the warehouse's curated inputs (core.data.dataset_version)."""
+    return dataset_version(warehouse.content_fingerprints(DATASET_TABLES, EXCLUDED_COLUMNS))
+
+
+def book_weights(warehouse: Warehouse, spec: PortfolioSpec, as_of: date) -> Book:
+    """What ``spec`` trades to: its theme, or its strategy (resized when ``stocks`` is set)."""
+    if spec.theme is not None:
+        return theme_book(warehouse, spec.theme, spec.stocks, as_of)
+    strategy = choose_strategy(warehouse, spec.strategy)
+    if spec.stocks is not None:
+        return resized_book(warehouse, strategy, spec.stocks, as_of)
+    return strategy_book(warehouse, strategy, as_of, strategy_config_hash(strategy))
 
 
 def strategy_config_hash(strategy: str) -> str | None:
@@ -424,6 +455,7 @@ class PacketInputs:
     holdings: pl.DataFrame | None
     holdings_hash: str | None
     prices: pl.DataFrame
+    book: Book
 
 
 def packet_manifest(
@@ -446,7 +478,9 @@ def packet_manifest(
         "as_of": as_of.isoformat(),
         "created_at": (now or datetime.now(UTC)).isoformat(),
         "strategy": inputs.strategy,
-        "strategy_config_hash": strategy_config_hash(inputs.strategy),
+        "strategy_config_hash": inputs.book.config_hash,
+        "theme": inputs.book.theme,
+        "stocks": inputs.book.stocks,
         "rebalance_date": inputs.rebalance.isoformat(),
         "latest_price_date": prices["price_date"].max().isoformat(),
         "oldest_price_date": prices["price_date"].min().isoformat(),
@@ -459,6 +493,7 @@ def packet_manifest(
         "configured_source": data_source,
         "warehouse": str(warehouse.path),
         "code_version": code_version(),
+        "dataset_version": data_version(warehouse),
         "inputs": {
             "capital": spec.capital,
             "cash": spec.cash,
@@ -507,4 +542,5 @@ def format_orders(packet: Packet) -> str:
         lines.append(f"skipped {ticker}: {reason}")
     for ticker, reason in s["trimmed"]:
         lines.append(f"trimmed {ticker}: {reason}")
+    lines.extend(format_changes(packet.changes))
     return "\n".join(lines)

@@ -12,7 +12,7 @@ import argparse
 from datetime import date
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from quant_pipeline.core.accounts.portfolios import PortfolioSpec
 
@@ -44,6 +44,12 @@ class OrdersOptions(BaseModel):
     )
     strategy: str | None = _option(
         None, "Strategy name (default: portfolios.yaml, else the first one).", "--strategy"
+    )
+    theme: str | None = _option(
+        None, "Shipped theme to trade instead of a strategy (quant_pipeline/themes/).", "--theme"
+    )
+    stocks: int | None = _option(
+        None, "Number of stocks (default: the strategy's or theme's own).", "--stocks", ge=1
     )
     capital: float | None = _option(None, "New money to invest, in dollars.", "--capital", ge=0)
     holdings_file: str | None = _option(
@@ -96,6 +102,14 @@ class OrdersOptions(BaseModel):
             except ValueError:
                 raise ValueError(f"as_of {value!r} is not a date (YYYY-MM-DD)") from None
         return value
+
+    @model_validator(mode="after")
+    def _one_book(self) -> OrdersOptions:
+        if self.theme is not None and self.strategy is not None:
+            raise ValueError(
+                f"give a strategy or a theme, not both ({self.strategy!r}, {self.theme!r})"
+            )
+        return self
 
     @property
     def as_of_date(self) -> date | None:

@@ -13,9 +13,30 @@ from quant_pipeline.core.strategies.spec import (
     StrategySpec,
     parse_strategy,
     validate_blend_sleeves,
+    with_screen,
 )
 
 STRATEGIES_DIR = Path(__file__).resolve().parents[1] / "strategies"
+SCREENS_DIR = Path(__file__).resolve().parents[1] / "screens"
+
+
+def attach_screen(spec: StrategySpec, file: str) -> StrategySpec:
+    """``spec`` with the rules of the screen its ``universe.screen`` names (a file
+    ``quant_pipeline/screens/<name>.yaml``, the ScreenRules model); unchanged without one."""
+    name = spec.universe.screen
+    if name is None:
+        return spec
+    from quant_pipeline.app.screen import ScreenConfigError, load_rules
+
+    path = SCREENS_DIR / f"{name}.yaml"
+    if not path.exists():
+        available = sorted(p.stem for p in SCREENS_DIR.glob("*.yaml"))
+        raise StrategyConfigError(file, "universe.screen", f"no screen named {name!r}", available)
+    try:
+        rules = load_rules(path)
+    except ScreenConfigError as exc:
+        raise StrategyConfigError(file, "universe.screen", str(exc)) from None
+    return with_screen(spec, rules, str(path))
 
 
 def load_strategy(path: str | Path) -> StrategySpec:
@@ -27,7 +48,7 @@ def load_strategy(path: str | Path) -> StrategySpec:
         raise StrategyConfigError(str(path), "<document>", f"is not valid YAML: {exc}") from exc
     except OSError as exc:
         raise StrategyConfigError(str(path), "<file>", f"cannot be read: {exc}") from exc
-    return parse_strategy(raw, str(path), source=path)
+    return attach_screen(parse_strategy(raw, str(path), source=path), str(path))
 
 
 def load_strategies(

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 import polars as pl
 
+from quant_pipeline.app.recommendation import data_version
 from quant_pipeline.core.backtest import reference_engine as backtest
 from quant_pipeline.core.backtest.benchmark_returns import benchmark_series
 from quant_pipeline.core.backtest.blend import ATTRIBUTION_SCHEMA, BlendInputError, blend_returns
@@ -85,17 +86,29 @@ def primary_benchmark(bench_table: pl.DataFrame) -> tuple[str, pl.DataFrame]:
     return primary[0], benchmark_series(bench_table, primary[0])
 
 
+def strategy_benchmark(
+    spec: StrategySpec, bench_table: pl.DataFrame, primary: tuple[str, pl.DataFrame]
+) -> tuple[str, pl.DataFrame]:
+    """The benchmark ``spec`` is compared with: its own ``benchmark`` ticker when
+    ``backtest.benchmarks`` holds it (the data has its prices), else the run's primary."""
+    if spec.benchmark is not None and spec.benchmark in set(bench_table["benchmark"].to_list()):
+        return spec.benchmark, benchmark_series(bench_table, spec.benchmark)
+    return primary
+
+
 def simulate_strategies(
     sims: Simulations,
     config: BacktestConfig,
     specs: dict[str, StrategySpec],
     weights: pl.DataFrame,
     prices: pl.DataFrame,
-    benchmark: tuple[str, pl.DataFrame],
+    benchmarks: tuple[pl.DataFrame, tuple[str, pl.DataFrame]],
 ) -> None:
-    """Trade each non-blend strategy's target weights; strategies without weights are skipped."""
-    name_of_benchmark, series = benchmark
+    """Trade each non-blend strategy's target weights; strategies without weights are skipped.
+    ``benchmarks``: (backtest.benchmarks, the primary's (name, series))."""
+    bench_table, primary = benchmarks
     for name, spec in specs.items():
+        name_of_benchmark, series = strategy_benchmark(spec, bench_table, primary)
         if spec.kind == "blend":
             continue
         w = weights.filter(pl.col("strategy") == name)
@@ -238,10 +251,16 @@ def backtest_results(
     plan = strategy_plan(market, warehouse)
     specs = plan.runnable
     prices = read("curated.prices", columns=CLOSE_PRICE_COLUMNS)
-    benchmark_name, benchmark = primary_benchmark(read("backtest.benchmarks"))
+    bench_table = read("backtest.benchmarks")
+    benchmark_name, benchmark = primary_benchmark(bench_table)
     sims = Simulations(skipped=dict(plan.skipped))
     simulate_strategies(
-        sims, config, specs, read("portfolio.target_weights"), prices, (benchmark_name, benchmark)
+        sims,
+        config,
+        specs,
+        read("portfolio.target_weights"),
+        prices,
+        (bench_table, (benchmark_name, benchmark)),
     )
     blend_strategies(sims, specs, benchmark)
     for name, reason in sims.skipped.items():
@@ -253,6 +272,9 @@ def backtest_results(
         raise dg.Failure(f"no strategy could be backtested: {sims.skipped}")
     charts = quarterly_and_charts(sims, benchmark_name)
     frames = result_frames(sims)
+    version = data_version(warehouse.read_only())
+    frames["settings"] = frames["settings"].with_columns(dataset_version=pl.lit(version, pl.String))
+    context.log.info(f"dataset version {version} (curated inputs' content hash)")
     labels = bias_labels_table(
         read,
         market.settings().source,

@@ -16,6 +16,7 @@ from quant_pipeline.core.data.share_basis import SHARE_BASIS_TABLE
 from quant_pipeline.core.reporting import backtest_charts as plots
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
+from quant_pipeline.defs.strategies import selected_strategies
 from quant_pipeline.defs.tables import reads
 
 GROUP = "backtest"
@@ -121,7 +122,9 @@ def benchmarks(
             prices, shares, membership=members, share_basis=read(SHARE_BASIS_TABLE)
         ),
     }
-    wanted = dict.fromkeys([*(config.tickers or market.benchmark_tickers), config.primary])
+    # plus the tickers strategies name as their benchmark (e.g. QVAL), kept when the data has them
+    named = sorted({s.benchmark for s in selected_strategies(market).values() if s.benchmark})
+    wanted = dict.fromkeys([*(config.tickers or market.benchmark_tickers), config.primary, *named])
     found, missing = ticker_series(context, prices, [t for t in wanted if t not in series])
     series.update(found)
     primary = config.primary if config.primary in series else EQUAL_WEIGHT

@@ -3,6 +3,8 @@
 import dagster as dg
 import polars as pl
 
+from quant_pipeline.app.market_calendar import sessions_behind
+from quant_pipeline.app.recommendation import market_today
 from quant_pipeline.core.data.frames import is_sorted_by
 from quant_pipeline.defs.metadata import markdown_table
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
@@ -61,4 +63,36 @@ def curated_prices_unique_per_ticker_day(warehouse: WarehouseResource) -> dg.Ass
     )
 
 
-asset_checks = [target_weights_sum_to_one, curated_prices_unique_per_ticker_day]
+@dg.asset_check(asset=dg.AssetKey(["curated", "prices"]), blocking=False)
+def curated_prices_are_fresh(
+    market: MarketDataResource, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    """Warns when curated.prices' latest date is more NYSE sessions old than allowed."""
+    read = PRICES_READS.reader(warehouse.read_only())
+    latest = read("curated.prices", columns=["date"])["date"].max()
+    limit = market.settings().stale_after_sessions
+    today = market_today()
+    behind = None if latest is None else sessions_behind(latest, today)
+    return dg.AssetCheckResult(
+        passed=behind is not None and behind <= limit,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            "curated.prices is empty"
+            if behind is None
+            else f"latest date {latest}: {behind} NYSE session(s) before {today} missing "
+            f"(limit {limit}, QUANT_PIPELINE_STALE_AFTER_SESSIONS)"
+        ),
+        metadata={
+            "latest_date": str(latest),
+            "today_new_york": str(today),
+            "sessions_behind": behind,
+            "stale_after_sessions": limit,
+        },
+    )
+
+
+asset_checks = [
+    target_weights_sum_to_one,
+    curated_prices_unique_per_ticker_day,
+    curated_prices_are_fresh,
+]

@@ -10,6 +10,7 @@ from quant_pipeline.core.factors.point_in_time import point_in_time_factor_value
 from quant_pipeline.core.strategies.scoring import (
     COMPONENTS_SCHEMA,
     SCORES_SCHEMA,
+    profile_columns,
     score,
     with_country,
 )
@@ -148,7 +149,7 @@ def factor_scores(
     for name, reason in plan.skipped.items():
         context.log.warning(f"strategy {name!r} skipped: {reason}")
     values = read("factors.values")
-    if any(spec.universe.countries is not None for spec in specs.values()):
+    if profile_columns(specs.values()):
         values = with_country(values, read("curated.securities"))
     schedule = read("factors.rebalance_dates")
     scores = [pl.DataFrame(schema=SCORES_SCHEMA)]

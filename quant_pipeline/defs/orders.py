@@ -6,6 +6,7 @@ quarterly schedule). The computation is :func:`quant_pipeline.app.recommendation
 the same one ``quant-pipeline orders`` calls, so the UI and the CLI give the same table.
 """
 
+import json
 from dataclasses import dataclass
 from datetime import date
 
@@ -90,7 +91,13 @@ def write_packet_everywhere(packet: Packet, outbox, warehouse) -> dict[str, str]
     paths = packet_paths(outbox, packet.spec.name, packet.as_of)
     files = {"csv": str(paths.csv), "json": str(paths.json)}
     write_packet(
-        outbox, packet.spec.name, packet.as_of, packet.table, packet.manifest, packet.summary()
+        outbox,
+        packet.spec.name,
+        packet.as_of,
+        packet.table,
+        packet.manifest,
+        packet.summary(),
+        packet.sections(),
     )
     key = [packet.packet_id]
     warehouse.replace_partition("orders.orders", packet.order_rows(), "packet_id", key)
@@ -138,13 +145,12 @@ def orders_packets(
     specs = resolve_specs(config)
     as_of = _as_of(config)
     wh = warehouse.get()
-    packets = _prepared_packets(context, specs, as_of, wh, market.settings().source)
+    outbox = config.outbox or str(outbox_dir())
+    packets = _prepared_packets(context, specs, as_of, wh, market.settings().source, outbox)
     _warn_if_holdings_changed(context, config, packets)
     written, failures = {}, packets.failures
     for packet in packets.built:
-        written[packet.spec.name] = write_packet_everywhere(
-            packet, config.outbox or str(outbox_dir()), wh
-        )
+        written[packet.spec.name] = write_packet_everywhere(packet, outbox, wh)
         context.log.info(
             f"packet {packet.packet_id}: {packet.table.height} orders, "
             f"cash left {packet.result.cash_after:,.2f}; {written[packet.spec.name]}"
@@ -165,13 +171,15 @@ class _Prepared:
     failures: list[dg.Failure]
 
 
-def _prepared_packets(context, specs: list[PortfolioSpec], as_of: date, wh, source) -> _Prepared:
+def _prepared_packets(
+    context, specs: list[PortfolioSpec], as_of: date, wh, source, outbox
+) -> _Prepared:
     """Every portfolio's packet (nothing written); one portfolio's failure raises at once."""
     built: list[Packet] = []
     failures: list[dg.Failure] = []
     for spec in specs:
         try:
-            built.append(prepare_packet(wh, spec, as_of=as_of, data_source=source))
+            built.append(prepare_packet(wh, spec, as_of=as_of, data_source=source, outbox=outbox))
         except (HoldingsError, OrdersError, ValueError) as exc:
             context.log.error(f"portfolio {spec.name}: {exc}")
             failures.append(_failure(spec.name, exc))
@@ -216,6 +224,9 @@ def _packet_results(packets: list[Packet], written: dict[str, dict[str, str]], a
             rows.drop("manifest"),
             files=dg.MetadataValue.json(written),
             manifest=dg.MetadataValue.json(manifests),
+            changes=dg.MetadataValue.json(
+                json.loads(json.dumps({p.spec.name: p.changes for p in packets}, default=str))
+            ),
         ),
     )
     held = [h for p in packets if (h := p.holdings_rows()) is not None]

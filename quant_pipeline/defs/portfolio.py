@@ -3,6 +3,7 @@
 import dagster as dg
 import polars as pl
 
+from quant_pipeline.core.strategies.signal_weights import signal_constraint_report
 from quant_pipeline.core.strategies.staggered import staggered_weights
 from quant_pipeline.core.strategies.target_weights import (
     REPORT_SCHEMA,
@@ -69,7 +70,9 @@ def portfolio_target_weights(
     weighting_reports = [pl.DataFrame(schema=WEIGHTING_REPORT_SCHEMA)]
     for name, spec in specs.items():
         if spec.kind == "signal":
-            weights.append(signal_weights.filter(pl.col("strategy") == name))
+            w = signal_weights.filter(pl.col("strategy") == name)
+            weights.append(w)
+            reports.append(signal_constraint_report(w, spec))
             continue
         if spec.kind == "blend":  # a blend holds strategies, not names: see backtest.daily
             continue

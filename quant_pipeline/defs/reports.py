@@ -196,6 +196,9 @@ def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.Mat
         }
         if setting.height:
             labels["trading model"] = setting["description"][0]
+        if "dataset_version" in settings.columns and settings.height:
+            # one per backtest run (a blend has no settings row of its own)
+            labels["dataset version"] = settings["dataset_version"][0] or "n/a"
         labels["metric definitions"] = "docs/metrics.md"
         strategy_trades = trades.filter(pl.col("strategy") == name)
         if {"orders", "cash", "portfolio_value"} <= set(own.columns):

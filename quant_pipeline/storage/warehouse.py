@@ -794,6 +794,34 @@ class Warehouse:
         with self.connect(read_only=True) as con:
             return self._table_exists(con, table)
 
+    def content_fingerprints(
+        self, tables: Sequence[str], exclude_columns: Sequence[str] = ()
+    ) -> dict[str, dict[str, object]]:
+        """Per existing table of ``tables``: its row count and an order-independent content
+        hash (the sum over rows of DuckDB's ``hash`` of the row, ``exclude_columns`` left out),
+        as ``{table: {"rows": n, "hash": "<decimal>"}}``. Equal tables give equal hashes with
+        the same DuckDB version; a missing table is left out."""
+        out: dict[str, dict[str, object]] = {}
+        if not self.path.exists():
+            return out
+        with self.connect(read_only=True) as con:
+            for table in tables:
+                target = _table_name(table)
+                if not self._table_exists(con, table):
+                    continue
+                present = [
+                    c
+                    for c in con.sql(f"SELECT * FROM {target} LIMIT 0").columns
+                    if c not in exclude_columns
+                ]
+                cols = ", ".join(_column_name(c) for c in present)
+                rows, total = con.sql(
+                    f"SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0) "
+                    f"FROM (SELECT {cols} FROM {target}) AS t"
+                ).fetchall()[0]
+                out[table] = {"rows": int(rows), "hash": str(total)}
+        return out
+
     def tables(self) -> pl.DataFrame:
         """Every user table with its exact row count: columns schema, table, rows."""
         out = pl.DataFrame(schema={"schema": pl.String, "table": pl.String, "rows": pl.Int64})

@@ -1,5 +1,6 @@
 """The whole chain on a small demo market, materialized into a temporary warehouse."""
 
+import json
 import shutil
 from datetime import date
 from pathlib import Path
@@ -8,6 +9,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from quant_pipeline.app.recommendation import data_version
 from quant_pipeline.config.strategies import load_strategies
 from quant_pipeline.definitions import all_assets, asset_checks
 from quant_pipeline.defs.benchmarks import benchmarks
@@ -112,8 +114,12 @@ def test_backtest_daily_is_share_based_with_contract_columns_and_cash_never_nega
     left_out = settings["description"].str.starts_with("not backtested: ")
     assert settings.filter(left_out)["capital"].is_null().all()
     ran = settings.filter(~left_out)
-    assert ran["capital"].to_list() == [100_000.0] * ran.height
+    capital = dict(zip(ran["strategy"], ran["capital"], strict=True))
+    assert capital.pop("magic_formula_lean", 1_000_000.0) == 1_000_000.0  # its trading.capital
+    assert set(capital.values()) == {100_000.0}
     assert not ran["fractional"].any()
+    # one dataset version for every strategy: the content hash of the curated inputs now
+    assert ran["dataset_version"].unique().to_list() == [data_version(warehouse)]
 
 
 def test_benchmarks_relative_metrics_and_monthly_returns_are_stored(built):
@@ -146,6 +152,7 @@ def test_tear_sheets_are_html_files_with_every_statistic_and_the_charts(built):
         # (a blend holds sleeves, not sectors: no exposure chart)
         charts = 5 if name in blends else 6
         assert page.count('src="data:image/png;base64,') == charts, name
+        assert data_version(warehouse) in page, name  # the dataset version label
         for section in ("Against each benchmark", "Monthly returns", "Quarterly summary"):
             assert f"<h2>{section}</h2>" in page
         if name not in blends:  # a blend trades sleeves, not shares: its trades are theirs
@@ -164,7 +171,7 @@ def test_a_ticker_from_the_data_can_be_the_primary_benchmark(built, tmp_path):
     config = {"ops": {"backtest__benchmarks": {"config": {"primary": ticker, "tickers": []}}}}
     resources = {
         "warehouse": WarehouseResource(path=str(copy)),
-        "market": MarketDataResource(source="demo", benchmark_tickers=[]),
+        "market": MarketDataResource(source="demo", benchmark_tickers=[], demo_end=DEMO_END_ISO),
     }
     with dg.DagsterInstance.ephemeral() as instance:
         assert dg.materialize(
@@ -239,6 +246,10 @@ def test_orders_for_a_demo_holdings_file_match_between_the_asset_and_the_cli(
     assert from_asset.filter(pl.col("ticker") == outside)["target_shares"].to_list() == [0.0]
     packet = warehouse.read_table("orders.packets")
     assert packet["cash_after"][0] >= 0
+    manifest = json.loads(packet["manifest"][0])
+    assert manifest["dataset_version"] == data_version(warehouse)
+    settings = warehouse.read_table("backtest.settings")
+    assert manifest["dataset_version"] == settings["dataset_version"][0]  # same data
     assert warehouse.read_table("orders.holdings_value").height > 0
 
     cli_outbox = tmp_path / "cli"

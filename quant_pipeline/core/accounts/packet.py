@@ -2,7 +2,8 @@
 
 Pure: :mod:`quant_pipeline.app.packets` names the files, writes them atomically into the outbox
 and fills in the code version (git); this module only turns frames and dicts into text.
-The JSON document is ``{"manifest": ..., "summary": ..., "orders": [one object per order]}``.
+The JSON document is ``{"manifest": ..., "summary": ..., "orders": [one object per order],
+"target": [the book traded to], "changes": {the diff against the previous packet}}``.
 """
 
 from __future__ import annotations
@@ -37,8 +38,15 @@ def packet_csv(orders: pl.DataFrame) -> str:
     return orders.write_csv()
 
 
-def packet_json(orders: pl.DataFrame, manifest: dict[str, Any], summary: dict[str, Any]) -> str:
-    """The JSON document of a packet (dates as ISO strings, keys in a stable order).
+def packet_json(
+    orders: pl.DataFrame,
+    manifest: dict[str, Any],
+    summary: dict[str, Any],
+    sections: dict[str, Any] | None = None,
+) -> str:
+    """The JSON document of a packet (dates as ISO strings, keys in a stable order):
+    manifest, summary, orders, then ``sections`` (``target``: the book traded to, ``changes``:
+    the diff against the previous packet, see core.accounts.changes).
 
     Raises ``ValueError`` for a NaN or infinite number, which JSON cannot hold.
     """
@@ -46,5 +54,6 @@ def packet_json(orders: pl.DataFrame, manifest: dict[str, Any], summary: dict[st
         "manifest": _jsonable(manifest),
         "summary": _jsonable(summary),
         "orders": _jsonable(orders.to_dicts()),
+        **{k: _jsonable(v) for k, v in (sections or {}).items()},
     }
     return json.dumps(doc, indent=2, allow_nan=False) + "\n"

@@ -78,11 +78,20 @@ class PortfolioSpec(StrictSection):
     ``capital``: new money to invest; ``holdings``: path of a holdings CSV (see docs/orders.md);
     at least one of them is needed when orders are built. ``cash``: cash already in the account.
     ``max_price_age_days``: refuse orders when prices are more business days old than this.
+    ``theme``: a shipped theme (value, quality, ...) traded instead of ``strategy``;
+    ``stocks``: the number of positions of the strategy or theme (any kind but blend).
     """
 
     name: str = Field(description="Portfolio name (the key in portfolios.yaml).")
     strategy: str | None = Field(
         default=None, description="Strategy name (default: the first one in the warehouse)."
+    )
+    theme: str | None = Field(
+        default=None,
+        description="Shipped theme (quant_pipeline/themes/) traded instead of the strategy.",
+    )
+    stocks: int | None = Field(
+        default=None, ge=1, description="Number of stocks (default: the strategy's or theme's)."
     )
     capital: float | None = _amount(None, "New money to invest, in dollars.")
     holdings: str | None = Field(
@@ -99,6 +108,9 @@ class PortfolioSpec(StrictSection):
     )
     max_price_age_days: int = Field(
         default=5, ge=0, description="Refuse orders on prices older than this (business days)."
+    )
+    weight_change_threshold: float = _fraction(
+        0.01, "Weight changes vs the previous packet listed above this (0.01 = 1 point)."
     )
     health: HealthLimits = Field(
         default_factory=HealthLimits, description="Live-portfolio health limits."

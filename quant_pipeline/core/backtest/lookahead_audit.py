@@ -37,7 +37,7 @@ import polars as pl
 from quant_pipeline.core.data.curation import fundamentals_known_at
 from quant_pipeline.core.factors.point_in_time import FactorFunction, factor_values
 from quant_pipeline.core.factors.values import LISTED_WINDOW, MAX_STALE_DAYS, PRICE_HISTORY_ROWS
-from quant_pipeline.core.strategies.scoring import score, with_country
+from quant_pipeline.core.strategies.scoring import profile_columns, score, with_country
 from quant_pipeline.core.strategies.spec import StrategySpec
 
 DEFAULT_SAMPLE_DATES = 4
@@ -250,7 +250,7 @@ def audit_lookahead(
         stored = stored_values.filter(pl.col("rebalance_date") == d)
         compared += stored.height
         found.append(compare_rows(stored, values.select(stored.columns), KEY, "factors.values"))
-        if any(spec.universe.countries is not None for spec in specs.values()):
+        if profile_columns(specs.values()):
             values = with_country(values, securities)
         on_d = stored_scores.filter(pl.col("rebalance_date") == d)
         for name in sorted(on_d["strategy"].unique().to_list()):

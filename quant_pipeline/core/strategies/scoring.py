@@ -27,11 +27,14 @@ Methods
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import polars as pl
 
 from quant_pipeline.core.data.frames import require_columns
 from quant_pipeline.core.factors.transforms import rank as cs_rank
 from quant_pipeline.core.factors.transforms import winsorize, zscore
+from quant_pipeline.core.strategies.screen import required_columns, rule_checks
 from quant_pipeline.core.strategies.spec import StrategySpec
 
 BY = "rebalance_date"
@@ -81,6 +84,12 @@ def eligibility(spec: StrategySpec) -> pl.Expr:
     if u.countries is not None:
         # "when known": a name whose country is unknown is kept
         cond = cond & pl.col("country").is_in(list(u.countries)).fill_null(True)
+    if u.exchanges is not None:
+        # LEAN's exchange filter keeps listed names only: an unknown exchange fails
+        cond = cond & pl.col("exchange").is_in(list(u.exchanges)).fill_null(False)
+    if u.screen_rules is not None:
+        for _, passes, _ in rule_checks(u.screen_rules):
+            cond = cond & passes
     for column, low, high in u.screens:
         if low is not None:
             cond = cond & (pl.col(column) >= low).fill_null(False)
@@ -95,7 +104,16 @@ def eligibility_columns(spec: StrategySpec) -> set[str]:
     cols |= {column for column, _, _ in spec.universe.screens}
     if spec.universe.countries is not None:
         cols.add("country")
+    if spec.universe.exchanges is not None:
+        cols.add("exchange")
+    if spec.universe.screen_rules is not None:
+        cols |= required_columns(spec.universe.screen_rules) - {"ticker"}
     return cols
+
+
+def profile_columns(specs: Iterable[StrategySpec]) -> bool:
+    """True when a spec's eligibility reads the profile's country or exchange (see with_country)."""
+    return any({"country", "exchange"} & eligibility_columns(s) for s in specs)
 
 
 def score(values: pl.DataFrame, spec: StrategySpec) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -241,9 +259,14 @@ def _rank_sum(
 
 
 def with_country(values: pl.DataFrame, securities: pl.DataFrame) -> pl.DataFrame:
-    """factors.values plus curated.securities' country (null when the source does not say)."""
-    if "country" in values.columns:
-        return values
-    if "country" not in securities.columns:
-        return values.with_columns(country=pl.lit(None, pl.String))
-    return values.join(securities.select("ticker", "country"), on="ticker", how="left")
+    """factors.values plus curated.securities' country and exchange (null when the source does
+    not say)."""
+    for column in ("country", "exchange"):
+        if column in values.columns:
+            continue
+        if column not in securities.columns:
+            values = values.with_columns(pl.lit(None, pl.String).alias(column))
+        else:
+            profile = securities.select("ticker", column).unique("ticker")
+            values = values.join(profile, on="ticker", how="left")
+    return values

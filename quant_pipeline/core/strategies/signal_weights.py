@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from quant_pipeline.core.strategies.spec import StrategySpec
-from quant_pipeline.core.strategies.target_weights import WEIGHTS_SCHEMA
+from quant_pipeline.core.strategies.spec import StrategySpec, sector_name_limit
+from quant_pipeline.core.strategies.target_weights import CAP_EPS, REPORT_SCHEMA, WEIGHTS_SCHEMA
 from quant_pipeline.core.strategies.technical_signals import build_signal, signal_to_weights
 
 EVENTS_SCHEMA: dict[str, pl.DataType] = {
@@ -122,12 +122,22 @@ def signal_weights(
     signals = signals.with_columns(
         pl.col("entry") & member_on_day(signals.select("ticker", "date"), membership)
     )
+    capped = rules.max_sector_weight is not None
+    if capped and sectors is None:
+        raise ValueError(
+            f"strategy {spec.name!r}: signal.max_sector_weight needs the sectors frame "
+            "(curated.securities ticker, sector)"
+        )
     raw = signal_to_weights(
         signals,
         rules.max_positions,
         prices=prices if rules.stop_loss is not None else None,
         stop_loss=rules.stop_loss,
         sizing=rules.sizing,  # type: ignore[arg-type]
+        sectors=sectors if capped else None,
+        max_per_sector=(
+            sector_name_limit(rules.max_sector_weight, rules.max_positions) if capped else None
+        ),
     )
     weights = changes_only(raw)
     if sectors is not None:
@@ -144,3 +154,61 @@ def signal_weights(
         .sort("rebalance_date", "ticker")
     )
     return weights, events
+
+
+def signal_constraint_report(weights: pl.DataFrame, spec: StrategySpec) -> pl.DataFrame:
+    """portfolio.constraint_report rows of a ``signal`` strategy, one per date of ``weights``.
+
+    ``weights``: its portfolio.target_weights rows (rebalance_date, ticker, sector, weight).
+    n_selected = names with weight > 0; target_n = max_positions; max_sector_weight = the
+    largest sum of target weights of one sector bucket (null sector = one bucket) — a share of
+    the whole book, cash included, as for staggered strategies; n_eligible is null (a signal
+    strategy has no ranked universe: its entries are in factors.signal_events).
+    """
+    rules = spec.signal
+    if rules is None:
+        raise ValueError(f"strategy {spec.name!r} is not of kind signal")
+    cap = rules.max_sector_weight
+    held = weights.filter(pl.col("weight") > 0).with_columns(
+        _bucket=pl.col("sector").fill_null("<unknown>")
+    )
+    per_date = (
+        held.group_by("rebalance_date", "_bucket")
+        .agg(_w=pl.col("weight").sum(), _k=pl.len())
+        .group_by("rebalance_date")
+        .agg(n_selected=pl.col("_k").sum(), max_sector_weight=pl.col("_w").max())
+    )
+    cap_lit = pl.lit(cap, pl.Float64)
+    over = (pl.col("max_sector_weight") > cap_lit + CAP_EPS).fill_null(False)
+    limit = sector_name_limit(cap, rules.max_positions)
+    rule = f"at most {limit} names per sector" if cap is not None else "no sector cap"
+    return (
+        weights.select(pl.col("rebalance_date").unique())
+        .join(per_date, on="rebalance_date", how="left")
+        .with_columns(pl.col("n_selected").fill_null(0))
+        .with_columns(
+            strategy=pl.lit(spec.name),
+            n_eligible=pl.lit(None, pl.Int64),
+            target_n=pl.lit(rules.max_positions, pl.Int64),
+            sector_cap=cap_lit,
+            cap_met=~over,
+            note=pl.when(over)
+            .then(
+                pl.format(
+                    "{} names held ({}); largest sector over the cap", "n_selected", pl.lit(rule)
+                )
+            )
+            .when(pl.col("n_selected") < rules.max_positions)
+            .then(
+                pl.format(
+                    "{} of {} positions held ({})",
+                    "n_selected",
+                    pl.lit(rules.max_positions),
+                    pl.lit(rule),
+                )
+            )
+            .otherwise(pl.lit("")),
+        )
+        .select([pl.col(c).cast(t) for c, t in REPORT_SCHEMA.items()])
+        .sort("rebalance_date")
+    )

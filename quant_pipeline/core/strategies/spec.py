@@ -17,7 +17,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,6 +34,7 @@ from quant_pipeline.core.config_errors import StrictSection, first_problem, one_
 from quant_pipeline.core.data.calendar import FREQUENCIES, TRADING_DAYS_PER_YEAR
 from quant_pipeline.core.data.schema import SECTORS
 from quant_pipeline.core.factors.values import FACTOR_NAMES
+from quant_pipeline.core.strategies.screen import ScreenRules
 from quant_pipeline.core.strategies.technical_signals import SIGNALS, build_signal
 from quant_pipeline.core.strategies.weighting import SCHEMES as WEIGHTING_SCHEMES
 
@@ -101,6 +102,16 @@ class UniverseSection(StrictSection):
     include_sectors: list[Sector] | None = _described("Only these sectors (unset: all).", None)
     countries: list[str] | None = _described(
         "Only these curated.securities countries (unknown country passes).", None, min_length=1
+    )
+    exchanges: list[str] | None = _described(
+        "Only these curated.securities exchanges, e.g. [NYSE, NASDAQ] (unknown exchange fails).",
+        None,
+        min_length=1,
+    )
+    screen: str | None = _described(
+        "A screen file of quant_pipeline/screens/ by name (its rules are added).",
+        None,
+        pattern=r"^[a-z][a-z0-9_]*$",
     )
     screens: dict[FactorName, ScreenBounds] | None = _described(
         "{factor: {min, max}} bounds on factors.values columns.", None
@@ -284,6 +295,9 @@ class SignalSection(StrictSection):
     sizing: one_of(SIZINGS) = _described("Slot or equal sizing.", "slot")  # type: ignore[valid-type]
     stop_loss: Positive | None = _described("Exit below entry by this fraction.", None, lt=1)
     use_earnings: bool = _described("Let the signal read earnings growth.", True)
+    max_sector_weight: Positive | None = _described(
+        "Cap on one sector's share of max_positions (unset: no cap).", None, le=1
+    )
 
     @model_validator(mode="after")
     def _known_params(self) -> SignalSection:
@@ -335,6 +349,9 @@ class FactorDocument(_Document):
     """A strategy file of kind ``factor`` (the default)."""
 
     rebalance: one_of(FREQUENCIES) = _described("Rebalance frequency.")  # type: ignore[valid-type]
+    benchmark: str | None = _described(
+        "Ticker compared with when the data has its prices (else the run's primary).", None
+    )
     universe: UniverseSection = _described("Eligibility filters.", UniverseSection())
     scoring: ScoringSection = _described("Factor scoring.")
     portfolio: PortfolioRules = _described("Portfolio construction.")
@@ -424,6 +441,12 @@ class UniverseRules:
     countries: tuple[str, ...] | None = None
     # (factor, min, max): bounds on any factors.values column; a missing value fails
     screens: tuple[tuple[str, float | None, float | None], ...] = ()
+    # curated.securities exchange; a name whose exchange is unknown (null) fails
+    exchanges: tuple[str, ...] | None = None
+    # a named screen file (quant_pipeline/screens/<screen>.yaml) and its rules, attached by
+    # quant_pipeline.config.strategies when the file is read (core reads no file)
+    screen: str | None = None
+    screen_rules: ScreenRules | None = None
 
 
 @dataclass(frozen=True)
@@ -451,10 +474,19 @@ class SignalRules:
     sizing: str = "slot"
     stop_loss: float | None = None
     use_earnings: bool = True
+    max_sector_weight: float | None = None
 
     @property
     def param_dict(self) -> dict[str, Any]:
         return dict(self.params)
+
+
+def sector_name_limit(cap: float | None, n: int) -> int:
+    """The most names one sector may hold in a book of ``n``: floor(cap x n), at least 1 (n if
+    no cap). One rule for every kind (factor top_n, staggered top_n, signal max_positions)."""
+    if cap is None:
+        return n
+    return max(1, math.floor(cap * n + 1e-9))
 
 
 @dataclass(frozen=True)
@@ -487,6 +519,8 @@ class StrategySpec:
     staggered: StaggeredRules | None = None
     signal: SignalRules | None = None
     blend: BlendRules | None = None
+    # a ticker this strategy is compared with when backtest.benchmarks has it
+    benchmark: str | None = None
 
     @property
     def scored(self) -> bool:
@@ -507,7 +541,7 @@ class StrategySpec:
         for key, default in _PORTFOLIO_LATER_DEFAULTS.items():
             if out.get("portfolio") and out["portfolio"].get(key) == default:
                 out["portfolio"].pop(key)
-        for key in ("countries", "screens"):
+        for key in ("countries", "screens", "exchanges", "screen", "screen_rules"):
             if out["universe"] and not out["universe"].get(key):
                 out["universe"].pop(key, None)
         return json.loads(json.dumps(out))
@@ -544,6 +578,7 @@ _LATER_DEFAULTS: dict[str, Any] = {
     "staggered": None,
     "signal": None,
     "blend": None,
+    "benchmark": None,
 }
 
 
@@ -562,7 +597,7 @@ def _floats(section: StrictSection) -> dict[str, Any]:
 
 def _universe(u: UniverseSection) -> UniverseRules:
     bounds = _floats(u.model_copy(update={"exclude_sectors": None, "screens": None}))
-    for key in ("include_sectors", "countries"):
+    for key in ("include_sectors", "countries", "exchanges"):
         if key in bounds:
             bounds[key] = tuple(bounds[key])
     screens = tuple(
@@ -607,6 +642,7 @@ def _factor_spec(doc: FactorDocument) -> StrategySpec:
         portfolio=doc.portfolio,
         costs=doc.costs,
         trading=doc.trading,
+        benchmark=doc.benchmark,
     )
 
 
@@ -629,6 +665,7 @@ def _signal_spec(doc: SignalDocument) -> StrategySpec:
             sizing=s.sizing,
             stop_loss=None if s.stop_loss is None else float(s.stop_loss),
             use_earnings=s.use_earnings,
+            max_sector_weight=None if s.max_sector_weight is None else float(s.max_sector_weight),
         ),
     )
 
@@ -681,6 +718,31 @@ def parse_strategy(raw: Any, file: str = "<strategy>", source: Path | None = Non
         raise StrategyConfigError(file, p.path, p.problem, p.allowed) from None
     spec = spec_from_document(doc)
     return spec if source is None else StrategySpec(**{**spec.__dict__, "source": source})
+
+
+# Screen rules a strategy can use: the columns of factors.values plus the profile's exchange and
+# country. Float and spread are computed by the universe screen for one date, not per rebalance.
+STRATEGY_SCREEN_UNSUPPORTED: tuple[str, ...] = ("min_float_shares", "max_spread")
+
+
+def with_screen(spec: StrategySpec, rules: ScreenRules, file: str) -> StrategySpec:
+    """``spec`` with the rules of its named screen attached (they join its eligibility).
+
+    Refuses rules a strategy cannot apply on every rebalance date (float, spread) and factor
+    rules on unknown factors, naming the screen file and the rule."""
+    for rule in STRATEGY_SCREEN_UNSUPPORTED:
+        if getattr(rules, rule) is not None:
+            raise StrategyConfigError(
+                file,
+                rule,
+                f"is not available to strategies (universe.screen of {spec.name!r}): it is "
+                "computed by the universe screen for one date, not per rebalance",
+            )
+    for factor in rules.factors:
+        if factor not in FACTOR_NAMES:
+            raise StrategyConfigError(file, f"factors.{factor}", "unknown factor", FACTOR_NAMES)
+    universe = replace(spec.universe, screen_rules=rules)
+    return StrategySpec(**{**spec.__dict__, "universe": universe})
 
 
 def validate_blend_sleeves(specs: Mapping[str, StrategySpec]) -> None:

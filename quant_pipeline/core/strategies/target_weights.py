@@ -17,12 +17,10 @@ Vectorised: a name's position within its (date, sector) in rank order is a cumul
 
 from __future__ import annotations
 
-import math
-
 import polars as pl
 
 from quant_pipeline.core.data.frames import require_columns
-from quant_pipeline.core.strategies.spec import StrategySpec
+from quant_pipeline.core.strategies.spec import StrategySpec, sector_name_limit
 
 BY = "rebalance_date"
 # The factors.scores columns portfolio construction reads (target_weights and staggered).
@@ -52,10 +50,7 @@ CAP_EPS = 1e-9
 
 def names_per_sector(spec: StrategySpec) -> int:
     """The most names one sector may hold: floor(cap x top_n), at least 1 (top_n if no cap)."""
-    cap, n = spec.portfolio.max_sector_weight, spec.portfolio.top_n
-    if cap is None:
-        return n
-    return max(1, math.floor(cap * n + CAP_EPS))
+    return sector_name_limit(spec.portfolio.max_sector_weight, spec.portfolio.top_n)
 
 
 def target_weights(scores: pl.DataFrame, spec: StrategySpec) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -625,11 +625,16 @@ def signal_to_weights(
     prices: pl.DataFrame | None = None,
     stop_loss: float | None = None,
     sizing: Literal["slot", "equal"] = "slot",
+    sectors: pl.DataFrame | None = None,
+    max_per_sector: int | None = None,
 ) -> pl.DataFrame:
     """Daily target weights from entries and exits, shifted one trading day.
 
     ``signals``: (ticker, date, entry, exit, signal_strength) as returned by the signals here.
     ``prices``: curated.prices, needed only for ``stop_loss`` (uses adj_close).
+    ``sectors``: (ticker, sector), needed only for ``max_per_sector``: the most names one sector
+    (null sector = one bucket, unknown) may hold at once; a candidate whose sector is full is
+    skipped and the next best one is taken (the same greedy rule as factor strategies).
 
     Walks the trading days (the sorted dates of ``signals``). After the close of day t:
       * a held name is sold if its ``exit`` is true at t, if ``stop_loss`` is set and
@@ -650,6 +655,10 @@ def signal_to_weights(
     depends on what is already held, which is a state carried across days and tickers.
     """
     _check_weight_params(signals, max_positions, prices, stop_loss, sizing)
+    if max_per_sector is not None:
+        _check_int("max_per_sector", max_per_sector, 1)
+        if sectors is None:
+            raise ValueError("signal_to_weights: max_per_sector needs the sectors frame")
     if signals.is_empty():
         return pl.DataFrame(schema=_SIGNAL_WEIGHTS_SCHEMA)
     grid = _signal_grid(signals)
@@ -657,7 +666,11 @@ def signal_to_weights(
     if stop_loss is not None:
         assert prices is not None
         close = _stop_prices(prices, grid.dates, grid.tickers)
-    out = _walk_days(grid, close, max_positions, stop_loss, sizing)
+    buckets = None
+    if max_per_sector is not None:
+        assert sectors is not None
+        buckets = _sector_buckets(sectors, grid.tickers)
+    out = _walk_days(grid, close, max_positions, stop_loss, sizing, (buckets, max_per_sector))
     if not out[0]:
         return pl.DataFrame(schema=_SIGNAL_WEIGHTS_SCHEMA)
     dd, kk, ww, ss = (np.concatenate(part) for part in out)
@@ -750,15 +763,48 @@ def _stop_prices(prices: pl.DataFrame, dates: pl.Series, tickers: pl.Series) -> 
     return close
 
 
+def _sector_buckets(sectors: pl.DataFrame, tickers: pl.Series) -> np.ndarray:
+    """Per ticker of ``tickers`` an integer sector bucket (every null or missing sector: one)."""
+    require_columns(sectors, ("ticker", "sector"), "sectors")
+    names = (
+        pl.DataFrame({"ticker": tickers})
+        .join(sectors.select("ticker", "sector").unique("ticker"), on="ticker", how="left")
+        .select(pl.col("sector").fill_null("<unknown>"))
+        .to_series()
+    )
+    return names.cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
+
+
+def _take_capped(
+    ranked: np.ndarray, held: np.ndarray, free: int, cap: tuple[np.ndarray | None, int | None]
+) -> np.ndarray:
+    """The first ``free`` of ``ranked`` (ticker indices, best first) whose sector bucket still
+    has room under the cap (all of the first ``free`` when there is no cap)."""
+    buckets, per_sector = cap
+    if buckets is None or per_sector is None:
+        return ranked[:free]
+    counts = np.bincount(buckets[held], minlength=int(buckets.max()) + 1)
+    taken = []
+    for k in ranked:
+        if len(taken) == free:
+            break
+        if counts[buckets[k]] < per_sector:
+            counts[buckets[k]] += 1
+            taken.append(k)
+    return np.asarray(taken, dtype=np.int64)
+
+
 def _walk_days(
     grid: _SignalGrid,
     close: np.ndarray | None,
     max_positions: int,
     stop_loss: float | None,
     sizing: str,
+    cap: tuple[np.ndarray | None, int | None] = (None, None),
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """The day loop of :func:`signal_to_weights`: per day t, the (day index t+1, ticker index,
-    weight, strength) of every name held or sold after t's close."""
+    weight, strength) of every name held or sold after t's close. ``cap``: (sector bucket per
+    ticker, most names per bucket) or (None, None)."""
     entry, exit_, strength, last_row = grid.entry, grid.exit_, grid.strength, grid.last_row
     nd, nt = entry.shape
     held = np.zeros(nt, dtype=bool)
@@ -783,7 +829,9 @@ def _walk_days(
         if free > 0:
             cand = np.flatnonzero(entry[t] & ~held & ~sell & (last_row > t))
             if cand.size:
-                ranked = cand[np.lexsort((order[cand], -strength[t, cand]))][:free]
+                ranked = _take_capped(
+                    cand[np.lexsort((order[cand], -strength[t, cand]))], held, free, cap
+                )
                 held[ranked] = True
                 bought_on[ranked] = t
                 entry_px[ranked] = np.nan

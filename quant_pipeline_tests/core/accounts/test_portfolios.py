@@ -82,9 +82,9 @@ def test_an_unknown_key_lists_the_allowed_keys_and_health_is_checked_key_by_key(
     with pytest.raises(PortfoliosConfigError) as info:
         parse_portfolios({"portfolios": {"a": {"captial": 5}}}, "p.yaml")
     assert str(info.value) == (
-        "p.yaml: portfolios.a.captial: unknown field; allowed: ['strategy', 'capital', "
-        "'holdings', 'cash', 'fractional', 'min_trade_value', 'sell_unlisted', 'commission', "
-        "'max_price_age_days', 'health']"
+        "p.yaml: portfolios.a.captial: unknown field; allowed: ['strategy', 'theme', 'stocks', "
+        "'capital', 'holdings', 'cash', 'fractional', 'min_trade_value', 'sell_unlisted', "
+        "'commission', 'max_price_age_days', 'weight_change_threshold', 'health']"
     )
     with pytest.raises(PortfoliosConfigError, match=r"portfolios.a.health.lookbak: unknown field"):
         parse_portfolios({"portfolios": {"a": {"health": {"lookbak": 5}}}}, "p.yaml")

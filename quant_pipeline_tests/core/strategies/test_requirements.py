@@ -25,6 +25,7 @@ def test_price_only_inputs_run_the_six_price_strategies_and_skip_the_rest_with_r
     assert set(plan.runnable) == PRICE_ONLY
     assert set(plan.skipped) == {
         "magic_formula",
+        "magic_formula_lean",
         "magic_formula_staggered",
         "multifactor_smallcap",
         "blend_core",

@@ -4,10 +4,12 @@ trade the day after the signal."""
 from datetime import date, timedelta
 
 import polars as pl
+import pytest
 
 from quant_pipeline.core.strategies.signal_weights import (
     changes_only,
     member_on_day,
+    signal_constraint_report,
     signal_weights,
 )
 from quant_pipeline.core.strategies.spec import parse_strategy
@@ -104,3 +106,50 @@ def test_weights_start_the_day_after_the_crossover_and_skip_non_members():
     assert weights["strategy"].to_list() == ["trend"]
     assert weights["score"][0] > 0  # strength fast/slow - 1 on the day after an upward cross
     assert sorted(events.filter("entry")["ticker"].to_list()) == ["X", "Y"]
+
+
+def test_a_sector_cap_skips_the_stronger_name_of_a_full_sector_and_the_report_shows_it():
+    # three names cross up on the same day; the steeper the climb, the stronger the signal:
+    # A (Energy) > B (Energy) > C (Utilities). With 2 slots and a 50% cap (1 name per sector)
+    # the book is A and C, not A and B; without the cap it is A and B, 100% Energy.
+    base = [10.0, 9.0, 8.0, 7.0, 6.0]
+    prices = _prices(
+        {
+            "A": base + [8.0, 10.0, 12.0, 14.0, 16.0],
+            "B": base + [7.5, 9.0, 10.5, 12.0, 13.5],
+            "C": base + [7.0, 8.0, 9.0, 10.0, 11.0],
+        }
+    )
+    sectors = pl.DataFrame({"ticker": ["A", "B", "C"], "sector": ["Energy", "Energy", "Utilities"]})
+    signal = {**SIGNAL_SPEC["signal"], "max_positions": 2}
+    free = parse_strategy({**SIGNAL_SPEC, "signal": signal})
+    capped = parse_strategy({**SIGNAL_SPEC, "signal": {**signal, "max_sector_weight": 0.5}})
+    uncapped, _ = signal_weights(prices, free, sectors=sectors)
+    weights, _ = signal_weights(prices, capped, sectors=sectors)
+    first = weights["rebalance_date"].min()
+    assert uncapped.filter(pl.col("rebalance_date") == first)["ticker"].to_list() == ["A", "B"]
+    assert weights.filter(pl.col("rebalance_date") == first).select("ticker", "weight").rows() == [
+        ("A", 0.5),
+        ("C", 0.5),
+    ]
+    report = signal_constraint_report(weights, capped)
+    assert report.select(
+        "rebalance_date", "n_selected", "target_n", "max_sector_weight", "sector_cap", "cap_met"
+    ).rows() == [(first, 2, 2, 0.5, 0.5, True)]
+    assert report["n_eligible"].to_list() == [None]
+    over = signal_constraint_report(uncapped, free).row(0, named=True)
+    assert over["max_sector_weight"] == 1.0 and over["sector_cap"] is None and over["cap_met"]
+    strict = parse_strategy({**SIGNAL_SPEC, "signal": {**signal, "max_sector_weight": 0.4}})
+    breach = signal_constraint_report(uncapped, strict).row(0, named=True)
+    assert not breach["cap_met"] and "over the cap" in breach["note"]
+
+
+def test_a_signal_sector_cap_without_sectors_is_an_error():
+    spec = parse_strategy(
+        {
+            **SIGNAL_SPEC,
+            "signal": {**SIGNAL_SPEC["signal"], "max_positions": 2, "max_sector_weight": 0.3},
+        }
+    )
+    with pytest.raises(ValueError, match="max_sector_weight needs the sectors frame"):
+        signal_weights(_prices({"A": [1.0] * 6}), spec)

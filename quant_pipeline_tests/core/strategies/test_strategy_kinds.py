@@ -71,6 +71,7 @@ def test_every_shipped_strategy_loads_with_its_kind():
         "livermore_breakout": "signal",
         "low_volatility": "factor",
         "magic_formula": "factor",
+        "magic_formula_lean": "staggered",
         "magic_formula_staggered": "staggered",
         "momentum_12_1": "factor",
         "multifactor_smallcap": "factor",
