@@ -148,6 +148,37 @@ def _index_html(rows: list[tuple[str, str]]) -> str:
     )
 
 
+def _page_labels(
+    own: pl.DataFrame,
+    setting: pl.DataFrame,
+    settings: pl.DataFrame,
+    benchmark: str,
+    rf: float,
+    generated: datetime,
+    strategy_trades: pl.DataFrame,
+) -> dict[str, str]:
+    """The labels under a tear sheet's title: when, against what, at which rate, on which data,
+    and a warning when the strategy was mostly cash, traded too little or never fired."""
+    labels = {
+        "generated at": generated.isoformat(),
+        "benchmark": benchmark,
+        "risk-free rate": f"{rf:.2%} a year (Sharpe, Sortino, alpha, Treynor, LEAN's table)",
+        "benchmark columns": f"{benchmark} over this strategy's own dates, "
+        f"{own['date'].min()} to {own['date'].max()} (its return on the first day is 0)",
+    }
+    if setting.height:
+        labels["trading model"] = setting["description"][0]
+    if "dataset_version" in settings.columns and settings.height:
+        # one per backtest run (a blend has no settings row of its own)
+        labels["dataset version"] = settings["dataset_version"][0] or "n/a"
+    labels["metric definitions"] = "docs/metrics.md"
+    if {"orders", "cash", "portfolio_value"} <= set(own.columns):
+        closed = strategy_trades.filter(pl.col("exit_date").is_not_null()).height
+        if flags := row_flags(own, closed):
+            labels = {"warning": "; ".join(flags), **labels}
+    return labels
+
+
 @dg.asset(
     key=["backtest", "tear_sheets"],
     deps=TEAR_SHEET_READS.deps,
@@ -187,24 +218,8 @@ def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.Mat
             positions.filter(pl.col("strategy") == name).drop("strategy"),
             benchmark,
         )
-        labels = {
-            "generated at": generated.isoformat(),
-            "benchmark": benchmark,
-            "risk-free rate": f"{rf:.2%} a year (Sharpe, Sortino, alpha, Treynor, LEAN's table)",
-            "benchmark columns": f"{benchmark} over this strategy's own dates, "
-            f"{own['date'].min()} to {own['date'].max()} (its return on the first day is 0)",
-        }
-        if setting.height:
-            labels["trading model"] = setting["description"][0]
-        if "dataset_version" in settings.columns and settings.height:
-            # one per backtest run (a blend has no settings row of its own)
-            labels["dataset version"] = settings["dataset_version"][0] or "n/a"
-        labels["metric definitions"] = "docs/metrics.md"
         strategy_trades = trades.filter(pl.col("strategy") == name)
-        if {"orders", "cash", "portfolio_value"} <= set(own.columns):
-            closed = strategy_trades.filter(pl.col("exit_date").is_not_null()).height
-            if flags := row_flags(own, closed):
-                labels = {"warning": "; ".join(flags), **labels}
+        labels = _page_labels(own, setting, settings, benchmark, rf, generated, strategy_trades)
         page = render_tearsheet(
             name,
             tearsheet_metrics(metrics, own, name, f"{benchmark} (same dates)", rf),
