@@ -99,7 +99,7 @@ def test_it_reads_while_another_process_holds_a_read_only_connection(path):
         assert holder.stdout.readline().strip() == "reading"
         assert Warehouse(path, read_only=True).row_count("portfolio.target_weights") == 2
         with pytest.raises(WarehouseLockedError):
-            Warehouse(path).ensure_schemas()
+            Warehouse(path, lock_timeout=0).ensure_schemas()  # fail at once instead of waiting
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
