@@ -20,27 +20,16 @@ from dataclasses import dataclass, replace
 
 import polars as pl
 
+from quant_pipeline.core.factors.values import FACTOR_NAMES
 from quant_pipeline.core.strategies.spec import StrategySpec
 
 INPUTS = ("prices", "fundamentals", "securities", "shares")
-# factors.values columns computed from statements (core/factors/values.py).
-FUNDAMENTAL_FACTORS = frozenset(
-    {
-        "roe",
-        "roa",
-        "gross_margin",
-        "operating_margin",
-        "debt_to_equity",
-        "revenue_growth",
-        "earnings_growth",
-        "quarterly_earnings_growth",
-        "pe",
-        "peg",
-        "ps",
-        "earnings_yield",
-        "return_on_capital",
-    }
+# factors.values columns computed from prices alone (core/factors/values.py); every other factor
+# column is computed from statements (market cap also needs a share count: SHARES_FACTORS).
+PRICE_FACTORS = frozenset(
+    {"price", "avg_volume", "avg_dollar_volume", "momentum_12_1", "volatility"}
 )
+FUNDAMENTAL_FACTORS = frozenset(FACTOR_NAMES) - PRICE_FACTORS - {"market_cap"}
 SHARES_FACTORS = frozenset({"market_cap"})
 
 

@@ -82,3 +82,16 @@ def test_plan_labels_are_backtest_label_rows():
         ("magic_formula", "skipped"),
         ("momentum_12_1", "sector_cap"),
     ]
+
+
+def test_every_factor_column_is_either_price_only_or_needs_statements_or_shares():
+    from quant_pipeline.core.factors.values import FACTOR_NAMES
+    from quant_pipeline.core.strategies.requirements import (
+        FUNDAMENTAL_FACTORS,
+        PRICE_FACTORS,
+        SHARES_FACTORS,
+    )
+
+    assert FUNDAMENTAL_FACTORS | PRICE_FACTORS | SHARES_FACTORS == set(FACTOR_NAMES)
+    assert {"earnings_yield_approx", "return_on_capital_approx"} <= FUNDAMENTAL_FACTORS
+    assert not PRICE_FACTORS & FUNDAMENTAL_FACTORS
