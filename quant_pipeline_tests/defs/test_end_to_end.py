@@ -188,7 +188,8 @@ def test_a_ticker_from_the_data_can_be_the_primary_benchmark(built, tmp_path):
     # a configured benchmark that is not in the data is a warning naming it, not a failure
     assert missing.success
     (event,) = missing.asset_materializations_for_node("backtest__benchmarks")
-    assert event.metadata["missing_benchmarks"].value == ["SPY", "NOT_A_TICKER"]
+    # QVAL is magic_formula_lean's own benchmark ticker, absent from the demo data
+    assert event.metadata["missing_benchmarks"].value == ["SPY", "NOT_A_TICKER", "QVAL"]
     assert event.metadata["primary"].value == "equal_weight"
     table = Warehouse(copy).read_table("backtest.benchmarks")
     assert set(table["benchmark"].unique()) == {"equal_weight", "cap_weight", ticker}

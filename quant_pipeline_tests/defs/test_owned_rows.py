@@ -68,4 +68,6 @@ def test_a_restricted_run_replaces_only_its_own_strategies_rows(tmp_path):
     own_after = warehouse.read_table("backtest.daily", filters={"strategy": "magic_formula"})
     assert own_after.height == own_before.height  # rewritten, not doubled
     strategies = set(warehouse.read_table("backtest.comparison")["strategy"])
-    assert {"magic_formula", "momentum_12_1", "benchmark"} <= strategies
+    assert {"magic_formula", "momentum_12_1"} <= strategies
+    common = set(warehouse.read_table("backtest.comparison_common_window")["strategy"])
+    assert {"magic_formula", "momentum_12_1", "benchmark"} <= common

@@ -48,8 +48,12 @@ def test_the_price_only_folder_runs_and_says_which_strategies_were_skipped_and_w
 
 def test_price_strategies_and_the_equal_weight_benchmark_have_results(price_only_run):
     _, _, warehouse = price_only_run
-    strategies = set(warehouse.read_table("backtest.comparison")["strategy"])
-    assert strategies == {"momentum_12_1", "low_volatility", "benchmark"}
+    comparison = warehouse.read_table("backtest.comparison")
+    skipped = comparison["flags"].fill_null("").str.starts_with("never fired (not backtested)")
+    assert set(comparison.filter(~skipped)["strategy"]) == {"momentum_12_1", "low_volatility"}
+    assert "magic_formula" in set(comparison.filter(skipped)["strategy"])  # a row saying why
+    common = set(warehouse.read_table("backtest.comparison_common_window")["strategy"])
+    assert common == {"momentum_12_1", "low_volatility", "benchmark"}
     benchmarks = warehouse.read_table("backtest.benchmarks")
     primary = benchmarks.filter(benchmarks["is_primary"])["benchmark"].unique().to_list()
     assert primary == ["equal_weight"]

@@ -91,7 +91,9 @@ def test_the_whole_chain_runs_on_recorded_yahoo_responses(yahoo_run):
     priced = set(warehouse.read_table("curated.prices", columns=["ticker"])["ticker"])
     assert priced == {"AAPL", "MSFT", "TSLA", "QQQ"}
     comparison = warehouse.read_table("backtest.comparison")
-    assert set(comparison["strategy"]) == {"momentum_12_1", "magic_formula", "benchmark"}
+    assert set(comparison["strategy"]) == {"momentum_12_1", "magic_formula"}
+    common = set(warehouse.read_table("backtest.comparison_common_window")["strategy"])
+    assert common == {"momentum_12_1", "magic_formula", "benchmark"}
 
 
 def test_the_price_only_and_the_fundamental_strategy_both_hold_names(yahoo_run):
