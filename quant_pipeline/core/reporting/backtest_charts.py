@@ -39,12 +39,37 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
+def _figure(
+    width: float,
+    height: float,
+    *,
+    left: float = 0.8,
+    right: float = 0.25,
+    top: float = 0.45,
+    bottom: float = 0.5,
+    hspace: float | None = None,
+) -> Figure:
+    """A ``width`` x ``height`` inch Figure with fixed margins given in inches.
+
+    Fixed margins instead of the constrained layout engine: a tear sheet draws about six charts
+    per strategy, and the engine's extra layout pass cost about 40% of each chart's time."""
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(
+        left=left / width,
+        right=1.0 - right / width,
+        top=1.0 - top / height,
+        bottom=bottom / height,
+        hspace=hspace,
+    )
+    return fig
+
+
 def equity_chart_figure(daily: pl.DataFrame, title: str) -> Figure:
     """Equity vs benchmark equity on a log scale, with the drawdown below"""
     _plottable(daily, ("date", "equity", "benchmark_equity", "drawdown"))
     daily = daily.sort("date")
     dates = daily["date"].to_list()
-    fig = Figure(figsize=(10, 6), layout="constrained")
+    fig = _figure(10, 6, hspace=0.08)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
     top.plot(dates, daily["equity"].to_numpy(), label="portfolio", color="tab:blue")
     bench = daily["benchmark_equity"]
@@ -83,7 +108,7 @@ def monthly_heatmap_figure(daily: pl.DataFrame) -> Figure:
     finite = grid[np.isfinite(grid)]
     limit = float(np.max(np.abs(finite))) if finite.size else 0.0
     limit = limit if limit > 0 else 0.01
-    fig = Figure(figsize=(10, 0.45 * len(years) + 1.5), layout="constrained")
+    fig = _figure(10, 0.45 * len(years) + 1.5, left=0.6, right=0.1)
     ax = fig.subplots()
     image = ax.imshow(grid, cmap="RdYlGn", vmin=-limit, vmax=limit, aspect="auto")
     ax.set_xticks(range(12), _MONTHS)
@@ -120,7 +145,7 @@ def rolling_sharpe_figure(daily: pl.DataFrame, window: int = TRADING_DAYS_PER_YE
     """Rolling annualised Sharpe ratio of portfolio and benchmark"""
     values = sharpe_lines(daily, window)
     dates = values["date"].to_list()
-    fig = Figure(figsize=(10, 4), layout="constrained")
+    fig = _figure(10, 4)
     ax = fig.subplots()
     for column, label, color in (
         ("portfolio_sharpe", "portfolio", "tab:blue"),
@@ -148,7 +173,7 @@ def drawdown_figure(daily: pl.DataFrame, title: str = "Drawdown") -> Figure:
     _plottable(daily, ("date", "drawdown"))
     daily = daily.sort("date")
     dates = daily["date"].to_list()
-    fig = Figure(figsize=(10, 3.5), layout="constrained")
+    fig = _figure(10, 3.5)
     ax = fig.subplots()
     ax.fill_between(dates, daily["drawdown"].to_numpy(), 0.0, color="tab:red", alpha=0.4)
     ax.plot(dates, daily["drawdown"].to_numpy(), color="tab:red", linewidth=0.8, label="portfolio")
@@ -182,7 +207,7 @@ def quarterly_returns_figure(quarterly: pl.DataFrame, title: str = "Quarterly re
     _plottable(quarterly, ("quarter", "portfolio_return", "benchmark_return"))
     labels = quarterly["quarter"].to_list()
     x = np.arange(len(labels))
-    fig = Figure(figsize=(10, 4), layout="constrained")
+    fig = _figure(10, 4, bottom=0.8)
     ax = fig.subplots()
     ax.bar(x - 0.2, quarterly["portfolio_return"].to_numpy(), 0.4, label="portfolio")
     ax.bar(
@@ -217,7 +242,7 @@ def sector_exposure_figure(exposure: pl.DataFrame, title: str = "Sector exposure
     )
     sectors = sorted(c for c in wide.columns if c != "date")
     dates = wide["date"].to_list()
-    fig = Figure(figsize=(10, 4.5), layout="constrained")
+    fig = _figure(10, 4.5, right=2.3)
     ax = fig.subplots()
     if len(dates) == 1:
         dates = dates * 2  # a single rebalance still draws a band
@@ -244,7 +269,7 @@ def benchmarks_figure(curves: pl.DataFrame, title: str = "Benchmarks") -> Figure
     ``curves``: ``date, benchmark, equity`` (long, one line per benchmark).
     """
     _plottable(curves, ("date", "benchmark", "equity"))
-    fig = Figure(figsize=(10, 4.5), layout="constrained")
+    fig = _figure(10, 4.5)
     ax = fig.subplots()
     for (name,), part in curves.sort("date").group_by("benchmark", maintain_order=True):
         ax.plot(part["date"].to_list(), part["equity"].to_numpy(), label=str(name))
