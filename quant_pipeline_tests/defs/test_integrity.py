@@ -4,37 +4,21 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from quant_pipeline.definitions import all_assets, asset_checks
+from quant_pipeline.definitions import asset_checks
 from quant_pipeline.defs.integrity import (
     LookaheadAuditConfig,
     scores_match_point_in_time_recomputation,
 )
-from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.storage.warehouse import Warehouse
-from quant_pipeline_tests.pins import DEMO_END_ISO
+from quant_pipeline_tests.defs import chain
 
-
-def resources(path):
-    return {
-        "warehouse": WarehouseResource(path=str(path)),
-        "market": MarketDataResource(
-            source="demo", demo_tickers=60, demo_start="2016-01-01", demo_end=DEMO_END_ISO
-        ),
-    }
+pytestmark = chain.GROUP
+resources = chain.resources
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    path = tmp_path_factory.mktemp("integrity") / "quant.duckdb"
-    with dg.DagsterInstance.ephemeral() as instance:
-        result = dg.materialize(
-            [*all_assets, *asset_checks],
-            resources=resources(path),
-            instance=instance,
-            run_config={"ops": {"backtest_results": {"config": {"delisting_return": -0.3}}}},
-        )
-    assert result.success
-    return path, result
+def built(demo_chain):
+    return demo_chain.path, demo_chain.result
 
 
 def test_the_definitions_and_the_cli_run_the_audit_check():
@@ -63,7 +47,7 @@ def test_every_backtest_has_its_bias_labels_in_the_warehouse_and_the_metadata(bu
     )
     assert by_label["source"] == "demo"
     assert by_label["universe"] == "membership:demo"
-    assert by_label["delisting"].startswith("delisting_return -0.3")
+    assert by_label["delisting"].startswith(f"delisting_return {chain.DELISTING_RETURN}")
     assert by_label["costs_bps"] == "10"
     assert by_label["data_vintage"].startswith("first_ingested")
     daily = [

@@ -1,31 +1,18 @@
 """Every shipped strategy kind, the blend and the research assets on a small demo market."""
 
-import dagster as dg
 import polars as pl
 import pytest
 
 from quant_pipeline.config.strategies import load_strategies
-from quant_pipeline.definitions import all_assets, asset_checks
-from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.storage.warehouse import Warehouse
-from quant_pipeline_tests.pins import DEMO_END_ISO
+from quant_pipeline_tests.defs import chain
+
+pytestmark = chain.GROUP
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory):
-    path = tmp_path_factory.mktemp("library") / "quant.duckdb"
-    resources = {
-        "warehouse": WarehouseResource(path=str(path)),
-        "market": MarketDataResource(
-            source="demo", demo_tickers=60, demo_start="2017-01-01", demo_end=DEMO_END_ISO
-        ),
-    }
-    with dg.DagsterInstance.ephemeral() as instance:
-        result = dg.materialize(
-            [*all_assets, *asset_checks], resources=resources, instance=instance
-        )
-    assert result.success
-    return Warehouse(path)
+def warehouse(demo_chain):
+    return Warehouse(demo_chain.path)
 
 
 def test_every_strategy_with_positions_and_the_benchmark_are_compared(warehouse):

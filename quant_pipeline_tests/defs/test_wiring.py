@@ -18,9 +18,12 @@ from quant_pipeline.defs.integrity import (
     LookaheadAuditConfig,
     scores_match_point_in_time_recomputation,
 )
-from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
+from quant_pipeline.defs.resources import WarehouseResource
 from quant_pipeline.defs.tables import DECLARED, UndeclaredReadError, asset_key, reads
 from quant_pipeline.storage.warehouse import Warehouse, WarehouseReadOnlyError
+from quant_pipeline_tests.defs import chain
+
+pytestmark = chain.GROUP
 
 # Written by a step next to its main table and read by other steps (issue 11): now assets.
 SIDE_TABLES = {
@@ -108,23 +111,12 @@ class WriteRefusingWarehouse(WarehouseResource):
         raise AssertionError("a read-only step asked for the writing warehouse")
 
 
-def _market():
-    return MarketDataResource(
-        source="demo", demo_tickers=60, demo_start="2018-01-01", demo_end="2020-12-31"
-    )
+_market = chain.market
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    path = tmp_path_factory.mktemp("wiring") / "quant.duckdb"
-    resources = {"warehouse": WarehouseResource(path=str(path)), "market": _market()}
-    with dg.DagsterInstance.ephemeral() as instance, pytest.MonkeyPatch.context() as env:
-        env.setenv("QUANT_PIPELINE_REPORTS_DIR", str(path.parent / "reports"))
-        result = dg.materialize(
-            [*all_assets, *asset_checks], resources=resources, instance=instance
-        )
-    assert result.success
-    return path, result
+def built(demo_chain):
+    return demo_chain.path, demo_chain.result
 
 
 def test_each_side_table_reports_the_row_count_the_warehouse_holds(built):
