@@ -27,7 +27,7 @@ demo: install
 
 ## test: install the dev extras and run the whole test suite (CI runs this)
 test: install-dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 ## ui: the Dagster UI on http://127.0.0.1:3000 with DAGSTER_HOME=dagster_home/
 ui: install

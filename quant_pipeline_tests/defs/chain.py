@@ -3,6 +3,8 @@ read it (wiring, integrity, the strategy library): each full chain costs a minut
 that need nothing of their own share this one instead of building three alike.
 
 Modules that change the stored tables (a second run, restricted runs, refreshes) build their own.
+Under ``make test`` (``pytest -n auto --dist loadfile``) each worker that runs one of these
+modules builds the chain once.
 """
 
 from __future__ import annotations
@@ -17,8 +19,6 @@ from quant_pipeline.definitions import all_assets, asset_checks
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline_tests.pins import DEMO_END_ISO
 
-# xdist: every module using the shared chain runs on one worker, so it is built once
-GROUP = pytest.mark.xdist_group("demo_chain")
 DELISTING_RETURN = -0.3
 
 

@@ -12,7 +12,6 @@ from quant_pipeline.defs.integrity import (
 from quant_pipeline.storage.warehouse import Warehouse
 from quant_pipeline_tests.defs import chain
 
-pytestmark = chain.GROUP
 resources = chain.resources
 
 

@@ -5,9 +5,6 @@ import pytest
 
 from quant_pipeline.config.strategies import load_strategies
 from quant_pipeline.storage.warehouse import Warehouse
-from quant_pipeline_tests.defs import chain
-
-pytestmark = chain.GROUP
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,6 @@ from quant_pipeline.defs.tables import DECLARED, UndeclaredReadError, asset_key,
 from quant_pipeline.storage.warehouse import Warehouse, WarehouseReadOnlyError
 from quant_pipeline_tests.defs import chain
 
-pytestmark = chain.GROUP
-
 # Written by a step next to its main table and read by other steps (issue 11): now assets.
 SIDE_TABLES = {
     "curated.rejected_prices": "curated",
