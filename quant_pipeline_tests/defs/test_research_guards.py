@@ -270,14 +270,19 @@ def test_a_restricted_run_replaces_only_its_strategies_rows_of_the_research_guar
     from quant_pipeline.defs.resources import MarketDataResource
 
     grid = {"portfolio.top_n": [1, 2], "portfolio.weighting": ["equal", "score"]}
+    bases = (("value_sweep", "magic_formula"), ("momentum_sweep", "momentum_12_1"))
     sweeps = {
         name: parse_sweep(
-            {"name": name, "strategy": strategy, "grid": grid,
-             "heatmap": {"x": "top_n", "y": "weighting"},
-             "walk_forward": {"train_years": 1, "test_years": 1}},
+            {
+                "name": name,
+                "strategy": strategy,
+                "grid": grid,
+                "heatmap": {"x": "top_n", "y": "weighting"},
+                "walk_forward": {"train_years": 1, "test_years": 1},
+            },
             TINY,
         )  # fmt: skip
-        for name, strategy in (("value_sweep", "magic_formula"), ("momentum_sweep", "momentum_12_1"))
+        for name, strategy in bases
     }
     monkeypatch.setattr(research_guards, "load_sweeps", lambda: sweeps)
     monkeypatch.setattr(
