@@ -206,6 +206,10 @@ def run_pipeline(
 
     settings = settings or from_env()
     _say(f"source={settings.source} warehouse={settings.warehouse}")
+    # Imported before the lock: between taking it and the run appearing in the instance, the
+    # UI's queue sees no run in progress and may start one (which then waits on the lock).
+    import quant_pipeline.definitions  # noqa: F401
+
     with hold_run_lock(settings.warehouse, CLI_PROGRAM, on_wait=_say) as acquired:
         held_from = datetime.now(UTC)
         if acquired.waited_for is not None:

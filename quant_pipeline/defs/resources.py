@@ -59,7 +59,7 @@ class WarehouseResource(dg.ConfigurableResource):
         with hold_run_lock(
             self._path(), f"dagster run of {run.job_name}", run.run_id, on_wait=waiting
         ) as acquired:
-            if acquired.waited_for is not None and log is not None:
+            if log is not None:
                 log.info(f"took the warehouse run lock after {acquired.waited:.1f} s")
             yield self
 

@@ -167,9 +167,10 @@ def _flock_waiting(
                 f"waiting for the warehouse: {current.describe()} holds it; waiting up to "
                 f"{timeout:g} s ({RUN_LOCK_TIMEOUT_ENV})"
             )
-            log.warning(message)
             if on_wait is not None:
                 on_wait(message)
+            else:
+                log.warning(message)
         time.sleep(min(delay, max(timeout - waited, 0.0)))
         delay = min(delay * 2, 1.0)
 
@@ -184,7 +185,8 @@ def hold_run_lock(
 ) -> Iterator[Acquired]:
     """Hold the run lock of ``warehouse`` for the ``with`` block, waiting for another run up to
     ``timeout`` seconds (default :func:`run_lock_timeout_seconds`); ``on_wait`` receives the
-    one-line "waiting for ..." message each time the holder changes. Raises
+    one-line "waiting for ..." message each time the holder changes (without it, the message is
+    logged as a warning). Raises
     :class:`WarehouseBusyError` naming the holder when the wait runs out.
 
     Re-entrant in the holding thread: an inner hold returns at once and, given a ``run_id``,
