@@ -46,7 +46,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator["WarehouseResource"]:
-        run = context.dagster_run
+        run = context.run
         if run is None:
             yield self
             return
