@@ -195,8 +195,10 @@ def measure(folder: Path, warehouse: Path, reports: Path) -> dict:
         "QUANT_PIPELINE_DATA_DIR": str(folder),
         "QUANT_PIPELINE_WAREHOUSE": str(warehouse),
         "QUANT_PIPELINE_REPORTS_DIR": str(reports),
+        # a Dagster home of its own beside the warehouse: the run history stays out of the
+        # project's dagster_home/ (quant-pipeline run records its runs in DAGSTER_HOME)
+        "DAGSTER_HOME": str(warehouse.parent / "dagster_home"),
     }
-    env.pop("DAGSTER_HOME", None)  # an ephemeral Dagster instance, as the tests use
     started = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     command = [sys.executable, "-m", "quant_pipeline.app.cli", "run", "--log-level", "DEBUG"]

@@ -1,7 +1,8 @@
 """Settings: ONE typed model, read from ``QUANT_PIPELINE_<FIELD>`` env vars when asked for.
 
 :class:`Settings` is the single definition: :func:`from_env` reads one env var per field
-(``QUANT_PIPELINE_`` + the field name in capitals), the market resource's fields are optional
+(``QUANT_PIPELINE_`` + the field name in capitals; ``dagster_home`` is Dagster's own
+``DAGSTER_HOME``), the market resource's fields are optional
 overrides validated by the same model (``defs/resources.py``), and the ``quant-pipeline run``
 flags are generated from the fields that declare one (:func:`add_settings_arguments`). Nothing is
 read at import time. :func:`settings_table` renders the env var / flag / meaning / default
@@ -36,11 +37,15 @@ def _field(
     flag: str | None = None,
     shown: str | None = None,
     resource: str | None = None,
+    env: str | None = None,
 ):
     """A settings field: ``flag`` is its ``quant-pipeline run`` option, ``shown`` its default
     as the docs table prints it (when the default is None or computed elsewhere), ``resource``
-    the Dagster resource with an optional override field of the same name."""
+    the Dagster resource with an optional override field of the same name, ``env`` its
+    environment variable when it is not ``QUANT_PIPELINE_<FIELD>`` (one Dagster itself reads)."""
     extra: dict[str, Any] = {"flag": flag, "shown_default": shown, "resource": resource}
+    if env is not None:
+        extra["env"] = env
     return Field(default=default, description=description, json_schema_extra=extra)
 
 
@@ -105,6 +110,13 @@ class Settings(BaseModel):
     outbox: Path = _field(Path("outbox"), "folder recommendation packets are written to")
     inbox: Path = _field(Path("inbox"), "folder the inbox sensor watches for holdings files")
     portfolios: Path = _field(Path("portfolios.yaml"), "the portfolios YAML")
+    dagster_home: Path = _field(
+        Path("dagster_home"),
+        "the Dagster instance `quant-pipeline run` records its runs in: the UI's (`make ui` sets "
+        "it), so its Runs page and sensors see CLI runs; created with the shipped dagster.yaml "
+        "if missing",
+        env="DAGSTER_HOME",
+    )
 
     @field_validator("source", mode="before")
     @classmethod
@@ -163,8 +175,11 @@ def resource_fields(resource: str) -> tuple[str, ...]:
 
 
 def env_var(field: str) -> str:
-    """The environment variable of a settings field: ``QUANT_PIPELINE_`` + its name."""
-    return ENV_PREFIX + field.upper()
+    """The environment variable of a settings field: ``QUANT_PIPELINE_`` + its name (or the
+    variable the field declares, ``DAGSTER_HOME``)."""
+    info = Settings.model_fields.get(field)
+    declared = (info.json_schema_extra or {}).get("env") if info else None
+    return str(declared) if declared else ENV_PREFIX + field.upper()
 
 
 def _validated(values: Mapping[str, Any], origins: Mapping[str, str]) -> Settings:

@@ -28,6 +28,7 @@ SAMPLES = {
     "outbox": ("/tmp/out", Path("/tmp/out")),
     "inbox": ("/tmp/in", Path("/tmp/in")),
     "portfolios": ("mine.yaml", Path("mine.yaml")),
+    "dagster_home": ("/tmp/dh", Path("/tmp/dh")),  # read from DAGSTER_HOME, Dagster's own
 }
 
 

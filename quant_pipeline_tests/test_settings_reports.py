@@ -29,7 +29,7 @@ def test_the_run_flag_sets_the_metrics_assets_risk_free_rate(monkeypatch, tmp_pa
 
     seen = {}
 
-    def fake_materialize(assets, resources, instance, raise_on_error, run_config):
+    def fake_materialize(assets, resources, instance, raise_on_error, run_config, tags=None):
         seen.update(run_config)
         raise SystemExit(0)
 

@@ -17,10 +17,10 @@ resource config (the process environment is never modified).
 from __future__ import annotations
 
 import argparse
-import os
+import re
 import sys
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -109,21 +109,14 @@ def root_cause(error: object) -> str:
     lines = (getattr(error, "message", "") or "").strip().splitlines() or [""]
     head = lines[0]
     name = getattr(error, "cls_name", None)
-    if name and name != "Failure" and not head.startswith(name):  # a Failure is its description
+    if name:  # Dagster's messages start "<module>.<Name>: " for exceptions outside builtins
+        head = re.sub(rf"^(?:[\w.]+\.)?{re.escape(name)}: ", "", head)
+    if name and name != "Failure":  # a Failure is its description
         head = f"{name}: {head}"
     rest = [f"    {line}" for line in lines[1 : 1 + _MAX_CAUSE_LINES]]
     if len(lines) > 1 + _MAX_CAUSE_LINES:
         rest.append(f"    ... ({len(lines) - 1 - _MAX_CAUSE_LINES} more lines)")
     return "\n".join([head, *rest])
-
-
-def _instance():
-    import dagster as dg
-
-    home = os.environ.get("DAGSTER_HOME")
-    if home and os.path.isdir(home):
-        return dg.DagsterInstance.get()
-    return dg.DagsterInstance.ephemeral()
 
 
 def settings_resources(settings: Settings) -> dict[str, object]:
@@ -146,31 +139,44 @@ def settings_resources(settings: Settings) -> dict[str, object]:
     }
 
 
-def run_pipeline(
-    resources: dict[str, object] | None = None,
-    log_level: str = "WARNING",
-    settings: Settings | None = None,
-) -> int:
-    """Materialize every asset in-process; return the process exit status.
+def _say(message: str) -> None:
+    print(f"quant-pipeline: {message}", file=sys.stderr, flush=True)
 
-    ``settings`` (default: the env vars) become the warehouse and market resource config;
-    ``resources`` replace those (tests inject an offline market source)."""
+
+def failure_lines(result) -> list[str]:
+    """One line per failed step, ``step <key> failed: <root cause>``; a run that failed before
+    any step (a resource that could not start, e.g. a warehouse busy past the timeout) gives
+    ``run failed: <root cause>``."""
+    lines = [
+        f"step {event.step_key} failed: {root_cause(event.step_failure_data.error)}"
+        for event in result.all_events
+        if event.is_step_failure
+    ]
+    if lines:
+        return lines
+    for event in result.all_events:
+        error = getattr(event.event_specific_data, "error", None)
+        if error is not None:
+            return [f"run failed: {root_cause(error)}"]
+    return ["run failed: unknown error (see the Dagster log above)"]
+
+
+def _materialize(settings: Settings, resources: dict[str, object] | None, log_level: str):
+    """Materialize every asset in-process as a run of the project's Dagster instance."""
     import dagster as dg
 
+    from quant_pipeline.app.instance import cli_run_tags, fail_orphaned_cli_runs, project_instance
     from quant_pipeline.definitions import all_assets, asset_checks, build_resources
-    from quant_pipeline.storage.warehouse import Warehouse
 
-    settings = settings or from_env()
-    print(
-        f"quant-pipeline: source={settings.source} warehouse={settings.warehouse}",
-        file=sys.stderr,
-    )
-    with _instance() as instance:
-        result = dg.materialize(
+    with project_instance(settings) as instance:
+        for run_id in fail_orphaned_cli_runs(instance):
+            _say(f"marked run {run_id} failed: its quant-pipeline run process is gone")
+        return dg.materialize(
             [*all_assets, *asset_checks],
             resources=build_resources(**{**settings_resources(settings), **(resources or {})}),
             instance=instance,
             raise_on_error=False,
+            tags=cli_run_tags(),
             # Dagster's DEBUG step events would bury the comparison table; warnings still show.
             run_config={
                 "loggers": {"console": {"config": {"log_level": log_level}}},
@@ -180,35 +186,73 @@ def run_pipeline(
                 },
             },
         )
-    if not result.success:
-        for event in result.all_events:
-            if event.is_step_failure:
-                cause = root_cause(event.step_failure_data.error)
-                print(f"step {event.step_key} failed: {cause}", file=sys.stderr)
-        return 1
-    warehouse = Warehouse(settings.warehouse)
-    # Readers (sql, tables, orders, notebooks) open this copy: they never block a run.
-    published = warehouse.publish()
+
+
+def run_pipeline(
+    resources: dict[str, object] | None = None,
+    log_level: str = "WARNING",
+    settings: Settings | None = None,
+) -> int:
+    """Materialize every asset in-process; return the process exit status.
+
+    The run holds the warehouse's run lock from before its first step to after its publish, so
+    it waits for (and then excludes) any other run on the same warehouse: another
+    ``quant-pipeline run``, a UI, schedule or sensor run. ``settings`` (default: the env vars)
+    become the warehouse and market resource config; ``resources`` replace those (tests inject
+    an offline market source)."""
+    from quant_pipeline.app.instance import CLI_PROGRAM
+    from quant_pipeline.storage.run_lock import hold_run_lock
+    from quant_pipeline.storage.warehouse import Warehouse
+
+    settings = settings or from_env()
+    _say(f"source={settings.source} warehouse={settings.warehouse}")
+    # Imported before the lock: between taking it and the run appearing in the instance, the
+    # UI's queue sees no run in progress and may start one (which then waits on the lock).
+    import quant_pipeline.definitions  # noqa: F401
+
+    with hold_run_lock(settings.warehouse, CLI_PROGRAM, on_wait=_say) as acquired:
+        held_from = datetime.now(UTC)
+        if acquired.waited_for is not None:
+            _say(f"waited {acquired.waited:.1f} s for {acquired.waited_for.describe()}")
+        result = _materialize(settings, resources, log_level)
+        if not result.success:
+            for line in failure_lines(result):
+                print(line, file=sys.stderr)
+            return 1
+        warehouse = Warehouse(settings.warehouse)
+        # Readers (sql, tables, orders, notebooks) open this copy: they never block a run.
+        published = warehouse.publish()
+        report = _report(settings, Warehouse(published, read_only=True), published)
+        held_to = datetime.now(UTC)
+    _say(
+        f"run {result.run_id} held the warehouse from {held_from.isoformat()} to "
+        f"{held_to.isoformat()} (waited {acquired.waited:.1f} s before)"
+    )
+    print(report)
+    return 0
+
+
+def _report(settings: Settings, warehouse: Warehouse, published: Path) -> str:
+    """The run's printout: the comparison tables, data notes and where to look next."""
     comparison = warehouse.read_table("backtest.comparison")
     common = warehouse.read_table("backtest.comparison_common_window")
-    print(
+    lines = [
         f"Strategy comparison, {settings.source} data, each strategy over its own window "
-        "(benchmark_cagr and excess_cagr: the benchmark over those same dates):"
-    )
-    print(format_comparison(comparison))
-    for line in data_notes(warehouse):
-        print(line)
+        "(benchmark_cagr and excess_cagr: the benchmark over those same dates):",
+        format_comparison(comparison),
+        *data_notes(warehouse),
+    ]
     if common.height:
         start, end = common["start"][0], common["end"][0]
-        print(f"\nCommon window, every strategy and the benchmark from {start} to {end}:")
-        print(format_comparison(common))
-    print(
+        lines.append(f"\nCommon window, every strategy and the benchmark from {start} to {end}:")
+        lines.append(format_comparison(common))
+    lines.append(
         f"\nEvery table is in {settings.warehouse}; try: quant-pipeline sql "
         "\"SELECT * FROM backtest.metrics WHERE strategy = 'benchmark'\""
     )
-    print(f"Tear sheets: {settings.reports_dir / 'index.html'}")
-    print(f"Readers' copy of this run: {published}")
-    return 0
+    lines.append(f"Tear sheets: {settings.reports_dir / 'index.html'}")
+    lines.append(f"Readers' copy of this run: {published}")
+    return "\n".join(lines)
 
 
 _LIVE_HELP = (

@@ -22,7 +22,12 @@ from quant_pipeline.core.research.sweeps import (
 from quant_pipeline.core.research.walk_forward import walk_forward
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import runnable_strategies
+from quant_pipeline.defs.strategies import (
+    is_restricted,
+    owned_strategies,
+    runnable_strategies,
+    write_owned,
+)
 from quant_pipeline.defs.tables import reads, table_spec
 from quant_pipeline.defs.trading import BacktestConfig, trading_model
 
@@ -38,6 +43,13 @@ EXPOSURE_READS = reads(
     "portfolio.target_weights", "factors.values", "curated.prices", "backtest.benchmarks"
 )
 COVARIANCE_READS = reads("portfolio.target_weights", "curated.prices")
+
+
+def owned_sweeps(market: MarketDataResource) -> list[str]:
+    """The sweeps a run owns (research.sweep* and research.walk_forward* rows, keyed by
+    ``sweep``): those of the strategies it owns (docs/design.md "Who writes which rows")."""
+    owned = set(owned_strategies(market))
+    return sorted(name for name, sweep in load_sweeps().items() if sweep.strategy in owned)
 
 
 def _summary_md(summary: dict) -> str:
@@ -64,6 +76,8 @@ def research_multiple_testing(warehouse: WarehouseResource) -> dg.MaterializeRes
         benchmark_sharpe=pl.lit(summary["benchmark_sharpe"]),
         stated_sharpe=pl.lit(STATED_SHARPE),
     )
+    # Whole, from the whole backtest.daily (each strategy's rows as the run owning it left them):
+    # the DSR and PBO are over every strategy, so a restricted run's change moves them all.
     warehouse.get().replace_table("research.multiple_testing", table)
     extra = {"summary": dg.MetadataValue.md(_summary_md(summary))}
     if pbo is not None:
@@ -162,9 +176,9 @@ def research_sweep(
     table = pl.concat(tables, how="diagonal_relaxed") if tables else pl.DataFrame()
     daily = pl.concat(dailies) if dailies else pl.DataFrame()
     if tables:
-        wh = warehouse.get()
-        wh.replace_table("research.sweep", table)
-        wh.replace_table("research.sweep_daily", daily)
+        wh, keys = warehouse.get(), owned_sweeps(market)
+        write_owned(wh, market, "research.sweep", table, column="sweep", keys=keys)
+        write_owned(wh, market, "research.sweep_daily", daily, column="sweep", keys=keys)
     best = table.sort("sharpe_ratio", descending=True) if tables else table
     yield dg.MaterializeResult(
         asset_key=["research", "sweep"],
@@ -230,9 +244,9 @@ def research_walk_forward(
     table = pl.concat(tables, how="diagonal_relaxed") if tables else pl.DataFrame()
     curves = pl.concat(all_curves) if all_curves else pl.DataFrame()
     if tables:
-        wh = warehouse.get()
-        wh.replace_table("research.walk_forward", table)
-        wh.replace_table("research.walk_forward_curves", curves)
+        wh, keys = warehouse.get(), owned_sweeps(market)
+        write_owned(wh, market, "research.walk_forward", table, column="sweep", keys=keys)
+        write_owned(wh, market, "research.walk_forward_curves", curves, column="sweep", keys=keys)
     yield dg.MaterializeResult(
         asset_key=["research", "walk_forward"],
         metadata=table_metadata(
@@ -267,8 +281,9 @@ def research_walk_forward(
     ],
     pool="warehouse",
 )
-def research_exposures(warehouse: WarehouseResource):
-    """Beta, style tilts and sector weights vs the universe of every strategy's target weights."""
+def research_exposures(market: MarketDataResource, warehouse: WarehouseResource):
+    """Beta, style tilts and sector weights vs the universe of every strategy's target weights
+    (a run restricted to some strategies: of those strategies, the others' rows are kept)."""
     from quant_pipeline.core.research.exposures import (
         ex_ante_beta,
         sector_exposures,
@@ -278,6 +293,8 @@ def research_exposures(warehouse: WarehouseResource):
 
     read = EXPOSURE_READS.reader(warehouse.read_only())
     weights = read("portfolio.target_weights").filter(pl.col("weight") > 0)
+    if is_restricted(market):
+        weights = weights.filter(pl.col("strategy").is_in(owned_strategies(market)))
     values = read("factors.values")
     prices, benchmark = _prices_and_benchmark(read)
     history = PriceHistory(prices, weights["ticker"].unique().to_list())
@@ -286,8 +303,8 @@ def research_exposures(warehouse: WarehouseResource):
     )
     sectors = sector_exposures(weights, values)
     wh = warehouse.get()
-    wh.replace_table("research.exposures", table)
-    wh.replace_table("research.sector_exposures", sectors)
+    write_owned(wh, market, "research.exposures", table)
+    write_owned(wh, market, "research.sector_exposures", sectors)
     means = table.group_by("strategy").agg(pl.exclude("rebalance_date").mean()).sort("strategy")
     yield dg.MaterializeResult(
         asset_key=["research", "exposures"],

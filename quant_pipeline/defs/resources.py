@@ -7,6 +7,8 @@ Neither resource connects to anything in its constructor: DuckDB allows one writ
 file, and a code server holding a connection would lock the warehouse for everyone.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, get_args, get_origin
@@ -18,6 +20,7 @@ from pydantic import Field, PrivateAttr, create_model
 from quant_pipeline.settings import Settings, env_var, from_env, resource_fields
 from quant_pipeline.sources import make_source
 from quant_pipeline.sources.base import Source
+from quant_pipeline.storage.run_lock import hold_run_lock
 from quant_pipeline.storage.warehouse import Warehouse
 
 # The Settings fields the market resource can override for one run (declared in the model).
@@ -30,9 +33,35 @@ def _describe(name: str) -> str:
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file (default: QUANT_PIPELINE_WAREHOUSE, warehouse/quant.duckdb)."""
+    """The DuckDB warehouse file (default: QUANT_PIPELINE_WAREHOUSE, warehouse/quant.duckdb).
+
+    In a run, the resource holds the warehouse's run lock (``storage/run_lock.py``) from its
+    initialisation, before the first step, to its teardown after the last: under the in-process
+    executor of the project's ``Definitions`` that is the whole run, so two runs (UI, schedule,
+    sensor or ``quant-pipeline run``) never interleave their tables; a run finding the lock held
+    waits (bounded by QUANT_PIPELINE_RUN_LOCK_TIMEOUT) and logs which run it waits for. Outside a
+    run (sensors, tests calling :meth:`get`) nothing is locked."""
 
     path: str | None = Field(default=None, description=_describe("warehouse"))
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator["WarehouseResource"]:
+        run = context.run
+        if run is None:
+            yield self
+            return
+        log = context.log
+
+        def waiting(message: str) -> None:
+            if log is not None:
+                log.warning(f"run {run.run_id} is {message}")
+
+        with hold_run_lock(
+            self._path(), f"dagster run of {run.job_name}", run.run_id, on_wait=waiting
+        ) as acquired:
+            if log is not None:
+                log.info(f"took the warehouse run lock after {acquired.waited:.1f} s")
+            yield self
 
     def get(self) -> Warehouse:
         """The warehouse for a step that writes (creates the schemas on first use)."""

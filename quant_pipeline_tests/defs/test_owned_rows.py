@@ -62,9 +62,12 @@ def test_a_restricted_run_replaces_only_its_own_strategies_rows(tmp_path):
         t for t, f in before.items() if not f.height
     ]
     own_before = warehouse.read_table("backtest.daily", filters={"strategy": "magic_formula"})
+    screened = warehouse.read_table("universe.screened").sort("ticker")
     run(path, ["magic_formula"])
     for table, column, key in KEPT:
         assert rows(warehouse, table, column, key).equals(before[table]), table
+    # no strategy key: rebuilt whole from the same curated tables, so the same rows
+    assert warehouse.read_table("universe.screened").sort("ticker").equals(screened)
     own_after = warehouse.read_table("backtest.daily", filters={"strategy": "magic_formula"})
     assert own_after.height == own_before.height  # rewritten, not doubled
     strategies = set(warehouse.read_table("backtest.comparison")["strategy"])

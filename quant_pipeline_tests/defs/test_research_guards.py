@@ -194,6 +194,7 @@ def test_the_covariance_check_audits_a_risk_parity_strategy(tmp_path, monkeypatc
 
 def test_the_exposures_asset_writes_beta_tilts_and_sector_weights(tmp_path):
     from quant_pipeline.defs import research_guards
+    from quant_pipeline.defs.resources import MarketDataResource
 
     path = tmp_path / "quant.duckdb"
     _tiny_warehouse(path)
@@ -217,7 +218,7 @@ def test_the_exposures_asset_writes_beta_tilts_and_sector_weights(tmp_path):
     wh.replace_table("factors.values", values)
     result = dg.materialize(
         [research_guards.research_exposures],
-        resources={"warehouse": WarehouseResource(path=str(path))},
+        resources={"warehouse": WarehouseResource(path=str(path)), "market": MarketDataResource()},
     )
     assert result.success
     table = wh.read_table("research.exposures")
@@ -226,3 +227,104 @@ def test_the_exposures_asset_writes_beta_tilts_and_sector_weights(tmp_path):
     sectors = wh.read_table("research.sector_exposures")
     assert sectors["portfolio_weight"].to_list() == pytest.approx([1.0])
     assert sectors["universe_weight"].to_list() == pytest.approx([1.0])
+
+
+# ------------------------------------------------ a restricted run replaces only its own rows
+OWNED_KEYS = [  # (table, key column, the key of the strategy the restricted run does not own)
+    ("research.sweep", "sweep", "momentum_sweep"),
+    ("research.sweep_daily", "sweep", "momentum_sweep"),
+    ("research.walk_forward", "sweep", "momentum_sweep"),
+    ("research.walk_forward_curves", "sweep", "momentum_sweep"),
+    ("research.exposures", "strategy", "momentum_12_1"),
+    ("research.sector_exposures", "strategy", "momentum_12_1"),
+]
+
+
+def _two_strategy_weights(wh: Warehouse) -> None:
+    dates = wh.read_table("factors.rebalance_dates")["rebalance_date"].sort().to_list()[12:]
+    wh.replace_table(
+        "portfolio.target_weights",
+        pl.DataFrame(
+            [
+                (name, d, t, "Tech", 0.5, 1.0, 1)
+                for name, held in (("magic_formula", "AB"), ("momentum_12_1", "CD"))
+                for d in dates
+                for t in held
+            ],
+            schema=["strategy", "rebalance_date", "ticker", "sector", "weight", "score", "rank"],
+            orient="row",
+        ),
+    )
+
+
+def _guard_rows(wh: Warehouse, table: str, column: str, key: str) -> pl.DataFrame:
+    frame = wh.read_table(table, filters={column: key})
+    return frame.sort(frame.columns)
+
+
+def test_a_restricted_run_replaces_only_its_strategies_rows_of_the_research_guard_tables(
+    tmp_path, monkeypatch
+):
+    from quant_pipeline.core.research.sweeps import parse_sweep
+    from quant_pipeline.defs import research_guards
+    from quant_pipeline.defs.resources import MarketDataResource
+
+    grid = {"portfolio.top_n": [1, 2], "portfolio.weighting": ["equal", "score"]}
+    bases = (("value_sweep", "magic_formula"), ("momentum_sweep", "momentum_12_1"))
+    sweeps = {
+        name: parse_sweep(
+            {
+                "name": name,
+                "strategy": strategy,
+                "grid": grid,
+                "heatmap": {"x": "top_n", "y": "weighting"},
+                "walk_forward": {"train_years": 1, "test_years": 1},
+            },
+            TINY,
+        )  # fmt: skip
+        for name, strategy in bases
+    }
+    monkeypatch.setattr(research_guards, "load_sweeps", lambda: sweeps)
+    monkeypatch.setattr(
+        research_guards,
+        "runnable_strategies",
+        lambda market, warehouse: dict.fromkeys(
+            market.settings().strategies or ("magic_formula", "momentum_12_1")
+        ),
+    )
+    path = tmp_path / "quant.duckdb"
+    _tiny_warehouse(path)
+    wh = Warehouse(path)
+    _two_strategy_weights(wh)
+    values = wh.read_table("factors.values").with_columns(earnings_yield=pl.lit(0.05))
+    wh.replace_table("factors.values", values)
+    assets = [
+        research_guards.research_sweep,
+        research_guards.research_walk_forward,
+        research_guards.research_exposures,
+    ]
+
+    def run(strategies):
+        market = MarketDataResource(source="demo", demo_end="2022-06-17", strategies=strategies)
+        resources = {"warehouse": WarehouseResource(path=str(path)), "market": market}
+        assert dg.materialize(assets, resources=resources).success
+
+    run(None)  # every strategy
+    kept = {t: _guard_rows(wh, t, c, k) for t, c, k in OWNED_KEYS}
+    assert all(frame.height for frame in kept.values())
+    own = wh.read_table("research.sweep", filters={"sweep": "value_sweep"})
+    # new prices: a recomputation of any strategy's rows would change them
+    prices = wh.read_table("curated.prices")
+    noise = np.random.default_rng(3).normal(1.0, 0.01, prices.height)
+    wh.replace_table("curated.prices", prices.with_columns(adj_close=pl.col("adj_close") * noise))
+
+    run(["magic_formula"])
+    for table, column, key in OWNED_KEYS:
+        assert _guard_rows(wh, table, column, key).equals(kept[table]), table
+    rewritten = wh.read_table("research.sweep", filters={"sweep": "value_sweep"})
+    assert rewritten.height == own.height  # replaced, not appended
+    assert not rewritten.sort("variant").equals(own.sort("variant"))  # recomputed on new prices
+    assert set(wh.read_table("research.exposures")["strategy"]) == {
+        "magic_formula",
+        "momentum_12_1",
+    }

@@ -107,6 +107,70 @@ def test_the_sensor_publishes_after_a_successful_run(tmp_path, monkeypatch):
     assert copy.read_table("backtest.metrics")["run"].to_list() == [7, 7]
 
 
+def _sensor_context(instance, result):
+    return dg.build_run_status_sensor_context(
+        sensor_name="published_copy_sensor",
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=result.get_run_success_event(),
+    )
+
+
+def test_the_sensor_does_not_publish_while_a_run_holds_the_warehouse(tmp_path, monkeypatch):
+    from quant_pipeline.storage.run_lock import hold_run_lock
+
+    path = tmp_path / "quant.duckdb"
+    write_run(Warehouse(path), 7)
+    monkeypatch.setenv("QUANT_PIPELINE_WAREHOUSE", str(path))
+
+    @dg.asset
+    def anything() -> None:
+        return None
+
+    code = f"""
+        import sys
+        from quant_pipeline.storage.run_lock import hold_run_lock
+        with hold_run_lock({str(path)!r}, "quant-pipeline run", "cli-run"):
+            print("held", flush=True)
+            sys.stdin.read()
+    """
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+    assert holder.stdout.readline().strip() == "held"
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize([anything], instance=instance)
+        try:
+            skipped = published_copy_sensor(_sensor_context(instance, result))
+        finally:
+            holder.stdin.close()
+            holder.wait(timeout=60)
+        assert "in use by run cli-run (quant-pipeline run" in skipped.skip_message
+        assert not (tmp_path / "quant.published.duckdb").exists()
+        with hold_run_lock(path, "test", timeout=0):  # released by the sensor too
+            pass
+
+
+def test_the_sensor_does_not_publish_after_a_later_run_failed(tmp_path, monkeypatch):
+    path = tmp_path / "quant.duckdb"
+    write_run(Warehouse(path), 7)
+    monkeypatch.setenv("QUANT_PIPELINE_WAREHOUSE", str(path))
+
+    @dg.asset
+    def anything() -> None:
+        return None
+
+    @dg.asset
+    def broken() -> None:
+        raise ValueError("half-written")
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        succeeded = dg.materialize([anything], instance=instance)
+        failed = dg.materialize([broken], instance=instance, raise_on_error=False)
+        skipped = published_copy_sensor(_sensor_context(instance, succeeded))
+    assert f"run {failed.run_id} failed after it" in skipped.skip_message
+    assert not (tmp_path / "quant.published.duckdb").exists()
+
+
 def test_a_run_killed_half_way_leaves_readers_on_the_last_completed_run(tmp_path):
     wh = Warehouse(tmp_path / "quant.duckdb", lock_timeout=0)
     write_run(wh, 1)
