@@ -243,15 +243,22 @@ def _read(args: argparse.Namespace, warehouse: Warehouse) -> int:
 
 
 def data_notes(warehouse) -> list[str]:
-    """Lines for the run output: strategies skipped for missing inputs (backtest.labels), input
+    """Lines for the run output: strategies skipped for missing inputs or unknown profile fields
+    and the notes on partly known ones (backtest.labels), input
     rows and files the source set aside (raw.rejected_rows, per rule) and raw rows refused by
     curation (curated.rejected_prices, per reason)."""
     lines: list[str] = []
     if warehouse.has_table("backtest.labels"):
         skipped = warehouse.read_table("backtest.labels", filters={"label": "skipped"})
         if skipped.height:
-            lines.append(f"\nSkipped {skipped.height} strategies (missing inputs):")
+            lines.append(
+                f"\nSkipped {skipped.height} strategies (missing inputs or profile fields):"
+            )
             lines += [f"  {r['strategy']}: {r['value']}" for r in skipped.iter_rows(named=True)]
+        notes = warehouse.read_table("backtest.labels", filters={"label": "profile_fields"})
+        if notes.height:
+            lines.append("\nExchange / country rules on partly unknown profiles:")
+            lines += [f"  {r['strategy']}: {r['value']}" for r in notes.iter_rows(named=True)]
     if warehouse.has_table("raw.rejected_rows"):
         rejected = warehouse.read_table("raw.rejected_rows", columns=["dataset", "rule"])
         if rejected.height:

@@ -931,6 +931,27 @@ class Warehouse:
                     )
         return counts
 
+    def profile_coverage(self) -> dict[str, int]:
+        """Of the tickers with rows in curated.prices: how many (``tickers``), and how many have
+        a known exchange (``with_exchange``) and country (``with_country``) in
+        curated.securities. Missing tables count 0."""
+        counts = {"tickers": 0, "with_exchange": 0, "with_country": 0}
+        if not self.path.exists():
+            return counts
+        with self.connect(read_only=True) as con:
+            if not self._table_exists(con, "curated.prices"):
+                return counts
+            priced = 'SELECT DISTINCT ticker FROM "curated"."prices"'
+            if self._table_exists(con, "curated.securities"):
+                query = (
+                    f"SELECT count(*), count(s.exchange), count(s.country) FROM ({priced}) p "
+                    'LEFT JOIN "curated"."securities" s USING (ticker)'
+                )
+            else:
+                query = f"SELECT count(*), 0, 0 FROM ({priced}) p"
+            row = con.sql(query).fetchall()[0]
+        return dict(zip(counts, (int(v) for v in row), strict=True))
+
     def max_date(
         self, table: str, column: str, filters: dict[str, object] | None = None
     ) -> date | None:
