@@ -176,7 +176,12 @@ def run_pipeline(
                 "loggers": {"console": {"config": {"log_level": log_level}}},
                 # the run's risk-free rate (flag or env var) is the metrics asset's run config
                 "ops": {
-                    "backtest__metrics": {"config": {"risk_free_rate": settings.risk_free_rate}}
+                    "backtest__metrics": {
+                        "config": {
+                            "risk_free_rate": settings.risk_free_rate,
+                            "common_window_tolerance_days": settings.common_window_tolerance_days,
+                        }
+                    }
                 },
             },
         )
@@ -200,7 +205,11 @@ def run_pipeline(
         print(line)
     if common.height:
         start, end = common["start"][0], common["end"][0]
-        print(f"\nCommon window, every strategy and the benchmark from {start} to {end}:")
+        print(
+            f"\nCommon window {start} to {end}: the strategies starting within "
+            f"{settings.common_window_tolerance_days} days of the earliest start, and the "
+            "benchmark over the same dates (flags say why a strategy is left out):"
+        )
         print(format_comparison(common))
     print(
         f"\nEvery table is in {settings.warehouse}; try: quant-pipeline sql "

@@ -248,12 +248,7 @@ def factor_values(
     * in_universe: with membership, an interval with start_date <= D and (end_date null or
       end_date >= D); without, the ticker has a price in the 5 trading days up to t.
     """
-    require_columns(prices, PRICE_INPUT, "curated.prices", FactorInputError)
-    require_columns(fundamentals, FUNDAMENTAL_INPUT, "curated.fundamentals", FactorInputError)
-    require_columns(securities, SECURITY_INPUT, "curated.securities", FactorInputError)
-    if membership is not None:
-        require_columns(membership, MEMBERSHIP_INPUT, "curated.membership", FactorInputError)
-
+    _check_inputs(prices, fundamentals, securities, membership)
     calendar, rebalances = _rebalance_calendar(prices, rebalance_dates)
     px = _price_features(prices, share_basis)
     grid = _price_grid(rebalances, px, calendar, max_stale_days)
@@ -266,6 +261,20 @@ def factor_values(
         .select([pl.col(c).cast(t) for c, t in FACTOR_VALUES_SCHEMA.items()])
         .sort("rebalance_date", "ticker")
     )
+
+
+def _check_inputs(
+    prices: pl.DataFrame | pl.LazyFrame,
+    fundamentals: pl.DataFrame | pl.LazyFrame,
+    securities: pl.DataFrame | pl.LazyFrame,
+    membership: pl.DataFrame | pl.LazyFrame | None,
+) -> None:
+    """Raise :class:`FactorInputError` naming the first input frame that lacks a column."""
+    require_columns(prices, PRICE_INPUT, "curated.prices", FactorInputError)
+    require_columns(fundamentals, FUNDAMENTAL_INPUT, "curated.fundamentals", FactorInputError)
+    require_columns(securities, SECURITY_INPUT, "curated.securities", FactorInputError)
+    if membership is not None:
+        require_columns(membership, MEMBERSHIP_INPUT, "curated.membership", FactorInputError)
 
 
 def _rebalance_calendar(
