@@ -79,11 +79,7 @@ def common_window(
     ``tolerance_days`` before the latest end; the window runs from the latest member start to the
     earliest member end. Every other strategy is in ``left_out`` with the reason (its start or
     end and the window). Members whose windows do not overlap are an error naming the windows."""
-    if (
-        isinstance(tolerance_days, bool)
-        or not isinstance(tolerance_days, int)
-        or tolerance_days < 0
-    ):
+    if tolerance_days < 0:
         raise MetricsInputError(
             f"common window tolerance must be a whole number of days >= 0, got {tolerance_days!r}"
         )
