@@ -105,7 +105,7 @@ class Settings(BaseModel):
     common_window_tolerance_days: int = _field(
         365,
         "a strategy is in backtest.comparison_common_window when it starts at most this many "
-        "days after the earliest strategy start (and ends at most this many before the latest "
+        "days after the median strategy start (and ends at most this many before the median "
         "end); later ones get a row saying why; backtest/metrics run config "
         "common_window_tolerance_days overrides it",
         "--common-window-tolerance-days",

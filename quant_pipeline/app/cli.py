@@ -207,7 +207,7 @@ def run_pipeline(
         start, end = common["start"][0], common["end"][0]
         print(
             f"\nCommon window {start} to {end}: the strategies starting within "
-            f"{settings.common_window_tolerance_days} days of the earliest start, and the "
+            f"{settings.common_window_tolerance_days} days of the median start, and the "
             "benchmark over the same dates (flags say why a strategy is left out):"
         )
         print(format_comparison(common))

@@ -334,7 +334,7 @@ METRICS_TABLES: dict[str, str] = {
     "backtest.comparison": "Each strategy over its own window (start, end): headline metrics and "
     "the benchmark's CAGR over the same dates, excess CAGR.",
     "backtest.comparison_common_window": "Every strategy and the benchmark over one common "
-    "window (strategies starting within the tolerance of the earliest start; later ones flagged "
+    "window (strategies starting within the tolerance of the median start; later ones flagged "
     "why).",
     "backtest.lean_statistics": "QuantConnect LEAN's statistics table under LEAN's names and "
     "definitions (strategy, statistic, value, display).",

@@ -6,10 +6,14 @@ Strategies may start on different dates (a factor needs history before its first
 
 Windows (docs/metrics.md, "Windows"): a strategy's own window is its dates in ``backtest.daily``;
 its benchmark figures are the ``benchmark_return`` of those same rows. The common window is the
-intersection of the windows of the strategies that start within ``tolerance_days`` of the
-earliest start and end within ``tolerance_days`` of the latest end (:func:`common_window`): one
-strategy that starts years later (a rule that rarely lets a name in) or stops early is left out of
-it, with the reason, instead of shrinking everyone's comparison to its dates. A window opens at
+intersection of the windows of the strategies that start at most ``tolerance_days`` after the
+median strategy start and end at most ``tolerance_days`` before the median end
+(:func:`common_window`): one strategy that starts years after the others (a rule that rarely lets
+a name in) or stops early is left out of it, with the reason, instead of shrinking everyone's
+comparison to its dates. The median, not the earliest start, is the reference because a signal
+strategy that needs little history starts long before the factor strategies (on the demo
+livermore_breakout trades a month after the data begins, the factor strategies 12-15 months
+later): measured from it, every factor strategy would be "late". A window opens at
 the close of its first day: the benchmark's return on that day is 0, and so is a strategy's when
 the day is not its own first day (its return on its own first day is the cost of its opening
 orders, as in ``backtest.daily``). The rule reads each row on its own, so no result depends on
@@ -36,8 +40,8 @@ from quant_pipeline.core.data.frames import require_columns
 
 BENCHMARK = "benchmark"
 # A strategy is in the common window when it starts at most this many calendar days after the
-# earliest strategy start (and ends at most this many before the latest end): a year, so
-# strategies that need a year of history more than others still share one window.
+# median strategy start (and ends at most this many before the median end): a year, so
+# strategies that need up to a year more history than most still share one window.
 COMMON_WINDOW_TOLERANCE_DAYS = 365
 # Agreement required between two strategies' benchmark returns on one date (same series).
 _BENCHMARK_TOLERANCE = 1e-12
@@ -75,10 +79,12 @@ def common_window(
     daily: pl.DataFrame, tolerance_days: int = COMMON_WINDOW_TOLERANCE_DAYS
 ) -> CommonWindow:
     """The common window of ``daily`` (backtest.daily): members are the strategies whose start is
-    at most ``tolerance_days`` calendar days after the earliest start and whose end is at most
-    ``tolerance_days`` before the latest end; the window runs from the latest member start to the
-    earliest member end. Every other strategy is in ``left_out`` with the reason (its start or
-    end and the window). Members whose windows do not overlap are an error naming the windows."""
+    at most ``tolerance_days`` calendar days after the median start (the lower median: with two
+    strategies, the earlier start) and whose end is at most ``tolerance_days`` before the median
+    end (the upper median); the window runs from the latest member start to the earliest member
+    end. At least the strategies starting by the median start and ending from the median end are
+    members. Every other strategy is in ``left_out`` with the reason (its start or end, the
+    window and the median). Members whose windows do not overlap are an error naming them."""
     if tolerance_days < 0:
         raise MetricsInputError(
             f"common window tolerance must be a whole number of days >= 0, got {tolerance_days!r}"
@@ -87,8 +93,9 @@ def common_window(
     if windows.height == 0:
         raise MetricsInputError("backtest.daily is empty: no strategy, so no common window")
     slack = timedelta(days=tolerance_days)
-    earliest, latest = windows["start"].min(), windows["end"].max()
-    inside = (pl.col("start") <= earliest + slack) & (pl.col("end") >= latest - slack)
+    starts, ends = windows["start"].sort(), windows["end"].sort()
+    median_start, median_end = starts[(windows.height - 1) // 2], ends[windows.height // 2]
+    inside = (pl.col("start") <= median_start + slack) & (pl.col("end") >= median_end - slack)
     members = windows.filter(inside)
     start, end = members["start"].max(), members["end"].min()
     if start > end:
@@ -101,15 +108,15 @@ def common_window(
     span = f"the common window {start}..{end}"
     own = "compared in backtest.comparison over its own window"
     for name, first, last, _ in windows.filter(~inside).iter_rows():
-        if first > earliest + slack:
+        if first > median_start + slack:
             why = (
-                f"starts {first}, after {span} opens (more than {days} after the earliest "
-                f"start, {earliest}); {own}"
+                f"starts {first}, after {span} opens (more than {days} after the median "
+                f"strategy start, {median_start}); {own}"
             )
         else:
             why = (
-                f"ends {last}, before {span} closes (more than {days} before the latest "
-                f"end, {latest}); {own}"
+                f"ends {last}, before {span} closes (more than {days} before the median "
+                f"strategy end, {median_end}); {own}"
             )
         left_out[name] = why
     return CommonWindow(start, end, tuple(members["strategy"].to_list()), left_out, tolerance_days)

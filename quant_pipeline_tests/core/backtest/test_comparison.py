@@ -313,8 +313,9 @@ def test_the_tearsheet_benchmark_column_agrees_with_the_same_benchmark_in_relati
     ] == pytest.approx(0.99 * 1.03 - 1, rel=1e-12)
 
 
-# The common window policy: "late" starts 2 days after "early". With a tolerance of 1 day it is
-# left out, and early and the benchmark are compared over early's own 5 days.
+# The common window policy: "late" starts 2 days after "early" (with two strategies the median
+# start is the earlier one). With a tolerance of 1 day it is left out, and early and the
+# benchmark are compared over early's own 5 days.
 def test_a_strategy_starting_beyond_the_tolerance_is_left_out_with_the_reason():
     table = comparison_common_window(two_starts(), tolerance_days=1)
     rows = {r["strategy"]: r for r in table.iter_rows(named=True)}
@@ -322,8 +323,8 @@ def test_a_strategy_starting_beyond_the_tolerance_is_left_out_with_the_reason():
     assert set(table["start"]) == {START} and set(table["end"]) == {START + timedelta(days=4)}
     assert rows["late"]["flags"] == (
         "starts 2020-01-03, after the common window 2020-01-01..2020-01-05 opens (more than "
-        "1 day after the earliest start, 2020-01-01); compared in backtest.comparison over its "
-        "own window"
+        "1 day after the median strategy start, 2020-01-01); compared in backtest.comparison "
+        "over its own window"
     )
     assert all(rows["late"][k] is None for k in ("trading_days", "total_return", "cagr"))
     # early opens the window on its own first day: it keeps its opening cost
@@ -342,8 +343,9 @@ def test_a_strategy_starting_beyond_the_tolerance_is_left_out_with_the_reason():
 
 
 def test_members_within_the_tolerance_share_the_latest_member_start_and_the_benchmark():
-    # a: days 0..4, b: days 1..4 (1 day late: a member), c: days 4..4 (left out). c follows
-    # another benchmark (as magic_formula_lean with QVAL would): not an error, it is left out.
+    # a: days 0..4, b: days 1..4, c: days 4..4; the median start is b's day 1, so c (3 days
+    # after it) is left out. c follows another benchmark (as magic_formula_lean with QVAL
+    # would): not an error, it is left out.
     a = strategy_daily([0.0, 0.01, 0.02, -0.01, 0.03], "a").with_columns(
         pl.Series("benchmark_return", [0.0, *B[1:]])
     )
@@ -379,7 +381,7 @@ def test_a_strategy_ending_early_is_left_out_of_the_common_window():
     rows = {r["strategy"]: r for r in table.iter_rows(named=True)}
     assert rows["gone"]["flags"].startswith(
         "ends 2020-01-02, before the common window 2020-01-01..2020-01-05 closes (more than "
-        "2 days before the latest end, 2020-01-05)"
+        "2 days before the median strategy end, 2020-01-05)"
     )
     assert rows["early"]["trading_days"] == 5
 
@@ -387,3 +389,25 @@ def test_a_strategy_ending_early_is_left_out_of_the_common_window():
 def test_a_negative_tolerance_is_refused():
     with pytest.raises(MetricsInputError, match="tolerance must be a whole number of days >= 0"):
         comparison_common_window(two_starts(), tolerance_days=-1)
+
+
+def test_one_early_starter_does_not_make_everyone_else_late():
+    # the demo's case: a signal strategy trading from the first month, factor strategies 13-15
+    # months later, one rarely-trading strategy 12 years later. Starts (days after START): 0,
+    # 400, 420, 450 and 4400; the median start is day 420, so with a year of tolerance only the
+    # last is left out and the window opens at day 450, the latest member start.
+    offsets = {"signal": 0, "f1": 400, "f2": 420, "f3": 450, "rare": 4400}
+    end = 4500
+    frames = [
+        strategy_daily([0.001] * (end - start + 1), name).with_columns(
+            pl.col("date") + timedelta(days=start)
+        )
+        for name, start in offsets.items()
+    ]
+    table = comparison_common_window(pl.concat(frames), tolerance_days=365)
+    rows = {r["strategy"]: r for r in table.iter_rows(named=True)}
+    assert set(table["start"]) == {START + timedelta(days=450)}
+    assert [n for n, r in rows.items() if r["flags"]] == ["rare"]
+    assert "after the median strategy start, 2021-02-24" in rows["rare"]["flags"]
+    assert rows["signal"]["trading_days"] == end - 450 + 1
+    assert rows["benchmark"]["trading_days"] == end - 450 + 1
