@@ -107,6 +107,14 @@ class Settings(BaseModel):
         "overrides it",
         "--risk-free-rate",
     )
+    common_window_tolerance_days: int = _field(
+        365,
+        "a strategy is in backtest.comparison_common_window when it starts at most this many "
+        "days after the median strategy start (and ends at most this many before the median "
+        "end); later ones get a row saying why; backtest/metrics run config "
+        "common_window_tolerance_days overrides it",
+        "--common-window-tolerance-days",
+    )
     outbox: Path = _field(Path("outbox"), "folder recommendation packets are written to")
     inbox: Path = _field(Path("inbox"), "folder the inbox sensor watches for holdings files")
     portfolios: Path = _field(Path("portfolios.yaml"), "the portfolios YAML")
@@ -138,6 +146,13 @@ class Settings(BaseModel):
     def _positive_tickers(cls, value: int) -> int:
         if value < 1:
             raise ValueError(f"must be >= 1, got {value}")
+        return value
+
+    @field_validator("common_window_tolerance_days")
+    @classmethod
+    def _non_negative_days(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"must be a whole number of days >= 0, got {value}")
         return value
 
     @field_validator("risk_free_rate")

@@ -25,6 +25,7 @@ SAMPLES = {
     "stale_after_sessions": ("4", 4),
     "reports_dir": ("/tmp/sheets", Path("/tmp/sheets")),
     "risk_free_rate": ("0.02", 0.02),
+    "common_window_tolerance_days": ("90", 90),
     "outbox": ("/tmp/out", Path("/tmp/out")),
     "inbox": ("/tmp/in", Path("/tmp/in")),
     "portfolios": ("mine.yaml", Path("mine.yaml")),
@@ -131,6 +132,7 @@ def test_every_run_flag_comes_from_a_settings_field():
         "demo_end": "--end",
         "strategies": "--strategies",
         "risk_free_rate": "--risk-free-rate",
+        "common_window_tolerance_days": "--common-window-tolerance-days",
     }
 
 

@@ -37,6 +37,30 @@ def test_the_run_flag_sets_the_metrics_assets_risk_free_rate(monkeypatch, tmp_pa
 
     monkeypatch.setattr(dg, "materialize", fake_materialize)
     monkeypatch.delenv("QUANT_PIPELINE_RISK_FREE_RATE", raising=False)
+    monkeypatch.delenv("QUANT_PIPELINE_COMMON_WINDOW_TOLERANCE_DAYS", raising=False)
     with pytest.raises(SystemExit):
         cli.main(["run", "--risk-free-rate", "0.02", "--warehouse", str(tmp_path / "w.duckdb")])
-    assert seen["ops"]["backtest__metrics"]["config"] == {"risk_free_rate": 0.02}
+    assert seen["ops"]["backtest__metrics"]["config"] == {
+        "risk_free_rate": 0.02,
+        "common_window_tolerance_days": 365,
+    }
+
+
+def test_the_run_flag_sets_the_common_window_tolerance_of_the_metrics_asset(monkeypatch, tmp_path):
+    from quant_pipeline.app import cli
+
+    seen = {}
+
+    def fake_materialize(assets, resources, instance, raise_on_error, run_config):
+        seen.update(run_config)
+        raise SystemExit(0)
+
+    import dagster as dg
+
+    monkeypatch.setattr(dg, "materialize", fake_materialize)
+    args = ["run", "--common-window-tolerance-days", "90", "--warehouse", str(tmp_path / "w")]
+    with pytest.raises(SystemExit):
+        cli.main(args)
+    assert seen["ops"]["backtest__metrics"]["config"]["common_window_tolerance_days"] == 90
+    with pytest.raises(SettingsError, match="must be a whole number of days >= 0"):
+        from_env({"QUANT_PIPELINE_COMMON_WINDOW_TOLERANCE_DAYS": "-1"})

@@ -83,12 +83,31 @@ def theme_book(warehouse: Warehouse, name: str, stocks: int | None, as_of: date)
     if values.is_empty():
         raise OrdersError(f"factors.values has no rebalance on or before {as_of}")
     values = values.filter(pl.col("rebalance_date") == values["rebalance_date"].max())
+    _require_theme_factors(values, spec)
     if "country" in eligibility_columns(spec):
         values = with_country(values, warehouse.read_table("curated.securities"))
     scores, _ = score(values, spec)
     weights, _ = target_weights(scores, spec)
     day, rows = _latest(weights, as_of, f"theme {name!r}")
     return Book(f"theme:{name}", day, rows, spec.config_hash, theme=name, stocks=stocks)
+
+
+def _require_theme_factors(values: pl.DataFrame, spec: StrategySpec) -> None:
+    """Refuse a theme whose factors the warehouse lacks (a column an older run did not compute,
+    or a factor null for every ticker: the source has no such data) instead of trading nothing."""
+    day = values["rebalance_date"].max()
+    for factor in sorted(spec.scoring.factors):
+        if factor not in values.columns:
+            raise OrdersError(
+                f"theme {spec.name!r} ranks by {factor}, a column factors.values does not have "
+                "yet: run the pipeline again (quant-pipeline run) to compute it"
+            )
+        if values[factor].is_null().all():
+            raise OrdersError(
+                f"theme {spec.name!r} ranks by {factor}, which is unknown for all "
+                f"{values.height} tickers on {day}: the source does not provide its inputs "
+                f"(see the {factor} definition in docs/metrics.md and docs/data_sources.md)"
+            )
 
 
 def resized_book(warehouse: Warehouse, strategy: str, stocks: int, as_of: date) -> Book:

@@ -182,7 +182,12 @@ def _materialize(settings: Settings, resources: dict[str, object] | None, log_le
                 "loggers": {"console": {"config": {"log_level": log_level}}},
                 # the run's risk-free rate (flag or env var) is the metrics asset's run config
                 "ops": {
-                    "backtest__metrics": {"config": {"risk_free_rate": settings.risk_free_rate}}
+                    "backtest__metrics": {
+                        "config": {
+                            "risk_free_rate": settings.risk_free_rate,
+                            "common_window_tolerance_days": settings.common_window_tolerance_days,
+                        }
+                    }
                 },
             },
         )
@@ -244,7 +249,11 @@ def _report(settings: Settings, warehouse: Warehouse, published: Path) -> str:
     ]
     if common.height:
         start, end = common["start"][0], common["end"][0]
-        lines.append(f"\nCommon window, every strategy and the benchmark from {start} to {end}:")
+        lines.append(
+            f"\nCommon window {start} to {end}: the strategies starting within "
+            f"{settings.common_window_tolerance_days} days of the median start, and the "
+            "benchmark over the same dates (flags say why a strategy is left out):"
+        )
         lines.append(format_comparison(common))
     lines.append(
         f"\nEvery table is in {settings.warehouse}; try: quant-pipeline sql "
@@ -287,15 +296,22 @@ def _read(args: argparse.Namespace, warehouse: Warehouse) -> int:
 
 
 def data_notes(warehouse) -> list[str]:
-    """Lines for the run output: strategies skipped for missing inputs (backtest.labels), input
+    """Lines for the run output: strategies skipped for missing inputs or unknown profile fields
+    and the notes on partly known ones (backtest.labels), input
     rows and files the source set aside (raw.rejected_rows, per rule) and raw rows refused by
     curation (curated.rejected_prices, per reason)."""
     lines: list[str] = []
     if warehouse.has_table("backtest.labels"):
         skipped = warehouse.read_table("backtest.labels", filters={"label": "skipped"})
         if skipped.height:
-            lines.append(f"\nSkipped {skipped.height} strategies (missing inputs):")
+            lines.append(
+                f"\nSkipped {skipped.height} strategies (missing inputs or profile fields):"
+            )
             lines += [f"  {r['strategy']}: {r['value']}" for r in skipped.iter_rows(named=True)]
+        notes = warehouse.read_table("backtest.labels", filters={"label": "profile_fields"})
+        if notes.height:
+            lines.append("\nExchange / country rules on partly unknown profiles:")
+            lines += [f"  {r['strategy']}: {r['value']}" for r in notes.iter_rows(named=True)]
     if warehouse.has_table("raw.rejected_rows"):
         rejected = warehouse.read_table("raw.rejected_rows", columns=["dataset", "rule"])
         if rejected.height:

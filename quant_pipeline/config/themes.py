@@ -1,6 +1,7 @@
 """Read the shipped themes (``quant_pipeline/themes/*.yaml``): ready-made factor strategies
-(value, quality, momentum, low volatility, one per sector) that ``quant-pipeline orders --theme``
-scores on the latest ``factors.values`` rebalance, without a pipeline run of their own."""
+(value, quality, momentum, low volatility, dividend, one per sector) that ``quant-pipeline
+orders --theme`` scores on the latest ``factors.values`` rebalance, without a pipeline run of
+their own."""
 
 from __future__ import annotations
 

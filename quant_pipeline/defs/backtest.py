@@ -310,18 +310,20 @@ def blend_in_currency(
 
 
 class MetricsConfig(dg.Config):
-    """The annual risk-free rate of Sharpe, Sortino, alpha and LEAN's statistics (e.g. 0.02);
-    None reads QUANT_PIPELINE_RISK_FREE_RATE (default 0)."""
+    """The annual risk-free rate of Sharpe, Sortino, alpha and LEAN's statistics (e.g. 0.02;
+    None reads QUANT_PIPELINE_RISK_FREE_RATE, default 0) and the common window's tolerance in
+    days (None reads QUANT_PIPELINE_COMMON_WINDOW_TOLERANCE_DAYS, default 365)."""
 
     risk_free_rate: float | None = None
+    common_window_tolerance_days: int | None = None
 
 
-def metric_settings(risk_free_rate: float) -> pl.DataFrame:
+def metric_settings(risk_free_rate: float, tolerance_days: int) -> pl.DataFrame:
     """``backtest.metric_settings``: the settings every metric table of the run used."""
     return pl.DataFrame(
         {
-            "setting": ["risk_free_rate", "periods_per_year"],
-            "value": [risk_free_rate, float(TRADING_DAYS_PER_YEAR)],
+            "setting": ["risk_free_rate", "periods_per_year", "common_window_tolerance_days"],
+            "value": [risk_free_rate, float(TRADING_DAYS_PER_YEAR), float(tolerance_days)],
         }
     )
 
@@ -332,7 +334,8 @@ METRICS_TABLES: dict[str, str] = {
     "backtest.comparison": "Each strategy over its own window (start, end): headline metrics and "
     "the benchmark's CAGR over the same dates, excess CAGR.",
     "backtest.comparison_common_window": "Every strategy and the benchmark over one common "
-    "window (the latest start to the earliest end).",
+    "window (strategies starting within the tolerance of the median start; later ones flagged "
+    "why).",
     "backtest.lean_statistics": "QuantConnect LEAN's statistics table under LEAN's names and "
     "definitions (strategy, statistic, value, display).",
     "backtest.metric_settings": "The risk-free rate and periods per year the metric tables used.",
@@ -351,10 +354,13 @@ def backtest_metrics(config: MetricsConfig, warehouse: WarehouseResource):
     """Every strategy's metrics (long), the comparisons `quant-pipeline run` prints (own windows,
     one common window) and LEAN's statistics, at the run's risk-free rate."""
     rf = config.risk_free_rate if config.risk_free_rate is not None else from_env().risk_free_rate
+    tolerance = config.common_window_tolerance_days
+    if tolerance is None:
+        tolerance = from_env().common_window_tolerance_days
     read = METRICS_READS.reader(warehouse.read_only())
     daily = read("backtest.daily")
     trades = read("backtest.trades")
-    long = metrics_for_strategies(daily, trades, rf)
+    long = metrics_for_strategies(daily, trades, rf, tolerance)
     # flags: never fired / mostly cash / too few trades (core.backtest.row_flags)
     comparison = comparison_by_window(daily, long).join(
         strategy_flags(daily, trades), on="strategy", how="left", maintain_order="left"
@@ -369,14 +375,14 @@ def backtest_metrics(config: MetricsConfig, warehouse: WarehouseResource):
     frames = {
         "backtest.metrics": long,
         "backtest.comparison": comparison,
-        "backtest.comparison_common_window": comparison_common_window(daily, rf),
+        "backtest.comparison_common_window": comparison_common_window(daily, rf, tolerance),
         "backtest.lean_statistics": lean_statistics(
             daily,
             read("backtest.fills"),
             read("curated.prices", columns=["ticker", "date", "close", "volume"]),
             rf,
         ),
-        "backtest.metric_settings": metric_settings(rf),
+        "backtest.metric_settings": metric_settings(rf, tolerance),
     }
     wh = warehouse.get()
     for table, frame in frames.items():

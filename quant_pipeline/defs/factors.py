@@ -148,6 +148,8 @@ def factor_scores(
     specs = {n: s for n, s in plan.runnable.items() if s.scored}
     for name, reason in plan.skipped.items():
         context.log.warning(f"strategy {name!r} skipped: {reason}")
+    for name, note in plan.profile_notes.items():
+        context.log.warning(f"strategy {name!r}: {note}")
     values = read("factors.values")
     if profile_columns(specs.values()):
         values = with_country(values, read("curated.securities"))
@@ -176,7 +178,7 @@ def factor_scores(
             all_scores.sort("strategy", "rebalance_date", "rank", descending=[False, True, False]),
             strategies=dg.MetadataValue.json(sorted(specs)),
             skipped_strategies=dg.MetadataValue.json(plan.skipped),
-            strategy_notes=dg.MetadataValue.json(plan.notes),
+            strategy_notes=dg.MetadataValue.json({**plan.notes, **plan.profile_notes}),
             mean_eligible_per_date=dg.MetadataValue.json(
                 dict(zip(eligible["strategy"], eligible["eligible"], strict=False))
             ),

@@ -9,6 +9,7 @@ import polars as pl
 from quant_pipeline.config.strategies import load_strategies
 from quant_pipeline.core.backtest.comparison import BENCHMARK
 from quant_pipeline.core.strategies.requirements import (
+    ProfileCoverage,
     StrategyPlan,
     available_inputs,
     plan_strategies,
@@ -59,14 +60,17 @@ def write_owned(
 
 def strategy_plan(market: MarketDataResource, warehouse: WarehouseResource) -> StrategyPlan:
     """The configured strategies split into runnable and skipped (with the reason) by what the
-    curated tables hold: a price-only warehouse runs the price-only strategies."""
-    counts = warehouse.read_only().input_counts()
+    curated tables hold: a price-only warehouse runs the price-only strategies, and a strategy
+    whose exchange rule would fail every ticker (no exchange known) is skipped saying so."""
+    reader = warehouse.read_only()
+    counts = reader.input_counts()
     present = available_inputs(
         fundamentals_rows=counts["fundamentals_rows"],
         securities_with_sector=counts["securities_with_sector"],
         rows_with_shares=counts["fundamentals_with_shares"] + counts["securities_with_shares"],
     )
-    return plan_strategies(selected_strategies(market), present)
+    coverage = ProfileCoverage(**reader.profile_coverage())
+    return plan_strategies(selected_strategies(market), present, coverage)
 
 
 def runnable_strategies(

@@ -26,9 +26,12 @@ What the market looks like
   (it multiplies after a split, as shares outstanding do).
 - Corporate actions: ``'split'`` rows (value = new shares per old share) on the split date and
   ``'dividend'`` rows (cash per share after any earlier split) on the ex-date.
-- Fundamentals: quarterly (``period_type 'Q'``, calendar quarter ends) in long format with the 16
+- Fundamentals: quarterly (``period_type 'Q'``, calendar quarter ends) in long format with the 17
   ``FUNDAMENTAL_ITEMS`` (short-term debt, preferred stock and minority interest derived from the
-  other items without a draw of their own); one ``report_date`` per ticker-quarter, 25-80 days
+  other items without a draw of their own; ``dividends_paid`` = the cash of the quarter's
+  dividend events x the shares on each ex-date, 0 for the ~60% that pay none, so trailing
+  dividends / market cap is the drawn 1-4% yield of a payer); one ``report_date`` per
+  ticker-quarter, 25-80 days
   after period end;
   quarters not yet reported by ``end`` (or by the delisting date) are absent. Items are internally
   consistent: ``gross_profit <= revenue``, ``operating_income <= gross_profit``, ``ebit`` close to
@@ -38,7 +41,8 @@ What the market looks like
   earnings x multiple.
 - Securities: one current profile per ticker (as of ``end``, or the delisting date): name,
   sector, industry (three per sector), exchange (NYSE/NASDAQ), country 'US', quote_type
-  'EQUITY', currency 'USD', shares_outstanding and market_cap (close x shares). Market caps are
+  'EQUITY', currency 'USD', shares_outstanding, float_shares (80-99% of the shares, 20-60% for
+  ~10% closely held companies) and market_cap (close x shares). Market caps are
   lognormal: drawn for the middle of each ticker's life between $200M and $200B (median $3B),
   then spread by returns, so at the end roughly 5% are below $200M and a few above $100B; about
   70% sit between $300M and $10B. Average daily volume is mostly above 100k shares.
@@ -372,6 +376,7 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
         market_cap=market_cap,
         shares=shares,
         cheapness=cheapness,
+        dividends=_dividends_paid(dates, events, shares),
     ).with_columns(pl.lit(SOURCE).alias("source"), pl.lit(ingested_at).alias("ingested_at"))
     del market_cap, shares
 
@@ -584,6 +589,25 @@ def _dividends(
     return ex_day, ex_ok, div_cash, log_div
 
 
+def _dividends_paid(dates: np.ndarray, events: _Corporate, shares: np.ndarray) -> np.ndarray:
+    """Cash paid per calendar quarter and ticker (quarters of :func:`_quarter_ends` x tickers):
+    the sum over the ticker's dividends with an ex-date in the quarter of cash per share x the
+    shares outstanding on the ex-date (both as traded). No draws: it restates the dividend events
+    of the price path, so a non-payer reports 0 and a payer about its yield x its cap."""
+    period_end = _quarter_ends(dates)
+    paid = np.zeros((len(period_end), shares.shape[1]))
+    rows, cols = np.nonzero(events.ex_ok)
+    days = events.ex_day[rows, cols]
+    quarter = np.searchsorted(period_end, dates[days])  # first quarter end on or after ex-date
+    inside = quarter < len(period_end)
+    np.add.at(
+        paid,
+        (quarter[inside], cols[inside]),
+        events.div_cash[rows, cols][inside] * shares[days[inside], cols[inside]],
+    )
+    return paid
+
+
 def _adjusted_close(close: np.ndarray, log_div: np.ndarray, events: _Corporate) -> np.ndarray:
     """Yahoo-convention adjustment: each price times the factors of the events after its day."""
     split = events.split
@@ -736,6 +760,8 @@ def _securities_frame(
         else f"{_NAME_WORDS[a]} {_NAME_SUFFIXES[s]}"
         for (a, b), s in zip(words, suffix, strict=True)
     ]
+    # Drawn last, after every other draw of the market, so adding it changed no other frame.
+    float_shares = np.round(shares_last * _float_fraction(rng, n))
     return pl.DataFrame(
         {
             "ticker": traits.tickers,
@@ -747,11 +773,19 @@ def _securities_frame(
             "quote_type": "EQUITY",
             "currency": "USD",
             "shares_outstanding": shares_last,
+            "float_shares": float_shares,
             "market_cap": close_last * shares_last,
             "source": SOURCE,
             "ingested_at": ingested_at,
         }
     )
+
+
+def _float_fraction(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Share of the shares outstanding that floats: 80-99% for most companies, 20-60% for the
+    ~10% that are closely held (a founder, a parent company or a state owns the rest)."""
+    closely_held = rng.random(n) < 0.10
+    return np.where(closely_held, rng.uniform(0.20, 0.60, size=n), rng.uniform(0.80, 0.99, size=n))
 
 
 def _membership_frame(
@@ -794,8 +828,10 @@ def _fundamentals(
     market_cap: np.ndarray,
     shares: np.ndarray,
     cheapness: np.ndarray,
+    dividends: np.ndarray,
 ) -> pl.DataFrame:
-    """Quarterly statements from quarter-average market cap, traits and sector parameters."""
+    """Quarterly statements from quarter-average market cap, traits and sector parameters;
+    ``dividends`` (quarters x tickers) are the cash dividends paid, :func:`_dividends_paid`."""
     period_end = _quarter_ends(dates)
     if len(period_end) == 0:
         return empty(RAW_FUNDAMENTALS)
@@ -813,6 +849,7 @@ def _fundamentals(
     profile = _company_profile(rng, quality, sector)
     items = _statements(rng, profile, avg_cap, cheapness[month_idx], quality, sector)
     items["shares_outstanding"] = shares[q_last_day]
+    items["dividends_paid"] = dividends
     report = _report_dates(rng, profile["lag_base"], period_end)
     valid = (
         (period_end[:, None] >= dates[life.first])

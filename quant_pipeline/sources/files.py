@@ -89,6 +89,14 @@ BUILTIN_MAPPING: dict[str, dict[str, Any]] = {
             "operating_income": ["operating_income", "Operating Income"],
             "ebit": ["ebit", "EBIT", "Earnings Before Interest and Tax"],
             "net_income": ["net_income", "Net Income"],
+            # The S&P files have no dividends line: dividend_yield is null there. Either sign is
+            # fine (curation keeps the amount paid).
+            "dividends_paid": [
+                "dividends_paid",
+                "Dividends Paid",
+                "Cash Dividends Paid",
+                "Common Stock Dividend Paid",
+            ],
             "total_assets": ["total_assets", "Total Assets"],
             "total_equity": ["total_equity", "Total Equity", "Stockholders Equity"],
             "total_debt": [
@@ -126,6 +134,7 @@ BUILTIN_MAPPING: dict[str, dict[str, Any]] = {
             "quote_type": ["quote_type"],
             "currency": ["currency", "Currency"],
             "shares_outstanding": ["shares_outstanding"],
+            "float_shares": ["float_shares", "Float Shares", "floatShares", "Shares Float"],
             "market_cap": ["market_cap"],
         },
         "required": ["ticker"],
@@ -155,6 +164,7 @@ _FLOAT_COLUMNS = {
     *PRICE_VALUE_COLUMNS,
     "value",
     "shares_outstanding",
+    "float_shares",
     "market_cap",
 }
 _TABLE_SCHEMAS = {

@@ -72,6 +72,8 @@ YAHOO_ROWS: dict[str, tuple[str, ...]] = {
         "Net Income Common Stockholders",
         "Net Income From Continuing Operation Net Minority Interest",
     ),
+    # cash-flow statement, printed negative (an outflow); curation keeps the amount
+    "dividends_paid": ("Cash Dividends Paid", "Common Stock Dividend Paid"),
     "total_assets": ("Total Assets",),
     "total_equity": (
         "Stockholders Equity",
@@ -103,6 +105,8 @@ PROFILE_KEYS: dict[str, tuple[str, ...]] = {
     "quote_type": ("quoteType",),
     "currency": ("currency", "financialCurrency"),
     "shares_outstanding": ("sharesOutstanding", "impliedSharesOutstanding"),
+    # quoteSummary's defaultKeyStatistics module (yfinance merges it into .info)
+    "float_shares": ("floatShares",),
     "market_cap": ("marketCap",),
 }
 
@@ -487,11 +491,11 @@ class YahooSource:
     def _fetch_fundamentals(self, ticker: str) -> tuple[pl.DataFrame, int]:
         yt = self._ticker(ticker)
         frames = []
-        for period_type, income, balance in (
-            ("Q", "quarterly_income_stmt", "quarterly_balance_sheet"),
-            ("A", "income_stmt", "balance_sheet"),
+        for period_type, *statements in (
+            ("Q", "quarterly_income_stmt", "quarterly_balance_sheet", "quarterly_cashflow"),
+            ("A", "income_stmt", "balance_sheet", "cashflow"),
         ):
-            for attr in (income, balance):
+            for attr in statements:
                 try:
                     statement = getattr(yt, attr)
                 except Exception as exc:
@@ -502,7 +506,7 @@ class YahooSource:
                 frames.append(statement_to_long(statement, ticker, period_type))
         long = pl.concat(frames, how="vertical") if frames else pl.DataFrame()
         if long.height == 0:
-            raise EmptyResult(f"{ticker}: Yahoo has no income statement or balance sheet")
+            raise EmptyResult(f"{ticker}: Yahoo has no income, balance or cash-flow statement")
         long = long.unique(["ticker", "period_end", "period_type", "item"], keep="first")
         if self.earnings_dates:
             long = attach_report_dates(long, self._earnings_dates(yt, ticker))
@@ -520,7 +524,8 @@ class YahooSource:
         return sorted({ts.date() for ts in frame.index})
 
     def fundamentals(self, request: FetchRequest) -> pl.DataFrame:
-        """Quarterly and annual statement items (RAW_FUNDAMENTALS) mapped with YAHOO_ROWS.
+        """Quarterly and annual statement items (RAW_FUNDAMENTALS) mapped with YAHOO_ROWS from
+        the income statement, balance sheet and cash-flow statement (dividends paid).
 
         ``report_date`` is the first earnings date within 120 days after the period end when
         Yahoo exposes earnings dates, else null (the curated layer applies the lag rule).
@@ -709,7 +714,7 @@ def profile_from_info(info: dict[str, Any], ticker: str) -> dict[str, Any]:
     row: dict[str, Any] = {"ticker": ticker}
     for column, keys in PROFILE_KEYS.items():
         value = next((info[k] for k in keys if info.get(k) not in (None, "")), None)
-        if column in ("shares_outstanding", "market_cap") and value is not None:
+        if column in ("shares_outstanding", "float_shares", "market_cap") and value is not None:
             value = float(value)
         row[column] = value
     return row

@@ -29,7 +29,7 @@ import duckdb
 import polars as pl
 
 from quant_pipeline.core.data.frames import is_sorted_by, missing_columns, require_columns
-from quant_pipeline.core.data.schema import RAW_INGEST_LOG, RAW_KEYS, RAW_SCHEMAS
+from quant_pipeline.core.data.schema import RAW_INGEST_LOG, RAW_KEYS, RAW_SCHEMAS, conform
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +328,31 @@ class Warehouse:
             con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         for dataset, schema in RAW_SCHEMAS.items():
             con.execute(_create_table_sql(f"raw.{dataset}", schema))
+            self._add_new_columns(con, f"raw.{dataset}", schema)
         con.execute(_create_table_sql(INGEST_LOG_TABLE, INGEST_LOG_SCHEMA))
+
+    @staticmethod
+    def _add_new_columns(
+        con: duckdb.DuckDBPyConnection, table: str, schema: dict[str, pl.DataType]
+    ) -> None:
+        """Add the columns a raw schema gained since ``table`` was created (e.g.
+        raw.securities.float_shares), null on the stored rows: raw tables keep their history, so
+        they are migrated in place instead of replaced."""
+        schema_name, name = table.split(".")
+        have = {
+            row[0]
+            for row in con.sql(
+                "SELECT column_name FROM duckdb_columns() WHERE schema_name = ? "
+                "AND table_name = ? AND database_name = current_database()",
+                params=[schema_name, name],
+            ).fetchall()
+        }
+        for column, dtype in schema.items():
+            if column not in have:
+                con.execute(
+                    f"ALTER TABLE {_table_name(table)} ADD COLUMN {_column_name(column)} "
+                    f"{_duckdb_type(dtype)}"
+                )
 
     # ---- raw writes ------------------------------------------------------------------------
 
@@ -745,8 +769,9 @@ class Warehouse:
         if not self.path.exists() or not self.has_table(table):
             return pl.DataFrame(schema=RAW_SCHEMAS[dataset])
         filters = {"source": source} if source is not None else None
-        frame = self.read_table(table, columns=list(RAW_SCHEMAS[dataset]), filters=filters)
-        return frame.cast(RAW_SCHEMAS[dataset])  # type: ignore[arg-type]
+        # a file written before a column was added to the schema has no such column yet (the
+        # next raw write adds it): it reads as null
+        return conform(self.read_table(table, filters=filters), RAW_SCHEMAS[dataset])
 
     def read_raw_since(
         self, dataset: str, source: str, since: date, tickers: Sequence[str] | None = None
@@ -905,6 +930,27 @@ class Warehouse:
                         con.sql(f"SELECT {expr} FROM {_table_name(table)}").fetchall()[0][0]
                     )
         return counts
+
+    def profile_coverage(self) -> dict[str, int]:
+        """Of the tickers with rows in curated.prices: how many (``tickers``), and how many have
+        a known exchange (``with_exchange``) and country (``with_country``) in
+        curated.securities. Missing tables count 0."""
+        counts = {"tickers": 0, "with_exchange": 0, "with_country": 0}
+        if not self.path.exists():
+            return counts
+        with self.connect(read_only=True) as con:
+            if not self._table_exists(con, "curated.prices"):
+                return counts
+            priced = 'SELECT DISTINCT ticker FROM "curated"."prices"'
+            if self._table_exists(con, "curated.securities"):
+                query = (
+                    f"SELECT count(*), count(s.exchange), count(s.country) FROM ({priced}) p "
+                    'LEFT JOIN "curated"."securities" s USING (ticker)'
+                )
+            else:
+                query = f"SELECT count(*), 0, 0 FROM ({priced}) p"
+            row = con.sql(query).fetchall()[0]
+        return dict(zip(counts, (int(v) for v in row), strict=True))
 
     def max_date(
         self, table: str, column: str, filters: dict[str, object] | None = None

@@ -75,6 +75,7 @@ def test_the_shipped_themes_are_the_four_styles_and_one_per_sector():
         "quality",
         "momentum",
         "low_volatility",
+        "dividend",
     }
     assert sorted(s for (s,) in sectors.values()) == sorted(SECTORS)
 
@@ -93,6 +94,43 @@ def test_a_theme_scores_the_latest_values_on_or_before_the_as_of_date_under_its_
     ]
     assert book.label == "theme:quality" and book.stocks == 3
     assert theme_book(warehouse, "quality", None, AS_OF).weights.height == 4  # 20 wanted, 4 pass
+
+
+def _with_dividend_yields(warehouse: Warehouse, yields: list[float | None] | None) -> None:
+    values = _values(date(2024, 3, 1))
+    values = (
+        values.drop("dividend_yield")
+        if yields is None
+        else values.with_columns(pl.Series("dividend_yield", yields, dtype=pl.Float64))
+    )
+    warehouse.replace_table("factors.values", values)
+
+
+def test_the_dividend_theme_holds_the_highest_yields_above_half_a_percent(warehouse: Warehouse):
+    # A 5%, B 4% (A's sector), C 3%, D 0.2% (under the 0.5% floor), E 6% but priced under $5
+    _with_dividend_yields(warehouse, [0.05, 0.04, 0.03, 0.002, 0.06])
+    book = theme_book(warehouse, "dividend", 15, AS_OF)
+    # 15 wanted, 30% per sector: floor(4.5) = 4 per sector, so both IT names fit; D and E fail
+    assert book.weights.select("ticker", "weight").rows() == [
+        ("A", 1 / 3),
+        ("B", 1 / 3),
+        ("C", 1 / 3),
+    ]
+    assert book.weights.sort("rank")["ticker"].to_list() == ["A", "B", "C"]  # by yield
+    assert book.label == "theme:dividend" and book.stocks == 15
+
+
+def test_a_theme_whose_factor_is_unknown_everywhere_says_so(warehouse: Warehouse):
+    # the S&P folder reports no dividends: dividend_yield is null for every ticker
+    _with_dividend_yields(warehouse, [None] * 5)
+    with pytest.raises(OrdersError, match=r"dividend_yield, which is unknown for all 5 tickers"):
+        theme_book(warehouse, "dividend", 15, AS_OF)
+
+
+def test_a_warehouse_older_than_a_themes_factor_asks_for_a_new_run(warehouse: Warehouse):
+    _with_dividend_yields(warehouse, None)
+    with pytest.raises(OrdersError, match=r"factors.values does not have yet: run the pipeline"):
+        theme_book(warehouse, "dividend", 15, AS_OF)
 
 
 def test_stocks_resizes_a_strategys_latest_book(warehouse: Warehouse):

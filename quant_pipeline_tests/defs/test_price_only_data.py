@@ -41,7 +41,7 @@ def test_the_price_only_folder_runs_and_says_which_strategies_were_skipped_and_w
 ):
     code, output, _ = price_only_run
     assert code == 0
-    assert "Skipped 1 strategies (missing inputs):" in output
+    assert "Skipped 1 strategies (missing inputs or profile fields):" in output
     assert "magic_formula: needs fundamentals (curated.fundamentals is empty)" in output
     assert "low_volatility" in output and "momentum_12_1" in output and "benchmark" in output
 

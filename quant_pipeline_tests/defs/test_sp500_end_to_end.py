@@ -17,7 +17,7 @@ from quant_pipeline_tests.defs.test_end_to_end import CONTRACT_TABLES
 
 
 @pytest.fixture(scope="module")
-def sp500_warehouse(sp500_dir, tmp_path_factory) -> Warehouse:
+def sp500_run(sp500_dir, tmp_path_factory) -> tuple[dg.ExecuteInProcessResult, Warehouse]:
     path = tmp_path_factory.mktemp("sp500") / "quant.duckdb"
     resources = {
         "warehouse": WarehouseResource(path=str(path)),
@@ -28,7 +28,41 @@ def sp500_warehouse(sp500_dir, tmp_path_factory) -> Warehouse:
             [*all_assets, *asset_checks], resources=resources, instance=instance
         )
     assert result.success
-    return Warehouse(path)
+    return result, Warehouse(path)
+
+
+@pytest.fixture(scope="module")
+def sp500_warehouse(sp500_run) -> Warehouse:
+    return sp500_run[1]
+
+
+LEAN_REASON = (
+    "exchange unknown for all 505 tickers; add an exchange column to securities.csv, "
+    "see docs/data_sources.md"
+)
+
+
+def test_the_lean_exchange_rule_on_a_folder_without_exchanges_is_reported_not_silent(sp500_run):
+    from quant_pipeline.app.cli import data_notes
+
+    result, warehouse = sp500_run
+    labels = warehouse.read_table("backtest.labels", filters={"strategy": "magic_formula_lean"})
+    assert dict(labels.select("label", "value").iter_rows()) == {"skipped": LEAN_REASON}
+    comparison = warehouse.read_table(
+        "backtest.comparison", filters={"strategy": "magic_formula_lean"}
+    )
+    assert comparison["flags"].to_list() == [f"never fired (not backtested): {LEAN_REASON}"]
+    assert comparison["cagr"].to_list() == [None]
+    # the asset pages: factors/scores and backtest/daily list it with the reason
+    pages = {
+        e.asset_key: e.event_specific_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+    for key in (["factors", "scores"], ["backtest", "daily"]):
+        skipped = pages[dg.AssetKey(key)]["skipped_strategies"].data
+        assert skipped["magic_formula_lean"] == LEAN_REASON, key
+    # the run output (quant-pipeline run prints these lines under the comparison)
+    assert f"  magic_formula_lean: {LEAN_REASON}" in data_notes(warehouse)
 
 
 def test_every_contract_table_has_rows_on_the_sp500_files(sp500_warehouse):

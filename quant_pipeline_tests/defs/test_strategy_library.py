@@ -118,4 +118,8 @@ def test_lean_statistics_cover_every_trading_strategy_with_its_order_count(wareh
     from quant_pipeline.settings import from_env
 
     settings = dict(warehouse.read_table("backtest.metric_settings").rows())
-    assert settings == {"risk_free_rate": from_env().risk_free_rate, "periods_per_year": 252.0}
+    assert settings == {
+        "risk_free_rate": from_env().risk_free_rate,
+        "periods_per_year": 252.0,
+        "common_window_tolerance_days": float(from_env().common_window_tolerance_days),
+    }

@@ -316,6 +316,46 @@ def test_shares_outstanding_multiply_at_a_split(small):
             assert ratio * 0.9 < after[0] / before[-1] < ratio * 1.1
 
 
+def test_dividends_paid_restate_the_dividend_events_times_the_shares(small):
+    # independently: each dividend row x the shares_outstanding reported at its quarter's end
+    # (quarters with a split are left out). The demo counts the shares of the ex-date, which
+    # drift by the share growth (at most a few % a year) until the quarter end: within 1%.
+    divs = small.corporate_actions.filter(pl.col("action") == "dividend").with_columns(
+        period_end=pl.date(
+            pl.col("date").dt.year(), ((pl.col("date").dt.month() - 1) // 3 + 1) * 3, 1
+        ).dt.month_end()
+    )
+    wide = _wide_fundamentals(small)
+    splits = small.corporate_actions.filter(pl.col("action") == "split")
+    expected = (
+        divs.join(
+            wide.select("ticker", "period_end", "shares_outstanding"), on=["ticker", "period_end"]
+        )
+        .join(splits.select("ticker", pl.col("date").alias("split")), on="ticker", how="left")
+        .filter(pl.col("split").is_null() | (pl.col("split") > pl.col("period_end")))
+        .group_by("ticker", "period_end")
+        .agg((pl.col("value") * pl.col("shares_outstanding")).sum().alias("expected"))
+    )
+    got = expected.join(
+        wide.select("ticker", "period_end", "dividends_paid"), on=["ticker", "period_end"]
+    )
+    assert got.height > 20
+    ratio = got["dividends_paid"] / got["expected"]
+    assert ratio.is_between(0.99, 1.01).all()
+    # payers and non-payers: about 40% of tickers pay, the others report 0 every quarter
+    paid = wide.group_by("ticker").agg((pl.col("dividends_paid") > 0).any().alias("pays"))
+    assert 0.2 < paid["pays"].mean() < 0.6
+    assert (wide["dividends_paid"] >= 0).all() and wide["dividends_paid"].null_count() == 0
+
+
+def test_float_shares_are_most_of_the_shares_and_less_for_a_few_closely_held(mid):
+    s = mid.securities
+    share = s["float_shares"] / s["shares_outstanding"]
+    assert share.null_count() == 0 and share.is_between(0.19, 1.0).all()
+    assert 0.03 < (share < 0.6).mean() < 0.2  # ~10% closely held
+    assert (share > 0.8).mean() > 0.8
+
+
 # --- data defects --------------------------------------------------------------------------------
 
 

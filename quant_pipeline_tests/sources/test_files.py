@@ -184,3 +184,30 @@ def test_parquet_files_load_like_csv(tmp_path):
         3.0,
         5.0,
     )
+
+
+def test_securities_may_give_exchange_and_float_and_fundamentals_dividends(tmp_path):
+    (tmp_path / "prices.csv").write_text("ticker,date,close\nabc,2020-01-02,10\nxyz,2020-01-02,5\n")
+    (tmp_path / "securities.csv").write_text(
+        "ticker,name,exchange,Float Shares\nABC,Abc Corp,NYSE,800\nXYZ,Xyz Inc,NMS,\n"
+    )
+    (tmp_path / "fundamentals.csv").write_text(
+        "ticker,period_end,Total Revenue,Dividends Paid\nABC,2019-12-31,100,-12.5\n"
+    )
+    source = FilesSource(tmp_path)
+    securities = source.securities(FetchRequest())
+    rows = {r["ticker"]: r for r in securities.iter_rows(named=True)}
+    assert (rows["ABC"]["exchange"], rows["ABC"]["float_shares"]) == ("NYSE", 800.0)
+    assert (rows["XYZ"]["exchange"], rows["XYZ"]["float_shares"]) == ("NMS", None)
+    fundamentals = source.fundamentals(FetchRequest())
+    values = dict(fundamentals.select("item", "value").iter_rows())
+    # raw keeps the export's sign; curation turns it into the amount paid
+    assert values == {"revenue": 100.0, "dividends_paid": -12.5}
+
+
+def test_the_sp500_folder_has_neither_exchanges_nor_dividends(sp500):
+    # what docs/data_sources.md says: add an exchange column to securities.csv for the LEAN
+    # exchange rule; dividend_yield stays null on this folder
+    securities = sp500.securities(FetchRequest())
+    assert securities.height == 505 and securities["exchange"].null_count() == 505
+    assert "dividends_paid" not in set(sp500.fundamentals(FetchRequest())["item"].unique())

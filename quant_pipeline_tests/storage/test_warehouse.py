@@ -121,6 +121,33 @@ def test_securities_keep_one_row_per_changed_profile(wh):
     assert wh.read_raw("securities")["sector"].sort().to_list() == ["Energy", "Utilities"]
 
 
+def test_a_raw_table_from_before_a_new_column_keeps_its_rows_and_gains_the_column(wh):
+    # raw.securities as a warehouse built before float_shares existed
+    old_schema = {k: v for k, v in RAW_SECURITIES.items() if k != "float_shares"}
+    old = conform(
+        pl.DataFrame({"ticker": ["A"], "sector": ["Energy"], "source": ["demo"]}).with_columns(
+            ingested_at=pl.lit(T0)
+        ),
+        old_schema,
+    )
+    with wh.connect() as con:
+        con.execute('CREATE SCHEMA IF NOT EXISTS "raw"')
+        con.register("_old", old.to_arrow())
+        con.execute('CREATE TABLE "raw"."securities" AS SELECT * FROM _old')
+    # read before any write: the missing column reads as null
+    assert wh.read_raw("securities")["float_shares"].to_list() == [None]
+    new = conform(
+        pl.DataFrame(
+            {"ticker": ["A"], "sector": ["Energy"], "float_shares": [900.0], "source": ["demo"]}
+        ).with_columns(ingested_at=pl.lit(T1)),
+        RAW_SECURITIES,
+    )
+    assert wh.write_raw("securities", new).inserted == 1  # the float is new information
+    stored = wh.read_raw("securities").sort("ingested_at")
+    assert stored.schema == pl.Schema(RAW_SECURITIES)
+    assert stored.select("float_shares", "ingested_at").rows() == [(None, T0), (900.0, T1)]
+
+
 def test_a_frame_with_a_wrong_dtype_is_refused_naming_table_and_column(wh):
     wh.write_raw("prices", prices([10.0, 11.0]))
     bad = prices([10.0, 99.0, 12.0]).with_columns(pl.col("volume").cast(pl.String))

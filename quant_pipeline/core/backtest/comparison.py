@@ -5,16 +5,25 @@ benchmark_equity, drawdown, turnover, costs) and ``backtest.trades`` (strategy, 
 Strategies may start on different dates (a factor needs history before its first rebalance).
 
 Windows (docs/metrics.md, "Windows"): a strategy's own window is its dates in ``backtest.daily``;
-its benchmark figures are the ``benchmark_return`` of those same rows. The common window runs
-from the latest strategy start to the earliest strategy end. A window opens at the close of its
-first day: the benchmark's return on that day is 0, and so is a strategy's when the day is not its
-own first day (its return on its own first day is the cost of its opening orders, as in
-``backtest.daily``). The rule reads each row on its own, so no result depends on row order.
+its benchmark figures are the ``benchmark_return`` of those same rows. The common window is the
+intersection of the windows of the strategies that start at most ``tolerance_days`` after the
+median strategy start and end at most ``tolerance_days`` before the median end
+(:func:`common_window`): one strategy that starts years after the others (a rule that rarely lets
+a name in) or stops early is left out of it, with the reason, instead of shrinking everyone's
+comparison to its dates. The median, not the earliest start, is the reference because a signal
+strategy that needs little history starts long before the factor strategies (on the demo
+livermore_breakout trades a month after the data begins, the factor strategies 12-15 months
+later): measured from it, every factor strategy would be "late". A window opens at
+the close of its first day: the benchmark's return on that day is 0, and so is a strategy's when
+the day is not its own first day (its return on its own first day is the cost of its opening
+orders, as in ``backtest.daily``). The rule reads each row on its own, so no result depends on
+row order.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 
 import polars as pl
 
@@ -30,6 +39,10 @@ from quant_pipeline.core.backtest.metrics import (
 from quant_pipeline.core.data.frames import require_columns
 
 BENCHMARK = "benchmark"
+# A strategy is in the common window when it starts at most this many calendar days after the
+# median strategy start (and ends at most this many before the median end): a year, so
+# strategies that need up to a year more history than most still share one window.
+COMMON_WINDOW_TOLERANCE_DAYS = 365
 # Agreement required between two strategies' benchmark returns on one date (same series).
 _BENCHMARK_TOLERANCE = 1e-12
 WINDOW_COLUMNS: tuple[str, ...] = ("start", "end", "trading_days")
@@ -51,18 +64,62 @@ def strategy_windows(daily: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def common_window(daily: pl.DataFrame) -> tuple[date, date]:
-    """``(start, end)``: the latest strategy start and the earliest strategy end of ``daily``."""
+@dataclass(frozen=True)
+class CommonWindow:
+    """The dates every ``members`` strategy is compared over, and why the others are not."""
+
+    start: date
+    end: date
+    members: tuple[str, ...]
+    left_out: dict[str, str] = field(default_factory=dict)
+    tolerance_days: int = COMMON_WINDOW_TOLERANCE_DAYS
+
+
+def common_window(
+    daily: pl.DataFrame, tolerance_days: int = COMMON_WINDOW_TOLERANCE_DAYS
+) -> CommonWindow:
+    """The common window of ``daily`` (backtest.daily): members are the strategies whose start is
+    at most ``tolerance_days`` calendar days after the median start (the lower median: with two
+    strategies, the earlier start) and whose end is at most ``tolerance_days`` before the median
+    end (the upper median); the window runs from the latest member start to the earliest member
+    end. At least the strategies starting by the median start and ending from the median end are
+    members. Every other strategy is in ``left_out`` with the reason (its start or end, the
+    window and the median). Members whose windows do not overlap are an error naming them."""
+    if tolerance_days < 0:
+        raise MetricsInputError(
+            f"common window tolerance must be a whole number of days >= 0, got {tolerance_days!r}"
+        )
     windows = strategy_windows(daily)
     if windows.height == 0:
         raise MetricsInputError("backtest.daily is empty: no strategy, so no common window")
-    start, end = windows["start"].max(), windows["end"].min()
+    slack = timedelta(days=tolerance_days)
+    starts, ends = windows["start"].sort(), windows["end"].sort()
+    median_start, median_end = starts[(windows.height - 1) // 2], ends[windows.height // 2]
+    inside = (pl.col("start") <= median_start + slack) & (pl.col("end") >= median_end - slack)
+    members = windows.filter(inside)
+    start, end = members["start"].max(), members["end"].min()
     if start > end:
         raise MetricsInputError(
             f"backtest.daily has no common window: the latest strategy start {start} is "
             f"after the earliest strategy end {end} (windows {windows.rows()})"
         )
-    return start, end
+    left_out = {}
+    days = f"{tolerance_days} day{'' if tolerance_days == 1 else 's'}"
+    span = f"the common window {start}..{end}"
+    own = "compared in backtest.comparison over its own window"
+    for name, first, last, _ in windows.filter(~inside).iter_rows():
+        if first > median_start + slack:
+            why = (
+                f"starts {first}, after {span} opens (more than {days} after the median "
+                f"strategy start, {median_start}); {own}"
+            )
+        else:
+            why = (
+                f"ends {last}, before {span} closes (more than {days} before the median "
+                f"strategy end, {median_end}); {own}"
+            )
+        left_out[name] = why
+    return CommonWindow(start, end, tuple(members["strategy"].to_list()), left_out, tolerance_days)
 
 
 def window_frame(part: pl.DataFrame, start: date, end: date) -> pl.DataFrame:
@@ -87,14 +144,22 @@ def window_frame(part: pl.DataFrame, start: date, end: date) -> pl.DataFrame:
     )
 
 
-def benchmark_daily(daily: pl.DataFrame) -> pl.DataFrame:
-    """The benchmark's own daily frame (returns as ``portfolio_return``) over the common window.
+def benchmark_daily(
+    daily: pl.DataFrame, tolerance_days: int = COMMON_WINDOW_TOLERANCE_DAYS
+) -> pl.DataFrame:
+    """The benchmark's own daily frame (returns as ``portfolio_return``) over the common window
+    (:func:`common_window`), read from the member strategies' rows: the same dates as theirs.
 
-    Every strategy's ``benchmark_return`` is the same series after its first day; dates where two
-    strategies disagree by more than 1e-12 are an error (they would name different benchmarks).
+    Every member's ``benchmark_return`` is the same series after its first day; dates where two
+    members disagree by more than 1e-12 are an error (they would name different benchmarks).
     """
-    start, end = common_window(daily)
-    later = daily.filter((pl.col("date") > start) & (pl.col("date") <= end))
+    window = common_window(daily, tolerance_days)
+    start, end = window.start, window.end
+    later = daily.filter(
+        pl.col("strategy").is_in(list(window.members))
+        & (pl.col("date") > start)
+        & (pl.col("date") <= end)
+    )
     per_date = later.group_by("date").agg(
         pl.col("benchmark_return").min().alias("low"),
         pl.col("benchmark_return").max().alias("high"),
@@ -151,9 +216,13 @@ def starting_capital(daily: pl.DataFrame) -> float | None:
 
 
 def metrics_for_strategies(
-    daily: pl.DataFrame, trades: pl.DataFrame, risk_free_rate: float = 0.0
+    daily: pl.DataFrame,
+    trades: pl.DataFrame,
+    risk_free_rate: float = 0.0,
+    tolerance_days: int = COMMON_WINDOW_TOLERANCE_DAYS,
 ) -> pl.DataFrame:
-    """Long metrics (strategy, metric, value) per strategy in ``daily`` by name, then benchmark.
+    """Long metrics (strategy, metric, value) per strategy in ``daily`` by name, then benchmark
+    (over the common window, :func:`common_window` with ``tolerance_days``).
 
     A share-based ``daily`` (with ``portfolio_value``, ``fees``, ``slippage``) adds
     ``net_profit_currency`` (in currency, from the capital) and ``total_fees`` / ``total_slippage``.
@@ -177,7 +246,9 @@ def metrics_for_strategies(
             capital=starting_capital(part),
         )
         frames.append(m.select(pl.lit(name).alias("strategy"), "metric", "value"))
-    bench = performance_metrics(benchmark_daily(daily), risk_free_rate=risk_free_rate)
+    bench = performance_metrics(
+        benchmark_daily(daily, tolerance_days), risk_free_rate=risk_free_rate
+    )
     frames.append(bench.select(pl.lit(BENCHMARK).alias("strategy"), "metric", "value"))
     return pl.concat(frames, how="vertical_relaxed")
 
@@ -248,22 +319,41 @@ def comparison_by_window(daily: pl.DataFrame, metrics_long: pl.DataFrame) -> pl.
     return pl.DataFrame(rows, schema=COMPARISON_SCHEMA, orient="row")
 
 
-def comparison_common_window(daily: pl.DataFrame, risk_free_rate: float = 0.0) -> pl.DataFrame:
+COMMON_WINDOW_SCHEMA: dict[str, pl.DataType] = {**COMPARISON_SCHEMA, "flags": pl.String}
+
+
+def comparison_common_window(
+    daily: pl.DataFrame,
+    risk_free_rate: float = 0.0,
+    tolerance_days: int = COMMON_WINDOW_TOLERANCE_DAYS,
+) -> pl.DataFrame:
     """``backtest.comparison_common_window``: every strategy, then the benchmark, over one window.
 
-    The window is :func:`common_window` (latest start to earliest end), opened as in
-    :func:`window_frame`; columns ``COMPARISON_SCHEMA`` (the benchmark row's excess is 0).
+    The window is :func:`common_window` with ``tolerance_days``, opened as in
+    :func:`window_frame`; columns ``COMMON_WINDOW_SCHEMA`` (the benchmark row's excess is 0, its
+    dates the members' dates). A strategy left out of the window keeps a row with the window's
+    start and end, null figures and the reason in ``flags`` (null for the members).
     """
-    start, end = common_window(daily)
+    window = common_window(daily, tolerance_days)
+    start, end = window.start, window.end
     rows = []
     for (name,), part in daily.sort("strategy", "date").group_by("strategy", maintain_order=True):
+        if name in window.left_out:
+            rows.append(
+                {"strategy": name, "start": start, "end": end, "flags": window.left_out[name]}
+            )
+            continue
         frame = window_frame(part, start, end)
         m = dict(performance_metrics(frame, risk_free_rate=risk_free_rate).iter_rows())
         rows.append(_comparison_row(name, start, end, frame, m))
-    bench = benchmark_daily(daily)
+    bench = benchmark_daily(daily, tolerance_days)
     m = dict(performance_metrics(bench, risk_free_rate=risk_free_rate).iter_rows())
     rows.append(_comparison_row(BENCHMARK, start, end, bench, m))
-    return pl.DataFrame(rows, schema=COMPARISON_SCHEMA, orient="row")
+    return pl.DataFrame(
+        [{**dict.fromkeys(COMMON_WINDOW_SCHEMA), **row} for row in rows],
+        schema=COMMON_WINDOW_SCHEMA,
+        orient="row",
+    )
 
 
 RELATIVE_METRICS: tuple[str, ...] = (

@@ -55,6 +55,7 @@ CURATED_SECURITY_COLUMNS: tuple[str, ...] = (
     "quote_type",
     "currency",
     "shares_outstanding",
+    "float_shares",
     "market_cap",
     "source",
     "ingested_at",
@@ -70,6 +71,22 @@ _QUARTER_GAP_DAYS = (70, 110)
 # dataset's "Estimated Shares Outstanding" is net income / EPS, negative when their signs differ):
 # such a value is unknown, not a reason to refuse the whole table.
 _NON_NEGATIVE_ITEMS = ("shares_outstanding",)
+
+# Items stored as amounts whatever sign the source prints: cash-flow statements show dividends
+# paid as an outflow (Yahoo's "Cash Dividends Paid" -15.2e9 for AAPL's FY2024), the curated item
+# is the amount paid (15.2e9).
+DIVIDENDS_PAID = "dividends_paid"
+_UNSIGNED_ITEMS = (DIVIDENDS_PAID,)
+
+
+def _unsigned(rows: pl.DataFrame) -> pl.DataFrame:
+    """Long item rows with the value of every ``_UNSIGNED_ITEMS`` item made non-negative."""
+    return rows.with_columns(
+        pl.when(pl.col("item").is_in(_UNSIGNED_ITEMS))
+        .then(pl.col("value").abs())
+        .otherwise(pl.col("value"))
+        .alias("value")
+    )
 
 
 class CuratedPrices(NamedTuple):
@@ -326,7 +343,8 @@ def curate_fundamentals(
     latest report date among the period's items; ``available_at`` is ``report_date`` when known,
     else ``period_end`` + ``quarter_lag_days`` ('Q') or ``annual_lag_days`` ('A');
     ``ingested_at`` is the latest among the items used. A negative value of a count
-    (``shares_outstanding``) is impossible and becomes null (logged). ``<item>_ttm`` for
+    (``shares_outstanding``) is impossible and becomes null (logged); ``dividends_paid`` is the
+    amount paid, its sign dropped (cash-flow statements print it negative). ``<item>_ttm`` for
     FLOW_ITEMS: on a quarterly row, the sum of that quarter and the three before it when all
     four are present and consecutive (else null); on an annual row, the annual value. Every
     value on a row is known by its ``available_at`` (earlier quarters were reported earlier).
@@ -346,8 +364,10 @@ def curate_fundamentals(
             f"got {bad['period_type'].unique().to_list()} in {bad.height} rows, e.g.\n{bad.head(5)}"
         )
     period = ["ticker", "period_end", "period_type"]
-    items = latest_rows(
-        raw_fundamentals.filter(pl.col("item").is_in(FUNDAMENTAL_ITEMS)), [*period, "item"]
+    items = _unsigned(
+        latest_rows(
+            raw_fundamentals.filter(pl.col("item").is_in(FUNDAMENTAL_ITEMS)), [*period, "item"]
+        )
     )
     impossible = pl.col("item").is_in(_NON_NEGATIVE_ITEMS) & (pl.col("value") < 0)
     dropped = items.filter(impossible)
@@ -471,8 +491,10 @@ def fundamentals_vintages(
     if quarter_lag_days < 0 or annual_lag_days < 0:
         raise ValueError("fundamentals_vintages: lags must be >= 0 days")
     period = ["ticker", "period_end", "period_type"]
-    rows = raw_fundamentals.filter(pl.col("item").is_in(FUNDAMENTAL_ITEMS)).select(
-        *period, "item", "value", "report_date", "ingested_at"
+    rows = _unsigned(
+        raw_fundamentals.filter(pl.col("item").is_in(FUNDAMENTAL_ITEMS)).select(
+            *period, "item", "value", "report_date", "ingested_at"
+        )
     )
     bad = rows.filter(~pl.col("period_type").is_in(PERIOD_TYPES) | pl.col("ingested_at").is_null())
     if bad.height:
@@ -560,13 +582,44 @@ def fundamentals_known_at(
 # Securities, membership, actions
 
 
+# Listing venues under one name whatever code the source uses: Yahoo says NMS/NGM/NCM (Nasdaq's
+# three tiers) and NYQ, a vendor export XNAS/XNYS (ISO 10383 MICs) or the full name. Strategy
+# files and screens name the canonical ones (docs/data_sources.md "Exchanges").
+EXCHANGE_ALIASES: dict[str, tuple[str, ...]] = {
+    "NASDAQ": ("NASDAQ", "NMS", "NGM", "NCM", "NAS", "NASDAQGS", "NASDAQGM", "NASDAQCM", "XNAS"),
+    "NYSE": ("NYSE", "NYQ", "NYS", "XNYS", "NEW YORK STOCK EXCHANGE"),
+    "NYSE American": ("NYSE AMERICAN", "NYSEAMERICAN", "NYSE MKT", "AMEX", "ASE", "XASE"),
+    "NYSE Arca": ("NYSE ARCA", "NYSEARCA", "PCX", "ARCX"),
+    "Cboe BZX": ("CBOE BZX", "BZX", "BATS", "BTS"),
+}
+_EXCHANGE_CODES = {code: name for name, codes in EXCHANGE_ALIASES.items() for code in codes}
+
+
+def canonical_exchange(column: str = "exchange") -> pl.Expr:
+    """The canonical name of each listing venue (:data:`EXCHANGE_ALIASES`, matched ignoring case
+    and surrounding spaces); a value it does not know is kept as given, an empty one is null."""
+    raw = pl.col(column).str.strip_chars()
+    key = raw.str.to_uppercase()
+    return (
+        pl.when(raw == "")
+        .then(None)
+        .otherwise(key.replace_strict(_EXCHANGE_CODES, default=raw, return_dtype=pl.String))
+        .alias(column)
+    )
+
+
 def curate_securities(raw_securities: pl.DataFrame) -> pl.DataFrame:
     """Latest profile per ticker (latest ``ingested_at`` over all sources).
 
-    ``raw_securities``: raw.securities rows. Output: ``CURATED_SECURITY_COLUMNS`` by ticker.
+    ``raw_securities``: raw.securities rows. Output: ``CURATED_SECURITY_COLUMNS`` by ticker, the
+    exchange under its canonical name (:func:`canonical_exchange`: Yahoo's NMS is NASDAQ).
     """
     require_columns(raw_securities, CURATED_SECURITY_COLUMNS, "curate_securities")
-    return latest_rows(raw_securities, ["ticker"]).select(CURATED_SECURITY_COLUMNS)
+    return (
+        latest_rows(raw_securities, ["ticker"])
+        .select(CURATED_SECURITY_COLUMNS)
+        .with_columns(canonical_exchange())
+    )
 
 
 def curate_membership(raw_membership: pl.DataFrame) -> pl.DataFrame:

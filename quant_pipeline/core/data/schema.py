@@ -32,6 +32,10 @@ FLOW_ITEMS: tuple[str, ...] = (
     "operating_income",
     "ebit",
     "net_income",
+    # Cash dividends paid to shareholders in the period, as an amount paid (>= 0). Cash-flow
+    # statements print it negative (an outflow); raw rows keep the source's sign and curation
+    # drops it (core.data.curation.DIVIDENDS_PAID). Null where a source has no such line.
+    "dividends_paid",
 )
 STOCK_ITEMS: tuple[str, ...] = (
     "total_assets",
@@ -116,6 +120,9 @@ RAW_SECURITIES: dict[str, pl.DataType] = {
     "quote_type": pl.String,
     "currency": pl.String,
     "shares_outstanding": pl.Float64,
+    # shares available to trade (outstanding minus insiders' and strategic holders'), when the
+    # source gives them (Yahoo's floatShares; an optional column of the files source)
+    "float_shares": pl.Float64,
     "market_cap": pl.Float64,
     "source": pl.String,
     "ingested_at": UTC_TS,

@@ -61,6 +61,7 @@ class CuratedFundamentalsModel(pa.DataFrameModel):
     operating_income: float = pa.Field(nullable=True)
     ebit: float = pa.Field(nullable=True)
     net_income: float = pa.Field(nullable=True)
+    dividends_paid: float = pa.Field(nullable=True, ge=0)
     total_assets: float = pa.Field(nullable=True)
     total_equity: float = pa.Field(nullable=True)
     total_debt: float = pa.Field(nullable=True)
@@ -77,6 +78,7 @@ class CuratedFundamentalsModel(pa.DataFrameModel):
     operating_income_ttm: float = pa.Field(nullable=True)
     ebit_ttm: float = pa.Field(nullable=True)
     net_income_ttm: float = pa.Field(nullable=True)
+    dividends_paid_ttm: float = pa.Field(nullable=True, ge=0)
 
     class Config:
         strict = True
@@ -101,6 +103,7 @@ class CuratedSecuritiesModel(pa.DataFrameModel):
     quote_type: str = pa.Field(nullable=True)
     currency: str = pa.Field(nullable=True)
     shares_outstanding: float = pa.Field(nullable=True, ge=0)
+    float_shares: float = pa.Field(nullable=True, ge=0)
     market_cap: float = pa.Field(nullable=True, ge=0)
     source: str = pa.Field(nullable=False)
     ingested_at: pe.DateTime = pa.Field(nullable=False, dtype_kwargs=_UTC)

@@ -65,6 +65,7 @@ FACTOR_NAMES: tuple[str, ...] = (
     "return_on_capital",
     "earnings_yield_approx",
     "return_on_capital_approx",
+    "dividend_yield",
 )
 
 FACTOR_VALUES_SCHEMA: dict[str, pl.DataType] = {
@@ -102,6 +103,9 @@ FUNDAMENTAL_INPUT = (
 # Items of Greenblatt's EV and capital that older warehouses and some sources lack: read when
 # present, null otherwise (then counted as 0 in EV and in the working capital, see _compute_ratios).
 OPTIONAL_FUNDAMENTAL_INPUT = ("short_term_debt", "preferred_stock", "minority_interest")
+# Trailing dividends paid: read when present; null when the source has no dividends line (the S&P
+# folder's fundamentals.csv), so dividend_yield is null there, never 0.
+OPTIONAL_TTM_INPUT = ("dividends_paid_ttm",)
 SECURITY_INPUT = ("ticker", "sector")
 MEMBERSHIP_INPUT = ("ticker", "start_date", "end_date")
 
@@ -237,15 +241,14 @@ def factor_values(
       return_on_capital_approx = ebit_ttm / (current_assets - current_liabilities + net_ppe).
       Missing inputs give null, never zero, except short_term_debt, preferred_stock and
       minority_interest (optional columns), which count as 0 when null.
+    * dividend_yield = dividends_paid_ttm / market_cap: the cash dividends of the same
+      fundamentals row (trailing four quarters on a 'Q' row, the year on an 'A' row; optional
+      column, null when absent) over the market cap at t; null when market_cap <= 0 or the
+      dividends are unknown, 0 for a company that reported paying none.
     * in_universe: with membership, an interval with start_date <= D and (end_date null or
       end_date >= D); without, the ticker has a price in the 5 trading days up to t.
     """
-    require_columns(prices, PRICE_INPUT, "curated.prices", FactorInputError)
-    require_columns(fundamentals, FUNDAMENTAL_INPUT, "curated.fundamentals", FactorInputError)
-    require_columns(securities, SECURITY_INPUT, "curated.securities", FactorInputError)
-    if membership is not None:
-        require_columns(membership, MEMBERSHIP_INPUT, "curated.membership", FactorInputError)
-
+    _check_inputs(prices, fundamentals, securities, membership)
     calendar, rebalances = _rebalance_calendar(prices, rebalance_dates)
     px = _price_features(prices, share_basis)
     grid = _price_grid(rebalances, px, calendar, max_stale_days)
@@ -258,6 +261,20 @@ def factor_values(
         .select([pl.col(c).cast(t) for c, t in FACTOR_VALUES_SCHEMA.items()])
         .sort("rebalance_date", "ticker")
     )
+
+
+def _check_inputs(
+    prices: pl.DataFrame | pl.LazyFrame,
+    fundamentals: pl.DataFrame | pl.LazyFrame,
+    securities: pl.DataFrame | pl.LazyFrame,
+    membership: pl.DataFrame | pl.LazyFrame | None,
+) -> None:
+    """Raise :class:`FactorInputError` naming the first input frame that lacks a column."""
+    require_columns(prices, PRICE_INPUT, "curated.prices", FactorInputError)
+    require_columns(fundamentals, FUNDAMENTAL_INPUT, "curated.fundamentals", FactorInputError)
+    require_columns(securities, SECURITY_INPUT, "curated.securities", FactorInputError)
+    if membership is not None:
+        require_columns(membership, MEMBERSHIP_INPUT, "curated.membership", FactorInputError)
 
 
 def _rebalance_calendar(
@@ -379,14 +396,13 @@ def _join_fundamentals(
     grid: pl.DataFrame, fundamentals: pl.DataFrame | pl.LazyFrame
 ) -> pl.DataFrame:
     items = [c for c in FUNDAMENTAL_INPUT if c not in ("ticker", "period_type", "available_at")]
-    items += OPTIONAL_FUNDAMENTAL_INPUT
+    optional = (*OPTIONAL_FUNDAMENTAL_INPUT, *OPTIONAL_TTM_INPUT)
+    items += optional
     with_growth = fundamentals_with_growth(fundamentals)
     present = set(with_growth.collect_schema().names())
     fund = (
         with_growth.with_columns(
-            pl.lit(None, pl.Float64).alias(c)
-            for c in OPTIONAL_FUNDAMENTAL_INPUT
-            if c not in present
+            pl.lit(None, pl.Float64).alias(c) for c in optional if c not in present
         )
         .select(
             pl.col("ticker").cast(pl.String),
@@ -511,6 +527,7 @@ def _compute_ratios(grid: pl.DataFrame) -> pl.DataFrame:
         ),
         earnings_yield=_ratio("ebit_ttm", greenblatt_enterprise_value()),
         return_on_capital=_ratio("ebit_ttm", greenblatt_capital()),
+        dividend_yield=_ratio("dividends_paid_ttm", "market_cap"),
     )
     return grid.with_columns(peg=_ratio("pe", col("earnings_growth") * 100.0))
 

@@ -311,3 +311,103 @@ def test_the_tearsheet_benchmark_column_agrees_with_the_same_benchmark_in_relati
     assert dict(late.filter(pl.col("strategy") == "b").select("metric", "value").rows())[
         "total_return"
     ] == pytest.approx(0.99 * 1.03 - 1, rel=1e-12)
+
+
+# The common window policy: "late" starts 2 days after "early" (with two strategies the median
+# start is the earlier one). With a tolerance of 1 day it is left out, and early and the
+# benchmark are compared over early's own 5 days.
+def test_a_strategy_starting_beyond_the_tolerance_is_left_out_with_the_reason():
+    table = comparison_common_window(two_starts(), tolerance_days=1)
+    rows = {r["strategy"]: r for r in table.iter_rows(named=True)}
+    assert table["strategy"].to_list() == ["early", "late", "benchmark"]
+    assert set(table["start"]) == {START} and set(table["end"]) == {START + timedelta(days=4)}
+    assert rows["late"]["flags"] == (
+        "starts 2020-01-03, after the common window 2020-01-01..2020-01-05 opens (more than "
+        "1 day after the median strategy start, 2020-01-01); compared in backtest.comparison "
+        "over its own window"
+    )
+    assert all(rows["late"][k] is None for k in ("trading_days", "total_return", "cagr"))
+    # early opens the window on its own first day: it keeps its opening cost
+    early = 0.999 * 1.02 * 1.01 * 1.0 * 1.01 - 1
+    assert rows["early"]["total_return"] == pytest.approx(early, rel=1e-12)
+    assert rows["early"]["trading_days"] == 5 and rows["early"]["flags"] is None
+    # the benchmark over exactly early's dates: 0 on the opening day, then b of days 1..4
+    bench = 1.01 * 1.02 * 0.99 * 1.03 - 1
+    assert rows["benchmark"]["total_return"] == pytest.approx(bench, rel=1e-12)
+    assert rows["benchmark"]["trading_days"] == 5
+    assert rows["early"]["benchmark_cagr"] == pytest.approx(rows["benchmark"]["cagr"], rel=1e-12)
+    # the default tolerance (a year) keeps both, measured from the later start as before
+    default = comparison_common_window(two_starts())
+    assert default["flags"].null_count() == default.height
+    assert set(default["start"]) == {START + timedelta(days=2)}
+
+
+def test_members_within_the_tolerance_share_the_latest_member_start_and_the_benchmark():
+    # a: days 0..4, b: days 1..4, c: days 4..4; the median start is b's day 1, so c (3 days
+    # after it) is left out. c follows another benchmark (as magic_formula_lean with QVAL
+    # would): not an error, it is left out.
+    a = strategy_daily([0.0, 0.01, 0.02, -0.01, 0.03], "a").with_columns(
+        pl.Series("benchmark_return", [0.0, *B[1:]])
+    )
+    b = strategy_daily([-0.003, 0.04, 0.0, 0.01], "b").with_columns(
+        pl.col("date") + timedelta(days=1), pl.Series("benchmark_return", [0.0, *B[2:]])
+    )
+    c = strategy_daily([0.5], "c").with_columns(
+        pl.col("date") + timedelta(days=4), pl.lit(0.9).alias("benchmark_return")
+    )
+    daily = pl.concat([a, b, c])
+    table = comparison_common_window(daily, tolerance_days=1)
+    rows = {r["strategy"]: r for r in table.iter_rows(named=True)}
+    assert set(table["start"]) == {START + timedelta(days=1)}
+    assert rows["c"]["flags"].startswith("starts 2020-01-05, after the common window")
+    # a from day 1's close: 1.02 * 0.99 * 1.03; b opens on day 1 and keeps its -0.003
+    assert rows["a"]["total_return"] == pytest.approx(1.02 * 0.99 * 1.03 - 1, rel=1e-12)
+    assert rows["b"]["total_return"] == pytest.approx(0.997 * 1.04 * 1.0 * 1.01 - 1, rel=1e-12)
+    assert rows["benchmark"]["total_return"] == pytest.approx(1.02 * 0.99 * 1.03 - 1, rel=1e-12)
+    # backtest.metrics' benchmark rows are the same benchmark over the same window
+    trades = pl.DataFrame(
+        schema={"strategy": pl.String, "exit_date": pl.Date, "return": pl.Float64}
+    )
+    long = metrics_for_strategies(daily, trades, tolerance_days=1)
+    bench = dict(long.filter(pl.col("strategy") == "benchmark").select("metric", "value").rows())
+    assert bench["total_return"] == pytest.approx(rows["benchmark"]["total_return"], rel=1e-12)
+    assert bench["trading_days"] == 4
+
+
+def test_a_strategy_ending_early_is_left_out_of_the_common_window():
+    gone = strategy_daily([0.0, 0.01], "gone")  # days 0..1; early runs to day 4
+    early = two_starts().filter(pl.col("strategy") == "early")
+    table = comparison_common_window(pl.concat([early, gone]), tolerance_days=2)
+    rows = {r["strategy"]: r for r in table.iter_rows(named=True)}
+    assert rows["gone"]["flags"].startswith(
+        "ends 2020-01-02, before the common window 2020-01-01..2020-01-05 closes (more than "
+        "2 days before the median strategy end, 2020-01-05)"
+    )
+    assert rows["early"]["trading_days"] == 5
+
+
+def test_a_negative_tolerance_is_refused():
+    with pytest.raises(MetricsInputError, match="tolerance must be a whole number of days >= 0"):
+        comparison_common_window(two_starts(), tolerance_days=-1)
+
+
+def test_one_early_starter_does_not_make_everyone_else_late():
+    # the demo's case: a signal strategy trading from the first month, factor strategies 13-15
+    # months later, one rarely-trading strategy 12 years later. Starts (days after START): 0,
+    # 400, 420, 450 and 4400; the median start is day 420, so with a year of tolerance only the
+    # last is left out and the window opens at day 450, the latest member start.
+    offsets = {"signal": 0, "f1": 400, "f2": 420, "f3": 450, "rare": 4400}
+    end = 4500
+    frames = [
+        strategy_daily([0.001] * (end - start + 1), name).with_columns(
+            pl.col("date") + timedelta(days=start)
+        )
+        for name, start in offsets.items()
+    ]
+    table = comparison_common_window(pl.concat(frames), tolerance_days=365)
+    rows = {r["strategy"]: r for r in table.iter_rows(named=True)}
+    assert set(table["start"]) == {START + timedelta(days=450)}
+    assert [n for n, r in rows.items() if r["flags"]] == ["rare"]
+    assert "after the median strategy start, 2021-02-24" in rows["rare"]["flags"]
+    assert rows["signal"]["trading_days"] == end - 450 + 1
+    assert rows["benchmark"]["trading_days"] == end - 450 + 1

@@ -1,5 +1,7 @@
 """Which strategies run on which inputs: each missing input removes only what depends on it."""
 
+import dataclasses
+
 import polars as pl
 
 from quant_pipeline.config.strategies import load_strategies
@@ -95,3 +97,69 @@ def test_every_factor_column_is_either_price_only_or_needs_statements_or_shares(
     assert FUNDAMENTAL_FACTORS | PRICE_FACTORS | SHARES_FACTORS == set(FACTOR_NAMES)
     assert {"earnings_yield_approx", "return_on_capital_approx"} <= FUNDAMENTAL_FACTORS
     assert not PRICE_FACTORS & FUNDAMENTAL_FACTORS
+
+
+def _full_inputs():
+    return {"prices", "fundamentals", "securities", "shares"}
+
+
+def test_an_exchange_rule_with_no_exchange_known_skips_the_strategy_saying_exactly_why():
+    from quant_pipeline.core.strategies.requirements import ProfileCoverage
+
+    # the S&P folder: 505 priced tickers, securities.csv without exchange or country columns
+    coverage = ProfileCoverage(tickers=505, with_exchange=0, with_country=0)
+    plan = plan_strategies(load_strategies(), _full_inputs(), coverage)
+    assert plan.skipped == {
+        "magic_formula_lean": "exchange unknown for all 505 tickers; add an exchange column "
+        "to securities.csv, see docs/data_sources.md"
+    }
+    # a country rule lets unknown countries through: it runs, with a note that it filters nothing
+    assert "magic_formula_staggered" in plan.runnable
+    assert plan.profile_notes["magic_formula_staggered"] == (
+        "country unknown for all 505 tickers: universe.countries lets them all through (an "
+        "unknown country passes); add a country column to securities.csv, see docs/data_sources.md"
+    )
+    labels = plan_labels(plan)
+    assert ("magic_formula_lean", "skipped") in labels.select("strategy", "label").rows()
+    assert ("magic_formula_staggered", "profile_fields") in labels.select(
+        "strategy", "label"
+    ).rows()
+
+
+def test_a_partly_known_exchange_runs_the_strategy_with_a_count_of_the_unknown():
+    from quant_pipeline.core.strategies.requirements import ProfileCoverage
+
+    coverage = ProfileCoverage(tickers=505, with_exchange=500, with_country=505)
+    plan = plan_strategies(load_strategies(), _full_inputs(), coverage)
+    assert plan.skipped == {}
+    assert plan.profile_notes == {
+        "magic_formula_lean": "exchange unknown for 5 of 505 tickers: they fail universe.exchanges"
+    }
+    # everything known: nothing to say
+    known = ProfileCoverage(tickers=505, with_exchange=505, with_country=505)
+    assert plan_strategies(load_strategies(), _full_inputs(), known).profile_notes == {}
+
+
+def test_a_screen_exchange_rule_that_allows_unknown_names_is_not_a_reason_to_skip():
+    from quant_pipeline.core.strategies.requirements import ProfileCoverage, profile_findings
+    from quant_pipeline.core.strategies.screen import ScreenRules
+    from quant_pipeline.core.strategies.spec import parse_strategy
+
+    base = {
+        "name": "x",
+        "rebalance": "monthly",
+        "scoring": {"method": "rank_sum", "factors": {"earnings_yield": None}},
+        "portfolio": {"top_n": 4},
+    }
+    spec = parse_strategy(base)
+    nothing = ProfileCoverage(tickers=10, with_exchange=0, with_country=0)
+    for allow, expected in ((True, (None, "lets them all through")), (False, ("unknown", None))):
+        rules = ScreenRules(exchanges={"include": ["NYSE"], "allow_unknown": allow})
+        universe = dataclasses.replace(spec.universe, screen="mine", screen_rules=rules)
+        reason, note = profile_findings(dataclasses.replace(spec, universe=universe), nothing)
+        if expected[0] is None:
+            assert reason is None and expected[1] in note
+            assert note.startswith("exchange unknown for all 10 tickers: screen mine: exchanges")
+        else:
+            assert reason.startswith("exchange unknown for all 10 tickers; add an exchange")
+            assert note is None
