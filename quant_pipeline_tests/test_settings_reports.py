@@ -51,7 +51,7 @@ def test_the_run_flag_sets_the_common_window_tolerance_of_the_metrics_asset(monk
 
     seen = {}
 
-    def fake_materialize(assets, resources, instance, raise_on_error, run_config):
+    def fake_materialize(assets, resources, instance, raise_on_error, run_config, tags=None):
         seen.update(run_config)
         raise SystemExit(0)
 
