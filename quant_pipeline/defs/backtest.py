@@ -56,7 +56,12 @@ BACKTEST_READS = reads(
     *BIAS_LABEL_READS,
 )
 METRICS_READS = reads(
-    "backtest.daily", "backtest.trades", "backtest.settings", "backtest.fills", "curated.prices"
+    "backtest.daily",
+    "backtest.trades",
+    "backtest.settings",
+    "backtest.fills",
+    "backtest.benchmarks",
+    "curated.prices",
 )
 NOT_BACKTESTED = "not backtested: "
 
@@ -75,6 +80,15 @@ class Simulations:
     )
     models: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+
+
+def own_benchmarks(settings: pl.DataFrame, primary: str) -> dict[str, str]:
+    """Strategy -> benchmark for the strategies ``backtest.settings`` compares with a benchmark
+    other than the run's ``primary`` one (their benchmark_return is that other series)."""
+    if "benchmark" not in settings.columns:
+        return {}
+    other = settings.filter(pl.col("benchmark").is_not_null() & (pl.col("benchmark") != primary))
+    return dict(other.select("strategy", "benchmark").unique().iter_rows())
 
 
 def primary_benchmark(bench_table: pl.DataFrame) -> tuple[str, pl.DataFrame]:
@@ -360,12 +374,13 @@ def backtest_metrics(config: MetricsConfig, warehouse: WarehouseResource):
     read = METRICS_READS.reader(warehouse.read_only())
     daily = read("backtest.daily")
     trades = read("backtest.trades")
-    long = metrics_for_strategies(daily, trades, rf, tolerance)
+    settings = read("backtest.settings")
+    own = own_benchmarks(settings, primary_benchmark(read("backtest.benchmarks"))[0])
+    long = metrics_for_strategies(daily, trades, rf, tolerance, own)
     # flags: never fired / mostly cash / too few trades (core.backtest.row_flags)
     comparison = comparison_by_window(daily, long).join(
         strategy_flags(daily, trades), on="strategy", how="left", maintain_order="left"
     )
-    settings = read("backtest.settings")
     skipped = settings.filter(pl.col("description").str.starts_with(NOT_BACKTESTED)).select(
         "strategy", pl.col("description").str.strip_prefix(NOT_BACKTESTED).alias("reason")
     )
@@ -375,7 +390,7 @@ def backtest_metrics(config: MetricsConfig, warehouse: WarehouseResource):
     frames = {
         "backtest.metrics": long,
         "backtest.comparison": comparison,
-        "backtest.comparison_common_window": comparison_common_window(daily, rf, tolerance),
+        "backtest.comparison_common_window": comparison_common_window(daily, rf, tolerance, own),
         "backtest.lean_statistics": lean_statistics(
             daily,
             read("backtest.fills"),

@@ -22,6 +22,7 @@ row order.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -145,20 +146,30 @@ def window_frame(part: pl.DataFrame, start: date, end: date) -> pl.DataFrame:
 
 
 def benchmark_daily(
-    daily: pl.DataFrame, tolerance_days: int = COMMON_WINDOW_TOLERANCE_DAYS
+    daily: pl.DataFrame,
+    tolerance_days: int = COMMON_WINDOW_TOLERANCE_DAYS,
+    own_benchmarks: Mapping[str, str] | None = None,
 ) -> pl.DataFrame:
     """The benchmark's own daily frame (returns as ``portfolio_return``) over the common window
     (:func:`common_window`), read from the member strategies' rows: the same dates as theirs.
 
-    Every member's ``benchmark_return`` is the same series after its first day; dates where two
-    members disagree by more than 1e-12 are an error (they would name different benchmarks).
+    ``own_benchmarks`` names the strategies compared with a benchmark of their own (e.g. the
+    LEAN Magic Formula with QVAL) instead of the run's primary one: their ``benchmark_return``
+    is another series, so it is not read. Every other member's ``benchmark_return`` is the same
+    series after its first day; dates where two of them disagree by more than 1e-12 are an
+    error (they would name different benchmarks), and so is a window none of them is in.
     """
     window = common_window(daily, tolerance_days)
     start, end = window.start, window.end
+    readers = [m for m in window.members if m not in (own_benchmarks or {})]
+    if not readers:
+        raise MetricsInputError(
+            f"backtest.daily: every strategy in the common window {start}..{end} "
+            f"({list(window.members)}) has a benchmark of its own ({dict(own_benchmarks or {})}): "
+            "none carries the primary benchmark's returns"
+        )
     later = daily.filter(
-        pl.col("strategy").is_in(list(window.members))
-        & (pl.col("date") > start)
-        & (pl.col("date") <= end)
+        pl.col("strategy").is_in(readers) & (pl.col("date") > start) & (pl.col("date") <= end)
     )
     per_date = later.group_by("date").agg(
         pl.col("benchmark_return").min().alias("low"),
@@ -220,9 +231,11 @@ def metrics_for_strategies(
     trades: pl.DataFrame,
     risk_free_rate: float = 0.0,
     tolerance_days: int = COMMON_WINDOW_TOLERANCE_DAYS,
+    own_benchmarks: Mapping[str, str] | None = None,
 ) -> pl.DataFrame:
     """Long metrics (strategy, metric, value) per strategy in ``daily`` by name, then benchmark
-    (over the common window, :func:`common_window` with ``tolerance_days``).
+    (over the common window, :func:`common_window` with ``tolerance_days``; the primary
+    benchmark, :func:`benchmark_daily` with ``own_benchmarks``).
 
     A share-based ``daily`` (with ``portfolio_value``, ``fees``, ``slippage``) adds
     ``net_profit_currency`` (in currency, from the capital) and ``total_fees`` / ``total_slippage``.
@@ -247,7 +260,7 @@ def metrics_for_strategies(
         )
         frames.append(m.select(pl.lit(name).alias("strategy"), "metric", "value"))
     bench = performance_metrics(
-        benchmark_daily(daily, tolerance_days), risk_free_rate=risk_free_rate
+        benchmark_daily(daily, tolerance_days, own_benchmarks), risk_free_rate=risk_free_rate
     )
     frames.append(bench.select(pl.lit(BENCHMARK).alias("strategy"), "metric", "value"))
     return pl.concat(frames, how="vertical_relaxed")
@@ -326,14 +339,18 @@ def comparison_common_window(
     daily: pl.DataFrame,
     risk_free_rate: float = 0.0,
     tolerance_days: int = COMMON_WINDOW_TOLERANCE_DAYS,
+    own_benchmarks: Mapping[str, str] | None = None,
 ) -> pl.DataFrame:
     """``backtest.comparison_common_window``: every strategy, then the benchmark, over one window.
 
     The window is :func:`common_window` with ``tolerance_days``, opened as in
     :func:`window_frame`; columns ``COMMON_WINDOW_SCHEMA`` (the benchmark row's excess is 0, its
     dates the members' dates). A strategy left out of the window keeps a row with the window's
-    start and end, null figures and the reason in ``flags`` (null for the members).
+    start and end, null figures and the reason in ``flags`` (null for the members). A member in
+    ``own_benchmarks`` (strategy -> its benchmark) has its ``benchmark_cagr`` / ``excess_cagr``
+    against that benchmark, and its flags say so: the benchmark row is the primary benchmark.
     """
+    own_benchmarks = own_benchmarks or {}
     window = common_window(daily, tolerance_days)
     start, end = window.start, window.end
     rows = []
@@ -345,8 +362,14 @@ def comparison_common_window(
             continue
         frame = window_frame(part, start, end)
         m = dict(performance_metrics(frame, risk_free_rate=risk_free_rate).iter_rows())
-        rows.append(_comparison_row(name, start, end, frame, m))
-    bench = benchmark_daily(daily, tolerance_days)
+        row = _comparison_row(name, start, end, frame, m)
+        if name in own_benchmarks:
+            row["flags"] = (
+                f"benchmark_cagr and excess_cagr against its own benchmark "
+                f"{own_benchmarks[name]}, not the benchmark row"
+            )
+        rows.append(row)
+    bench = benchmark_daily(daily, tolerance_days, own_benchmarks)
     m = dict(performance_metrics(bench, risk_free_rate=risk_free_rate).iter_rows())
     rows.append(_comparison_row(BENCHMARK, start, end, bench, m))
     return pl.DataFrame(

@@ -270,6 +270,36 @@ def test_strategies_that_disagree_about_the_benchmark_are_an_error():
         comparison_common_window(daily)
 
 
+def test_a_strategy_with_its_own_benchmark_is_compared_with_it_not_read_as_the_primary():
+    # the LEAN Magic Formula compares with QVAL when the data has it: its benchmark_return is
+    # QVAL's, so the benchmark row reads only the strategies on the primary benchmark
+    qval = [0.0, 0.05, -0.02, 0.04, 0.01]
+    lean = strategy_daily([-0.001, 0.0, 0.02, 0.01, 0.0], "lean").with_columns(
+        pl.Series("benchmark_return", qval)
+    )
+    daily = pl.concat([two_starts(), lean])
+    with pytest.raises(MetricsInputError, match="benchmark_return differ"):
+        comparison_common_window(daily)
+    table = comparison_common_window(daily, own_benchmarks={"lean": "QVAL"})
+    rows = {r["strategy"]: r for r in table.iter_rows(named=True)}
+    assert rows["benchmark"]["total_return"] == pytest.approx(0.99 * 1.03 - 1, rel=1e-12)
+    # lean's excess is over QVAL on the window's dates (day 2's close to day 4): -0.02 is
+    # before the window opens, so QVAL's window return is 1.04 * 1.01 - 1
+    assert rows["lean"]["benchmark_cagr"] == pytest.approx(_cagr([0.0, 0.04, 0.01]), rel=1e-12)
+    assert rows["lean"]["flags"] == (
+        "benchmark_cagr and excess_cagr against its own benchmark QVAL, not the benchmark row"
+    )
+    assert rows["early"]["flags"] is None
+    trades = pl.DataFrame(
+        schema={"strategy": pl.String, "exit_date": pl.Date, "return": pl.Float64}
+    )
+    long = metrics_for_strategies(daily, trades, own_benchmarks={"lean": "QVAL"})
+    bench = dict(long.filter(pl.col("strategy") == "benchmark").select("metric", "value").rows())
+    assert bench["total_return"] == pytest.approx(0.99 * 1.03 - 1, rel=1e-12)
+    with pytest.raises(MetricsInputError, match="none carries the primary benchmark"):
+        comparison_common_window(lean, own_benchmarks={"lean": "QVAL"})
+
+
 def test_no_common_window_is_an_error_naming_the_windows():
     late = two_starts().filter(pl.col("strategy") == "late")
     gone = strategy_daily([0.0, 0.01], "gone")  # ends on day 1, before late starts
