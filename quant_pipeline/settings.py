@@ -102,6 +102,11 @@ class Settings(BaseModel):
         "overrides it",
         "--risk-free-rate",
     )
+    sweep_workers: int = _field(
+        2,
+        "processes the research/sweep step spreads its variants over (1 = the step's own "
+        "process; the step alone writes the warehouse)",
+    )
     outbox: Path = _field(Path("outbox"), "folder recommendation packets are written to")
     inbox: Path = _field(Path("inbox"), "folder the inbox sensor watches for holdings files")
     portfolios: Path = _field(Path("portfolios.yaml"), "the portfolios YAML")
@@ -121,7 +126,7 @@ class Settings(BaseModel):
             return names or None
         return value
 
-    @field_validator("demo_tickers")
+    @field_validator("demo_tickers", "sweep_workers")
     @classmethod
     def _positive_tickers(cls, value: int) -> int:
         if value < 1:

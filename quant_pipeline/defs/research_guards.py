@@ -5,6 +5,7 @@ import time
 import dagster as dg
 import polars as pl
 
+from quant_pipeline.app.parallel import process_map
 from quant_pipeline.config.sweeps import load_sweeps
 from quant_pipeline.core.backtest.benchmark_returns import benchmark_series
 from quant_pipeline.core.reporting.backtest_charts import md_image
@@ -25,6 +26,7 @@ from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import runnable_strategies
 from quant_pipeline.defs.tables import reads, table_spec
 from quant_pipeline.defs.trading import BacktestConfig, trading_model
+from quant_pipeline.settings import from_env
 
 GROUP = "research_guards"  # its own group: the weekly downstream rebuild leaves it out
 KINDS = {"duckdb", "polars"}
@@ -135,7 +137,10 @@ def research_sweep(
     market: MarketDataResource,
     warehouse: WarehouseResource,
 ):
-    """Run every variant of every sweep file through scoring, weights and the share simulation."""
+    """Run every variant of every sweep file through scoring, weights and the share simulation.
+
+    The variants run on ``QUANT_PIPELINE_SWEEP_WORKERS`` processes (they only compute); this
+    step alone writes the warehouse, after every variant is done."""
     selected = runnable_strategies(market, warehouse)
     sweeps = {n: s for n, s in load_sweeps().items() if s.strategy in selected}
     tables, dailies, meta = [], [], {}
@@ -143,6 +148,7 @@ def research_sweep(
         values, schedules, prices, benchmark = _sweep_inputs(
             SWEEP_READS.reader(warehouse.read_only())
         )
+    workers = from_env().sweep_workers
     for name, sweep in sweeps.items():
         started = time.perf_counter()
         result = run_sweep(
@@ -153,9 +159,12 @@ def research_sweep(
             benchmark,
             lambda spec: trading_model(config, spec),
             delisting_return=config.delisting_return,
+            map_runs=process_map(workers),
         )
         seconds = time.perf_counter() - started
-        context.log.info(f"{name}: {len(sweep.variants)} variants in {seconds:.1f} s")
+        context.log.info(
+            f"{name}: {len(sweep.variants)} variants in {seconds:.1f} s on {workers} process(es)"
+        )
         tables.append(result.table)
         dailies.append(result.daily.with_columns(sweep=pl.lit(name)))
         meta.update(_sweep_metadata(sweep, result, seconds))

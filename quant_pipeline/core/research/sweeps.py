@@ -46,7 +46,7 @@ from quant_pipeline.core.research.overfitting import (
     probability_of_backtest_overfitting,
 )
 from quant_pipeline.core.research.walk_forward import OBJECTIVES
-from quant_pipeline.core.strategies.scoring import score
+from quant_pipeline.core.strategies.scoring import factor_zscores, score, zscore_key
 from quant_pipeline.core.strategies.spec import (
     StrategyConfigError,
     StrategySpec,
@@ -273,6 +273,7 @@ class RankedScores:
 
 
 WEIGHTING_COLUMNS = ("rebalance_date", "ticker", "volatility", "market_cap")
+RANKED_COLUMNS = ("rebalance_date", "ticker", "sector", "eligible", "score", "rank", "_in_sector")
 
 
 def variant_weights(
@@ -308,9 +309,16 @@ def variant_weights(
 def _prepare_scores(spec: StrategySpec, values: pl.DataFrame, dates: list, cache: dict) -> None:
     key = score_key(spec)
     if key not in cache:
-        cache[key] = score(values, spec, components=False)[0]
+        zscored = None
+        if spec.scoring.method == "weighted_zscore":  # group weights reuse the z-scores
+            zkey = ("zscores", zscore_key(spec))
+            if zkey not in cache:
+                cache[zkey] = factor_zscores(values, spec)
+            zscored = cache[zkey]
+        cache[key] = score(values, spec, components=False, zscored=zscored)[0]
     scores = cache[key].filter(pl.col("rebalance_date").is_in(pl.Series(dates).implode()))
-    ranked = ranked_names(scores)
+    # what selection and weighting read (a worker process gets a copy: no more than that)
+    ranked = ranked_names(scores).select(RANKED_COLUMNS)
     keys = ranked.select("rebalance_date", "ticker")
     read = [c for c in WEIGHTING_COLUMNS if c in values.columns]  # a scheme's column may be absent
     own = values.select(read).join(keys, on=["rebalance_date", "ticker"], how="semi")
@@ -392,7 +400,7 @@ def run_sweep(
         raise SweepConfigError(f"{sweep.name}: {exc}") from exc
     table = pl.DataFrame([row for row, _ in runs], infer_schema_length=None)
     daily = pl.concat([d for _, d in runs])
-    return _with_deflation(sweep, table, daily, n_splits)
+    return sweep_result(sweep, table, daily, n_splits)
 
 
 def prepare_sweep(
@@ -417,14 +425,17 @@ def prepare_sweep(
         if (score_key(variant.spec), tuple(dates)) not in cache:
             _prepare_scores(variant.spec, values, dates, cache)
     prepared = {k: v for k, v in cache.items() if isinstance(v, RankedScores)}
+    cache.clear()  # the scores of every date and the z-scores: not needed past this point
     names = pl.concat([p.ranked.select("ticker") for p in prepared.values()])["ticker"].unique()
     matrix = PriceMatrix.from_prices(prices, benchmark, tickers=names.to_list())
     return SweepContext(matrix, prepared, history)
 
 
-def _with_deflation(
-    sweep: SweepSpec, table: pl.DataFrame, daily: pl.DataFrame, n_splits: int
+def sweep_result(
+    sweep: SweepSpec, table: pl.DataFrame, daily: pl.DataFrame, n_splits: int = DEFAULT_SPLITS
 ) -> SweepResult:
+    """The variants' rows and daily returns with each one's DSR against all of them (on the
+    dates every variant has) and the sweep's PBO (CSCV, ``n_splits`` blocks)."""
     shared = common_dates(daily, "variant")
     trials, summary = deflate_trials(shared, "variant")
     try:

@@ -27,6 +27,7 @@ Methods
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 import polars as pl
@@ -117,7 +118,10 @@ def profile_columns(specs: Iterable[StrategySpec]) -> bool:
 
 
 def score(
-    values: pl.DataFrame, spec: StrategySpec, components: bool = True
+    values: pl.DataFrame,
+    spec: StrategySpec,
+    components: bool = True,
+    zscored: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Score ``values`` (factors.values) with ``spec``: returns (factors.scores, score_components).
 
@@ -130,27 +134,15 @@ def score(
     per group (component ``group:<name>``, value null). ``components=False`` skips building
     it (an empty frame comes back): a sweep reads only the scores, and the long frame is most
     of the cost (~15 rows per eligible row).
+
+    ``zscored`` (weighted_zscore only): :func:`factor_zscores` of ``values`` for a spec with the
+    same :func:`zscore_key` (a sweep over group weights computes the factor z-scores once).
     """
-    needed = {
-        "rebalance_date",
-        "ticker",
-        "sector",
-        "in_universe",
-        "price",
-        "market_cap",
-        "avg_volume",
-        "avg_dollar_volume",
-        *spec.scoring.factors,
-        *eligibility_columns(spec),
-    }
-    require_columns(
-        values, sorted(needed), f"factors.values (for strategy {spec.name!r})", ScoringInputError
-    )
-    frame = values.select(sorted(needed)).with_columns(eligible=eligibility(spec))
     if spec.scoring.method == "weighted_zscore":
-        frame, parts, higher_is_better = _weighted_zscore(frame, spec)
+        frame = factor_zscores(values, spec) if zscored is None else zscored
+        frame, parts, higher_is_better = _weighted_composite(frame, spec)
     else:
-        frame, parts, higher_is_better = _rank_sum(frame, spec)
+        frame, parts, higher_is_better = _rank_sum(_eligible_frame(values, spec), spec)
 
     scored = pl.col("score").is_not_null()
     order = pl.col("score") if not higher_is_better else -pl.col("score")
@@ -185,9 +177,41 @@ def score(
     return scores, long
 
 
-def _weighted_zscore(
-    frame: pl.DataFrame, spec: StrategySpec
-) -> tuple[pl.DataFrame, list[tuple[str, pl.Expr, pl.Expr]], bool]:
+def _eligible_frame(values: pl.DataFrame, spec: StrategySpec) -> pl.DataFrame:
+    """The columns scoring reads, checked, plus ``eligible``."""
+    needed = {
+        "rebalance_date",
+        "ticker",
+        "sector",
+        "in_universe",
+        "price",
+        "market_cap",
+        "avg_volume",
+        "avg_dollar_volume",
+        *spec.scoring.factors,
+        *eligibility_columns(spec),
+    }
+    require_columns(
+        values, sorted(needed), f"factors.values (for strategy {spec.name!r})", ScoringInputError
+    )
+    return values.select(sorted(needed)).with_columns(eligible=eligibility(spec))
+
+
+def zscore_key(spec: StrategySpec) -> str:
+    """What a weighted_zscore strategy's factor z-scores depend on: universe, winsorize bounds
+    and each factor with its direction (not the group or factor weights)."""
+    d = spec.to_dict()
+    factors = sorted(
+        {(f.factor, f.higher_is_better) for g in spec.scoring.groups for f in g.factors}
+    )
+    return json.dumps([d["universe"], spec.scoring.winsorize, factors], sort_keys=True)
+
+
+def factor_zscores(values: pl.DataFrame, spec: StrategySpec) -> pl.DataFrame:
+    """The eligible frame with each factor's signed z-score ``_z_<factor>`` per rebalance date
+    (winsorized first when the spec says so) over the eligible rows: the step of
+    weighted_zscore scoring that group weights do not change."""
+    frame = _eligible_frame(values, spec)
     mask = pl.col("eligible")
     rules = spec.scoring
     factors = [f for group in rules.groups for f in group.factors]
@@ -204,8 +228,19 @@ def _weighted_zscore(
     for f in factors:
         z = zscore(source[f.factor], BY, mask)
         zs[f"_z_{f.factor}"] = z if f.higher_is_better else -z
-    frame = frame.with_columns(**zs)
+    return frame.with_columns(**zs)
 
+
+def _weighted_composite(
+    frame: pl.DataFrame, spec: StrategySpec
+) -> tuple[pl.DataFrame, list[tuple[str, pl.Expr, pl.Expr]], bool]:
+    rules = spec.scoring
+    require_columns(
+        frame,
+        [f"_z_{f.factor}" for g in rules.groups for f in g.factors],
+        "factor z-scores",
+        ScoringInputError,
+    )
     group_cols = {}
     for group in rules.groups:
         num = pl.sum_horizontal(
