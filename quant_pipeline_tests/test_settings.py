@@ -57,7 +57,10 @@ def test_every_settings_field_is_read_from_its_quant_pipeline_env_var():
         ),
         ({"QUANT_PIPELINE_DEMO_TICKERS": "ten"}, "QUANT_PIPELINE_DEMO_TICKERS: must be a whole"),
         ({"QUANT_PIPELINE_DEMO_TICKERS": "0"}, "QUANT_PIPELINE_DEMO_TICKERS: must be >= 1, got 0"),
-        ({"QUANT_PIPELINE_SWEEP_WORKERS": "0"}, "QUANT_PIPELINE_SWEEP_WORKERS: must be >= 1, got 0"),
+        (
+            {"QUANT_PIPELINE_SWEEP_WORKERS": "0"},
+            "QUANT_PIPELINE_SWEEP_WORKERS: must be >= 1, got 0",
+        ),
         ({"QUANT_PIPELINE_DEMO_START": "2015-13-01"}, "QUANT_PIPELINE_DEMO_START: must be a date"),
         (
             {"QUANT_PIPELINE_DEMO_END": "2009-12-31"},
