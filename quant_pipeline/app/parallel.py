@@ -16,8 +16,10 @@ import io
 import multiprocessing
 import os
 import pickle
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from multiprocessing import shared_memory
 from typing import Any
 
@@ -67,6 +69,23 @@ def _call(fn: Callable[[Any, Any], Any], job: Any) -> Any:
     return fn(_SHARED, job)
 
 
+@contextmanager
+def _main_not_reimported() -> Iterator[None]:
+    """While workers start, hide where ``__main__`` came from, so a spawned worker does not
+    re-run the parent's script: a script without an ``if __name__ == "__main__"`` guard (or a
+    Dagster step inside one) would otherwise materialize everything again in each worker. The
+    workers need nothing from ``__main__``: the function and the jobs come from modules."""
+    main = sys.modules["__main__"]
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
+
+
 def default_workers() -> int:
     """Two, or the number of CPUs when fewer."""
     return max(1, min(2, os.cpu_count() or 1))
@@ -93,7 +112,9 @@ def process_map(workers: int | None = None) -> RunMapper:
                 initializer=_install,
                 initargs=(buffer.getvalue(),),
             ) as pool:
-                return list(pool.map(_call, [fn] * len(jobs), jobs))
+                with _main_not_reimported():  # spawn starts every worker on the first submit
+                    results = pool.map(_call, [fn] * len(jobs), jobs)
+                return list(results)
         finally:
             for block in pickler.blocks:
                 block.close()

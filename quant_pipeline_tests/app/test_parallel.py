@@ -39,3 +39,27 @@ def test_a_sweep_on_two_processes_writes_the_same_table_as_in_process():
     spread = run_sweep(*args, n_splits=2, map_runs=process_map(2))
     assert spread.table.equals(alone.table) and spread.daily.equals(alone.daily)
     assert alone.table.height == 3
+
+
+def test_a_script_without_a_main_guard_is_not_run_again_by_the_workers(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "print('body', flush=True)\n"
+        "from quant_pipeline.app.parallel import process_map\n"
+        "from quant_pipeline_tests.app.test_parallel import _offset_and_pid\n"
+        "print([v for v, _ in process_map(2)(_offset_and_pid, {'offset': 10}, [1, 2, 3])])\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.splitlines() == ["body", "[11, 12, 13]"]
