@@ -103,9 +103,10 @@ class Settings(BaseModel):
         "--risk-free-rate",
     )
     sweep_workers: int = _field(
-        2,
+        1,
         "processes the research/sweep step spreads its variants over (1 = the step's own "
-        "process; the step alone writes the warehouse)",
+        "process; the step alone writes the warehouse). More pays only with idle cores and "
+        "hundreds of variants: starting a worker costs ~2 s of CPU",
     )
     outbox: Path = _field(Path("outbox"), "folder recommendation packets are written to")
     inbox: Path = _field(Path("inbox"), "folder the inbox sensor watches for holdings files")

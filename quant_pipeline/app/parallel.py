@@ -1,6 +1,7 @@
 """Run a sweep's variants on several processes (core stays single-process and pure).
 
-``process_map(workers)`` is a ``core.research.sweeps.RunMapper``: it starts ``workers``
+``process_map(workers)`` is a ``core.research.sweeps.RunMapper`` (``QUANT_PIPELINE_SWEEP_WORKERS``
+chooses the count for the research/sweep step): it starts ``workers``
 processes, hands each the shared context (the price matrix and prepared scores) once, and maps
 the jobs over them in order. Processes, not threads: a variant's rebalance loop is small numpy
 calls that hold the GIL. They are *spawned*, not forked: polars' thread pool does not survive a
@@ -93,7 +94,13 @@ def default_workers() -> int:
 
 def process_map(workers: int | None = None) -> RunMapper:
     """A mapper over ``workers`` spawned processes (``None``: :func:`default_workers`);
-    1 or a single job runs in this process (:func:`serial_map`)."""
+    1 or a single job runs in this process (:func:`serial_map`).
+
+    Measured at 3,000 tickers x 20 years, 100 variants (~75 ms of CPU each), on the shared
+    2-core machine (load 2.5-5): 2 workers took 12-15 s wall and ~10-11 s CPU for the variants
+    where 1 took 7.4-7.7 s and 6.7-7.5 s. Each worker costs ~2 s of CPU before its first job
+    (a Python interpreter importing polars, unpickling ~180 MB of ranked scores), so the pool
+    pays for sweeps of several hundred variants on a machine whose cores are idle."""
     n = default_workers() if workers is None else workers
     if n < 1:
         raise ValueError(f"workers must be >= 1, got {n}")

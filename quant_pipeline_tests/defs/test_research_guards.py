@@ -121,6 +121,7 @@ def test_sweep_and_walk_forward_assets_write_their_tables_and_charts(tmp_path, m
         TINY,
     )
     monkeypatch.setattr(research_guards, "load_sweeps", lambda: {sweep.name: sweep})
+    monkeypatch.setenv("QUANT_PIPELINE_SWEEP_WORKERS", "2")  # the process pool inside a step
     monkeypatch.setattr(
         research_guards, "runnable_strategies", lambda market, warehouse: {"tiny": None}
     )
