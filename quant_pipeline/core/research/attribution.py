@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
@@ -78,32 +79,57 @@ def _periods(dates: Sequence[date], days: pl.Expr) -> pl.Expr:
     return schedule.search_sorted(days, side="left").cast(pl.Int64) - 1
 
 
-def _daily_returns(prices: pl.DataFrame, first: date) -> pl.DataFrame:
+@dataclass(frozen=True)
+class HeldDays:
+    """The daily returns every book is held through, prepared once for all of them: each row's
+    period ``k`` (the last rebalance date strictly before the day) and ticker code ``t``
+    (joining on two integers instead of a string: ~2x faster over 14M rows)."""
+
+    dates: list[date]
+    codes: pl.DataType
+    daily: pl.DataFrame  # k, t, date, daily_return
+
+
+def held_days(values: pl.DataFrame, prices: pl.DataFrame) -> HeldDays:
+    """:class:`HeldDays` of ``prices`` (curated.prices: ticker, date, daily_return) for the
+    rebalance dates of ``values`` (factors.values). Only finite returns after the first date."""
     require_columns(prices, ("ticker", "date", "daily_return"), "prices", AttributionInputError)
-    return prices.select("ticker", "date", "daily_return").filter(
-        (pl.col("date") > first) & pl.col("daily_return").is_finite()
+    dates = values[BY].unique().sort().to_list()
+    codes = pl.Enum(pl.concat([prices["ticker"], values["ticker"]]).unique().drop_nulls().sort())
+    first = dates[0] if dates else date.max
+    daily = prices.filter((pl.col("date") > first) & pl.col("daily_return").is_finite()).select(
+        _periods(dates, pl.col("date")).alias("k"),
+        pl.col("ticker").cast(codes).to_physical().alias("t"),
+        "date",
+        "daily_return",
     )
+    return HeldDays(dates, codes, daily)
 
 
-def _held_returns(members: pl.DataFrame, prices: pl.DataFrame, dates: list[date]) -> pl.DataFrame:
+def _held_returns(members: pl.DataFrame, held: HeldDays) -> pl.DataFrame:
     """``members`` (rebalance_date, ticker, group columns...) joined to the daily returns of the
     days each rebalance's book is held: D < t <= the next rebalance date (to the end for the
     last)."""
-    daily = _daily_returns(prices, dates[0]).with_columns(k=_periods(dates, pl.col("date")))
-    index = pl.DataFrame({BY: dates, "k": np.arange(len(dates), dtype=np.int64)})
-    return members.join(index, on=BY).drop(BY).join(daily, on=["k", "ticker"])
+    index = pl.DataFrame({BY: held.dates, "k": np.arange(len(held.dates), dtype=np.int64)})
+    coded = members.join(index, on=BY).with_columns(
+        pl.col("ticker").cast(held.codes).to_physical().alias("t")
+    )
+    return coded.drop(BY, "ticker").join(held.daily, on=["k", "t"])
 
 
 def style_factor_returns(
-    values: pl.DataFrame, prices: pl.DataFrame, quantiles: int = QUINTILES
+    values: pl.DataFrame,
+    prices: pl.DataFrame,
+    quantiles: int = QUINTILES,
+    held: HeldDays | None = None,
 ) -> pl.DataFrame:
     """``RETURNS_SCHEMA`` rows (kind 'factor'): each style's top-minus-bottom quantile return
     per day. ``values``: factors.values; ``prices``: curated.prices (ticker, date,
     daily_return). On rebalance date D, names in D's universe with a finite score are cut into
     ``quantiles`` by score (ceil(average rank · q / n), as the factor diagnostics), only when
-    there are at least :data:`MIN_NAMES`; the legs are held from D+1 to the next date."""
-    dates = values[BY].unique().sort().to_list()
-    if not dates:
+    there are at least :data:`MIN_NAMES`; the legs are held from D+1 to the next date.
+    ``held``: :func:`held_days` of the same inputs, when already prepared."""
+    if values.is_empty():
         return pl.DataFrame(schema=RETURNS_SCHEMA)
     styles = style_values(values)
     legs = []
@@ -122,8 +148,8 @@ def style_factor_returns(
                 pl.when(pl.col("_q") == quantiles).then(1).otherwise(-1).alias("side"),
             )
         )
-    held = _held_returns(pl.concat(legs), prices, dates)
-    sides = held.group_by("date", "series", "side").agg(
+    joined = _held_returns(pl.concat(legs), held or held_days(values, prices))
+    sides = joined.group_by("date", "series", "side").agg(
         pl.col("daily_return").mean().alias("r"), pl.len().alias("n")
     )
     long = sides.filter(pl.col("side") == 1).drop("side")
@@ -142,20 +168,21 @@ def style_factor_returns(
     )
 
 
-def sector_returns(values: pl.DataFrame, prices: pl.DataFrame) -> pl.DataFrame:
+def sector_returns(
+    values: pl.DataFrame, prices: pl.DataFrame, held: HeldDays | None = None
+) -> pl.DataFrame:
     """``RETURNS_SCHEMA`` rows (kind 'sector', n_short null): each sector's equal-weight
     return per day over the names in the universe with that sector on the last rebalance date
     before the day (names without a sector left out). Not yet minus the market: each
     strategy's own benchmark is subtracted in :func:`attribution`."""
-    dates = values[BY].unique().sort().to_list()
-    if not dates:
+    if values.is_empty():
         return pl.DataFrame(schema=RETURNS_SCHEMA)
     members = values.filter(
         pl.col("in_universe").fill_null(False) & pl.col("sector").is_not_null()
     ).select(BY, "ticker", pl.col("sector").alias("series"))
-    held = _held_returns(members, prices, dates)
+    joined = _held_returns(members, held or held_days(values, prices))
     return (
-        held.group_by("date", "series")
+        joined.group_by("date", "series")
         .agg(pl.col("daily_return").mean().alias("return"), pl.len().alias("n_long"))
         .select(
             "date",
@@ -332,7 +359,10 @@ def attribution(
 
 def attribution_returns(values: pl.DataFrame, prices: pl.DataFrame) -> pl.DataFrame:
     """Sector and style-factor returns per day, stacked (``research.attribution_returns``)."""
-    return pl.concat([sector_returns(values, prices), style_factor_returns(values, prices)])
+    held = held_days(values, prices)
+    return pl.concat(
+        [sector_returns(values, prices, held), style_factor_returns(values, prices, held=held)]
+    )
 
 
 __all__ = [
