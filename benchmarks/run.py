@@ -16,7 +16,8 @@ peak resident memory (ru_maxrss, native polars/DuckDB memory included) is that s
     backtest   backtest.daily/trades/quarterly (benchmark + run_backtest per strategy + charts)
     metrics    backtest.metrics/comparison
     sweep      research.sweep: 100 variants of the shipped multifactor_smallcap sweep (needs
-               factors; monthly variants need a monthly strategy in --strategies)
+               factors; monthly variants need a monthly strategy in --strategies) on
+               QUANT_PIPELINE_SWEEP_WORKERS processes (default 1; CPU time includes the workers')
     dagster_full     dg.materialize of every asset and check into a fresh warehouse (generation
                      included, as `quant-pipeline run` does); dagster overhead = this minus the
                      sum of the stages above

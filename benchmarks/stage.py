@@ -55,11 +55,13 @@ class Config:
 
 
 def cpu_seconds() -> float:
-    """User + system CPU time of this process, all threads (polars and DuckDB are threaded).
+    """User + system CPU time of this process, all threads (polars and DuckDB are threaded),
+    plus its finished child processes (the sweep's workers, counted once they have exited).
 
     On a shared machine wall time swings with the neighbours' load; CPU time much less."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 @dataclass
@@ -317,43 +319,63 @@ def stage_metrics(cfg: Config, t: Timer) -> None:
     t.rows_out = long.height
 
 
-def stage_sweep(cfg: Config, t: Timer) -> None:
-    """research.sweep: the shipped multifactor_smallcap sweep's first 100 variants whose
-    rebalance frequency factors.values holds (add a monthly strategy to --strategies, e.g.
-    momentum_12_1, for the monthly variants), through scores, weights and the share simulation."""
-    from dataclasses import replace
-
-    from quant_pipeline.config.sweeps import load_sweeps
-    from quant_pipeline.core.backtest import reference_engine as backtest
-    from quant_pipeline.core.backtest.share_simulation import TradingModel
-    from quant_pipeline.core.research.sweeps import run_sweep
-
-    wh = _warehouse(cfg.bench_db)
-    sweep = load_sweeps()["multifactor_smallcap_sweep"]
-    with t.part("read"):
-        values = wh.read_table("factors.values")
-        sched = wh.read_table("factors.rebalance_dates")
-        prices = wh.read_table(
-            "curated.prices", columns=["ticker", "date", "close", "adj_close", "daily_return"]
-        )
+def sweep_inputs(wh) -> tuple:
+    """factors.values, the rebalance dates per frequency and curated.prices of a bench warehouse."""
+    values = wh.read_table("factors.values")
+    sched = wh.read_table("factors.rebalance_dates")
+    prices = wh.read_table(
+        "curated.prices", columns=["ticker", "date", "close", "adj_close", "daily_return"]
+    )
     schedules = {
         f: sched.filter(pl.col("frequency") == f)["rebalance_date"].sort().to_list()
         for f in sched["frequency"].unique()
     }
-    variants = [v for v in sweep.variants if v.spec.rebalance in schedules][:100]
-    sweep = replace(sweep, variants=tuple(variants))
+    return values, schedules, prices
+
+
+def bench_sweep(schedules: dict, n: int = 100):
+    """The shipped multifactor_smallcap sweep's first ``n`` variants whose rebalance frequency
+    factors.values holds (add a monthly strategy to --strategies for the monthly ones)."""
+    from dataclasses import replace
+
+    from quant_pipeline.config.sweeps import load_sweeps
+
+    sweep = load_sweeps()["multifactor_smallcap_sweep"]
+    variants = [v for v in sweep.variants if v.spec.rebalance in schedules][:n]
+    return replace(sweep, variants=tuple(variants))
+
+
+def stage_sweep(cfg: Config, t: Timer) -> None:
+    """research.sweep: 100 variants of the shipped multifactor_smallcap sweep (``bench_sweep``)
+    through scores, weights and the share simulation (its fast path on a price matrix), on
+    ``QUANT_PIPELINE_SWEEP_WORKERS`` processes as the asset does. Parts: read, benchmark,
+    prepare (scores once per scoring, price matrix), variants (weights, simulation, metrics
+    of every variant; CPU time includes the workers'), deflate (DSR, PBO), write."""
+    from quant_pipeline.app.parallel import process_map
+    from quant_pipeline.core.backtest import reference_engine as backtest
+    from quant_pipeline.core.backtest.share_simulation import TradingModel
+    from quant_pipeline.core.research import sweeps
+    from quant_pipeline.settings import from_env
+
+    wh = _warehouse(cfg.bench_db)
+    with t.part("read"):
+        values, schedules, prices = sweep_inputs(wh)
+    sweep = bench_sweep(schedules)
     t.rows_in = prices.height
     with t.part("benchmark"):
         bench = backtest.equal_weight_benchmark(prices)
-    with t.part(f"run_sweep.{len(variants)}_variants"):
-        result = run_sweep(
-            sweep,
-            values,
-            schedules,
-            prices.drop("daily_return"),
-            bench,
-            lambda spec: TradingModel(),
-        )
+    with t.part("prepare"):
+        ctx = sweeps.prepare_sweep(sweep, values, schedules, prices.drop("daily_return"), bench)
+    jobs = [
+        sweeps.VariantJob(v, tuple(schedules[v.spec.rebalance]), TradingModel())
+        for v in sweep.variants
+    ]
+    workers = from_env().sweep_workers
+    with t.part(f"variants.{len(jobs)}_on_{workers}_processes"):
+        runs = process_map(workers)(sweeps.run_variant, ctx, jobs)
+    with t.part("deflate"):
+        table = pl.DataFrame([row for row, _ in runs], infer_schema_length=None)
+        result = sweeps.sweep_result(sweep, table, pl.concat([d for _, d in runs]))
     with t.part("write"):
         wh.replace_table("research.sweep", result.table)
     t.rows_out = result.table.height

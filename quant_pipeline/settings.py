@@ -115,6 +115,12 @@ class Settings(BaseModel):
         "common_window_tolerance_days overrides it",
         "--common-window-tolerance-days",
     )
+    sweep_workers: int = _field(
+        1,
+        "processes the research/sweep step spreads its variants over (1 = the step's own "
+        "process; the step alone writes the warehouse). More pays only with idle cores and "
+        "hundreds of variants: starting a worker costs ~2 s of CPU",
+    )
     outbox: Path = _field(Path("outbox"), "folder recommendation packets are written to")
     inbox: Path = _field(Path("inbox"), "folder the inbox sensor watches for holdings files")
     portfolios: Path = _field(Path("portfolios.yaml"), "the portfolios YAML")
@@ -141,7 +147,7 @@ class Settings(BaseModel):
             return names or None
         return value
 
-    @field_validator("demo_tickers")
+    @field_validator("demo_tickers", "sweep_workers")
     @classmethod
     def _positive_tickers(cls, value: int) -> int:
         if value < 1:

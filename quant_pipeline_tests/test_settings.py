@@ -26,6 +26,7 @@ SAMPLES = {
     "reports_dir": ("/tmp/sheets", Path("/tmp/sheets")),
     "risk_free_rate": ("0.02", 0.02),
     "common_window_tolerance_days": ("90", 90),
+    "sweep_workers": ("1", 1),
     "outbox": ("/tmp/out", Path("/tmp/out")),
     "inbox": ("/tmp/in", Path("/tmp/in")),
     "portfolios": ("mine.yaml", Path("mine.yaml")),
@@ -58,6 +59,10 @@ def test_every_settings_field_is_read_from_its_quant_pipeline_env_var():
         ),
         ({"QUANT_PIPELINE_DEMO_TICKERS": "ten"}, "QUANT_PIPELINE_DEMO_TICKERS: must be a whole"),
         ({"QUANT_PIPELINE_DEMO_TICKERS": "0"}, "QUANT_PIPELINE_DEMO_TICKERS: must be >= 1, got 0"),
+        (
+            {"QUANT_PIPELINE_SWEEP_WORKERS": "0"},
+            "QUANT_PIPELINE_SWEEP_WORKERS: must be >= 1, got 0",
+        ),
         ({"QUANT_PIPELINE_DEMO_START": "2015-13-01"}, "QUANT_PIPELINE_DEMO_START: must be a date"),
         (
             {"QUANT_PIPELINE_DEMO_END": "2009-12-31"},

@@ -24,6 +24,7 @@ from quant_pipeline.core.data.suspect_moves import SUSPECT_MOVES_TABLE, held_thr
 from quant_pipeline.core.reporting import backtest_charts as plots
 from quant_pipeline.core.reporting.tearsheet import render_tearsheet
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
+from quant_pipeline.defs.research_pages import RESEARCH_TABLES, ResearchPages
 from quant_pipeline.defs.resources import WarehouseResource
 from quant_pipeline.defs.tables import reads
 from quant_pipeline.settings import from_env
@@ -57,6 +58,8 @@ TEAR_SHEET_READS = reads(
     "backtest.lean_statistics",
     "backtest.metric_settings",
     SUSPECT_MOVES_TABLE,
+    "portfolio.target_weights",
+    *RESEARCH_TABLES,
 )
 
 
@@ -179,6 +182,17 @@ def _page_labels(
     return labels
 
 
+WEIGHT_KEYS = ("rebalance_date", "ticker", "weight")
+
+
+def _dataset_version(setting: pl.DataFrame, settings: pl.DataFrame) -> str | None:
+    """The strategy's dataset version (a blend has no settings row: the run's)."""
+    frame = setting if setting.height else settings
+    if "dataset_version" not in frame.columns or frame.height == 0:
+        return None
+    return frame["dataset_version"][0]
+
+
 @dg.asset(
     key=["backtest", "tear_sheets"],
     deps=TEAR_SHEET_READS.deps,
@@ -206,6 +220,9 @@ def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.Mat
         if read.has_table(SUSPECT_MOVES_TABLE)
         else None
     )
+    research = ResearchPages(
+        read, daily, read("portfolio.target_weights", columns=["strategy", *WEIGHT_KEYS])
+    )
     written, meta_charts, index_rows = [], {}, []
     generated = datetime.now(UTC).replace(microsecond=0)
     for name in daily["strategy"].unique().sort().to_list():
@@ -232,6 +249,8 @@ def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.Mat
             sleeves=attribution.filter(pl.col("strategy") == name).drop("strategy"),
             lean=lean.filter(pl.col("strategy") == name).select("statistic", "display"),
             suspect_moves=None if held is None else held.filter(pl.col("strategy") == name),
+            exposures=research.exposures(name),
+            multiple_testing=research.multiple_testing(name, _dataset_version(setting, settings)),
         )
         path = out_dir / f"{name}.html"
         path.write_text(page, encoding="utf-8")

@@ -1,12 +1,16 @@
-"""Research assets that guard against fooling yourself: multiple testing, sweeps, walk-forward."""
+"""Research assets that guard against fooling yourself: multiple testing, sweeps, walk-forward,
+exposures and returns-based attribution."""
 
 import time
 
 import dagster as dg
 import polars as pl
 
+from quant_pipeline.app.parallel import process_map
+from quant_pipeline.app.recommendation import data_version
 from quant_pipeline.config.sweeps import load_sweeps
 from quant_pipeline.core.backtest.benchmark_returns import benchmark_series
+from quant_pipeline.core.data.dataset_version import fingerprints
 from quant_pipeline.core.reporting.backtest_charts import md_image
 from quant_pipeline.core.reporting.overfitting_charts import (
     heatmap_png,
@@ -21,6 +25,7 @@ from quant_pipeline.core.research.sweeps import (
 )
 from quant_pipeline.core.research.walk_forward import walk_forward
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
+from quant_pipeline.defs.research_pages import DAILY_FINGERPRINT, WEIGHTS_FINGERPRINT
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import (
     is_restricted,
@@ -30,6 +35,7 @@ from quant_pipeline.defs.strategies import (
 )
 from quant_pipeline.defs.tables import reads, table_spec
 from quant_pipeline.defs.trading import BacktestConfig, trading_model
+from quant_pipeline.settings import from_env
 
 GROUP = "research_guards"  # its own group: the weekly downstream rebuild leaves it out
 KINDS = {"duckdb", "polars"}
@@ -43,6 +49,9 @@ EXPOSURE_READS = reads(
     "portfolio.target_weights", "factors.values", "curated.prices", "backtest.benchmarks"
 )
 COVARIANCE_READS = reads("portfolio.target_weights", "curated.prices")
+ATTRIBUTION_READS = reads(
+    "backtest.daily", "factors.values", "curated.prices", "backtest.metric_settings"
+)
 
 
 def owned_sweeps(market: MarketDataResource) -> list[str]:
@@ -149,7 +158,10 @@ def research_sweep(
     market: MarketDataResource,
     warehouse: WarehouseResource,
 ):
-    """Run every variant of every sweep file through scoring, weights and the share simulation."""
+    """Run every variant of every sweep file through scoring, weights and the share simulation.
+
+    The variants run on ``QUANT_PIPELINE_SWEEP_WORKERS`` processes (they only compute); this
+    step alone writes the warehouse, after every variant is done."""
     selected = runnable_strategies(market, warehouse)
     sweeps = {n: s for n, s in load_sweeps().items() if s.strategy in selected}
     tables, dailies, meta = [], [], {}
@@ -157,6 +169,7 @@ def research_sweep(
         values, schedules, prices, benchmark = _sweep_inputs(
             SWEEP_READS.reader(warehouse.read_only())
         )
+    workers = from_env().sweep_workers
     for name, sweep in sweeps.items():
         started = time.perf_counter()
         result = run_sweep(
@@ -167,15 +180,23 @@ def research_sweep(
             benchmark,
             lambda spec: trading_model(config, spec),
             delisting_return=config.delisting_return,
+            map_runs=process_map(workers),
         )
         seconds = time.perf_counter() - started
-        context.log.info(f"{name}: {len(sweep.variants)} variants in {seconds:.1f} s")
-        tables.append(result.table)
+        context.log.info(
+            f"{name}: {len(sweep.variants)} variants in {seconds:.1f} s on {workers} process(es)"
+        )
+        tables.append(result.table.with_columns(strategy=pl.lit(sweep.strategy)))
         dailies.append(result.daily.with_columns(sweep=pl.lit(name)))
         meta.update(_sweep_metadata(sweep, result, seconds))
     table = pl.concat(tables, how="diagonal_relaxed") if tables else pl.DataFrame()
     daily = pl.concat(dailies) if dailies else pl.DataFrame()
     if tables:
+        # the curated inputs' content hash, as backtest.settings: a tear sheet shows the sweep
+        # of its strategy only when both were computed from the same data
+        table = table.with_columns(
+            dataset_version=pl.lit(data_version(warehouse.read_only()), pl.String)
+        )
         wh, keys = warehouse.get(), owned_sweeps(market)
         write_owned(wh, market, "research.sweep", table, column="sweep", keys=keys)
         write_owned(wh, market, "research.sweep_daily", daily, column="sweep", keys=keys)
@@ -302,10 +323,20 @@ def research_exposures(market: MarketDataResource, warehouse: WarehouseResource)
         ex_ante_beta(weights, history, benchmark), on=["strategy", "rebalance_date"], how="left"
     )
     sectors = sector_exposures(weights, values)
+    stamp = fingerprints(weights, "strategy", WEIGHTS_FINGERPRINT).rename(
+        {"fingerprint": "weights_fingerprint"}
+    )
+    table = table.join(stamp, on="strategy", how="left")
+    sectors = sectors.join(stamp, on="strategy", how="left")
     wh = warehouse.get()
     write_owned(wh, market, "research.exposures", table)
     write_owned(wh, market, "research.sector_exposures", sectors)
-    means = table.group_by("strategy").agg(pl.exclude("rebalance_date").mean()).sort("strategy")
+    means = (
+        table.drop("weights_fingerprint")
+        .group_by("strategy")
+        .agg(pl.exclude("rebalance_date").mean())
+        .sort("strategy")
+    )
     yield dg.MaterializeResult(
         asset_key=["research", "exposures"],
         metadata=table_metadata(
@@ -318,11 +349,70 @@ def research_exposures(market: MarketDataResource, warehouse: WarehouseResource)
     )
 
 
+@dg.multi_asset(
+    specs=[
+        table_spec(
+            "research.attribution",
+            "Per strategy: OLS of its daily excess return on the market, sector-minus-market and "
+            "style long-short returns; coefficients, t-stats, R² and each term's contribution "
+            "to the annualised excess return (alpha = the residual).",
+            GROUP,
+            ATTRIBUTION_READS.deps,
+        ),
+        table_spec(
+            "research.attribution_returns",
+            "Daily returns of the equal-weight sector portfolios and of the value, momentum, "
+            "size and quality top-minus-bottom quintile portfolios (point in time).",
+            GROUP,
+            ATTRIBUTION_READS.deps,
+        ),
+    ],
+    pool="warehouse",
+)
+def research_attribution(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """Returns-based attribution of every strategy's excess return to market, sectors, styles."""
+    from quant_pipeline.core.research.attribution import attribution, attribution_returns
+    from quant_pipeline.defs.reports import run_risk_free_rate
+
+    read = ATTRIBUTION_READS.reader(warehouse.read_only())
+    daily = read("backtest.daily", columns=["strategy", *DAILY_FINGERPRINT])
+    prices = read("curated.prices", columns=["ticker", "date", "daily_return"])
+    returns = attribution_returns(read("factors.values"), prices)
+    rf = run_risk_free_rate(read("backtest.metric_settings"))
+    table = attribution(daily, returns, rf)
+    stamp = fingerprints(daily, "strategy", DAILY_FINGERPRINT)
+    table = table.join(stamp.rename({"fingerprint": "daily_fingerprint"}), on="strategy")
+    left_out = sorted(set(daily["strategy"]) - set(table["strategy"]))
+    if left_out:
+        context.log.warning(f"too few complete days to attribute: {left_out}")
+    wh = warehouse.get()
+    wh.replace_table("research.attribution", table)
+    wh.replace_table("research.attribution_returns", returns)
+    summary = (
+        table.pivot(on="term", index="strategy", values="contribution")
+        .join(table.select("strategy", "excess_return", "r_squared").unique(), on="strategy")
+        .sort("strategy")
+    )
+    yield dg.MaterializeResult(
+        asset_key=["research", "attribution"],
+        metadata=table_metadata(
+            "research.attribution",
+            table,
+            contributions=dg.MetadataValue.md(markdown_table(summary, 40)),
+        ),
+    )
+    yield dg.MaterializeResult(
+        asset_key=["research", "attribution_returns"],
+        metadata=table_metadata("research.attribution_returns", returns),
+    )
+
+
 research_guard_assets = [
     research_multiple_testing,
     research_sweep,
     research_walk_forward,
     research_exposures,
+    research_attribution,
 ]
 
 research_guards_job = dg.define_asset_job(

@@ -121,6 +121,7 @@ def test_sweep_and_walk_forward_assets_write_their_tables_and_charts(tmp_path, m
         TINY,
     )
     monkeypatch.setattr(research_guards, "load_sweeps", lambda: {sweep.name: sweep})
+    monkeypatch.setenv("QUANT_PIPELINE_SWEEP_WORKERS", "2")  # the process pool inside a step
     monkeypatch.setattr(
         research_guards, "runnable_strategies", lambda market, warehouse: {"tiny": None}
     )
@@ -328,3 +329,166 @@ def test_a_restricted_run_replaces_only_its_strategies_rows_of_the_research_guar
         "magic_formula",
         "momentum_12_1",
     }
+
+
+def test_the_attribution_asset_writes_each_strategys_terms_stamped_with_its_returns(tmp_path):
+    from quant_pipeline.core.data.dataset_version import fingerprints
+    from quant_pipeline.defs import research_guards
+
+    path = tmp_path / "quant.duckdb"
+    _tiny_warehouse(path)
+    wh = Warehouse(path)
+    rng = np.random.default_rng(2)
+    # twelve names of their own (random walks) in two sectors, so each style forms quintiles
+    base = wh.read_table("curated.prices").filter(pl.col("ticker") == "A").sort("date")
+    prices = pl.concat(
+        base.with_columns(
+            ticker=pl.lit(f"N{i:02d}"),
+            close=pl.Series(50 * np.cumprod(1 + rng.normal(0.0003, 0.012, base.height))),
+        ).with_columns(adj_close=pl.col("close"), daily_return=pl.col("close").pct_change())
+        for i in range(12)
+    )
+    wh.replace_table("curated.prices", prices)
+    dates = wh.read_table("factors.rebalance_dates")["rebalance_date"].to_list()
+    styles = ["market_cap", "earnings_yield", "momentum_12_1", "roe", "roa", "gross_margin"]
+    values = pl.DataFrame(
+        [
+            (d, f"N{i:02d}", "Tech" if i % 2 else "Energy", *rng.normal(size=6).tolist())
+            for d in dates
+            for i in range(12)
+        ],
+        schema=["rebalance_date", "ticker", "sector", *styles],
+        orient="row",
+    ).with_columns(
+        in_universe=pl.lit(True),
+        price=pl.lit(50.0),
+        market_cap=pl.col("market_cap").exp() * 1e9,
+        debt_to_equity=pl.lit(1.0),  # no spread: quality is the mean of the other three
+    )
+    wh.replace_table("factors.values", values)
+    days = wh.read_table("backtest.benchmarks").sort("date")
+    daily = pl.DataFrame(
+        {
+            "strategy": "tiny",
+            "date": days["date"],
+            "portfolio_return": days["return"] + rng.normal(0.0002, 0.003, days.height),
+            "benchmark_return": days["return"],
+        }
+    )
+    wh.replace_table("backtest.daily", daily)
+    wh.replace_table(
+        "backtest.metric_settings", pl.DataFrame({"setting": ["risk_free_rate"], "value": [0.0]})
+    )
+    result = dg.materialize(
+        [research_guards.research_attribution],
+        resources={"warehouse": WarehouseResource(path=str(path))},
+    )
+    assert result.success
+    table = wh.read_table("research.attribution")
+    assert set(table["kind"]) == {"alpha", "market", "sector", "factor"}
+    assert table["contribution"].sum() == pytest.approx(table["excess_return"][0], abs=1e-12)
+    stamp = fingerprints(daily, "strategy", ("date", "portfolio_return", "benchmark_return"))
+    assert set(table["daily_fingerprint"]) == {stamp["fingerprint"][0]}
+    returns = wh.read_table("research.attribution_returns")
+    assert set(returns["series"]) >= {"Tech", "Energy", "momentum", "value", "size", "quality"}
+
+
+class _Reader:
+    """A stand-in for a step's table reader over frames held in memory."""
+
+    def __init__(self, tables: dict[str, pl.DataFrame]) -> None:
+        self.tables = tables
+
+    def __call__(self, table: str, columns=None) -> pl.DataFrame:
+        return self.tables[table]
+
+    def has_table(self, table: str) -> bool:
+        return table in self.tables
+
+
+def _pages_inputs():
+    from quant_pipeline.core.data.dataset_version import fingerprints
+
+    d = date(2021, 6, 1)
+    weights = pl.DataFrame(
+        {"strategy": "tiny", "rebalance_date": d, "ticker": ["A", "B"], "weight": [0.5, 0.5]}
+    )
+    daily = pl.DataFrame(
+        {
+            "strategy": "tiny",
+            "date": [d, d + timedelta(days=1)],
+            "portfolio_return": [0.0, 0.01],
+            "benchmark_return": [0.0, 0.02],
+        }
+    )
+    w_stamp = fingerprints(weights, "strategy", ("rebalance_date", "ticker", "weight"))
+    d_stamp = fingerprints(daily, "strategy", ("date", "portfolio_return", "benchmark_return"))
+    exposures = pl.DataFrame(
+        {"strategy": "tiny", "rebalance_date": [d], "n_names": [2], "beta": [1.0],
+         "beta_coverage": [1.0], "size_tilt": [0.1], "value_tilt": [0.2],
+         "momentum_tilt": [0.3], "quality_tilt": [0.4],
+         "weights_fingerprint": w_stamp["fingerprint"]}
+    )  # fmt: skip
+    sectors = pl.DataFrame(
+        {"strategy": "tiny", "rebalance_date": [d], "sector": ["Tech"],
+         "portfolio_weight": [1.0], "universe_weight": [1.0], "active_weight": [0.0],
+         "weights_fingerprint": w_stamp["fingerprint"]}
+    )  # fmt: skip
+    attribution = pl.DataFrame(
+        {"strategy": "tiny", "term": ["alpha"], "kind": ["alpha"], "coefficient": [0.0],
+         "t_stat": [0.0], "annual_mean": [None], "contribution": [0.0], "excess_return": [0.0],
+         "r_squared": [0.5], "adj_r_squared": [0.5], "n_days": [2], "start": [d],
+         "end": [d], "daily_fingerprint": d_stamp["fingerprint"]}
+    )  # fmt: skip
+    tables = {
+        "research.exposures": exposures,
+        "research.sector_exposures": sectors,
+        "research.attribution": attribution,
+    }
+    return daily, weights, tables
+
+
+def test_research_sections_are_shown_only_for_the_weights_and_returns_they_were_made_from():
+    from quant_pipeline.defs.research_pages import ResearchPages
+
+    daily, weights, tables = _pages_inputs()
+    fresh = ResearchPages(_Reader(tables), daily, weights, sweeps={}).exposures("tiny")
+    assert fresh.missing == () and fresh.exposures.height == 1 and fresh.attribution.height == 1
+    assert fresh.tilts_chart.startswith(b"\x89PNG")
+    # the backtest moved on: new weights, new returns -> both parts left out, and said so
+    moved = ResearchPages(
+        _Reader(tables),
+        daily.with_columns(portfolio_return=pl.col("portfolio_return") + 0.001),
+        weights.with_columns(weight=pl.Series([0.6, 0.4])),
+        sweeps={},
+    ).exposures("tiny")
+    assert moved.exposures is None and moved.attribution is None
+    assert [m.split(":")[0] for m in moved.missing] == [
+        "Beta, tilts and sector weights",
+        "Returns-based attribution",
+    ]
+    assert all("left out" in m for m in moved.missing)
+    never = ResearchPages(_Reader({}), daily, weights, sweeps={}).exposures("tiny")
+    assert all("not computed yet" in m for m in never.missing)
+
+
+def test_a_swept_strategys_section_needs_the_sweep_run_on_the_same_data():
+    from quant_pipeline.core.research.sweeps import parse_sweep
+    from quant_pipeline.defs.research_pages import ResearchPages
+
+    daily, weights, tables = _pages_inputs()
+    sweep = parse_sweep({"strategy": "tiny", "grid": {"portfolio.top_n": [1, 2]}}, TINY)
+    assert sweep.heatmap[:2] == ("top_n", "top_n")  # one parameter: a diagonal heatmap
+    rows = pl.DataFrame(
+        {"sweep": sweep.name, "variant": [v.name for v in sweep.variants], "top_n": [1, 2],
+         "sharpe_ratio": [0.5, 0.9], "sharpe_ratio_shared_dates": [0.5, 0.9],
+         "deflated_sharpe_ratio": [0.3, 0.6], "expected_maximum_sharpe": [0.4, 0.4],
+         "pbo": [0.25, 0.25], "n_variants": [2, 2], "dataset_version": "v1"}
+    )  # fmt: skip
+    pages = ResearchPages(
+        _Reader({**tables, "research.sweep": rows}), daily, weights, {sweep.name: sweep}
+    )
+    same = pages.multiple_testing("tiny", "v1")
+    assert same.missing is None and same.table.height == 2 and same.heatmap.startswith(b"\x89PNG")
+    assert "other curated data" in pages.multiple_testing("tiny", "v2").missing
+    assert pages.multiple_testing("not_swept", "v1") is None

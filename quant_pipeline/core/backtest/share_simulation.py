@@ -63,6 +63,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -381,7 +382,9 @@ def simulate(
     commission = model.commission
     daily_rate = (1.0 + model.cash_rate) ** (1.0 / TRADING_DAYS_PER_YEAR) - 1.0
     cand = _candidates(plan)
-    out_rows, summary = _trade_rebalances(cand, rebal, model, daily_rate)
+    out_rows, summary = trade_rebalances(
+        _candidate_arrays(cand), rebal["di"].to_numpy(), model, daily_rate
+    )
     steps = (
         pl.DataFrame({k: np.concatenate([r[k] for r in out_rows]) for k in out_rows[0]})
         if out_rows
@@ -431,6 +434,17 @@ def simulate(
     )
 
 
+def _candidate_arrays(cand: pl.DataFrame) -> Candidates:
+    return Candidates(
+        k=cand["k"].to_numpy(),
+        tid=cand["tid"].to_numpy(),
+        w=cand["w"].to_numpy(),
+        close=cand["close"].fill_null(np.nan).to_numpy(),
+        eff=cand["eff"].fill_null(np.nan).to_numpy(),
+        n_tickers=cand["tid"].n_unique(),
+    )
+
+
 def _candidates(plan: dict[str, object]) -> pl.DataFrame:
     """Candidates at rebalance k: its targets (weight ``w``, 0 when unfilled) and the filled
     targets of k-1 (what may be held), priced as of the rebalance date, sorted by k, descending
@@ -463,33 +477,44 @@ def _candidates(plan: dict[str, object]) -> pl.DataFrame:
     return cand.join(tid_of, on="ticker", maintain_order="left")
 
 
-def _trade_rebalances(
-    cand: pl.DataFrame, rebal: pl.DataFrame, model: TradingModel, daily_rate: float
+class Candidates(NamedTuple):
+    """The names each rebalance may trade, as flat arrays sorted by (k, descending w, ticker):
+    rebalance ``k``, ticker id ``tid`` (0 .. n_tickers - 1), target weight ``w`` (0 when not
+    wanted or not buyable), as-of ``close`` and ``eff`` (adjusted close, delisting return
+    included; NaN when never priced). Built from polars frames by :func:`simulate` and from a
+    price matrix by ``core.backtest.price_matrix.simulate_daily``: both then walk the same loop
+    (:func:`trade_rebalances`)."""
+
+    k: np.ndarray
+    tid: np.ndarray
+    w: np.ndarray
+    close: np.ndarray
+    eff: np.ndarray
+    n_tickers: int
+
+
+def trade_rebalances(
+    cand: Candidates, di_rebal: np.ndarray, model: TradingModel, daily_rate: float
 ) -> tuple[list[dict[str, np.ndarray]], np.ndarray]:
     """Walk the rebalances in order with one cash account: per rebalance the candidates' rows
-    (orders, shares after, costs, ...) and the summary (value_pre, value_post, cash_post, fees,
-    slippage, turnover, orders)."""
-    n_rebal = rebal.height
+    (orders, shares after, costs, ``units`` = value per unit of adjusted price held after, ...)
+    and the summary (value_pre, value_post, cash_post, fees, slippage, turnover, orders).
+    ``di_rebal``: the trading-day index of each rebalance (cash grows between them)."""
+    n_rebal = di_rebal.size
     whole = not model.fractional
-    k_arr = cand["k"].to_numpy()
-    tid_arr = cand["tid"].to_numpy()
-    w_arr = cand["w"].to_numpy()
-    close_arr = cand["close"].fill_null(np.nan).to_numpy()
-    eff_arr = cand["eff"].fill_null(np.nan).to_numpy()
-    bounds = np.searchsorted(k_arr, np.arange(n_rebal + 1))
-    di_rebal = rebal["di"].to_numpy()
-
-    units = np.zeros(cand["tid"].n_unique())  # value per unit of adjusted price, per ticker
+    bounds = np.searchsorted(cand.k, np.arange(n_rebal + 1))
+    units = np.zeros(cand.n_tickers)  # value per unit of adjusted price, per ticker
     cash = model.capital
     prev_di = di_rebal[0]
     out_rows: list[dict[str, np.ndarray]] = []
     summary = np.zeros((n_rebal, 7))
+    # A candidate never priced up to D is neither held nor bought (its weight is 0).
+    all_close = np.nan_to_num(cand.close, nan=1.0)
+    all_eff = np.nan_to_num(cand.eff, nan=1.0)
     for k in range(n_rebal):
         lo, hi = bounds[k], bounds[k + 1]
-        tid = tid_arr[lo:hi]
-        # A candidate never priced up to D is neither held nor bought (its weight is 0).
-        close = np.nan_to_num(close_arr[lo:hi], nan=1.0)
-        eff = np.nan_to_num(eff_arr[lo:hi], nan=1.0)
+        tid = cand.tid[lo:hi]
+        close, eff = all_close[lo:hi], all_eff[lo:hi]
         cash *= (1.0 + daily_rate) ** (di_rebal[k] - prev_di)
         prev_di = di_rebal[k]
         u = units[tid]
@@ -500,8 +525,9 @@ def _trade_rebalances(
             nearest = np.round(held)
             held = np.where(np.abs(held - nearest) < 1e-6, nearest, held)
         total = cash + value.sum()
-        row, cash, value_post = _trade_one_rebalance(w_arr[lo:hi], close, held, cash, total, model)
-        units[tid] = np.where(row["after"] > 0, row["after"] * close / eff, 0.0)
+        row, cash, value_post = _trade_one_rebalance(cand.w[lo:hi], close, held, cash, total, model)
+        row["units"] = np.where(row["after"] > 0, row["after"] * close / eff, 0.0)
+        units[tid] = row["units"]
         summary[k] = (
             total,
             value_post,

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+
+import polars as pl
 
 # The curated tables every result is computed from (factors, weights, backtest, orders).
 DATASET_TABLES: tuple[str, ...] = (
@@ -37,3 +39,17 @@ def dataset_version(fingerprints: Mapping[str, Mapping[str, object]]) -> str | N
         separators=(",", ":"),
     )
     return hashlib.sha256(text.encode()).hexdigest()[:VERSION_LENGTH]
+
+
+def fingerprints(frame: pl.DataFrame, key: str, columns: Sequence[str]) -> pl.DataFrame:
+    """One content hash per value of ``key``: the first 16 hex digits of sha256 over the CSV of
+    that group's ``columns``, rows sorted by them (so row order does not matter). A research
+    table stamps the fingerprint of the rows it was computed from; a reader recomputes it on
+    the rows it holds now and knows whether the research result is still about them.
+    Returns ``key, fingerprint`` sorted by ``key``."""
+    rows = []
+    for (value,), group in frame.select(key, *columns).group_by(key):
+        text = group.select(columns).sort(columns).write_csv()
+        rows.append((value, hashlib.sha256(text.encode()).hexdigest()[:VERSION_LENGTH]))
+    schema = {key: frame.schema[key], "fingerprint": pl.String()}
+    return pl.DataFrame(rows, schema=schema, orient="row").sort(key)

@@ -38,11 +38,13 @@ def pbo_logits_png(logits: pl.DataFrame, pbo: float, title: str) -> bytes:
 def heatmap_figure(table: pl.DataFrame, x: str, y: str, metric: str, title: str) -> Figure:
     """Mean of ``metric`` over the variants sharing each (``x``, ``y``) pair, as a heatmap."""
     require_columns(table, [x, y, metric], "heatmap table")
-    cells = table.group_by(x, y).agg(pl.col(metric).mean())
+    # a one-parameter grid has x == y: group by it once (the cells form the diagonal)
+    cells = table.group_by(*dict.fromkeys((x, y))).agg(pl.col(metric).mean())
     xs = sorted(cells[x].unique().to_list(), key=str)
     ys = sorted(cells[y].unique().to_list(), key=str)
     grid = np.full((len(ys), len(xs)), np.nan)
-    for xv, yv, v in cells.select(x, y, metric).iter_rows():
+    pairs = cells.select(pl.col(x).alias("_x"), pl.col(y).alias("_y"), metric)
+    for xv, yv, v in pairs.iter_rows():
         grid[ys.index(yv), xs.index(xv)] = np.nan if v is None else v
     fig = Figure(figsize=(1.2 * len(xs) + 3, 0.7 * len(ys) + 2), layout="constrained")
     ax = fig.subplots()

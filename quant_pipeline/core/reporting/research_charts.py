@@ -170,3 +170,37 @@ def luck_figure(luck: pl.DataFrame, random: dict[str, pl.DataFrame]) -> Figure:
 def luck_png(luck: pl.DataFrame, random: dict[str, pl.DataFrame]) -> bytes:
     """PNG bytes of :func:`luck_figure`."""
     return _png(luck_figure(luck, random))
+
+
+TILT_COLUMNS = ("size_tilt", "value_tilt", "momentum_tilt", "quality_tilt")
+
+
+def tilts_figure(exposures: pl.DataFrame, title: str = "Style tilts and beta") -> Figure:
+    """One strategy's style tilts (top panel, one line per tilt present) and ex-ante beta (bottom
+    panel) per rebalance date. ``exposures``: research.exposures rows of the strategy
+    (rebalance_date, the ``*_tilt`` columns, beta)."""
+    if exposures.is_empty():
+        raise ValueError("exposures is empty: nothing to plot")
+    frame = exposures.sort("rebalance_date")
+    days = frame["rebalance_date"].to_list()
+    fig = Figure(figsize=(11, 5.5), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
+    for column in TILT_COLUMNS:
+        if column in frame.columns and frame[column].is_not_null().any():
+            values = frame[column].cast(pl.Float64).fill_null(np.nan).to_numpy()
+            top.plot(days, values, label=column.removesuffix("_tilt"), linewidth=1.2)
+    top.axhline(0.0, color="black", linewidth=0.8)
+    top.set_ylabel("tilt (z-score of the book)")
+    top.set_title(title)
+    top.legend(loc="upper left", ncols=4, fontsize=8)
+    top.grid(True, alpha=0.3)
+    beta = frame["beta"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    bottom.plot(days, beta, label="beta", color="black", linewidth=1.2)
+    bottom.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
+    bottom.set_ylabel("ex-ante beta")
+    bottom.grid(True, alpha=0.3)
+    return fig
+
+
+def tilts_png(exposures: pl.DataFrame, title: str = "Style tilts and beta") -> bytes:
+    return _png(tilts_figure(exposures, title))

@@ -13,6 +13,7 @@ import base64
 import html
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 
 import polars as pl
@@ -203,18 +204,22 @@ def _trades_section(trades: pl.DataFrame | None, strategy: str) -> str:
     )
 
 
-def _charts_section(charts: Mapping[str, bytes]) -> str:
-    figures = []
-    for name, png in charts.items():
-        if not isinstance(png, (bytes, bytearray)) or not bytes(png).startswith(_PNG_SIGNATURE):
-            raise MetricsInputError(
-                f"chart {name!r} is not PNG bytes (it must start with the PNG signature)"
-            )
-        uri = "data:image/png;base64," + base64.b64encode(bytes(png)).decode("ascii")
-        figures.append(
-            f'<figure><img alt="{_e(name)}" src="{uri}"><figcaption>{_e(name)}</figcaption>'
-            "</figure>"
+def _figure(name: str, png: bytes, anchor: str | None = None) -> str:
+    """A figure with ``png`` embedded as a data URI (``anchor``: its id, for in-page links)."""
+    if not isinstance(png, (bytes, bytearray)) or not bytes(png).startswith(_PNG_SIGNATURE):
+        raise MetricsInputError(
+            f"chart {name!r} is not PNG bytes (it must start with the PNG signature)"
         )
+    uri = "data:image/png;base64," + base64.b64encode(bytes(png)).decode("ascii")
+    ident = f' id="{_e(anchor)}"' if anchor else ""
+    return (
+        f'<figure{ident}><img alt="{_e(name)}" src="{uri}"><figcaption>{_e(name)}</figcaption>'
+        "</figure>"
+    )
+
+
+def _charts_section(charts: Mapping[str, bytes]) -> str:
+    figures = [_figure(name, png) for name, png in charts.items()]
     return "<h2>Charts</h2>" + "".join(figures) if figures else ""
 
 
@@ -307,6 +312,166 @@ def _suspect_moves_section(held: pl.DataFrame | None) -> str:
     )
 
 
+@dataclass(frozen=True)
+class ExposureSection:
+    """The Exposures section of a strategy's page (research.exposures,
+    research.sector_exposures and research.attribution rows of the strategy).
+
+    ``exposures``: rebalance_date, n_names, beta, beta_coverage, the ``*_tilt`` columns;
+    ``sectors``: rebalance_date, sector, portfolio_weight, universe_weight, active_weight;
+    ``attribution``: term, kind, coefficient, t_stat, annual_mean, contribution, excess_return,
+    r_squared, adj_r_squared, n_days, start, end (None: not computed); ``tilts_chart``: PNG of
+    the tilts over time (None: no chart). ``missing``: why a part is not shown (stale or not
+    computed), said on the page.
+    """
+
+    exposures: pl.DataFrame | None = None
+    sectors: pl.DataFrame | None = None
+    attribution: pl.DataFrame | None = None
+    tilts_chart: bytes | None = None
+    missing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MultipleTestingSection:
+    """The Multiple-testing section of a swept strategy's page: ``table`` is the sweep's
+    research.sweep rows (variant, parameters, sharpe_ratio, sharpe_ratio_shared_dates,
+    deflated_sharpe_ratio, expected_maximum_sharpe, pbo, n_variants), ``heatmap`` its heatmap
+    PNG (embedded; the page links to it), ``parameters`` the grid's parameter names;
+    ``missing`` says why no numbers are shown."""
+
+    sweep: str
+    table: pl.DataFrame
+    parameters: tuple[str, ...]
+    heatmap: bytes | None = None
+    heatmap_title: str = ""
+    missing: str | None = None  # why the numbers are not shown (not run yet, or stale)
+
+
+TILT_ROWS = ("beta", "size_tilt", "value_tilt", "momentum_tilt", "quality_tilt")
+
+
+def _ratio(value: float | None, digits: int = 2) -> str:
+    if value is None or not math.isfinite(value):
+        return "\u2014"
+    return f"{value:,.{digits}f}"
+
+
+def _tilts_table(exposures: pl.DataFrame) -> str:
+    frame = exposures.sort("rebalance_date")
+    last = frame.row(frame.height - 1, named=True)
+    head = (
+        f'<tr><th class="name">exposure</th><th>latest ({_e(last["rebalance_date"])})</th>'
+        "<th>mean</th><th>min</th><th>max</th></tr>"
+    )
+    rows = []
+    for column in TILT_ROWS:
+        if column not in frame.columns:
+            continue
+        x = frame[column].cast(pl.Float64)
+        stats = [last[column], x.mean(), x.min(), x.max()]
+        cells = "".join(f"<td>{_ratio(v)}</td>" for v in stats)
+        rows.append(f'<tr><td class="name">{_e(column)}</td>{cells}</tr>')
+    return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _sectors_table(sectors: pl.DataFrame) -> str:
+    last = sectors["rebalance_date"].max()
+    latest = sectors.filter(pl.col("rebalance_date") == last).sort(
+        "portfolio_weight", descending=True
+    )
+    rows = "".join(
+        f'<tr><td class="name">{_e(r["sector"])}</td><td>{_percent(r["portfolio_weight"])}</td>'
+        f"<td>{_percent(r['universe_weight'])}</td><td>{_percent(r['active_weight'])}</td></tr>"
+        for r in latest.iter_rows(named=True)
+    )
+    return (
+        f"<p>Sector weights after the last rebalance ({_e(last)}), beside the universe's "
+        'market-cap weights.</p><table><thead><tr><th class="name">sector</th>'
+        "<th>portfolio</th><th>universe</th><th>active</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
+def _attribution_table(attribution: pl.DataFrame) -> str:
+    first = attribution.row(0, named=True)
+    order = {"alpha": 0, "market": 1, "factor": 2, "sector": 3}
+    rows = []
+    for r in sorted(attribution.iter_rows(named=True), key=lambda r: order[r["kind"]]):
+        coefficient = (
+            f"{r['coefficient']:.6f}" if r["kind"] == "alpha" else _ratio(r["coefficient"], 3)
+        )
+        rows.append(
+            f'<tr><td class="name">{_e(r["term"])}</td><td>{coefficient}</td>'
+            f"<td>{_ratio(r['t_stat'])}</td><td>{_percent(r['annual_mean'])}</td>"
+            f"<td>{_percent(r['contribution'])}</td></tr>"
+        )
+    return (
+        f"<p>OLS of the daily excess return over {first['n_days']} days ({_e(first['start'])} "
+        f"to {_e(first['end'])}): R² {_ratio(first['r_squared'], 3)}, adjusted "
+        f"{_ratio(first['adj_r_squared'], 3)}. Annualised excess return "
+        f"{_percent(first['excess_return'])} = the sum of the contributions (coefficient × the "
+        "regressor's annualised mean; alpha: 252 × the daily intercept, the residual). Sector "
+        "coefficients are held to a name-weighted sum of 0 (docs/metrics.md).</p>"
+        '<table><thead><tr><th class="name">term</th><th>coefficient</th><th>t-stat</th>'
+        "<th>regressor (annual)</th><th>contribution</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _exposures_section(section: ExposureSection | None) -> str:
+    if section is None:
+        return ""
+    parts = ["<h2>Exposures</h2>"]
+    parts += [f"<p>{_e(note)}</p>" for note in section.missing]
+    if section.exposures is not None and section.exposures.height:
+        parts.append(
+            "<p>Ex-ante beta to the benchmark and style tilts (weighted z-scores of the "
+            "holdings) over the rebalance dates.</p>" + _tilts_table(section.exposures)
+        )
+    if section.tilts_chart is not None:
+        parts.append(_figure("Style tilts and beta over time", section.tilts_chart))
+    if section.sectors is not None and section.sectors.height:
+        parts.append(_sectors_table(section.sectors))
+    if section.attribution is not None and section.attribution.height:
+        parts.append("<h3>Returns-based attribution</h3>" + _attribution_table(section.attribution))
+    return "".join(parts)
+
+
+def _multiple_testing_section(section: MultipleTestingSection | None) -> str:
+    if section is None:
+        return ""
+    if section.missing is not None or section.table.is_empty():
+        return f"<h2>Multiple testing</h2><p>{_e(section.missing or 'No variant.')}</p>"
+    table = section.table
+    best = table.sort("sharpe_ratio", descending=True, nulls_last=True).row(0, named=True)
+    params = ", ".join(f"{p} {best[p]}" for p in section.parameters if p in best)
+    facts = [
+        ("variants tried", f"{table.height}"),
+        ("best variant", f"{best['variant']} ({params})"),
+        ("best variant's Sharpe ratio", _ratio(best["sharpe_ratio"])),
+        ("its Sharpe on the dates every variant has", _ratio(best["sharpe_ratio_shared_dates"])),
+        (
+            "expected maximum Sharpe of as many unskilled variants",
+            _ratio(best["expected_maximum_sharpe"]),
+        ),
+        ("its deflated Sharpe ratio (DSR)", _ratio(best["deflated_sharpe_ratio"], 3)),
+        ("probability of backtest overfitting (PBO, CSCV)", _ratio(best["pbo"], 3)),
+    ]
+    rows = "".join(f'<tr><td class="name">{_e(k)}</td><td>{_e(v)}</td></tr>' for k, v in facts)
+    out = (
+        f"<h2>Multiple testing</h2><p>This strategy was swept ({_e(section.sweep)}): the best "
+        "of many variants looks better than it is. DSR is the probability that its true Sharpe "
+        "beats the best of as many unskilled variants; PBO the share of train/test splits where "
+        'the best in-sample variant falls below the median out of sample. <a href="#sweep-heatmap">'
+        "The sweep heatmap</a> is below (and in the Dagster UI on asset research/sweep).</p>"
+        f"<table><tbody>{rows}</tbody></table>"
+    )
+    if section.heatmap is not None:
+        out += _figure(section.heatmap_title or "Sweep heatmap", section.heatmap, "sweep-heatmap")
+    return out
+
+
 def render_tearsheet(
     strategy: str,
     metrics: pl.DataFrame,
@@ -320,6 +485,8 @@ def render_tearsheet(
     sleeves: pl.DataFrame | None = None,
     lean: pl.DataFrame | None = None,
     suspect_moves: pl.DataFrame | None = None,
+    exposures: ExposureSection | None = None,
+    multiple_testing: MultipleTestingSection | None = None,
 ) -> str:
     """One strategy's tear sheet as a self-contained HTML document (the caller writes the file).
 
@@ -340,6 +507,8 @@ def render_tearsheet(
     * ``suspect_moves``: the strategy's positions held through a suspect move (ticker, date,
       size, entry_date, exit_date; ``core.data.suspect_moves.held_through``), named in their own
       section, or None.
+    * ``exposures``: the Exposures section (beta, tilts, sector weights, attribution) or None.
+    * ``multiple_testing``: the Multiple-testing section of a swept strategy or None.
     """
     if "strategy" in daily.columns:
         daily = daily.filter(pl.col("strategy") == strategy)
@@ -351,6 +520,8 @@ def render_tearsheet(
         _lean_section(lean),
         _sleeves_section(sleeves),
         _charts_section(charts),
+        _exposures_section(exposures),
+        _multiple_testing_section(multiple_testing),
         _monthly_section(daily, returns_col),
         _quarterly_section(quarterly, strategy),
         _trades_section(trades, strategy),

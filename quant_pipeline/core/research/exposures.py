@@ -8,7 +8,8 @@ data before D) and returns dated before D are read.
   ``min_history``); ``beta_coverage`` = the weight share of names with a β.
 * ``*_tilt``: Σ w_i z_i over the held names with a value, z the cross-sectional z-score (sample
   std) over D's in-universe names with a value; size = ln(market_cap), value = earnings_yield,
-  momentum = momentum_12_1. A tilt of 0.5 = the book sits half a standard deviation above the
+  momentum = momentum_12_1, quality = the mean of the z-scores of roe, roa, gross_margin and
+  −debt_to_equity a name has. A tilt of 0.5 = the book sits half a standard deviation above the
   universe's average name.
 * sector exposure: the book's weight per sector beside the universe's market-cap weight
   (in-universe names with a market cap on D); active = portfolio − universe.
@@ -25,18 +26,54 @@ from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
 from quant_pipeline.core.strategies.weighting import PriceHistory
 
 BY = "rebalance_date"
+QUALITY_PARTS: dict[str, int] = {"roe": 1, "roa": 1, "gross_margin": 1, "debt_to_equity": -1}
+
+
+def _cross_sectional_z(column: str) -> pl.Expr:
+    """z-score over D's rows; null where the column has no spread that day (a constant part
+    says nothing about quality and must not turn the mean into NaN)."""
+    x = pl.col(column)
+    std = x.std(ddof=1).over(BY)
+    return pl.when(std > 0).then((x - x.mean().over(BY)) / std)
+
+
 STYLES: dict[str, pl.Expr] = {
     "size": pl.col("market_cap").log(),
     "value": pl.col("earnings_yield"),
     "momentum": pl.col("momentum_12_1"),
+    # profitability and low leverage: the mean of the z-scores a name has (over D's rows)
+    "quality": pl.mean_horizontal(
+        [sign * _cross_sectional_z(c) for c, sign in QUALITY_PARTS.items()]
+    ),
+}
+STYLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "size": ("market_cap",),
+    "value": ("earnings_yield",),
+    "momentum": ("momentum_12_1",),
+    "quality": tuple(QUALITY_PARTS),
 }
 
 
-def style_tilts(weights: pl.DataFrame, values: pl.DataFrame) -> pl.DataFrame:
-    """strategy, rebalance_date, n_names, size_tilt, value_tilt, momentum_tilt."""
-    universe = values.filter(pl.col("in_universe").fill_null(False)).select(
-        BY, "ticker", *[e.alias(n) for n, e in STYLES.items()]
+def style_values(values: pl.DataFrame) -> pl.DataFrame:
+    """rebalance_date, ticker, sector and one column per style (:data:`STYLES`) over D's
+    in-universe rows of factors.values; a style whose inputs the frame lacks is null. The
+    quality style's z-scores are taken over the same in-universe rows."""
+    universe = values.filter(pl.col("in_universe").fill_null(False))
+    present = set(universe.columns)
+    return universe.select(
+        BY,
+        "ticker",
+        "sector",
+        *[
+            (e if set(STYLE_COLUMNS[n]) <= present else pl.lit(None, pl.Float64)).alias(n)
+            for n, e in STYLES.items()
+        ],
     )
+
+
+def style_tilts(weights: pl.DataFrame, values: pl.DataFrame) -> pl.DataFrame:
+    """strategy, rebalance_date, n_names, size_tilt, value_tilt, momentum_tilt, quality_tilt."""
+    universe = style_values(values).drop("sector")
     z = universe.with_columns(
         [
             ((pl.col(n) - pl.col(n).mean().over(BY)) / pl.col(n).std(ddof=1).over(BY)).alias(n)

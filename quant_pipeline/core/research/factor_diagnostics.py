@@ -308,6 +308,13 @@ def ic_summary(ic: pl.DataFrame) -> dict[str, float | int | None]:
     return {"mean": mean, "std": std, "t_stat": t_stat, "hit_rate": hit, "n_periods": n}
 
 
+def factor_quantile(col: str, quantiles: int, by: Sequence[str] = ()) -> pl.Expr:
+    """Quantile 1..``quantiles`` of ``col`` per (*by, rebalance_date): ceil(average rank · q /
+    n), 1 = the lowest values (the quantiles of every diagnostic here)."""
+    _check_quantiles(quantiles)
+    return _quantile_expr(col, quantiles, by)
+
+
 def _quantile_expr(col: str, quantiles: int, by: Sequence[str] = ()) -> pl.Expr:
     return _quantile_of(_over(pl.col(col).rank("average"), by), _over(pl.len(), by), quantiles)
 

@@ -18,6 +18,9 @@ shipped file (a bad value fails naming the sweep file, the variant and the field
 are run by :func:`run_sweep`: scores are computed once per distinct (universe, scoring) over
 every date any variant needs (scores are per date, so a quarterly variant reuses the monthly
 dates' scores) and reused by every variant that shares them; factor values come in computed once.
+Each variant's weights are then traded by the share simulation on a price matrix laid out once
+for all of them (``core/backtest/price_matrix.py``: the same account as ``simulate``, daily
+rows only), serially or spread over processes by the caller (``map_runs``).
 """
 
 from __future__ import annotations
@@ -25,14 +28,15 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 
 from quant_pipeline.core.backtest.metrics import performance_metrics
-from quant_pipeline.core.backtest.share_simulation import TradingModel, simulate
+from quant_pipeline.core.backtest.price_matrix import PriceMatrix, simulate_daily
+from quant_pipeline.core.backtest.share_simulation import TradingModel
 from quant_pipeline.core.research.overfitting import (
     DEFAULT_SPLITS,
     OverfittingInputError,
@@ -42,13 +46,13 @@ from quant_pipeline.core.research.overfitting import (
     probability_of_backtest_overfitting,
 )
 from quant_pipeline.core.research.walk_forward import OBJECTIVES
-from quant_pipeline.core.strategies.scoring import score
+from quant_pipeline.core.strategies.scoring import factor_zscores, score, zscore_key
 from quant_pipeline.core.strategies.spec import (
     StrategyConfigError,
     StrategySpec,
     parse_strategy,
 )
-from quant_pipeline.core.strategies.target_weights import target_weights
+from quant_pipeline.core.strategies.target_weights import ranked_names, selected_weights
 from quant_pipeline.core.strategies.weighting import (
     COVARIANCE_SCHEMES,
     PriceHistory,
@@ -246,34 +250,121 @@ class SweepResult:
     pbo: OverfittingResult | None
 
 
+# ``map_runs(fn, shared, jobs)`` -> ``[fn(shared, job) for job in jobs]``, in order: how the
+# variants are spread (serially by default; the outer layers pass a process pool that ships
+# ``shared`` - a :class:`SweepContext` - to each worker once).
+RunMapper = Callable[[Callable[[Any, Any], Any], Any, Sequence[Any]], Iterable[Any]]
+
+
+def serial_map(fn: Callable[[Any, Any], Any], shared: Any, jobs: Sequence[Any]) -> list[Any]:
+    """The default :data:`RunMapper`: every job in this process, in order."""
+    return [fn(shared, job) for job in jobs]
+
+
+@dataclass(frozen=True)
+class RankedScores:
+    """One scoring on one set of dates: its eligible, ranked names in selection order
+    (``ranked_names``: score, rank, sector bucket) and their factors.values columns the
+    weighting schemes read. A selected name is always a ranked one, so these rows are all a
+    variant's weights can read."""
+
+    ranked: pl.DataFrame
+    values: pl.DataFrame
+
+
+WEIGHTING_COLUMNS = ("rebalance_date", "ticker", "volatility", "market_cap")
+RANKED_COLUMNS = ("rebalance_date", "ticker", "sector", "eligible", "score", "rank", "_in_sector")
+
+
 def variant_weights(
     variant: Variant,
-    values: pl.DataFrame,
+    values: pl.DataFrame | None,
     dates: list,
-    cache: dict[str, pl.DataFrame],
+    cache: dict[Any, Any],
     history: PriceHistory | None = None,
 ) -> pl.DataFrame:
     """The variant's target weights on ``dates``; scores shared through ``cache``.
 
-    The cache (keyed by :func:`score_key`) holds the scores of every date in ``values``: score
-    once per universe and scoring, then keep the variant's own dates.
+    The cache holds, per :func:`score_key`, the scores of every date in ``values`` (score once
+    per universe and scoring), and per score key and dates a :class:`RankedScores`, so each
+    variant only selects its top_n under its sector cap and weights them (``values`` may be
+    None once the cache holds the variant's entry).
     """
     spec = variant.spec
-    key = score_key(spec)
-    if key not in cache:
-        cache[key] = score(values, spec)[0]
-    scores = cache[key].filter(pl.col("rebalance_date").is_in(dates))
-    weights, _ = target_weights(scores, spec)
+    own = (score_key(spec), tuple(dates))
+    if own not in cache:
+        if values is None:
+            raise SweepConfigError(f"{variant.name}: no scores prepared for its dates")
+        _prepare_scores(spec, values, dates, cache)
+    prepared: RankedScores = cache[own]
+    weights = selected_weights(prepared.ranked, spec)
     rules = WeightingRules.from_spec(spec)
     if not rules.is_equal:
-        weights, _ = reweight(weights, rules, scores=scores, values=values, history=history)
+        weights, _ = reweight(
+            weights, rules, scores=prepared.ranked, values=prepared.values, history=history
+        )
     return weights
+
+
+def _prepare_scores(spec: StrategySpec, values: pl.DataFrame, dates: list, cache: dict) -> None:
+    key = score_key(spec)
+    if key not in cache:
+        zscored = None
+        if spec.scoring.method == "weighted_zscore":  # group weights reuse the z-scores
+            zkey = ("zscores", zscore_key(spec))
+            if zkey not in cache:
+                cache[zkey] = factor_zscores(values, spec)
+            zscored = cache[zkey]
+        cache[key] = score(values, spec, components=False, zscored=zscored)[0]
+    scores = cache[key].filter(pl.col("rebalance_date").is_in(pl.Series(dates).implode()))
+    # what selection and weighting read (a worker process gets a copy: no more than that)
+    ranked = ranked_names(scores).select(RANKED_COLUMNS)
+    keys = ranked.select("rebalance_date", "ticker")
+    read = [c for c in WEIGHTING_COLUMNS if c in values.columns]  # a scheme's column may be absent
+    own = values.select(read).join(keys, on=["rebalance_date", "ticker"], how="semi")
+    cache[(key, tuple(dates))] = RankedScores(ranked, own)
 
 
 def _headline(daily: pl.DataFrame) -> dict[str, float | None]:
     m = performance_metrics(daily)
     found = dict(m.select("metric", "value").iter_rows())
     return {k: found.get(k) for k in HEADLINE}
+
+
+@dataclass(frozen=True)
+class SweepContext:
+    """What every variant's run reads, prepared once: the price matrix (the names some ranked
+    list holds), the prepared scores (:class:`RankedScores` per scoring and dates) and the
+    price history of the covariance schemes (None when no variant uses one)."""
+
+    matrix: PriceMatrix
+    scores: dict[Any, RankedScores]
+    history: PriceHistory | None
+
+
+@dataclass(frozen=True)
+class VariantJob:
+    """One variant to run: the variant, its rebalance dates, trading model, delisting return."""
+
+    variant: Variant
+    dates: tuple
+    model: TradingModel
+    delisting_return: float | None = None
+
+
+def run_variant(ctx: SweepContext, job: VariantJob) -> tuple[dict, pl.DataFrame]:
+    """One variant: its weights from the shared scores, then the share simulation's fast path
+    (``simulate_daily``: the same account as ``simulate``, daily rows only). Returns its table
+    row (parameters and headline metrics) and its daily returns."""
+    variant = job.variant
+    weights = variant_weights(variant, None, list(job.dates), ctx.scores, ctx.history)
+    if weights.is_empty():
+        raise SweepConfigError(f"variant {variant.name} selects no names")
+    daily = simulate_daily(
+        weights, ctx.matrix, job.model, delisting_return=job.delisting_return
+    ).sort("date")
+    row = {"variant": variant.name, **variant.params, **_headline(daily)}
+    return row, daily.select(pl.lit(variant.name).alias("variant"), *DAILY_COLUMNS)
 
 
 def run_sweep(
@@ -285,55 +376,66 @@ def run_sweep(
     model_for: Callable[[StrategySpec], TradingModel],
     delisting_return: float | None = None,
     n_splits: int = DEFAULT_SPLITS,
+    map_runs: RunMapper = serial_map,
 ) -> SweepResult:
     """Run every variant: shared scores, its weights, the share simulation, headline metrics.
 
     ``values``: factors.values (computed once, every rebalance date any variant needs);
     ``schedules``: frequency -> rebalance dates; ``prices``: curated.prices (ticker, date,
-    close, adj_close); ``benchmark``: date, benchmark_return (as ``simulate``);
-    ``model_for``: the trading model of a variant. DSR and PBO are computed over the dates all
+    close, adj_close; and daily_return when ``benchmark`` is None); ``benchmark``: date,
+    benchmark_return (as ``simulate``); ``model_for``: the trading model of a variant;
+    ``map_runs``: how the variants are spread (:data:`RunMapper`). Scores are computed here
+    (once per scoring) and the prices laid out once (``PriceMatrix``); each variant then selects,
+    weights and trades (:func:`run_variant`). DSR and PBO are computed over the dates all
     variants share (a monthly variant starts before a quarterly one).
     """
+    ctx = prepare_sweep(sweep, values, schedules, prices, benchmark)
+    jobs = [
+        VariantJob(v, tuple(schedules[v.spec.rebalance]), model_for(v.spec), delisting_return)
+        for v in sweep.variants
+    ]
+    try:
+        runs = list(map_runs(run_variant, ctx, jobs))
+    except SweepConfigError as exc:
+        raise SweepConfigError(f"{sweep.name}: {exc}") from exc
+    table = pl.DataFrame([row for row, _ in runs], infer_schema_length=None)
+    daily = pl.concat([d for _, d in runs])
+    return sweep_result(sweep, table, daily, n_splits)
+
+
+def prepare_sweep(
+    sweep: SweepSpec,
+    values: pl.DataFrame,
+    schedules: Mapping[str, list],
+    prices: pl.DataFrame,
+    benchmark: pl.DataFrame | None,
+) -> SweepContext:
+    """The :class:`SweepContext` of :func:`run_sweep` (arguments as there)."""
     missing = sorted({v.spec.rebalance for v in sweep.variants} - set(schedules))
     if missing:
         raise SweepConfigError(f"{sweep.name}: no rebalance dates for frequency {missing}")
     history = None
     if any(v.spec.portfolio.weighting in COVARIANCE_SCHEMES for v in sweep.variants):
         history = PriceHistory(prices)
-    cache: dict[str, pl.DataFrame] = {}
     needed = sorted({d for v in sweep.variants for d in schedules[v.spec.rebalance]})
-    values = values.filter(pl.col("rebalance_date").is_in(needed))
-    rows, dailies = [], []
+    values = values.filter(pl.col("rebalance_date").is_in(pl.Series(needed).implode()))
+    cache: dict[Any, Any] = {}
     for variant in sweep.variants:
         dates = schedules[variant.spec.rebalance]
-        weights = variant_weights(variant, values, dates, cache, history)
-        if weights.is_empty():
-            raise SweepConfigError(f"{sweep.name}: variant {variant.name} selects no names")
-        # only the names ever held: the same result when the benchmark is given, less to join
-        own = (
-            prices
-            if benchmark is None
-            else prices.filter(pl.col("ticker").is_in(weights["ticker"].unique()))
-        )
-        result = simulate(
-            weights,
-            own,
-            model_for(variant.spec),
-            benchmark=benchmark,
-            delisting_return=delisting_return,
-            strategy=variant.name,
-        )
-        daily = result.daily.sort("date")
-        rows.append({"variant": variant.name, **variant.params, **_headline(daily)})
-        dailies.append(daily.select(pl.lit(variant.name).alias("variant"), *DAILY_COLUMNS))
-    table = pl.DataFrame(rows, infer_schema_length=None)
-    daily = pl.concat(dailies)
-    return _with_deflation(sweep, table, daily, n_splits)
+        if (score_key(variant.spec), tuple(dates)) not in cache:
+            _prepare_scores(variant.spec, values, dates, cache)
+    prepared = {k: v for k, v in cache.items() if isinstance(v, RankedScores)}
+    cache.clear()  # the scores of every date and the z-scores: not needed past this point
+    names = pl.concat([p.ranked.select("ticker") for p in prepared.values()])["ticker"].unique()
+    matrix = PriceMatrix.from_prices(prices, benchmark, tickers=names.to_list())
+    return SweepContext(matrix, prepared, history)
 
 
-def _with_deflation(
-    sweep: SweepSpec, table: pl.DataFrame, daily: pl.DataFrame, n_splits: int
+def sweep_result(
+    sweep: SweepSpec, table: pl.DataFrame, daily: pl.DataFrame, n_splits: int = DEFAULT_SPLITS
 ) -> SweepResult:
+    """The variants' rows and daily returns with each one's DSR against all of them (on the
+    dates every variant has) and the sweep's PBO (CSCV, ``n_splits`` blocks)."""
     shared = common_dates(daily, "variant")
     trials, summary = deflate_trials(shared, "variant")
     try:

@@ -66,8 +66,32 @@ def target_weights(scores: pl.DataFrame, spec: StrategySpec) -> tuple[pl.DataFra
       limit, null without one), cap_met and a note explaining any shortfall.
     """
     require_columns(scores, SCORE_COLUMNS, "factors.scores")
-    candidates = _selected_names(scores, spec)
-    weights = (
+    candidates = _selected_names(ranked_names(scores), spec)
+    return _equal_weights(candidates, spec), _constraint_report(scores, candidates, spec)
+
+
+def ranked_names(scores: pl.DataFrame) -> pl.DataFrame:
+    """The eligible, ranked rows of factors.scores in selection order (date, rank, ticker),
+    with their sector bucket (null sector = one bucket) and position in it (0 = the sector's
+    best): what :func:`selected_weights` reads.
+    Computed once, it serves every top_n and sector cap (a sweep's variants)."""
+    require_columns(scores, SCORE_COLUMNS, "factors.scores")
+    return (
+        scores.filter(pl.col("eligible") & pl.col("rank").is_not_null())
+        .with_columns(_bucket=pl.col("sector").fill_null("<unknown>"))
+        .sort(BY, "rank", "ticker")
+        .with_columns(_in_sector=pl.int_range(pl.len()).over(BY, "_bucket"))
+    )
+
+
+def selected_weights(ranked: pl.DataFrame, spec: StrategySpec) -> pl.DataFrame:
+    """portfolio.target_weights from :func:`ranked_names` (the same rows as
+    ``target_weights(scores, spec)[0]``, without the constraint report)."""
+    return _equal_weights(_selected_names(ranked, spec), spec)
+
+
+def _equal_weights(candidates: pl.DataFrame, spec: StrategySpec) -> pl.DataFrame:
+    return (
         candidates.with_columns(
             weight=1.0 / pl.len().over(BY),
             strategy=pl.lit(spec.name),
@@ -75,19 +99,14 @@ def target_weights(scores: pl.DataFrame, spec: StrategySpec) -> tuple[pl.DataFra
         .select([pl.col(c).cast(t) for c, t in WEIGHTS_SCHEMA.items()])
         .sort(BY, "rank")
     )
-    return weights, _constraint_report(scores, candidates, spec)
 
 
-def _selected_names(scores: pl.DataFrame, spec: StrategySpec) -> pl.DataFrame:
-    """Per date the eligible ranked names in rank order (ties by ticker), at most
-    :func:`names_per_sector` per sector (null sector = one bucket) and ``top_n`` in all."""
+def _selected_names(ranked: pl.DataFrame, spec: StrategySpec) -> pl.DataFrame:
+    """Per date the ranked names (:func:`ranked_names`: in rank order, with their position in
+    their sector) keeping at most :func:`names_per_sector` per sector and ``top_n`` in all."""
     per_sector = names_per_sector(spec)
     return (
-        scores.filter(pl.col("eligible") & pl.col("rank").is_not_null())
-        .with_columns(_bucket=pl.col("sector").fill_null("<unknown>"))
-        .sort(BY, "rank", "ticker")
-        .with_columns(_in_sector=pl.int_range(pl.len()).over(BY, "_bucket"))
-        .filter(pl.col("_in_sector") < per_sector)
+        ranked.filter(pl.col("_in_sector") < per_sector)
         .with_columns(_pos=pl.int_range(pl.len()).over(BY))
         .filter(pl.col("_pos") < spec.portfolio.top_n)
     )

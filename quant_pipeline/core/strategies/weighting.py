@@ -295,6 +295,21 @@ def limit_turnover(
     return {n: float(v) for n, v in zip(names, mixed, strict=True) if v > EPS}, limit, True
 
 
+def _by_date(frame: pl.DataFrame):
+    """Per date of ``frame`` (sorted by date): its rows (a zero-copy slice), the date, the
+    tickers and ticker -> (sector, score, rank). Plain lists: per-date polars selects were most
+    of the time of :func:`reweight`."""
+    lists = [frame[c].to_list() for c in ("ticker", "sector", "score", "rank")]
+    runs = frame.select(pl.col(BY).rle_id()).to_series().to_numpy()
+    lo = 0
+    for hi in [*(np.flatnonzero(np.diff(runs)) + 1).tolist(), frame.height]:
+        names = lists[0][lo:hi]
+        rows = zip(lists[1][lo:hi], lists[2][lo:hi], lists[3][lo:hi], strict=True)
+        day = frame.slice(lo, hi - lo)
+        yield day, day[BY][0], names, dict(zip(names, rows, strict=True))
+        lo = hi
+
+
 def reweight(
     weights: pl.DataFrame,
     rules: WeightingRules,
@@ -332,22 +347,21 @@ def reweight(
     if rules.scheme in COVARIANCE_SCHEMES and history is None:
         raise WeightingInputError(f"weighting {rules.scheme!r} needs curated.prices history")
     strategy = weights["strategy"][0]
-    out, report, previous, info = [], [], {}, {}
-    for (day_value,), day in frame.sort(BY, "rank").group_by(BY, maintain_order=True):
-        info.update({r["ticker"]: r for r in day.select("ticker", "sector").iter_rows(named=True)})
+    out, report, previous, sector_of = [], [], {}, {}
+    for day, day_value, names, own in _by_date(frame.sort(BY, "rank")):
+        sector_of.update((t, sector) for t, (sector, _, _) in own.items())
         tickers, raw, dropped, shrink = _raw_weights(day, rules, floors.get(day_value), history)
         if not tickers:  # nothing measurable: keep the equal weights, say so
-            tickers, raw = day["ticker"].to_list(), np.ones(day.height)
+            tickers, raw = names, np.ones(day.height)
         target = dict(zip(tickers, cap_weights(raw, rules.max_weight).tolist(), strict=True))
         final, turnover, bound = limit_turnover(previous, target, rules.turnover_limit)
         previous = final
-        rows = day.select("ticker", "score", "rank").rows_by_key("ticker", named=True)
         sectors: dict[str | None, float] = {}
         for ticker, w in final.items():
-            sector = info[ticker]["sector"]
+            sector = sector_of[ticker]
             sectors[sector] = sectors.get(sector, 0.0) + w
-            own = rows.get(ticker, [{"score": None, "rank": None}])[0]
-            out.append((strategy, day_value, ticker, sector, w, own["score"], own["rank"]))
+            _, score_value, rank_value = own.get(ticker, (None, None, None))
+            out.append((strategy, day_value, ticker, sector, w, score_value, rank_value))
         report.append(
             (
                 strategy,

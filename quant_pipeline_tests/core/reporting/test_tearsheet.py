@@ -18,6 +18,8 @@ from quant_pipeline.core.backtest.metrics import (
 )
 from quant_pipeline.core.reporting.tearsheet import (
     TRADE_ROWS_SHOWN,
+    ExposureSection,
+    MultipleTestingSection,
     format_metric_value,
     metric_label,
     render_tearsheet,
@@ -259,3 +261,107 @@ def test_a_position_held_through_a_suspect_move_is_named_in_the_tear_sheet(daily
         assert text in section, text
     plain = render_tearsheet("value", metrics, daily, None, None, {}, suspect_moves=held.head(0))
     assert "Suspect moves held" not in plain
+
+
+def _exposure_section() -> ExposureSection:
+    days = [date(2021, 1, 4), date(2021, 4, 1)]
+    exposures = pl.DataFrame(
+        {
+            "rebalance_date": days,
+            "n_names": [20, 20],
+            "beta": [0.9, 1.1],
+            "beta_coverage": [1.0, 1.0],
+            "size_tilt": [-1.2, -0.8],
+            "value_tilt": [0.3, 0.5],
+            "momentum_tilt": [0.1, None],
+            "quality_tilt": [0.4, 0.6],
+        }
+    )
+    sectors = pl.DataFrame(
+        {
+            "rebalance_date": [days[1], days[1], days[0]],
+            "sector": ["Energy", "Utilities", "Energy"],
+            "portfolio_weight": [0.6, 0.4, 1.0],
+            "universe_weight": [0.25, 0.75, 0.3],
+            "active_weight": [0.35, -0.35, 0.7],
+        }
+    )
+    common = {"excess_return": 0.12, "r_squared": 0.8123, "adj_r_squared": 0.81,
+              "n_days": 250, "start": days[0], "end": date(2021, 12, 31)}  # fmt: skip
+    attribution = pl.DataFrame(
+        [
+            {"term": "market", "kind": "market", "coefficient": 0.95, "t_stat": 40.0,
+             "annual_mean": 0.08, "contribution": 0.076, **common},
+            {"term": "alpha", "kind": "alpha", "coefficient": 0.0001, "t_stat": 2.5,
+             "annual_mean": None, "contribution": 0.0252, **common},
+            {"term": "value", "kind": "factor", "coefficient": 0.3, "t_stat": 3.21,
+             "annual_mean": 0.0626, "contribution": 0.01878, **common},
+        ]
+    )  # fmt: skip
+    return ExposureSection(exposures, sectors, attribution, one_pixel_png())
+
+
+def _sweep_section() -> MultipleTestingSection:
+    table = pl.DataFrame(
+        {
+            "variant": ["s__v000", "s__v001", "s__v002"],
+            "top_n": [10, 20, 30],
+            "sharpe_ratio": [0.8, 1.4, 1.1],
+            "sharpe_ratio_shared_dates": [0.7, 1.3, 1.0],
+            "deflated_sharpe_ratio": [0.4, 0.912, 0.7],
+            "expected_maximum_sharpe": [0.55] * 3,
+            "pbo": [0.2143] * 3,
+            "n_variants": [3] * 3,
+        }
+    )
+    return MultipleTestingSection("s_sweep", table, ("top_n",), one_pixel_png(), "heat")
+
+
+def test_the_exposures_section_shows_beta_tilts_sectors_and_the_attribution(daily):
+    page = render_tearsheet("value", performance_metrics(daily), daily, None, None, {},
+                            exposures=_exposure_section())  # fmt: skip
+    section = page[page.index("<h2>Exposures</h2>") :]
+    # beta: latest 1.10 (2021-04-01), mean 1.00, min 0.90, max 1.10
+    assert re.search(r"beta</td><td>1\.10</td><td>1\.00</td><td>0\.90</td><td>1\.10</td>", section)
+    assert "latest (2021-04-01)" in section
+    assert re.search(r"quality_tilt</td><td>0\.60</td><td>0\.50</td>", section)
+    assert re.search(r"momentum_tilt</td><td>\u2014</td><td>0\.10</td>", section)  # no value
+    # the last rebalance's sectors only, largest first, as percentages
+    assert re.search(r"Energy</td><td>60\.00%</td><td>25\.00%</td><td>35\.00%</td>", section)
+    assert section.index("Energy") < section.index("Utilities")
+    assert "100.00%" not in section  # the older rebalance is not shown
+    # attribution: alpha first, then market and the factors; contributions as percentages
+    assert "R² 0.812" in section and "250 days" in section and "12.00%" in section
+    assert re.search(
+        r"alpha</td><td>0\.000100</td><td>2\.50</td><td>\u2014</td><td>2\.52%", section
+    )
+    assert re.search(r"value</td><td>0\.300</td><td>3\.21</td><td>6\.26%</td><td>1\.88%", section)
+    assert section.index(">alpha<") < section.index(">market<") < section.index(">value<")
+    assert "Style tilts and beta over time" in section
+
+
+def test_a_missing_or_stale_research_part_is_said_not_shown(daily):
+    stale = ExposureSection(missing=("Returns-based attribution: left out, stale.",))
+    unrun = MultipleTestingSection("s_sweep", pl.DataFrame(), ("top_n",), missing="not run yet")
+    page = render_tearsheet("value", performance_metrics(daily), daily, None, None, {},
+                            exposures=stale, multiple_testing=unrun)  # fmt: skip
+    assert "<h2>Exposures</h2><p>Returns-based attribution: left out, stale.</p>" in page
+    assert "<h2>Multiple testing</h2><p>not run yet</p>" in page
+
+
+def test_the_multiple_testing_section_names_the_best_variant_its_dsr_and_pbo(daily):
+    page = render_tearsheet("value", performance_metrics(daily), daily, None, None, {},
+                            multiple_testing=_sweep_section())  # fmt: skip
+    section = page[page.index("<h2>Multiple testing</h2>") :]
+    assert "variants tried</td><td>3</td>" in section
+    assert "best variant</td><td>s__v001 (top_n 20)</td>" in section
+    assert "Sharpe ratio</td><td>1.40</td>" in section
+    assert "every variant has</td><td>1.30</td>" in section
+    assert "unskilled variants</td><td>0.55</td>" in section
+    assert "(DSR)</td><td>0.912</td>" in section and "CSCV)</td><td>0.214</td>" in section
+    assert '<a href="#sweep-heatmap">' in section and '<figure id="sweep-heatmap">' in section
+    assert re.search(r"https?:", page) is None  # the link stays inside the page
+
+
+def test_pages_without_research_have_no_research_sections(page):
+    assert "<h2>Exposures</h2>" not in page and "<h2>Multiple testing</h2>" not in page

@@ -242,3 +242,24 @@ def test_the_luck_chart_marks_the_strategy_sharpe_among_the_random_ones():
     assert marker.get_xdata()[0] == 1.2
     assert ax.get_title() == "value: pct 95"
     assert ax.get_xlabel() == "Sharpe (oracle 3.0)"
+
+
+def test_the_tilts_chart_draws_each_tilt_it_has_and_the_beta_below():
+    from quant_pipeline.core.reporting.research_charts import tilts_figure
+
+    exposures = pl.DataFrame(
+        {
+            "rebalance_date": [date(2024, 1, 2), date(2024, 4, 1)],
+            "size_tilt": [-1.0, -0.5],
+            "value_tilt": [0.2, 0.4],
+            "momentum_tilt": [None, None],  # nothing to draw
+            "beta": [0.9, 1.2],
+        }
+    )
+    top, bottom = tilts_figure(exposures).axes
+    lines = {k: v for k, v in _lines(top).items() if not k.startswith("_")}  # not the 0 line
+    assert set(lines) == {"size", "value"}
+    assert list(lines["size"].get_ydata()) == [-1.0, -0.5]
+    assert list(lines["value"].get_ydata()) == [0.2, 0.4]
+    assert list(_lines(bottom)["beta"].get_ydata()) == [0.9, 1.2]
+    assert bottom.get_ylabel() == "ex-ante beta"
