@@ -164,6 +164,23 @@ def test_http_429_on_every_attempt_exhausts_the_retries(replay):
     assert "Rate" in source.ingest_log.filter(pl.col("ticker") == "MSFT")["error"][0]
 
 
+def test_fundamentals_do_not_depend_on_yfinances_sticky_chunked_mode(replay, monkeypatch):
+    # Any empty fundamentals answer (a ticker with no statements) switches yfinance to chunked
+    # requests for the whole process; with two worker threads that happened at random while
+    # another ticker was being fetched, and AAPL lost its cash-flow statement (dividends_paid).
+    from yfinance.data import YfData
+
+    source, _ = make_source(replay, ["AAPL"])
+    single = source.fundamentals(FetchRequest())
+    chunked_source, _ = make_source(replay, ["AAPL"])
+    monkeypatch.setattr(YfData(), "fundamentals_use_chunked", True, raising=False)
+    YfData.cache_get.cache_clear()
+    chunked = chunked_source.fundamentals(FetchRequest())
+    columns = ["period_end", "period_type", "item", "value"]
+    assert chunked.select(columns).sort(columns).equals(single.select(columns).sort(columns))
+    assert single.filter(pl.col("item") == "dividends_paid").height == 7
+
+
 def test_a_ticker_without_fundamentals_is_logged_empty(replay):
     source, _ = make_source(replay, ["AAPL", "NVDA"])
     fundamentals = source.fundamentals(FetchRequest())

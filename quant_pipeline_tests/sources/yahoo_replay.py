@@ -98,6 +98,15 @@ class ReplaySession(requests.Session):
                 if kind in types and kind not in seen and entry.get(kind) is not None:
                     seen.add(kind)
                     results.append(entry)
+        if files:
+            # As Yahoo does for a known symbol: a type it has no values for is an entry with its
+            # meta only (so a request for a few such types is not an empty result; yfinance's
+            # chunked fallback, switched on process-wide by any empty answer, relies on that).
+            results += [
+                {"meta": {"symbol": [symbol], "type": [kind]}}
+                for kind in sorted(types - seen)
+                if kind
+            ]
         return {"timeseries": {"result": results, "error": None}}
 
     def _quote_summary(self, symbol: str, modules: list[str]) -> Any | None:
