@@ -164,11 +164,28 @@ def _rss_gib(pid: int) -> float:
     return 0.0
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of the process so far (all threads), 0 once it has gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
 _STEP_START = re.compile(r"^(\S+ \S+) \+0000 - dagster - DEBUG - .* - (\S+) - STEP_START - ")
 
 
-def step_peaks(samples: list[tuple[datetime, float]], log: str) -> list[dict]:
-    """Peak RSS and duration per Dagster step: each sample belongs to the last step started."""
+def step_peaks(samples: list[tuple[datetime, float, float]], log: str) -> list[dict]:
+    """Peak RSS, duration and CPU per Dagster step: each sample belongs to the last step started.
+
+    A sample is (time, RSS GiB, CPU seconds so far); a step's CPU is the growth of the CPU
+    counter from the last sample before it to its own last sample.
+    """
     starts = []
     for line in log.splitlines():
         match = _STEP_START.match(line)
@@ -178,11 +195,14 @@ def step_peaks(samples: list[tuple[datetime, float]], log: str) -> list[dict]:
     out: dict[str, dict] = {}
     for i, (when, step) in enumerate(starts):
         until = starts[i + 1][0] if i + 1 < len(starts) else None
-        inside = [r for t, r in samples if t >= when and (until is None or t < until)]
+        inside = [(r, c) for t, r, c in samples if t >= when and (until is None or t < until)]
+        before = [c for t, _, c in samples if t < when]
+        cpu = max((c for _, c in inside), default=0.0) - max(before, default=0.0)
         out[step] = {
             "step": step,
             "seconds": (until - when).total_seconds() if until else None,
-            "peak_rss_gib": round(max(inside, default=0.0), 2),
+            "cpu_seconds": round(max(cpu, 0.0), 1) if inside else None,
+            "peak_rss_gib": round(max((r for r, _ in inside), default=0.0), 2),
         }
     return sorted(out.values(), key=lambda r: -r["peak_rss_gib"])
 
@@ -202,12 +222,14 @@ def measure(folder: Path, warehouse: Path, reports: Path) -> dict:
     command = [sys.executable, "-m", "quant_pipeline.app.cli", "run", "--log-level", "DEBUG"]
     with tempfile.TemporaryFile("w+") as err:
         child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
-        samples: list[tuple[datetime, float]] = []
+        samples: list[tuple[datetime, float, float]] = []
         done = threading.Event()
 
         def sample() -> None:
             while not done.wait(0.2):
-                samples.append((datetime.now(UTC), _rss_gib(child.pid)))
+                samples.append(
+                    (datetime.now(UTC), _rss_gib(child.pid), _cpu_seconds(child.pid))
+                )
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -257,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(result, indent=2))
     print(result["stdout"])
     print({k: v for k, v in result.items() if k not in ("stdout", "stderr_tail", "steps")})
-    for row in result["steps"][:12]:
+    for row in result["steps"][:16]:
         print(row)
     if result["exit_status"]:
         print(result["stderr_tail"], file=sys.stderr)
