@@ -22,7 +22,7 @@ validated before any data is read; the plain functions build the object and call
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal, NamedTuple
 
@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 
 from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
-from quant_pipeline.core.data.frames import require_columns
+from quant_pipeline.core.data.frames import is_sorted_by, require_columns
 from quant_pipeline.core.data.schema import OHLC_COLUMNS, PRICE_COLUMNS
 
 SIGNAL_COLUMNS: tuple[str, ...] = ("ticker", "date", "entry", "exit", "signal_strength")
@@ -90,7 +90,7 @@ def adjusted_ohlcv(prices: pl.DataFrame) -> pl.DataFrame:
         .otherwise(1.0)
     )
     close = pl.col("close").cast(pl.Float64)
-    return prices.select(
+    out = prices.select(
         "ticker",
         "date",
         (pl.col("open").fill_null(close) * factor).alias("open"),
@@ -98,7 +98,9 @@ def adjusted_ohlcv(prices: pl.DataFrame) -> pl.DataFrame:
         (pl.col("low").fill_null(close) * factor).alias("low"),
         (close * factor).alias("close"),
         (pl.col("volume").fill_null(0.0) / factor).alias("volume"),
-    ).sort("ticker", "date")
+    )
+    # curated.prices already is in (ticker, date) order: an O(n) check instead of a 15M-row sort
+    return out if is_sorted_by(out, ["ticker", "date"]) else out.sort("ticker", "date")
 
 
 def ema(col: str, span: int) -> pl.Expr:
@@ -217,7 +219,11 @@ class TrendFollowing:
         _check_float("atr_stop", self.atr_stop, 0.0, low_open=True)
 
     def __call__(self, prices: pl.DataFrame) -> pl.DataFrame:
-        df = adjusted_ohlcv(prices).with_columns(
+        return self.on_adjusted(adjusted_ohlcv(prices))
+
+    def on_adjusted(self, adjusted: pl.DataFrame) -> pl.DataFrame:
+        """The signal on a frame :func:`adjusted_ohlcv` returned (several signals share one)."""
+        df = adjusted.with_columns(
             _fast=ema("close", self.fast), _slow=ema("close", self.slow), _atr=atr(self.atr_n)
         )
         diff = pl.col("_fast") - pl.col("_slow")
@@ -225,7 +231,14 @@ class TrendFollowing:
             _up=((diff > 0) & (diff.shift(1) <= 0)).over(_T).fill_null(False),
             _down=((diff <= 0) & (diff.shift(1) > 0)).over(_T).fill_null(False),
         ).with_columns(_seg=pl.col("_up").cast(pl.Int64).cum_sum().over(_T))
-        seg = [_T, "_seg"]
+        # one integer per (ticker, stretch): the frame is in (ticker, date) order, so a stretch
+        # starts on a ticker's first row or an upward cross (hashing (ticker, _seg) pairs of
+        # 15M rows cost seconds)
+        ticker = pl.col(_T).rle_id()
+        df = df.with_columns(
+            _run=((ticker != ticker.shift(1)).fill_null(True) | pl.col("_up")).cum_sum()
+        )
+        seg = "_run"
         df = df.with_columns(_peak=pl.col("close").cum_max().over(seg)).with_columns(
             _cond=(
                 (
@@ -283,15 +296,26 @@ class CanSlim:
     def __call__(
         self, prices: pl.DataFrame, fundamentals_values: pl.DataFrame | None = None
     ) -> pl.DataFrame:
-        df = relative_strength(adjusted_ohlcv(prices), self.rs_n)
+        return self.on_adjusted(adjusted_ohlcv(prices), fundamentals_values)
+
+    def on_adjusted(
+        self, adjusted: pl.DataFrame, fundamentals_values: pl.DataFrame | None = None
+    ) -> pl.DataFrame:
+        """The signal on a frame :func:`adjusted_ohlcv` returned (several signals share one)."""
+        accel = None if fundamentals_values is None else _earnings_acceleration(fundamentals_values)
+        return self._on_ranked(relative_strength(adjusted, self.rs_n), accel)
+
+    def _on_ranked(self, df: pl.DataFrame, accel: pl.DataFrame | None) -> pl.DataFrame:
+        """The criteria on bars with their ``rs_percentile`` (the one cross-sectional input:
+        the rest is per ticker, so whole tickers may go through in batches)."""
         avg_vol = pl.col("volume").shift(1).rolling_mean(window_size=self.volume_n).over(_T)
         criteria = [
             pl.col("rs_percentile") >= self.rs_min,
             pl.col("close") >= (1.0 - self.high_within) * rolling_high(self.high_n),
             pl.col("volume") >= self.volume_mult * avg_vol,
         ]
-        if fundamentals_values is not None:
-            df = _join_earnings_acceleration(df, fundamentals_values)
+        if accel is not None:
+            df = _join_earnings_acceleration(df, accel)
             criteria.insert(0, pl.col("_accel"))
         flags = [c.fill_null(False) for c in criteria]
         return _finish(
@@ -302,7 +326,9 @@ class CanSlim:
         )
 
 
-def _join_earnings_acceleration(df: pl.DataFrame, values: pl.DataFrame) -> pl.DataFrame:
+def _earnings_acceleration(values: pl.DataFrame) -> pl.DataFrame:
+    """(ticker, date, _accel) from factors.values rows, sorted by date: the latest quarterly
+    earnings growth is positive and above the previous different value of the ticker."""
     require_columns(
         values,
         ("rebalance_date", "ticker", "quarterly_earnings_growth"),
@@ -310,7 +336,7 @@ def _join_earnings_acceleration(df: pl.DataFrame, values: pl.DataFrame) -> pl.Da
     )
     g = pl.col("quarterly_earnings_growth")
     changed = g.ne_missing(g.shift(1)).over(_T)
-    accel = (
+    return (
         values.select("ticker", "rebalance_date", g.cast(pl.Float64))
         .unique(["ticker", "rebalance_date"], keep="last")
         .sort("ticker", "rebalance_date")
@@ -325,6 +351,9 @@ def _join_earnings_acceleration(df: pl.DataFrame, values: pl.DataFrame) -> pl.Da
         )
         .sort("date")
     )
+
+
+def _join_earnings_acceleration(df: pl.DataFrame, accel: pl.DataFrame) -> pl.DataFrame:
     return (
         # restore the (ticker, date) order through a row index: sorting integers is much
         # cheaper than re-sorting 2M rows by a string key
@@ -360,9 +389,13 @@ class LivermoreBreakout:
             _check_int("volume_n", self.volume_n, 1)
 
     def __call__(self, prices: pl.DataFrame) -> pl.DataFrame:
+        return self.on_adjusted(adjusted_ohlcv(prices))
+
+    def on_adjusted(self, adjusted: pl.DataFrame) -> pl.DataFrame:
+        """The signal on a frame :func:`adjusted_ohlcv` returned (several signals share one)."""
         n = self.base_days
         vn = self.volume_n or n
-        df = adjusted_ohlcv(prices).with_columns(
+        df = adjusted.with_columns(
             _bh=pl.col("high").shift(1).rolling_max(window_size=n).over(_T),
             _bl=pl.col("low").shift(1).rolling_min(window_size=n).over(_T),
             _av=pl.col("volume").shift(1).rolling_mean(window_size=vn).over(_T),
@@ -451,21 +484,25 @@ class CupAndHandle:
         _check_int("exit_sma", self.exit_sma, 1)
 
     def __call__(self, prices: pl.DataFrame) -> pl.DataFrame:
-        df = adjusted_ohlcv(prices)
-        h = df["high"].to_numpy().astype(np.float64)
-        lo = df["low"].to_numpy().astype(np.float64)
-        c = df["close"].to_numpy().astype(np.float64)
-        v = df["volume"].to_numpy().astype(np.float64)
+        return self.on_adjusted(adjusted_ohlcv(prices))
+
+    def on_adjusted(self, adjusted: pl.DataFrame) -> pl.DataFrame:
+        """The signal on a frame :func:`adjusted_ohlcv` returned (several signals share one)."""
+        df = adjusted
+        h = df["high"].to_numpy().astype(np.float64, copy=False)
+        lo = df["low"].to_numpy().astype(np.float64, copy=False)
+        c = df["close"].to_numpy().astype(np.float64, copy=False)
+        v = df["volume"].to_numpy().astype(np.float64, copy=False)
         entry = np.zeros(df.height, dtype=bool)
         strength = np.full(df.height, np.nan)
-        bounds = (
-            df.with_row_index("_i")
-            .group_by(_T)
-            .agg(pl.col("_i").min().alias("a"), pl.col("_i").max().alias("b"))
-        )
-        for a, b in bounds.select("a", "b").iter_rows():
-            sl = slice(a, b + 1)
-            entry[sl], strength[sl] = self._one(h[sl], lo[sl], c[sl], v[sl])
+        # the frame is in (ticker, date) order: each ticker is one block of rows
+        runs = df.select(pl.col(_T).rle().struct.field("len")).to_series()
+        ends = np.cumsum(runs.to_numpy().astype(np.int64))
+        for a, b in _row_batches(ends, _CUP_BATCH_ROWS):
+            sl = slice(a, b)
+            entry[sl], strength[sl] = self._batch(
+                h[sl], lo[sl], c[sl], v[sl], ends[(ends > a) & (ends <= b)] - a
+            )
         df = df.with_columns(_entry=pl.Series(entry), _s=pl.Series(strength, nan_to_null=True))
         return _finish(
             df,
@@ -474,39 +511,47 @@ class CupAndHandle:
             strength=pl.col("_s"),
         )
 
-    def _one(
-        self, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray
+    def _batch(
+        self, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray, ends: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
+        """Entries and strengths of consecutive tickers at once; ``ends``: the row after each
+        ticker's last. Every window stays inside its ticker (bounded below by the ticker's first
+        row), and the means use each ticker's own prefix sums, so each ticker gets exactly what
+        it would alone."""
         n = h.size
         entry = np.zeros(n, dtype=bool)
         t = np.arange(n)
+        starts = np.concatenate([np.zeros(1, dtype=np.int64), ends[:-1]])
+        sizes = ends - starts
+        first = np.repeat(starts, sizes)  # per row: its ticker's first row
+        q = np.repeat(np.arange(ends.size), sizes)  # per row: its ticker's number
         span = self.cup_max_days + self.handle_max_days + 2
         hmax = _SparseTable(h, span, "max")
         lmin = _SparseTable(lo, span, "min")
-        cs = np.concatenate([[0.0], np.cumsum(c)])
-        vs = np.concatenate([[0.0], np.cumsum(v)])
+        cs, vs = _ticker_prefix_sums(c, starts, ends), _ticker_prefix_sums(v, starts, ends)
 
-        def mean(prefix: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-            return (prefix[j + 1] - prefix[i]) / (j - i + 1)
+        def mean(prefix: np.ndarray, i: np.ndarray, j: np.ndarray, qq: np.ndarray) -> np.ndarray:
+            return (prefix[j + qq + 1] - prefix[i + qq]) / (j - i + 1)
 
-        ok = t - self.handle_max_days - 1 >= 0
-        ok &= t - self.handle_max_days - 1 - self.cup_min_days >= 0
+        ok = t - self.handle_max_days - 1 >= first
+        ok &= t - self.handle_max_days - 1 - self.cup_min_days >= first
         t_ = t[ok]
         r = hmax.arg(t_ - self.handle_max_days - 1, t_ - 1)
         hlen = t_ - 1 - r
         lw_hi = r - self.cup_min_days
-        keep = (hlen >= self.handle_min_days) & (lw_hi >= 0)
+        keep = (hlen >= self.handle_min_days) & (lw_hi >= first[t_])
         t_, r, hlen, lw_hi = t_[keep], r[keep], hlen[keep], lw_hi[keep]
-        lft = hmax.arg(np.maximum(r - self.cup_max_days, 0), lw_hi)
+        f, qq = first[t_], q[t_]
+        lft = hmax.arg(np.maximum(r - self.cup_max_days, f), lw_hi)
         cup_low = lo[lmin.arg(lft + 1, r - 1)]
         cup_high_inside = h[hmax.arg(lft + 1, r - 1)]
         handle_low = lo[lmin.arg(r + 1, t_ - 1)]
         hl, hr = h[lft], h[r]
         with np.errstate(divide="ignore", invalid="ignore"):
             depth = 1.0 - cup_low / hl
-            round_ = (mean(cs, lft, r) - cup_low) / (hl - cup_low)
-            vol_lo = np.maximum(t_ - self.volume_n, 0)
-            avg_vol = mean(vs, vol_lo, t_ - 1)
+            round_ = (mean(cs, lft, r, qq) - cup_low) / (hl - cup_low)
+            vol_lo = np.maximum(t_ - self.volume_n, f)
+            avg_vol = mean(vs, vol_lo, t_ - 1, qq)
             rule = (
                 (depth >= self.cup_depth_min)
                 & (depth <= self.cup_depth_max)
@@ -515,7 +560,7 @@ class CupAndHandle:
                 & (round_ <= self.roundness)
                 & (handle_low >= (1.0 - self.handle_depth_max) * hr)
                 & (handle_low > cup_low + (hl - cup_low) / 2.0)
-                & (mean(vs, r + 1, t_ - 1) <= self.handle_volume_ratio * mean(vs, lft, r))
+                & (mean(vs, r + 1, t_ - 1, qq) <= self.handle_volume_ratio * mean(vs, lft, r, qq))
                 & (c[t_] > hr)
                 & (v[t_] >= self.volume_mult * avg_vol)
             )
@@ -523,6 +568,33 @@ class CupAndHandle:
             strength[t_] = np.where(avg_vol > 0, v[t_] / avg_vol, np.nan)
         entry[t_[rule]] = True
         return entry, strength
+
+
+# Rows of one CupAndHandle batch: its two range tables hold ~9 index levels per row.
+_CUP_BATCH_ROWS = 1_000_000
+
+
+def _row_batches(ends: np.ndarray, rows: int) -> list[tuple[int, int]]:
+    """Consecutive whole tickers (``ends``: the row after each ticker's last) grouped into
+    [a, b) row ranges of about ``rows`` rows (one ticker longer than that is a range alone)."""
+    out, a = [], 0
+    for b in ends.tolist():
+        if b - a >= rows:
+            out.append((a, b))
+            a = b
+    if a < (int(ends[-1]) if ends.size else 0):
+        out.append((a, int(ends[-1])))
+    return out
+
+
+def _ticker_prefix_sums(x: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Each ticker's ``[0, cumsum(x[a:b])]`` laid end to end (ticker number q's prefix of row
+    i is at ``i + q``): the same sums as one ticker alone, not a running total across tickers
+    (whose rounding would differ)."""
+    out = np.zeros(x.size + starts.size)
+    for q, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+        out[a + q + 1 : b + q + 1] = np.cumsum(x[a:b])
+    return out
 
 
 class _SparseTable:
@@ -534,22 +606,28 @@ class _SparseTable:
     def __init__(self, x: np.ndarray, max_len: int, kind: Literal["max", "min"]) -> None:
         self.x = x if kind == "max" else -x
         n = x.size
-        levels = [np.arange(n)]
-        k = 1
-        while (1 << k) <= max_len and (1 << k) <= n:
-            prev, half = levels[-1], 1 << (k - 1)
-            cur = prev.copy()
+        levels = 1
+        while (1 << levels) <= max_len and (1 << levels) <= n:
+            levels += 1
+        self.table = np.empty((levels, n), dtype=np.int32 if n < 2**31 else np.int64)
+        self.table[0] = np.arange(n)
+        # value[i] = x[index of level k - 1 at i]: each level compares the two halves' values
+        # without gathering them from x
+        value = self.x
+        for k in range(1, levels):
+            prev, cur, half = self.table[k - 1], self.table[k], 1 << (k - 1)
             m = n - (1 << k) + 1
-            a, b = prev[:m], prev[half : half + m]
-            cur[:m] = np.where(self.x[b] >= self.x[a], b, a)
-            levels.append(cur)
-            k += 1
-        self.table = np.stack(levels)
+            later = value[half : half + m] >= value[:m]
+            cur[:m] = np.where(later, prev[half : half + m], prev[:m])
+            cur[m:] = prev[m:]
+            value = np.where(later, value[half : half + m], value[:m])
+        # floor(log2(length)) of every window length up to max_len, looked up, not recomputed
+        self.level = np.floor(np.log2(np.arange(1, max(max_len, 1) + 1))).astype(np.int64)
 
     def arg(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         i = np.asarray(i)
         j = np.maximum(np.asarray(j), i)  # an empty window (j < i) returns i; callers guard
-        k = np.floor(np.log2(j - i + 1)).astype(np.int64)
+        k = self.level[j - i]
         a = self.table[k, i]
         b = self.table[k, j - (1 << k) + 1]
         return np.where(self.x[b] >= self.x[a], b, a)
@@ -655,17 +733,35 @@ def signal_to_weights(
     depends on what is already held, which is a state carried across days and tickers.
     """
     _check_weight_params(signals, max_positions, prices, stop_loss, sizing)
+    _check_sector_cap(sectors, max_per_sector)
+    if signals.is_empty():
+        return pl.DataFrame(schema=_SIGNAL_WEIGHTS_SCHEMA)
+    axes = grid_axes(signals)
+    grid = _signal_grid(signals, axes)
+    close = None
+    if stop_loss is not None:
+        assert prices is not None
+        close = stop_prices(prices, axes)
+    return _weights_on_grid(grid, close, max_positions, stop_loss, sizing, sectors, max_per_sector)
+
+
+def _check_sector_cap(sectors: pl.DataFrame | None, max_per_sector: int | None) -> None:
     if max_per_sector is not None:
         _check_int("max_per_sector", max_per_sector, 1)
         if sectors is None:
             raise ValueError("signal_to_weights: max_per_sector needs the sectors frame")
-    if signals.is_empty():
-        return pl.DataFrame(schema=_SIGNAL_WEIGHTS_SCHEMA)
-    grid = _signal_grid(signals)
-    close = None
-    if stop_loss is not None:
-        assert prices is not None
-        close = _stop_prices(prices, grid.dates, grid.tickers)
+
+
+def _weights_on_grid(
+    grid: _SignalGrid,
+    close: np.ndarray | None,
+    max_positions: int,
+    stop_loss: float | None,
+    sizing: str,
+    sectors: pl.DataFrame | None,
+    max_per_sector: int | None,
+) -> pl.DataFrame:
+    """:func:`signal_to_weights`' rows from its grid (and the stop-loss prices on it)."""
     buckets = None
     if max_per_sector is not None:
         assert sectors is not None
@@ -688,6 +784,13 @@ def signal_to_weights(
     )
 
 
+_FIRED_SCHEMA = {
+    "ticker": pl.String,
+    "date": pl.Date,
+    "entry": pl.Boolean,
+    "exit": pl.Boolean,
+    "signal_strength": pl.Float64,
+}
 _SIGNAL_WEIGHTS_SCHEMA = {
     "rebalance_date": pl.Date,
     "ticker": pl.String,
@@ -724,43 +827,202 @@ def _check_weight_params(
     require_columns(signals, SIGNAL_COLUMNS, "signals")
 
 
-def _signal_grid(signals: pl.DataFrame) -> _SignalGrid:
-    dates = signals["date"].unique().sort()
-    tickers = signals["ticker"].unique().sort()
-    nd, nt = dates.len(), tickers.len()
-    idx = signals.select(
-        pl.col("date").replace_strict(dates, pl.int_range(nd, eager=True)).alias("d"),
-        pl.col("ticker").replace_strict(tickers, pl.int_range(nt, eager=True)).alias("k"),
-        "entry",
-        "exit",
-        "signal_strength",
+class GridAxes(NamedTuple):
+    """The days x tickers grid of a (ticker, date) frame: its sorted distinct ``dates`` and
+    ``tickers``, and per row its day index ``d`` and ticker index ``k``."""
+
+    dates: pl.Series
+    tickers: pl.Series
+    d: np.ndarray
+    k: np.ndarray
+
+
+def grid_axes(frame: pl.DataFrame) -> GridAxes:
+    """:class:`GridAxes` of ``frame`` (ticker, date; no nulls), in any row order.
+
+    A day's index is read from a table over the calendar days between the first and last date,
+    and a frame in ticker order (curated.prices, the signals) numbers its tickers by their runs,
+    so 15M rows are never hashed or searched.
+    """
+    dates = frame["date"].unique().sort()
+    nd = dates.len()
+    day = frame["date"].to_physical().to_numpy().astype(np.int64)
+    first = int(dates.to_physical()[0]) if nd else 0
+    span = int(dates.to_physical()[-1]) - first + 1 if nd else 0
+    position = np.full(span, -1, dtype=np.int64)
+    position[dates.to_physical().to_numpy().astype(np.int64) - first] = np.arange(nd)
+    d = position[day - first]
+    ticker = frame["ticker"]
+    if ticker.is_sorted():
+        tickers = ticker.unique(maintain_order=True)
+        k = ticker.rle_id().to_numpy().astype(np.int64)
+    else:
+        tickers = ticker.unique().sort()
+        k = ticker.replace_strict(tickers, pl.int_range(tickers.len(), eager=True)).to_numpy()
+    return GridAxes(dates, tickers, d, k)
+
+
+def _last_rows(axes: GridAxes) -> np.ndarray:
+    """Per ticker of ``axes``: the index of its last day with a row."""
+    last = np.full(axes.tickers.len(), -1, dtype=np.int64)
+    np.maximum.at(last, axes.k, axes.d)
+    return last
+
+
+def _empty_grid(axes: GridAxes, last_row: np.ndarray) -> _SignalGrid:
+    nd, nt = axes.dates.len(), axes.tickers.len()
+    return _SignalGrid(
+        axes.dates,
+        axes.tickers,
+        np.zeros((nd, nt), dtype=bool),
+        np.zeros((nd, nt), dtype=bool),
+        np.full((nd, nt), -np.inf),
+        last_row,
     )
-    d, k = idx["d"].to_numpy(), idx["k"].to_numpy()
-    present = np.zeros((nd, nt), dtype=bool)
-    present[d, k] = True
-    entry = np.zeros((nd, nt), dtype=bool)
-    entry[d, k] = idx["entry"].fill_null(False).to_numpy()
-    exit_ = np.zeros((nd, nt), dtype=bool)
-    exit_[d, k] = idx["exit"].fill_null(False).to_numpy()
-    strength = np.full((nd, nt), -np.inf)
-    strength[d, k] = idx["signal_strength"].fill_null(-np.inf).fill_nan(-np.inf).to_numpy()
-    last_row = nd - 1 - np.argmax(present[::-1], axis=0)
-    return _SignalGrid(dates, tickers, entry, exit_, strength, last_row)
 
 
-def _stop_prices(prices: pl.DataFrame, dates: pl.Series, tickers: pl.Series) -> np.ndarray:
-    """adj_close as a days x tickers matrix on the signals' dates and tickers (NaN if none)."""
+def _fill_grid(
+    grid: _SignalGrid, axes: GridAxes, rows: slice, signals: pl.DataFrame, member: pl.Series | None
+) -> None:
+    """Write ``signals`` (the rows ``rows`` of the frame ``axes`` was built on) into ``grid``;
+    an entry counts only where ``member`` (per row, None: everywhere) is true."""
+    flat = axes.d[rows] * grid.entry.shape[1] + axes.k[rows]
+    entry = signals["entry"].fill_null(False)
+    if member is not None:
+        entry = entry & member.slice(rows.start, rows.stop - rows.start)
+    grid.entry.reshape(-1)[flat] = entry.fill_null(False).to_numpy()
+    grid.exit_.reshape(-1)[flat] = signals["exit"].fill_null(False).to_numpy()
+    strength = signals["signal_strength"].fill_null(-np.inf).fill_nan(-np.inf)
+    grid.strength.reshape(-1)[flat] = strength.to_numpy()
+
+
+def _signal_grid(signals: pl.DataFrame, axes: GridAxes) -> _SignalGrid:
+    grid = _empty_grid(axes, _last_rows(axes))
+    _fill_grid(grid, axes, slice(0, signals.height), signals, None)
+    return grid
+
+
+def stop_prices(prices: pl.DataFrame, axes: GridAxes) -> np.ndarray:
+    """``prices``' adj_close as a days x tickers matrix on ``axes`` (NaN where none; rows of
+    days or tickers not on the axes are left out)."""
     require_columns(prices, ("ticker", "date", "adj_close"), "prices")
-    nd, nt = dates.len(), tickers.len()
-    px = prices.filter(
-        pl.col("date").is_in(dates.implode()) & pl.col("ticker").is_in(tickers.implode())
-    )
+    nd, nt = axes.dates.len(), axes.tickers.len()
+    codes = prices.select(
+        pl.col("date").replace_strict(axes.dates, pl.int_range(nd, eager=True), default=None),
+        pl.col("ticker").replace_strict(axes.tickers, pl.int_range(nt, eager=True), default=None),
+        pl.col("adj_close").cast(pl.Float64).fill_null(np.nan),
+    ).drop_nulls(["date", "ticker"])
     close = np.full((nd, nt), np.nan)
-    close[
-        px["date"].replace_strict(dates, pl.int_range(nd, eager=True)).to_numpy(),
-        px["ticker"].replace_strict(tickers, pl.int_range(nt, eager=True)).to_numpy(),
-    ] = px["adj_close"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    close[codes["date"].to_numpy(), codes["ticker"].to_numpy()] = codes["adj_close"].to_numpy()
     return close
+
+
+class SignalBars(NamedTuple):
+    """Bars several signal strategies share, prepared once (see
+    :func:`core.strategies.signal_weights.signal_bars`, which adds membership).
+
+    ``adjusted``: :func:`adjusted_ohlcv` of curated.prices, in (ticker, date) order; ``axes``:
+    its days x tickers grid and ``last_row`` per ticker; ``member``: per row, may an entry be
+    taken (None: every row); ``stop_close``: adj_close on the grid (None: no stop losses).
+    """
+
+    adjusted: pl.DataFrame
+    axes: GridAxes
+    last_row: np.ndarray
+    member: pl.Series | None
+    stop_close: np.ndarray | None
+
+
+def prepare_signal_bars(
+    prices: pl.DataFrame, member: pl.Series | None = None, *, stops: bool = True
+) -> SignalBars:
+    """:class:`SignalBars` of curated.prices (ticker, date, open, high, low, close, adj_close,
+    volume); ``member`` per row of the adjusted bars (see ``SignalBars``); ``stops=False``
+    leaves out the stop-loss prices."""
+    adjusted = adjusted_ohlcv(prices)
+    axes = grid_axes(adjusted)
+    close = stop_prices(prices, axes) if stops else None
+    return SignalBars(adjusted, axes, _last_rows(axes), member, close)
+
+
+# Rows of bars one signal computes at once: its intermediate columns (a dozen floats a row)
+# stay a few hundred MB instead of several GB at 7,000 tickers x 20 years.
+SIGNAL_BATCH_ROWS = 1_000_000
+
+
+def signal_batches(
+    signal: Any,
+    adjusted: pl.DataFrame,
+    fundamentals_values: pl.DataFrame | None = None,
+    rows: int | None = None,
+) -> Iterator[tuple[slice, pl.DataFrame]]:
+    """``signal.on_adjusted(adjusted)`` a batch of whole tickers at a time: (rows of
+    ``adjusted``, the signal rows of that slice). Every indicator is per ticker, so a batch
+    gets exactly the rows the whole frame would; CAN SLIM's relative-strength percentile (per
+    date, over every ticker) and its earnings table are computed once on the whole frame.
+    ``fundamentals_values``: CAN SLIM only (see :class:`CanSlim`); ``rows``: about how many
+    rows a batch holds (default ``SIGNAL_BATCH_ROWS``)."""
+    if adjusted.is_empty():
+        return
+    runs = adjusted.select(pl.col(_T).rle().struct.field("len")).to_series()
+    ends = np.cumsum(runs.to_numpy().astype(np.int64))
+    ranked = accel = None
+    if isinstance(signal, CanSlim):
+        ranked = relative_strength(adjusted.select(_T, "date", "close"), signal.rs_n)
+        ranked = ranked.select("rs_return", "rs_percentile")
+        if fundamentals_values is not None:
+            accel = _earnings_acceleration(fundamentals_values)
+    for a, b in _row_batches(ends, rows or SIGNAL_BATCH_ROWS):
+        part = adjusted.slice(a, b - a)
+        if isinstance(signal, CanSlim):
+            assert ranked is not None
+            out = signal._on_ranked(part.hstack(ranked.slice(a, b - a)), accel)
+        else:
+            out = signal.on_adjusted(part)
+        yield slice(a, b), out
+
+
+def batched_signal_weights(
+    signal: Any,
+    bars: SignalBars,
+    max_positions: int,
+    *,
+    stop_loss: float | None = None,
+    sizing: Literal["slot", "equal"] = "slot",
+    sectors: pl.DataFrame | None = None,
+    max_per_sector: int | None = None,
+    fundamentals_values: pl.DataFrame | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(weights, fired) of ``signal`` on shared ``bars``, without the whole signals frame.
+
+    ``weights`` = :func:`signal_to_weights` of the signals with each entry kept only where
+    ``bars.member`` allows it (stop losses on ``bars.stop_close``); ``fired`` = the signal rows
+    (ticker, date, entry, exit, signal_strength) where an entry fires or an exit condition
+    starts (true at t, not at t-1), before the membership filter, in (ticker, date) order.
+    The signals are computed by :func:`signal_batches` and written into the days x tickers
+    grid batch by batch.
+    """
+    _check_int("max_positions", max_positions, 1)
+    if stop_loss is not None:
+        _check_float("stop_loss", stop_loss, 0.0, 1.0, low_open=True)
+        if bars.stop_close is None:
+            raise ValueError("batched_signal_weights: stop_loss needs bars with stop prices")
+    if sizing not in ("slot", "equal"):
+        raise ValueError(f"parameter 'sizing' must be 'slot' or 'equal', got {sizing!r}")
+    _check_sector_cap(sectors, max_per_sector)
+    if bars.adjusted.is_empty():
+        return pl.DataFrame(schema=_SIGNAL_WEIGHTS_SCHEMA), pl.DataFrame(schema=_FIRED_SCHEMA)
+    grid = _empty_grid(bars.axes, bars.last_row)
+    exit_starts = pl.col("exit") & ~pl.col("exit").shift(1, fill_value=False).over(_T)
+    fired = []
+    for rows, signals in signal_batches(signal, bars.adjusted, fundamentals_values):
+        fired.append(signals.filter(pl.col("entry") | exit_starts))
+        _fill_grid(grid, bars.axes, rows, signals, bars.member)
+    close = bars.stop_close if stop_loss is not None else None
+    weights = _weights_on_grid(
+        grid, close, max_positions, stop_loss, sizing, sectors, max_per_sector
+    )
+    return weights, pl.concat(fired)
 
 
 def _sector_buckets(sectors: pl.DataFrame, tickers: pl.Series) -> np.ndarray:
