@@ -844,17 +844,19 @@ def grid_axes(frame: pl.DataFrame) -> GridAxes:
     and a frame in ticker order (curated.prices, the signals) numbers its tickers by their runs,
     so 15M rows are never hashed or searched.
     """
-    dates = frame["date"].unique().sort()
-    nd = dates.len()
     day = frame["date"].to_physical().to_numpy().astype(np.int64)
-    first = int(dates.to_physical()[0]) if nd else 0
-    span = int(dates.to_physical()[-1]) - first + 1 if nd else 0
+    first = int(day.min()) if day.size else 0
+    span = int(day.max()) - first + 1 if day.size else 0
+    seen = np.zeros(span, dtype=bool)
+    seen[day - first] = True
+    calendar = np.flatnonzero(seen)  # the distinct days, ascending, without hashing
     position = np.full(span, -1, dtype=np.int64)
-    position[dates.to_physical().to_numpy().astype(np.int64) - first] = np.arange(nd)
+    position[calendar] = np.arange(calendar.size)
     d = position[day - first]
+    dates = pl.Series("date", calendar + first, dtype=pl.Int32).cast(pl.Date)
     ticker = frame["ticker"]
     if ticker.is_sorted():
-        tickers = ticker.unique(maintain_order=True)
+        tickers = ticker.rle().struct.field("value").alias(ticker.name)
         k = ticker.rle_id().to_numpy().astype(np.int64)
     else:
         tickers = ticker.unique().sort()
@@ -865,6 +867,15 @@ def grid_axes(frame: pl.DataFrame) -> GridAxes:
 def _last_rows(axes: GridAxes) -> np.ndarray:
     """Per ticker of ``axes``: the index of its last day with a row."""
     last = np.full(axes.tickers.len(), -1, dtype=np.int64)
+    if (
+        axes.k.size
+        and np.all(axes.k[1:] >= axes.k[:-1])
+        and np.all((axes.d[1:] > axes.d[:-1]) | (axes.k[1:] != axes.k[:-1]))
+    ):
+        # rows in (ticker, date) order: a ticker's last row holds its last day
+        ends = np.flatnonzero(np.diff(axes.k, append=axes.k[-1] + 1))
+        last[axes.k[ends]] = axes.d[ends]
+        return last
     np.maximum.at(last, axes.k, axes.d)
     return last
 
@@ -941,8 +952,22 @@ def prepare_signal_bars(
     leaves out the stop-loss prices."""
     adjusted = adjusted_ohlcv(prices)
     axes = grid_axes(adjusted)
-    close = stop_prices(prices, axes) if stops else None
+    close = None
+    if stops and _same_rows(prices, adjusted):  # prices already in (ticker, date) order
+        close = np.full((axes.dates.len(), axes.tickers.len()), np.nan)
+        close[axes.d, axes.k] = prices["adj_close"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    elif stops:
+        close = stop_prices(prices, axes)
     return SignalBars(adjusted, axes, _last_rows(axes), member, close)
+
+
+def _same_rows(a: pl.DataFrame, b: pl.DataFrame) -> bool:
+    """Whether ``a`` and ``b`` hold the same (ticker, date) in every row."""
+    return (
+        a.height == b.height
+        and a.get_column("date").equals(b.get_column("date"))
+        and a.get_column("ticker").equals(b.get_column("ticker"))
+    )
 
 
 # Rows of bars one signal computes at once: its intermediate columns (a dozen floats a row)
@@ -1066,43 +1091,51 @@ def _walk_days(
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """The day loop of :func:`signal_to_weights`: per day t, the (day index t+1, ticker index,
     weight, strength) of every name held or sold after t's close. ``cap``: (sector bucket per
-    ticker, most names per bucket) or (None, None)."""
+    ticker, most names per bucket) or (None, None).
+
+    Each day looks only at the names held (at most ``max_positions``) and the day's entries,
+    not at every ticker: at 7,000 tickers x 5,000 days whole-row masks were most of the loop.
+    """
     entry, exit_, strength, last_row = grid.entry, grid.exit_, grid.strength, grid.last_row
     nd, nt = entry.shape
     held = np.zeros(nt, dtype=bool)
+    names = np.zeros(0, dtype=np.int64)  # the held names, ascending
     entry_px = np.full(nt, np.nan)
     bought_on = np.full(nt, -1)
     out_d: list[np.ndarray] = []
     out_k: list[np.ndarray] = []
     out_w: list[np.ndarray] = []
     out_s: list[np.ndarray] = []
-    order = np.arange(nt)
+    day_of, entries = np.nonzero(entry)  # by day, then ticker
+    starts = np.searchsorted(day_of, np.arange(nd + 1))
     for t in range(nd - 1):
         if close is not None:
             # the fill price is the first close after the signal day (t's close when bought on t-1)
-            fill = held & np.isnan(entry_px) & (bought_on < t)
+            fill = names[np.isnan(entry_px[names]) & (bought_on[names] < t)]
             entry_px[fill] = close[t, fill]
-        sell = held & (exit_[t] | (last_row <= t))
+        out = exit_[t, names] | (last_row[names] <= t)
         if close is not None:
             with np.errstate(invalid="ignore"):
-                sell |= held & (close[t] < (1.0 - stop_loss) * entry_px)  # type: ignore[operator]
-        held &= ~sell
-        free = max_positions - int(held.sum())
+                out |= close[t, names] < (1.0 - stop_loss) * entry_px[names]  # type: ignore[operator]
+        sold, names = names[out], names[~out]
+        held[sold] = False
+        free = max_positions - names.size
         if free > 0:
-            cand = np.flatnonzero(entry[t] & ~held & ~sell & (last_row > t))
+            cand = entries[starts[t] : starts[t + 1]]
+            cand = cand[~held[cand] & (last_row[cand] > t)]
+            if sold.size:
+                cand = cand[~np.isin(cand, sold)]
             if cand.size:
-                ranked = _take_capped(
-                    cand[np.lexsort((order[cand], -strength[t, cand]))], held, free, cap
-                )
+                ranked = _take_capped(cand[np.lexsort((cand, -strength[t, cand]))], held, free, cap)
                 held[ranked] = True
                 bought_on[ranked] = t
                 entry_px[ranked] = np.nan
-        n_held = int(held.sum())
-        if n_held or sell.any():
-            w = 1.0 / (max_positions if sizing == "slot" else max(n_held, 1))
-            names = np.flatnonzero(held | sell)
-            out_d.append(np.full(names.size, t + 1))
-            out_k.append(names)
-            out_w.append(np.where(held[names], w, 0.0))
-            out_s.append(strength[t, names])
+                names = np.sort(np.concatenate([names, ranked]))
+        if names.size or sold.size:
+            w = 1.0 / (max_positions if sizing == "slot" else max(names.size, 1))
+            book = np.sort(np.concatenate([names, sold]))
+            out_d.append(np.full(book.size, t + 1))
+            out_k.append(book)
+            out_w.append(np.where(held[book], w, 0.0))
+            out_s.append(strength[t, book])
     return out_d, out_k, out_w, out_s
