@@ -13,8 +13,9 @@ signal is known after t's close and may trade at t+1 at the earliest. :func:`sig
 applies that shift; callers that use the signals frame directly must shift it themselves.
 
 Prices are put on the ``adj_close`` basis first (:func:`adjusted_ohlcv`), so a split is not read
-as a crash. Indicators are polars expressions evaluated per ticker with ``.over("ticker")`` on a
-frame sorted by (ticker, date). Parameters are checked when a signal object is built
+as a crash. Indicators are polars expressions evaluated per ticker with ``.over(by)`` on a
+frame sorted by (ticker, date); ``by`` is ``"ticker"`` unless given (the signals themselves
+group by an integer key per ticker, which is cheaper than the string). Parameters are checked when a signal object is built
 (``TrendFollowing(fast=0)`` raises ``ValueError`` naming ``fast``), so a strategy file can be
 validated before any data is read; the plain functions build the object and call it.
 """
@@ -36,6 +37,14 @@ from quant_pipeline.core.data.schema import OHLC_COLUMNS, PRICE_COLUMNS
 SIGNAL_COLUMNS: tuple[str, ...] = ("ticker", "date", "entry", "exit", "signal_strength")
 
 _T = "ticker"
+# The signals group by an integer per ticker (its run in the (ticker, date)-sorted bars) rather
+# than by the ticker string: hashing and comparing 15M strings was a third of a signal's time.
+_KEY = "_ticker_key"
+
+
+def _keyed(adjusted: pl.DataFrame) -> pl.DataFrame:
+    """``adjusted`` (in (ticker, date) order) with ``_KEY``, one integer per ticker."""
+    return adjusted.with_columns(pl.col(_T).rle_id().alias(_KEY))
 
 
 # --------------------------------------------------------------------------------------------
@@ -103,56 +112,56 @@ def adjusted_ohlcv(prices: pl.DataFrame) -> pl.DataFrame:
     return out if is_sorted_by(out, ["ticker", "date"]) else out.sort("ticker", "date")
 
 
-def ema(col: str, span: int) -> pl.Expr:
+def ema(col: str, span: int, by: str = _T) -> pl.Expr:
     """Exponential moving average of ``col`` (alpha = 2 / (span + 1)), per ticker.
 
     Recursive form (``adjust=False``), null for the first ``span - 1`` rows of a ticker so a
     crossover cannot fire during warm-up. Uses rows up to and including the current one.
     """
     _check_int("span", span, 1)
-    return pl.col(col).ewm_mean(span=span, adjust=False, min_samples=span).over(_T)
+    return pl.col(col).ewm_mean(span=span, adjust=False, min_samples=span).over(by)
 
 
-def sma(col: str, n: int) -> pl.Expr:
+def sma(col: str, n: int, by: str = _T) -> pl.Expr:
     """Simple moving average of ``col`` over the last ``n`` rows (current included), per ticker."""
     _check_int("n", n, 1)
-    return pl.col(col).rolling_mean(window_size=n).over(_T)
+    return pl.col(col).rolling_mean(window_size=n).over(by)
 
 
-def true_range() -> pl.Expr:
+def true_range(by: str = _T) -> pl.Expr:
     """max(high - low, |high - previous close|, |low - previous close|), per ticker."""
     prev_close = pl.col("close").shift(1)
     return pl.max_horizontal(
         pl.col("high") - pl.col("low"),
         (pl.col("high") - prev_close).abs(),
         (pl.col("low") - prev_close).abs(),
-    ).over(_T)
+    ).over(by)
 
 
-def atr(n: int) -> pl.Expr:
+def atr(n: int, by: str = _T) -> pl.Expr:
     """Wilder's average true range: the true range smoothed with alpha = 1/n, per ticker.
 
     Seeded with the first true range rather than the mean of the first n (the difference decays
     as (1 - 1/n)^k); null for a ticker's first ``n - 1`` rows.
     """
     _check_int("n", n, 1)
-    return true_range().ewm_mean(alpha=1.0 / n, adjust=False, min_samples=n).over(_T)
+    return true_range(by).ewm_mean(alpha=1.0 / n, adjust=False, min_samples=n).over(by)
 
 
-def rolling_high(n: int, col: str = "high") -> pl.Expr:
+def rolling_high(n: int, col: str = "high", by: str = _T) -> pl.Expr:
     """Highest ``col`` over the last ``n`` rows (current included), per ticker."""
     _check_int("n", n, 1)
-    return pl.col(col).rolling_max(window_size=n).over(_T)
+    return pl.col(col).rolling_max(window_size=n).over(by)
 
 
-def rolling_low(n: int, col: str = "low") -> pl.Expr:
+def rolling_low(n: int, col: str = "low", by: str = _T) -> pl.Expr:
     """Lowest ``col`` over the last ``n`` rows (current included), per ticker."""
     _check_int("n", n, 1)
-    return pl.col(col).rolling_min(window_size=n).over(_T)
+    return pl.col(col).rolling_min(window_size=n).over(by)
 
 
 def relative_strength(
-    frame: pl.DataFrame, n: int = TRADING_DAYS_PER_YEAR, col: str = "close"
+    frame: pl.DataFrame, n: int = TRADING_DAYS_PER_YEAR, col: str = "close", by: str = _T
 ) -> pl.DataFrame:
     """Add ``rs_return`` (return of ``col`` over the last ``n`` rows) and ``rs_percentile``.
 
@@ -160,10 +169,11 @@ def relative_strength(
     100 x the share of tickers (with a return that day) whose return is <= this one's: the best
     ticker scores 100. Uses prices up to the current date. A frame function rather than a single
     expression because the two windows (per ticker, then per date) cannot nest in polars.
+    ``by``: the column naming the ticker (as for the indicators above).
     """
     _check_int("n", n, 1)
-    require_columns(frame, ("ticker", "date", col), "relative_strength frame")
-    ret = (pl.col(col) / pl.col(col).shift(n) - 1.0).over(_T)
+    require_columns(frame, ("ticker", "date", col, by), "relative_strength frame")
+    ret = (pl.col(col) / pl.col(col).shift(n) - 1.0).over(by)
     return frame.with_columns(rs_return=ret).with_columns(
         rs_percentile=(100.0 * pl.col("rs_return").rank("max") / pl.col("rs_return").count()).over(
             "date"
@@ -223,18 +233,20 @@ class TrendFollowing:
 
     def on_adjusted(self, adjusted: pl.DataFrame) -> pl.DataFrame:
         """The signal on a frame :func:`adjusted_ohlcv` returned (several signals share one)."""
-        df = adjusted.with_columns(
-            _fast=ema("close", self.fast), _slow=ema("close", self.slow), _atr=atr(self.atr_n)
+        df = _keyed(adjusted).with_columns(
+            _fast=ema("close", self.fast, _KEY),
+            _slow=ema("close", self.slow, _KEY),
+            _atr=atr(self.atr_n, _KEY),
         )
         diff = pl.col("_fast") - pl.col("_slow")
         df = df.with_columns(
-            _up=((diff > 0) & (diff.shift(1) <= 0)).over(_T).fill_null(False),
-            _down=((diff <= 0) & (diff.shift(1) > 0)).over(_T).fill_null(False),
-        ).with_columns(_seg=pl.col("_up").cast(pl.Int64).cum_sum().over(_T))
+            _up=((diff > 0) & (diff.shift(1) <= 0)).over(_KEY).fill_null(False),
+            _down=((diff <= 0) & (diff.shift(1) > 0)).over(_KEY).fill_null(False),
+        ).with_columns(_seg=pl.col("_up").cast(pl.Int64).cum_sum().over(_KEY))
         # one integer per (ticker, stretch): the frame is in (ticker, date) order, so a stretch
         # starts on a ticker's first row or an upward cross (hashing (ticker, _seg) pairs of
         # 15M rows cost seconds)
-        ticker = pl.col(_T).rle_id()
+        ticker = pl.col(_KEY)
         df = df.with_columns(
             _run=((ticker != ticker.shift(1)).fill_null(True) | pl.col("_up")).cum_sum()
         )
@@ -303,15 +315,15 @@ class CanSlim:
     ) -> pl.DataFrame:
         """The signal on a frame :func:`adjusted_ohlcv` returned (several signals share one)."""
         accel = None if fundamentals_values is None else _earnings_acceleration(fundamentals_values)
-        return self._on_ranked(relative_strength(adjusted, self.rs_n), accel)
+        return self._on_ranked(relative_strength(_keyed(adjusted), self.rs_n, by=_KEY), accel)
 
     def _on_ranked(self, df: pl.DataFrame, accel: pl.DataFrame | None) -> pl.DataFrame:
-        """The criteria on bars with their ``rs_percentile`` (the one cross-sectional input:
-        the rest is per ticker, so whole tickers may go through in batches)."""
-        avg_vol = pl.col("volume").shift(1).rolling_mean(window_size=self.volume_n).over(_T)
+        """The criteria on bars (with ``_KEY``) and their ``rs_percentile`` (the one
+        cross-sectional input: the rest is per ticker, so whole tickers may go in batches)."""
+        avg_vol = pl.col("volume").shift(1).rolling_mean(window_size=self.volume_n).over(_KEY)
         criteria = [
             pl.col("rs_percentile") >= self.rs_min,
-            pl.col("close") >= (1.0 - self.high_within) * rolling_high(self.high_n),
+            pl.col("close") >= (1.0 - self.high_within) * rolling_high(self.high_n, by=_KEY),
             pl.col("volume") >= self.volume_mult * avg_vol,
         ]
         if accel is not None:
@@ -321,7 +333,7 @@ class CanSlim:
         return _finish(
             df,
             entry=pl.all_horizontal(flags),
-            exit_=pl.col("close") < sma("close", self.exit_sma),
+            exit_=pl.col("close") < sma("close", self.exit_sma, _KEY),
             strength=pl.sum_horizontal([f.cast(pl.Float64) for f in flags]) / len(flags),
         )
 
@@ -395,10 +407,10 @@ class LivermoreBreakout:
         """The signal on a frame :func:`adjusted_ohlcv` returned (several signals share one)."""
         n = self.base_days
         vn = self.volume_n or n
-        df = adjusted.with_columns(
-            _bh=pl.col("high").shift(1).rolling_max(window_size=n).over(_T),
-            _bl=pl.col("low").shift(1).rolling_min(window_size=n).over(_T),
-            _av=pl.col("volume").shift(1).rolling_mean(window_size=vn).over(_T),
+        df = _keyed(adjusted).with_columns(
+            _bh=pl.col("high").shift(1).rolling_max(window_size=n).over(_KEY),
+            _bl=pl.col("low").shift(1).rolling_min(window_size=n).over(_KEY),
+            _av=pl.col("volume").shift(1).rolling_mean(window_size=vn).over(_KEY),
         )
         tight = (pl.col("_bh") - pl.col("_bl")) / pl.col("_bl") <= self.max_range
         return _finish(
@@ -488,7 +500,7 @@ class CupAndHandle:
 
     def on_adjusted(self, adjusted: pl.DataFrame) -> pl.DataFrame:
         """The signal on a frame :func:`adjusted_ohlcv` returned (several signals share one)."""
-        df = adjusted
+        df = _keyed(adjusted)
         h = df["high"].to_numpy().astype(np.float64, copy=False)
         lo = df["low"].to_numpy().astype(np.float64, copy=False)
         c = df["close"].to_numpy().astype(np.float64, copy=False)
@@ -507,7 +519,7 @@ class CupAndHandle:
         return _finish(
             df,
             entry=pl.col("_entry"),
-            exit_=pl.col("close") < sma("close", self.exit_sma),
+            exit_=pl.col("close") < sma("close", self.exit_sma, _KEY),
             strength=pl.col("_s"),
         )
 
@@ -993,15 +1005,15 @@ def signal_batches(
     ends = np.cumsum(runs.to_numpy().astype(np.int64))
     ranked = accel = None
     if isinstance(signal, CanSlim):
-        ranked = relative_strength(adjusted.select(_T, "date", "close"), signal.rs_n)
-        ranked = ranked.select("rs_return", "rs_percentile")
+        bars = _keyed(adjusted.select(_T, "date", "close"))
+        ranked = relative_strength(bars, signal.rs_n, by=_KEY).select("rs_return", "rs_percentile")
         if fundamentals_values is not None:
             accel = _earnings_acceleration(fundamentals_values)
     for a, b in _row_batches(ends, rows or SIGNAL_BATCH_ROWS):
         part = adjusted.slice(a, b - a)
         if isinstance(signal, CanSlim):
             assert ranked is not None
-            out = signal._on_ranked(part.hstack(ranked.slice(a, b - a)), accel)
+            out = signal._on_ranked(_keyed(part).hstack(ranked.slice(a, b - a)), accel)
         else:
             out = signal.on_adjusted(part)
         yield slice(a, b), out
@@ -1038,7 +1050,10 @@ def batched_signal_weights(
     if bars.adjusted.is_empty():
         return pl.DataFrame(schema=_SIGNAL_WEIGHTS_SCHEMA), pl.DataFrame(schema=_FIRED_SCHEMA)
     grid = _empty_grid(bars.axes, bars.last_row)
-    exit_starts = pl.col("exit") & ~pl.col("exit").shift(1, fill_value=False).over(_T)
+    # an exit condition true at t and not at t-1 (a ticker's first row has no t-1)
+    key = pl.col(_T).rle_id()
+    first_row = (key != key.shift(1)).fill_null(True)
+    exit_starts = pl.col("exit") & ~(pl.col("exit").shift(1, fill_value=False) & ~first_row)
     fired = []
     for rows, signals in signal_batches(signal, bars.adjusted, fundamentals_values):
         fired.append(signals.filter(pl.col("entry") | exit_starts))
