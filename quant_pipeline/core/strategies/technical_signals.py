@@ -1011,7 +1011,8 @@ def signal_batches(
     ranked = accel = None
     if isinstance(signal, CanSlim):
         bars = _keyed(adjusted.select(_T, "date", "close"))
-        ranked = relative_strength(bars, signal.rs_n, by=_KEY).select("rs_return", "rs_percentile")
+        # the criteria read the percentile only (rs_return would be 15M more floats held)
+        ranked = relative_strength(bars, signal.rs_n, by=_KEY).select("rs_percentile")
         if fundamentals_values is not None:
             accel = _earnings_acceleration(fundamentals_values)
     for a, b in _row_batches(ends, rows or SIGNAL_BATCH_ROWS):
