@@ -32,7 +32,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -164,26 +164,74 @@ def _rss_gib(pid: int) -> float:
     return 0.0
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of the process so far (all threads), 0 once it has gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
 _STEP_START = re.compile(r"^(\S+ \S+) \+0000 - dagster - DEBUG - .* - (\S+) - STEP_START - ")
+_STEP_DONE = re.compile(
+    r" - (\S+) - STEP_SUCCESS - Finished execution of step .* in ([\d.]+)(ms|s|m)"
+)
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0}
 
 
-def step_peaks(samples: list[tuple[datetime, float]], log: str) -> list[dict]:
-    """Peak RSS and duration per Dagster step: each sample belongs to the last step started."""
+def step_peaks(samples: list[tuple[datetime, float, float]], log: str) -> list[dict]:
+    """Peak RSS, duration and CPU per Dagster step: each sample belongs to the last step started.
+
+    A sample is (time, RSS GiB, CPU seconds so far); a step's CPU is the growth of the CPU
+    counter from the last sample before it to its own last sample. ``seconds`` is Dagster's own
+    step duration (STEP_SUCCESS), else the time to the next step's start. Two pseudo-steps
+    hold the rest: ``(before the first step)`` (imports, definitions, the run's start) and
+    ``(after the last step)`` (the last step's samples after it finished: publishing the
+    readers' copy, the comparison table).
+    """
     starts = []
+    took: dict[str, float] = {}
     for line in log.splitlines():
         match = _STEP_START.match(line)
         if match:
             when = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
             starts.append((when, match.group(2)))
+        done = _STEP_DONE.search(line)
+        if done:
+            took[done.group(1)] = float(done.group(2)) * _UNIT[done.group(3)]
     out: dict[str, dict] = {}
+
+    def window(name: str, since: datetime | None, until: datetime | None, seconds) -> None:
+        inside = [
+            (r, c)
+            for t, r, c in samples
+            if (since is None or t >= since) and (until is None or t < until)
+        ]
+        before = [c for t, _, c in samples if since is not None and t < since]
+        cpu = max((c for _, c in inside), default=0.0) - max(before, default=0.0)
+        out[name] = {
+            "step": name,
+            "seconds": seconds,
+            "cpu_seconds": round(max(cpu, 0.0), 1) if inside else None,
+            "peak_rss_gib": round(max((r for r, _ in inside), default=0.0), 2),
+        }
+
+    if starts:
+        window("(before the first step)", None, starts[0][0], None)
     for i, (when, step) in enumerate(starts):
         until = starts[i + 1][0] if i + 1 < len(starts) else None
-        inside = [r for t, r in samples if t >= when and (until is None or t < until)]
-        out[step] = {
-            "step": step,
-            "seconds": (until - when).total_seconds() if until else None,
-            "peak_rss_gib": round(max(inside, default=0.0), 2),
-        }
+        gap = (until - when).total_seconds() if until else None
+        window(step, when, until, round(took[step], 1) if step in took else gap)
+    if starts and starts[-1][1] in took:
+        last_when, last = starts[-1]
+        finished = last_when + timedelta(seconds=took[last] + 1)  # log times are whole seconds
+        window("(after the last step)", finished, None, None)
+        window(last, last_when, finished, round(took[last], 1))
     return sorted(out.values(), key=lambda r: -r["peak_rss_gib"])
 
 
@@ -204,12 +252,12 @@ def measure(folder: Path, warehouse: Path, reports: Path) -> dict:
     command = [sys.executable, "-m", "quant_pipeline.app.cli", "run", "--log-level", "DEBUG"]
     with tempfile.TemporaryFile("w+") as err:
         child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
-        samples: list[tuple[datetime, float]] = []
+        samples: list[tuple[datetime, float, float]] = []
         done = threading.Event()
 
         def sample() -> None:
             while not done.wait(0.2):
-                samples.append((datetime.now(UTC), _rss_gib(child.pid)))
+                samples.append((datetime.now(UTC), _rss_gib(child.pid), _cpu_seconds(child.pid)))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -259,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(result, indent=2))
     print(result["stdout"])
     print({k: v for k, v in result.items() if k not in ("stdout", "stderr_tail", "steps")})
-    for row in result["steps"][:12]:
+    for row in result["steps"][:16]:
         print(row)
     if result["exit_status"]:
         print(result["stderr_tail"], file=sys.stderr)

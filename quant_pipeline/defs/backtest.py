@@ -385,18 +385,20 @@ def backtest_metrics(config: MetricsConfig, warehouse: WarehouseResource):
         "strategy", pl.col("description").str.strip_prefix(NOT_BACKTESTED).alias("reason")
     )
     comparison = with_skipped(comparison, skipped)
+    fills = read("backtest.fills")
+    # capacity reads the bars of traded tickers only (not every one of a 7,000-ticker folder)
+    traded_bars = read(
+        "curated.prices",
+        columns=["ticker", "date", "close", "volume"],
+        filters={"ticker": fills["ticker"].unique().sort().to_list()},
+    )
     # backtest.daily runs every strategy to the last market date, so a common window exists
     # unless a strategy starts on that date (metrics_for_strategies then fails, naming them)
     frames = {
         "backtest.metrics": long,
         "backtest.comparison": comparison,
         "backtest.comparison_common_window": comparison_common_window(daily, rf, tolerance, own),
-        "backtest.lean_statistics": lean_statistics(
-            daily,
-            read("backtest.fills"),
-            read("curated.prices", columns=["ticker", "date", "close", "volume"]),
-            rf,
-        ),
+        "backtest.lean_statistics": lean_statistics(daily, fills, traded_bars, rf),
         "backtest.metric_settings": metric_settings(rf, tolerance),
     }
     wh = warehouse.get()

@@ -4,7 +4,11 @@ import dagster as dg
 import polars as pl
 
 from quant_pipeline.core.data.schema import PRICE_COLUMNS
-from quant_pipeline.core.strategies.signal_weights import EVENTS_SCHEMA, signal_weights
+from quant_pipeline.core.strategies.signal_weights import (
+    EVENTS_SCHEMA,
+    signal_bars,
+    signal_weights,
+)
 from quant_pipeline.core.strategies.target_weights import WEIGHTS_SCHEMA
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
@@ -44,8 +48,16 @@ def signal_strategy_weights(
     events = [pl.DataFrame(schema=EVENTS_SCHEMA)]
     summary = []
     if specs:
-        prices = read("curated.prices", columns=PRICE_COLUMNS)
         membership = read("curated.membership")
+        # the adjusted bars, grid and stop prices every signal strategy shares, computed once;
+        # the prices frame itself is not kept (about 1 GB at 7,000 tickers)
+        bars = signal_bars(
+            read("curated.prices", columns=PRICE_COLUMNS),
+            membership if membership.height else None,
+            stops=any(
+                s.signal is not None and s.signal.stop_loss is not None for s in specs.values()
+            ),
+        )
         sectors = read("curated.securities", columns=["ticker", "sector"])
         values = read(
             "factors.values", columns=["rebalance_date", "ticker", "quarterly_earnings_growth"]
@@ -59,9 +71,8 @@ def signal_strategy_weights(
                         "fundamentals only?): CAN SLIM uses its three price/volume criteria"
                     )
             w, e = signal_weights(
-                prices,
+                bars,
                 spec,
-                membership=membership if membership.height else None,
                 sectors=sectors,
                 fundamentals_values=earnings,
             )

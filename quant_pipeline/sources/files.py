@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import csv
 import gzip
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -219,6 +219,11 @@ def merge_mapping(user: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
             }
         merged[dataset] = out
     return merged
+
+
+def _rescan_files(names: list[str]) -> pl.LazyFrame:
+    """The per-ticker scan of some of its files again (named as the scan names them)."""
+    return price_files.scan_files([Path(n) for n in names])
 
 
 def _resolve(
@@ -546,11 +551,16 @@ class FilesSource:
         return exprs, missing
 
     def _parsed_prices(
-        self, scan: pl.LazyFrame, columns: dict[str, pl.Expr], base: int = 0
+        self,
+        scan: pl.LazyFrame,
+        columns: dict[str, pl.Expr],
+        base: int = 0,
+        rescan: Callable[[list[str]], pl.LazyFrame] | None = None,
     ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-        """(good rows with ticker and ``__row``, set-aside rows, file offsets) of one scan."""
+        """(good rows with ticker and ``__row``, set-aside rows, file offsets) of one scan
+        (``rescan``: see ``price_files.parse_scan``)."""
         fmt = self.mapping["prices"].get("date_format")
-        good, bad, offsets = price_files.parse_scan(scan, columns, fmt, base)
+        good, bad, offsets = price_files.parse_scan(scan, columns, fmt, base, rescan)
         if "ticker" not in columns:
             good = price_files.with_file_tickers(good, offsets)
         return good, price_files.describe_bad_rows(bad, offsets, columns), offsets
@@ -596,14 +606,18 @@ class FilesSource:
             columns, _ = self._price_columns(fields, folder, pl.lit(None))
             columns.pop("ticker")  # from each file's name
             try:
-                part = self._parsed_prices(price_files.scan_files(files), columns, base)
+                part = self._parsed_prices(
+                    price_files.scan_files(files), columns, base, _rescan_files
+                )
             except (pl.exceptions.PolarsError, OSError):
                 broken = price_files.unparseable_files(files)
                 aside.append(price_files.rejected(broken))
                 files = [f for f in files if str(f) not in {b["file"] for b in broken}]
                 if not files:
                     continue
-                part = self._parsed_prices(price_files.scan_files(files), columns, base)
+                part = self._parsed_prices(
+                    price_files.scan_files(files), columns, base, _rescan_files
+                )
             aside.append(price_files.header_only_files(files, part[2]))
             base += int(part[2]["rows"].sum())
             parts.append(part)

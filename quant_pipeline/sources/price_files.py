@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from quant_pipeline.core.data.schema import PRICE_VALUE_COLUMNS
@@ -103,11 +104,14 @@ def ticker_file_groups(
         raise SourceError(f"files source: the prices folder {folder} holds no files")
     groups: dict[str, list[Path]] = {}
     bad: list[dict[str, Any]] = []
+    lacking: dict[str, list[str]] = {}  # thousands of files share a handful of headers
     for path in files:
         header, problem = _header(path)
         if problem is None:
             columns = [c.strip().strip('"') for c in header.split(",")]
-            missing = required(columns)
+            if header not in lacking:
+                lacking[header] = required(columns)
+            missing = lacking[header]
             if missing:
                 problem = f"missing columns: {missing}; header is {columns[:20]}"
         if problem is not None:
@@ -157,22 +161,11 @@ def _date(fmt: str | None) -> pl.Expr:
     return pl.coalesce(iso, pl.col("date").str.to_date("%Y%m%d", strict=False))
 
 
-def parse_scan(
-    scan: pl.LazyFrame,
-    columns: Mapping[str, pl.Expr],
-    fmt: str | None,
-    base: int = 0,
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Parse a text scan with the streaming engine: (good rows, bad rows, file offsets).
-
-    ``columns``: canonical name → expression over the scan (mapping resolved); without a
-    ``ticker`` entry the ticker comes from each file's name (per-ticker layout). ``base`` is
-    added to ``__row`` so several scans share one row numbering. Good rows: ticker, date, the
-    price numbers, ``__row``. Bad rows: the text and parsed columns, ``__row``. Offsets
-    (OFFSETS_SCHEMA): each file's first ``__row``, its row count and file-name ticker, which
-    give every row its file and line without keeping a file name per row. Only typed columns
-    of the good rows are ever held in memory: the text is parsed batch by batch.
-    """
+def _parse(
+    scan: pl.LazyFrame, columns: Mapping[str, pl.Expr], fmt: str | None, base: int
+) -> tuple[pl.LazyFrame, pl.LazyFrame, pl.Expr]:
+    """(text columns + ``__row`` + ``__file``, those plus the parsed ``_date`` / ``_<number>``
+    columns, the bad-row condition) of a scan."""
     names = list(columns)
     raw = scan.select(
         *(_text(expr).alias(name) for name, expr in columns.items()),
@@ -190,6 +183,34 @@ def parse_scan(
         bad = bad | pl.col("ticker").is_null()
     for c in numbers:
         bad = bad | (pl.col(f"_{c}").is_null() & pl.col(c).is_not_null())
+    return raw, parsed, bad
+
+
+def parse_scan(
+    scan: pl.LazyFrame,
+    columns: Mapping[str, pl.Expr],
+    fmt: str | None,
+    base: int = 0,
+    rescan: Callable[[list[str]], pl.LazyFrame] | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Parse a text scan with the streaming engine: (good rows, bad rows, file offsets).
+
+    ``columns``: canonical name → expression over the scan (mapping resolved); without a
+    ``ticker`` entry the ticker comes from each file's name (per-ticker layout). ``base`` is
+    added to ``__row`` so several scans share one row numbering. Good rows: ticker, date, the
+    price numbers, ``__row``. Bad rows: the text and parsed columns, ``__row``. Offsets
+    (OFFSETS_SCHEMA): each file's first ``__row``, its row count and file-name ticker, which
+    give every row its file and line without keeping a file name per row. Only typed columns
+    of the good rows are ever held in memory: the text is parsed batch by batch.
+
+    ``rescan(files)``, when given, scans some of the files again (the same layout, as
+    :func:`scan_files` does): the bad rows are then taken from a second parse of only the
+    files that lost rows, instead of a second parse of every file (each query of a streaming
+    ``collect_all`` reads the files again; at 7,000 files a full pass is several seconds).
+    """
+    names = list(columns)
+    raw, parsed, bad = _parse(scan, columns, fmt, base)
+    numbers = [c for c in PRICE_NUMBERS if c in names]
     keep = [pl.col("ticker").str.to_uppercase()] if "ticker" in names else []
     good_q = parsed.filter(~bad).select(
         *keep,
@@ -198,10 +219,19 @@ def parse_scan(
         _ROW,
     )
     bad_q = parsed.filter(bad).drop(_FILE)
-    offsets_q = raw.group_by(_FILE).agg(
-        pl.col(_ROW).min().alias("first"), pl.len().cast(pl.Int64).alias("rows")
-    )
-    good, bad_rows, offsets = pl.collect_all([good_q, bad_q, offsets_q], engine="streaming")
+    if rescan is None:
+        offsets_q = raw.group_by(_FILE).agg(
+            pl.col(_ROW).min().alias("first"), pl.len().cast(pl.Int64).alias("rows")
+        )
+        good, bad_rows, offsets = pl.collect_all([good_q, bad_q, offsets_q], engine="streaming")
+    else:
+        # the row count of each file needs no parsing of its fields
+        offsets_q = (
+            scan.select(_FILE, (pl.col(_ROW).cast(pl.Int64) + base).alias(_ROW))
+            .group_by(_FILE)
+            .agg(pl.col(_ROW).min().alias("first"), pl.len().cast(pl.Int64).alias("rows"))
+        )
+        good, offsets = pl.collect_all([good_q, offsets_q], engine="streaming")
     offsets = offsets.rename({_FILE: "file"}).with_columns(
         pl.col("file")
         .str.replace(r"^.*[/\\]", "")
@@ -212,9 +242,41 @@ def parse_scan(
         .str.replace_all("_", "-", literal=True)
         .alias("file_ticker")
     )
+    offsets = offsets.select(list(OFFSETS_SCHEMA)).cast(OFFSETS_SCHEMA).sort("first")
     if not good[_ROW].is_sorted():
         good = good.sort(_ROW)
-    return good, bad_rows, offsets.select(list(OFFSETS_SCHEMA)).cast(OFFSETS_SCHEMA).sort("first")
+    if rescan is not None:
+        schema = bad_q.collect_schema()
+        bad_rows = _bad_rows_again(good, offsets, rescan, columns, fmt, schema)
+    return good, bad_rows, offsets
+
+
+def _bad_rows_again(
+    good: pl.DataFrame,
+    offsets: pl.DataFrame,
+    rescan: Callable[[list[str]], pl.LazyFrame],
+    columns: Mapping[str, pl.Expr],
+    fmt: str | None,
+    schema: pl.Schema,
+) -> pl.DataFrame:
+    """The bad rows of :func:`parse_scan`, from a second parse of the files that have fewer
+    good rows than rows; their ``__row`` put back on the first scan's numbering."""
+    index = offsets["first"].search_sorted(good[_ROW], side="right") - 1
+    kept = np.bincount(index.to_numpy(), minlength=offsets.height)
+    short = offsets.filter(pl.Series(kept < offsets["rows"].to_numpy()))
+    if short.is_empty():
+        return pl.DataFrame(schema=schema)
+    # files in the first scan's order: in the second scan each starts where the ones before
+    # it end, so a row's place in its file is the same in both
+    short = short.with_columns(_again=pl.col("rows").cum_sum() - pl.col("rows"))
+    _, parsed, bad = _parse(rescan(short["file"].to_list()), columns, fmt, 0)
+    again = parsed.filter(bad).collect(engine="streaming")
+    return (
+        again.join(short.select(pl.col("file").alias(_FILE), "first", "_again"), on=_FILE)
+        .with_columns((pl.col(_ROW) - pl.col("_again") + pl.col("first")).alias(_ROW))
+        .select(list(schema))
+        .sort(_ROW)
+    )
 
 
 def locate(frame: pl.DataFrame, offsets: pl.DataFrame) -> pl.DataFrame:

@@ -1,10 +1,13 @@
 """Per-ticker price folders and the quarantine of messy rows (sources/price_files.py)."""
 
 from datetime import date
+from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
+from quant_pipeline.sources import price_files
 from quant_pipeline.sources.base import FetchRequest, SourceError
 from quant_pipeline.sources.files import FilesSource
 from quant_pipeline.sources.price_files import ticker_from_file_name
@@ -122,3 +125,33 @@ def test_conflicting_duplicates_are_set_aside_and_identical_ones_kept_once(tmp_p
         "conflicting duplicate: 2 rows for AGM-A on 2010-01-05 with different values "
         "(files agm-a.us.txt, agm_a.us.txt)"
     )
+
+
+def test_bad_rows_from_a_second_parse_of_only_the_files_that_lost_rows_match_a_full_one(tmp_path):
+    folder = tmp_path / "prices"
+    good = "2010-01-04,1,2,0.5,1.5,100,0\n2010-01-05,1,2,0.5,1.6,100,0\n"
+    bodies = {
+        "a.us.txt": good,
+        "b.us.txt": "x,1,2,0.5,1.5,100,0\n" + good,  # bad first row
+        "c.us.txt": good,
+        "d.us.txt": good + "2010-01-06,1,2,0.5,n/a,100,0\n",  # bad last row
+        "e.us.txt": "2011-13-45,1,2,0.5,1,1,0\n" + HEADER,  # every row bad
+        "f.us.txt": good + "2010-01-06, 1.5 ,2,0.5,1.7,,0\n",
+        "g.us.txt": good,
+    }
+    for name, body in bodies.items():
+        write(folder, name, body)
+    files = sorted(folder.iterdir())
+    columns = {c.lower(): pl.col(c) for c in ["Date", "Open", "High", "Low", "Close", "Volume"]}
+    full = price_files.parse_scan(price_files.scan_files(files), columns, None, base=10)
+    again = price_files.parse_scan(
+        price_files.scan_files(files),
+        columns,
+        None,
+        base=10,
+        rescan=lambda names: price_files.scan_files([Path(n) for n in names]),
+    )
+    for expected, got in zip(full, again, strict=True):
+        assert_frame_equal(got, expected)
+    # rows from 10: a 10-11, b 12-14, c 15-16, d 17-19, e 20-21, f 22-24 (" 1.5 " is a number)
+    assert full[1]["__row"].to_list() == [12, 19, 20, 21]

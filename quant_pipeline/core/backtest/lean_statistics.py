@@ -10,7 +10,7 @@ docs/metrics.md, "LEAN statistics". These are not the project's metrics (``metri
 annualises a Sharpe ratio from the compounded mean daily return, counts orders rather than round
 trips, measures trades by the profit of each closing fill, and shows 0 where a value is undefined.
 
-Pure polars and ``math``: frames in, one frame (``strategy, statistic, value, display``) out.
+Pure polars, numpy and ``math``: frames in, one frame (``strategy, statistic, value, display``) out.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+import numpy as np
 import polars as pl
 
 from quant_pipeline.core.backtest.comparison import starting_capital
@@ -27,7 +28,7 @@ from quant_pipeline.core.backtest.metrics import (
     lean_probabilistic_sharpe_ratio,
 )
 from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
-from quant_pipeline.core.data.frames import require_columns
+from quant_pipeline.core.data.frames import is_sorted_by, require_columns
 
 # LEAN's summary rows (PerformanceMetrics.cs names), in StatisticsBuilder.GetSummary's order.
 LEAN_STATISTICS: tuple[str, ...] = (
@@ -318,8 +319,69 @@ def _order_event(s: _SymbolCapacity, day: date, shares: float, price: float) -> 
     s.last_order = day
 
 
+_EPOCH = date(1970, 1, 1)
+
+
+class _DailyBars:
+    """(close, volume) of a ticker's bar on a day (None, None without one), for lookups that
+    walk the days forward, as the capacity loop does.
+
+    ``bars``: ticker, date, close, volume, one row per (ticker, date). Each ticker keeps a cursor
+    into its sorted dates: a lookup steps it forward (or bisects after a gap), and only the bars
+    looked up become Python floats (a dict of every bar of every traded ticker was millions of
+    Python tuples at 7,000 tickers, most never read).
+    """
+
+    def __init__(self, bars: pl.DataFrame) -> None:
+        ordered = bars.select("ticker", pl.col("date").cast(pl.Date), "close", "volume")
+        if not is_sorted_by(ordered, ["ticker", "date"]):  # curated.prices already is
+            last = pl.any_horizontal(
+                pl.col(c).ne_missing(pl.col(c).shift(-1)) for c in ("ticker", "date")
+            )
+            ordered = ordered.sort("ticker", "date", maintain_order=True).filter(
+                last.fill_null(True)  # a repeated bar: the later row, as a dict keeps it
+            )
+        runs = ordered.select(pl.col("ticker").rle()).unnest("ticker")
+        ends = runs["len"].cum_sum().to_list()
+        self._span = {
+            t: (end - n, end) for t, n, end in zip(runs["value"], runs["len"], ends, strict=True)
+        }
+        self._dates = ordered["date"].to_physical().to_numpy()
+        self._close = ordered["close"].cast(pl.Float64).to_numpy()
+        self._has_close = ordered["close"].is_not_null().to_numpy()
+        self._volume = ordered["volume"].cast(pl.Float64).to_numpy()
+        self._has_volume = ordered["volume"].is_not_null().to_numpy()
+        self._cursor: dict[str, int] = {}
+
+    def restart(self) -> _DailyBars:
+        """The same bars with every cursor back at its ticker's first day."""
+        self._cursor = {}
+        return self
+
+    def get(self, ticker: str, day: int) -> tuple[float | None, float | None]:
+        """The bar of ``ticker`` on ``day`` (days since 1970-01-01, never decreasing for one
+        ticker)."""
+        span = self._span.get(ticker)
+        if span is None:
+            return None, None
+        start, end = span
+        dates = self._dates
+        pos = self._cursor.get(ticker, start)
+        if pos < end and dates[pos] < day:
+            if pos + 1 < end and dates[pos + 1] < day:
+                pos = start + int(np.searchsorted(dates[start:end], day))
+            else:
+                pos += 1
+            self._cursor[ticker] = pos
+        if pos >= end or dates[pos] != day:
+            return None, None
+        close = float(self._close[pos]) if self._has_close[pos] else None
+        volume = float(self._volume[pos]) if self._has_volume[pos] else None
+        return close, volume
+
+
 def estimated_strategy_capacity(
-    fills: pl.DataFrame, bars: pl.DataFrame, daily: pl.DataFrame
+    fills: pl.DataFrame, bars: pl.DataFrame | _DailyBars, daily: pl.DataFrame
 ) -> tuple[float, str | None]:
     """LEAN's Estimated Strategy Capacity (rounded to the nearest 1,000, as its ``Capacity``
     property) and Lowest Capacity Asset for one strategy.
@@ -331,7 +393,8 @@ def estimated_strategy_capacity(
     calendar day (a daily bar's time rounded up), then a snapshot every
     ``max(min(days - 1, 7), 1)`` days and a forced one after the last day.
     """
-    require_columns(bars, ["ticker", "date", "close", "volume"], "bars", MetricsInputError)
+    if isinstance(bars, pl.DataFrame):
+        require_columns(bars, ["ticker", "date", "close", "volume"], "bars", MetricsInputError)
     frame = daily.sort("date")
     if frame.height == 0 or fills.height == 0:
         return 0.0, None
@@ -342,7 +405,7 @@ def estimated_strategy_capacity(
         "rebalance_date", "ticker", "shares", "execution_price", "shares_after"
     ).iter_rows():
         by_day.setdefault(day, []).append((ticker, shares, price, after))
-    bar = {(t, d): (c, v) for t, d, c, v in bars.select("ticker", "date", "close", "volume").rows()}
+    bar = _DailyBars(bars) if isinstance(bars, pl.DataFrame) else bars.restart()
     state: dict[str, _SymbolCapacity] = {}
     monitored: dict[str, None] = {}
     held: dict[str, float] = {}
@@ -354,11 +417,13 @@ def estimated_strategy_capacity(
             _order_event(state.setdefault(ticker, _SymbolCapacity()), day, shares, price)
             monitored[ticker] = None
             held[ticker] = after
+        number = (day - _EPOCH).days
         for ticker in state:
-            if (ticker, day) in bar and bar[(ticker, day)][0] is not None:
-                last_close[ticker] = bar[(ticker, day)][0]
+            close, _ = bar.get(ticker, number)
+            if close is not None:
+                last_close[ticker] = close
         for ticker in list(monitored):
-            close, volume = bar.get((ticker, day), (None, None))
+            close, volume = bar.get(ticker, number)
             if close is None or not volume:
                 continue
             s = state[ticker]
@@ -429,6 +494,9 @@ def lean_statistics(
     null for Lowest Capacity Asset, whose ticker is in ``display``); ``display`` is LEAN's print.
     """
     require_columns(fills, ["strategy", *FILL_COLUMNS], "backtest.fills", MetricsInputError)
+    require_columns(bars, ["ticker", "date", "close", "volume"], "bars", MetricsInputError)
+    # one index of the bars for every strategy: each looks up only the tickers it trades
+    indexed = _DailyBars(bars) if fills.height else None
     rows = []
     for (name,), own_fills in fills.sort("strategy").group_by("strategy", maintain_order=True):
         part = daily.filter(pl.col("strategy") == name).sort("date")
@@ -442,9 +510,9 @@ def lean_statistics(
         stats = lean_portfolio_statistics(part, records, capital, risk_free_rate, periods_per_year)
         stats["Total Orders"] = float(own_fills.height)
         stats["Total Fees"] = float(own_fills["commission"].fill_null(0.0).sum())
-        traded = bars.filter(pl.col("ticker").is_in(own_fills["ticker"].unique().implode()))
+        assert indexed is not None
         stats["Estimated Strategy Capacity"], lowest = estimated_strategy_capacity(
-            own_fills, traded, part
+            own_fills, indexed, part
         )
         for statistic in LEAN_STATISTICS:
             value = None if statistic == "Lowest Capacity Asset" else stats[statistic]

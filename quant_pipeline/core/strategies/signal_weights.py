@@ -18,7 +18,12 @@ import polars as pl
 
 from quant_pipeline.core.strategies.spec import StrategySpec, sector_name_limit
 from quant_pipeline.core.strategies.target_weights import CAP_EPS, REPORT_SCHEMA, WEIGHTS_SCHEMA
-from quant_pipeline.core.strategies.technical_signals import build_signal, signal_to_weights
+from quant_pipeline.core.strategies.technical_signals import (
+    SignalBars,
+    batched_signal_weights,
+    build_signal,
+    prepare_signal_bars,
+)
 
 EVENTS_SCHEMA: dict[str, pl.DataType] = {
     "strategy": pl.String(),
@@ -37,7 +42,7 @@ def member_on_day(frame: pl.DataFrame, membership: pl.DataFrame | None) -> pl.Se
     None or empty means membership is unknown: every row passes.
     """
     if membership is None or membership.is_empty():
-        return pl.Series("member", [True] * frame.height, dtype=pl.Boolean)
+        return pl.repeat(True, frame.height, dtype=pl.Boolean, eager=True).alias("member")
     intervals = membership.select(
         "ticker", pl.col("start_date").cast(pl.Date), pl.col("end_date").cast(pl.Date)
     ).sort("start_date")
@@ -86,8 +91,23 @@ def changes_only(weights: pl.DataFrame) -> pl.DataFrame:
     return weights.join(keep.select("rebalance_date"), on="rebalance_date", how="semi")
 
 
+def signal_bars(
+    prices: pl.DataFrame, membership: pl.DataFrame | None = None, *, stops: bool = True
+) -> SignalBars:
+    """The bars every signal strategy of a run shares, prepared once from curated.prices
+    (ticker, date, open, high, low, close, adj_close, volume) and curated.membership (None or
+    empty: membership unknown, every entry allowed): adjusted bars, their days x tickers grid,
+    membership per row and, unless ``stops=False``, the stop-loss prices (see
+    :class:`core.strategies.technical_signals.SignalBars`). The prices frame is not kept (at
+    7,000 tickers each copy of the bars is about 1 GB)."""
+    bars = prepare_signal_bars(prices, None, stops=stops)
+    if membership is None or membership.is_empty():
+        return bars
+    return bars._replace(member=member_on_day(bars.adjusted.select("ticker", "date"), membership))
+
+
 def signal_weights(
-    prices: pl.DataFrame,
+    prices: pl.DataFrame | SignalBars,
     spec: StrategySpec,
     *,
     membership: pl.DataFrame | None = None,
@@ -96,7 +116,9 @@ def signal_weights(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(target weights, signal events) of a ``signal`` strategy.
 
-    ``prices``: curated.prices (ticker, date, open, high, low, close, adj_close, volume).
+    ``prices``: curated.prices (ticker, date, open, high, low, close, adj_close, volume), or
+    its :func:`signal_bars` when several strategies run on the same prices (``membership`` is
+    then the one given to :func:`signal_bars` and this argument is ignored).
     ``sectors``: (ticker, sector) for the weights' sector column. ``fundamentals_values``:
     factors.values (rebalance_date, ticker, quarterly_earnings_growth), used by ``canslim`` only
     when ``use_earnings`` is true. Returns target weights in portfolio.target_weights' schema
@@ -108,36 +130,31 @@ def signal_weights(
     if rules is None:
         raise ValueError(f"strategy {spec.name!r} is not of kind signal")
     signal = build_signal(rules.signal, rules.param_dict)
-    if rules.signal == "canslim" and rules.use_earnings and fundamentals_values is not None:
-        signals = signal(prices, fundamentals_values)
+    if isinstance(prices, SignalBars):
+        bars = prices
     else:
-        signals = signal(prices)
-    exit_starts = pl.col("exit") & ~pl.col("exit").shift(1, fill_value=False).over("ticker")
-    events = (
-        signals.sort("ticker", "date")
-        .filter(pl.col("entry") | exit_starts)
-        .with_columns(strategy=pl.lit(spec.name))
-        .select([pl.col(c).cast(t) for c, t in EVENTS_SCHEMA.items()])
-    )
-    signals = signals.with_columns(
-        pl.col("entry") & member_on_day(signals.select("ticker", "date"), membership)
-    )
+        bars = signal_bars(prices, membership, stops=rules.stop_loss is not None)
     capped = rules.max_sector_weight is not None
     if capped and sectors is None:
         raise ValueError(
             f"strategy {spec.name!r}: signal.max_sector_weight needs the sectors frame "
             "(curated.securities ticker, sector)"
         )
-    raw = signal_to_weights(
-        signals,
+    earnings = rules.signal == "canslim" and rules.use_earnings
+    raw, fired = batched_signal_weights(
+        signal,
+        bars,
         rules.max_positions,
-        prices=prices if rules.stop_loss is not None else None,
         stop_loss=rules.stop_loss,
         sizing=rules.sizing,  # type: ignore[arg-type]
         sectors=sectors if capped else None,
         max_per_sector=(
             sector_name_limit(rules.max_sector_weight, rules.max_positions) if capped else None
         ),
+        fundamentals_values=fundamentals_values if earnings else None,
+    )
+    events = fired.with_columns(strategy=pl.lit(spec.name)).select(
+        [pl.col(c).cast(t) for c, t in EVENTS_SCHEMA.items()]
     )
     weights = changes_only(raw)
     if sectors is not None:

@@ -224,3 +224,53 @@ def test_too_few_returns_leave_lean_statistics_at_zero():
 def test_a_strategy_without_equity_in_currency_is_an_error_naming_it():
     with pytest.raises(MetricsInputError, match="strategy 's'"):
         lean_statistics(daily().drop("portfolio_value"), fills(), bars())
+
+
+class _EveryBarInADict:
+    """The capacity loop's bar lookup as it was: one dict entry per bar (the oracle)."""
+
+    def __init__(self, bars: pl.DataFrame) -> None:
+        rows = bars.select("ticker", "date", "close", "volume").rows()
+        self.bar = {(t, d): (c, v) for t, d, c, v in rows}
+
+    def get(self, ticker: str, day: int) -> tuple[float | None, float | None]:
+        return self.bar.get((ticker, date(1970, 1, 1) + timedelta(days=day)), (None, None))
+
+
+def _random_backtest(seed: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """300 days, 12 tickers with gaps, null closes and zero volumes; fills that buy, sell out
+    and come back after months (so a ticker leaves the capacity state and re-enters it)."""
+    rng = np.random.default_rng(seed)
+    days = [date(2015, 1, 2) + timedelta(days=i) for i in range(300)]
+    bar_rows = []
+    for k in range(12):
+        for d in days:
+            if rng.random() < 0.9:
+                close = None if rng.random() < 0.03 else float(rng.uniform(5, 50))
+                volume = 0.0 if rng.random() < 0.03 else float(rng.integers(1_000, 90_000))
+                bar_rows.append((f"T{k:02d}", d, close, volume))
+    fill_rows, held = [], {}
+    for d in days:
+        for k in rng.choice(12, size=int(rng.integers(0, 3)), replace=False):
+            t = f"T{k:02d}"
+            shares = float(rng.integers(1, 50)) if held.get(t, 0.0) == 0 else -held[t]
+            held[t] = held.get(t, 0.0) + shares
+            fill_rows.append((d, t, shares, float(rng.uniform(5, 50)), held[t]))
+    schema = ["rebalance_date", "ticker", "shares", "execution_price", "shares_after"]
+    bars_frame = pl.DataFrame(bar_rows, schema=["ticker", "date", "close", "volume"], orient="row")
+    value = 1e5 * np.exp(np.cumsum(rng.normal(0, 0.01, len(days))))
+    daily_frame = pl.DataFrame({"date": days, "portfolio_value": value})
+    return pl.DataFrame(fill_rows, schema=schema, orient="row"), bars_frame, daily_frame
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_capacity_reads_bars_as_a_dict_of_every_bar_would(seed, monkeypatch):
+    from quant_pipeline.core.backtest import lean_statistics as module
+
+    fills_frame, bars_frame, daily_frame = _random_backtest(seed)
+    shuffled = bars_frame.sample(fraction=1.0, seed=seed)
+    got = estimated_strategy_capacity(fills_frame, shuffled, daily_frame)
+    monkeypatch.setattr(module, "_DailyBars", _EveryBarInADict)
+    expected = estimated_strategy_capacity(fills_frame, bars_frame, daily_frame)
+    assert got == expected
+    assert got[0] > 0 and got[1] is not None

@@ -157,3 +157,14 @@ def test_a_4_to_1_split_followed_by_ordinary_moves_is_not_a_spike():
     # not back within x2 of it).
     values = pl.Series([23.67, 24.36, 24.05, 5.82, 5.9, 6.1, 6.26, 6.04, 6.21])
     assert not spike_flags(pl.Series(["A"] * 9), values, SpikeRule()).any()
+
+
+def test_a_quarantined_spike_keeps_every_raw_column_of_its_own_row_behind_a_refused_row():
+    # a refused row (close <= 0) before the spike shifts every later row of the accepted set;
+    # the quarantined row must still be the spike's own raw row, whatever the input order
+    raw = series({3: -1.0, 10: 1_000_000.0}, volume={10: 4242.0}, open={10: 7.0})
+    out = curate_prices(raw.reverse(), as_of=date(2024, 4, 1), spikes=SpikeRule())
+    spike = out.rejected.filter(pl.col("reason").str.contains("spike"))
+    expected = raw.filter(pl.col("date") == DAYS[10])
+    assert spike.drop("reason").rows() == expected.select(spike.drop("reason").columns).rows()
+    assert out.rejected.filter(pl.col("date") == DAYS[3])["reason"].item().startswith("close <= 0")
