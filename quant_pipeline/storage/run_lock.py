@@ -26,7 +26,6 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import math
 import os
 import socket
 import threading
@@ -37,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from quant_pipeline.storage.warehouse import WarehouseError
+from quant_pipeline.storage.warehouse import WarehouseError, seconds_from_env
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +51,7 @@ class WarehouseBusyError(WarehouseError):
 def run_lock_timeout_seconds() -> float:
     """QUANT_PIPELINE_RUN_LOCK_TIMEOUT (seconds a run waits for another run to finish), default
     3600; 0 fails at once."""
-    raw = os.environ.get(RUN_LOCK_TIMEOUT_ENV, "").strip()
-    if not raw:
-        return DEFAULT_RUN_LOCK_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise WarehouseError(f"{RUN_LOCK_TIMEOUT_ENV}={raw!r} is not a number") from exc
-    if not math.isfinite(value) or value < 0:
-        raise WarehouseError(f"{RUN_LOCK_TIMEOUT_ENV}={raw!r} must be >= 0 seconds")
-    return value
+    return seconds_from_env(RUN_LOCK_TIMEOUT_ENV, DEFAULT_RUN_LOCK_TIMEOUT)
 
 
 def run_lock_path(warehouse: str | Path) -> Path:

@@ -174,19 +174,25 @@ def _normalise_result(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(exprs) if exprs else frame
 
 
-def lock_timeout_seconds() -> float:
-    """QUANT_PIPELINE_LOCK_TIMEOUT (seconds a connection waits for a busy warehouse), default
-    300; 0 fails at once."""
-    raw = os.environ.get("QUANT_PIPELINE_LOCK_TIMEOUT", "").strip()
+def seconds_from_env(name: str, default: float) -> float:
+    """The env var ``name`` as a number of seconds >= 0 (``default`` when unset or blank); a
+    bad value fails naming the variable."""
+    raw = os.environ.get(name, "").strip()
     if not raw:
-        return DEFAULT_LOCK_TIMEOUT
+        return default
     try:
         value = float(raw)
     except ValueError as exc:
-        raise WarehouseError(f"QUANT_PIPELINE_LOCK_TIMEOUT={raw!r} is not a number") from exc
+        raise WarehouseError(f"{name}={raw!r} is not a number") from exc
     if not math.isfinite(value) or value < 0:
-        raise WarehouseError(f"QUANT_PIPELINE_LOCK_TIMEOUT={raw!r} must be >= 0 seconds")
+        raise WarehouseError(f"{name}={raw!r} must be >= 0 seconds")
     return value
+
+
+def lock_timeout_seconds() -> float:
+    """QUANT_PIPELINE_LOCK_TIMEOUT (seconds a connection waits for a busy warehouse), default
+    300; 0 fails at once."""
+    return seconds_from_env("QUANT_PIPELINE_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT)
 
 
 def _lock_holder(exc: BaseException) -> str:
