@@ -46,14 +46,15 @@ def published_copy_sensor(context: dg.RunStatusSensorContext):
     run_id = context.dagster_run.run_id
     if not warehouse.path.exists():
         return dg.SkipReason(f"no warehouse at {warehouse.path} yet")
-    failed = failed_since(context.instance, context.dagster_run)
-    if failed:
-        return dg.SkipReason(
-            f"run {run_id} succeeded but run {failed[0]} failed after it: the readers' copy "
-            "stays at the last completed run"
-        )
     try:
+        # checked under the lock: a run that starts and fails after the check cannot slip in
         with hold_run_lock(warehouse.path, "published_copy_sensor", timeout=0):
+            failed = failed_since(context.instance, context.dagster_run)
+            if failed:
+                return dg.SkipReason(
+                    f"run {run_id} succeeded but run {failed[0]} failed after it: the readers' "
+                    "copy stays at the last completed run"
+                )
             target = warehouse.publish()
     except WarehouseBusyError as exc:
         return dg.SkipReason(f"not published after run {run_id}: {exc}")

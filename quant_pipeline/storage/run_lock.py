@@ -56,7 +56,7 @@ def run_lock_timeout_seconds() -> float:
 
 def run_lock_path(warehouse: str | Path) -> Path:
     """The run lock of a warehouse file: ``<stem>.run.lock`` in the same folder."""
-    path = Path(warehouse)
+    path = Path(warehouse).resolve()  # one lock whatever link or relative path reaches the file
     return path.with_name(f"{path.stem}.run.lock")
 
 
@@ -193,10 +193,15 @@ def hold_run_lock(
             entry.fd, entry.holder = fd, Holder(os.getpid(), socket.gethostname(), program, since)
         else:
             acquired = Acquired(0.0, None)
-        if run_id is not None and entry.holder is not None and entry.holder.run_id != run_id:
-            entry.holder = Holder(**{**entry.holder.__dict__, "run_id": run_id})
-        if entry.depth == 0 or run_id is not None:
-            _write_holder(entry.fd, entry.holder)  # type: ignore[arg-type]
+        try:
+            if run_id is not None and entry.holder is not None and entry.holder.run_id != run_id:
+                entry.holder = Holder(**{**entry.holder.__dict__, "run_id": run_id})
+            if entry.depth == 0 or run_id is not None:
+                _write_holder(entry.fd, entry.holder)  # type: ignore[arg-type]
+        except BaseException:
+            if entry.depth == 0:  # never keep a lock whose holder could not be recorded
+                _release(entry)
+            raise
         entry.depth += 1
         try:
             yield acquired
