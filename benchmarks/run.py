@@ -18,10 +18,14 @@ peak resident memory (ru_maxrss, native polars/DuckDB memory included) is that s
     sweep      research.sweep: 100 variants of the shipped multifactor_smallcap sweep (needs
                factors; monthly variants need a monthly strategy in --strategies) on
                QUANT_PIPELINE_SWEEP_WORKERS processes (default 1; CPU time includes the workers')
-    dagster_full     dg.materialize of every asset and check into a fresh warehouse (generation
-                     included, as `quant-pipeline run` does); dagster overhead = this minus the
-                     sum of the stages above
-    dagster_refresh  the weekly refresh: raw tables cut back one week, then every asset again
+    dagster_full     dg.materialize of every asset and check but the research guards into a
+                     fresh warehouse (generation included, as `quant-pipeline run` does), on
+                     the market ending one week before the end date
+    dagster_refresh  the weekly refresh on a copy of it: the market one week later (the same
+                     market plus a week), weekly_refresh_job (ingestion + curated) and then
+                     downstream_refresh_job (what new_prices_sensor starts), both timed
+    dagster_yaml     one strategy's YAML changed (magic_formula top 30 -> 25), then
+                     downstream_refresh_job on a copy of the refreshed warehouse
 
 Wall time is what a person waits; CPU time (user + system, all threads) is reported beside it
 because on a shared machine wall time swings with the neighbours' load. ``--repeat N`` runs each
@@ -55,9 +59,10 @@ STAGES = (
     "sweep",
     "dagster_full",
     "dagster_refresh",
+    "dagster_yaml",
 )
 PIPELINE_STAGES = ("ingest", "curate", "factors", "scores", "portfolio", "backtest", "metrics")
-DEFAULT_STRATEGIES = "multifactor_smallcap,magic_formula"
+DEFAULT_STRATEGIES = ""  # empty: every shipped strategy, the set a user gets
 ROOT = Path(__file__).resolve().parent.parent
 
 

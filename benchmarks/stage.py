@@ -93,7 +93,7 @@ def _warehouse(path: Path):
 def _specs(cfg: Config):
     from quant_pipeline.config.strategies import load_strategies
 
-    return load_strategies(names=cfg.strategies)
+    return load_strategies(names=cfg.strategies or None)
 
 
 def _price_rows(wh) -> int:
@@ -381,18 +381,22 @@ def stage_sweep(cfg: Config, t: Timer) -> None:
     t.rows_out = result.table.height
 
 
-def _dagster_env(cfg: Config, warehouse: Path) -> None:
+def _dagster_env(cfg: Config, warehouse: Path, end: date) -> None:
     os.environ.update(
         {
             "QUANT_PIPELINE_WAREHOUSE": str(warehouse),
             "QUANT_PIPELINE_SOURCE": "demo",
             "QUANT_PIPELINE_DEMO_TICKERS": str(cfg.tickers),
             "QUANT_PIPELINE_DEMO_START": cfg.start.isoformat(),
-            "QUANT_PIPELINE_DEMO_END": cfg.end.isoformat(),
+            "QUANT_PIPELINE_DEMO_END": end.isoformat(),
+            "QUANT_PIPELINE_REPORTS_DIR": str(cfg.workdir / "reports"),
             "QUANT_PIPELINE_DEMO_SEED": str(cfg.seed),
-            "QUANT_PIPELINE_STRATEGIES": ",".join(cfg.strategies),
         }
     )
+    if cfg.strategies:
+        os.environ["QUANT_PIPELINE_STRATEGIES"] = ",".join(cfg.strategies)
+    else:  # the default set: every shipped strategy
+        os.environ.pop("QUANT_PIPELINE_STRATEGIES", None)
 
 
 class RssSampler:
@@ -428,17 +432,19 @@ class RssSampler:
         return max(inside, default=0.0)
 
 
-def _materialize_all(t: Timer) -> None:
-    """Every asset and check in one in-process run; per-step wall time goes into ``t.parts``
-    (``step.<key>``) and the peak RSS sampled while each step ran into ``t.step_peak_mb``."""
+def _materialize_all(t: Timer, selection=None, part: str = "materialize") -> None:
+    """Every asset and check (or ``selection``) in one in-process run; per-step wall time goes
+    into ``t.parts`` (``step.<key>``) and the peak RSS sampled while each step ran into
+    ``t.step_peak_mb``."""
     import dagster as dg
 
     from quant_pipeline.definitions import all_assets, asset_checks, build_resources
 
     with dg.DagsterInstance.ephemeral() as instance:
-        with RssSampler() as sampler, t.part("materialize"):
+        with RssSampler() as sampler, t.part(part):
             result = dg.materialize(
                 [*all_assets, *asset_checks],
+                selection=selection,
                 resources=build_resources(),
                 instance=instance,
                 raise_on_error=True,
@@ -458,45 +464,89 @@ def _materialize_all(t: Timer) -> None:
             )
 
 
+def _base_end(cfg: Config) -> date:
+    """The end of the warehouse the full run builds: one refresh period before ``end``, so
+    the refresh stage adds the last week as the weekly schedule would."""
+    return cfg.end - timedelta(days=REFRESH_DAYS)
+
+
 def stage_dagster_full(cfg: Config, t: Timer) -> None:
     """``quant-pipeline run`` in effect: dg.materialize of every asset into a fresh warehouse,
-    demo generation included (the first raw asset generates the market)."""
+    demo generation included (the first raw asset generates the market). The market ends one
+    refresh period (a week) before ``end``; ``dagster_refresh`` then adds that week."""
     db = cfg.workdir / "dagster.duckdb"
     for suffix in ("", ".wal"):
         Path(str(db) + suffix).unlink(missing_ok=True)
-    _dagster_env(cfg, db)
-    _materialize_all(t)
+    _dagster_env(cfg, db, _base_end(cfg))
+    _materialize_all(t, _all_but_guards())
     wh = _warehouse(db)
     t.rows_in = t.rows_out = wh.row_count("raw.prices")
 
 
+def _all_but_guards():
+    """What ``quant-pipeline run`` materializes: every asset but the research guards (sweep,
+    walk-forward), which are on-demand (README, research guards)."""
+    import dagster as dg
+
+    return dg.AssetSelection.all() - dg.AssetSelection.groups("research_guards")
+
+
+def _downstream():
+    """``downstream_refresh_job``'s selection: what ``new_prices_sensor`` runs after a refresh."""
+    from quant_pipeline.defs.curated import downstream_refresh_job
+
+    return downstream_refresh_job.selection
+
+
 def stage_dagster_refresh(cfg: Config, t: Timer) -> None:
-    """The weekly refresh: a warehouse whose raw tables stop a week before ``end``, then every
-    asset materialized again (incremental price fetch + upsert, downstream recomputed).
+    """The weekly refresh on a copy of the full stage's warehouse: the demo market one week
+    later (the same market plus a week), ``weekly_refresh_job`` (ingestion + curated), then
+    ``downstream_refresh_job`` (what ``new_prices_sensor`` starts), each timed.
 
     The demo market is generated before the clock starts: a real source's fetch is network time,
     not pipeline time, and the demo generator would otherwise dominate."""
+    import dagster as dg
+
     from quant_pipeline.sources.demo import generate_market
 
-    src = cfg.workdir / "dagster.duckdb"
     db = cfg.workdir / "refresh.duckdb"
     with t.part("_setup_untimed"):
-        shutil.copyfile(src, db)
+        shutil.copyfile(cfg.workdir / "dagster.duckdb", db)
         Path(str(db) + ".wal").unlink(missing_ok=True)
-        cutoff = cfg.end - timedelta(days=REFRESH_DAYS)
         wh = _warehouse(db)
-        for table, column in (
-            ("raw.prices", "date"),
-            ("raw.corporate_actions", "date"),
-            ("raw.fundamentals", "report_date"),
-        ):
-            wh.query(f"DELETE FROM {table} WHERE {column} > ?", [cutoff], read_only=False)
         t.rows_in = wh.row_count("raw.prices")
-        _dagster_env(cfg, db)
+        _dagster_env(cfg, db, cfg.end)
     with t.part("_generate_untimed"):
         generate_market(cfg.tickers, cfg.start, cfg.end, cfg.seed)
-    _materialize_all(t)
+    _materialize_all(t, dg.AssetSelection.groups("ingestion", "curated"), "weekly_refresh_job")
+    _materialize_all(t, _downstream(), "downstream_refresh_job")
     t.rows_out = wh.row_count("raw.prices") - t.rows_in
+
+
+CHANGED_STRATEGY = "magic_formula"
+
+
+def stage_dagster_yaml(cfg: Config, t: Timer) -> None:
+    """One strategy's YAML changed (``magic_formula``: top 30 -> 25 names), then
+    ``downstream_refresh_job`` on a copy of the refreshed warehouse."""
+    import quant_pipeline.config.strategies as strategy_config
+
+    db = cfg.workdir / "yaml.duckdb"
+    with t.part("_setup_untimed"):
+        shutil.copyfile(cfg.workdir / "refresh.duckdb", db)
+        Path(str(db) + ".wal").unlink(missing_ok=True)
+        specs = cfg.workdir / "strategies"
+        shutil.rmtree(specs, ignore_errors=True)
+        shutil.copytree(strategy_config.STRATEGIES_DIR, specs)
+        spec = specs / f"{CHANGED_STRATEGY}.yaml"
+        text = spec.read_text()
+        if "top_n: 30" not in text:
+            raise SystemExit(f"{spec}: no 'top_n: 30' to change")
+        spec.write_text(text.replace("top_n: 30", "top_n: 25"))
+        strategy_config.STRATEGIES_DIR = specs
+        _dagster_env(cfg, db, cfg.end)
+    _materialize_all(t, _downstream(), "downstream_refresh_job")
+    t.rows_in = t.rows_out = _warehouse(db).row_count("raw.prices")
 
 
 def _import_everything() -> None:
@@ -530,6 +580,7 @@ STAGES: dict[str, Callable[[Config, Timer], None]] = {
     "sweep": stage_sweep,
     "dagster_full": stage_dagster_full,
     "dagster_refresh": stage_dagster_refresh,
+    "dagster_yaml": stage_dagster_yaml,
 }
 
 
@@ -541,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", required=True, type=date.fromisoformat)
     parser.add_argument("--end", required=True, type=date.fromisoformat)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--strategies", default="multifactor_smallcap,magic_formula")
+    parser.add_argument("--strategies", default="")
     args = parser.parse_args(argv)
     cfg = Config(
         workdir=args.workdir,

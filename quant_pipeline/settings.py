@@ -94,6 +94,13 @@ class Settings(BaseModel):
         "every shipped strategy",
         resource="market",
     )
+    incremental: bool = _field(
+        True,
+        "keep stored results whose inputs did not change (factor values and scores per "
+        "rebalance date, each strategy's weights, backtest and tear sheet); false recomputes "
+        "everything",
+        resource="market",
+    )
     stale_after_sessions: int = _field(
         3,
         "curated.prices is stale (a warning check) when this many NYSE sessions are missing",

@@ -3,10 +3,17 @@
 import dagster as dg
 import polars as pl
 
+import quant_pipeline.core.data.curation as curation_module
+import quant_pipeline.core.data.share_basis as share_basis_module
+import quant_pipeline.core.factors.point_in_time as point_in_time_module
+import quant_pipeline.core.factors.values as values_module
+import quant_pipeline.core.strategies.scoring as scoring_module
 from quant_pipeline.core.data.calendar import rebalance_dates, trading_days
+from quant_pipeline.core.data.fingerprints import digest, hashes_before
 from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
 from quant_pipeline.core.data.share_basis import SHARE_BASIS_TABLE
 from quant_pipeline.core.factors.point_in_time import point_in_time_factor_values, vintage_report
+from quant_pipeline.core.factors.values import FACTOR_VALUES_SCHEMA
 from quant_pipeline.core.strategies.scoring import (
     COMPONENTS_SCHEMA,
     SCORES_SCHEMA,
@@ -14,6 +21,7 @@ from quant_pipeline.core.strategies.scoring import (
     score,
     with_country,
 )
+from quant_pipeline.defs.incremental import Incremental, code_version, reuse_metadata, spec_digest
 from quant_pipeline.defs.metadata import table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import (
@@ -33,7 +41,100 @@ VALUES_READS = reads(
     "curated.membership",
     SHARE_BASIS_TABLE,
 )
-SCORES_READS = reads("factors.values", "factors.rebalance_dates", "curated.securities")
+SCORES_READS = reads(
+    "factors.values", "factors.values_inputs", "factors.rebalance_dates", "curated.securities"
+)
+VALUES = Incremental(
+    "factors.values",
+    ("rebalance_date",),
+    "Per rebalance date: the digest of the inputs its factor values were computed from (prices "
+    "and fundamentals known before it, securities, membership, share basis, code); an unchanged "
+    "digest keeps the date's stored values.",
+)
+SCORES = Incremental(
+    "factors.scores",
+    ("strategy", "rebalance_date"),
+    "Per strategy and rebalance date: the digest its scores were computed from (that date's "
+    "factor values digest, the strategy's spec, the scoring code).",
+)
+
+
+VALUES_CODE = (values_module, point_in_time_module, curation_module, share_basis_module)
+UNCHANGING_COLUMNS = ("ingested_at",)  # when a row was loaded is not its content
+
+
+def values_digests(
+    read, dates: list, prices: pl.DataFrame, vintages: pl.DataFrame, securities: pl.DataFrame
+) -> pl.DataFrame:
+    """Each rebalance date's input digest: the prices and the fundamentals vintages dated
+    before it (``point_in_time_factor_values`` looks at nothing later), the securities' sectors,
+    the profile shares of the tickers that fall back on them on that date, the membership and
+    share-basis tables whole, and the code's version."""
+    price_hashes = hashes_before(
+        read.cumulative_hashes("curated.prices", "date", CLOSE_PRICE_COLUMNS), dates
+    )
+    vintage_columns = [c for c in vintages.columns if c not in UNCHANGING_COLUMNS]
+    vintage_hashes = hashes_before(
+        read.cumulative_hashes("curated.fundamentals_vintages", "available_at", vintage_columns),
+        dates,
+    )
+    fallback = profile_share_hashes(dates, prices, vintages, securities)
+    sectors = securities.select("ticker", "sector").sort("ticker").hash_rows().sum()
+    whole = [read.content_hash(t) for t in ("curated.membership", SHARE_BASIS_TABLE)]
+    code = code_version(*VALUES_CODE)
+    return pl.DataFrame(
+        {
+            "rebalance_date": dates,
+            "digest": [
+                digest(code, price_hashes[d], vintage_hashes[d], sectors, fallback.get(d), *whole)
+                for d in dates
+            ],
+        },
+        schema={"rebalance_date": pl.Date, "digest": pl.String},
+    )
+
+
+def profile_share_hashes(
+    dates: list, prices: pl.DataFrame, vintages: pl.DataFrame, securities: pl.DataFrame
+) -> dict:
+    """Per rebalance date: a hash of the profile ``shares_outstanding`` of the tickers whose
+    market cap may fall back on it then (a price before the date, and no fundamentals row with
+    shares known before it, or one without shares); the profile is current, so it changes with
+    every refresh and only these rows may depend on it."""
+    if "shares_outstanding" not in securities.columns or not dates:
+        return {}
+    first_price = prices.group_by("ticker").agg(pl.col("date").min().alias("_first_price"))
+    known = vintages.group_by("ticker").agg(
+        pl.col("available_at")
+        .filter(pl.col("shares_outstanding").is_not_null())
+        .min()
+        .cast(pl.Date)
+        .alias("_first_shares"),
+        pl.col("available_at")
+        .filter(pl.col("shares_outstanding").is_null())
+        .min()
+        .cast(pl.Date)
+        .alias("_first_missing"),
+    )
+    profile = securities.select("ticker", "shares_outstanding").with_columns(
+        _h=pl.struct("ticker", "shares_outstanding").hash()
+    )
+    frame = (
+        pl.DataFrame({"rebalance_date": dates}, schema={"rebalance_date": pl.Date})
+        .join(first_price.join(known, on="ticker", how="left"), how="cross")
+        .filter(
+            (pl.col("_first_price") < pl.col("rebalance_date"))
+            & (
+                pl.col("_first_shares").is_null()
+                | (pl.col("_first_shares") >= pl.col("rebalance_date"))
+                | (pl.col("_first_missing") < pl.col("rebalance_date"))
+            )
+        )
+        .join(profile, on="ticker", how="inner")
+        .group_by("rebalance_date")
+        .agg(pl.len().alias("n"), pl.col("_h").sum())
+    )
+    return {d: f"{n}:{h}" for d, n, h in frame.iter_rows()}
 
 
 @dg.multi_asset(
@@ -58,6 +159,7 @@ SCORES_READS = reads("factors.values", "factors.rebalance_dates", "curated.secur
             GROUP,
             VALUES_READS.deps,
         ),
+        VALUES.spec(GROUP, VALUES_READS.deps),
     ],
     pool="warehouse",
 )
@@ -80,32 +182,51 @@ def factor_values_asset(market: MarketDataResource, warehouse: WarehouseResource
     )
     dates = schedule["rebalance_date"].unique().sort().to_list()
     vintages = read("curated.fundamentals_vintages")
-    values = point_in_time_factor_values(
-        prices,
-        vintages,
-        read("curated.securities"),
-        dates,
-        membership=membership if membership.height else None,
-        share_basis=read(SHARE_BASIS_TABLE),
-    )
+    securities = read("curated.securities")
+    digests = values_digests(read, dates, prices, vintages, securities)
+    reuse = VALUES.plan(warehouse, market, digests)
+    computed = reuse.computed_values("rebalance_date")
+    values = pl.DataFrame(schema=FACTOR_VALUES_SCHEMA)
+    if computed:
+        values = point_in_time_factor_values(
+            prices,
+            vintages,
+            securities,
+            computed,
+            membership=membership if membership.height else None,
+            share_basis=read(SHARE_BASIS_TABLE),
+        )
     vintage = vintage_report(vintages, dates)
     wh = warehouse.get()
     frequencies = schedule["frequency"].unique().to_list()
     write_owned(wh, market, "factors.rebalance_dates", schedule, "frequency", frequencies)
-    write_owned(wh, market, "factors.values", values, "rebalance_date", dates)
+    VALUES.write(wh, market, reuse, values, "rebalance_date", dates)
     write_owned(wh, market, "factors.fundamentals_vintage", vintage, "rebalance_date", dates)
+    stored = wh.query(
+        "SELECT count(*) AS n, count(DISTINCT rebalance_date) AS dates, min(rebalance_date) AS "
+        "first, max(rebalance_date) AS last FROM factors.values"
+    ).row(0, named=True)
     yield dg.MaterializeResult(
         asset_key=["factors", "values"],
-        metadata=table_metadata(
-            "factors.values",
-            values,
-            rebalance_dates=values["rebalance_date"].n_unique(),
-            first_rebalance=str(values["rebalance_date"].min()),
-            last_rebalance=str(values["rebalance_date"].max()),
-            fundamentals_vintage=dg.MetadataValue.json(
-                dict(vintage.group_by("vintage").len().sort("vintage").iter_rows())
+        metadata={
+            **table_metadata(
+                "factors.values",
+                values,
+                rebalance_dates=stored["dates"],
+                first_rebalance=str(stored["first"]),
+                last_rebalance=str(stored["last"]),
+                rows_recomputed=values.height,
+                fundamentals_vintage=dg.MetadataValue.json(
+                    dict(vintage.group_by("vintage").len().sort("vintage").iter_rows())
+                ),
             ),
-        ),
+            "dagster/row_count": stored["n"],
+            **reuse_metadata(reuse),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=VALUES.digests.split("."),
+        metadata={**table_metadata(VALUES.digests, reuse.current), **reuse_metadata(reuse)},
     )
     yield dg.MaterializeResult(
         asset_key=["factors", "rebalance_dates"],
@@ -119,6 +240,28 @@ def factor_values_asset(market: MarketDataResource, warehouse: WarehouseResource
         asset_key=["factors", "fundamentals_vintage"],
         metadata=table_metadata("factors.fundamentals_vintage", vintage),
     )
+
+
+def scores_digests(read, specs: dict, schedule: pl.DataFrame) -> pl.DataFrame:
+    """Each (strategy, rebalance date)'s input digest: that date's factor-values digest, the
+    strategy's spec, the securities when the spec screens on their profile, the scoring code."""
+    values = read("factors.values_inputs").rename({"digest": "values_digest"})
+    profile = read.content_hash("curated.securities") if profile_columns(specs.values()) else ""
+    code = code_version(scoring_module)
+    frames = [
+        schedule.filter(pl.col("frequency") == spec.rebalance)
+        .join(values, on="rebalance_date", how="inner")
+        .select(
+            pl.lit(name).alias("strategy"),
+            "rebalance_date",
+            pl.concat_str(
+                pl.lit(digest(code, spec_digest(spec), profile) + "|"), "values_digest"
+            ).alias("digest"),
+        )
+        for name, spec in specs.items()
+    ]
+    schema = {"strategy": pl.String, "rebalance_date": pl.Date, "digest": pl.String}
+    return pl.concat([pl.DataFrame(schema=schema), *frames], how="vertical_relaxed")
 
 
 @dg.multi_asset(
@@ -136,6 +279,7 @@ def factor_values_asset(market: MarketDataResource, warehouse: WarehouseResource
             GROUP,
             SCORES_READS.deps,
         ),
+        SCORES.spec(GROUP, SCORES_READS.deps),
     ],
     pool="warehouse",
 )
@@ -150,22 +294,30 @@ def factor_scores(
         context.log.warning(f"strategy {name!r} skipped: {reason}")
     for name, note in plan.profile_notes.items():
         context.log.warning(f"strategy {name!r}: {note}")
-    values = read("factors.values")
-    if profile_columns(specs.values()):
-        values = with_country(values, read("curated.securities"))
     schedule = read("factors.rebalance_dates")
+    reuse = SCORES.plan(warehouse, market, scores_digests(read, specs, schedule))
     scores = [pl.DataFrame(schema=SCORES_SCHEMA)]
     components = [pl.DataFrame(schema=COMPONENTS_SCHEMA)]
-    for _name, spec in specs.items():
-        dates = schedule.filter(pl.col("frequency") == spec.rebalance).select("rebalance_date")
-        s, c = score(values.join(dates, on="rebalance_date", how="semi"), spec)
-        scores.append(s)
-        components.append(c)
-    all_scores = pl.concat(scores, how="vertical_relaxed")
+    if reuse.computed.height:
+        values = read("factors.values")
+        if profile_columns(specs.values()):
+            values = with_country(values, read("curated.securities"))
+        for name, spec in specs.items():
+            dates = reuse.computed.filter(pl.col("strategy") == name).select("rebalance_date")
+            if dates.is_empty():
+                continue
+            s, c = score(values.join(dates, on="rebalance_date", how="semi"), spec)
+            scores.append(s)
+            components.append(c)
+    new_scores = pl.concat(scores, how="vertical_relaxed")
     all_components = pl.concat(components, how="vertical_relaxed")
     wh = warehouse.get()
-    write_owned(wh, market, "factors.scores", all_scores)
-    write_owned(wh, market, "factors.score_components", all_components)
+    SCORES.write(wh, market, reuse, new_scores)
+    if reuse.kept.is_empty() and reuse.computed.height == reuse.current.height:
+        write_owned(wh, market, "factors.score_components", all_components)
+    else:  # the components follow their scores' keys
+        wh.replace_keys("factors.score_components", all_components, reuse.replaced)
+    all_scores = wh.read_table("factors.scores")
     eligible = (
         all_scores.group_by("strategy")
         .agg(pl.col("eligible").sum().truediv(pl.col("rebalance_date").n_unique()).round(1))
@@ -182,11 +334,20 @@ def factor_scores(
             mean_eligible_per_date=dg.MetadataValue.json(
                 dict(zip(eligible["strategy"], eligible["eligible"], strict=False))
             ),
+            rows_recomputed=new_scores.height,
+            **reuse_metadata(reuse),
         ),
     )
     yield dg.MaterializeResult(
+        asset_key=SCORES.digests.split("."),
+        metadata={**table_metadata(SCORES.digests, reuse.current), **reuse_metadata(reuse)},
+    )
+    yield dg.MaterializeResult(
         asset_key=["factors", "score_components"],
-        metadata=table_metadata("factors.score_components", all_components),
+        metadata={
+            **table_metadata("factors.score_components", all_components),
+            **reuse_metadata(reuse),
+        },
     )
 
 

@@ -99,6 +99,20 @@ class TableReader:
         self._check(f"raw.{dataset}")
         return self.warehouse.read_raw(dataset, source)
 
+    def cumulative_hashes(
+        self, table: str, date_column: str, columns: Sequence[str] | None = None
+    ) -> pl.DataFrame:
+        """``Warehouse.cumulative_hashes`` of a declared table (every column when None)."""
+        self._check(table)
+        return self.warehouse.cumulative_hashes(table, date_column, columns)
+
+    def content_hash(self, table: str) -> str:
+        """One order-independent hash of a declared table's rows, ``ingested_at`` left out
+        (when a row was loaded is not its content); ``"absent"`` if the table is missing."""
+        self._check(table)
+        found = self.warehouse.content_fingerprints([table], ("ingested_at",)).get(table)
+        return "absent" if found is None else f"{found['rows']}:{found['hash']}"
+
     def has_table(self, table: str) -> bool:
         """Whether a declared table exists yet (optional inputs such as orders.live_holdings)."""
         self._check(table)

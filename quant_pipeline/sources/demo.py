@@ -334,23 +334,28 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
     """The market of :func:`generate_market`, step by step. Every step draws from one generator
     in a fixed order: reordering steps or draws changes every frame for a given seed."""
     dates = _checked_trading_days(n, start, end)
+    # Everything is drawn up to a horizon that does not move with ``end`` and then cut at
+    # ``end``: a market ending a week later is the same market plus one week (a real weekly
+    # refresh), as long as both ends lie in the same horizon (see generation_horizon).
+    horizon_dates = trading_days(start, generation_horizon(end))
+    k = len(dates)
     rng = np.random.default_rng(seed)
     ingested_at = datetime(end.year, end.month, end.day, tzinfo=UTC)
-    rows = np.arange(len(dates))[:, None]
+    rows = np.arange(len(horizon_dates))[:, None]
     traits = _static_traits(rng, n)
     life = _lifecycles(rng, n, rows)
-    month_of_day, cheapness, alpha_annual = _latent_alpha(rng, dates, traits.quality)
+    month_of_day, cheapness, alpha_annual = _latent_alpha(rng, horizon_dates, traits.quality)
     total_return, eps = _total_return_path(rng, traits, life, rows, month_of_day, alpha_annual)
     del alpha_annual
     price0, shares0, years_listed = _price_and_share_levels(traits, life, rows, total_return)
     split, split_day, split_ratio, split_cum = _splits(rng, life, rows)
     price_no_div = price0 * total_return / split_cum
     del total_return
-    ex_day, ex_ok, div_cash, log_div = _dividends(rng, dates, life, split_day, price_no_div)
+    ex_day, ex_ok, div_cash, log_div = _dividends(rng, horizon_dates, life, split_day, price_no_div)
     close = price_no_div * np.exp(np.cumsum(log_div, axis=0))
     del price_no_div
     events = _Corporate(split, split_day, split_ratio, ex_day, ex_ok, div_cash)
-    adj_close = _adjusted_close(close, log_div, events)
+    adj_close = _adjusted_close(close, log_div, events, k - 1)  # as known at end
     del log_div
     shares = np.round(shares0 * np.exp(traits.share_growth * years_listed)) * split_cum
     # Memory: every matrix is n_days x n float64 (120 MB at 3,000 tickers x 20 years); drop each
@@ -362,45 +367,55 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
 
     # What the fundamentals and profiles need from the clean close, taken before defects land.
     market_cap = close * shares
-    close_last = close[life.last, np.arange(n)]
-    shares_last = shares[life.last, np.arange(n)]
+    last_by_end = np.minimum(life.last, k - 1)
+    close_last = close[last_by_end, np.arange(n)]
+    shares_last = shares[last_by_end, np.arange(n)]
     _plant_bad_rows(defects, close, adj_close, high, low)
 
     # Fundamentals before the price frame so the matrices can go; no draws in between.
     fundamentals = _fundamentals(
         rng,
-        dates=dates,
+        dates=horizon_dates,
         end=end,
         traits=traits,
         life=life,
         market_cap=market_cap,
         shares=shares,
         cheapness=cheapness,
-        dividends=_dividends_paid(dates, events, shares),
+        dividends=_dividends_paid(horizon_dates, events, shares),
     ).with_columns(pl.lit(SOURCE).alias("source"), pl.lit(ingested_at).alias("ingested_at"))
     del market_cap, shares
 
     matrices = {
-        "open": open_,
-        "high": high,
-        "low": low,
-        "close": close,
-        "adj_close": adj_close,
-        "volume": volume,
+        "open": open_[:k],
+        "high": high[:k],
+        "low": low[:k],
+        "close": close[:k],
+        "adj_close": adj_close[:k],
+        "volume": volume[:k],
     }
     del open_, high, low, close, adj_close, volume
-    prices = _prices_frame(traits.tickers, dates, defects.present, matrices, ingested_at)
-    actions = _actions_frame(traits.tickers, dates, events, ingested_at)
+    prices = _prices_frame(traits.tickers, dates, defects.present[:k], matrices, ingested_at)
+    actions = _actions_frame(traits.tickers, horizon_dates, events, ingested_at)
+    actions = actions.filter(pl.col("date") <= end)
+    listed_by_end = pl.Series(life.first < k)  # a ticker listing after end is not known yet
     securities = _securities_frame(rng, traits, shares_last, close_last, ingested_at)
+    securities = securities.filter(listed_by_end)
+    life_by_end = _Lifecycle(life.first, last_by_end, life.last < k - 1, life.listed[:k])
     return DemoMarket(
         prices=conform(prices, RAW_PRICES),
         corporate_actions=conform(actions, RAW_CORPORATE_ACTIONS).sort("ticker", "date", "action"),
         fundamentals=conform(fundamentals, RAW_FUNDAMENTALS),
         securities=conform(securities, RAW_SECURITIES),
         membership=conform(
-            _membership_frame(traits.tickers, dates, life, ingested_at), RAW_MEMBERSHIP
+            _membership_frame(traits.tickers, horizon_dates, life_by_end, ingested_at).filter(
+                listed_by_end
+            ),
+            RAW_MEMBERSHIP,
         ),
-        bad_rows=_bad_rows_frame(traits.tickers, dates, defects),
+        bad_rows=_bad_rows_frame(traits.tickers, horizon_dates, defects).filter(
+            pl.col("date") <= end
+        ),
         traits=pl.DataFrame(
             {
                 "ticker": traits.tickers,
@@ -410,6 +425,17 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
             }
         ),
     )
+
+
+GENERATION_YEARS = 10
+
+
+def generation_horizon(end: date) -> date:
+    """The last day the demo market is drawn to for a market ending on ``end``: 31 December
+    of the last year of ``end``'s decade (2020-2029 -> 2029-12-31). Two ends in one decade give
+    the same market up to the earlier end; crossing into a new decade draws a new market."""
+    first = end.year - end.year % GENERATION_YEARS
+    return date(first + GENERATION_YEARS - 1, 12, 31)
 
 
 def _checked_trading_days(n: int, start: date, end: date) -> np.ndarray:
@@ -608,14 +634,18 @@ def _dividends_paid(dates: np.ndarray, events: _Corporate, shares: np.ndarray) -
     return paid
 
 
-def _adjusted_close(close: np.ndarray, log_div: np.ndarray, events: _Corporate) -> np.ndarray:
-    """Yahoo-convention adjustment: each price times the factors of the events after its day."""
+def _adjusted_close(
+    close: np.ndarray, log_div: np.ndarray, events: _Corporate, as_of: int
+) -> np.ndarray:
+    """Yahoo-convention adjustment as a vendor publishes it on day row ``as_of``: each price
+    times the factors of the events after its day, up to ``as_of`` (later events are not known
+    yet; a new dividend restates the earlier adjusted closes, as at a real vendor)."""
     split = events.split
     log_factor = log_div.copy()  # log(1 - D / close(t-1)) on ex-dates
     log_factor[events.split_day[split], np.flatnonzero(split)] -= np.log(events.split_ratio[split])
     cum_factor = np.cumsum(log_factor, axis=0)
     del log_factor
-    return close * np.exp(cum_factor[-1] - cum_factor)
+    return close * np.exp(cum_factor[as_of] - cum_factor)
 
 
 def _ohlcv(

@@ -745,6 +745,40 @@ class Warehouse:
             con.unregister("_frame")
         return frame.height
 
+    def replace_keys(self, table: str, frame: pl.DataFrame, keys: pl.DataFrame) -> int:
+        """Delete the rows of ``table`` matching a row of ``keys`` (on all of its columns),
+        insert ``frame``: one transaction. How an incremental step writes only the rows it
+        recomputed (e.g. some (strategy, rebalance_date) pairs) and drops the ones it no longer
+        has. Every row of ``frame`` must match a row of ``keys``, otherwise a re-run would leave
+        duplicates. Creates the table from the frame's schema if it is missing."""
+        target = _table_name(table)
+        on = keys.columns
+        missing = [c for c in on if c not in frame.columns]
+        if not on or missing:
+            raise WarehouseError(f"{table}: frame lacks the key columns {missing or on}")
+        stray = frame.select(on).unique().join(keys, on=on, how="anti", nulls_equal=True)
+        if stray.height:
+            raise WarehouseError(
+                f"{table}: frame holds keys {stray.head(3).rows()} not among the keys replaced"
+            )
+        match = " AND ".join(f"{target}.{_column_name(c)} = _keys.{_column_name(c)}" for c in on)
+        with self._transaction(table) as con:
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.split(".")[0]}"')
+            con.register("_frame", _prepare(frame).to_arrow())
+            con.register("_keys", _prepare(keys.unique()).to_arrow())
+            con.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM _frame LIMIT 0")
+            if keys.height:
+                con.execute(f"DELETE FROM {target} USING _keys WHERE {match}")
+            try:
+                con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _frame")
+            except duckdb.Error as exc:
+                raise WarehouseError(
+                    f"{table}: cannot insert the frame (columns {frame.columns}): {exc}"
+                ) from exc
+            con.unregister("_frame")
+            con.unregister("_keys")
+        return frame.height
+
     # ---- reads -----------------------------------------------------------------------------
 
     def read_table(
@@ -852,6 +886,33 @@ class Warehouse:
                 ).fetchall()[0]
                 out[table] = {"rows": int(rows), "hash": str(total)}
         return out
+
+    def cumulative_hashes(
+        self, table: str, date_column: str, columns: Sequence[str] | None = None
+    ) -> pl.DataFrame:
+        """Per distinct ``date_column`` value of ``table``: the rows up to and including it and
+        an order-independent hash of those rows' ``columns`` (the running sum of DuckDB's
+        ``hash`` per row, as a decimal string): columns ``date``, ``rows``, ``hash``. Two
+        tables with equal rows up to a date have equal hashes there (same DuckDB version), so
+        a step can tell which of its dates saw no input change. Empty when the table is
+        missing."""
+        empty = pl.DataFrame(schema={"date": pl.Date, "rows": pl.Int64, "hash": pl.String})
+        if not self.path.exists():
+            return empty
+        target = _table_name(table)
+        day = _column_name(date_column)
+        cols = ", ".join(_column_name(c) for c in columns) if columns else "*"
+        with self.connect(read_only=True) as con:
+            if not self._table_exists(con, table):
+                return empty
+            frame = con.sql(
+                f"SELECT d AS date, sum(n) OVER w AS rows, "
+                f"CAST(sum(h) OVER w AS VARCHAR) AS hash FROM ("
+                f"SELECT CAST(_d AS DATE) AS d, count(*) AS n, sum(hash(t)::HUGEINT) AS h "
+                f"FROM (SELECT {day} AS _d, {cols} FROM {target}) AS t GROUP BY 1) "
+                f"WINDOW w AS (ORDER BY d ROWS UNBOUNDED PRECEDING) ORDER BY d"
+            ).pl()
+        return frame.cast({"date": pl.Date, "rows": pl.Int64, "hash": pl.String})
 
     def tables(self) -> pl.DataFrame:
         """Every user table with its exact row count: columns schema, table, rows."""

@@ -831,7 +831,13 @@ def _between_rebalances(
         "k", "ticker", (pl.col("after") * pl.col("close") / pl.col("eff")).alias("units")
     )
     grid = bt._asof_prices(held.join(period_days.select("k", "date"), on="k"), "date", px)
-    values = grid.group_by("k", "date").agg((pl.col("units") * pl.col("eff")).sum().alias("held"))
+    # summed in a fixed order (ticker within day): a hash join's row order varies from run to
+    # run, and a float sum in another order can differ in the last bit
+    values = (
+        grid.sort("k", "date", "ticker")
+        .group_by("k", "date", maintain_order=True)
+        .agg((pl.col("units") * pl.col("eff")).sum().alias("held"))
+    )
     growth = 1.0 + daily_rate
     return (
         period_days.join(values, on=["k", "date"], how="left")

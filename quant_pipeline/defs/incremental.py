@@ -1,0 +1,137 @@
+"""How a step keeps the rows whose inputs did not change (``core.data.fingerprints``).
+
+An incremental table ``schema.name`` has a digest table ``schema.name_inputs`` (an asset of the
+same step): one row per key (a rebalance date, a strategy, ...) with the digest of everything
+that key's rows were computed from. The step computes the digests of its current keys (cheap:
+content hashes in DuckDB, spec and code hashes), reads the stored ones with
+:meth:`Incremental.plan`, computes only the ``computed`` keys and writes with
+:meth:`Incremental.write`: the computed keys' rows replace theirs, dropped keys go, kept keys
+stay as stored. With no digests stored yet (the first run) or ``QUANT_PIPELINE_INCREMENTAL=false``
+it computes everything and writes as before (:func:`defs.strategies.write_owned`).
+
+The reason for every key is in the asset's metadata (``incremental``: key counts per reason,
+``recomputed``: the first keys recomputed), so the UI shows what was kept and why.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import ModuleType
+
+import dagster as dg
+import duckdb
+import polars as pl
+
+from quant_pipeline.core.data.fingerprints import Reuse, digest, plan_reuse
+from quant_pipeline.defs.metadata import markdown_table
+from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
+from quant_pipeline.defs.strategies import is_restricted, owned_strategies, write_owned
+from quant_pipeline.storage.warehouse import Warehouse
+
+_VERSIONS: dict[tuple[str, ...], str] = {}
+
+
+def code_version(*modules: ModuleType) -> str:
+    """A digest of the source of ``modules`` and the polars and DuckDB versions: results kept
+    by an incremental step are recomputed when the code that made them changes."""
+    key = tuple(m.__name__ for m in modules)
+    if key not in _VERSIONS:
+        _VERSIONS[key] = digest(
+            pl.__version__, duckdb.__version__, *(inspect.getsource(m) for m in modules)
+        )
+    return _VERSIONS[key]
+
+
+def spec_digest(spec: object) -> str:
+    """A digest of a strategy spec (a frozen dataclass of plain values): every field as the
+    run uses it (after a plan dropped what the data cannot serve, e.g. sector caps)."""
+    return digest(repr(spec))
+
+
+def incremental_enabled(market: MarketDataResource) -> bool:
+    """False when the run asks for a full recompute (``QUANT_PIPELINE_INCREMENTAL=false``)."""
+    return market.settings().incremental
+
+
+@dataclass(frozen=True)
+class Incremental:
+    """An incremental table, its digest table and their key columns."""
+
+    table: str
+    key_columns: tuple[str, ...]
+    description: str
+
+    @property
+    def digests(self) -> str:
+        return f"{self.table}_inputs"
+
+    def spec(self, group: str, deps: Sequence[dg.AssetKey]) -> dg.AssetSpec:
+        """The digest table's AssetSpec (an output of the step that writes ``table``)."""
+        from quant_pipeline.defs.tables import table_spec
+
+        return table_spec(self.digests, self.description, group, deps)
+
+    def plan(
+        self,
+        warehouse: WarehouseResource,
+        market: MarketDataResource,
+        current: pl.DataFrame,
+    ) -> Reuse:
+        """Kept / computed / dropped keys of ``current`` (keys + ``digest``)."""
+        wh = warehouse.read_only()
+        stored = None
+        # a key may legitimately have no rows (no eligible names on a date), so the digests,
+        # written in the same step after the rows, are the record of what is stored
+        if wh.has_table(self.digests) and wh.has_table(self.table):
+            stored = wh.read_table(self.digests)
+            if not set(self.key_columns) | {"digest"} <= set(stored.columns):
+                stored = None
+        owned = None
+        if is_restricted(market) and "strategy" in self.key_columns:
+            owned = pl.col("strategy").is_in(owned_strategies(market))
+        return plan_reuse(
+            current,
+            stored,
+            None,
+            self.key_columns,
+            enabled=incremental_enabled(market),
+            owned=owned,
+        )
+
+    def write(
+        self,
+        wh: Warehouse,
+        market: MarketDataResource,
+        reuse: Reuse,
+        frame: pl.DataFrame,
+        column: str = "strategy",
+        keys: Sequence[object] | None = None,
+    ) -> None:
+        """Write the computed keys' rows and their digests; the first run (nothing kept,
+        nothing stored) and a full recompute write as :func:`write_owned` does (``column``,
+        ``keys``: its partition)."""
+        digests = reuse.current.join(reuse.computed, on=list(self.key_columns), how="semi")
+        if reuse.kept.is_empty() and _is_full(reuse):
+            write_owned(wh, market, self.table, frame, column, keys)
+            write_owned(wh, market, self.digests, digests, column, keys)
+            return
+        wh.replace_keys(self.table, frame, reuse.replaced)
+        wh.replace_keys(self.digests, digests, reuse.replaced)
+
+
+def _is_full(reuse: Reuse) -> bool:
+    return reuse.computed.height == reuse.current.height
+
+
+def reuse_metadata(reuse: Reuse, shown: int = 12) -> dict[str, object]:
+    """What an incremental step shows: key counts per reason and the first recomputed keys."""
+    return {
+        "incremental": dg.MetadataValue.json(reuse.reasons),
+        "recomputed": dg.MetadataValue.md(
+            markdown_table(reuse.computed.sort(list(reuse.key_columns)), max_rows=shown)
+            if reuse.computed.height
+            else "_(nothing: every key's inputs were unchanged)_"
+        ),
+    }
