@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 import dagster as dg
 import polars as pl
 
+import quant_pipeline.core.backtest.blend as blend_module
+import quant_pipeline.core.backtest.share_simulation as share_simulation_module
+import quant_pipeline.defs.trading as trading_module
 from quant_pipeline.app.recommendation import data_version
 from quant_pipeline.core.backtest import reference_engine as backtest
 from quant_pipeline.core.backtest.benchmark_returns import benchmark_series
@@ -24,6 +27,14 @@ from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
 from quant_pipeline.core.reporting import backtest_charts as plots
 from quant_pipeline.core.reporting.research_charts import equity_curves_png
 from quant_pipeline.core.strategies.spec import StrategySpec
+from quant_pipeline.defs.incremental import (
+    Incremental,
+    code_version,
+    digest_map,
+    reuse_metadata,
+    spec_digest,
+    strategy_digests,
+)
 from quant_pipeline.defs.integrity import BIAS_LABEL_READS, bias_labels_table
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
@@ -50,6 +61,7 @@ RESULT_TABLES = {
 }
 BACKTEST_READS = reads(
     "portfolio.target_weights",
+    "portfolio.target_weights_inputs",
     "curated.prices",
     "curated.membership",
     "backtest.benchmarks",
@@ -64,6 +76,34 @@ METRICS_READS = reads(
     "curated.prices",
 )
 NOT_BACKTESTED = "not backtested: "
+BACKTESTS = Incremental(
+    "backtest.daily",
+    ("strategy",),
+    "Per strategy: the digest of what its backtest was computed from (its target weights' "
+    "digest, its spec, the trading model, the prices, benchmarks and membership, the dataset "
+    "version, the code); unchanged = its backtest rows are kept.",
+)
+# the tables whose rows are per strategy and kept with backtest.daily's (labels are rebuilt)
+PER_STRATEGY_TABLES = ("daily", "trades", "quarterly", *SIMULATION_TABLES, "blend_attribution")
+
+
+def backtest_digests(read, specs: dict, config: BacktestConfig, version: str | None):
+    """Each strategy's backtest input digest (a blend's: its spec and its sleeves' digests)."""
+    weights = digest_map(read("portfolio.target_weights_inputs"))
+    inputs = [
+        read.content_hash(t)
+        for t in ("curated.prices", "curated.membership", "backtest.benchmarks")
+    ]
+    code = code_version(share_simulation_module, backtest, blend_module, trading_module)
+    common = (code, repr(config), version, *inputs)
+    parts = {
+        n: (*common, spec_digest(s), weights.get(n)) for n, s in specs.items() if s.blend is None
+    }
+    for name, spec in specs.items():
+        if spec.blend is not None:
+            sleeves = [(s, parts.get(s)) for s, _ in spec.blend.sleeves]
+            parts[name] = (*common, spec_digest(spec), sleeves)
+    return strategy_digests(parts)
 
 
 @dataclass
@@ -155,11 +195,16 @@ def simulate_strategies(
 
 
 def blend_strategies(
-    sims: Simulations, specs: dict[str, StrategySpec], benchmark: pl.DataFrame
+    sims: Simulations,
+    specs: dict[str, StrategySpec],
+    benchmark: pl.DataFrame,
+    stored_daily: pl.DataFrame | None = None,
 ) -> None:
-    """Each blend's daily returns from its simulated sleeves (skipped when a sleeve is missing)."""
+    """Each blend's daily returns from its sleeves, simulated now or kept from the last run
+    (``stored_daily``); skipped when a sleeve is missing."""
     daily = sims.outputs["daily"]
-    sleeves = pl.concat(daily, how="vertical_relaxed") if daily else None
+    parts = [*daily, *([stored_daily] if stored_daily is not None and stored_daily.height else [])]
+    sleeves = pl.concat(parts, how="diagonal_relaxed") if parts else None
     for name, spec in specs.items():
         if spec.blend is None:
             continue
@@ -249,8 +294,11 @@ def table_results(frames: dict[str, pl.DataFrame], labels: pl.DataFrame):
 
 @dg.multi_asset(
     specs=[
-        table_spec(f"backtest.{table}", description, GROUP, BACKTEST_READS.deps)
-        for table, description in RESULT_TABLES.items()
+        *(
+            table_spec(f"backtest.{table}", description, GROUP, BACKTEST_READS.deps)
+            for table, description in RESULT_TABLES.items()
+        ),
+        BACKTESTS.spec(GROUP, BACKTEST_READS.deps),
     ],
     pool="warehouse",
 )
@@ -263,52 +311,106 @@ def backtest_results(
     """Trade every strategy's target weights with a cash account; blends from their sleeves."""
     read = BACKTEST_READS.reader(warehouse.read_only())
     plan = strategy_plan(market, warehouse)
-    specs = plan.runnable
+    version = data_version(warehouse.read_only())
+    reuse = BACKTESTS.plan(
+        warehouse, market, backtest_digests(read, plan.runnable, config, version)
+    )
+    computed = set(reuse.computed_values("strategy"))
+    specs = {n: s for n, s in plan.runnable.items() if n in computed}
     prices = read("curated.prices", columns=CLOSE_PRICE_COLUMNS)
     bench_table = read("backtest.benchmarks")
     benchmark_name, benchmark = primary_benchmark(bench_table)
-    sims = Simulations(skipped=dict(plan.skipped))
+    sims = Simulations(skipped={n: r for n, r in plan.skipped.items()})
     simulate_strategies(
         sims,
         config,
         specs,
-        read("portfolio.target_weights"),
+        read("portfolio.target_weights", filters={"strategy": sorted(specs)}),
         prices,
         (bench_table, (benchmark_name, benchmark)),
     )
-    blend_strategies(sims, specs, benchmark)
+    kept = sorted(set(plan.runnable) - computed)
+    stored = _stored_rows(warehouse, kept)
+    blend_strategies(sims, specs, benchmark, stored.get("daily"))
     for name, reason in sims.skipped.items():
         context.log.warning(f"strategy {name!r} left out of the backtest: {reason}")
         sims.outputs["settings"].append(
             pl.DataFrame({"strategy": [name], "description": [NOT_BACKTESTED + reason]})
         )
-    if not sims.outputs["daily"]:
+    if not sims.outputs["daily"] and not kept:
         raise dg.Failure(f"no strategy could be backtested: {sims.skipped}")
     charts = quarterly_and_charts(sims, benchmark_name)
     frames = result_frames(sims)
-    version = data_version(warehouse.read_only())
-    frames["settings"] = frames["settings"].with_columns(dataset_version=pl.lit(version, pl.String))
+    if "settings" in frames:
+        frames["settings"] = frames["settings"].with_columns(
+            dataset_version=pl.lit(version, pl.String)
+        )
     context.log.info(f"dataset version {version} (curated inputs' content hash)")
+    wh = warehouse.get()
+    BACKTESTS.write_tables(
+        wh,
+        market,
+        reuse,
+        {f"backtest.{t}": frames.get(t, _empty_like(stored.get(t))) for t in PER_STRATEGY_TABLES},
+    )
+    everything = {t: wh.read_table(f"backtest.{t}") for t in ("daily", "trades", "settings")}
+    models = {
+        **dict(
+            everything["settings"]
+            .filter(~pl.col("description").str.starts_with(NOT_BACKTESTED))
+            .select("strategy", "description")
+            .iter_rows()
+        ),
+        **sims.models,
+    }
+    backtested = set(everything["daily"]["strategy"].unique().to_list())
     labels = bias_labels_table(
         read,
         market.settings().source,
-        {n: s for n, s in specs.items() if n in sims.models},
+        {n: s for n, s in plan.runnable.items() if n in backtested and n in models},
         prices,
         read("curated.membership"),
         delisting_return=config.delisting_return,
-        trading_models=sims.models,
-        trades=frames["trades"],
+        trading_models={n: m for n, m in models.items() if n in backtested},
+        trades=everything["trades"],
         plan=plan,
     )
-    wh = warehouse.get()
-    for table, frame in frames.items():
-        write_owned(wh, market, f"backtest.{table}", frame)
     write_owned(wh, market, "backtest.labels", labels)
+    sims.models = models
+    sims.skipped = {
+        **sims.skipped,
+        **{n: r for n, r in plan.skipped.items()},
+    }
+    daily_meta = daily_metadata(everything["daily"], sims, benchmark_name, charts, labels)
     yield dg.MaterializeResult(
-        asset_key=["backtest", "daily"],
-        metadata=daily_metadata(frames["daily"], sims, benchmark_name, charts, labels),
+        asset_key=["backtest", "daily"], metadata={**daily_meta, **reuse_metadata(reuse)}
     )
-    yield from table_results(frames, labels)
+    yield dg.MaterializeResult(
+        asset_key=BACKTESTS.digests.split("."),
+        metadata={**table_metadata(BACKTESTS.digests, reuse.current), **reuse_metadata(reuse)},
+    )
+    # the pages show every strategy's stored rows, kept and recomputed alike
+    yield from table_results(
+        {t: wh.read_table(f"backtest.{t}") for t in PER_STRATEGY_TABLES if t != "daily"}, labels
+    )
+
+
+def _stored_rows(warehouse: WarehouseResource, kept: list[str]) -> dict[str, pl.DataFrame]:
+    """The stored rows of the kept strategies (a computed blend needs its kept sleeves' daily
+    rows) and each table's empty frame (the schema a step that recomputed nothing writes)."""
+    wh = warehouse.read_only()
+    out = {}
+    for table in PER_STRATEGY_TABLES:
+        name = f"backtest.{table}"
+        if wh.has_table(name):
+            out[table] = wh.read_table(name, filters={"strategy": kept}) if kept else None
+            if out[table] is None:
+                out[table] = wh.query(f"SELECT * FROM {name} LIMIT 0")
+    return out
+
+
+def _empty_like(frame: pl.DataFrame | None) -> pl.DataFrame:
+    return pl.DataFrame() if frame is None else frame.clear()
 
 
 def blend_in_currency(

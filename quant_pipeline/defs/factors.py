@@ -11,7 +11,7 @@ import quant_pipeline.core.strategies.scoring as scoring_module
 from quant_pipeline.core.data.calendar import rebalance_dates, trading_days
 from quant_pipeline.core.data.fingerprints import digest, hashes_before
 from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
-from quant_pipeline.core.data.share_basis import SHARE_BASIS_TABLE
+from quant_pipeline.core.data.share_basis import SHARE_BASIS_TABLE, SPLIT_ADJUSTED
 from quant_pipeline.core.factors.point_in_time import point_in_time_factor_values, vintage_report
 from quant_pipeline.core.factors.values import FACTOR_VALUES_SCHEMA
 from quant_pipeline.core.strategies.scoring import (
@@ -21,7 +21,13 @@ from quant_pipeline.core.strategies.scoring import (
     score,
     with_country,
 )
-from quant_pipeline.defs.incremental import Incremental, code_version, reuse_metadata, spec_digest
+from quant_pipeline.defs.incremental import (
+    Incremental,
+    code_version,
+    frame_digest,
+    reuse_metadata,
+    spec_digest,
+)
 from quant_pipeline.defs.metadata import table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import (
@@ -79,19 +85,47 @@ def values_digests(
         dates,
     )
     fallback = profile_share_hashes(dates, prices, vintages, securities)
+    splits = split_hashes(dates, read(SHARE_BASIS_TABLE))
     sectors = securities.select("ticker", "sector").sort("ticker").hash_rows().sum()
-    whole = [read.content_hash(t) for t in ("curated.membership", SHARE_BASIS_TABLE)]
+    membership = read.content_hash("curated.membership")
     code = code_version(*VALUES_CODE)
     return pl.DataFrame(
         {
             "rebalance_date": dates,
             "digest": [
-                digest(code, price_hashes[d], vintage_hashes[d], sectors, fallback.get(d), *whole)
+                digest(
+                    code,
+                    price_hashes[d],
+                    vintage_hashes[d],
+                    sectors,
+                    fallback.get(d),
+                    splits.get(d),
+                    membership,
+                )
                 for d in dates
             ],
         },
         schema={"rebalance_date": pl.Date, "digest": pl.String},
     )
+
+
+def split_hashes(dates: list, events: pl.DataFrame) -> dict:
+    """Per rebalance date: a hash of the share-basis events that can touch its values: every
+    split of a price series restated for later splits, and the as-traded splits dated before
+    it (``share_multiplier`` and ``split_index`` apply no later as-traded split)."""
+    if events.is_empty() or not dates:
+        return {}
+    hashed = events.sort(events.columns).with_columns(_h=events.sort(events.columns).hash_rows())
+    frame = (
+        pl.DataFrame({"rebalance_date": dates}, schema={"rebalance_date": pl.Date})
+        .join(hashed, how="cross")
+        .filter(
+            (pl.col("price_basis") == SPLIT_ADJUSTED) | (pl.col("date") < pl.col("rebalance_date"))
+        )
+        .group_by("rebalance_date")
+        .agg(pl.len().alias("n"), pl.col("_h").sum())
+    )
+    return {d: f"{n}:{h}" for d, n, h in frame.iter_rows()}
 
 
 def profile_share_hashes(
@@ -246,7 +280,11 @@ def scores_digests(read, specs: dict, schedule: pl.DataFrame) -> pl.DataFrame:
     """Each (strategy, rebalance date)'s input digest: that date's factor-values digest, the
     strategy's spec, the securities when the spec screens on their profile, the scoring code."""
     values = read("factors.values_inputs").rename({"digest": "values_digest"})
-    profile = read.content_hash("curated.securities") if profile_columns(specs.values()) else ""
+    profile = ""
+    if profile_columns(specs.values()):  # eligibility reads the profile's country or exchange
+        securities = read("curated.securities")
+        columns = [c for c in ("ticker", "country", "exchange") if c in securities.columns]
+        profile = frame_digest(securities.select(columns))
     code = code_version(scoring_module)
     frames = [
         schedule.filter(pl.col("frequency") == spec.rebalance)

@@ -15,6 +15,7 @@ The reason for every key is in the asset's metadata (``incremental``: key counts
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import duckdb
 import polars as pl
 
 from quant_pipeline.core.data.fingerprints import Reuse, digest, plan_reuse
+from quant_pipeline.core.strategies.spec import StrategySpec
 from quant_pipeline.defs.metadata import markdown_table
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import is_restricted, owned_strategies, write_owned
@@ -44,10 +46,11 @@ def code_version(*modules: ModuleType) -> str:
     return _VERSIONS[key]
 
 
-def spec_digest(spec: object) -> str:
+def spec_digest(spec: StrategySpec) -> str:
     """A digest of a strategy spec (a frozen dataclass of plain values): every field as the
-    run uses it (after a plan dropped what the data cannot serve, e.g. sector caps)."""
-    return digest(repr(spec))
+    run uses it (after a plan dropped what the data cannot serve, e.g. sector caps), but not
+    the file it was read from (moving the strategies folder changes no result)."""
+    return digest(repr(dataclasses.replace(spec, source=None)))
 
 
 def incremental_enabled(market: MarketDataResource) -> bool:
@@ -119,6 +122,46 @@ class Incremental:
             return
         wh.replace_keys(self.table, frame, reuse.replaced)
         wh.replace_keys(self.digests, digests, reuse.replaced)
+
+    def write_tables(
+        self, wh: Warehouse, market: MarketDataResource, reuse: Reuse, frames: dict
+    ) -> None:
+        """As :meth:`write` for a step with several tables keyed by the same ``strategy``
+        column (``frames``: table -> the computed strategies' rows); the digests go last."""
+        full = reuse.kept.is_empty() and _is_full(reuse)
+        for table, frame in frames.items():
+            if full:
+                write_owned(wh, market, table, frame)
+            else:
+                wh.replace_keys(table, frame, reuse.replaced)
+        digests = reuse.current.join(reuse.computed, on=list(self.key_columns), how="semi")
+        if full:
+            write_owned(wh, market, self.digests, digests)
+        else:
+            wh.replace_keys(self.digests, digests, reuse.replaced)
+
+
+def strategy_digests(parts: dict[str, tuple]) -> pl.DataFrame:
+    """The ``(strategy, digest)`` frame of per-strategy digest parts."""
+    return pl.DataFrame(
+        {"strategy": list(parts), "digest": [digest(*p) for p in parts.values()]},
+        schema={"strategy": pl.String, "digest": pl.String},
+    )
+
+
+def frame_digest(frame: pl.DataFrame) -> str:
+    """An order-independent content hash of a (small) frame: its columns, rows and row hashes."""
+    if frame.is_empty():
+        return f"0:{frame.columns}"
+    return f"{frame.height}:{frame.columns}:{frame.hash_rows().sum()}"
+
+
+def digest_map(frame: pl.DataFrame, by: str = "strategy") -> dict[str, str]:
+    """Per value of ``by``: one digest of the digests a step stored (``<table>_inputs``)."""
+    if frame.is_empty():
+        return {}
+    rows = frame.sort(frame.columns).group_by(by, maintain_order=True).agg(pl.col("digest"))
+    return {k: digest(list(v)) for k, v in rows.iter_rows()}
 
 
 def _is_full(reuse: Reuse) -> bool:

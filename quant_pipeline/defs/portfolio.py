@@ -3,6 +3,9 @@
 import dagster as dg
 import polars as pl
 
+import quant_pipeline.core.strategies.staggered as staggered_module
+import quant_pipeline.core.strategies.target_weights as target_weights_module
+import quant_pipeline.core.strategies.weighting as weighting_module
 from quant_pipeline.core.strategies.signal_weights import signal_constraint_report
 from quant_pipeline.core.strategies.staggered import staggered_weights
 from quant_pipeline.core.strategies.target_weights import (
@@ -19,17 +22,58 @@ from quant_pipeline.core.strategies.weighting import (
 from quant_pipeline.core.strategies.weighting import (
     REPORT_SCHEMA as WEIGHTING_REPORT_SCHEMA,
 )
+from quant_pipeline.defs.incremental import (
+    Incremental,
+    code_version,
+    digest_map,
+    reuse_metadata,
+    spec_digest,
+    strategy_digests,
+)
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import runnable_strategies, write_owned
+from quant_pipeline.defs.strategies import runnable_strategies
 from quant_pipeline.defs.tables import reads, table_spec
 
 GROUP = "portfolio"
 KINDS = {"duckdb", "polars"}
 
 WEIGHTS_READS = reads(
-    "factors.scores", "portfolio.signal_weights", "factors.values", "curated.prices"
+    "factors.scores",
+    "factors.scores_inputs",
+    "portfolio.signal_weights",
+    "portfolio.signal_weights_inputs",
+    "factors.values",
+    "curated.prices",
 )
+WEIGHTS = Incremental(
+    "portfolio.target_weights",
+    ("strategy",),
+    "Per strategy: the digest of what its target weights were computed from (its scores' or "
+    "signal weights' digests, its spec, the factor values and prices a non-equal scheme reads, "
+    "the code); unchanged = kept.",
+)
+
+
+def weights_digests(read, specs: dict) -> pl.DataFrame:
+    """Each strategy's input digest: the digests of its scores (per rebalance date) or signal
+    weights, its spec, and for non-equal weighting the factor values and prices."""
+    scores = digest_map(read("factors.scores_inputs"))
+    signals = digest_map(read("portfolio.signal_weights_inputs"))
+    code = code_version(target_weights_module, staggered_module, weighting_module)
+    reweighting = None
+    parts = {}
+    for name, spec in specs.items():
+        extra: tuple = ()
+        if spec.kind == "factor" and not WeightingRules.from_spec(spec).is_equal:
+            if reweighting is None:
+                reweighting = (
+                    read.content_hash("factors.values"),
+                    read.content_hash("curated.prices"),
+                )
+            extra = reweighting
+        parts[name] = (code, spec_digest(spec), scores.get(name), signals.get(name), *extra)
+    return strategy_digests(parts)
 
 
 @dg.multi_asset(
@@ -54,6 +98,7 @@ WEIGHTS_READS = reads(
             GROUP,
             WEIGHTS_READS.deps,
         ),
+        WEIGHTS.spec(GROUP, WEIGHTS_READS.deps),
     ],
     pool="warehouse",
 )
@@ -63,8 +108,10 @@ def portfolio_target_weights(
     """Build every strategy's target weights under its constraints, with a constraint report."""
     read = WEIGHTS_READS.reader(warehouse.read_only())
     specs = runnable_strategies(market, warehouse)
-    scores = read("factors.scores")
-    signal_weights = read("portfolio.signal_weights")
+    reuse = WEIGHTS.plan(warehouse, market, weights_digests(read, specs))
+    specs = {n: s for n, s in specs.items() if n in set(reuse.computed_values("strategy"))}
+    scores = read("factors.scores", filters={"strategy": list(specs)})
+    signal_weights = read("portfolio.signal_weights", filters={"strategy": list(specs)})
     weights = [pl.DataFrame(schema=WEIGHTS_SCHEMA)]
     reports = [pl.DataFrame(schema=REPORT_SCHEMA)]
     weighting_reports = [pl.DataFrame(schema=WEIGHTING_REPORT_SCHEMA)]
@@ -88,10 +135,21 @@ def portfolio_target_weights(
     all_weights = pl.concat(weights, how="vertical_relaxed")
     report = pl.concat(reports, how="vertical_relaxed")
     wh = warehouse.get()
-    write_owned(wh, market, "portfolio.target_weights", all_weights)
-    write_owned(wh, market, "portfolio.constraint_report", report)
     weighting = pl.concat(weighting_reports, how="vertical_relaxed")
-    write_owned(wh, market, "portfolio.weighting_report", weighting)
+    WEIGHTS.write_tables(
+        wh,
+        market,
+        reuse,
+        {
+            "portfolio.target_weights": all_weights,
+            "portfolio.constraint_report": report,
+            "portfolio.weighting_report": weighting,
+        },
+    )
+    # the page shows every strategy's stored rows, kept and recomputed alike
+    all_weights = wh.read_table("portfolio.target_weights")
+    report = wh.read_table("portfolio.constraint_report")
+    weighting = wh.read_table("portfolio.weighting_report")
     breaches = report.filter(~pl.col("cap_met"))
     if breaches.height:
         context.log.warning(
@@ -109,7 +167,12 @@ def portfolio_target_weights(
             latest_portfolios=dg.MetadataValue.md(markdown_table(latest, max_rows=60)),
             constraint_breaches=breaches.height,
             breaches=dg.MetadataValue.md(markdown_table(breaches, max_rows=20)),
+            **reuse_metadata(reuse),
         ),
+    )
+    yield dg.MaterializeResult(
+        asset_key=WEIGHTS.digests.split("."),
+        metadata={**table_metadata(WEIGHTS.digests, reuse.current), **reuse_metadata(reuse)},
     )
     yield dg.MaterializeResult(
         asset_key=["portfolio", "constraint_report"],

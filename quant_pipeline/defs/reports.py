@@ -12,20 +12,29 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+import quant_pipeline.core.backtest.comparison as comparison_module
+import quant_pipeline.core.reporting.tearsheet as tearsheet_module
+from quant_pipeline.app.parallel import default_workers, process_map
 from quant_pipeline.core.backtest.comparison import (
     BENCHMARK,
     monthly_summary,
     relative_metrics,
-    sector_exposure,
     tearsheet_metrics,
 )
 from quant_pipeline.core.backtest.row_flags import row_flags
+from quant_pipeline.core.data.fingerprints import CHANGED, KEPT, NEW
 from quant_pipeline.core.data.suspect_moves import SUSPECT_MOVES_TABLE, held_through
 from quant_pipeline.core.reporting import backtest_charts as plots
-from quant_pipeline.core.reporting.tearsheet import render_tearsheet
+from quant_pipeline.core.reporting.tearsheet_page import PageJob, draw_page
+from quant_pipeline.defs.incremental import (
+    code_version,
+    digest,
+    frame_digest,
+    incremental_enabled,
+)
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.research_pages import RESEARCH_TABLES, ResearchPages
-from quant_pipeline.defs.resources import WarehouseResource
+from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.tables import reads
 from quant_pipeline.settings import from_env
 
@@ -120,27 +129,6 @@ class TearSheetConfig(dg.Config):
     reports_dir: str | None = None
 
 
-def strategy_charts(
-    daily: pl.DataFrame, quarterly: pl.DataFrame, positions: pl.DataFrame, benchmark: str
-) -> dict[str, bytes]:
-    """The tear sheet's charts for one strategy (frames already filtered to it), by title."""
-    charts = {
-        f"Equity vs {benchmark} benchmark (log scale) and drawdown": plots.equity_chart_png(
-            daily, f"Equity vs {benchmark} benchmark"
-        ),
-        "Drawdown": plots.drawdown_png(daily),
-        "Monthly returns": plots.monthly_heatmap_png(daily),
-    }
-    if quarterly.height:
-        charts["Quarterly returns"] = plots.quarterly_returns_png(quarterly)
-    charts["Rolling 12-month Sharpe ratio"] = plots.rolling_sharpe_png(daily)
-    if positions.height:
-        charts["Sector exposure after each rebalance"] = plots.sector_exposure_png(
-            sector_exposure(positions)
-        )
-    return charts
-
-
 def _index_html(rows: list[tuple[str, str]]) -> str:
     links = "".join(
         f'<li><a href="{html.escape(file)}">{html.escape(name)}</a></li>' for name, file in rows
@@ -183,6 +171,51 @@ def _page_labels(
 
 
 WEIGHT_KEYS = ("rebalance_date", "ticker", "weight")
+TEAR_SHEET_SCHEMA = {
+    "strategy": pl.String,
+    "path": pl.String,
+    "bytes": pl.Int64,
+    "generated_at": pl.Datetime("us", "UTC"),
+    "inputs_digest": pl.String,
+}
+
+
+def page_digest(name: str, frames: dict[str, pl.DataFrame], research, extra: tuple) -> str:
+    """The digest of everything one strategy's tear sheet shows: its rows of every table the
+    page reads (``frames``: table -> frame with a ``strategy`` column, or whole), its research
+    sections' inputs, the run's labels (``extra``) and the page code. A page whose digest is
+    unchanged (and whose file is still there) is kept, not drawn again."""
+    parts = []
+    for table, frame in sorted(frames.items()):
+        if frame is None:
+            parts.append((table, None))
+            continue
+        own = frame.filter(pl.col("strategy") == name) if "strategy" in frame.columns else frame
+        parts.append((table, frame_digest(own)))
+    for table, frame in sorted(research.tables.items()):
+        own = None
+        if frame is not None:
+            own = frame.filter(pl.col("strategy") == name) if "strategy" in frame.columns else frame
+        parts.append((table, None if own is None else frame_digest(own)))
+    sweep = [repr(s) for s in research.sweeps.values() if s.strategy == name]
+    stamps = (research.weights_stamp.get(name), research.daily_stamp.get(name))
+    code = code_version(tearsheet_module, plots, comparison_module)
+    return digest(code, parts, sweep, stamps, *extra)
+
+
+def _kept_pages(warehouse, out_dir: Path) -> dict[str, dict]:
+    """The stored ``backtest.tear_sheets`` rows (this step's own last output, so not a declared
+    read: it is no dependency) whose file is still there, by strategy."""
+    if not warehouse.has_table("backtest.tear_sheets"):
+        return {}
+    stored = warehouse.read_table("backtest.tear_sheets")
+    if "inputs_digest" not in stored.columns:
+        return {}
+    return {
+        row["strategy"]: row
+        for row in stored.iter_rows(named=True)
+        if Path(row["path"]).exists() and Path(row["path"]).parent == out_dir.resolve()
+    }
 
 
 def _dataset_version(setting: pl.DataFrame, settings: pl.DataFrame) -> str | None:
@@ -193,6 +226,52 @@ def _dataset_version(setting: pl.DataFrame, settings: pl.DataFrame) -> str | Non
     return frame["dataset_version"][0]
 
 
+PARALLEL_PAGES = 4  # from this many pages to draw, both cores draw them (worker start ~2 s)
+
+
+def _versions(name: str, settings: pl.DataFrame) -> tuple:
+    """The dataset versions a page's labels show (its own, and the run's first)."""
+    setting = settings.filter(pl.col("strategy") == name)
+    every = (
+        settings["dataset_version"].unique().sort().to_list()
+        if "dataset_version" in settings.columns
+        else None
+    )
+    return _dataset_version(setting, settings), every
+
+
+def _page_job(name: str, frames: dict, research, rf: float, generated: datetime) -> PageJob:
+    """One strategy's page inputs, each frame limited to it."""
+
+    def own(table: str) -> pl.DataFrame:
+        return frames[table].filter(pl.col("strategy") == name)
+
+    daily = own("backtest.daily").drop("strategy").sort("date")
+    settings = frames["backtest.settings"]
+    setting = own("backtest.settings")
+    benchmark = setting["benchmark"][0] if setting.height else BENCHMARK
+    trades = own("backtest.trades")
+    held = frames["held_through_suspect_moves"]
+    return PageJob(
+        name=name,
+        benchmark=benchmark,
+        daily=daily,
+        quarterly=own("backtest.quarterly"),
+        positions=own("backtest.positions").drop("strategy"),
+        metrics=tearsheet_metrics(
+            frames["backtest.metrics"], daily, name, f"{benchmark} (same dates)", rf
+        ),
+        trades=trades.select([c for c in TRADE_COLUMNS if c in trades.columns]),
+        labels=_page_labels(daily, setting, settings, benchmark, rf, generated, trades),
+        relative=own("backtest.relative_metrics"),
+        sleeves=own("backtest.blend_attribution").drop("strategy"),
+        lean=own("backtest.lean_statistics").select("statistic", "display"),
+        suspect_moves=None if held is None else held.filter(pl.col("strategy") == name),
+        exposures=research.exposures(name),
+        multiple_testing=research.multiple_testing(name, _dataset_version(setting, settings)),
+    )
+
+
 @dg.asset(
     key=["backtest", "tear_sheets"],
     deps=TEAR_SHEET_READS.deps,
@@ -200,7 +279,9 @@ def _dataset_version(setting: pl.DataFrame, settings: pl.DataFrame) -> str | Non
     kinds={"duckdb", "polars", "html"},
     pool="warehouse",
 )
-def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def tear_sheets(
+    config: TearSheetConfig, market: MarketDataResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     """One self-contained HTML tear sheet per strategy under the reports directory."""
     read = TEAR_SHEET_READS.reader(warehouse.read_only())
     out_dir = Path(config.reports_dir) if config.reports_dir else from_env().reports_dir
@@ -223,58 +304,56 @@ def tear_sheets(config: TearSheetConfig, warehouse: WarehouseResource) -> dg.Mat
     research = ResearchPages(
         read, daily, read("portfolio.target_weights", columns=["strategy", *WEIGHT_KEYS])
     )
-    written, meta_charts, index_rows = [], {}, []
+    kept_pages = _kept_pages(warehouse.read_only(), out_dir) if incremental_enabled(market) else {}
+    frames = {
+        "backtest.daily": daily,
+        "backtest.trades": trades,
+        "backtest.quarterly": quarterly,
+        "backtest.positions": positions,
+        "backtest.settings": settings,
+        "backtest.metrics": metrics,
+        "backtest.relative_metrics": relative,
+        "backtest.blend_attribution": attribution,
+        "backtest.lean_statistics": lean,
+        "held_through_suspect_moves": held,
+    }
     generated = datetime.now(UTC).replace(microsecond=0)
+    written, jobs, reasons = {}, [], {}
     for name in daily["strategy"].unique().sort().to_list():
-        own = daily.filter(pl.col("strategy") == name).drop("strategy").sort("date")
-        setting = settings.filter(pl.col("strategy") == name)
-        benchmark = setting["benchmark"][0] if setting.height else BENCHMARK
-        charts = strategy_charts(
-            own,
-            quarterly.filter(pl.col("strategy") == name).drop("strategy"),
-            positions.filter(pl.col("strategy") == name).drop("strategy"),
-            benchmark,
+        job = _page_job(name, frames, research, rf, generated)
+        inputs = page_digest(
+            name, frames, research, (rf, job.benchmark, *_versions(name, settings))
         )
-        strategy_trades = trades.filter(pl.col("strategy") == name)
-        labels = _page_labels(own, setting, settings, benchmark, rf, generated, strategy_trades)
-        page = render_tearsheet(
-            name,
-            tearsheet_metrics(metrics, own, name, f"{benchmark} (same dates)", rf),
-            own,
-            strategy_trades.select([c for c in TRADE_COLUMNS if c in strategy_trades.columns]),
-            quarterly.filter(pl.col("strategy") == name),
-            charts,
-            labels=labels,
-            relative=relative.filter(pl.col("strategy") == name),
-            sleeves=attribution.filter(pl.col("strategy") == name).drop("strategy"),
-            lean=lean.filter(pl.col("strategy") == name).select("statistic", "display"),
-            suspect_moves=None if held is None else held.filter(pl.col("strategy") == name),
-            exposures=research.exposures(name),
-            multiple_testing=research.multiple_testing(name, _dataset_version(setting, settings)),
-        )
-        path = out_dir / f"{name}.html"
+        stored = kept_pages.get(name)
+        if stored is not None and stored["inputs_digest"] == inputs:
+            written[name] = (name, stored["path"], stored["bytes"], stored["generated_at"], inputs)
+            reasons[KEPT] = reasons.get(KEPT, 0) + 1
+            continue
+        reason = CHANGED if stored is not None else NEW
+        reasons[reason] = reasons.get(reason, 0) + 1
+        jobs.append((job, inputs))
+    workers = default_workers() if len(jobs) >= PARALLEL_PAGES else 1
+    pages = process_map(workers)(draw_page, None, [job for job, _ in jobs])
+    meta_charts = {}
+    for (job, inputs), (page, charts) in zip(jobs, pages, strict=True):
+        path = out_dir / f"{job.name}.html"
         path.write_text(page, encoding="utf-8")
-        written.append((name, str(path.resolve()), path.stat().st_size, generated))
-        index_rows.append((name, path.name))
-        for title in list(charts)[:1] + ["Monthly returns"]:
-            meta_charts[f"{name}: {title}"] = plots.md_image(charts[title], f"{name} {title}")
+        written[job.name] = (job.name, str(path.resolve()), path.stat().st_size, generated, inputs)
+        for title, png in charts.items():
+            meta_charts[f"{job.name}: {title}"] = plots.md_image(png, f"{job.name} {title}")
+    written = [written[name] for name in sorted(written)]
+    index_rows = [(row[0], Path(row[1]).name) for row in written]
     (out_dir / "index.html").write_text(_index_html(index_rows), encoding="utf-8")
-    table = pl.DataFrame(
-        written,
-        schema={
-            "strategy": pl.String,
-            "path": pl.String,
-            "bytes": pl.Int64,
-            "generated_at": pl.Datetime("us", "UTC"),
-        },
-        orient="row",
-    )
+    table = pl.DataFrame(written, schema=TEAR_SHEET_SCHEMA, orient="row")
     warehouse.get().replace_table("backtest.tear_sheets", table)
     return dg.MaterializeResult(
         metadata={
             **table_metadata("backtest.tear_sheets", table),
             "reports_dir": dg.MetadataValue.path(str(out_dir.resolve())),
-            **{f"tear_sheet_{name}": dg.MetadataValue.path(path) for name, path, _, _ in written},
+            **{f"tear_sheet_{name}": dg.MetadataValue.path(row[1]) for row in written},
+            "incremental": dg.MetadataValue.json(reasons),
+            "pages_drawn": len(jobs),
+            "drawing_processes": workers,
             **{key: dg.MetadataValue.md(md) for key, md in meta_charts.items()},
         }
     )

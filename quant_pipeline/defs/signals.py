@@ -3,6 +3,8 @@
 import dagster as dg
 import polars as pl
 
+import quant_pipeline.core.strategies.signal_weights as signal_weights_module
+import quant_pipeline.core.strategies.technical_signals as technical_signals_module
 from quant_pipeline.core.data.schema import PRICE_COLUMNS
 from quant_pipeline.core.strategies.signal_weights import (
     EVENTS_SCHEMA,
@@ -10,13 +12,34 @@ from quant_pipeline.core.strategies.signal_weights import (
     signal_weights,
 )
 from quant_pipeline.core.strategies.target_weights import WEIGHTS_SCHEMA
+from quant_pipeline.defs.incremental import (
+    Incremental,
+    code_version,
+    reuse_metadata,
+    spec_digest,
+    strategy_digests,
+)
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import runnable_strategies, write_owned
+from quant_pipeline.defs.strategies import runnable_strategies
 from quant_pipeline.defs.tables import reads
 
 KINDS = {"duckdb", "polars"}
 SIGNAL_READS = reads("curated.prices", "curated.membership", "curated.securities", "factors.values")
+SIGNALS = Incremental(
+    "portfolio.signal_weights",
+    ("strategy",),
+    "Per signal strategy: the digest of what its events and weights were computed from (the "
+    "prices, membership, sectors and factor values, its spec, the code); unchanged = kept.",
+)
+
+
+def signal_digests(read, specs: dict) -> pl.DataFrame:
+    """Each signal strategy's input digest (every input table whole: a signal on day t looks at
+    the bars up to t, and a refresh changes the last ones)."""
+    inputs = [read.content_hash(t) for t in SIGNAL_READS.tables]
+    code = code_version(signal_weights_module, technical_signals_module)
+    return strategy_digests({n: (code, spec_digest(s), *inputs) for n, s in specs.items()})
 
 
 @dg.multi_asset(
@@ -35,6 +58,7 @@ SIGNAL_READS = reads("curated.prices", "curated.membership", "curated.securities
             group_name="portfolio",
             kinds=KINDS,
         ),
+        SIGNALS.spec("portfolio", SIGNAL_READS.deps),
     ],
     pool="warehouse",
 )
@@ -44,6 +68,8 @@ def signal_strategy_weights(
     """Run every signal strategy on curated.prices; write its events and daily target weights."""
     read = SIGNAL_READS.reader(warehouse.read_only())
     specs = {n: s for n, s in runnable_strategies(market, warehouse).items() if s.kind == "signal"}
+    reuse = SIGNALS.plan(warehouse, market, signal_digests(read, specs))
+    specs = {n: s for n, s in specs.items() if n in set(reuse.computed_values("strategy"))}
     weights = [pl.DataFrame(schema=WEIGHTS_SCHEMA)]
     events = [pl.DataFrame(schema=EVENTS_SCHEMA)]
     summary = []
@@ -95,11 +121,19 @@ def signal_strategy_weights(
     all_events = pl.concat(events, how="vertical_relaxed")
     all_weights = pl.concat(weights, how="vertical_relaxed")
     wh = warehouse.get()
-    write_owned(wh, market, "factors.signal_events", all_events)
-    write_owned(wh, market, "portfolio.signal_weights", all_weights)
+    SIGNALS.write_tables(
+        wh,
+        market,
+        reuse,
+        {"factors.signal_events": all_events, "portfolio.signal_weights": all_weights},
+    )
     yield dg.MaterializeResult(
         asset_key=["factors", "signal_events"],
-        metadata=table_metadata("factors.signal_events", all_events),
+        metadata={**table_metadata("factors.signal_events", all_events), **reuse_metadata(reuse)},
+    )
+    yield dg.MaterializeResult(
+        asset_key=SIGNALS.digests.split("."),
+        metadata={**table_metadata(SIGNALS.digests, reuse.current), **reuse_metadata(reuse)},
     )
     yield dg.MaterializeResult(
         asset_key=["portfolio", "signal_weights"],
@@ -107,6 +141,7 @@ def signal_strategy_weights(
             "portfolio.signal_weights",
             all_weights,
             strategies=dg.MetadataValue.md(markdown_table(pl.DataFrame(summary), max_rows=20)),
+            **reuse_metadata(reuse),
         ),
     )
 

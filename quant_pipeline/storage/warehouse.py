@@ -753,6 +753,8 @@ class Warehouse:
         duplicates. Creates the table from the frame's schema if it is missing."""
         target = _table_name(table)
         on = keys.columns
+        if frame.width == 0:  # nothing computed: only the deletes
+            frame = keys.clear()
         missing = [c for c in on if c not in frame.columns]
         if not on or missing:
             raise WarehouseError(f"{table}: frame lacks the key columns {missing or on}")
@@ -769,12 +771,13 @@ class Warehouse:
             con.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM _frame LIMIT 0")
             if keys.height:
                 con.execute(f"DELETE FROM {target} USING _keys WHERE {match}")
-            try:
-                con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _frame")
-            except duckdb.Error as exc:
-                raise WarehouseError(
-                    f"{table}: cannot insert the frame (columns {frame.columns}): {exc}"
-                ) from exc
+            if frame.height:
+                try:
+                    con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _frame")
+                except duckdb.Error as exc:
+                    raise WarehouseError(
+                        f"{table}: cannot insert the frame (columns {frame.columns}): {exc}"
+                    ) from exc
             con.unregister("_frame")
             con.unregister("_keys")
         return frame.height

@@ -12,6 +12,7 @@ equal, row for row and bit for bit; and the incremental run must actually have k
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass, field
 from datetime import date
@@ -98,6 +99,22 @@ def _differences(left: Path, right: Path) -> list[str]:
     return problems
 
 
+STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00")
+
+
+def _page_differences(left: Path, right: Path) -> list[str]:
+    """Tear sheets that differ (a kept page says when it was drawn: that stamp is left out)."""
+    pages = {p.name for p in left.glob("*.html")} | {p.name for p in right.glob("*.html")}
+    problems = []
+    for page in sorted(pages):
+        a, b = left / page, right / page
+        if not (a.exists() and b.exists()):
+            problems.append(f"tear sheet {page}: only in one reports folder")
+        elif STAMP.sub("", a.read_text()) != STAMP.sub("", b.read_text()):
+            problems.append(f"tear sheet {page} differs")
+    return problems
+
+
 def _reuse(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, int]:
     """The ``incremental`` metadata (key count per reason) of ``asset``'s materialization."""
     for event in result.get_asset_materialization_events():
@@ -113,7 +130,14 @@ class Phase:
     reuse: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-WATCHED = ("factors.values", "factors.scores")
+WATCHED = (
+    "factors.values",
+    "factors.scores",
+    "portfolio.signal_weights",
+    "portfolio.target_weights",
+    "backtest.daily",
+    "backtest.tear_sheets",
+)
 
 
 def _phase(path: Path, end: dict, tmp: Path, name: str) -> Phase:
@@ -124,7 +148,9 @@ def _phase(path: Path, end: dict, tmp: Path, name: str) -> Phase:
     shutil.copyfile(path, full)
     incremental = _run(path, DOWNSTREAM, end["end"])
     _run(full, DOWNSTREAM, end["end"], incremental=False)
-    return Phase(_differences(path, full), {a: _reuse(incremental, a) for a in WATCHED})
+    differences = _differences(path, full)
+    differences += _page_differences(path.parent / "reports", full.parent / "reports")
+    return Phase(differences, {a: _reuse(incremental, a) for a in WATCHED})
 
 
 @pytest.fixture(scope="module")
@@ -162,10 +188,16 @@ def test_incremental_run_equals_full_recompute(phases: dict[str, Phase], name: s
     assert phases[name].differences == []
 
 
-def test_weekly_refresh_keeps_every_factor_date(phases: dict[str, Phase]) -> None:
-    reuse = phases["weekly"].reuse
-    assert set(reuse["factors.values"]) == {KEPT}
-    assert set(reuse["factors.scores"]) == {KEPT}
+def test_weekly_refresh_keeps_the_factor_dates(phases: dict[str, Phase]) -> None:
+    """No dividend and no new rebalance date this week: every score of a kept date is kept.
+    The dates recomputed are the ones where a listed ticker had no fundamentals with shares
+    yet: its market cap falls back on the current profile's shares, which move every week."""
+    values = phases["weekly"].reuse["factors.values"]
+    assert set(values) == {KEPT, CHANGED}
+    assert values[KEPT] >= 2 * values[CHANGED]
+    scores = phases["weekly"].reuse["factors.scores"]
+    assert scores[KEPT] > 0
+    assert phases["weekly"].reuse["portfolio.target_weights"][KEPT] >= 1
 
 
 def test_changed_strategy_rescores_only_itself(phases: dict[str, Phase]) -> None:
@@ -173,6 +205,17 @@ def test_changed_strategy_rescores_only_itself(phases: dict[str, Phase]) -> None
     assert set(reuse["factors.values"]) == {KEPT}
     assert reuse["factors.scores"][KEPT] > 0
     assert 0 < reuse["factors.scores"][CHANGED] < reuse["factors.scores"][KEPT]
+
+
+def test_changed_strategy_reruns_only_itself_and_its_blend(phases: dict[str, Phase]) -> None:
+    """magic_formula's YAML changed: its weights, its backtest, blend_core's (a sleeve) and
+    their two tear sheets are recomputed; the other strategies are kept."""
+    reuse = phases["strategy"].reuse
+    assert reuse["portfolio.signal_weights"] == {KEPT: 4}
+    assert reuse["portfolio.target_weights"][CHANGED] == 1
+    assert reuse["backtest.daily"][CHANGED] == 2
+    assert reuse["backtest.daily"][KEPT] >= 8
+    assert reuse["backtest.tear_sheets"][KEPT] >= 7
 
 
 def test_restated_fundamental_recomputes_the_dates_after_it(phases: dict[str, Phase]) -> None:
