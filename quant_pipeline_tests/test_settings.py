@@ -22,6 +22,7 @@ SAMPLES = {
     "demo_seed": ("3", 3),
     "demo_end": ("2016-01-04", date(2016, 1, 4)),
     "strategies": ("magic_formula, momentum_12_1,", ("magic_formula", "momentum_12_1")),
+    "incremental": ("false", False),
     "stale_after_sessions": ("4", 4),
     "reports_dir": ("/tmp/sheets", Path("/tmp/sheets")),
     "risk_free_rate": ("0.02", 0.02),

@@ -320,7 +320,7 @@ def backtest_results(
     prices = read("curated.prices", columns=CLOSE_PRICE_COLUMNS)
     bench_table = read("backtest.benchmarks")
     benchmark_name, benchmark = primary_benchmark(bench_table)
-    sims = Simulations(skipped={n: r for n, r in plan.skipped.items()})
+    sims = Simulations(skipped=dict(plan.skipped))
     simulate_strategies(
         sims,
         config,
@@ -353,6 +353,25 @@ def backtest_results(
         reuse,
         {f"backtest.{t}": frames.get(t, _empty_like(stored.get(t))) for t in PER_STRATEGY_TABLES},
     )
+    everything, labels = _all_labels(wh, read, market, plan, config, prices, sims)
+    write_owned(wh, market, "backtest.labels", labels)
+    daily_meta = daily_metadata(everything["daily"], sims, benchmark_name, charts, labels)
+    yield dg.MaterializeResult(
+        asset_key=["backtest", "daily"], metadata={**daily_meta, **reuse_metadata(reuse)}
+    )
+    yield dg.MaterializeResult(
+        asset_key=BACKTESTS.digests.split("."),
+        metadata={**table_metadata(BACKTESTS.digests, reuse.current), **reuse_metadata(reuse)},
+    )
+    # the pages show every strategy's stored rows, kept and recomputed alike
+    yield from table_results(
+        {t: wh.read_table(f"backtest.{t}") for t in PER_STRATEGY_TABLES if t != "daily"}, labels
+    )
+
+
+def _all_labels(wh, read, market, plan, config, prices: pl.DataFrame, sims: Simulations):
+    """Every backtested strategy's bias labels, kept and recomputed alike (their stored daily,
+    trades and settings), and the trading model of each in ``sims.models``."""
     everything = {t: wh.read_table(f"backtest.{t}") for t in ("daily", "trades", "settings")}
     models = {
         **dict(
@@ -375,24 +394,8 @@ def backtest_results(
         trades=everything["trades"],
         plan=plan,
     )
-    write_owned(wh, market, "backtest.labels", labels)
     sims.models = models
-    sims.skipped = {
-        **sims.skipped,
-        **{n: r for n, r in plan.skipped.items()},
-    }
-    daily_meta = daily_metadata(everything["daily"], sims, benchmark_name, charts, labels)
-    yield dg.MaterializeResult(
-        asset_key=["backtest", "daily"], metadata={**daily_meta, **reuse_metadata(reuse)}
-    )
-    yield dg.MaterializeResult(
-        asset_key=BACKTESTS.digests.split("."),
-        metadata={**table_metadata(BACKTESTS.digests, reuse.current), **reuse_metadata(reuse)},
-    )
-    # the pages show every strategy's stored rows, kept and recomputed alike
-    yield from table_results(
-        {t: wh.read_table(f"backtest.{t}") for t in PER_STRATEGY_TABLES if t != "daily"}, labels
-    )
+    return everything, labels
 
 
 def _stored_rows(warehouse: WarehouseResource, kept: list[str]) -> dict[str, pl.DataFrame]:

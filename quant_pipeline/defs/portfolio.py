@@ -76,6 +76,32 @@ def weights_digests(read, specs: dict) -> pl.DataFrame:
     return strategy_digests(parts)
 
 
+def _build_weights(read, specs: dict, scores: pl.DataFrame, signal_weights: pl.DataFrame):
+    """Target weights, constraint reports and weighting reports of each strategy in ``specs``
+    (frames per strategy, to concatenate)."""
+    weights = [pl.DataFrame(schema=WEIGHTS_SCHEMA)]
+    reports = [pl.DataFrame(schema=REPORT_SCHEMA)]
+    weighting_reports = [pl.DataFrame(schema=WEIGHTING_REPORT_SCHEMA)]
+    for name, spec in specs.items():
+        if spec.kind == "signal":
+            w = signal_weights.filter(pl.col("strategy") == name)
+            weights.append(w)
+            reports.append(signal_constraint_report(w, spec))
+            continue
+        if spec.kind == "blend":  # a blend holds strategies, not names: see backtest.daily
+            continue
+        build = staggered_weights if spec.kind == "staggered" else target_weights
+        own_scores = scores.filter(pl.col("strategy") == name)
+        w, r = build(own_scores, spec)
+        rules = WeightingRules.from_spec(spec)
+        if spec.kind == "factor" and not rules.is_equal:
+            w, wr = _reweighted(read, w, rules, own_scores)
+            weighting_reports.append(wr)
+        weights.append(w)
+        reports.append(r)
+    return weights, reports, weighting_reports
+
+
 @dg.multi_asset(
     name="portfolio__target_weights",
     specs=[
@@ -112,26 +138,7 @@ def portfolio_target_weights(
     specs = {n: s for n, s in specs.items() if n in set(reuse.computed_values("strategy"))}
     scores = read("factors.scores", filters={"strategy": list(specs)})
     signal_weights = read("portfolio.signal_weights", filters={"strategy": list(specs)})
-    weights = [pl.DataFrame(schema=WEIGHTS_SCHEMA)]
-    reports = [pl.DataFrame(schema=REPORT_SCHEMA)]
-    weighting_reports = [pl.DataFrame(schema=WEIGHTING_REPORT_SCHEMA)]
-    for name, spec in specs.items():
-        if spec.kind == "signal":
-            w = signal_weights.filter(pl.col("strategy") == name)
-            weights.append(w)
-            reports.append(signal_constraint_report(w, spec))
-            continue
-        if spec.kind == "blend":  # a blend holds strategies, not names: see backtest.daily
-            continue
-        build = staggered_weights if spec.kind == "staggered" else target_weights
-        own_scores = scores.filter(pl.col("strategy") == name)
-        w, r = build(own_scores, spec)
-        rules = WeightingRules.from_spec(spec)
-        if spec.kind == "factor" and not rules.is_equal:
-            w, wr = _reweighted(read, w, rules, own_scores)
-            weighting_reports.append(wr)
-        weights.append(w)
-        reports.append(r)
+    weights, reports, weighting_reports = _build_weights(read, specs, scores, signal_weights)
     all_weights = pl.concat(weights, how="vertical_relaxed")
     report = pl.concat(reports, how="vertical_relaxed")
     wh = warehouse.get()

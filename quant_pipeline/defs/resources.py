@@ -80,11 +80,14 @@ class WarehouseResource(dg.ConfigurableResource):
 
 def _override_field(name: str) -> tuple[Any, Any]:
     """The resource field of a Settings field: optional, in a type Dagster config can hold
-    (whole numbers stay numbers, name lists stay lists, paths and dates are text)."""
+    (flags stay flags, whole numbers stay numbers, name lists stay lists, paths and dates are
+    text)."""
     kinds = {a for a in get_args(Settings.model_fields[name].annotation) if a is not type(None)}
     kinds |= {Settings.model_fields[name].annotation}
-    if int in kinds:
-        kind: Any = int | None
+    if bool in kinds:
+        kind: Any = bool | None
+    elif int in kinds:
+        kind = int | None
     elif any(get_origin(k) is tuple for k in kinds):
         kind = list[str] | None
     else:

@@ -42,34 +42,8 @@ def signal_digests(read, specs: dict) -> pl.DataFrame:
     return strategy_digests({n: (code, spec_digest(s), *inputs) for n, s in specs.items()})
 
 
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec(
-            ["factors", "signal_events"],
-            deps=SIGNAL_READS.deps,
-            description="Entries and exit starts of every signal strategy per ticker and day.",
-            group_name="factors",
-            kinds=KINDS,
-        ),
-        dg.AssetSpec(
-            ["portfolio", "signal_weights"],
-            deps=[["factors", "signal_events"], *SIGNAL_READS.deps],
-            description="Daily target weights of the signal strategies (days the book changes).",
-            group_name="portfolio",
-            kinds=KINDS,
-        ),
-        SIGNALS.spec("portfolio", SIGNAL_READS.deps),
-    ],
-    pool="warehouse",
-)
-def signal_strategy_weights(
-    context: dg.AssetExecutionContext, market: MarketDataResource, warehouse: WarehouseResource
-):
-    """Run every signal strategy on curated.prices; write its events and daily target weights."""
-    read = SIGNAL_READS.reader(warehouse.read_only())
-    specs = {n: s for n, s in runnable_strategies(market, warehouse).items() if s.kind == "signal"}
-    reuse = SIGNALS.plan(warehouse, market, signal_digests(read, specs))
-    specs = {n: s for n, s in specs.items() if n in set(reuse.computed_values("strategy"))}
+def _run_signals(context: dg.AssetExecutionContext, read, specs: dict):
+    """Events, daily weights and a summary row of each signal strategy in ``specs``."""
     weights = [pl.DataFrame(schema=WEIGHTS_SCHEMA)]
     events = [pl.DataFrame(schema=EVENTS_SCHEMA)]
     summary = []
@@ -118,6 +92,38 @@ def signal_strategy_weights(
                     "mean_names_held": round(held.mean() or 0.0, 1),
                 }
             )
+    return weights, events, summary
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            ["factors", "signal_events"],
+            deps=SIGNAL_READS.deps,
+            description="Entries and exit starts of every signal strategy per ticker and day.",
+            group_name="factors",
+            kinds=KINDS,
+        ),
+        dg.AssetSpec(
+            ["portfolio", "signal_weights"],
+            deps=[["factors", "signal_events"], *SIGNAL_READS.deps],
+            description="Daily target weights of the signal strategies (days the book changes).",
+            group_name="portfolio",
+            kinds=KINDS,
+        ),
+        SIGNALS.spec("portfolio", SIGNAL_READS.deps),
+    ],
+    pool="warehouse",
+)
+def signal_strategy_weights(
+    context: dg.AssetExecutionContext, market: MarketDataResource, warehouse: WarehouseResource
+):
+    """Run every signal strategy on curated.prices; write its events and daily target weights."""
+    read = SIGNAL_READS.reader(warehouse.read_only())
+    specs = {n: s for n, s in runnable_strategies(market, warehouse).items() if s.kind == "signal"}
+    reuse = SIGNALS.plan(warehouse, market, signal_digests(read, specs))
+    specs = {n: s for n, s in specs.items() if n in set(reuse.computed_values("strategy"))}
+    weights, events, summary = _run_signals(context, read, specs)
     all_events = pl.concat(events, how="vertical_relaxed")
     all_weights = pl.concat(weights, how="vertical_relaxed")
     wh = warehouse.get()

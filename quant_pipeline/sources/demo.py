@@ -395,6 +395,25 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
         "volume": volume[:k],
     }
     del open_, high, low, close, adj_close, volume
+    return _assemble(
+        traits,
+        (dates, horizon_dates),
+        life,
+        defects,
+        events,
+        matrices,
+        fundamentals,
+        (rng, shares_last, close_last, last_by_end, ingested_at, end),
+    )
+
+
+def _assemble(traits, calendars, life, defects, events, matrices, fundamentals, extra):
+    """The market's frames, cut at ``end`` (``calendars``: the trading days to ``end`` and to the
+    horizon; ``extra``: the generator, last shares and closes, last rows by ``end``, the
+    ingestion stamp and ``end``)."""
+    dates, horizon_dates = calendars
+    rng, shares_last, close_last, last_by_end, ingested_at, end = extra
+    k = len(dates)
     prices = _prices_frame(traits.tickers, dates, defects.present[:k], matrices, ingested_at)
     actions = _actions_frame(traits.tickers, horizon_dates, events, ingested_at)
     actions = actions.filter(pl.col("date") <= end)
@@ -427,15 +446,13 @@ def _generate(n: int, start: date, end: date, seed: int) -> DemoMarket:
     )
 
 
-GENERATION_YEARS = 10
-
-
 def generation_horizon(end: date) -> date:
-    """The last day the demo market is drawn to for a market ending on ``end``: 31 December
-    of the last year of ``end``'s decade (2020-2029 -> 2029-12-31). Two ends in one decade give
-    the same market up to the earlier end; crossing into a new decade draws a new market."""
-    first = end.year - end.year % GENERATION_YEARS
-    return date(first + GENERATION_YEARS - 1, 12, 31)
+    """The last day the demo market is drawn to for a market ending on ``end``: 31 December of
+    ``end``'s year. Two ends in one year give the same market up to the earlier end (a weekly
+    refresh adds a week); the first end in a new year draws the market again, as a restated
+    history. A year, not longer, so a short window keeps its share of listings, delistings,
+    splits and bad rows (they are drawn over the whole drawn span)."""
+    return date(end.year, 12, 31)
 
 
 def _checked_trading_days(n: int, start: date, end: date) -> np.ndarray:

@@ -755,7 +755,7 @@ class Warehouse:
         on = keys.columns
         if frame.width == 0:  # nothing computed: only the deletes
             frame = keys.clear()
-        missing = [c for c in on if c not in frame.columns]
+        missing = missing_columns(frame, on)
         if not on or missing:
             raise WarehouseError(f"{table}: frame lacks the key columns {missing or on}")
         stray = frame.select(on).unique().join(keys, on=on, how="anti", nulls_equal=True)

@@ -52,7 +52,7 @@ def _market(end: date, incremental: bool = True) -> MarketDataResource:
         demo_tickers=TICKERS,
         demo_start=START,
         demo_end=end.isoformat(),
-        incremental="true" if incremental else "false",
+        incremental=incremental,
     )
 
 

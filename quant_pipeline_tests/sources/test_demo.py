@@ -504,3 +504,41 @@ def test_high_roe_quintile_earns_more_than_low_roe_quintile(mid):
         spreads.append(means[-1] - means[0])
     assert np.mean(spreads) > 0.015
     assert sum(s > 0 for s in spreads) >= 5
+
+
+def test_a_market_one_week_later_is_the_same_market_plus_a_week():
+    """QUANT_PIPELINE_DEMO_END one week later is a real weekly refresh: every row up to the
+    earlier end is the same (adjusted closes aside: a dividend in the new week restates them, as
+    at a vendor), and the new rows are the week's."""
+    from datetime import timedelta
+
+    early, late = date(2026, 11, 13), date(2026, 11, 20)
+    a = generate_market(n_tickers=30, start=date(2022, 1, 3), end=early, seed=5)
+    b = generate_market(n_tickers=30, start=date(2022, 1, 3), end=late, seed=5)
+    columns = [c for c in a.prices.columns if c not in ("adj_close", "ingested_at")]
+    known = b.prices.filter(pl.col("date") <= early).select(columns).sort("ticker", "date")
+    assert known.equals(a.prices.select(columns).sort("ticker", "date"))
+    new_days = b.prices.filter(pl.col("date") > early)["date"].unique().sort().to_list()
+    assert new_days == [early + timedelta(days=d) for d in (3, 4, 5, 6, 7)]
+    keep = ["ticker", "period_end", "item", "value", "report_date"]
+    assert (
+        b.fundamentals.filter(pl.col("report_date") <= early)
+        .select(keep)
+        .sort(keep)
+        .equals(a.fundamentals.select(keep).sort(keep))
+    )
+    acts = ["ticker", "date", "action", "value"]
+    assert (
+        b.corporate_actions.filter(pl.col("date") <= early)
+        .select(acts)
+        .sort(acts)
+        .equals(a.corporate_actions.select(acts).sort(acts))
+    )
+    # a ticker's adjusted closes move only when it went ex-dividend or split in the new week
+    moved = (
+        a.prices.join(b.prices, on=["ticker", "date"], suffix="_b")
+        .filter(pl.col("adj_close") != pl.col("adj_close_b"))["ticker"]
+        .unique()
+    )
+    events = b.corporate_actions.filter(pl.col("date") > early)["ticker"].unique()
+    assert set(moved.to_list()) <= set(events.to_list())
