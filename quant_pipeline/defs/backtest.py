@@ -38,7 +38,12 @@ from quant_pipeline.defs.incremental import (
 from quant_pipeline.defs.integrity import BIAS_LABEL_READS, bias_labels_table
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
-from quant_pipeline.defs.strategies import strategy_plan, write_owned
+from quant_pipeline.defs.strategies import (
+    is_restricted,
+    owned_strategies,
+    strategy_plan,
+    write_owned,
+)
 from quant_pipeline.defs.tables import reads, table_spec
 from quant_pipeline.defs.trading import BacktestConfig, model_settings, trading_model
 from quant_pipeline.settings import from_env
@@ -383,6 +388,8 @@ def _all_labels(wh, read, market, plan, config, prices: pl.DataFrame, sims: Simu
         **sims.models,
     }
     backtested = set(everything["daily"]["strategy"].unique().to_list())
+    if is_restricted(market):  # the others' labels stay as their own runs wrote them
+        backtested &= set(owned_strategies(market))
     labels = bias_labels_table(
         read,
         market.settings().source,

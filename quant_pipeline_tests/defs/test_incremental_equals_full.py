@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import shutil
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -140,9 +140,9 @@ WATCHED = (
 )
 
 
-def _phase(path: Path, end: dict, tmp: Path, name: str) -> Phase:
+def _phase(path: Path, end: dict, tmp: Path, name: str, upstream=UPSTREAM) -> Phase:
     """Refresh the curated tables, copy the warehouse, run downstream both ways, compare."""
-    _run(path, UPSTREAM, end["end"])
+    _run(path, upstream, end["end"])
     full = tmp / f"{name}_full" / "quant.duckdb"
     full.parent.mkdir()
     shutil.copyfile(path, full)
@@ -176,9 +176,11 @@ def phases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Phase]:
             (pl.col("ticker") == row["ticker"])
             & (pl.col("period_end") == row["period_end"])
             & (pl.col("item") == "revenue")
-        ).with_columns(pl.col("value") * 1.25, pl.lit(row["report_date"]).alias("report_date"))
+        ).with_columns(pl.col("value") * 1.25, pl.lit(datetime.now(UTC)).alias("ingested_at"))
         wh.write_raw("fundamentals", restated)
-        out["restated"] = _phase(path, {"end": E1}, tmp, "restated")
+        # curated only: a demo refresh would restate the row back to the source's value
+        curated = dg.AssetSelection.groups("curated")
+        out["restated"] = _phase(path, {"end": E1}, tmp, "restated", curated)
         out["rebalance"] = _phase(path, {"end": E2}, tmp, "rebalance")
     return out
 
