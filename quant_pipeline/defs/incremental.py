@@ -92,8 +92,12 @@ class Incremental:
             if not set(self.key_columns) | {"digest"} <= set(stored.columns):
                 stored = None
         owned = None
-        if is_restricted(market) and "strategy" in self.key_columns:
-            owned = pl.col("strategy").is_in(owned_strategies(market))
+        if is_restricted(market):  # a restricted run drops none of the other runs' keys
+            owned = (
+                pl.col("strategy").is_in(owned_strategies(market))
+                if "strategy" in self.key_columns
+                else pl.lit(False)
+            )
         return plan_reuse(
             current,
             stored,
