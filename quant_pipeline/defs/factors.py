@@ -236,10 +236,13 @@ def factor_values_asset(market: MarketDataResource, warehouse: WarehouseResource
     write_owned(wh, market, "factors.rebalance_dates", schedule, "frequency", frequencies)
     VALUES.write(wh, market, reuse, values, "rebalance_date", dates)
     write_owned(wh, market, "factors.fundamentals_vintage", vintage, "rebalance_date", dates)
-    stored = wh.query(
-        "SELECT count(*) AS n, count(DISTINCT rebalance_date) AS dates, min(rebalance_date) AS "
-        "first, max(rebalance_date) AS last FROM factors.values"
-    ).row(0, named=True)
+    stored_dates = wh.read_table("factors.values", columns=["rebalance_date"])["rebalance_date"]
+    stored = {
+        "n": stored_dates.len(),
+        "dates": stored_dates.n_unique(),
+        "first": stored_dates.min(),
+        "last": stored_dates.max(),
+    }
     yield dg.MaterializeResult(
         asset_key=["factors", "values"],
         metadata={
@@ -350,11 +353,13 @@ def factor_scores(
     new_scores = pl.concat(scores, how="vertical_relaxed")
     all_components = pl.concat(components, how="vertical_relaxed")
     wh = warehouse.get()
-    SCORES.write(wh, market, reuse, new_scores)
-    if reuse.kept.is_empty() and reuse.computed.height == reuse.current.height:
-        write_owned(wh, market, "factors.score_components", all_components)
-    else:  # the components follow their scores' keys
-        wh.replace_keys("factors.score_components", all_components, reuse.replaced)
+    # the components follow their scores' keys
+    SCORES.write_tables(
+        wh,
+        market,
+        reuse,
+        {"factors.scores": new_scores, "factors.score_components": all_components},
+    )
     all_scores = wh.read_table("factors.scores")
     eligible = (
         all_scores.group_by("strategy")

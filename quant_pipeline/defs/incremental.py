@@ -101,7 +101,6 @@ class Incremental:
         return plan_reuse(
             current,
             stored,
-            None,
             self.key_columns,
             enabled=incremental_enabled(market),
             owned=owned,
@@ -116,33 +115,29 @@ class Incremental:
         column: str = "strategy",
         keys: Sequence[object] | None = None,
     ) -> None:
-        """Write the computed keys' rows and their digests; the first run (nothing kept,
-        nothing stored) and a full recompute write as :func:`write_owned` does (``column``,
-        ``keys``: its partition)."""
-        digests = reuse.current.join(reuse.computed, on=list(self.key_columns), how="semi")
-        if reuse.kept.is_empty() and _is_full(reuse):
-            write_owned(wh, market, self.table, frame, column, keys)
-            write_owned(wh, market, self.digests, digests, column, keys)
-            return
-        wh.replace_keys(self.table, frame, reuse.replaced)
-        wh.replace_keys(self.digests, digests, reuse.replaced)
+        """Write the computed keys' rows and their digests (:meth:`write_tables` of one)."""
+        self.write_tables(wh, market, reuse, {self.table: frame}, column, keys)
 
     def write_tables(
-        self, wh: Warehouse, market: MarketDataResource, reuse: Reuse, frames: dict
+        self,
+        wh: Warehouse,
+        market: MarketDataResource,
+        reuse: Reuse,
+        frames: dict,
+        column: str = "strategy",
+        keys: Sequence[object] | None = None,
     ) -> None:
-        """As :meth:`write` for a step with several tables keyed by the same ``strategy``
-        column (``frames``: table -> the computed strategies' rows); the digests go last."""
-        full = reuse.kept.is_empty() and _is_full(reuse)
-        for table, frame in frames.items():
+        """Write each table's computed rows (``frames``: table -> rows keyed like ``table``),
+        then the digests. The first run (nothing kept, nothing stored) and a full recompute
+        write as :func:`write_owned` does (``column``, ``keys``: its partition); otherwise the
+        computed and dropped keys' rows are replaced (:meth:`Warehouse.replace_keys`)."""
+        full = reuse.kept.is_empty() and reuse.computed.height == reuse.current.height
+        digests = reuse.current.join(reuse.computed, on=list(self.key_columns), how="semi")
+        for table, frame in {**frames, self.digests: digests}.items():
             if full:
-                write_owned(wh, market, table, frame)
+                write_owned(wh, market, table, frame, column, keys)
             else:
                 wh.replace_keys(table, frame, reuse.replaced)
-        digests = reuse.current.join(reuse.computed, on=list(self.key_columns), how="semi")
-        if full:
-            write_owned(wh, market, self.digests, digests)
-        else:
-            wh.replace_keys(self.digests, digests, reuse.replaced)
 
 
 def strategy_digests(parts: dict[str, tuple]) -> pl.DataFrame:
@@ -166,10 +161,6 @@ def digest_map(frame: pl.DataFrame, by: str = "strategy") -> dict[str, str]:
         return {}
     rows = frame.sort(frame.columns).group_by(by, maintain_order=True).agg(pl.col("digest"))
     return {k: digest(list(v)) for k, v in rows.iter_rows()}
-
-
-def _is_full(reuse: Reuse) -> bool:
-    return reuse.computed.height == reuse.current.height
 
 
 def reuse_metadata(reuse: Reuse, shown: int = 12) -> dict[str, object]:

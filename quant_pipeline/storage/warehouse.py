@@ -174,6 +174,20 @@ def _normalise_result(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(exprs) if exprs else frame
 
 
+def _insert_frame(
+    con: duckdb.DuckDBPyConnection, table: str, target: str, name: str, verb: str
+) -> None:
+    """``INSERT INTO target BY NAME`` from the registered frame ``name``; a frame whose columns
+    the table lacks fails naming the table."""
+    try:
+        con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {name}")
+    except duckdb.Error as exc:
+        columns = con.sql(f"SELECT * FROM {name} LIMIT 0").columns
+        raise WarehouseError(
+            f"{table}: cannot {verb} the frame (columns {columns}): {exc}"
+        ) from exc
+
+
 def seconds_from_env(name: str, default: float) -> float:
     """The env var ``name`` as a number of seconds >= 0 (``default`` when unset or blank); a
     bad value fails naming the variable."""
@@ -644,12 +658,7 @@ class Warehouse:
             con.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.split(".")[0]}"')
             con.register("_rows", _prepare(frame).to_arrow())
             con.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM _rows LIMIT 0")
-            try:
-                con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _rows")
-            except duckdb.Error as exc:
-                raise WarehouseError(
-                    f"{table}: cannot append the frame (columns {frame.columns}): {exc}"
-                ) from exc
+            _insert_frame(con, table, target, "_rows", "append")
             con.unregister("_rows")
         return frame.height
 
@@ -736,12 +745,7 @@ class Warehouse:
             con.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM _frame LIMIT 0")
             if keys:
                 con.execute(f"DELETE FROM {target} WHERE list_contains(?, {col})", [keys])
-            try:
-                con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _frame")
-            except duckdb.Error as exc:
-                raise WarehouseError(
-                    f"{table}: cannot insert the frame (columns {frame.columns}): {exc}"
-                ) from exc
+            _insert_frame(con, table, target, "_frame", "insert")
             con.unregister("_frame")
         return frame.height
 
@@ -772,12 +776,7 @@ class Warehouse:
             if keys.height:
                 con.execute(f"DELETE FROM {target} USING _keys WHERE {match}")
             if frame.height:
-                try:
-                    con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _frame")
-                except duckdb.Error as exc:
-                    raise WarehouseError(
-                        f"{table}: cannot insert the frame (columns {frame.columns}): {exc}"
-                    ) from exc
+                _insert_frame(con, table, target, "_frame", "insert")
             con.unregister("_frame")
             con.unregister("_keys")
         return frame.height

@@ -31,7 +31,6 @@ KEPT = "kept: inputs unchanged"
 NEW = "computed: new"
 CHANGED = "computed: inputs changed"
 FORCED = "computed: reuse off (full recompute)"
-UNSTORED = "computed: digest stored but rows missing"
 DROPPED = "dropped: no longer produced"
 
 
@@ -47,11 +46,6 @@ def hashes_before(cumulative: pl.DataFrame, dates: Sequence[date]) -> dict[date,
     return _lookup(cumulative, dates, strict=True)
 
 
-def hashes_through(cumulative: pl.DataFrame, dates: Sequence[date]) -> dict[date, str]:
-    """As :func:`hashes_before`, but of the rows dated on or before each date."""
-    return _lookup(cumulative, dates, strict=False)
-
-
 def _lookup(cumulative: pl.DataFrame, dates: Sequence[date], strict: bool) -> dict[date, str]:
     wanted = pl.DataFrame({"key": sorted(set(dates))}, schema={"key": pl.Date})
     if wanted.is_empty():
@@ -65,14 +59,6 @@ def _lookup(cumulative: pl.DataFrame, dates: Sequence[date], strict: bool) -> di
     return {
         row["key"]: f"{row['rows'] or 0}:{row['hash'] or ''}" for row in found.iter_rows(named=True)
     }
-
-
-def total_hash(cumulative: pl.DataFrame) -> str:
-    """The running hash over every row (its last value)."""
-    if cumulative.is_empty():
-        return "0:"
-    last = cumulative.sort("date").row(-1, named=True)
-    return f"{last['rows']}:{last['hash']}"
 
 
 @dataclass(frozen=True)
@@ -94,13 +80,6 @@ class Reuse:
         """The keys whose stored rows the write deletes: computed and dropped ones."""
         return pl.concat([self.computed, self.dropped]).unique()
 
-    def computes(self, **key: object) -> bool:
-        """Whether the key given by column values is among the computed ones."""
-        expr = pl.lit(True)
-        for column, value in key.items():
-            expr = expr & (pl.col(column) == value)
-        return not self.computed.filter(expr).is_empty()
-
     def computed_values(self, column: str) -> list:
         """The distinct values of ``column`` among the computed keys (sorted)."""
         return sorted(self.computed[column].unique().to_list())
@@ -109,7 +88,6 @@ class Reuse:
 def plan_reuse(
     current: pl.DataFrame,
     stored: pl.DataFrame | None,
-    stored_rows: pl.DataFrame | None,
     key_columns: Sequence[str],
     *,
     enabled: bool = True,
@@ -118,8 +96,7 @@ def plan_reuse(
     """Split ``current`` (keys + ``digest``) against ``stored`` (the digests written last time,
     same columns; None = none stored) into kept, computed and dropped keys.
 
-    ``stored_rows``: the distinct keys the data table holds now (a digest whose rows were deleted
-    by hand is recomputed). ``enabled=False`` computes every key (a full recompute). ``owned``
+    ``enabled=False`` computes every key (a full recompute). ``owned``
     limits the dropped keys to the ones this run owns (a run restricted to some strategies must
     not drop the others' rows)."""
     keys = list(key_columns)
@@ -139,23 +116,11 @@ def plan_reuse(
         return Reuse(tuple(keys), current, empty, computed, dropped, reasons)
     stored = stored.select(*keys, pl.col("digest").alias("_stored"))
     joined = current.join(stored, on=keys, how="left", nulls_equal=True)
-    same = pl.col("_stored") == pl.col("digest")
-    present = pl.lit(True)
-    if stored_rows is not None:
-        joined = joined.join(
-            stored_rows.select(keys).unique().with_columns(_present=pl.lit(True)),
-            on=keys,
-            how="left",
-            nulls_equal=True,
-        )
-        present = pl.col("_present").fill_null(False)
     labelled = joined.with_columns(
         reason=pl.when(pl.col("_stored").is_null())
         .then(pl.lit(NEW))
-        .when(~same)
+        .when(pl.col("_stored") != pl.col("digest"))
         .then(pl.lit(CHANGED))
-        .when(~present)
-        .then(pl.lit(UNSTORED))
         .otherwise(pl.lit(KEPT))
     )
     dropped = stored.select(keys).join(current, on=keys, how="anti", nulls_equal=True)

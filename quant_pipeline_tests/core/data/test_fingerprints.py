@@ -12,9 +12,7 @@ from quant_pipeline.core.data.fingerprints import (
     NEW,
     digest,
     hashes_before,
-    hashes_through,
     plan_reuse,
-    total_hash,
 )
 
 KEYS = ("strategy", "rebalance_date")
@@ -32,20 +30,19 @@ def _digests(rows: list[tuple[str, date, str]]) -> pl.DataFrame:
 def test_plan_splits_keys_by_digest_and_counts_the_reasons() -> None:
     stored = _digests([("a", D1, "x"), ("a", D2, "y"), ("b", D1, "z")])
     current = _digests([("a", D1, "x"), ("a", D2, "CHANGED"), ("a", D3, "new")])
-    reuse = plan_reuse(current, stored, None, KEYS)
+    reuse = plan_reuse(current, stored, KEYS)
     assert reuse.kept.rows() == [("a", D1)]
     assert sorted(reuse.computed.rows()) == [("a", D2), ("a", D3)]
     assert reuse.dropped.rows() == [("b", D1)]
     assert reuse.reasons == {KEPT: 1, CHANGED: 1, NEW: 1, DROPPED: 1}
     assert sorted(reuse.replaced.rows()) == [("a", D2), ("a", D3), ("b", D1)]
-    assert reuse.computes(strategy="a", rebalance_date=D3)
-    assert not reuse.computes(strategy="a", rebalance_date=D1)
+    assert reuse.computed_values("rebalance_date") == [D2, D3]
 
 
 def test_a_restricted_run_drops_only_its_own_keys() -> None:
     stored = _digests([("a", D1, "x"), ("b", D1, "z")])
     current = _digests([("a", D1, "x")])
-    reuse = plan_reuse(current, stored, None, KEYS, owned=pl.col("strategy") == "a")
+    reuse = plan_reuse(current, stored, KEYS, owned=pl.col("strategy") == "a")
     assert reuse.dropped.is_empty()
     assert reuse.reasons == {KEPT: 1}
 
@@ -53,28 +50,16 @@ def test_a_restricted_run_drops_only_its_own_keys() -> None:
 def test_reuse_off_or_nothing_stored_computes_everything() -> None:
     stored = _digests([("a", D1, "x")])
     current = _digests([("a", D1, "x"), ("a", D2, "y")])
-    assert plan_reuse(current, stored, None, KEYS, enabled=False).reasons == {FORCED: 2}
-    assert plan_reuse(current, None, None, KEYS).reasons == {NEW: 2}
+    assert plan_reuse(current, stored, KEYS, enabled=False).reasons == {FORCED: 2}
+    assert plan_reuse(current, None, KEYS).reasons == {NEW: 2}
 
 
-def test_rows_missing_for_a_stored_digest_are_recomputed() -> None:
-    stored = _digests([("a", D1, "x"), ("a", D2, "y")])
-    rows = pl.DataFrame({"strategy": ["a"], "rebalance_date": [D1]})
-    reuse = plan_reuse(stored, stored, rows, KEYS)
-    assert reuse.computed.rows() == [("a", D2)]
-
-
-def test_running_hash_lookups_are_strictly_before_or_through_a_date() -> None:
+def test_running_hash_lookup_is_strictly_before_a_date() -> None:
     cumulative = pl.DataFrame(
         {"date": [D1, D2], "rows": [3, 5], "hash": ["11", "29"]},
         schema={"date": pl.Date, "rows": pl.Int64, "hash": pl.String},
     )
     assert hashes_before(cumulative, [D1, D2, D3]) == {D1: "0:", D2: "3:11", D3: "5:29"}
-    assert hashes_through(cumulative, [D1, date(2024, 1, 15)]) == {
-        D1: "3:11",
-        date(2024, 1, 15): "3:11",
-    }
-    assert total_hash(cumulative) == "5:29"
 
 
 def test_digest_is_stable_and_sensitive() -> None:
