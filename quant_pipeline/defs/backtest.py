@@ -412,10 +412,8 @@ def _stored_rows(warehouse: WarehouseResource, kept: list[str]) -> dict[str, pl.
     out = {}
     for table in PER_STRATEGY_TABLES:
         name = f"backtest.{table}"
-        if wh.has_table(name):
-            out[table] = wh.read_table(name, filters={"strategy": kept}) if kept else None
-            if out[table] is None:
-                out[table] = wh.query(f"SELECT * FROM {name} LIMIT 0")
+        if wh.has_table(name):  # no kept strategy: the table's empty frame
+            out[table] = wh.read_table(name, filters={"strategy": kept})
     return out
 
 
