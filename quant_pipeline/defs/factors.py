@@ -27,6 +27,7 @@ from quant_pipeline.defs.incremental import (
     frame_digest,
     reuse_metadata,
     spec_digest,
+    stored_metadata,
 )
 from quant_pipeline.defs.metadata import table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
@@ -387,10 +388,7 @@ def factor_scores(
     )
     yield dg.MaterializeResult(
         asset_key=["factors", "score_components"],
-        metadata={
-            **table_metadata("factors.score_components", all_components),
-            **reuse_metadata(reuse),
-        },
+        metadata=stored_metadata(wh, "factors.score_components", all_components, reuse),
     )
 
 

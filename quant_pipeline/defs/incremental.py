@@ -27,7 +27,7 @@ import polars as pl
 
 from quant_pipeline.core.data.fingerprints import Reuse, digest, plan_reuse
 from quant_pipeline.core.strategies.spec import StrategySpec
-from quant_pipeline.defs.metadata import markdown_table
+from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import is_restricted, owned_strategies, write_owned
 from quant_pipeline.storage.warehouse import Warehouse
@@ -133,11 +133,51 @@ class Incremental:
         computed and dropped keys' rows are replaced (:meth:`Warehouse.replace_keys`)."""
         full = reuse.kept.is_empty() and reuse.computed.height == reuse.current.height
         digests = reuse.current.join(reuse.computed, on=list(self.key_columns), how="semi")
+        # forget the replaced keys' digests first: a write that stops half-way leaves those
+        # keys with no digest (recomputed next time), never an old digest over new rows
+        if wh.has_table(self.digests) and reuse.replaced.height:
+            wh.replace_keys(self.digests, pl.DataFrame(), reuse.replaced)
         for table, frame in {**frames, self.digests: digests}.items():
             if full:
                 write_owned(wh, market, table, frame, column, keys)
             else:
                 wh.replace_keys(table, frame, reuse.replaced)
+
+
+@dataclass(frozen=True)
+class WholeStep:
+    """A step whose tables are kept whole while one digest of all its inputs is unchanged
+    (e.g. the universe screen: one screen of the latest data). Its digest table holds one row
+    (``step`` = ``table``, ``digest``)."""
+
+    table: str
+    description: str
+
+    @property
+    def keys(self) -> Incremental:
+        return Incremental(self.table, ("step",), self.description)
+
+    @property
+    def digests(self) -> str:
+        return self.keys.digests
+
+    def spec(self, group: str, deps: Sequence[dg.AssetKey]) -> dg.AssetSpec:
+        return self.keys.spec(group, deps)
+
+    def plan(self, warehouse: WarehouseResource, market: MarketDataResource, value: str) -> Reuse:
+        """Kept (one KEPT key) when ``value`` equals the stored digest, else computed."""
+        current = pl.DataFrame({"step": [self.table], "digest": [value]})
+        return self.keys.plan(warehouse, market, current)
+
+    def write(self, wh: Warehouse, reuse: Reuse, frames: dict) -> None:
+        """Replace every table of ``frames`` whole, the digest last (forgotten first, so a
+        write that stops half-way is recomputed next time)."""
+        empty = reuse.current.clear()
+        if wh.has_table(self.digests):
+            wh.replace_table(self.digests, empty)
+        for table, frame in frames.items():
+            wh.replace_table(table, frame)
+        wh.replace_table(self.digests, reuse.current)
 
 
 def strategy_digests(parts: dict[str, tuple]) -> pl.DataFrame:
@@ -161,6 +201,19 @@ def digest_map(frame: pl.DataFrame, by: str = "strategy") -> dict[str, str]:
         return {}
     rows = frame.sort(frame.columns).group_by(by, maintain_order=True).agg(pl.col("digest"))
     return {k: digest(list(v)) for k, v in rows.iter_rows()}
+
+
+def stored_metadata(
+    wh: Warehouse, table: str, computed: pl.DataFrame, reuse: Reuse, **extra: object
+) -> dict[str, object]:
+    """:func:`table_metadata` of an incremental table after its write: the row count is the
+    stored table's (kept and recomputed rows), ``rows_recomputed`` the rows this run wrote,
+    the preview theirs; plus :func:`reuse_metadata`."""
+    return {
+        **table_metadata(table, computed, rows_recomputed=computed.height, **extra),
+        "dagster/row_count": wh.row_count(table),
+        **reuse_metadata(reuse),
+    }
 
 
 def reuse_metadata(reuse: Reuse, shown: int = 12) -> dict[str, object]:

@@ -17,6 +17,7 @@ from quant_pipeline.defs.incremental import (
     code_version,
     reuse_metadata,
     spec_digest,
+    stored_metadata,
     strategy_digests,
 )
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
@@ -135,7 +136,7 @@ def signal_strategy_weights(
     )
     yield dg.MaterializeResult(
         asset_key=["factors", "signal_events"],
-        metadata={**table_metadata("factors.signal_events", all_events), **reuse_metadata(reuse)},
+        metadata=stored_metadata(wh, "factors.signal_events", all_events, reuse),
     )
     yield dg.MaterializeResult(
         asset_key=SIGNALS.digests.split("."),
@@ -143,11 +144,12 @@ def signal_strategy_weights(
     )
     yield dg.MaterializeResult(
         asset_key=["portfolio", "signal_weights"],
-        metadata=table_metadata(
+        metadata=stored_metadata(
+            wh,
             "portfolio.signal_weights",
             all_weights,
+            reuse,
             strategies=dg.MetadataValue.md(markdown_table(pl.DataFrame(summary), max_rows=20)),
-            **reuse_metadata(reuse),
         ),
     )
 
