@@ -1,8 +1,11 @@
 """The benchmark return series every backtest is compared with (``backtest.benchmarks``)."""
 
+import sys
+
 import dagster as dg
 import polars as pl
 
+import quant_pipeline.core.backtest.benchmark_returns as benchmark_returns_module
 from quant_pipeline.core.backtest.benchmark_returns import (
     CAP_WEIGHT,
     EQUAL_WEIGHT,
@@ -14,10 +17,16 @@ from quant_pipeline.core.backtest.benchmark_returns import (
 from quant_pipeline.core.backtest.reference_engine import BacktestInputError
 from quant_pipeline.core.data.share_basis import SHARE_BASIS_TABLE
 from quant_pipeline.core.reporting import backtest_charts as plots
+from quant_pipeline.defs.incremental import (
+    Incremental,
+    code_version,
+    reuse_metadata,
+    strategy_digests,
+)
 from quant_pipeline.defs.metadata import markdown_table, table_metadata
 from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.defs.strategies import selected_strategies
-from quant_pipeline.defs.tables import reads
+from quant_pipeline.defs.tables import reads, table_spec
 
 GROUP = "backtest"
 KINDS = {"duckdb", "polars"}
@@ -87,21 +96,34 @@ def ticker_series(
     return series, missing
 
 
-@dg.asset(
-    key=["backtest", "benchmarks"],
-    deps=BENCHMARK_READS.deps,
-    group_name=GROUP,
-    kinds=KINDS,
-    pool="warehouse",
+BENCHMARKS = Incremental(
+    "backtest.benchmarks",
+    ("benchmark",),
+    "Per benchmark: the digest of what its returns were computed from (the curated tables it "
+    "reads, the primary asked for, the code); unchanged = kept.",
 )
-def benchmarks(
-    context: dg.AssetExecutionContext,
-    config: BenchmarksConfig,
-    market: MarketDataResource,
-    warehouse: WarehouseResource,
-) -> dg.MaterializeResult:
-    """Benchmark daily returns: equal-weight and cap-weighted universe, and chosen tickers."""
-    read = BENCHMARK_READS.reader(warehouse.read_only())
+
+
+def benchmark_digests(read, wanted: list[str], primary: str) -> pl.DataFrame:
+    """Each wanted benchmark's input digest: the prices (and the primary asked for: it sets
+    ``is_primary``) for all; membership for the universe ones; shares for the cap-weighted."""
+    hashes = {t: read.content_hash(t) for t in BENCHMARK_READS.tables}
+    code = code_version(benchmark_returns_module, sys.modules[__name__])
+    common = (code, primary, hashes["curated.prices"])
+    universe = (hashes["curated.membership"],)
+    shares = tuple(hashes[t] for t in BENCHMARK_READS.tables if t != "curated.prices")
+    parts = {EQUAL_WEIGHT: (*common, *universe), CAP_WEIGHT: (*common, *shares)}
+    parts.update({t: common for t in wanted if t not in parts})
+    return strategy_digests(parts).rename({"strategy": "benchmark"})
+
+
+def _series(
+    context: dg.AssetExecutionContext, read, todo: list[str], shares: pl.DataFrame
+) -> dict[str, pl.DataFrame]:
+    """The return series of the benchmarks in ``todo`` (tickers without returns are logged and
+    left out); ``shares``: what the cap-weighted one weighs by (:func:`_shares`)."""
+    if not todo:
+        return {}
     prices = read("curated.prices", columns=["ticker", "date", "close", "daily_return"])
     membership = read("curated.membership")
     members = membership if membership.height else None
@@ -109,6 +131,54 @@ def benchmarks(
         raise dg.Failure(
             f"curated.membership holds several universes {members['universe'].unique().to_list()}"
         )
+    series: dict[str, pl.DataFrame] = {}
+    if EQUAL_WEIGHT in todo:
+        series[EQUAL_WEIGHT] = equal_weight_benchmark(prices, membership=members)
+    if CAP_WEIGHT in todo:
+        series[CAP_WEIGHT] = cap_weighted_benchmark(
+            prices, shares, membership=members, share_basis=read(SHARE_BASIS_TABLE)
+        )
+    found, _ = ticker_series(context, prices, [t for t in todo if t not in series])
+    series.update(found)
+    return series
+
+
+@dg.multi_asset(
+    name="backtest__benchmarks",
+    specs=[
+        table_spec(
+            "backtest.benchmarks",
+            "Benchmark daily returns: equal-weight and cap-weighted universe, and chosen tickers.",
+            GROUP,
+            BENCHMARK_READS.deps,
+        ),
+        BENCHMARKS.spec(GROUP, BENCHMARK_READS.deps),
+    ],
+    pool="warehouse",
+)
+def benchmarks(
+    context: dg.AssetExecutionContext,
+    config: BenchmarksConfig,
+    market: MarketDataResource,
+    warehouse: WarehouseResource,
+):
+    """Benchmark daily returns: equal-weight and cap-weighted universe, and chosen tickers."""
+    read = BENCHMARK_READS.reader(warehouse.read_only())
+    # plus the tickers strategies name as their benchmark (e.g. QVAL), kept when the data has them
+    named = sorted({s.benchmark for s in selected_strategies(market).values() if s.benchmark})
+    wanted = list(
+        dict.fromkeys(
+            [
+                EQUAL_WEIGHT,
+                CAP_WEIGHT,
+                *(config.tickers or market.benchmark_tickers),
+                config.primary,
+                *named,
+            ]
+        )
+    )
+    reuse = BENCHMARKS.plan(warehouse, market, benchmark_digests(read, wanted, config.primary))
+    todo = reuse.computed_values("benchmark")
     shares, from_profile = _shares(
         read(
             "curated.fundamentals",
@@ -116,24 +186,25 @@ def benchmarks(
         ),
         read("curated.securities", columns=["ticker", "shares_outstanding"]),
     )
-    series = {
-        EQUAL_WEIGHT: equal_weight_benchmark(prices, membership=members),
-        CAP_WEIGHT: cap_weighted_benchmark(
-            prices, shares, membership=members, share_basis=read(SHARE_BASIS_TABLE)
-        ),
-    }
-    # plus the tickers strategies name as their benchmark (e.g. QVAL), kept when the data has them
-    named = sorted({s.benchmark for s in selected_strategies(market).values() if s.benchmark})
-    wanted = dict.fromkeys([*(config.tickers or market.benchmark_tickers), config.primary, *named])
-    found, missing = ticker_series(context, prices, [t for t in wanted if t not in series])
-    series.update(found)
-    primary = config.primary if config.primary in series else EQUAL_WEIGHT
+    series = _series(context, read, todo, shares)
+    stored = set()
+    if not reuse.kept.is_empty():
+        stored = set(
+            warehouse.read_only()
+            .read_table("backtest.benchmarks", ["benchmark"])["benchmark"]
+            .unique()
+        )
+    has_returns = set(series) | (stored & set(reuse.kept["benchmark"]))
+    primary = config.primary if config.primary in has_returns else EQUAL_WEIGHT
     if primary != config.primary:
         context.log.warning(f"primary benchmark {config.primary!r} missing: using {primary!r}")
-    table = benchmark_table(series).with_columns(
+    computed = benchmark_table(series).with_columns(
         (pl.col("benchmark") == primary).alias("is_primary")
     )
-    warehouse.get().replace_table("backtest.benchmarks", table)
+    wh = warehouse.get()
+    BENCHMARKS.write(wh, market, reuse, computed, "benchmark", wanted)
+    table = wh.read_table("backtest.benchmarks")
+    missing = [t for t in wanted if t not in has_returns]
     summary = table.group_by("benchmark").agg(
         pl.col("date").min().alias("first"),
         pl.col("date").max().alias("last"),
@@ -146,9 +217,10 @@ def benchmarks(
         .with_columns((1 + pl.col("return")).cum_prod().over("benchmark").alias("equity"))
         .filter(pl.col("benchmark").is_in([EQUAL_WEIGHT, CAP_WEIGHT, primary]))
     )
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
+        asset_key=["backtest", "benchmarks"],
         metadata={
-            **table_metadata("backtest.benchmarks", table),
+            **table_metadata("backtest.benchmarks", table, rows_recomputed=computed.height),
             "primary": primary,
             "missing_benchmarks": dg.MetadataValue.json(missing),
             "benchmarks": dg.MetadataValue.md(markdown_table(summary.sort("benchmark"))),
@@ -156,7 +228,12 @@ def benchmarks(
             "equity": dg.MetadataValue.md(
                 plots.md_image(plots.benchmarks_png(curves), "benchmark equity")
             ),
-        }
+            **reuse_metadata(reuse),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=BENCHMARKS.digests.split("."),
+        metadata={**table_metadata(BENCHMARKS.digests, reuse.current), **reuse_metadata(reuse)},
     )
 
 

@@ -187,7 +187,11 @@ def test_a_ticker_from_the_data_can_be_the_primary_benchmark(built, tmp_path):
         )
     # a configured benchmark that is not in the data is a warning naming it, not a failure
     assert missing.success
-    (event,) = missing.asset_materializations_for_node("backtest__benchmarks")
+    (event,) = [
+        m
+        for m in missing.asset_materializations_for_node("backtest__benchmarks")
+        if m.asset_key == dg.AssetKey(["backtest", "benchmarks"])
+    ]
     # QVAL is magic_formula_lean's own benchmark ticker, absent from the demo data
     assert event.metadata["missing_benchmarks"].value == ["SPY", "NOT_A_TICKER", "QVAL"]
     assert event.metadata["primary"].value == "equal_weight"
@@ -343,7 +347,10 @@ def test_the_universe_screen_lists_every_candidate_with_its_reason(built, tmp_pa
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize(
             [universe_screen],
-            resources={"warehouse": WarehouseResource(path=str(path))},
+            resources={
+                "warehouse": WarehouseResource(path=str(path)),
+                "market": MarketDataResource(source="demo", demo_end=DEMO_END_ISO),
+            },
             run_config={
                 "ops": {"universe_screen": {"config": {"rules": str(rules), "as_of": as_of}}}
             },

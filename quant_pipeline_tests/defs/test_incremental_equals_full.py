@@ -137,6 +137,10 @@ WATCHED = (
     "portfolio.target_weights",
     "backtest.daily",
     "backtest.tear_sheets",
+    "backtest.benchmarks",
+    "research.factor_ic",
+    "research.luck",
+    "universe.screened",
 )
 
 
@@ -229,3 +233,23 @@ def test_new_rebalance_date_is_computed_and_the_rest_kept(phases: dict[str, Phas
     values = phases["rebalance"].reuse["factors.values"]
     assert values[NEW] == 1
     assert values[KEPT] > 0
+
+
+def test_changed_strategy_keeps_the_research_of_the_others(phases: dict[str, Phase]) -> None:
+    """magic_formula's YAML changed, no data did: the benchmarks, the universe screen and the
+    factors' diagnostics are kept; only magic_formula's composite and luck baseline are
+    recomputed."""
+    reuse = phases["strategy"].reuse
+    assert set(reuse["backtest.benchmarks"]) == {KEPT}
+    assert reuse["universe.screened"] == {KEPT: 1}
+    assert reuse["research.factor_ic"][CHANGED] == 1
+    assert reuse["research.factor_ic"][KEPT] >= 10
+    assert reuse["research.luck"][CHANGED] == 1
+    assert reuse["research.luck"][KEPT] >= 2
+
+
+def test_new_prices_recompute_the_research(phases: dict[str, Phase]) -> None:
+    """A week of new prices changes every forward return and benchmark day: nothing is kept."""
+    reuse = phases["weekly"].reuse
+    for asset in ("backtest.benchmarks", "research.factor_ic", "universe.screened"):
+        assert KEPT not in reuse[asset], asset

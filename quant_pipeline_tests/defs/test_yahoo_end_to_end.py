@@ -116,7 +116,11 @@ def test_recorded_benchmarks_are_stored_and_a_missing_one_is_named(yahoo_run):
     # QQQ was fetched beside the universe, but its recording holds one priced day (no return);
     # SPY has no recording (Yahoo's "Not Found"): both named, neither fails the run
     assert "QQQ" in set(warehouse.read_table("raw.prices", columns=["ticker"])["ticker"])
-    (event,) = result.asset_materializations_for_node("backtest__benchmarks")
+    (event,) = [
+        m
+        for m in result.asset_materializations_for_node("backtest__benchmarks")
+        if m.asset_key == dg.AssetKey(["backtest", "benchmarks"])
+    ]
     assert event.metadata["missing_benchmarks"].value == ["QQQ", "SPY"]
     # QQQ is priced but is no member of the universe: no strategy can hold it
     values = warehouse.read_table("factors.values", columns=["ticker", "in_universe"])
