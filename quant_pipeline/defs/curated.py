@@ -12,6 +12,9 @@ reason shown on the tick. The run key is the triggering run's id, so one refresh
 two rebuilds.
 """
 
+from dataclasses import dataclass, field
+from datetime import date
+
 import dagster as dg
 import polars as pl
 
@@ -66,43 +69,84 @@ SUSPECT_MOVES_READS = reads("curated.prices", "raw.corporate_actions")
 def curated_prices(
     context: dg.AssetExecutionContext, market: MarketDataResource, warehouse: WarehouseResource
 ):
-    """Validate and adjust raw prices; keep the refused rows in curated.rejected_prices."""
+    """Validate and adjust raw prices in ticker batches; keep refused rows in rejected_prices."""
     source = market.settings().source
     read = PRICES_READS.reader(warehouse.read_only())
     as_of = market.as_of_date()
     spikes = SpikeRule(market.spike_threshold, market.spike_reversal_days)
-    result = curate.curate_prices(
-        read.raw("prices", source),
-        read.raw("corporate_actions", source),
-        as_of=as_of,
-        spikes=spikes,
-    )
-    prices = validate(result.prices, "curated.prices")
+    actions = read.raw("corporate_actions", source)
+    batches = curate.ticker_batches(
+        read.ticker_rows("prices", source), curate.PRICE_BATCH_ROWS
+    ) or [None]
+    summary = PriceBatches()
+
+    def curated_batches():
+        for tickers in batches:
+            raw = read.raw("prices", source, tickers=tickers)
+            result = curate.curate_prices(
+                raw,
+                actions if tickers is None else actions.filter(pl.col("ticker").is_in(tickers)),
+                as_of=as_of,
+                spikes=spikes,
+            )
+            del raw
+            prices = validate(result.prices, "curated.prices")
+            summary.add(prices, result.rejected)
+            yield prices
+
     wh = warehouse.get()
-    wh.replace_table("curated.prices", prices)
-    wh.replace_table("curated.rejected_prices", result.rejected)
-    if result.rejected.height:
+    rows = wh.replace_table_batches("curated.prices", curated_batches())
+    rejected = pl.concat(summary.rejected, how="vertical_relaxed")
+    wh.replace_table("curated.rejected_prices", rejected)
+    if rejected.height:
         context.log.warning(
-            f"{result.rejected.height} raw price rows rejected; see curated.rejected_prices"
+            f"{rejected.height} raw price rows rejected; see curated.rejected_prices"
         )
     yield dg.MaterializeResult(
         asset_key=["curated", "prices"],
-        metadata=table_metadata(
-            "curated.prices",
-            prices,
-            tickers=prices["ticker"].n_unique(),
-            first_date=str(prices["date"].min()),
-            last_date=str(prices["date"].max()),
-            rejected_rows=result.rejected.height,
-            as_of=str(as_of),
-            spike_threshold=spikes.threshold,
-            spike_reversal_days=spikes.reversal_rows,
-        ),
+        metadata={
+            **table_metadata(
+                "curated.prices",
+                summary.preview,
+                tickers=summary.tickers,
+                first_date=str(summary.first_date),
+                last_date=str(summary.last_date),
+                rejected_rows=rejected.height,
+                as_of=str(as_of),
+                spike_threshold=spikes.threshold,
+                spike_reversal_days=spikes.reversal_rows,
+                ticker_batches=len(batches),
+            ),
+            "dagster/row_count": rows,
+        },
     )
     yield dg.MaterializeResult(
         asset_key=["curated", "rejected_prices"],
-        metadata=table_metadata("curated.rejected_prices", result.rejected),
+        metadata=table_metadata("curated.rejected_prices", rejected),
     )
+
+
+@dataclass
+class PriceBatches:
+    """What the curated price batches added up to: tickers, date range, the first batch's
+    rows (the preview) and every batch's rejected rows."""
+
+    tickers: int = 0
+    first_date: date | None = None
+    last_date: date | None = None
+    preview: pl.DataFrame | None = None
+    rejected: list[pl.DataFrame] = field(default_factory=list)
+
+    def add(self, prices: pl.DataFrame, rejected: pl.DataFrame) -> None:
+        if self.preview is None:
+            self.preview = prices.head(10)
+        self.rejected.append(rejected)
+        if prices.is_empty():
+            return
+        self.tickers += prices["ticker"].n_unique()
+        low, high = prices["date"].min(), prices["date"].max()
+        self.first_date = low if self.first_date is None else min(self.first_date, low)
+        self.last_date = high if self.last_date is None else max(self.last_date, high)
 
 
 class FundamentalsTiming(dg.Config):

@@ -132,17 +132,20 @@ def guard_prices(
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """The fetched prices that may be written; refused replacements and restatements recorded.
 
-    Compares ``frame`` with the stored rows from its first date (minus a context window) on:
-    an incoming row never replaces a stored row it would make worse (see
+    Compares ``frame`` with the stored rows from each ticker's first incoming date (minus a
+    context window) on: an incoming row never replaces a stored row it would make worse (see
     ``core.data.price_rules.guard_replacements``). Refusals go to ``raw.refused_replacements``,
     changed values of accepted rows to ``raw.price_restatements`` (old and new value), both
     tagged with the run id. Returns (accepted, refused, restatements)."""
     if frame.is_empty():
         return frame, pl.DataFrame(), pl.DataFrame()
     source_name = frame["source"][0]
-    since = frame["date"].min() - timedelta(days=_GUARD_CONTEXT_DAYS)
-    tickers = frame["ticker"].unique().to_list()
-    stored = warehouse.read_raw_since("prices", source_name, since, tickers=tickers)
+    # each ticker's stored rows from its own first incoming date (less the context): a
+    # refresh holding a few full histories reads those, not every ticker's whole history
+    starts = frame.group_by("ticker").agg(
+        since=pl.col("date").min() - timedelta(days=_GUARD_CONTEXT_DAYS)
+    )
+    stored = warehouse.read_raw_from("prices", source_name, starts)
     result = guard_replacements(stored, frame, spikes, datetime.now(UTC))
     tag = {"run_id": pl.lit(run_id or "", pl.String)}
     if result.refused.height:

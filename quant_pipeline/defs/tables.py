@@ -94,10 +94,18 @@ class TableReader:
         self._check(table)
         return self.warehouse.read_table(table, columns=columns, filters=filters)
 
-    def raw(self, dataset: str, source: str | None = None) -> pl.DataFrame:
-        """``Warehouse.read_raw`` of a declared ``raw.<dataset>`` (empty when not written yet)."""
+    def raw(
+        self, dataset: str, source: str | None = None, tickers: Sequence[str] | None = None
+    ) -> pl.DataFrame:
+        """``Warehouse.read_raw`` of a declared ``raw.<dataset>`` (empty when not written yet),
+        of ``tickers`` only when given."""
         self._check(f"raw.{dataset}")
-        return self.warehouse.read_raw(dataset, source)
+        return self.warehouse.read_raw(dataset, source, tickers)
+
+    def ticker_rows(self, dataset: str, source: str) -> pl.DataFrame:
+        """``Warehouse.ticker_rows`` of a declared ``raw.<dataset>``: rows per ticker."""
+        self._check(f"raw.{dataset}")
+        return self.warehouse.ticker_rows(dataset, source)
 
     def cumulative_hashes(
         self, table: str, date_column: str, columns: Sequence[str] | None = None

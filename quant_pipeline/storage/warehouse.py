@@ -19,7 +19,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -719,6 +719,45 @@ class Warehouse:
             con.unregister("_frame")
         return frame.height
 
+    def replace_table_batches(self, table: str, batches: Iterable[pl.DataFrame]) -> int:
+        """Atomically create or replace ``schema.table`` with the rows of ``batches`` (frames
+        of one schema, at least one), holding one batch in memory at a time.
+
+        Each batch is appended to a staging table ``schema._<name>_staging`` in its own
+        transaction; one last transaction drops ``table`` and renames the staging table to it,
+        so a reader sees the previous table or the whole new one, never part of it. A batch
+        that fails (its producer raises, or it does not fit the first batch's columns) drops
+        the staging table and leaves the previous table untouched. Returns the rows written.
+        """
+        target = _table_name(table)
+        schema, name = table.split(".")
+        staging_name = f"_{name}_staging"
+        staging = _table_name(f"{schema}.{staging_name}")
+        rows, first = 0, True
+        try:
+            for batch in batches:
+                with self._transaction(table) as con:
+                    con.register("_batch", _prepare(batch).to_arrow())
+                    if first:
+                        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                        con.execute(f"CREATE OR REPLACE TABLE {staging} AS SELECT * FROM _batch")
+                    else:
+                        _insert_frame(con, table, staging, "_batch", "append")
+                    con.unregister("_batch")
+                rows += batch.height
+                first = False
+            if first:
+                raise WarehouseError(f"{table}: no batch to write (expected at least one frame)")
+            with self._transaction(table) as con:
+                con.execute(f"DROP TABLE IF EXISTS {target}")
+                con.execute(f'ALTER TABLE {staging} RENAME TO "{name}"')
+        except BaseException:
+            if not first:
+                with self._transaction(table) as con:
+                    con.execute(f"DROP TABLE IF EXISTS {staging}")
+            raise
+        return rows
+
     def replace_partition(
         self, table: str, frame: pl.DataFrame, key_column: str, keys: Sequence[object]
     ) -> int:
@@ -800,9 +839,11 @@ class Warehouse:
                 con.sql(f"SELECT {select} FROM {target}{where}", params=params).pl()
             )
 
-    def read_raw(self, dataset: str, source: str | None = None) -> pl.DataFrame:
-        """``raw.<dataset>`` (optionally one source's rows) in the raw schema; empty if the table
-        does not exist yet."""
+    def read_raw(
+        self, dataset: str, source: str | None = None, tickers: Sequence[str] | None = None
+    ) -> pl.DataFrame:
+        """``raw.<dataset>`` (optionally one source's rows, of ``tickers`` only) in the raw
+        schema; empty if the table does not exist yet."""
         if dataset not in RAW_SCHEMAS:
             raise WarehouseError(
                 f"unknown raw dataset {dataset!r}; expected one of {sorted(RAW_SCHEMAS)}"
@@ -810,10 +851,12 @@ class Warehouse:
         table = f"raw.{dataset}"
         if not self.path.exists() or not self.has_table(table):
             return pl.DataFrame(schema=RAW_SCHEMAS[dataset])
-        filters = {"source": source} if source is not None else None
+        filters: dict[str, object] = {} if source is None else {"source": source}
+        if tickers is not None:
+            filters["ticker"] = list(tickers)
         # a file written before a column was added to the schema has no such column yet (the
         # next raw write adds it): it reads as null
-        return conform(self.read_table(table, filters=filters), RAW_SCHEMAS[dataset])
+        return conform(self.read_table(table, filters=filters or None), RAW_SCHEMAS[dataset])
 
     def read_raw_since(
         self, dataset: str, source: str, since: date, tickers: Sequence[str] | None = None
@@ -838,6 +881,30 @@ class Warehouse:
             frame = con.sql(
                 f"SELECT {cols} FROM {_table_name(table)} WHERE {where}", params=params
             ).pl()
+        return _normalise_result(frame).cast(schema)  # type: ignore[arg-type]
+
+    def read_raw_from(self, dataset: str, source: str, starts: pl.DataFrame) -> pl.DataFrame:
+        """Rows of ``raw.<dataset>`` of one source from each ticker's own start: ``starts``
+        (ticker, since) gives the first date read per ticker; tickers not in it are not read.
+        In the raw schema; empty if none yet. A refresh that re-fetched a few tickers' whole
+        history and the last weeks of the others reads only what it compares."""
+        if dataset not in RAW_SCHEMAS or "date" not in RAW_SCHEMAS[dataset]:
+            raise WarehouseError(f"read_raw_from: raw.{dataset} has no date column")
+        require_columns(starts, ["ticker", "since"], "read_raw_from starts")
+        table = f"raw.{dataset}"
+        schema = RAW_SCHEMAS[dataset]
+        if starts.is_empty() or not self.path.exists() or not self.has_table(table):
+            return pl.DataFrame(schema=schema)
+        cols = ", ".join(f"r.{_column_name(c)}" for c in schema)
+        firsts = starts.group_by("ticker").agg(pl.col("since").min()).cast({"since": pl.Date})
+        with self.connect(read_only=True) as con:
+            con.register("_starts", firsts.to_arrow())
+            frame = con.sql(
+                f"SELECT {cols} FROM {_table_name(table)} r JOIN _starts s "
+                "ON r.ticker = s.ticker AND r.date >= s.since WHERE r.source = ?",
+                params=[source],
+            ).pl()
+            con.unregister("_starts")
         return _normalise_result(frame).cast(schema)  # type: ignore[arg-type]
 
     def query(
@@ -1039,6 +1106,24 @@ class Warehouse:
         if isinstance(result, datetime):
             return result.date()
         return result
+
+    def ticker_rows(self, dataset: str, source: str) -> pl.DataFrame:
+        """Rows stored per ticker of ``raw.<dataset>`` for one source (ticker, rows), in ticker
+        order: how a step reading it in ticker batches sizes them. Empty when nothing is
+        stored yet."""
+        empty = pl.DataFrame(schema={"ticker": pl.String, "rows": pl.Int64})
+        table = f"raw.{dataset}"
+        if not self.path.exists():
+            return empty
+        with self.connect(read_only=True) as con:
+            if not self._table_exists(con, table):
+                return empty
+            frame = con.sql(
+                f"SELECT ticker, count(*) AS rows FROM {_table_name(table)} "
+                "WHERE source = ? GROUP BY ticker ORDER BY ticker",
+                params=[source],
+            ).pl()
+        return frame.cast({"ticker": pl.String, "rows": pl.Int64})
 
     def last_dates(self, dataset: str, source: str) -> pl.DataFrame:
         """Last stored ``date`` per ticker of ``raw.<dataset>`` for one source (ticker,

@@ -22,7 +22,7 @@ from quant_pipeline.defs.resources import MarketDataResource, WarehouseResource
 from quant_pipeline.storage.warehouse import Warehouse
 
 DAYS = [date(2024, 1, 1) + timedelta(days=i) for i in range(60)]
-DAYS = [d for d in DAYS if d.weekday() < 5]  # 43 weekdays, last 29 February
+DAYS = [d for d in DAYS if d.weekday() < 5]  # 44 weekdays, last 29 February
 BASE = {"AAPL": 150.0, "MSFT": 300.0}
 
 
@@ -252,3 +252,59 @@ def test_a_failed_prices_write_is_logged_as_an_error(tmp_path):
     assert log[1]["error"].startswith(
         "write to raw.prices failed: WarehouseError: raw.prices: the frame holds different values"
     )
+
+
+def _raw(ticker: str, days: list[date], adj: float = 1.0) -> pl.DataFrame:
+    from datetime import UTC, datetime
+
+    from quant_pipeline.core.data.schema import RAW_PRICES, conform
+
+    close = BASE[ticker]
+    return conform(
+        pl.DataFrame(
+            {
+                "ticker": ticker,
+                "date": days,
+                "close": [close] * len(days),
+                "adj_close": [close * adj] * len(days),
+                "volume": [1000.0] * len(days),
+                "source": "demo",
+                "ingested_at": datetime(2024, 3, 1, tzinfo=UTC),
+            }
+        ),
+        RAW_PRICES,
+    )
+
+
+def test_the_guard_reads_each_tickers_stored_rows_from_its_own_first_incoming_day(
+    tmp_path, monkeypatch
+):
+    """A refresh holding one ticker's whole restated history and the last days of another
+    reads the second one's stored rows from its window (less the context), not its whole
+    history (at 3,000 tickers the whole table: 29 s and 5.4 GB instead of 5 s and 2.4 GB)."""
+    from quant_pipeline.core.data.price_rules import SpikeRule
+    from quant_pipeline.defs.ingestion import _GUARD_CONTEXT_DAYS, guard_prices
+
+    wh = Warehouse(tmp_path / "quant.duckdb")
+    wh.write_raw("prices", pl.concat([_raw("AAPL", DAYS[:-1]), _raw("MSFT", DAYS[:-1])]))
+    incoming = pl.concat([_raw("AAPL", DAYS, adj=0.99), _raw("MSFT", DAYS[-6:])])
+    reads: list[pl.DataFrame] = []
+    real = Warehouse.read_raw_from
+
+    def spy(self, dataset, source, starts):
+        reads.append(real(self, dataset, source, starts))
+        return reads[-1]
+
+    monkeypatch.setattr(Warehouse, "read_raw_from", spy)
+    accepted, refused, restated = guard_prices(
+        dg.build_asset_context(), wh, incoming, SpikeRule(3.0, 5), "run-1"
+    )
+    (read,) = reads
+    first_read = dict(read.group_by("ticker").agg(pl.col("date").min()).iter_rows())
+    assert first_read["AAPL"] == DAYS[0]
+    assert first_read["MSFT"] >= DAYS[-6] - timedelta(days=_GUARD_CONTEXT_DAYS) > DAYS[0]
+    assert accepted.height == incoming.height and refused.is_empty()
+    # the restated adjusted closes of AAPL's stored days are recorded, MSFT's rows unchanged
+    assert restated.group_by("ticker", "column").len().rows() == [
+        ("AAPL", "adj_close", len(DAYS) - 1)
+    ]

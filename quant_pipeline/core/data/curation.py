@@ -96,6 +96,33 @@ class CuratedPrices(NamedTuple):
     rejected: pl.DataFrame
 
 
+# Raw price rows curated at once: curation is per ticker (latest vintage, row rules, spikes,
+# adjusted close and daily return look at one ticker's rows only), so curating tickers in
+# batches of about this many rows gives the same rows as curating them all, in bounded memory.
+PRICE_BATCH_ROWS = 2_000_000
+
+
+def ticker_batches(rows: pl.DataFrame, max_rows: int = PRICE_BATCH_ROWS) -> list[list[str]]:
+    """``rows`` (ticker, rows: the raw rows per ticker) cut into consecutive runs of tickers in
+    ticker order, each holding at most ``max_rows`` rows (a ticker with more gets a batch of its
+    own). Every ticker lands in exactly one batch; none are empty."""
+    require_columns(rows, ["ticker", "rows"], "ticker_batches")
+    if max_rows < 1:
+        raise ValueError(f"ticker_batches: max_rows must be >= 1, got {max_rows}")
+    batches: list[list[str]] = []
+    current: list[str] = []
+    size = 0
+    for ticker, n in rows.sort("ticker").select("ticker", "rows").iter_rows():
+        if current and size + n > max_rows:
+            batches.append(current)
+            current, size = [], 0
+        current.append(ticker)
+        size += n
+    if current:
+        batches.append(current)
+    return batches
+
+
 def latest_rows(frame: pl.DataFrame, key: list[str] | tuple[str, ...]) -> pl.DataFrame:
     """One row per ``key``: the one with the latest ``ingested_at`` (ties: the later row).
 
