@@ -79,7 +79,7 @@ def candidates(warehouse: Warehouse, as_of: date | None = None) -> tuple[date, p
     if prices.is_empty():
         raise ValueError("curated.prices is empty: run the pipeline first")
     as_of = as_of or prices["date"].max() + timedelta(days=1)
-    before = price_window(prices.filter(pl.col("date") < as_of))
+    before = price_window(prices, before=as_of)
     fundamentals = _table(warehouse, "curated.fundamentals")
     securities = _table(warehouse, "curated.securities")
     membership = _table(warehouse, "curated.membership")

@@ -4,6 +4,7 @@ from datetime import date, timedelta
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from quant_pipeline.config.strategies import load_strategies
 from quant_pipeline.core.backtest.lookahead_audit import (
@@ -196,3 +197,18 @@ def test_the_price_window_keeps_every_row_a_trading_ticker_can_need_from_one_cut
     got = price_window(pl.concat([frame, gappy]), max_stale_days=1, rows=3)
     assert got["date"].min() == days[10]
     assert got.filter(pl.col("ticker") == "D")["date"].to_list() == [days[10], days[12], days[19]]
+
+
+@pytest.mark.parametrize("cut_day", [0, 1, 6, 14, 16, 19, 20])
+def test_the_window_before_a_date_equals_the_window_of_the_rows_before_it(cut_day):
+    """``before=D`` reads the frame in place: the same rows as cutting the frame at D first."""
+    days = [date(2024, 1, 1) + timedelta(days=i) for i in range(21)]
+    rows = [("A", d) for d in days[:20]] + [("B", d) for d in days[15:20]]
+    rows += [("C", d) for d in days[:6]] + [("D", d) for d in (days[0], days[10], days[12])]
+    frame = pl.DataFrame(rows, schema={"ticker": pl.String, "date": pl.Date}, orient="row")
+    frame = frame.with_columns(close=pl.int_range(pl.len()).cast(pl.Float64))
+    d = days[cut_day]
+    expected = price_window(frame.filter(pl.col("date") < d), max_stale_days=1, rows=3)
+    got = price_window(frame, max_stale_days=1, rows=3, before=d)
+    assert_frame_equal(got, expected)
+    assert got.filter(pl.col("date") >= d).is_empty()
