@@ -1,5 +1,7 @@
 """Research assets: factor diagnostics (IC, quintiles, turnover) and "is it luck?" baselines."""
 
+from datetime import timedelta
+
 import dagster as dg
 import polars as pl
 
@@ -7,7 +9,7 @@ import quant_pipeline.core.backtest.metrics as metrics_module
 import quant_pipeline.core.research.factor_diagnostics as diagnostics_module
 import quant_pipeline.core.research.luck_baselines as luck_module
 import quant_pipeline.core.research.tables as tables_module
-from quant_pipeline.core.data.fingerprints import digest
+from quant_pipeline.core.data.fingerprints import digest, hashes_before
 from quant_pipeline.core.factors.values import FACTOR_NAMES
 from quant_pipeline.core.reporting import backtest_charts as plots
 from quant_pipeline.core.reporting.research_charts import (
@@ -220,6 +222,28 @@ def _diagnose(
     return [pl.concat([p[i] for p in parts]) if parts else pl.DataFrame() for i in range(3)]
 
 
+class ForwardReturnInputs:
+    """The digest of the prices ``forward_returns`` reads for a schedule: the rows dated on or
+    before its last date, and which of the tickers priced by then have a price after it (that
+    tells only that a ticker is alive at an earlier date). A week of new prices after the last
+    rebalance date changes neither, so the diagnostics are kept until a new date is scheduled.
+    """
+
+    COLUMNS = ("ticker", "date", "adj_close")
+
+    def __init__(self, read) -> None:
+        self.cumulative = read.cumulative_hashes("curated.prices", "date", self.COLUMNS)
+        self.ranges = read.date_ranges("curated.prices", "ticker", "date")
+
+    def digest(self, dates: list) -> str:
+        if not dates:
+            return "no dates"
+        last = max(dates)
+        through = hashes_before(self.cumulative, [last + timedelta(days=1)])
+        later = self.ranges.filter((pl.col("first") <= last) & (pl.col("last") > last))
+        return digest(through[last + timedelta(days=1)], later["key"].sort().to_list())
+
+
 def diagnostics_digests(
     read, sched: pl.DataFrame, frequency: str, scored: dict, min_names: int
 ) -> pl.DataFrame:
@@ -227,15 +251,16 @@ def diagnostics_digests(
     values (on the diagnosed schedule) or of the strategy's scores, the prices (forward
     returns), the schedule, ``min_names`` and the code. The factors share one digest."""
     code = code_version(diagnostics_module, tables_module)
-    common = (code, min_names, read.content_hash("curated.prices"))
+    common = (code, min_names)
     dates = _schedule(sched, frequency)
+    labels = ForwardReturnInputs(read)
     values = read("factors.values_inputs").filter(pl.col("rebalance_date").is_in(dates))
-    factors = digest(*common, dates, sorted(values.iter_rows()))
+    factors = digest(*common, labels.digest(dates), dates, sorted(values.iter_rows()))
     scores = digest_map(read("factors.scores_inputs"))
-    parts = {
-        f"strategy:{n}": (*common, _schedule(sched, s.rebalance), dates, scores.get(n))
-        for n, s in scored.items()
-    }
+    parts = {}
+    for n, s in scored.items():
+        own = _schedule(sched, s.rebalance)
+        parts[f"strategy:{n}"] = (*common, labels.digest(own), own, dates, scores.get(n))
     frame = strategy_digests(parts).rename({"strategy": "factor"})
     return pl.concat(
         [pl.DataFrame({"factor": list(DIAGNOSED), "digest": [factors] * len(DIAGNOSED)}), frame]

@@ -114,6 +114,11 @@ class TableReader:
         self._check(table)
         return self.warehouse.cumulative_hashes(table, date_column, columns)
 
+    def date_ranges(self, table: str, key_column: str, date_column: str) -> pl.DataFrame:
+        """``Warehouse.date_ranges`` of a declared table: first and last date per key."""
+        self._check(table)
+        return self.warehouse.date_ranges(table, key_column, date_column)
+
     def content_hash(self, table: str) -> str:
         """One order-independent hash of a declared table's rows, ``ingested_at`` left out
         (when a row was loaded is not its content); ``"absent"`` if the table is missing."""

@@ -983,6 +983,22 @@ class Warehouse:
             ).pl()
         return frame.cast({"date": pl.Date, "rows": pl.Int64, "hash": pl.String})
 
+    def date_ranges(self, table: str, key_column: str, date_column: str) -> pl.DataFrame:
+        """Per ``key_column`` value of ``table``: its first and last ``date_column`` (columns
+        key, first, last), in key order. Empty when the table is missing."""
+        empty = pl.DataFrame(schema={"key": pl.String, "first": pl.Date, "last": pl.Date})
+        if not self.path.exists():
+            return empty
+        target, key, day = _table_name(table), _column_name(key_column), _column_name(date_column)
+        with self.connect(read_only=True) as con:
+            if not self._table_exists(con, table):
+                return empty
+            frame = con.sql(
+                f"SELECT CAST({key} AS VARCHAR) AS key, CAST(min({day}) AS DATE) AS first, "
+                f"CAST(max({day}) AS DATE) AS last FROM {target} GROUP BY 1 ORDER BY 1"
+            ).pl()
+        return frame.cast({"key": pl.String, "first": pl.Date, "last": pl.Date})
+
     def tables(self) -> pl.DataFrame:
         """Every user table with its exact row count: columns schema, table, rows."""
         out = pl.DataFrame(schema={"schema": pl.String, "table": pl.String, "rows": pl.Int64})
