@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from quant_pipeline.core.backtest.lookahead_audit import price_window
+from quant_pipeline.core.data.schema import FIRST_SHARES
 from quant_pipeline.core.data.share_basis import SHARE_BASIS_TABLE
 from quant_pipeline.core.factors.values import factor_values
 from quant_pipeline.core.strategies.screen import (
@@ -81,7 +82,8 @@ def candidates(warehouse: Warehouse, as_of: date | None = None) -> tuple[date, p
     as_of = as_of or prices["date"].max() + timedelta(days=1)
     before = price_window(prices, before=as_of)
     fundamentals = _table(warehouse, "curated.fundamentals")
-    securities = _table(warehouse, "curated.securities")
+    # today's screen falls back on today's profile (no lookahead now), not the first on file
+    securities = _table(warehouse, "curated.securities").drop(FIRST_SHARES, strict=False)
     membership = _table(warehouse, "curated.membership")
     values = factor_values(
         before,

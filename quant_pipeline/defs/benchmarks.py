@@ -16,6 +16,7 @@ from quant_pipeline.core.backtest.benchmark_returns import (
 )
 from quant_pipeline.core.backtest.reference_engine import BacktestInputError
 from quant_pipeline.core.data.share_basis import SHARE_BASIS_TABLE
+from quant_pipeline.core.factors.values import profile_shares
 from quant_pipeline.core.reporting import backtest_charts as plots
 from quant_pipeline.defs.incremental import (
     Incremental,
@@ -54,8 +55,9 @@ class BenchmarksConfig(dg.Config):
 
 
 def _shares(fundamentals: pl.DataFrame, securities: pl.DataFrame) -> tuple[pl.DataFrame, int]:
-    """Point-in-time shares from the fundamentals; the current profile's shares (known 'since
-    always', a lookahead) only for tickers without any. Returns the frame and that count."""
+    """Point-in-time shares from the fundamentals; the first profile's shares on file
+    (:func:`profile_shares`, known 'since always', a lookahead) only for tickers without any.
+    Returns the frame and that count."""
     reported = fundamentals.select(
         "ticker",
         pl.col("available_at").cast(pl.Date),
@@ -65,7 +67,7 @@ def _shares(fundamentals: pl.DataFrame, securities: pl.DataFrame) -> tuple[pl.Da
     profile = securities.select(
         "ticker",
         pl.lit(None, dtype=pl.Date).alias("available_at"),
-        pl.col("shares_outstanding").cast(pl.Float64),
+        profile_shares(securities.columns).cast(pl.Float64).alias("shares_outstanding"),
         pl.lit(None, dtype=pl.Date).alias("period_end"),
     ).filter(
         pl.col("shares_outstanding").is_not_null()
@@ -184,7 +186,7 @@ def benchmarks(
             "curated.fundamentals",
             columns=["ticker", "period_end", "available_at", "shares_outstanding"],
         ),
-        read("curated.securities", columns=["ticker", "shares_outstanding"]),
+        read("curated.securities"),
     )
     series = _series(context, read, todo, shares)
     stored = set()

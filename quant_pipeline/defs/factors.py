@@ -13,7 +13,7 @@ from quant_pipeline.core.data.fingerprints import digest, hashes_before
 from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
 from quant_pipeline.core.data.share_basis import SHARE_BASIS_TABLE, SPLIT_ADJUSTED
 from quant_pipeline.core.factors.point_in_time import point_in_time_factor_values, vintage_report
-from quant_pipeline.core.factors.values import FACTOR_VALUES_SCHEMA
+from quant_pipeline.core.factors.values import FACTOR_VALUES_SCHEMA, profile_shares
 from quant_pipeline.core.strategies.scoring import (
     COMPONENTS_SCHEMA,
     SCORES_SCHEMA,
@@ -132,11 +132,12 @@ def split_hashes(dates: list, events: pl.DataFrame) -> dict:
 def profile_share_hashes(
     dates: list, prices: pl.DataFrame, vintages: pl.DataFrame, securities: pl.DataFrame
 ) -> dict:
-    """Per rebalance date: a hash of the profile ``shares_outstanding`` of the tickers whose
-    market cap may fall back on it then (a price before the date, and no fundamentals row with
-    shares known before it, or one without shares); the profile is current, so it changes with
-    every refresh and only these rows may depend on it."""
-    if "shares_outstanding" not in securities.columns or not dates:
+    """Per rebalance date: a hash of the profile shares (:func:`profile_shares`: the first
+    profile's) of the tickers whose market cap may fall back on them then (a price before the
+    date, and no fundamentals row with shares known before it, or one without shares); only
+    these rows may depend on them."""
+    shares = profile_shares(securities.columns)
+    if not dates:
         return {}
     first_price = prices.group_by("ticker").agg(pl.col("date").min().alias("_first_price"))
     known = vintages.group_by("ticker").agg(
@@ -151,8 +152,8 @@ def profile_share_hashes(
         .cast(pl.Date)
         .alias("_first_missing"),
     )
-    profile = securities.select("ticker", "shares_outstanding").with_columns(
-        _h=pl.struct("ticker", "shares_outstanding").hash()
+    profile = securities.select("ticker", shares.alias("_shares")).with_columns(
+        _h=pl.struct("ticker", "_shares").hash()
     )
     frame = (
         pl.DataFrame({"rebalance_date": dates}, schema={"rebalance_date": pl.Date})

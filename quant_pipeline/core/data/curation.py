@@ -25,6 +25,7 @@ from quant_pipeline.core.data.price_rules import (
 from quant_pipeline.core.data.schema import (
     ACTION_TYPES,
     CURATED_PRICE_COLUMNS,
+    FIRST_SHARES,
     FLOW_ITEMS,
     FUNDAMENTAL_ITEMS,
     PERIOD_TYPES,
@@ -644,16 +645,27 @@ def canonical_exchange(column: str = "exchange") -> pl.Expr:
 
 
 def curate_securities(raw_securities: pl.DataFrame) -> pl.DataFrame:
-    """Latest profile per ticker (latest ``ingested_at`` over all sources).
+    """Latest profile per ticker (latest ``ingested_at`` over all sources), plus
+    ``first_shares_outstanding``: the shares of the earliest ingested profile that has them.
 
-    ``raw_securities``: raw.securities rows. Output: ``CURATED_SECURITY_COLUMNS`` by ticker, the
-    exchange under its canonical name (:func:`canonical_exchange`: Yahoo's NMS is NASDAQ).
+    ``raw_securities``: raw.securities rows. Output: ``CURATED_SECURITY_COLUMNS`` and
+    ``first_shares_outstanding`` by ticker, the exchange under its canonical name
+    (:func:`canonical_exchange`: Yahoo's NMS is NASDAQ). Historical market caps that fall back on
+    a profile use the first one (the closest to their dates on file, and one a refresh never
+    moves); the latest serves today's decisions.
     """
     require_columns(raw_securities, CURATED_SECURITY_COLUMNS, "curate_securities")
+    first = (
+        raw_securities.filter(pl.col("shares_outstanding").is_not_null())
+        .sort("ticker", "ingested_at", maintain_order=True)
+        .group_by("ticker", maintain_order=True)
+        .agg(pl.col("shares_outstanding").first().alias(FIRST_SHARES))
+    )
     return (
         latest_rows(raw_securities, ["ticker"])
         .select(CURATED_SECURITY_COLUMNS)
         .with_columns(canonical_exchange())
+        .join(first, on="ticker", how="left", maintain_order="left")
     )
 
 

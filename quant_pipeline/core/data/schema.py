@@ -191,3 +191,8 @@ def conform(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame
 def empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """An empty frame with the given schema."""
     return pl.DataFrame(schema=schema)
+
+
+# curated.securities: the shares of the first profile on file, what historical market caps fall
+# back on when no reported shares are known (core.data.curation.curate_securities)
+FIRST_SHARES = "first_shares_outstanding"

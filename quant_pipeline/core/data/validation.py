@@ -107,6 +107,7 @@ class CuratedSecuritiesModel(pa.DataFrameModel):
     market_cap: float = pa.Field(nullable=True, ge=0)
     source: str = pa.Field(nullable=False)
     ingested_at: pe.DateTime = pa.Field(nullable=False, dtype_kwargs=_UTC)
+    first_shares_outstanding: float = pa.Field(nullable=True, ge=0)
 
     class Config:
         strict = True

@@ -19,7 +19,7 @@ and the rows at the last day before each D are picked with ``join_asof``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date
 
 import polars as pl
@@ -27,7 +27,7 @@ import polars.selectors as cs
 
 from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR, trading_days
 from quant_pipeline.core.data.frames import is_sorted_by, require_columns
-from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
+from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS, FIRST_SHARES
 from quant_pipeline.core.data.share_basis import share_multiplier, split_index
 
 MOMENTUM_SKIP = 21  # trading days skipped at the recent end of the 12-1 momentum window
@@ -221,14 +221,15 @@ def factor_values(
       has no price that far back).
     * fundamentals: the ticker's row with the latest available_at < D (ties: latest period_end,
       then 'Q' over 'A'); growth columns from :func:`fundamentals_with_growth`.
-    * market_cap = price * shares_outstanding of that row. Only when the row lacks shares is the
-      securities profile's shares_outstanding used; the profile is *current*, so this fallback is
-      a lookahead and such rows carry ``shares_from_profile = true``. With ``share_basis``
-      (curated.share_basis_events) the reported shares are first put on the basis of the price
-      (:func:`quant_pipeline.core.data.share_basis.share_multiplier` with the period end of the
-      row and the price's date), so a split between the report and the price, or a price file
-      restated for later splits, does not divide the market cap by the split ratio; and the
-      volumes of an avg_volume window that holds an as-traded split are put on t's basis first
+    * market_cap = price * shares_outstanding of that row. Only when the row lacks shares are the
+      securities profile's shares used (:func:`profile_shares`: the first profile on file, so a
+      refresh storing a new profile moves no past value); the profile is not point in time, so this
+      fallback is a lookahead and such rows carry ``shares_from_profile = true``. With
+      ``share_basis`` (curated.share_basis_events) the reported shares are first put on the basis of
+      the price (:func:`quant_pipeline.core.data.share_basis.share_multiplier` with the period end
+      of the row and the price's date), so a split between the report and the price, or a price file
+      restated for later splits, does not divide the market cap by the split ratio; and the volumes
+      of an avg_volume window that holds an as-traded split are put on t's basis first
       (:func:`quant_pipeline.core.data.share_basis.split_index`).
     * roe = net_income_ttm / total_equity, debt_to_equity = total_debt / total_equity (both null
       when equity <= 0); roa = net_income_ttm / total_assets; gross/operating margin over
@@ -433,15 +434,21 @@ def _join_fundamentals(
     )
 
 
+def profile_shares(columns: Sequence[str]) -> pl.Expr:
+    """The profile shares a historical market cap falls back on: the first profile's
+    (``first_shares_outstanding`` of curated.securities) when the frame has them, else its
+    ``shares_outstanding``; null when it has neither."""
+    if FIRST_SHARES in columns:
+        return pl.col(FIRST_SHARES)
+    return pl.col("shares_outstanding") if "shares_outstanding" in columns else pl.lit(None)
+
+
 def _join_securities(grid: pl.DataFrame, securities: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     sec = securities.lazy()
-    has_shares = "shares_outstanding" in sec.collect_schema().names()
     sec = sec.select(
         pl.col("ticker").cast(pl.String),
         pl.col("sector").cast(pl.String),
-        (pl.col("shares_outstanding") if has_shares else pl.lit(None))
-        .cast(pl.Float64)
-        .alias("_profile_shares"),
+        profile_shares(sec.collect_schema().names()).cast(pl.Float64).alias("_profile_shares"),
     ).collect()
     dupes = sec.filter(pl.col("ticker").is_duplicated()).get_column("ticker").unique().sort()
     if len(dupes):

@@ -1,4 +1,4 @@
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -18,6 +18,7 @@ from quant_pipeline.core.data.curation import (
     latest_rows,
 )
 from quant_pipeline.core.data.schema import (
+    FIRST_SHARES,
     FUNDAMENTAL_ITEMS,
     RAW_CORPORATE_ACTIONS,
     RAW_FUNDAMENTALS,
@@ -290,6 +291,26 @@ def test_curate_securities_keeps_the_latest_profile_per_ticker():
         ("A", "Utilities"),
         ("B", "Energy"),
     ]
+
+
+def test_the_first_profile_with_shares_is_kept_beside_the_latest_one():
+    """``first_shares_outstanding``: the earliest ingested profile's shares (a profile without
+    shares skipped), what historical market caps fall back on; a refresh never moves it."""
+    raw = conform(
+        pl.DataFrame(
+            {
+                "ticker": ["A", "A", "A", "B", "C"],
+                "shares_outstanding": [None, 100.0, 120.0, 50.0, None],
+                "source": ["demo"] * 5,
+                "ingested_at": [T0, T1, T1 + timedelta(days=7), T0, T0],
+            }
+        ),
+        RAW_SECURITIES,
+    )
+    got = curate_securities(raw).select("ticker", "shares_outstanding", FIRST_SHARES)
+    assert got.rows() == [("A", 120.0, 100.0), ("B", 50.0, 50.0), ("C", None, None)]
+    # the same rows in another order give the same first profile
+    assert curate_securities(raw.reverse()).select(got.columns).rows() == got.rows()
 
 
 def test_curate_membership_and_actions_keep_latest_rows_sorted():

@@ -210,6 +210,17 @@ def test_short_history_gives_null_momentum_and_volatility_and_profile_shares_are
     assert b["roe"] is None and b["fundamentals_period_end"] is None
 
 
+def test_a_market_cap_falling_back_on_a_profile_uses_the_first_profile_on_file():
+    """B has no reported shares: with curated.securities' first profile (300 shares) beside
+    the latest one (1,000), its market cap uses the first, which a refresh never moves."""
+    securities = SECURITIES.with_columns(first_shares_outstanding=pl.Series([7.0, 300.0]))
+    b = values_at(factor_values(make_prices(), make_fundamentals(), securities, [D]), "B")
+    assert b["market_cap"] == pytest.approx((50 + 0.5 * T) * 300)
+    assert b["shares_from_profile"] is True
+    a = values_at(factor_values(make_prices(), make_fundamentals(), securities, [D]), "A")
+    assert a["shares_from_profile"] is False  # reported shares: no profile at all
+
+
 def test_data_on_or_after_d_cannot_change_the_values_at_d():
     prices, fundamentals = make_prices(), make_fundamentals()
     base = factor_values(prices, fundamentals, SECURITIES, [D])
