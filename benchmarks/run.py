@@ -2,10 +2,12 @@
 
     python -m benchmarks.run [--sizes 500,2000,5000] [--years 20] [--repeat 1] [--json out.json]
                              [--stages generate,ingest,...] [--workdir DIR] [--keep]
+                             [--end YYYY-MM-DD]
 
-For each size (tickers) a demo market of ``--years`` years ending on the latest weekday is
-generated, then each stage runs in its own Python process (``benchmarks.stage``) so that the
-peak resident memory (ru_maxrss, native polars/DuckDB memory included) is that stage's alone:
+For each size (tickers) a demo market of ``--years`` years ending on ``--end`` (default the
+latest weekday) is generated, then each stage runs in its own Python process
+(``benchmarks.stage``) so that the peak resident memory (ru_maxrss, native polars/DuckDB memory
+included) is that stage's alone:
 
     generate   the demo market in memory (what the source costs; not part of the pipeline)
     ingest     write_raw of every raw dataset into an empty warehouse
@@ -224,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write results here")
     parser.add_argument("--workdir", type=Path, help="scratch dir (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch warehouses")
+    parser.add_argument(
+        "--end",
+        type=date.fromisoformat,
+        help="the demo market's last day (default the latest weekday); dagster_full ends a "
+        "week before it, so the refresh week is the one ending here",
+    )
     args = parser.parse_args(argv)
 
     from quant_pipeline.sources.demo import latest_weekday
@@ -233,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         parser.error(f"unknown stages {unknown}; choose from {STAGES}")
-    end = latest_weekday()
+    end = args.end or latest_weekday()
     start = _years_before(end, args.years)
     root = args.workdir or Path(tempfile.mkdtemp(prefix="quant_bench_"))
     info = machine()
