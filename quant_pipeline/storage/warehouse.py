@@ -965,39 +965,42 @@ class Warehouse:
         tables with equal rows up to a date have equal hashes there (same DuckDB version), so
         a step can tell which of its dates saw no input change. Empty when the table is
         missing."""
-        empty = pl.DataFrame(schema={"date": pl.Date, "rows": pl.Int64, "hash": pl.String})
-        if not self.path.exists():
-            return empty
         target = _table_name(table)
         day = _column_name(date_column)
         cols = ", ".join(_column_name(c) for c in columns) if columns else "*"
+        return self._select(
+            table,
+            f"SELECT d AS date, sum(n) OVER w AS rows, "
+            f"CAST(sum(h) OVER w AS VARCHAR) AS hash FROM ("
+            f"SELECT CAST(_d AS DATE) AS d, count(*) AS n, sum(hash(t)::HUGEINT) AS h "
+            f"FROM (SELECT {day} AS _d, {cols} FROM {target}) AS t GROUP BY 1) "
+            f"WINDOW w AS (ORDER BY d ROWS UNBOUNDED PRECEDING) ORDER BY d",
+            {"date": pl.Date, "rows": pl.Int64, "hash": pl.String},
+        )
+
+    def _select(
+        self, table: str, sql: str, schema: dict, params: list[object] | None = None
+    ) -> pl.DataFrame:
+        """``sql`` (built by this module from checked names) read from ``table``, cast to
+        ``schema``; empty in that schema while the file or the table does not exist."""
+        if not self.path.exists():
+            return pl.DataFrame(schema=schema)
         with self.connect(read_only=True) as con:
             if not self._table_exists(con, table):
-                return empty
-            frame = con.sql(
-                f"SELECT d AS date, sum(n) OVER w AS rows, "
-                f"CAST(sum(h) OVER w AS VARCHAR) AS hash FROM ("
-                f"SELECT CAST(_d AS DATE) AS d, count(*) AS n, sum(hash(t)::HUGEINT) AS h "
-                f"FROM (SELECT {day} AS _d, {cols} FROM {target}) AS t GROUP BY 1) "
-                f"WINDOW w AS (ORDER BY d ROWS UNBOUNDED PRECEDING) ORDER BY d"
-            ).pl()
-        return frame.cast({"date": pl.Date, "rows": pl.Int64, "hash": pl.String})
+                return pl.DataFrame(schema=schema)
+            frame = con.sql(sql, params=params).pl()
+        return frame.cast(schema)
 
     def date_ranges(self, table: str, key_column: str, date_column: str) -> pl.DataFrame:
         """Per ``key_column`` value of ``table``: its first and last ``date_column`` (columns
         key, first, last), in key order. Empty when the table is missing."""
-        empty = pl.DataFrame(schema={"key": pl.String, "first": pl.Date, "last": pl.Date})
-        if not self.path.exists():
-            return empty
         target, key, day = _table_name(table), _column_name(key_column), _column_name(date_column)
-        with self.connect(read_only=True) as con:
-            if not self._table_exists(con, table):
-                return empty
-            frame = con.sql(
-                f"SELECT CAST({key} AS VARCHAR) AS key, CAST(min({day}) AS DATE) AS first, "
-                f"CAST(max({day}) AS DATE) AS last FROM {target} GROUP BY 1 ORDER BY 1"
-            ).pl()
-        return frame.cast({"key": pl.String, "first": pl.Date, "last": pl.Date})
+        return self._select(
+            table,
+            f"SELECT CAST({key} AS VARCHAR) AS key, CAST(min({day}) AS DATE) AS first, "
+            f"CAST(max({day}) AS DATE) AS last FROM {target} GROUP BY 1 ORDER BY 1",
+            {"key": pl.String, "first": pl.Date, "last": pl.Date},
+        )
 
     def tables(self) -> pl.DataFrame:
         """Every user table with its exact row count: columns schema, table, rows."""
@@ -1127,36 +1130,26 @@ class Warehouse:
         """Rows stored per ticker of ``raw.<dataset>`` for one source (ticker, rows), in ticker
         order: how a step reading it in ticker batches sizes them. Empty when nothing is
         stored yet."""
-        empty = pl.DataFrame(schema={"ticker": pl.String, "rows": pl.Int64})
-        table = f"raw.{dataset}"
-        if not self.path.exists():
-            return empty
-        with self.connect(read_only=True) as con:
-            if not self._table_exists(con, table):
-                return empty
-            frame = con.sql(
-                f"SELECT ticker, count(*) AS rows FROM {_table_name(table)} "
-                "WHERE source = ? GROUP BY ticker ORDER BY ticker",
-                params=[source],
-            ).pl()
-        return frame.cast({"ticker": pl.String, "rows": pl.Int64})
+        return self._per_ticker(dataset, source, "count(*)", "rows", pl.Int64)
 
     def last_dates(self, dataset: str, source: str) -> pl.DataFrame:
         """Last stored ``date`` per ticker of ``raw.<dataset>`` for one source (ticker,
         last_date): where an incremental refresh resumes. Empty when nothing is stored yet."""
-        empty = pl.DataFrame(schema={"ticker": pl.String, "last_date": pl.Date})
+        return self._per_ticker(dataset, source, "max(date)", "last_date", pl.Date)
+
+    def _per_ticker(
+        self, dataset: str, source: str, aggregate: str, name: str, dtype: pl.DataType
+    ) -> pl.DataFrame:
+        """One ``aggregate`` (a fixed SQL expression of this module) per ticker of one source's
+        ``raw.<dataset>`` rows, as columns ticker and ``name``, in ticker order."""
         table = f"raw.{dataset}"
-        if not self.path.exists():
-            return empty
-        with self.connect(read_only=True) as con:
-            if not self._table_exists(con, table):
-                return empty
-            frame = con.sql(
-                f"SELECT ticker, max(date) AS last_date FROM {_table_name(table)} "
-                "WHERE source = ? GROUP BY ticker ORDER BY ticker",
-                params=[source],
-            ).pl()
-        return frame.cast({"ticker": pl.String, "last_date": pl.Date})
+        return self._select(
+            table,
+            f"SELECT ticker, {aggregate} AS {_column_name(name)} FROM {_table_name(table)} "
+            "WHERE source = ? GROUP BY ticker ORDER BY ticker",
+            {"ticker": pl.String, name: dtype},
+            [source],
+        )
 
     # ---- helpers ---------------------------------------------------------------------------
 
