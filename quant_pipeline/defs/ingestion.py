@@ -103,8 +103,9 @@ def _fetch_prices(
     frame = source.prices(request)
     if not request.per_ticker_start or frame.is_empty():
         return frame, []
-    since = min(request.per_ticker_start.values())
-    restated = restated_tickers(warehouse.read_raw_since("prices", source_name, since), frame)
+    # the stored rows of each fetched ticker from its first fetched day: the overlap compared
+    firsts = frame.group_by("ticker").agg(since=pl.col("date").min())
+    restated = restated_tickers(warehouse.read_raw_from("prices", source_name, firsts), frame)
     if not restated:
         return frame, []
     context.log.info(

@@ -858,36 +858,12 @@ class Warehouse:
         # next raw write adds it): it reads as null
         return conform(self.read_table(table, filters=filters or None), RAW_SCHEMAS[dataset])
 
-    def read_raw_since(
-        self, dataset: str, source: str, since: date, tickers: Sequence[str] | None = None
-    ) -> pl.DataFrame:
-        """Rows of ``raw.<dataset>`` of one source with ``date >= since`` (datasets with a
-        ``date`` column: prices, corporate_actions), of ``tickers`` only when given, in the raw
-        schema; empty if none yet.
-
-        An incremental refresh compares these stored rows with the re-fetched overlap."""
-        if dataset not in RAW_SCHEMAS or "date" not in RAW_SCHEMAS[dataset]:
-            raise WarehouseError(f"read_raw_since: raw.{dataset} has no date column")
-        table = f"raw.{dataset}"
-        schema = RAW_SCHEMAS[dataset]
-        if not self.path.exists() or not self.has_table(table):
-            return pl.DataFrame(schema=schema)
-        cols = ", ".join(_column_name(c) for c in schema)
-        where, params = "source = ? AND date >= ?", [source, since]
-        if tickers is not None:
-            where += " AND list_contains(?, ticker)"
-            params.append(list(tickers))
-        with self.connect(read_only=True) as con:
-            frame = con.sql(
-                f"SELECT {cols} FROM {_table_name(table)} WHERE {where}", params=params
-            ).pl()
-        return _normalise_result(frame).cast(schema)  # type: ignore[arg-type]
-
     def read_raw_from(self, dataset: str, source: str, starts: pl.DataFrame) -> pl.DataFrame:
         """Rows of ``raw.<dataset>`` of one source from each ticker's own start: ``starts``
         (ticker, since) gives the first date read per ticker; tickers not in it are not read.
-        In the raw schema; empty if none yet. A refresh that re-fetched a few tickers' whole
-        history and the last weeks of the others reads only what it compares."""
+        In the raw schema; empty if none yet. How an incremental refresh reads the stored rows
+        it compares with what it re-fetched: a few tickers' whole history and the last weeks of
+        the others, not every ticker from the earliest date fetched."""
         if dataset not in RAW_SCHEMAS or "date" not in RAW_SCHEMAS[dataset]:
             raise WarehouseError(f"read_raw_from: raw.{dataset} has no date column")
         require_columns(starts, ["ticker", "since"], "read_raw_from starts")
