@@ -7,6 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+import quant_pipeline.core.research.tables as research_tables
 from quant_pipeline.core.backtest.metrics import performance_metrics
 from quant_pipeline.core.data.calendar import rebalance_dates, trading_days
 from quant_pipeline.core.reporting.research_charts import (
@@ -16,7 +17,7 @@ from quant_pipeline.core.reporting.research_charts import (
     quantile_returns_png,
 )
 from quant_pipeline.core.research.factor_diagnostics import forward_returns
-from quant_pipeline.core.research.tables import factor_diagnostics, luck_report
+from quant_pipeline.core.research.tables import factor_batches, factor_diagnostics, luck_report
 from quant_pipeline.sources.demo import generate_market
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -186,6 +187,47 @@ def test_dates_with_a_small_cross_section_stay_in_the_per_date_table_but_not_in_
     assert row["mean_ic"] is None and row["n_periods"] == 0 and row["small_dates_excluded"] == 2
     with pytest.raises(ValueError, match="min_names"):
         factor_diagnostics(values, fwd, ["f"], min_names=1)
+
+
+def test_factors_in_batches_give_the_same_tables_as_one_pass(demo, monkeypatch):
+    eligible, fwd = demo
+    rng = np.random.default_rng(5)
+    noisy = fwd["forward_return"].to_numpy() + rng.normal(0, 0.05, fwd.height)
+    values = fwd.select("rebalance_date", "ticker").with_columns(
+        good=pl.Series(noisy),
+        bad=pl.Series(-noisy),
+        flat=pl.lit(1.0),
+        empty=pl.lit(None, pl.Float64),
+        rand=pl.Series(rng.normal(0, 1, fwd.height)),
+    )
+    factors = ["good", "bad", "flat", "empty", "rand"]
+    one = factor_diagnostics(values, fwd, factors)
+    assert factor_batches(factors, values.height) == [factors]  # the default: one batch here
+    # two factors' rows a batch: [good, bad], [flat, empty], [rand]
+    monkeypatch.setattr(research_tables, "LONG_ROWS_PER_BATCH", 2 * values.height)
+    assert factor_batches(factors, values.height, 2 * values.height) == [
+        ["good", "bad"],
+        ["flat", "empty"],
+        ["rand"],
+    ]
+    passes = []
+    one_pass = research_tables._per_date_and_quantile
+    monkeypatch.setattr(
+        research_tables,
+        "_per_date_and_quantile",
+        lambda frame, fwd, batch, q: passes.append(batch) or one_pass(frame, fwd, batch, q),
+    )
+    batched = factor_diagnostics(values, fwd, factors)
+    assert passes == [["good", "bad"], ["flat", "empty"], ["rand"]]
+    assert set(one[2]["factor"]) == {"good", "bad", "rand"}  # no IC (flat, empty): left out
+    for whole, parts in zip(one, batched, strict=True):
+        assert parts.equals(whole)
+
+
+def test_factor_batches_hold_at_least_one_factor_and_one_batch_for_none():
+    assert factor_batches(["a", "b"], rows=10, long_rows=5) == [["a"], ["b"]]
+    assert factor_batches([], rows=10) == [[]]
+    assert factor_batches(["a", "b", "c"], rows=0, long_rows=5) == [["a", "b", "c"]]
 
 
 def test_signal_counts_give_entries_exits_and_the_rate_per_100_ticker_years():
