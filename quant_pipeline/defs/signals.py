@@ -50,15 +50,17 @@ def _run_signals(context: dg.AssetExecutionContext, read, specs: dict):
     summary = []
     if specs:
         membership = read("curated.membership")
-        # the adjusted bars, grid and stop prices every signal strategy shares, computed once;
-        # the prices frame itself is not kept (about 1 GB at 7,000 tickers)
-        bars = signal_bars(
-            read("curated.prices", columns=PRICE_COLUMNS),
-            membership if membership.height else None,
-            stops=any(
-                s.signal is not None and s.signal.stop_loss is not None for s in specs.values()
-            ),
-        )
+        # the adjusted bars, grid and stop prices every signal strategy shares, computed once
+        # from the prices in ticker batches: the whole prices frame (about 1 GB at 7,000
+        # tickers, twice that while DuckDB hands it over) never exists
+        with read.batches("curated.prices", PRICE_COLUMNS) as batches:
+            bars = signal_bars(
+                batches,
+                membership if membership.height else None,
+                stops=any(
+                    s.signal is not None and s.signal.stop_loss is not None for s in specs.values()
+                ),
+            )
         sectors = read("curated.securities", columns=["ticker", "sector"])
         values = read(
             "factors.values", columns=["rebalance_date", "ticker", "quarterly_earnings_growth"]

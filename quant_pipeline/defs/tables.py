@@ -17,7 +17,8 @@ output of a multi-asset.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import dagster as dg
@@ -93,6 +94,16 @@ class TableReader:
         """``Warehouse.read_table`` of a declared table."""
         self._check(table)
         return self.warehouse.read_table(table, columns=columns, filters=filters)
+
+    def batches(
+        self, table: str, columns: Sequence[str] | None = None, max_rows: int | None = None
+    ) -> AbstractContextManager[Iterator[pl.DataFrame]]:
+        """``Warehouse.read_batches`` of a declared table: its rows in batches of whole
+        tickers, one snapshot (``max_rows``: the warehouse's default when None)."""
+        self._check(table)
+        if max_rows is None:
+            return self.warehouse.read_batches(table, columns)
+        return self.warehouse.read_batches(table, columns, max_rows=max_rows)
 
     def raw(
         self, dataset: str, source: str | None = None, tickers: Sequence[str] | None = None

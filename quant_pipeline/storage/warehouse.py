@@ -28,6 +28,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from quant_pipeline.core.data.curation import PRICE_BATCH_ROWS, ticker_batches
 from quant_pipeline.core.data.frames import is_sorted_by, missing_columns, require_columns
 from quant_pipeline.core.data.schema import RAW_INGEST_LOG, RAW_KEYS, RAW_SCHEMAS, conform
 
@@ -838,6 +839,49 @@ class Warehouse:
             return _normalise_result(
                 con.sql(f"SELECT {select} FROM {target}{where}", params=params).pl()
             )
+
+    @contextmanager
+    def read_batches(
+        self,
+        table: str,
+        columns: Sequence[str] | None = None,
+        key: str = "ticker",
+        max_rows: int = PRICE_BATCH_ROWS,
+    ) -> Iterator[Iterator[pl.DataFrame]]:
+        """``table``'s rows in batches of whole ``key`` values: consecutive runs of keys in key
+        order of at most ``max_rows`` rows each (a key with more rows is a batch of its own;
+        rows with a null key last; within a batch, rows as stored), every batch read from ONE
+        read-only connection, so all of them see the same snapshot of the table (a writer in
+        another process waits until the ``with`` block ends). At least one frame: an empty
+        table gives one empty frame.
+
+        For steps whose work is per key (per ticker) and that need not hold every row at once::
+
+            with wh.read_batches("curated.prices", ["ticker", "date", "close"]) as frames:
+                parts = [per_ticker_work(f) for f in frames]
+        """
+        target, column = _table_name(table), _column_name(key)
+        select = ", ".join(_column_name(c) for c in columns) if columns else "*"
+        with self.connect(read_only=True) as con:
+            self._require_table(con, table)
+            counts = con.sql(
+                f"SELECT CAST({column} AS VARCHAR) AS ticker, count(*) AS rows FROM {target} "
+                "GROUP BY 1 ORDER BY 1"
+            ).pl()
+            runs = ticker_batches(counts.drop_nulls("ticker"), max_rows)
+            queries = [(f"WHERE {column} BETWEEN ? AND ?", [run[0], run[-1]]) for run in runs]
+            if counts["ticker"].null_count():
+                queries.append((f"WHERE {column} IS NULL", []))
+
+            def frames() -> Iterator[pl.DataFrame]:
+                for where, params in queries or [("LIMIT 0", [])]:
+                    sql = f"SELECT {select} FROM {target} {where}"
+                    # one contiguous copy: DuckDB hands a result over in ~120k-row Arrow
+                    # chunks, and a frame keeping some of their columns (a ticker column
+                    # after the others are dropped) would keep every column's buffers alive
+                    yield _normalise_result(con.sql(sql, params=params).pl()).rechunk()
+
+            yield frames()
 
     def read_raw(
         self, dataset: str, source: str | None = None, tickers: Sequence[str] | None = None

@@ -103,3 +103,57 @@ def test_rows_per_ticker_and_a_ticker_subset_of_a_raw_table(wh):
     assert wh.ticker_rows("prices", "yahoo").is_empty()
     assert wh.read_raw("prices", "demo", tickers=["B"])["ticker"].unique().to_list() == ["B"]
     assert wh.read_raw("prices", "demo", tickers=[]).is_empty()
+
+
+def _prices_like() -> pl.DataFrame:
+    rows = {"B": 3, "A": 2, "C": 4, "D": 1}  # inserted out of ticker order
+    return pl.DataFrame(
+        {
+            "ticker": [t for t, n in rows.items() for _ in range(n)],
+            "date": [date(2024, 1, 1) + timedelta(days=i) for n in rows.values() for i in range(n)],
+            "close": [float(i) for i in range(sum(rows.values()))],
+        }
+    )
+
+
+def test_read_batches_give_whole_tickers_in_ticker_order_within_the_row_bound(wh):
+    frame = _prices_like()
+    wh.replace_table("curated.things", frame)
+    with wh.read_batches("curated.things", ["ticker", "close"], max_rows=5) as frames:
+        batches = list(frames)
+    # in ticker order A(2) + B(3) = 5 rows, then C(4) + D(1) = 5; rows as stored in a batch
+    assert [sorted(b["ticker"].unique()) for b in batches] == [
+        ["A", "B"],
+        ["C", "D"],
+    ]
+    assert all(b.columns == ["ticker", "close"] for b in batches)
+    assert_frame_equal(
+        pl.concat(batches).sort("ticker", "close"),
+        frame.select("ticker", "close").sort("ticker", "close"),
+    )
+    with wh.read_batches("curated.things", max_rows=1) as frames:  # a ticker is never split
+        assert [b.height for b in frames] == [2, 3, 4, 1]
+
+
+def test_read_batches_of_an_empty_table_give_one_empty_frame_and_null_keys_come_last(wh):
+    wh.replace_table("curated.things", _prices_like().clear())
+    with wh.read_batches("curated.things", ["ticker", "close"]) as frames:
+        (only,) = list(frames)
+    assert only.is_empty() and only.columns == ["ticker", "close"]
+    with_null = pl.concat(
+        [
+            _prices_like(),
+            pl.DataFrame({"ticker": [None], "date": [date(2024, 2, 1)], "close": [9.0]}),
+        ]
+    )
+    wh.replace_table("curated.things", with_null)
+    with wh.read_batches("curated.things", max_rows=100) as frames:
+        batches = list(frames)
+    assert [b.height for b in batches] == [10, 1] and batches[1]["ticker"].to_list() == [None]
+
+
+def test_read_batches_of_a_missing_table_name_it(wh):
+    wh.replace_table("curated.things", _prices_like())
+    with pytest.raises(WarehouseError, match="curated.nothing"):
+        with wh.read_batches("curated.nothing"):
+            pass

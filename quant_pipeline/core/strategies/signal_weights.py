@@ -14,6 +14,8 @@ after t's close carry ``rebalance_date`` = t+1 and trade at t+1's close.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import polars as pl
 
 from quant_pipeline.core.strategies.spec import StrategySpec, sector_name_limit
@@ -92,18 +94,22 @@ def changes_only(weights: pl.DataFrame) -> pl.DataFrame:
 
 
 def signal_bars(
-    prices: pl.DataFrame, membership: pl.DataFrame | None = None, *, stops: bool = True
+    prices: pl.DataFrame | Iterable[pl.DataFrame],
+    membership: pl.DataFrame | None = None,
+    *,
+    stops: bool = True,
 ) -> SignalBars:
     """The bars every signal strategy of a run shares, prepared once from curated.prices
-    (ticker, date, open, high, low, close, adj_close, volume) and curated.membership (None or
-    empty: membership unknown, every entry allowed): adjusted bars, their days x tickers grid,
-    membership per row and, unless ``stops=False``, the stop-loss prices (see
-    :class:`core.strategies.technical_signals.SignalBars`). The prices frame is not kept (at
-    7,000 tickers each copy of the bars is about 1 GB)."""
-    bars = prepare_signal_bars(prices, None, stops=stops)
+    (ticker, date, open, high, low, close, adj_close, volume; whole, or in batches of whole
+    tickers) and curated.membership (None or empty: membership unknown, every entry allowed):
+    adjusted bars, their days x tickers grid, membership per row and, unless ``stops=False``,
+    the stop-loss prices (see :class:`core.strategies.technical_signals.SignalBars`). The
+    prices are not kept (at 7,000 tickers each copy of the bars is about 1 GB)."""
     if membership is None or membership.is_empty():
-        return bars
-    return bars._replace(member=member_on_day(bars.adjusted.select("ticker", "date"), membership))
+        return prepare_signal_bars(prices, None, stops=stops)
+    return prepare_signal_bars(
+        prices, stops=stops, member_of=lambda rows: member_on_day(rows, membership)
+    )
 
 
 def signal_weights(

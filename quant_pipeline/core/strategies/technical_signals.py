@@ -24,7 +24,7 @@ build the object and call it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal, NamedTuple
 
@@ -961,20 +961,48 @@ class SignalBars(NamedTuple):
 
 
 def prepare_signal_bars(
-    prices: pl.DataFrame, member: pl.Series | None = None, *, stops: bool = True
+    prices: pl.DataFrame | Iterable[pl.DataFrame],
+    member: pl.Series | None = None,
+    *,
+    stops: bool = True,
+    member_of: Callable[[pl.DataFrame], pl.Series] | None = None,
 ) -> SignalBars:
     """:class:`SignalBars` of curated.prices (ticker, date, open, high, low, close, adj_close,
-    volume); ``member`` per row of the adjusted bars (see ``SignalBars``); ``stops=False``
-    leaves out the stop-loss prices."""
-    # no signal reads the open: leaving it out saves a column of 15M floats
-    adjusted = adjusted_ohlcv(prices).drop("open")
+    volume), whole or in batches that each hold whole tickers (``Warehouse.read_batches``: the
+    prices frame itself never exists, only its adjusted bars); ``member`` per row of the
+    adjusted bars (see ``SignalBars``), or ``member_of``: the rule giving it from a batch's
+    adjusted (ticker, date) rows, applied batch by batch; ``stops=False`` leaves out the
+    stop-loss prices."""
+    parts = []
+    for batch in [prices] if isinstance(prices, pl.DataFrame) else prices:
+        # no signal reads the open: leaving it out saves a column of 15M floats; the stop
+        # losses read the unadjusted adj_close (NaN where null), carried along in row order
+        adjusted = adjusted_ohlcv(batch).drop("open")
+        if stops:
+            if not _same_rows(batch, adjusted):  # adjusted_ohlcv sorted the batch
+                batch = batch.sort("ticker", "date")
+            adjusted = adjusted.with_columns(
+                batch["adj_close"].cast(pl.Float64).fill_null(np.nan).alias("_stop")
+            )
+        if member_of is not None:
+            adjusted = adjusted.with_columns(
+                member_of(adjusted.select("ticker", "date")).alias("_member")
+            )
+        parts.append(adjusted)
+        del batch
+    adjusted = pl.concat(parts) if len(parts) > 1 else parts[0]
+    del parts
+    if not is_sorted_by(adjusted, ["ticker", "date"]):  # batches out of ticker order
+        adjusted = adjusted.sort("ticker", "date")
     axes = grid_axes(adjusted)
     close = None
-    if stops and _same_rows(prices, adjusted):  # prices already in (ticker, date) order
+    if stops:
         close = np.full((axes.dates.len(), axes.tickers.len()), np.nan)
-        close[axes.d, axes.k] = prices["adj_close"].cast(pl.Float64).fill_null(np.nan).to_numpy()
-    elif stops:
-        close = stop_prices(prices, axes)
+        close[axes.d, axes.k] = adjusted["_stop"].to_numpy()
+        adjusted = adjusted.drop("_stop")
+    if member_of is not None:
+        member = adjusted["_member"].alias("member")
+        adjusted = adjusted.drop("_member")
     return SignalBars(adjusted, axes, _last_rows(axes), member, close)
 
 

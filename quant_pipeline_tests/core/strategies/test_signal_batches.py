@@ -114,7 +114,9 @@ def test_batched_signal_weights_equal_the_whole_frame_computation(market, name, 
     args = (market["membership"], market["sectors"], market["values"])
     expected_weights, expected_events = whole_frame_signal_weights(market["prices"], spec, *args)
     shared = signal_bars(market["prices"], market["membership"])
-    for prices in (market["prices"], shared):  # one strategy alone, or bars shared by several
+    from_batches = signal_bars(_price_batches(market["prices"]), market["membership"])
+    # one strategy alone, or bars shared by several, prepared whole or from ticker batches
+    for prices in (market["prices"], shared, from_batches):
         weights, events = signal_weights(
             prices,
             spec,
@@ -126,6 +128,48 @@ def test_batched_signal_weights_equal_the_whole_frame_computation(market, name, 
         assert_frame_equal(events, expected_events)
     assert expected_events["entry"].any(), "the strategy never fires on this market"
     assert expected_weights.height > 0
+
+
+def _price_batches(prices: pl.DataFrame, rows: int = 3_000) -> list[pl.DataFrame]:
+    """``prices`` as ``Warehouse.read_batches`` gives them: runs of whole tickers."""
+    counts = prices.group_by("ticker").agg(pl.len().alias("rows"))
+    runs = curate.ticker_batches(counts, rows)
+    assert len(runs) > 3
+    return [prices.filter(pl.col("ticker").is_in(run)) for run in runs]
+
+
+@pytest.mark.parametrize("order", ["ticker order", "reversed, rows shuffled"])
+def test_bars_from_ticker_batches_equal_the_bars_of_the_whole_prices(market, order):
+    prices = market["prices"]
+    # every third ticker joins the index in 2015 and every fifth leaves it in 2016
+    membership = (
+        market["membership"]
+        .with_row_index("_n")
+        .with_columns(
+            start_date=pl.when(pl.col("_n") % 3 == 0)
+            .then(pl.lit(date(2015, 1, 2)))
+            .otherwise(pl.col("start_date")),
+            end_date=pl.when(pl.col("_n") % 5 == 0)
+            .then(pl.lit(date(2016, 6, 30)))
+            .otherwise(pl.col("end_date")),
+        )
+        .drop("_n")
+    )
+    batches = _price_batches(prices)
+    if order != "ticker order":
+        batches = [b.sample(fraction=1.0, shuffle=True, seed=1) for b in reversed(batches)]
+    whole = signal_bars(prices, membership)
+    batched = signal_bars(iter(batches), membership)
+    assert_frame_equal(batched.adjusted, whole.adjusted)
+    assert_frame_equal(batched.axes.dates.to_frame(), whole.axes.dates.to_frame())
+    assert batched.axes.tickers.equals(whole.axes.tickers)
+    assert np.array_equal(batched.last_row, whole.last_row)
+    assert batched.member.equals(whole.member) and not whole.member.all()
+    assert np.array_equal(batched.stop_close, whole.stop_close, equal_nan=True)
+    # without membership or stops
+    plain = signal_bars(iter(batches), None, stops=False)
+    assert plain.member is None and plain.stop_close is None
+    assert_frame_equal(plain.adjusted, whole.adjusted)
 
 
 def test_grid_axes_number_days_and_tickers_in_sorted_order_whatever_the_row_order():
