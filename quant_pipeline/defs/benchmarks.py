@@ -10,9 +10,8 @@ from quant_pipeline.core.backtest.benchmark_returns import (
     CAP_WEIGHT,
     EQUAL_WEIGHT,
     benchmark_table,
-    cap_weighted_benchmark,
-    equal_weight_benchmark,
     ticker_benchmark,
+    universe_benchmarks,
 )
 from quant_pipeline.core.backtest.reference_engine import BacktestInputError
 from quant_pipeline.core.data.share_basis import SHARE_BASIS_TABLE
@@ -83,7 +82,15 @@ def ticker_series(
     (not in the prices, or no daily return), each logged as a warning naming it."""
     series: dict[str, pl.DataFrame] = {}
     missing: list[str] = []
+    present = set(prices["ticker"].unique())
     for ticker in tickers:
+        if ticker not in present:
+            missing.append(ticker)
+            context.log.warning(
+                f"benchmark {ticker!r} left out: not in curated.prices (add it to the universe "
+                "or pick another)"
+            )
+            continue
         try:
             found = ticker_benchmark(prices, ticker)
         except BacktestInputError as exc:
@@ -126,7 +133,6 @@ def _series(
     left out); ``shares``: what the cap-weighted one weighs by (:func:`_shares`)."""
     if not todo:
         return {}
-    prices = read("curated.prices", columns=["ticker", "date", "close", "daily_return"])
     membership = read("curated.membership")
     members = membership if membership.height else None
     if members is not None and "universe" in members.columns and members["universe"].n_unique() > 1:
@@ -134,14 +140,29 @@ def _series(
             f"curated.membership holds several universes {members['universe'].unique().to_list()}"
         )
     series: dict[str, pl.DataFrame] = {}
-    if EQUAL_WEIGHT in todo:
-        series[EQUAL_WEIGHT] = equal_weight_benchmark(prices, membership=members)
-    if CAP_WEIGHT in todo:
-        series[CAP_WEIGHT] = cap_weighted_benchmark(
-            prices, shares, membership=members, share_basis=read(SHARE_BASIS_TABLE)
+    tickers = [t for t in todo if t not in (EQUAL_WEIGHT, CAP_WEIGHT)]
+    if EQUAL_WEIGHT in todo or CAP_WEIGHT in todo:
+        # the universe benchmarks from the prices in ticker batches: never every price at once
+        columns = ["ticker", "date", "close", "daily_return"]
+        basis = read(SHARE_BASIS_TABLE)
+        with read.batches("curated.prices", columns) as batches:
+            series.update(
+                universe_benchmarks(
+                    batches,
+                    shares if CAP_WEIGHT in todo else None,
+                    membership=members,
+                    share_basis=basis,
+                    equal_weight=EQUAL_WEIGHT in todo,
+                )
+            )
+    if tickers:
+        prices = read(
+            "curated.prices",
+            columns=["ticker", "date", "daily_return"],
+            filters={"ticker": tickers},
         )
-    found, _ = ticker_series(context, prices, [t for t in todo if t not in series])
-    series.update(found)
+        found, _ = ticker_series(context, prices, tickers)
+        series.update(found)
     return series
 
 

@@ -853,7 +853,8 @@ class Warehouse:
         rows with a null key last; within a batch, rows as stored), every batch read from ONE
         read-only connection, so all of them see the same snapshot of the table (a writer in
         another process waits until the ``with`` block ends). At least one frame: an empty
-        table gives one empty frame.
+        table gives one empty frame. Read what else the work needs before the block: no other
+        connection to the warehouse can open in this process while it is held.
 
         For steps whose work is per key (per ticker) and that need not hold every row at once::
 

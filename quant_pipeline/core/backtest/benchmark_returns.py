@@ -11,7 +11,7 @@ previous trading day (prices) and strictly before t (shares outstanding).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date
 
 import polars as pl
@@ -42,6 +42,7 @@ __all__ = [
     "cap_weighted_benchmark",
     "equal_weight_benchmark",
     "ticker_benchmark",
+    "universe_benchmarks",
 ]
 
 
@@ -76,6 +77,18 @@ def cap_weighted_benchmark(
     require_columns(
         shares, ("ticker", "available_at", "shares_outstanding"), "shares", BacktestInputError
     )
+    return _cap_weighted_returns(_cap_weighted_rows(prices, shares, membership, share_basis))
+
+
+def _cap_weighted_rows(
+    prices: pl.DataFrame,
+    shares: pl.DataFrame,
+    membership: pl.DataFrame | None,
+    share_basis: pl.DataFrame | None,
+) -> pl.DataFrame:
+    """``date, cap, daily_return``: the rows that count in :func:`cap_weighted_benchmark` (one
+    per ticker and day; every step is per ticker, so any batch of whole tickers gives its own
+    rows)."""
     px = members_only(_returns_with_prior_close(prices), membership)
     rebase = share_basis is not None and share_basis.height > 0
     if rebase:
@@ -99,9 +112,15 @@ def cap_weighted_benchmark(
             weighted, share_basis, period="period_end", price_date="prev_date"
         )
         weighted = weighted.with_columns(pl.col("shares_outstanding") * factor)
-    weighted = weighted.with_columns(cap=pl.col("prev_close") * pl.col("shares_outstanding"))
+    return weighted.select(
+        "date", (pl.col("prev_close") * pl.col("shares_outstanding")).alias("cap"), "daily_return"
+    )
+
+
+def _cap_weighted_returns(rows: pl.DataFrame) -> pl.DataFrame:
+    """``date, benchmark_return`` = sum(cap * r) / sum(cap) per date of ``rows``."""
     return (
-        weighted.group_by("date")
+        rows.group_by("date")
         .agg(
             ((pl.col("cap") * pl.col("daily_return")).sum() / pl.col("cap").sum()).alias(
                 "benchmark_return"
@@ -110,6 +129,45 @@ def cap_weighted_benchmark(
         .sort("date")
         .select(pl.col("date").cast(pl.Date), pl.col("benchmark_return").cast(pl.Float64))
     )
+
+
+def universe_benchmarks(
+    batches: Iterable[pl.DataFrame],
+    shares: pl.DataFrame | None,
+    membership: pl.DataFrame | None = None,
+    share_basis: pl.DataFrame | None = None,
+    equal_weight: bool = True,
+) -> dict[str, pl.DataFrame]:
+    """:data:`EQUAL_WEIGHT` (when ``equal_weight``) and :data:`CAP_WEIGHT` (when ``shares`` is
+    given) series from curated.prices (ticker, date, close, daily_return) in batches that each
+    hold whole tickers (``Warehouse.read_batches``), one pass over them: each batch gives only
+    the rows that count (members' returns; caps and returns), and the mean and the cap-weighted
+    sum are taken over all of them at the end, as :func:`equal_weight_benchmark` and
+    :func:`cap_weighted_benchmark` take them over the whole prices frame (same definitions;
+    the sums may differ from theirs in the last bit, as any other summation order would)."""
+    if shares is not None:
+        require_columns(
+            shares, ("ticker", "available_at", "shares_outstanding"), "shares", BacktestInputError
+        )
+    needed = ("ticker", "date", "daily_return") + (("close",) if shares is not None else ())
+    members, weighted = [], []
+    for batch in batches:
+        require_columns(batch, needed, "prices", BacktestInputError)
+        if equal_weight:
+            returns = batch.select("ticker", "date", "daily_return").filter(
+                pl.col("daily_return").is_not_null() & pl.col("daily_return").is_not_nan()
+            )
+            members.append(
+                members_only(returns, membership).select("ticker", "date", "daily_return")
+            )
+        if shares is not None:
+            weighted.append(_cap_weighted_rows(batch, shares, membership, share_basis))
+    series: dict[str, pl.DataFrame] = {}
+    if equal_weight:
+        series[EQUAL_WEIGHT] = equal_weight_benchmark(pl.concat(members))
+    if shares is not None:
+        series[CAP_WEIGHT] = _cap_weighted_returns(pl.concat(weighted))
+    return series
 
 
 def _returns_with_prior_close(prices: pl.DataFrame) -> pl.DataFrame:

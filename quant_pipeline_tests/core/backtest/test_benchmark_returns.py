@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from quant_pipeline.core.backtest.benchmark_returns import (
     benchmark_series,
     benchmark_table,
     cap_weighted_benchmark,
     ticker_benchmark,
+    universe_benchmarks,
 )
 from quant_pipeline.core.backtest.reference_engine import BacktestInputError, equal_weight_benchmark
 
@@ -135,3 +138,67 @@ def test_overlapping_membership_intervals_count_a_ticker_once_a_day():
     # d3: A 11/11 - 1 = 0, B 18/20 - 1 = -0.1 -> equal weight -0.05
     ew = equal_weight_benchmark(PRICES, membership=overlapping)
     assert ew.filter(pl.col("date") == D[2])["benchmark_return"].item() == pytest.approx(-0.05)
+
+
+SHARES = pl.DataFrame(
+    {
+        "ticker": ["A", "A", "B"],
+        "available_at": [D[0], D[2], None],
+        "shares_outstanding": [100.0, 300.0, 50.0],
+    },
+    schema_overrides={"available_at": pl.Date},
+)
+
+
+def test_universe_benchmarks_from_ticker_batches_are_the_two_universe_series():
+    batches = [PRICES.filter(pl.col("ticker") == t) for t in ("B", "A")]  # any batch order
+    got = universe_benchmarks(iter(batches), SHARES)
+    assert got["cap_weight"]["benchmark_return"].to_list() == pytest.approx(
+        [0.05, -100 / 2100, 300 / 4200, 0.1], rel=1e-12
+    )
+    # equal weight: the mean of A's and B's returns each day
+    assert got["equal_weight"]["benchmark_return"].to_list() == pytest.approx(
+        [(0.1 + 0.0) / 2, (0.0 - 0.1) / 2, (12 / 11 - 1 + 0.0) / 2, (0.0 + 0.5) / 2], rel=1e-12
+    )
+    members = pl.DataFrame(
+        {"ticker": ["A", "B"], "start_date": [D[0], D[3]], "end_date": [None, None]},
+        schema_overrides={"end_date": pl.Date},
+    )
+    only = universe_benchmarks(iter(batches), None, membership=members, equal_weight=True)
+    assert set(only) == {"equal_weight"}  # no shares, no cap-weighted series
+    assert_frame_equal(only["equal_weight"], equal_weight_benchmark(PRICES, members))
+    assert universe_benchmarks(iter(batches), SHARES, equal_weight=False).keys() == {"cap_weight"}
+
+
+def test_universe_benchmarks_in_batches_equal_the_whole_frame_series_on_a_demo_market():
+    from quant_pipeline.core.data import curation as curate
+    from quant_pipeline.sources.demo import generate_market
+
+    market = generate_market(40, date(2019, 1, 1), date(2021, 12, 31), seed=8)
+    prices = curate.curate_prices(market.prices, market.corporate_actions).prices.select(
+        "ticker", "date", "close", "daily_return"
+    )
+    members = curate.curate_membership(market.membership)
+    rng = np.random.default_rng(2)
+    tickers = prices["ticker"].unique().sort()
+    shares = pl.DataFrame(
+        {
+            "ticker": tickers.to_list() * 2,
+            "available_at": [date(2019, 3, 1)] * tickers.len() + [date(2020, 6, 1)] * tickers.len(),
+            "shares_outstanding": rng.uniform(1e6, 1e8, 2 * tickers.len()),
+        }
+    )
+    counts = prices.group_by("ticker").agg(pl.len().alias("rows"))
+    runs = curate.ticker_batches(counts, 5_000)
+    assert len(runs) > 3
+    batches = [prices.filter(pl.col("ticker").is_in(run)) for run in runs]
+    got = universe_benchmarks(iter(batches), shares, membership=members)
+    whole_ew = equal_weight_benchmark(prices, members)
+    whole_cw = cap_weighted_benchmark(prices, shares, membership=members)
+    assert (
+        not members["end_date"].is_null().all()
+        or not (members["start_date"] == members["start_date"].min()).all()
+    )  # membership changes over the window, so it matters
+    assert_frame_equal(got["equal_weight"], whole_ew, abs_tol=1e-15, rel_tol=0)
+    assert_frame_equal(got["cap_weight"], whole_cw, abs_tol=1e-15, rel_tol=0)
+    assert got["cap_weight"].height > 500
