@@ -71,7 +71,7 @@ UNCHANGING_COLUMNS = ("ingested_at",)  # when a row was loaded is not its conten
 
 
 def values_digests(
-    read, dates: list, prices: pl.DataFrame, vintages: pl.DataFrame, securities: pl.DataFrame
+    read, dates: list, vintages: pl.DataFrame, securities: pl.DataFrame
 ) -> pl.DataFrame:
     """Each rebalance date's input digest: the prices and the fundamentals vintages dated
     before it (``point_in_time_factor_values`` looks at nothing later), the securities' sectors,
@@ -85,7 +85,10 @@ def values_digests(
         read.cumulative_hashes("curated.fundamentals_vintages", "available_at", vintage_columns),
         dates,
     )
-    fallback = profile_share_hashes(dates, prices, vintages, securities)
+    first_prices = read.date_ranges("curated.prices", "ticker", "date").select(
+        pl.col("key").alias("ticker"), pl.col("first").alias("_first_price")
+    )
+    fallback = profile_share_hashes(dates, first_prices, vintages, securities)
     splits = split_hashes(dates, read(SHARE_BASIS_TABLE))
     sectors = securities.select("ticker", "sector").sort("ticker").hash_rows().sum()
     membership = read.content_hash("curated.membership")
@@ -130,16 +133,16 @@ def split_hashes(dates: list, events: pl.DataFrame) -> dict:
 
 
 def profile_share_hashes(
-    dates: list, prices: pl.DataFrame, vintages: pl.DataFrame, securities: pl.DataFrame
+    dates: list, first_prices: pl.DataFrame, vintages: pl.DataFrame, securities: pl.DataFrame
 ) -> dict:
     """Per rebalance date: a hash of the profile shares (:func:`profile_shares`: the first
     profile's) of the tickers whose market cap may fall back on them then (a price before the
     date, and no fundamentals row with shares known before it, or one without shares); only
-    these rows may depend on them."""
+    these rows may depend on them. ``first_prices``: ticker, _first_price (its first priced
+    day, from the warehouse: grouping 15M price rows in polars took a GB)."""
     shares = profile_shares(securities.columns)
     if not dates:
         return {}
-    first_price = prices.group_by("ticker").agg(pl.col("date").min().alias("_first_price"))
     known = vintages.group_by("ticker").agg(
         pl.col("available_at")
         .filter(pl.col("shares_outstanding").is_not_null())
@@ -157,7 +160,7 @@ def profile_share_hashes(
     )
     frame = (
         pl.DataFrame({"rebalance_date": dates}, schema={"rebalance_date": pl.Date})
-        .join(first_price.join(known, on="ticker", how="left"), how="cross")
+        .join(first_prices.join(known, on="ticker", how="left"), how="cross")
         .filter(
             (pl.col("_first_price") < pl.col("rebalance_date"))
             & (
@@ -219,7 +222,7 @@ def factor_values_asset(market: MarketDataResource, warehouse: WarehouseResource
     dates = schedule["rebalance_date"].unique().sort().to_list()
     vintages = read("curated.fundamentals_vintages")
     securities = read("curated.securities")
-    digests = values_digests(read, dates, prices, vintages, securities)
+    digests = values_digests(read, dates, vintages, securities)
     reuse = VALUES.plan(warehouse, market, digests)
     computed = reuse.computed_values("rebalance_date")
     values = pl.DataFrame(schema=FACTOR_VALUES_SCHEMA)

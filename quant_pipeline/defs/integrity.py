@@ -60,11 +60,19 @@ def scores_match_point_in_time_recomputation(
     """Factor values and scores of sampled dates equal a recomputation from data known then."""
     read = AUDIT_READS.reader(warehouse.read_only())
     specs = runnable_strategies(market, warehouse)
-    values = read("factors.values")
-    scores = read("factors.scores").filter(pl.col("strategy").is_in(list(specs)))
-    if is_restricted(market) and scores.height:  # audit what this run wrote, not others' dates
-        values = values.filter(pl.col("rebalance_date").is_in(scores["rebalance_date"].unique()))
-    dates = sample_dates(values["rebalance_date"].unique().to_list(), config.sample_dates)
+    value_dates = read("factors.values", columns=["rebalance_date"])["rebalance_date"].unique()
+    if is_restricted(market):  # audit what this run wrote, not others' dates
+        scored = read("factors.scores", columns=["strategy", "rebalance_date"]).filter(
+            pl.col("strategy").is_in(list(specs))
+        )
+        if scored.height:
+            value_dates = value_dates.filter(value_dates.is_in(scored["rebalance_date"].unique()))
+    dates = sample_dates(value_dates.to_list(), config.sample_dates)
+    # only the sampled dates' stored rows are compared: read no others
+    values = read("factors.values", filters={"rebalance_date": dates})
+    scores = read("factors.scores", filters={"rebalance_date": dates}).filter(
+        pl.col("strategy").is_in(list(specs))
+    )
     membership = read("curated.membership")
     result = audit_lookahead(
         values,
