@@ -206,9 +206,9 @@ def factor_values_asset(market: MarketDataResource, warehouse: WarehouseResource
     """Rebalance dates, point-in-time factor values and the fundamentals vintage they used."""
     read = VALUES_READS.reader(warehouse.read_only())
     specs = runnable_strategies(market, warehouse)
-    prices = read("curated.prices", columns=CLOSE_PRICE_COLUMNS)
     membership = read("curated.membership")
-    days = trading_days(prices)
+    # the calendar from the warehouse: the prices are read only when a date is computed
+    days = trading_days(read.distinct_dates("curated.prices"))
     schedule = pl.concat(
         [
             pl.DataFrame(
@@ -227,8 +227,10 @@ def factor_values_asset(market: MarketDataResource, warehouse: WarehouseResource
     computed = reuse.computed_values("rebalance_date")
     values = pl.DataFrame(schema=FACTOR_VALUES_SCHEMA)
     if computed:
+        # one contiguous copy of DuckDB's ~120k-row Arrow chunks: the factor functions on
+        # the chunked frame copied them again and again (3,000 tickers: 2.6 -> 2.1 GB, faster)
         values = point_in_time_factor_values(
-            prices,
+            read("curated.prices", columns=CLOSE_PRICE_COLUMNS).rechunk(),
             vintages,
             securities,
             computed,

@@ -125,6 +125,11 @@ class TableReader:
         self._check(table)
         return self.warehouse.cumulative_hashes(table, date_column, columns)
 
+    def distinct_dates(self, table: str, date_column: str = "date") -> pl.DataFrame:
+        """``Warehouse.distinct_dates`` of a declared table: its dates, in order."""
+        self._check(table)
+        return self.warehouse.distinct_dates(table, date_column)
+
     def date_ranges(self, table: str, key_column: str, date_column: str) -> pl.DataFrame:
         """``Warehouse.date_ranges`` of a declared table: first and last date per key."""
         self._check(table)

@@ -1012,6 +1012,17 @@ class Warehouse:
             frame = con.sql(sql, params=params).pl()
         return frame.cast(schema)
 
+    def distinct_dates(self, table: str, date_column: str = "date") -> pl.DataFrame:
+        """The distinct non-null ``date_column`` values of ``table`` (column ``date``), in
+        order: a calendar without reading every row. Empty when the table is missing."""
+        target, day = _table_name(table), _column_name(date_column)
+        return self._select(
+            table,
+            f"SELECT DISTINCT CAST({day} AS DATE) AS date FROM {target} "
+            f"WHERE {day} IS NOT NULL ORDER BY 1",
+            {"date": pl.Date},
+        )
+
     def date_ranges(self, table: str, key_column: str, date_column: str) -> pl.DataFrame:
         """Per ``key_column`` value of ``table``: its first and last ``date_column`` (columns
         key, first, last), in key order. Empty when the table is missing."""

@@ -157,3 +157,18 @@ def test_read_batches_of_a_missing_table_name_it(wh):
     with pytest.raises(WarehouseError, match="curated.nothing"):
         with wh.read_batches("curated.nothing"):
             pass
+
+
+def test_distinct_dates_are_the_tables_calendar_in_order(wh):
+    assert wh.distinct_dates("curated.things").is_empty()  # no table yet
+    frame = pl.concat(
+        [_prices_like(), pl.DataFrame({"ticker": ["Z"], "date": [None], "close": [1.0]})],
+        how="vertical_relaxed",
+    )
+    wh.replace_table("curated.things", frame)
+    expected = frame["date"].drop_nulls().unique().sort()
+    assert wh.distinct_dates("curated.things")["date"].to_list() == expected.to_list()
+    assert wh.distinct_dates("curated.things")["date"].to_list()[:2] == [
+        date(2024, 1, 1),
+        date(2024, 1, 2),
+    ]
