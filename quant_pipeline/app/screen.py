@@ -14,7 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from quant_pipeline.core.backtest.lookahead_audit import price_window
-from quant_pipeline.core.data.schema import FIRST_SHARES
+from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS, FIRST_SHARES
 from quant_pipeline.core.data.share_basis import SHARE_BASIS_TABLE
 from quant_pipeline.core.factors.values import factor_values
 from quant_pipeline.core.strategies.screen import (
@@ -76,7 +76,8 @@ def load_rules(path: Path) -> ScreenRules:
 def candidates(warehouse: Warehouse, as_of: date | None = None) -> tuple[date, pl.DataFrame]:
     """(D, one row per ticker with the screen's inputs as of D). D defaults to the day after the
     last price (screening tomorrow morning on today's close); only data before D is used."""
-    prices = warehouse.read_table("curated.prices")
+    # what factor_values and the spread read: every other column would only take memory
+    prices = warehouse.read_table("curated.prices", [*CLOSE_PRICE_COLUMNS, "high", "low"])
     if prices.is_empty():
         raise ValueError("curated.prices is empty: run the pipeline first")
     as_of = as_of or prices["date"].max() + timedelta(days=1)
