@@ -176,6 +176,20 @@ def profile_share_hashes(
     return {d: f"{n}:{h}" for d, n, h in frame.iter_rows()}
 
 
+def rebalance_schedule(days: pl.Series, specs: dict) -> pl.DataFrame:
+    """``factors.rebalance_dates``: the dates of every frequency the scored strategies use
+    (signal and blend kinds need no scores; research reads the monthly dates)."""
+    return pl.concat(
+        [
+            pl.DataFrame(
+                {"frequency": freq, "rebalance_date": rebalance_dates(days, freq)},
+                schema={"frequency": pl.String, "rebalance_date": pl.Date},
+            )
+            for freq in sorted({s.rebalance for s in specs.values() if s.scored} or {"monthly"})
+        ]
+    )
+
+
 @dg.multi_asset(
     name="factors__values",
     specs=[
@@ -208,17 +222,7 @@ def factor_values_asset(market: MarketDataResource, warehouse: WarehouseResource
     specs = runnable_strategies(market, warehouse)
     membership = read("curated.membership")
     # the calendar from the warehouse: the prices are read only when a date is computed
-    days = trading_days(read.distinct_dates("curated.prices"))
-    schedule = pl.concat(
-        [
-            pl.DataFrame(
-                {"frequency": freq, "rebalance_date": rebalance_dates(days, freq)},
-                schema={"frequency": pl.String, "rebalance_date": pl.Date},
-            )
-            # signal and blend kinds need no scores; research reads the monthly dates
-            for freq in sorted({s.rebalance for s in specs.values() if s.scored} or {"monthly"})
-        ]
-    )
+    schedule = rebalance_schedule(trading_days(read.distinct_dates("curated.prices")), specs)
     dates = schedule["rebalance_date"].unique().sort().to_list()
     vintages = read("curated.fundamentals_vintages")
     securities = read("curated.securities")
