@@ -77,27 +77,34 @@ def cap_weighted_benchmark(
     require_columns(
         shares, ("ticker", "available_at", "shares_outstanding"), "shares", BacktestInputError
     )
-    return _cap_weighted_returns(_cap_weighted_rows(prices, shares, membership, share_basis))
+    known = _shares_on_basis(shares, share_basis)
+    return _cap_weighted_returns(_cap_weighted_rows(prices, known, membership, share_basis))
+
+
+def _shares_on_basis(shares: pl.DataFrame, share_basis: pl.DataFrame | None) -> pl.DataFrame:
+    """:func:`_known_shares` of ``shares``, with their ``period_end`` when ``share_basis`` has
+    events to put the counts on the close's basis (then required)."""
+    rebase = share_basis is not None and share_basis.height > 0
+    if rebase:
+        require_columns(shares, ("period_end",), "shares", BacktestInputError)
+    return _known_shares(shares, rebase)
 
 
 def _cap_weighted_rows(
     prices: pl.DataFrame,
-    shares: pl.DataFrame,
+    known: pl.DataFrame,
     membership: pl.DataFrame | None,
     share_basis: pl.DataFrame | None,
 ) -> pl.DataFrame:
     """``date, cap, daily_return``: the rows that count in :func:`cap_weighted_benchmark` (one
     per ticker and day; every step is per ticker, so any batch of whole tickers gives its own
-    rows)."""
+    rows). ``known``: :func:`_shares_on_basis`."""
     px = members_only(_returns_with_prior_close(prices), membership)
     rebase = share_basis is not None and share_basis.height > 0
-    if rebase:
-        require_columns(shares, ("period_end",), "shares", BacktestInputError)
-    sh = _known_shares(shares, rebase)
     weighted = (
         px.sort("date")
         .join_asof(
-            sh,
+            known,
             left_on="date",
             right_on="available_at",
             by="ticker",
@@ -145,10 +152,12 @@ def universe_benchmarks(
     sum are taken over all of them at the end, as :func:`equal_weight_benchmark` and
     :func:`cap_weighted_benchmark` take them over the whole prices frame (same definitions;
     the sums may differ from theirs in the last bit, as any other summation order would)."""
+    known = None
     if shares is not None:
         require_columns(
             shares, ("ticker", "available_at", "shares_outstanding"), "shares", BacktestInputError
         )
+        known = _shares_on_basis(shares, share_basis)  # once, not per batch
     needed = ("ticker", "date", "daily_return") + (("close",) if shares is not None else ())
     members, weighted = [], []
     for batch in batches:
@@ -160,12 +169,16 @@ def universe_benchmarks(
             members.append(
                 members_only(returns, membership).select("ticker", "date", "daily_return")
             )
-        if shares is not None:
-            weighted.append(_cap_weighted_rows(batch, shares, membership, share_basis))
+        if known is not None:
+            weighted.append(_cap_weighted_rows(batch, known, membership, share_basis))
+    if not members and not weighted and (equal_weight or known is not None):
+        raise BacktestInputError(
+            "universe_benchmarks: no price batch given (an empty prices table is one empty batch)"
+        )
     series: dict[str, pl.DataFrame] = {}
     if equal_weight:
         series[EQUAL_WEIGHT] = equal_weight_benchmark(pl.concat(members))
-    if shares is not None:
+    if known is not None:
         series[CAP_WEIGHT] = _cap_weighted_returns(pl.concat(weighted))
     return series
 
