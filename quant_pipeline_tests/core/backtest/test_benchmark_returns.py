@@ -175,24 +175,14 @@ def test_universe_benchmarks_from_ticker_batches_are_the_two_universe_series():
 def test_universe_benchmarks_in_batches_equal_the_whole_frame_series_on_a_demo_market():
     from quant_pipeline.core.data import curation as curate
     from quant_pipeline.sources.demo import generate_market
+    from quant_pipeline_tests.core.strategies.test_signal_batches import changing_membership
 
     market = generate_market(40, date(2019, 1, 1), date(2021, 12, 31), seed=8)
     prices = curate.curate_prices(market.prices, market.corporate_actions).prices.select(
         "ticker", "date", "close", "daily_return"
     )
-    # every third ticker joins the index in 2020 and every fifth leaves it mid-2021
-    members = (
-        curate.curate_membership(market.membership)
-        .with_row_index("_n")
-        .with_columns(
-            start_date=pl.when(pl.col("_n") % 3 == 0)
-            .then(pl.lit(date(2020, 1, 2)))
-            .otherwise(pl.col("start_date")),
-            end_date=pl.when(pl.col("_n") % 5 == 0)
-            .then(pl.lit(date(2021, 6, 30)))
-            .otherwise(pl.col("end_date")),
-        )
-        .drop("_n")
+    members = changing_membership(
+        curate.curate_membership(market.membership), date(2020, 1, 2), date(2021, 6, 30)
     )
     rng = np.random.default_rng(2)
     tickers = prices["ticker"].unique().sort()

@@ -138,23 +138,27 @@ def _price_batches(prices: pl.DataFrame, rows: int = 3_000) -> list[pl.DataFrame
     return [prices.filter(pl.col("ticker").is_in(run)) for run in runs]
 
 
-@pytest.mark.parametrize("order", ["ticker order", "reversed, rows shuffled"])
-def test_bars_from_ticker_batches_equal_the_bars_of_the_whole_prices(market, order):
-    prices = market["prices"]
-    # every third ticker joins the index in 2015 and every fifth leaves it in 2016
-    membership = (
-        market["membership"]
-        .with_row_index("_n")
+def changing_membership(members: pl.DataFrame, joins: date, leaves: date) -> pl.DataFrame:
+    """``members`` (curated.membership) where every third ticker joins the index on ``joins``
+    and every fifth leaves it on ``leaves``: a membership that changes over the window."""
+    return (
+        members.with_row_index("_n")
         .with_columns(
             start_date=pl.when(pl.col("_n") % 3 == 0)
-            .then(pl.lit(date(2015, 1, 2)))
+            .then(pl.lit(joins))
             .otherwise(pl.col("start_date")),
             end_date=pl.when(pl.col("_n") % 5 == 0)
-            .then(pl.lit(date(2016, 6, 30)))
+            .then(pl.lit(leaves))
             .otherwise(pl.col("end_date")),
         )
         .drop("_n")
     )
+
+
+@pytest.mark.parametrize("order", ["ticker order", "reversed, rows shuffled"])
+def test_bars_from_ticker_batches_equal_the_bars_of_the_whole_prices(market, order):
+    prices = market["prices"]
+    membership = changing_membership(market["membership"], date(2015, 1, 2), date(2016, 6, 30))
     batches = _price_batches(prices)
     if order != "ticker order":
         batches = [b.sample(fraction=1.0, shuffle=True, seed=1) for b in reversed(batches)]
