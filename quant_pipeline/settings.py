@@ -128,6 +128,12 @@ class Settings(BaseModel):
         "process; the step alone writes the warehouse). More pays only with idle cores and "
         "hundreds of variants: starting a worker costs ~2 s of CPU",
     )
+    page_workers: int = _field(
+        2,
+        "processes the backtest/tear_sheets step draws its pages on when it has at least 4 to "
+        "draw (1 = the step's own process; never more than the CPUs). Starting one costs ~2 s "
+        "of CPU, so on a machine whose cores are already busy (a parallel test run) 1 is faster",
+    )
     outbox: Path = _field(Path("outbox"), "folder recommendation packets are written to")
     inbox: Path = _field(Path("inbox"), "folder the inbox sensor watches for holdings files")
     portfolios: Path = _field(Path("portfolios.yaml"), "the portfolios YAML")
@@ -154,7 +160,7 @@ class Settings(BaseModel):
             return names or None
         return value
 
-    @field_validator("demo_tickers", "sweep_workers")
+    @field_validator("demo_tickers", "sweep_workers", "page_workers")
     @classmethod
     def _positive_tickers(cls, value: int) -> int:
         if value < 1:

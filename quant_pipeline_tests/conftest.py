@@ -2,6 +2,9 @@
 
 * ``QUANT_PIPELINE_DEMO_END`` is set to :data:`quant_pipeline_tests.pins.DEMO_END` for the whole
   session, so a demo market built from the settings is the same on every day the suite runs.
+* ``QUANT_PIPELINE_PAGE_WORKERS`` is 1: the suite already keeps every core busy, and two
+  spawned drawing processes per full chain would only add their start-up (~2 s of CPU each);
+  ``defs/test_wiring.py`` draws the shared chain's pages on two processes and compares.
 * ``DAGSTER_HOME`` points at a temporary folder (the Makefile exports the project's
   ``dagster_home/``), so no run history lands in the project.
 * The project's ``dagster_home/`` and ``warehouse/`` folders are listed (name, size, mtime) at
@@ -55,6 +58,7 @@ def _pinned_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
     with pytest.MonkeyPatch.context() as env:
         env.setenv("QUANT_PIPELINE_DEMO_END", DEMO_END_ISO)
         env.setenv("DAGSTER_HOME", str(home))
+        env.setenv("QUANT_PIPELINE_PAGE_WORKERS", "1")
         yield
         assert os.environ["QUANT_PIPELINE_DEMO_END"] == DEMO_END_ISO, (
             "a test left QUANT_PIPELINE_DEMO_END changed; use monkeypatch.setenv"

@@ -28,6 +28,7 @@ SAMPLES = {
     "risk_free_rate": ("0.02", 0.02),
     "common_window_tolerance_days": ("90", 90),
     "sweep_workers": ("1", 1),
+    "page_workers": ("1", 1),
     "outbox": ("/tmp/out", Path("/tmp/out")),
     "inbox": ("/tmp/in", Path("/tmp/in")),
     "portfolios": ("mine.yaml", Path("mine.yaml")),
@@ -63,6 +64,10 @@ def test_every_settings_field_is_read_from_its_quant_pipeline_env_var():
         (
             {"QUANT_PIPELINE_SWEEP_WORKERS": "0"},
             "QUANT_PIPELINE_SWEEP_WORKERS: must be >= 1, got 0",
+        ),
+        (
+            {"QUANT_PIPELINE_PAGE_WORKERS": "0"},
+            "QUANT_PIPELINE_PAGE_WORKERS: must be >= 1, got 0",
         ),
         ({"QUANT_PIPELINE_DEMO_START": "2015-13-01"}, "QUANT_PIPELINE_DEMO_START: must be a date"),
         (

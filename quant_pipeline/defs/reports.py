@@ -6,6 +6,7 @@ plus an ``index.html`` linking them; ``backtest.tear_sheets`` lists the files wr
 """
 
 import html
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import polars as pl
 
 import quant_pipeline.core.backtest.comparison as comparison_module
 import quant_pipeline.core.reporting.tearsheet as tearsheet_module
-from quant_pipeline.app.parallel import default_workers, process_map
+from quant_pipeline.app.parallel import process_map
 from quant_pipeline.core.backtest.comparison import (
     BENCHMARK,
     monthly_summary,
@@ -226,7 +227,15 @@ def _dataset_version(setting: pl.DataFrame, settings: pl.DataFrame) -> str | Non
     return frame["dataset_version"][0]
 
 
-PARALLEL_PAGES = 4  # from this many pages to draw, both cores draw them (worker start ~2 s)
+PARALLEL_PAGES = 4  # from this many pages to draw, QUANT_PIPELINE_PAGE_WORKERS processes draw them
+
+
+def page_workers(pages: int) -> int:
+    """Processes drawing ``pages`` tear sheets: QUANT_PIPELINE_PAGE_WORKERS (at most the CPU
+    count) from :data:`PARALLEL_PAGES` pages, else 1 (a worker's start costs ~2 s of CPU)."""
+    if pages < PARALLEL_PAGES:
+        return 1
+    return max(1, min(from_env().page_workers, os.cpu_count() or 1))
 
 
 def _versions(name: str, settings: pl.DataFrame) -> tuple:
@@ -332,7 +341,7 @@ def tear_sheets(
         reason = CHANGED if stored is not None else NEW
         reasons[reason] = reasons.get(reason, 0) + 1
         jobs.append((job, inputs))
-    workers = default_workers() if len(jobs) >= PARALLEL_PAGES else 1
+    workers = page_workers(len(jobs))
     pages = process_map(workers)(draw_page, None, [job for job, _ in jobs])
     meta_charts = {}
     for (job, inputs), (page, charts) in zip(jobs, pages, strict=True):

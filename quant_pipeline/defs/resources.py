@@ -21,7 +21,7 @@ from quant_pipeline.settings import Settings, env_var, from_env, resource_fields
 from quant_pipeline.sources import make_source
 from quant_pipeline.sources.base import Source
 from quant_pipeline.storage.run_lock import hold_run_lock
-from quant_pipeline.storage.warehouse import Warehouse
+from quant_pipeline.storage.warehouse import Warehouse, reusing_reads
 
 # The Settings fields the market resource can override for one run (declared in the model).
 SETTINGS_FIELDS = resource_fields("market")
@@ -39,8 +39,10 @@ class WarehouseResource(dg.ConfigurableResource):
     initialisation, before the first step, to its teardown after the last: under the in-process
     executor of the project's ``Definitions`` that is the whole run, so two runs (UI, schedule,
     sensor or ``quant-pipeline run``) never interleave their tables; a run finding the lock held
-    waits (bounded by QUANT_PIPELINE_RUN_LOCK_TIMEOUT) and logs which run it waits for. Outside a
-    run (sensors, tests calling :meth:`get`) nothing is locked."""
+    waits (bounded by QUANT_PIPELINE_RUN_LOCK_TIMEOUT) and logs which run it waits for. While it
+    holds the lock, the run's reads share one held read-only connection between its writes
+    (``storage.warehouse.reusing_reads``) instead of opening one per read. Outside a run
+    (sensors, tests calling :meth:`get`) nothing is locked or held."""
 
     path: str | None = Field(default=None, description=_describe("warehouse"))
 
@@ -61,7 +63,8 @@ class WarehouseResource(dg.ConfigurableResource):
         ) as acquired:
             if log is not None:
                 log.info(f"took the warehouse run lock after {acquired.waited:.1f} s")
-            yield self
+            with reusing_reads(self._path()):  # no other process writes while the run holds it
+                yield self
 
     def get(self) -> Warehouse:
         """The warehouse for a step that writes (creates the schemas on first use)."""

@@ -4,6 +4,8 @@ Rules this module keeps so the rest of the project does not have to think about 
 
 - Never connect in a constructor or at import time. Every method opens a short-lived connection
   (DuckDB allows one writing process per file; a long-lived connection would hold the lock).
+  Inside :func:`reusing_reads` (a run, which holds the run lock) read-only connections are
+  cursors of one held read-only connection instead (see there).
 - Values are always bound as parameters. Table and column names cannot be bound, so every name is
   checked against a whitelist pattern before it is quoted into a statement.
 - Every write is one transaction: on any error nothing is written.
@@ -18,6 +20,7 @@ import math
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -53,6 +56,10 @@ _SANDBOX: dict[str, object] = {
     "autoload_known_extensions": False,
     "allow_community_extensions": False,
 }
+
+# A held read connection is closed (and DuckDB's buffer pool with it) once DuckDB holds more than
+# this much memory, so holding it never keeps a large table's blocks cached between steps.
+HELD_READS_MAX_BYTES = 64 << 20
 
 _TABLE_RE = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
 _COLUMN_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -228,6 +235,61 @@ class WarehouseReadOnlyError(WarehouseError):
     """A write was attempted through a read-only warehouse."""
 
 
+@dataclass
+class _HeldReads:
+    """The read-only connection held for one warehouse file inside :func:`reusing_reads`."""
+
+    depth: int = 0  # nested reusing_reads blocks
+    con: duckdb.DuckDBPyConnection | None = None
+    cursors: int = 0  # cursors of ``con`` open right now
+
+    def close(self) -> None:
+        if self.con is not None and self.cursors == 0:
+            self.con.close()
+            self.con = None
+
+
+_HELD: dict[Path, _HeldReads] = {}
+_HELD_LOCK = threading.RLock()
+
+
+@contextmanager
+def reusing_reads(path: str | Path) -> Iterator[None]:
+    """Within the block, read-only connections to the warehouse file ``path`` in this process
+    are cursors of ONE held read-only connection instead of a new connection each.
+
+    Opening a DuckDB database costs ~40-60 ms of CPU (DuckDB 2.0 builds its catalog of built-in
+    functions per database); a run opens ~300 short read connections, mostly for small reads
+    (digests, table checks, metadata), and a cursor costs ~2 ms. The held connection is opened
+    on the first read, sandboxed like every read-only connection (a cursor inherits its locked
+    configuration and time zone), and closed: before any read-write connection to the same file
+    opens in this process (so a write never meets a read-only instance of the same file), when
+    DuckDB's memory passes :data:`HELD_READS_MAX_BYTES` after a read (so a large scan's cached
+    blocks are not kept), and at the end of the block. A run uses it while it holds the run
+    lock (``defs/resources.py``): no other process writes then, and another process's read-only
+    session can open beside a read-only connection. Re-entrant; one per file."""
+    key = Path(path).resolve()
+    with _HELD_LOCK:
+        held = _HELD.setdefault(key, _HeldReads())
+        held.depth += 1
+    try:
+        yield
+    finally:
+        with _HELD_LOCK:
+            held.depth -= 1
+            if held.depth == 0:
+                held.cursors = 0
+                held.close()
+                _HELD.pop(key, None)
+
+
+def _held_reads(path: Path) -> _HeldReads | None:
+    if not _HELD:
+        return None
+    with _HELD_LOCK:
+        return _HELD.get(path.resolve())
+
+
 class Warehouse:
     """The DuckDB warehouse at ``path``. Cheap to build: nothing is opened until a method runs.
 
@@ -275,6 +337,14 @@ class Warehouse:
             )
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        held = _held_reads(self.path)
+        if held is not None and read_only:
+            with self._held_cursor(held) as cursor:
+                yield cursor
+            return
+        if held is not None:
+            with _HELD_LOCK:
+                held.close()  # a read-write instance cannot open beside a read-only one
         con = self._open(read_only)
         try:
             con.execute("SET TimeZone = 'UTC'")
@@ -284,6 +354,35 @@ class Warehouse:
             yield con
         finally:
             con.close()
+
+    @contextmanager
+    def _held_cursor(self, held: _HeldReads) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of the held read-only connection (opened first if needed), closed on exit;
+        the held connection is closed after it once DuckDB holds too much memory."""
+        with _HELD_LOCK:
+            if held.con is None:
+                con = self._open(True)
+                try:
+                    con.execute("SET TimeZone = 'UTC'")
+                    con.execute("SET lock_configuration = true")
+                except BaseException:
+                    con.close()
+                    raise
+                held.con = con
+            cursor = held.con.cursor()
+            held.cursors += 1
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+            with _HELD_LOCK:
+                held.cursors -= 1
+                if held.cursors == 0 and held.con is not None:
+                    used = held.con.sql(
+                        "SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()"
+                    ).fetchall()[0][0]
+                    if used > HELD_READS_MAX_BYTES:
+                        held.close()
 
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         """``duckdb.connect``, waiting up to ``lock_timeout`` seconds while another process

@@ -22,10 +22,11 @@ from quant_pipeline_tests.pins import DEMO_END_ISO
 DELISTING_RETURN = -0.3
 
 
-def market() -> MarketDataResource:
-    """The shared chain's market: 60 demo tickers from 2016 to the pinned end date."""
+def market(**fields: object) -> MarketDataResource:
+    """The shared chain's market: 60 demo tickers from 2016 to the pinned end date (``fields``:
+    other resource fields, e.g. ``incremental=False``)."""
     return MarketDataResource(
-        source="demo", demo_tickers=60, demo_start="2016-01-01", demo_end=DEMO_END_ISO
+        source="demo", demo_tickers=60, demo_start="2016-01-01", demo_end=DEMO_END_ISO, **fields
     )
 
 

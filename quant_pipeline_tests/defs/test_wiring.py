@@ -1,5 +1,9 @@
 """The wiring is declarative: one reads(...) per step gives its deps; reads never write."""
 
+import os
+import re
+import shutil
+
 import dagster as dg
 import polars as pl
 import pytest
@@ -18,6 +22,7 @@ from quant_pipeline.defs.integrity import (
     LookaheadAuditConfig,
     scores_match_point_in_time_recomputation,
 )
+from quant_pipeline.defs.reports import PARALLEL_PAGES, page_workers
 from quant_pipeline.defs.resources import WarehouseResource
 from quant_pipeline.defs.tables import DECLARED, UndeclaredReadError, asset_key, reads
 from quant_pipeline.storage.warehouse import Warehouse, WarehouseReadOnlyError
@@ -169,3 +174,42 @@ def test_a_write_step_given_the_refusing_resource_fails_before_writing(built):
     (failure,) = [e for e in result.all_events if e.is_step_failure]
     assert failure.step_key == "backtest__relative_metrics"
     assert "asked for the writing warehouse" in failure.step_failure_data.error.cause.message
+
+
+def test_tear_sheets_drawn_on_two_processes_are_the_pages_drawn_in_the_steps_own(
+    built, tmp_path, monkeypatch
+):
+    # the suite draws in the step's own process (conftest: QUANT_PIPELINE_PAGE_WORKERS=1)
+    path, _ = built
+    copy = tmp_path / "quant.duckdb"
+    shutil.copyfile(path, copy)
+    monkeypatch.setenv("QUANT_PIPELINE_PAGE_WORKERS", "2")
+    monkeypatch.setenv("QUANT_PIPELINE_REPORTS_DIR", str(tmp_path / "reports"))
+    market = _market(incremental=False)  # every page drawn again
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [*all_assets],
+            selection=[asset_key("backtest.tear_sheets")],
+            resources={"warehouse": WarehouseResource(path=str(copy)), "market": market},
+            instance=instance,
+        )
+    (event,) = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    serial = sorted((path.parent / "reports").glob("*.html"))
+    assert metadata["pages_drawn"].value == len(serial) - 1  # and index.html
+    assert metadata["drawing_processes"].value == min(2, os.cpu_count() or 1)
+    stamp = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00")
+    for page in serial:
+        drawn = (tmp_path / "reports" / page.name).read_text()
+        assert stamp.sub("", drawn) == stamp.sub("", page.read_text()), page.name
+
+
+def test_page_workers_start_at_four_pages_and_never_exceed_the_cpus(monkeypatch):
+    cpus = os.cpu_count() or 1
+    monkeypatch.setenv("QUANT_PIPELINE_PAGE_WORKERS", "2")
+    assert (page_workers(1), page_workers(3)) == (1, 1)
+    assert page_workers(PARALLEL_PAGES) == min(2, cpus)
+    monkeypatch.setenv("QUANT_PIPELINE_PAGE_WORKERS", str(cpus + 5))
+    assert page_workers(40) == cpus
+    monkeypatch.setenv("QUANT_PIPELINE_PAGE_WORKERS", "1")
+    assert page_workers(40) == 1

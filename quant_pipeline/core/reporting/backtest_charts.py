@@ -32,10 +32,15 @@ def _plottable(frame: pl.DataFrame, columns: tuple[str, ...], what: str = "daily
         raise ValueError(f"{what} is empty: nothing to plot")
 
 
+# zlib level 1 instead of Pillow's default 6: measured on a 10 x 6 inch equity chart, saving
+# took 0.14 s instead of 0.22 s for a file 9% larger (105 vs 97 kB); a run saves ~75 charts.
+PNG_COMPRESS_LEVEL = 1
+
+
 def _png(fig: Figure) -> bytes:
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
+    fig.savefig(buffer, format="png", dpi=100, pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
     return buffer.getvalue()
 
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import base64
+import io
 import sys
 from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
 import pytest
+from PIL import Image
 
 from quant_pipeline.core.backtest.metrics import rolling_sharpe
 from quant_pipeline.core.reporting.backtest_charts import (
     benchmarks_png,
     drawdown_png,
+    equity_chart_figure,
     equity_chart_png,
     md_image,
     monthly_heatmap_png,
@@ -138,3 +141,13 @@ def test_report_charts_are_png_bytes(daily):
     ):
         assert png.startswith(PNG_SIGNATURE)
         assert len(png) > 1000
+
+
+def test_the_fast_compression_keeps_every_pixel_of_the_default_one(daily):
+    fig = equity_chart_figure(daily, "value strategy")
+    fast = equity_chart_png(daily, "value strategy")
+    default = io.BytesIO()
+    fig.savefig(default, format="png", dpi=100)  # Pillow's default zlib level
+    a, b = Image.open(io.BytesIO(fast)), Image.open(default)
+    assert a.size == b.size == (1000, 600)
+    assert a.tobytes() == b.tobytes()
