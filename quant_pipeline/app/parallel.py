@@ -87,9 +87,9 @@ def _main_not_reimported() -> Iterator[None]:
         main.__dict__.update(saved)
 
 
-def default_workers() -> int:
-    """Two, or the number of CPUs when fewer."""
-    return max(1, min(2, os.cpu_count() or 1))
+def default_workers(wanted: int = 2) -> int:
+    """``wanted`` (two by default), or the number of CPUs when fewer; at least 1."""
+    return max(1, min(wanted, os.cpu_count() or 1))
 
 
 def process_map(workers: int | None = None) -> RunMapper:

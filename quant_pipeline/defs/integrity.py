@@ -66,7 +66,8 @@ def scores_match_point_in_time_recomputation(
             pl.col("strategy").is_in(list(specs))
         )
         if scored.height:
-            value_dates = value_dates.filter(value_dates.is_in(scored["rebalance_date"].unique()))
+            wrote = scored["rebalance_date"].unique().to_list()
+            value_dates = value_dates.filter(value_dates.is_in(wrote))
     dates = sample_dates(value_dates.to_list(), config.sample_dates)
     # only the sampled dates' stored rows are compared: read no others
     values = read("factors.values", filters={"rebalance_date": dates})

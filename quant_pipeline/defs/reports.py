@@ -6,7 +6,6 @@ plus an ``index.html`` linking them; ``backtest.tear_sheets`` lists the files wr
 """
 
 import html
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import polars as pl
 
 import quant_pipeline.core.backtest.comparison as comparison_module
 import quant_pipeline.core.reporting.tearsheet as tearsheet_module
-from quant_pipeline.app.parallel import process_map
+from quant_pipeline.app.parallel import default_workers, process_map
 from quant_pipeline.core.backtest.comparison import (
     BENCHMARK,
     monthly_summary,
@@ -235,7 +234,7 @@ def page_workers(pages: int) -> int:
     count) from :data:`PARALLEL_PAGES` pages, else 1 (a worker's start costs ~2 s of CPU)."""
     if pages < PARALLEL_PAGES:
         return 1
-    return max(1, min(from_env().page_workers, os.cpu_count() or 1))
+    return default_workers(from_env().page_workers)
 
 
 def _versions(name: str, settings: pl.DataFrame) -> tuple:

@@ -314,7 +314,8 @@ class Warehouse:
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short-lived connection, closed on exit.
+        """A short-lived connection, closed on exit (a read-only one inside
+        :func:`reusing_reads`: a cursor of the held connection, closed on exit).
 
         A read-only connection is also sandboxed (``_SANDBOX``, then ``lock_configuration``): it
         cannot write the warehouse, and no statement can touch any other file, the network or
