@@ -1,10 +1,13 @@
 """Signal strategy assets: technical signals on daily prices and the daily weights they imply."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import dagster as dg
 import polars as pl
 
 import quant_pipeline.core.strategies.signal_weights as signal_weights_module
 import quant_pipeline.core.strategies.technical_signals as technical_signals_module
+from quant_pipeline.app.parallel import default_workers
 from quant_pipeline.core.data.schema import PRICE_COLUMNS
 from quant_pipeline.core.strategies.signal_weights import (
     EVENTS_SCHEMA,
@@ -66,19 +69,22 @@ def _run_signals(context: dg.AssetExecutionContext, read, specs: dict):
             "factors.values", columns=["rebalance_date", "ticker", "quarterly_earnings_growth"]
         )
         earnings = values if values["quarterly_earnings_growth"].is_not_null().any() else None
-        for name, spec in specs.items():
+
+        def run(spec):
+            return signal_weights(bars, spec, sectors=sectors, fundamentals_values=earnings)
+
+        # the strategies share the bars and are independent: two at a time on two threads
+        # (polars and numpy release the GIL; CUP-and-handle is single-threaded numpy, the
+        # others leave a core idle part of the time). Results come back in the specs' order.
+        with ThreadPoolExecutor(min(default_workers(), len(specs))) as pool:
+            results = list(pool.map(run, specs.values()))
+        for (name, spec), (w, e) in zip(specs.items(), results, strict=True):
             if spec.signal and spec.signal.signal == "canslim" and spec.signal.use_earnings:
                 if earnings is None:
                     context.log.warning(
                         f"{name}: no quarterly earnings growth in factors.values (annual "
                         "fundamentals only?): CAN SLIM uses its three price/volume criteria"
                     )
-            w, e = signal_weights(
-                bars,
-                spec,
-                sectors=sectors,
-                fundamentals_values=earnings,
-            )
             if w.filter(pl.col("weight") > 0).is_empty():
                 context.log.warning(
                     f"{name}: the signal never fired on an eligible name; the strategy has no "

@@ -367,15 +367,19 @@ def _earnings_acceleration(values: pl.DataFrame) -> pl.DataFrame:
 
 
 def _join_earnings_acceleration(df: pl.DataFrame, accel: pl.DataFrame) -> pl.DataFrame:
-    return (
-        # restore the (ticker, date) order through a row index: sorting integers is much
-        # cheaper than re-sorting 2M rows by a string key
-        df.with_row_index("_row")
-        .sort("date")
-        .join_asof(accel, on="date", by="ticker", strategy="backward", check_sortedness=False)
-        .sort("_row")
-        .drop("_row")
-    )
+    """``df`` (bars, (ticker, date) order) with ``_accel``, the latest value known on each
+    day. An as-of join by ticker needs the dates in order within each ticker only, which bars
+    and ``accel`` (in date order) both are: no sort (sorting 14M rows by date and back was 80%
+    of CAN SLIM's time)."""
+
+    def join(bars: pl.DataFrame) -> pl.DataFrame:
+        return bars.join_asof(
+            accel, on="date", by="ticker", strategy="backward", check_sortedness=False
+        )
+
+    if is_sorted_by(df, ["ticker", "date"]):
+        return join(df)
+    return join(df.with_row_index("_row").sort("ticker", "date")).sort("_row").drop("_row")
 
 
 @dataclass(frozen=True)

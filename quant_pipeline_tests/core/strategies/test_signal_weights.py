@@ -37,6 +37,25 @@ def test_member_on_day_follows_each_interval_of_a_ticker():
     assert member_on_day(rows, None).to_list() == [True] * 5
 
 
+def test_member_on_day_gives_the_same_answer_for_bars_in_ticker_date_order():
+    # bars in (ticker, date) order take the join without sorting; any other order is sorted
+    # and put back: the same rows get the same answers either way
+    membership = pl.DataFrame(
+        {
+            "ticker": ["A", "B", "A"],
+            "start_date": [date(2020, 1, 7), date(2020, 1, 1), date(2020, 1, 2)],
+            "end_date": [None, date(2020, 1, 2), date(2020, 1, 3)],
+        }
+    )
+    days = [date(2020, 1, d) for d in (1, 2, 3, 6, 8)]
+    ordered = pl.DataFrame({"ticker": ["A"] * 5 + ["B"] * 5, "date": days * 2})
+    expected = [False, True, True, False, True, True, True, False, False, False]
+    assert member_on_day(ordered, membership).to_list() == expected
+    shuffled = ordered.with_row_index("i").sample(fraction=1.0, shuffle=True, seed=3)
+    got = member_on_day(shuffled.drop("i"), membership)
+    assert got.to_list() == [expected[i] for i in shuffled["i"]]
+
+
 def test_changes_only_keeps_the_days_the_book_changes():
     d = [date(2020, 1, day) for day in (2, 3, 6, 7, 8)]
     weights = pl.DataFrame(

@@ -264,6 +264,30 @@ def test_canslim_with_fundamentals_also_needs_rising_quarterly_earnings_growth()
     assert _days(sg.canslim_score(_canslim_market(), values_up, **CANSLIM_SMALL), "entry") == [12]
 
 
+def test_earnings_acceleration_joins_bars_in_any_order_to_the_latest_known_value():
+    # bars in (ticker, date) order join without a sort; other orders are sorted and put back
+    values = pl.DataFrame(
+        {
+            "rebalance_date": [D0, D0 + timedelta(2), D0 + timedelta(1), D0 + timedelta(3)],
+            "ticker": ["A", "A", "B", "B"],
+            "quarterly_earnings_growth": [0.10, 0.20, 0.30, 0.10],
+        }
+    )
+    accel = sg._earnings_acceleration(values)
+    bars = pl.DataFrame(
+        {"ticker": ["A"] * 4 + ["B"] * 4, "date": [D0 + timedelta(i) for i in range(4)] * 2}
+    )
+    # A: 0.10 from day 0 with no previous value (null: unknown, a false criterion), 0.20 >
+    # 0.10 from day 2; B: nothing known on day 0, 0.30 with no previous from day 1, 0.10 <
+    # 0.30 from day 3
+    expected = [None, None, True, True, None, None, None, False]
+    assert sg._join_earnings_acceleration(bars, accel)["_accel"].to_list() == expected
+    shuffled = bars.with_row_index("i").sample(fraction=1.0, shuffle=True, seed=5)
+    got = sg._join_earnings_acceleration(shuffled, accel)
+    assert got["i"].to_list() == shuffled["i"].to_list()
+    assert got["_accel"].to_list() == [expected[i] for i in shuffled["i"]]
+
+
 def test_canslim_rejects_a_relative_strength_threshold_above_100():
     with pytest.raises(ValueError, match="rs_min"):
         sg.CanSlim(rs_min=120)
