@@ -208,8 +208,8 @@ def test_replace_table_failing_midway_keeps_the_old_table(wh, monkeypatch):
     real_connect = Warehouse.connect
 
     @contextmanager
-    def connect(self, read_only=False):
-        with real_connect(self, read_only) as con:
+    def connect(self, read_only=False, **kwargs):
+        with real_connect(self, read_only, **kwargs) as con:
             yield FailingUnregister(con)
 
     monkeypatch.setattr(Warehouse, "connect", connect)

@@ -161,3 +161,85 @@ def test_a_run_reads_through_one_held_connection_between_its_writes(path, opens)
     assert opens == [True, False, False, True]
     assert warehouse_module._HELD == {}
     assert Warehouse(path).row_count("portfolio.target_weights") == 2
+
+
+@pytest.fixture
+def hashes(monkeypatch):
+    """The tables whose content this process hashed (each DuckDB pass over one)."""
+    seen: list[str] = []
+    real = Warehouse._table_exists
+
+    def counting(con, table):
+        seen.append(table)
+        return real(con, table)
+
+    monkeypatch.setattr(Warehouse, "_table_exists", staticmethod(counting))
+    return seen
+
+
+def test_a_table_is_hashed_once_in_the_block_until_something_writes_the_file(path, hashes):
+    table = "portfolio.target_weights"
+    wh = Warehouse(path)
+    plain = wh.content_fingerprints([table], ("at",))
+    hashes.clear()
+    with reusing_reads(path):
+        first = wh.content_fingerprints([table], ("at",))
+        again = wh.content_fingerprints([table], ("at",))
+        other_columns = wh.content_fingerprints([table])
+        assert hashes == [table, table]  # the same columns again: no second pass
+        assert first == again == plain and other_columns != first
+        again[table]["rows"] = -1  # a caller's copy, not the cache
+        assert wh.content_fingerprints([table], ("at",)) == plain
+        wh.replace_table(table, FRAME.head(1))  # this process writes it: forgotten
+        after = wh.content_fingerprints([table], ("at",))
+        assert after[table]["rows"] == 1 and after[table]["hash"] != plain[table]["hash"]
+        # a write to another table keeps what is known of this one; the other is hashed anew
+        hashes.clear()
+        wh.replace_table("portfolio.other", FRAME)
+        wh.content_fingerprints([table, "portfolio.other"], ("at",))
+        assert hashes == ["portfolio.other"]
+        wh.query("DELETE FROM portfolio.other", read_only=False)  # any table: all forgotten
+        hashes.clear()
+        wh.content_fingerprints([table, "portfolio.other"], ("at",))
+        assert hashes == [table, "portfolio.other"]
+    assert wh.content_fingerprints([table], ("at",)) == after  # outside: computed each time
+
+
+def test_a_write_by_another_process_is_seen_by_the_next_hash(path, hashes):
+    table = "portfolio.target_weights"
+    wh = Warehouse(path)
+    with reusing_reads(path):
+        before = wh.content_fingerprints([table])
+        warehouse_module._held_reads(path).close()  # let the other process write
+        code = (
+            f"import duckdb; con = duckdb.connect({str(path)!r}); "
+            "con.execute(\"DELETE FROM portfolio.target_weights WHERE strategy = 'a'\")"
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        after = wh.content_fingerprints([table])
+    assert before[table]["rows"] == 3 and after[table]["rows"] == 2
+    assert hashes == [table, table]
+
+
+def test_cumulative_hashes_are_computed_once_in_the_block_until_a_write(path, monkeypatch):
+    table = "portfolio.target_weights"
+    wh = Warehouse(path)
+    passes = []
+    real = Warehouse._cumulative_hashes
+
+    def counting(self, *args):
+        passes.append(args)
+        return real(self, *args)
+
+    monkeypatch.setattr(Warehouse, "_cumulative_hashes", counting)
+    plain = wh.cumulative_hashes(table, "at", ["weight"])
+    with reusing_reads(path):
+        first = wh.cumulative_hashes(table, "at", ["weight"])
+        again = wh.cumulative_hashes(table, "at", ["weight"])
+        assert len(passes) == 2  # the plain read, then one in the block
+        assert_frame_equal(first, plain)
+        assert_frame_equal(again, plain)
+        wh.replace_table(table, FRAME.head(1))
+        after = wh.cumulative_hashes(table, "at", ["weight"])
+    assert len(passes) == 3 and after["rows"].to_list() == [1]
