@@ -30,18 +30,24 @@ def path(tmp_path):
     return writer.path
 
 
+def _recorded(monkeypatch, name: str, pick, static: bool = False) -> list:
+    """``pick(*args)`` of each call of ``Warehouse.<name>`` from now on (the method still
+    does its work)."""
+    seen: list = []
+    real = getattr(Warehouse, name)
+
+    def recording(*args):
+        seen.append(pick(*args))
+        return real(*args)
+
+    monkeypatch.setattr(Warehouse, name, staticmethod(recording) if static else recording)
+    return seen
+
+
 @pytest.fixture
 def opens(monkeypatch):
-    """The database opens of this process, as (read_only, ...) entries."""
-    seen: list[bool] = []
-    real = Warehouse._open
-
-    def counting(self, read_only):
-        seen.append(read_only)
-        return real(self, read_only)
-
-    monkeypatch.setattr(Warehouse, "_open", counting)
-    return seen
+    """The database opens of this process, as their read_only flags."""
+    return _recorded(monkeypatch, "_open", lambda self, read_only: read_only)
 
 
 def _reads(wh: Warehouse) -> list[object]:
@@ -166,15 +172,7 @@ def test_a_run_reads_through_one_held_connection_between_its_writes(path, opens)
 @pytest.fixture
 def hashes(monkeypatch):
     """The tables whose content this process hashed (each DuckDB pass over one)."""
-    seen: list[str] = []
-    real = Warehouse._table_exists
-
-    def counting(con, table):
-        seen.append(table)
-        return real(con, table)
-
-    monkeypatch.setattr(Warehouse, "_table_exists", staticmethod(counting))
-    return seen
+    return _recorded(monkeypatch, "_table_exists", lambda con, table: table, static=True)
 
 
 def test_a_table_is_hashed_once_in_the_block_until_something_writes_the_file(path, hashes):
@@ -225,14 +223,7 @@ def test_a_write_by_another_process_is_seen_by_the_next_hash(path, hashes):
 def test_cumulative_hashes_are_computed_once_in_the_block_until_a_write(path, monkeypatch):
     table = "portfolio.target_weights"
     wh = Warehouse(path)
-    passes = []
-    real = Warehouse._cumulative_hashes
-
-    def counting(self, *args):
-        passes.append(args)
-        return real(self, *args)
-
-    monkeypatch.setattr(Warehouse, "_cumulative_hashes", counting)
+    passes = _recorded(monkeypatch, "_cumulative_hashes", lambda self, *args: args)
     plain = wh.cumulative_hashes(table, "at", ["weight"])
     with reusing_reads(path):
         first = wh.cumulative_hashes(table, "at", ["weight"])
