@@ -15,6 +15,7 @@ from quant_pipeline.core.strategies.signal_weights import (
     signal_weights,
 )
 from quant_pipeline.core.strategies.target_weights import WEIGHTS_SCHEMA
+from quant_pipeline.core.strategies.technical_signals import SIGNAL_BATCH_ROWS
 from quant_pipeline.defs.incremental import (
     Incremental,
     code_version,
@@ -70,13 +71,22 @@ def _run_signals(context: dg.AssetExecutionContext, read, specs: dict):
         )
         earnings = values if values["quarterly_earnings_growth"].is_not_null().any() else None
 
-        def run(spec):
-            return signal_weights(bars, spec, sectors=sectors, fundamentals_values=earnings)
-
         # the strategies share the bars and are independent: two at a time on two threads
         # (polars and numpy release the GIL; CUP-and-handle is single-threaded numpy, the
-        # others leave a core idle part of the time). Results come back in the specs' order.
-        with ThreadPoolExecutor(min(default_workers(), len(specs))) as pool:
+        # others leave a core idle part of the time), each computing a quarter as many rows
+        # at once. Measured at 3,000 tickers (the bars and 4 strategies alone): one thread
+        # 35.1 s and 2.09 GiB; two threads with whole batches 25.4 s and 2.43 GiB, with
+        # quarter batches 27.4 s and 2.19 GiB. Results come back in the specs' order and do
+        # not depend on the batch size.
+        threads = min(default_workers(), len(specs))
+        rows = SIGNAL_BATCH_ROWS if threads == 1 else SIGNAL_BATCH_ROWS // (2 * threads)
+
+        def run(spec):
+            return signal_weights(
+                bars, spec, sectors=sectors, fundamentals_values=earnings, batch_rows=rows
+            )
+
+        with ThreadPoolExecutor(threads) as pool:
             results = list(pool.map(run, specs.values()))
         for (name, spec), (w, e) in zip(specs.items(), results, strict=True):
             if spec.signal and spec.signal.signal == "canslim" and spec.signal.use_earnings:

@@ -121,6 +121,7 @@ def signal_weights(
     membership: pl.DataFrame | None = None,
     sectors: pl.DataFrame | None = None,
     fundamentals_values: pl.DataFrame | None = None,
+    batch_rows: int | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(target weights, signal events) of a ``signal`` strategy.
 
@@ -129,7 +130,9 @@ def signal_weights(
     then the one given to :func:`signal_bars` and this argument is ignored).
     ``sectors``: (ticker, sector) for the weights' sector column. ``fundamentals_values``:
     factors.values (rebalance_date, ticker, quarterly_earnings_growth), used by ``canslim`` only
-    when ``use_earnings`` is true. Returns target weights in portfolio.target_weights' schema
+    when ``use_earnings`` is true. ``batch_rows``: rows of bars the signal computes at once
+    (see ``batched_signal_weights``; the result does not depend on it). Returns target weights
+    in portfolio.target_weights' schema
     (score = signal strength, rank null, weights sum to <= 1, weight-0 rows sell) and the
     events: rows where an entry fires or an exit condition starts (true at t, not at t-1),
     before the membership filter on entries.
@@ -160,6 +163,7 @@ def signal_weights(
             sector_name_limit(rules.max_sector_weight, rules.max_positions) if capped else None
         ),
         fundamentals_values=fundamentals_values if earnings else None,
+        batch_rows=batch_rows,
     )
     events = fired.with_columns(strategy=pl.lit(spec.name)).select(
         [pl.col(c).cast(t) for c, t in EVENTS_SCHEMA.items()]

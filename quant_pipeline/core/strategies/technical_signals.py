@@ -1067,6 +1067,7 @@ def batched_signal_weights(
     sectors: pl.DataFrame | None = None,
     max_per_sector: int | None = None,
     fundamentals_values: pl.DataFrame | None = None,
+    batch_rows: int | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(weights, fired) of ``signal`` on shared ``bars``, without the whole signals frame.
 
@@ -1075,7 +1076,8 @@ def batched_signal_weights(
     (ticker, date, entry, exit, signal_strength) where an entry fires or an exit condition
     starts (true at t, not at t-1), before the membership filter, in (ticker, date) order.
     The signals are computed by :func:`signal_batches` and written into the days x tickers
-    grid batch by batch.
+    grid batch by batch, about ``batch_rows`` rows at a time (default ``SIGNAL_BATCH_ROWS``;
+    the result does not depend on it).
     """
     _check_int("max_positions", max_positions, 1)
     if stop_loss is not None:
@@ -1093,7 +1095,7 @@ def batched_signal_weights(
     first_row = (key != key.shift(1)).fill_null(True)
     exit_starts = pl.col("exit") & ~(pl.col("exit").shift(1, fill_value=False) & ~first_row)
     fired = []
-    for rows, signals in signal_batches(signal, bars.adjusted, fundamentals_values):
+    for rows, signals in signal_batches(signal, bars.adjusted, fundamentals_values, batch_rows):
         fired.append(signals.filter(pl.col("entry") | exit_starts))
         _fill_grid(grid, bars.axes, rows, signals, bars.member)
     close = bars.stop_close if stop_loss is not None else None

@@ -126,6 +126,16 @@ def test_batched_signal_weights_equal_the_whole_frame_computation(market, name, 
         )
         assert_frame_equal(weights, expected_weights)
         assert_frame_equal(events, expected_events)
+    # the step's threads pass smaller batches: the same weights and events
+    weights, events = signal_weights(
+        shared,
+        spec,
+        sectors=market["sectors"],
+        fundamentals_values=market["values"],
+        batch_rows=175,
+    )
+    assert_frame_equal(weights, expected_weights)
+    assert_frame_equal(events, expected_events)
     assert expected_events["entry"].any(), "the strategy never fires on this market"
     assert expected_weights.height > 0
 
