@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from quant_pipeline.core.data.frames import require_columns
+from quant_pipeline.core.data.frames import is_sorted_by, require_columns
 
 SUSPECT_MOVES_TABLE = "curated.suspect_moves"
 DEFAULT_THRESHOLD = 0.4  # |daily return| >= 40%: BAX's spin-off and DISCA's share dividend
@@ -50,14 +50,21 @@ def suspect_moves(
     if not threshold > 0:
         raise ValueError(f"suspect_moves: threshold must be > 0, got {threshold}")
     require_columns(prices, ("ticker", "date", "close", "daily_return"), "curated.prices")
+    rows = prices.select("ticker", "date", "close", "daily_return")
+    if not is_sorted_by(rows, ["ticker", "date"]):  # curated.prices is read in this order
+        rows = rows.sort("ticker", "date")
+    # in (ticker, date) order the previous row of the ticker is the row above unless the
+    # ticker changes there (cheaper than a window over every ticker)
+    run = pl.col("ticker").rle_id()
+    same = run == run.shift(1)
     rows = (
-        prices.select("ticker", "date", "close", "daily_return")
-        .sort("ticker", "date")
+        rows.lazy()
         .with_columns(
-            previous_close=pl.col("close").shift(1).over("ticker"),
-            _previous_date=pl.col("date").shift(1).over("ticker"),
+            previous_close=pl.when(same).then(pl.col("close").shift(1)),
+            _previous_date=pl.when(same).then(pl.col("date").shift(1)),
         )
         .filter(pl.col("daily_return").abs() >= threshold)
+        .collect()
     )
     if actions is not None and actions.height and rows.height:
         require_columns(actions, ("ticker", "date"), "curated.corporate_actions")

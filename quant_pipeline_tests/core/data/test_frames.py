@@ -28,6 +28,26 @@ def test_is_sorted_by_accepts_only_strictly_increasing_keys(tickers, dates, expe
     assert is_sorted_by(frame, ["ticker", "date"]) is expected
 
 
+@pytest.mark.parametrize(
+    ("second", "expected"),
+    [
+        ((["B", "B"], [D1, D2]), True),  # the next chunk goes on in order
+        ((["A", "B"], [D2, D1]), False),  # the next chunk repeats A's last key
+        ((["A", "B"], [D3, D1]), True),  # A continues into the next chunk, later
+        ((["A", "B"], [D1, D2]), False),  # A continues into the next chunk, earlier
+    ],
+)
+def test_is_sorted_by_compares_rows_across_chunk_boundaries(second, expected):
+    """A table read from DuckDB arrives in many chunks: the row after a boundary is compared
+    with the row before it."""
+    schema = {"ticker": pl.String, "date": pl.Date}
+    first = pl.DataFrame({"ticker": ["A", "A"], "date": [D1, D2]}, schema=schema)
+    nxt = pl.DataFrame({"ticker": second[0], "date": second[1]}, schema=schema)
+    frame = pl.concat([first, nxt], rechunk=False)
+    assert frame.n_chunks() == 2
+    assert is_sorted_by(frame, ["ticker", "date"]) is expected
+
+
 def test_is_sorted_by_with_one_key_column_rejects_repeats():
     assert is_sorted_by(pl.DataFrame({"k": ["a", "b", "c"]}), ["k"])
     assert not is_sorted_by(pl.DataFrame({"k": ["a", "b", "b"]}), ["k"])

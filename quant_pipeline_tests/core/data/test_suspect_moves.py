@@ -128,3 +128,23 @@ def test_the_suspect_moves_label_counts_the_moves_and_names_those_held():
         "s2": f"{head}; 0 held",
     }
     assert suspect_moves_label(moves.head(0), held.head(0)).startswith("0: no one-day move")
+
+
+def test_a_tickers_first_row_has_no_previous_close_and_row_order_does_not_matter():
+    """The previous close is the same ticker's: on a ticker's first row (here R's, given a
+    return by its vendor) it is null, not the close of the ticker above; shuffled rows give
+    the same table."""
+    px = prices().with_columns(
+        daily_return=pl.when((pl.col("ticker") == "R") & (pl.col("date") == DAYS[0]))
+        .then(-0.5)
+        .otherwise(pl.col("daily_return"))
+    )
+    out = suspect_moves(px, None, threshold=0.4)
+    assert out.select("ticker", "date", "previous_close").rows() == [
+        ("P", date(2024, 1, 3), 70.0),
+        ("Q", date(2024, 1, 4), 40.0),
+        ("R", DAYS[0], None),
+    ]
+    shuffled = px.sample(fraction=1.0, shuffle=True, seed=3)
+    assert not shuffled.equals(px)
+    assert_frame_equal(suspect_moves(shuffled, None, threshold=0.4), out)
