@@ -432,15 +432,30 @@ class RssSampler:
         return max(inside, default=0.0)
 
 
-def _materialize_all(t: Timer, selection=None, part: str = "materialize") -> None:
-    """Every asset and check (or ``selection``) in one in-process run; per-step wall time goes
-    into ``t.parts`` (``step.<key>``) and the peak RSS sampled while each step ran into
+def _instance_home(cfg: Config, fresh: bool) -> Path:
+    """The Dagster instance folder the stages share, as ``quant-pipeline run`` uses the
+    project's persistent DAGSTER_HOME: the full stage starts it anew (a first run has no
+    history); the refresh and YAML stages run in the same instance after it."""
+    home = cfg.workdir / "dagster_home"
+    if fresh:
+        shutil.rmtree(home, ignore_errors=True)
+    return home
+
+
+def _materialize_all(t: Timer, home: Path, selection=None, part: str = "materialize") -> None:
+    """Every asset and check (or ``selection``) in one in-process run of the persistent
+    instance in ``home`` (the project's dagster.yaml); per-step wall time goes into
+    ``t.parts`` (``step.<key>``) and the peak RSS sampled while each step ran into
     ``t.step_peak_mb``."""
     import dagster as dg
 
+    from quant_pipeline.app.instance import shipped_dagster_yaml
     from quant_pipeline.definitions import all_assets, asset_checks, build_resources
 
-    with dg.DagsterInstance.ephemeral() as instance:
+    if not home.exists():
+        home.mkdir(parents=True)
+        (home / "dagster.yaml").write_text(shipped_dagster_yaml(), encoding="utf-8")
+    with dg.DagsterInstance.from_config(str(home.resolve())) as instance:
         with RssSampler() as sampler, t.part(part):
             result = dg.materialize(
                 [*all_assets, *asset_checks],
@@ -478,7 +493,7 @@ def stage_dagster_full(cfg: Config, t: Timer) -> None:
     for suffix in ("", ".wal"):
         Path(str(db) + suffix).unlink(missing_ok=True)
     _dagster_env(cfg, db, _base_end(cfg))
-    _materialize_all(t, _all_but_guards())
+    _materialize_all(t, _instance_home(cfg, fresh=True), _all_but_guards())
     wh = _warehouse(db)
     t.rows_in = t.rows_out = wh.row_count("raw.prices")
 
@@ -518,8 +533,11 @@ def stage_dagster_refresh(cfg: Config, t: Timer) -> None:
         _dagster_env(cfg, db, cfg.end)
     with t.part("_generate_untimed"):
         generate_market(cfg.tickers, cfg.start, cfg.end, cfg.seed)
-    _materialize_all(t, dg.AssetSelection.groups("ingestion", "curated"), "weekly_refresh_job")
-    _materialize_all(t, _downstream(), "downstream_refresh_job")
+    home = _instance_home(cfg, fresh=False)
+    _materialize_all(
+        t, home, dg.AssetSelection.groups("ingestion", "curated"), "weekly_refresh_job"
+    )
+    _materialize_all(t, home, _downstream(), "downstream_refresh_job")
     t.rows_out = wh.row_count("raw.prices") - t.rows_in
 
 
@@ -545,7 +563,7 @@ def stage_dagster_yaml(cfg: Config, t: Timer) -> None:
         spec.write_text(text.replace("top_n: 30", "top_n: 25"))
         strategy_config.STRATEGIES_DIR = specs
         _dagster_env(cfg, db, cfg.end)
-    _materialize_all(t, _downstream(), "downstream_refresh_job")
+    _materialize_all(t, _instance_home(cfg, fresh=False), _downstream(), "downstream_refresh_job")
     t.rows_in = t.rows_out = _warehouse(db).row_count("raw.prices")
 
 

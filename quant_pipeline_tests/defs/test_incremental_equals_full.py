@@ -41,7 +41,7 @@ DOWNSTREAM = dg.AssetSelection.all() - dg.AssetSelection.groups(
     "ingestion", "curated", "orders", "research_guards"
 )
 # columns that record when a row was loaded or a run happened, not what it holds
-TIME_COLUMNS = {"ingested_at", "vintage_at", "written_at", "generated_at", "run_at"}
+TIME_COLUMNS = {"ingested_at", "vintage_at", "written_at", "generated_at", "run_at", "audited_at"}
 # where a file was written: each warehouse here has its own reports folder
 PATH_COLUMNS = {"backtest.tear_sheets": {"path"}}
 

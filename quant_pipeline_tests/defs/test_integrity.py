@@ -1,14 +1,22 @@
 """The lookahead audit check and the bias labels, materialized on a small demo market."""
 
+import shutil
+
 import dagster as dg
 import polars as pl
 import pytest
 
-from quant_pipeline.definitions import asset_checks
+from quant_pipeline.core.data.fingerprints import KEPT
+from quant_pipeline.definitions import all_assets, asset_checks
 from quant_pipeline.defs.integrity import (
+    AUDIT_RECORD,
+    AUDIT_RECORD_SCHEMA,
+    AUDITED,
+    RECORD_KEY,
     LookaheadAuditConfig,
     scores_match_point_in_time_recomputation,
 )
+from quant_pipeline.defs.resources import WarehouseResource
 from quant_pipeline.storage.warehouse import Warehouse
 from quant_pipeline_tests.defs import chain
 
@@ -58,8 +66,11 @@ def test_every_backtest_has_its_bias_labels_in_the_warehouse_and_the_metadata(bu
     assert "survivorship_free" in text and "fundamentals_timing" in text
 
 
-def test_the_audit_check_fails_naming_date_ticker_and_column_when_a_stored_value_leaks(built):
-    path, _ = built
+def test_the_audit_check_fails_naming_date_ticker_and_column_when_a_stored_value_leaks(
+    built, tmp_path
+):
+    path = tmp_path / "quant.duckdb"  # a copy: the check writes its record
+    shutil.copyfile(built[0], path)
     wh = Warehouse(path)
     values = wh.read_table("factors.values")
     last = values["rebalance_date"].max()
@@ -72,14 +83,12 @@ def test_the_audit_check_fails_naming_date_ticker_and_column_when_a_stored_value
         .otherwise(pl.col("volatility"))
     )
     wh.replace_table("factors.values", planted)
-    try:
-        outcome = scores_match_point_in_time_recomputation(
-            LookaheadAuditConfig(sample_dates=2),
-            market=resources(path)["market"],
-            warehouse=resources(path)["warehouse"],
-        )
-    finally:
-        wh.replace_table("factors.values", values)
+    outcome = scores_match_point_in_time_recomputation(
+        dg.build_asset_check_context(),
+        LookaheadAuditConfig(sample_dates=2),
+        market=resources(path)["market"],
+        warehouse=resources(path)["warehouse"],
+    )
     assert not outcome.passed
     assert f"factors.values on {last} ticker {target} column volatility" in outcome.description
 
@@ -101,3 +110,85 @@ def test_share_basis_events_and_suspect_moves_are_tables_and_labels(built):
     )
     assert by_label["share_basis"].startswith(f"rebased: {events.height} splits")
     assert "suspect_moves" in by_label
+
+
+def _audit(instance, path, **market_fields):
+    """The audit check alone, as a run in ``instance``: its evaluation."""
+    result = dg.materialize(
+        [*all_assets, *asset_checks],
+        selection=dg.AssetSelection.checks_for_assets(dg.AssetKey(["factors", "scores"])),
+        resources={
+            "warehouse": WarehouseResource(path=str(path)),
+            "market": chain.market(**market_fields),
+        },
+        instance=instance,
+        raise_on_error=False,
+    )
+    (evaluation,) = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "scores_match_point_in_time_recomputation"
+    ]
+    return evaluation
+
+
+def _record(evaluation) -> pl.DataFrame:
+    rows = evaluation.metadata[AUDIT_RECORD].value
+    return pl.DataFrame(
+        rows, orient="row", schema=list(AUDIT_RECORD_SCHEMA), infer_schema_length=None
+    )
+
+
+def test_keys_audited_before_on_the_same_inputs_are_kept_and_the_rest_audited(built, tmp_path):
+    """The check's evaluation records what it compared (``audit_record``); the next evaluation
+    in the same Dagster instance keeps every key whose inputs and stored rows did not change; a
+    stored score changed in place is audited again (alone) and caught; with incremental off
+    every key is audited. A new instance (no history) audits everything."""
+    path = tmp_path / "quant.duckdb"
+    shutil.copyfile(built[0], path)
+    wh = Warehouse(path)
+    with dg.DagsterInstance.ephemeral() as instance:
+        first = _audit(instance, path)
+        assert first.passed
+        record = _record(first)
+        n = record.height
+        assert set(record["table"]) == {"factors.values", "factors.scores"}
+        assert record["mismatches"].sum() == 0 and record["rows_compared"].min() > 0
+        dates = record.filter(pl.col("table") == "factors.values")["rebalance_date"]
+        assert dates.len() == LookaheadAuditConfig().sample_dates
+        assert first.metadata["incremental"].value == {AUDITED: n}
+        assert first.metadata["rows_compared"].value == record["rows_compared"].sum()
+
+        again = _audit(instance, path)
+        assert again.passed
+        assert again.metadata["incremental"].value == {KEPT: n}
+        assert again.metadata["rows_compared"].value == 0
+        assert f"{n} key(s) kept" in again.description
+        assert _record(again).equals(record)  # kept rows stay as they were, dates included
+
+        # a stored score changed in place (its input digest unchanged) is audited again
+        key = record.filter(pl.col("table") == "factors.scores").sort(RECORD_KEY).row(0, named=True)
+        scores = wh.read_table("factors.scores")
+        on = (pl.col("strategy") == key["strategy"]) & (
+            pl.col("rebalance_date").cast(pl.String) == key["rebalance_date"]
+        )
+        wh.replace_table(
+            "factors.scores",
+            scores.with_columns(score=pl.when(on).then(pl.col("score") + 1.0).otherwise("score")),
+        )
+        caught = _audit(instance, path)
+        assert not caught.passed
+        assert caught.metadata["incremental"].value == {KEPT: n - 1, AUDITED: 1}
+        assert caught.metadata["rows_compared"].value == key["rows_compared"]
+        where = f"factors.scores [{key['strategy']}] on {key['rebalance_date']}"
+        assert where in caught.description
+        # the failed key is never kept: restored, it is audited again and passes
+        wh.replace_table("factors.scores", scores)
+        mended = _audit(instance, path)
+        assert mended.passed
+        assert mended.metadata["incremental"].value == {KEPT: n - 1, AUDITED: 1}
+
+        full = _audit(instance, path, incremental=False)
+        assert full.metadata["incremental"].value == {AUDITED: n}
+    with dg.DagsterInstance.ephemeral() as fresh:
+        assert _audit(fresh, path).metadata["incremental"].value == {AUDITED: n}

@@ -142,7 +142,10 @@ def test_every_check_runs_on_the_read_only_warehouse(built):
         target_weights_sum_to_one(market=market, warehouse=warehouse),
         curated_prices_unique_per_ticker_day(warehouse=warehouse),
         scores_match_point_in_time_recomputation(
-            LookaheadAuditConfig(sample_dates=1), market=market, warehouse=warehouse
+            dg.build_asset_check_context(),
+            LookaheadAuditConfig(sample_dates=1),
+            market=market,
+            warehouse=warehouse,
         ),
         drawdown_within_limit(warehouse=warehouse),
         sector_weight_within_cap(warehouse=warehouse),

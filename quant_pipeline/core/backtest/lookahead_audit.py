@@ -29,7 +29,7 @@ Pure polars; the Dagster check lives in :mod:`quant_pipeline.defs.integrity`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import polars as pl
@@ -55,13 +55,27 @@ ROW_MISSING = "<row>"  # ``column`` of a mismatch where the whole row exists on 
 FLOAT_TOLERANCE = 1e-12  # relative; floats closer than this are the same number computed twice
 
 
+AUDITED_KEYS_SCHEMA: dict[str, pl.DataType] = {
+    "table": pl.String(),
+    "strategy": pl.String(),
+    "rebalance_date": pl.Date(),
+    "rows_compared": pl.Int64(),
+    "mismatches": pl.Int64(),
+}
+
+
 @dataclass(frozen=True)
 class AuditResult:
-    """Outcome of :func:`audit_lookahead`: the dates checked, rows compared and every mismatch."""
+    """Outcome of :func:`audit_lookahead`: the dates checked, rows compared and every mismatch.
+
+    ``audited``: one row per key compared in this audit (``AUDITED_KEYS_SCHEMA``: table
+    ``factors.values`` with a null strategy, or ``factors.scores`` and the strategy; the
+    rebalance date; rows compared and mismatches found), kept keys not among them."""
 
     dates: tuple[date, ...]
     rows_compared: int
     mismatches: pl.DataFrame
+    audited: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=AUDITED_KEYS_SCHEMA))
 
     @property
     def passed(self) -> bool:
@@ -225,6 +239,8 @@ def audit_lookahead(
     max_stale_days: int = MAX_STALE_DAYS,
     compute: FactorFunction = factor_values,
     share_basis: pl.DataFrame | None = None,
+    kept_values: Iterable[date] = (),
+    kept_scores: Iterable[tuple[str, date]] = (),
 ) -> AuditResult:
     """Recompute factors.values and factors.scores on ``dates`` from truncated inputs; compare.
 
@@ -237,46 +253,68 @@ def audit_lookahead(
     stored tables were built. Inputs are truncated per date as the module docstring says; each date
     sees only its own truncation. ``share_basis``: curated.share_basis_events when the stored
     values were built with them (handed to ``compute`` as they are).
+
+    ``kept_values``: dates whose stored values an earlier audit found equal to the
+    recomputation from the same inputs (same input digest, same code): they are not
+    recomputed, and the stored values stand in for the recomputation when a strategy's scores
+    on that date are compared. ``kept_scores``: (strategy, date) pairs an earlier audit passed
+    on the same inputs: not compared again. A date with nothing left to compare is skipped.
     """
     extra = {} if share_basis is None else {"share_basis": share_basis}
     checked = sorted(set(dates))
+    trusted, passed = set(kept_values), set(kept_scores)
     found: list[pl.DataFrame] = []
+    audited: list[tuple] = []
     compared = 0
     for d in checked:
-        mem = None
-        if membership is not None and membership.height:
-            mem = truncate_membership(membership, d)
-        values = compute(
-            price_window(prices, max_stale_days, before=d),
-            fundamentals_known_at(vintages, d, available_before=d),
-            securities,
-            [d],
-            mem,
-            universe=universe,
-            max_stale_days=max_stale_days,
-            **extra,
-        )
-        stored = stored_values.filter(pl.col("rebalance_date") == d)
-        compared += stored.height
-        found.append(compare_rows(stored, values.select(stored.columns), KEY, "factors.values"))
-        if profile_columns(specs.values()):
-            values = with_country(values, securities)
         on_d = stored_scores.filter(pl.col("rebalance_date") == d)
-        for name in sorted(on_d["strategy"].unique().to_list()):
+        names = sorted(n for n in on_d["strategy"].unique().to_list() if (n, d) not in passed)
+        for name in names:
             if name not in specs:
                 raise ValueError(
                     f"factors.scores holds strategy {name!r} on {d}, which is not among the "
                     f"strategies given to the audit {sorted(specs)}"
                 )
+        stored = stored_values.filter(pl.col("rebalance_date") == d)
+        if d in trusted:
+            if not names:
+                continue
+            values = stored.sort(KEY)  # in the order the recomputation comes in
+        else:
+            mem = None
+            if membership is not None and membership.height:
+                mem = truncate_membership(membership, d)
+            values = compute(
+                price_window(prices, max_stale_days, before=d),
+                fundamentals_known_at(vintages, d, available_before=d),
+                securities,
+                [d],
+                mem,
+                universe=universe,
+                max_stale_days=max_stale_days,
+                **extra,
+            )
+            compared += stored.height
+            diff = compare_rows(stored, values.select(stored.columns), KEY, "factors.values")
+            found.append(diff)
+            audited.append(("factors.values", None, d, stored.height, diff.height))
+        if profile_columns(specs.values()):
+            values = with_country(values, securities)
+        for name in names:
             mine = on_d.filter(pl.col("strategy") == name)
             again, _ = score(values, specs[name])
             compared += mine.height
-            found.append(
-                compare_rows(
-                    mine, again.select(mine.columns), ["strategy", *KEY], "factors.scores", name
-                )
+            diff = compare_rows(
+                mine, again.select(mine.columns), ["strategy", *KEY], "factors.scores", name
             )
+            found.append(diff)
+            audited.append(("factors.scores", name, d, mine.height, diff.height))
     mismatches = (
         pl.concat(found, how="vertical_relaxed") if found else pl.DataFrame(schema=MISMATCH_SCHEMA)
     )
-    return AuditResult(dates=tuple(checked), rows_compared=compared, mismatches=mismatches)
+    return AuditResult(
+        dates=tuple(checked),
+        rows_compared=compared,
+        mismatches=mismatches,
+        audited=pl.DataFrame(audited, schema=AUDITED_KEYS_SCHEMA, orient="row"),
+    )

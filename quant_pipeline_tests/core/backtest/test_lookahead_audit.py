@@ -99,6 +99,99 @@ def test_the_clean_pipeline_passes_the_audit_on_the_demo_market(market):
     assert result.message().startswith("lookahead audit passed")
 
 
+def test_the_audit_lists_each_key_it_compared(market):
+    values, scores = build(market)
+    result = audit(market, values, scores)
+    audited = result.audited
+    assert audited["mismatches"].sum() == 0
+    assert audited["rows_compared"].sum() == result.rows_compared
+    on_values = audited.filter(pl.col("table") == "factors.values")
+    assert on_values["rebalance_date"].to_list() == list(result.dates)
+    assert on_values["strategy"].null_count() == len(result.dates)
+    expected = (
+        scores.filter(pl.col("rebalance_date").is_in(result.dates))
+        .group_by("strategy", "rebalance_date")
+        .len()
+        .sort("strategy", "rebalance_date")
+    )
+    got = audited.filter(pl.col("table") == "factors.scores").sort("strategy", "rebalance_date")
+    assert got.select(
+        "strategy", "rebalance_date", pl.col("rows_compared").cast(pl.UInt32)
+    ).rows() == (expected.rows())
+
+
+def test_kept_dates_and_scores_are_not_compared_again(market):
+    """An earlier audit of the same inputs stands: kept values are not recomputed (a peeking
+    recomputation would fail if they were), their stored values stand in for it when a
+    strategy's scores on the date are compared, and kept scores are not compared."""
+    values, scores = build(market)
+    dates = sample_dates(market["dates"], 4)
+    first, rest = dates[0], dates[1:]
+    names = sorted(market["specs"])
+    changed = names[0]
+    kept_scores = [(n, d) for d in dates for n in names if n != changed]
+    result = audit_lookahead(
+        values,
+        scores,
+        market["prices"],
+        market["vintages"],
+        market["securities"],
+        market["membership"],
+        market["specs"],
+        dates,
+        compute=peeking_factor_values,  # would fail on any date it recomputes but the first
+        kept_values=rest,
+        kept_scores=kept_scores,
+    )
+    assert result.passed, result.message()
+    audited = result.audited
+    assert audited.filter(pl.col("table") == "factors.values")["rebalance_date"].to_list() == [
+        first
+    ]
+    on_scores = audited.filter(pl.col("table") == "factors.scores")
+    assert set(on_scores["strategy"]) == {changed}
+    assert sorted(on_scores["rebalance_date"]) == sorted(
+        scores.filter((pl.col("strategy") == changed) & pl.col("rebalance_date").is_in(dates))[
+            "rebalance_date"
+        ].unique()
+    )
+    # a stored score that differs is still caught on a kept date
+    tampered = scores.with_columns(
+        score=pl.when((pl.col("strategy") == changed) & (pl.col("rebalance_date") == rest[-1]))
+        .then(pl.col("score") + 1.0)
+        .otherwise(pl.col("score"))
+    )
+    again = audit_lookahead(
+        values,
+        tampered,
+        market["prices"],
+        market["vintages"],
+        market["securities"],
+        market["membership"],
+        market["specs"],
+        dates,
+        kept_values=rest,
+        kept_scores=kept_scores,
+    )
+    assert not again.passed
+    assert set(again.mismatches["rebalance_date"]) == {rest[-1]}
+    # everything kept: nothing is compared
+    none = audit_lookahead(
+        values,
+        scores,
+        market["prices"],
+        market["vintages"],
+        market["securities"],
+        market["membership"],
+        market["specs"],
+        dates,
+        compute=peeking_factor_values,
+        kept_values=dates,
+        kept_scores=[(n, d) for d in dates for n in names],
+    )
+    assert none.passed and none.rows_compared == 0 and none.audited.is_empty()
+
+
 def test_a_factor_that_peeks_at_the_price_on_d_fails_with_date_ticker_and_column(market):
     values, scores = build(market, compute=peeking_factor_values)
     result = audit(market, values, scores, compute=peeking_factor_values)
