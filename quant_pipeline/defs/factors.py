@@ -9,7 +9,7 @@ import quant_pipeline.core.factors.point_in_time as point_in_time_module
 import quant_pipeline.core.factors.values as values_module
 import quant_pipeline.core.strategies.scoring as scoring_module
 from quant_pipeline.core.data.calendar import rebalance_dates, trading_days
-from quant_pipeline.core.data.fingerprints import digest, hashes_before
+from quant_pipeline.core.data.fingerprints import Reuse, digest, hashes_before
 from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
 from quant_pipeline.core.data.share_basis import SHARE_BASIS_TABLE, SPLIT_ADJUSTED
 from quant_pipeline.core.factors.point_in_time import point_in_time_factor_values, vintage_report
@@ -37,6 +37,7 @@ from quant_pipeline.defs.strategies import (
     write_owned,
 )
 from quant_pipeline.defs.tables import reads, table_spec
+from quant_pipeline.storage.warehouse import Warehouse
 
 GROUP = "factors"
 KINDS = {"duckdb", "polars"}
@@ -176,6 +177,27 @@ def profile_share_hashes(
     return {d: f"{n}:{h}" for d, n, h in frame.iter_rows()}
 
 
+def fundamentals_vintage(
+    stored_in: Warehouse, reuse: Reuse, vintages: pl.DataFrame, dates: list
+) -> pl.DataFrame:
+    """``factors.fundamentals_vintage`` for ``dates``: a date's row counts the fundamentals known
+    before it, which its values digest covers, so a kept date keeps the row the step stored
+    (``stored_in``: the step's own output, read as its digests are) and only the computed dates
+    are counted again (``vintage_report`` of all of them when none is kept)."""
+    kept = reuse.kept["rebalance_date"].to_list() if reuse.kept.height else []
+    if not kept or not stored_in.has_table("factors.fundamentals_vintage"):
+        return vintage_report(vintages, dates)
+    stored = stored_in.read_table("factors.fundamentals_vintage", filters={"rebalance_date": kept})
+    if stored.height != len(set(kept)):  # a kept date without its row: count every date
+        return vintage_report(vintages, dates)
+    fresh = vintage_report(vintages, reuse.computed_values("rebalance_date"))
+    return (
+        pl.concat([stored.select(fresh.columns).cast(fresh.schema), fresh])
+        .filter(pl.col("rebalance_date").is_in(dates))
+        .sort("rebalance_date")
+    )
+
+
 def rebalance_schedule(days: pl.Series, specs: dict) -> pl.DataFrame:
     """``factors.rebalance_dates``: the dates of every frequency the scored strategies use
     (signal and blend kinds need no scores; research reads the monthly dates)."""
@@ -241,12 +263,15 @@ def factor_values_asset(market: MarketDataResource, warehouse: WarehouseResource
             membership=membership if membership.height else None,
             share_basis=read(SHARE_BASIS_TABLE),
         )
-    vintage = vintage_report(vintages, dates)
+    vintage = fundamentals_vintage(warehouse.read_only(), reuse, vintages, dates)
     wh = warehouse.get()
     frequencies = schedule["frequency"].unique().to_list()
-    write_owned(wh, market, "factors.rebalance_dates", schedule, "frequency", frequencies)
+    # the two small tables are rewritten only when they changed (a write costs a transaction)
+    if not wh.holds("factors.rebalance_dates", schedule):
+        write_owned(wh, market, "factors.rebalance_dates", schedule, "frequency", frequencies)
     VALUES.write(wh, market, reuse, values, "rebalance_date", dates)
-    write_owned(wh, market, "factors.fundamentals_vintage", vintage, "rebalance_date", dates)
+    if not wh.holds("factors.fundamentals_vintage", vintage):
+        write_owned(wh, market, "factors.fundamentals_vintage", vintage, "rebalance_date", dates)
     stored_dates = wh.read_table("factors.values", columns=["rebalance_date"])["rebalance_date"]
     stored = {
         "n": stored_dates.len(),

@@ -868,6 +868,17 @@ class Warehouse:
             con.unregister("_frame")
         return frame.height
 
+    def holds(self, table: str, frame: pl.DataFrame, max_rows: int = 100_000) -> bool:
+        """True when ``table`` exists and holds exactly ``frame``: the same columns and types
+        and the same rows in the same order (a step can then skip rewriting it). False without
+        reading for a frame of more than ``max_rows`` rows, or a table of another row count."""
+        if frame.height > max_rows or not self.has_table(table):
+            return False
+        if self.row_count(table) != frame.height:
+            return False
+        stored = self.read_table(table)
+        return stored.schema == frame.schema and stored.equals(frame)
+
     def replace_table_batches(self, table: str, batches: Iterable[pl.DataFrame]) -> int:
         """Atomically create or replace ``schema.table`` with the rows of ``batches`` (frames
         of one schema, at least one), holding one batch in memory at a time.

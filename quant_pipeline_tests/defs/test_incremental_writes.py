@@ -103,3 +103,49 @@ def test_a_full_recompute_computes_every_key(warehouse: WarehouseResource) -> No
     reuse = STEP.plan(warehouse, forced, _digests(a="1"))
     assert reuse.kept.is_empty()
     assert reuse.computed["strategy"].to_list() == ["a"]
+
+
+def test_the_fundamentals_vintage_keeps_the_stored_rows_of_kept_dates(tmp_path: Path):
+    """factors.fundamentals_vintage of kept dates comes from the stored table and only the
+    computed dates are counted again: the result equals counting every date; a kept date
+    missing from the stored table makes the step count every date again."""
+    from datetime import date
+
+    from quant_pipeline.core.data import curation
+    from quant_pipeline.core.data.calendar import rebalance_dates, trading_days
+    from quant_pipeline.core.data.fingerprints import plan_reuse
+    from quant_pipeline.core.factors.point_in_time import vintage_report
+    from quant_pipeline.defs.factors import fundamentals_vintage
+    from quant_pipeline.sources.demo import generate_market
+
+    market = generate_market(12, date(2019, 1, 1), date(2021, 6, 30), seed=5)
+    vintages = curation.fundamentals_vintages(market.fundamentals)
+    prices = curation.curate_prices(market.prices, market.corporate_actions).prices
+    dates = rebalance_dates(trading_days(prices), "monthly")
+    full = vintage_report(vintages, dates)
+    wh = Warehouse(tmp_path / "quant.duckdb")
+    stored = full.with_columns(
+        rows_point_in_time=pl.lit(-1, dtype=full["rows_point_in_time"].dtype)
+    )
+    wh.replace_table("factors.fundamentals_vintage", stored)  # marked: kept rows show
+    digests = pl.DataFrame({"rebalance_date": dates, "digest": [str(d) for d in dates]})
+    changed = digests.with_columns(
+        digest=pl.when(pl.col("rebalance_date") >= dates[-2])
+        .then(pl.lit("new"))
+        .otherwise("digest")
+    )
+    reuse = plan_reuse(changed, digests, ["rebalance_date"])
+    mixed = fundamentals_vintage(wh, reuse, vintages, dates)
+    assert mixed.schema == full.schema
+    assert mixed.filter(pl.col("rebalance_date") < dates[-2]).equals(
+        stored.filter(pl.col("rebalance_date") < dates[-2])
+    )
+    assert mixed.filter(pl.col("rebalance_date") >= dates[-2]).equals(
+        full.filter(pl.col("rebalance_date") >= dates[-2])
+    )
+    wh.replace_table("factors.fundamentals_vintage", full)
+    assert fundamentals_vintage(wh, reuse, vintages, dates).equals(full)
+    wh.replace_table(
+        "factors.fundamentals_vintage", full.filter(pl.col("rebalance_date") != dates[0])
+    )
+    assert fundamentals_vintage(wh, reuse, vintages, dates).equals(full)

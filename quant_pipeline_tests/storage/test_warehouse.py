@@ -343,3 +343,15 @@ def test_an_empty_fetch_writes_nothing_and_reads_back_the_raw_schema(wh):
     empty_prices = pl.DataFrame(schema=RAW_PRICES)
     assert wh.write_raw("prices", empty_prices) == WriteStats(0, 0, 0)
     assert wh.read_raw("prices").schema == pl.Schema(RAW_PRICES)
+
+
+def test_holds_is_true_only_for_exactly_the_stored_rows_in_order(wh):
+    frame = pl.DataFrame({"k": ["a", "b"], "v": [1.0, 2.0]})
+    assert not wh.holds("factors.small", frame)  # no table yet
+    wh.replace_table("factors.small", frame)
+    assert wh.holds("factors.small", frame)
+    assert not wh.holds("factors.small", frame.reverse())  # another order
+    assert not wh.holds("factors.small", frame.with_columns(v=pl.col("v") + 1e-9))
+    assert not wh.holds("factors.small", frame.with_columns(pl.col("v").cast(pl.Float32)))
+    assert not wh.holds("factors.small", frame.head(1))
+    assert not wh.holds("factors.small", frame, max_rows=1)  # too big to compare: no read
