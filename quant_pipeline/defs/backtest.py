@@ -7,6 +7,7 @@ import dagster as dg
 import polars as pl
 
 import quant_pipeline.core.backtest.blend as blend_module
+import quant_pipeline.core.backtest.lean_statistics as lean_module
 import quant_pipeline.core.backtest.share_simulation as share_simulation_module
 import quant_pipeline.defs.trading as trading_module
 from quant_pipeline.app.recommendation import data_version
@@ -23,6 +24,7 @@ from quant_pipeline.core.backtest.lean_statistics import lean_statistics
 from quant_pipeline.core.backtest.row_flags import strategy_flags, with_skipped
 from quant_pipeline.core.backtest.share_simulation import simulate, unfilled_targets
 from quant_pipeline.core.data.calendar import TRADING_DAYS_PER_YEAR
+from quant_pipeline.core.data.fingerprints import digest
 from quant_pipeline.core.data.schema import CLOSE_PRICE_COLUMNS
 from quant_pipeline.core.reporting import backtest_charts as plots
 from quant_pipeline.core.reporting.research_charts import equity_curves_png
@@ -74,11 +76,19 @@ BACKTEST_READS = reads(
 )
 METRICS_READS = reads(
     "backtest.daily",
+    "backtest.daily_inputs",
     "backtest.trades",
     "backtest.settings",
     "backtest.fills",
     "backtest.benchmarks",
     "curated.prices",
+)
+LEAN = Incremental(
+    "backtest.lean_statistics",
+    ("strategy",),
+    "Per strategy: the digest its LEAN statistics were computed from (its backtest's input "
+    "digest, which covers its daily rows, fills and the prices, the risk-free rate, the "
+    "code); unchanged = its statistics are kept.",
 )
 NOT_BACKTESTED = "not backtested: "
 BACKTESTS = Incremental(
@@ -466,15 +476,66 @@ METRICS_TABLES: dict[str, str] = {
 }
 
 
+def lean_digests(
+    read, daily: pl.DataFrame, fills: pl.DataFrame, code: str, rf: float
+) -> pl.DataFrame:
+    """Per strategy of ``daily``: the digest of its LEAN statistics' inputs: the statistics'
+    code, the risk-free rate, periods per year and its backtest's input digest
+    (``backtest.daily_inputs``: its daily rows, fills and the prices are a function of it). A
+    strategy without a backtest digest gets one of its daily rows, fills and the prices."""
+    head = f"{code}|{rf!r}|{TRADING_DAYS_PER_YEAR}|"
+    strategies = daily.select(pl.col("strategy").unique().sort())
+    frame = strategies.join(read("backtest.daily_inputs"), on="strategy", how="left")
+    missing = frame.filter(pl.col("digest").is_null())["strategy"].to_list()
+    if missing:
+        prices = read.content_hash("curated.prices")
+        rows = {
+            name: digest(
+                str(daily.filter(pl.col("strategy") == name).hash_rows().sum()),
+                str(fills.filter(pl.col("strategy") == name).hash_rows().sum()),
+                prices,
+            )
+            for name in missing
+        }
+        frame = frame.with_columns(
+            digest=pl.col("digest").fill_null(pl.col("strategy").replace_strict(rows, default=None))
+        )
+    return frame.select("strategy", digest=pl.concat_str(pl.lit(head), pl.col("digest")))
+
+
+def write_lean_statistics(read, wh, warehouse, market, daily: pl.DataFrame, rf: float):
+    """Compute and write ``backtest.lean_statistics`` of the strategies whose backtest inputs
+    changed (the others' rows are kept); returns the stored table and the reuse plan."""
+    code = code_version(lean_module)
+    all_fills = read("backtest.fills")
+    reuse = LEAN.plan(warehouse, market, lean_digests(read, daily, all_fills, code, rf))
+    computed = reuse.computed_values("strategy")
+    fills = all_fills.filter(pl.col("strategy").is_in(computed))
+    # capacity reads the bars of traded tickers only (not every one of a 7,000-ticker folder)
+    traded_bars = read(
+        "curated.prices",
+        columns=["ticker", "date", "close", "volume"],
+        filters={"ticker": fills["ticker"].unique().sort().to_list()},
+    )
+    mine = daily.filter(pl.col("strategy").is_in(computed))
+    LEAN.write(wh, market, reuse, lean_statistics(mine, fills, traded_bars, rf))
+    return wh.read_table(LEAN.table), reuse
+
+
 @dg.multi_asset(
     name="backtest__metrics",
     specs=[
-        table_spec(table, description, GROUP, METRICS_READS.deps)
-        for table, description in METRICS_TABLES.items()
+        *(
+            table_spec(table, description, GROUP, METRICS_READS.deps)
+            for table, description in METRICS_TABLES.items()
+        ),
+        LEAN.spec(GROUP, METRICS_READS.deps),
     ],
     pool="warehouse",
 )
-def backtest_metrics(config: MetricsConfig, warehouse: WarehouseResource):
+def backtest_metrics(
+    config: MetricsConfig, market: MarketDataResource, warehouse: WarehouseResource
+):
     """Every strategy's metrics (long), the comparisons `quant-pipeline run` prints (own windows,
     one common window) and LEAN's statistics, at the run's risk-free rate."""
     rf = config.risk_free_rate if config.risk_free_rate is not None else from_env().risk_free_rate
@@ -495,26 +556,19 @@ def backtest_metrics(config: MetricsConfig, warehouse: WarehouseResource):
         "strategy", pl.col("description").str.strip_prefix(NOT_BACKTESTED).alias("reason")
     )
     comparison = with_skipped(comparison, skipped)
-    fills = read("backtest.fills")
-    # capacity reads the bars of traded tickers only (not every one of a 7,000-ticker folder)
-    traded_bars = read(
-        "curated.prices",
-        columns=["ticker", "date", "close", "volume"],
-        filters={"ticker": fills["ticker"].unique().sort().to_list()},
-    )
     # backtest.daily runs every strategy to the last market date, so a common window exists
     # unless a strategy starts on that date (metrics_for_strategies then fails, naming them)
     frames = {
         "backtest.metrics": long,
         "backtest.comparison": comparison,
         "backtest.comparison_common_window": comparison_common_window(daily, rf, tolerance, own),
-        "backtest.lean_statistics": lean_statistics(daily, fills, traded_bars, rf),
         "backtest.metric_settings": metric_settings(rf, tolerance),
     }
     wh = warehouse.get()
     for table, frame in frames.items():
         wh.replace_table(table, frame)
-    lean = frames["backtest.lean_statistics"]
+    lean, lean_reuse = write_lean_statistics(read, wh, warehouse, market, daily, rf)
+    frames["backtest.lean_statistics"] = lean
     extra = {
         "backtest.metrics": {
             "risk_free_rate": rf,
@@ -536,10 +590,15 @@ def backtest_metrics(config: MetricsConfig, warehouse: WarehouseResource):
             if table == "backtest.lean_statistics"
             else {"table": dg.MetadataValue.md(markdown_table(frame, max_rows=50))}
         )
+        reused = reuse_metadata(lean_reuse) if table == LEAN.table else {}
         yield dg.MaterializeResult(
             asset_key=table.split("."),
-            metadata={**table_metadata(table, frame), **shown, **extra.get(table, {})},
+            metadata={**table_metadata(table, frame), **shown, **extra.get(table, {}), **reused},
         )
+    yield dg.MaterializeResult(
+        asset_key=LEAN.digests.split("."),
+        metadata={**table_metadata(LEAN.digests, lean_reuse.current), **reuse_metadata(lean_reuse)},
+    )
 
 
 backtest_assets = [backtest_results, backtest_metrics]

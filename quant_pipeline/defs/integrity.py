@@ -189,15 +189,7 @@ def scores_match_point_in_time_recomputation(
     are not recomputed and stand in for the recomputation of that date's other scores."""
     read = AUDIT_READS.reader(warehouse.read_only())
     specs = runnable_strategies(market, warehouse)
-    value_dates = read("factors.values", columns=["rebalance_date"])["rebalance_date"].unique()
-    if is_restricted(market):  # audit what this run wrote, not others' dates
-        scored = read("factors.scores", columns=["strategy", "rebalance_date"]).filter(
-            pl.col("strategy").is_in(list(specs))
-        )
-        if scored.height:
-            wrote = scored["rebalance_date"].unique().to_list()
-            value_dates = value_dates.filter(value_dates.is_in(wrote))
-    dates = sample_dates(value_dates.to_list(), config.sample_dates)
+    dates = _audit_dates(read, market, specs, config.sample_dates)
     # only the sampled dates' stored rows are compared: read no others
     values = read("factors.values", filters={"rebalance_date": dates})
     scores = read("factors.scores", filters={"rebalance_date": dates}).filter(
@@ -242,23 +234,37 @@ def scores_match_point_in_time_recomputation(
     return dg.AssetCheckResult(
         passed=result.passed,
         description=message,
-        metadata={
-            "dates_checked": dg.MetadataValue.json([str(d) for d in result.dates]),
-            "rows_compared": result.rows_compared,
-            "mismatches": result.mismatches.height,
-            "first_mismatches": dg.MetadataValue.md(markdown_table(result.mismatches)),
-            "incremental": dg.MetadataValue.json(
-                {k: v for k, v in {KEPT: kept.height, AUDITED: result.audited.height}.items() if v}
-            ),
-            "message": message,
-            AUDIT_RECORD: dg.MetadataValue.json(
-                [
-                    list(r)
-                    for r in record.with_columns(pl.col("rebalance_date").cast(pl.String)).rows()
-                ]
-            ),
-        },
+        metadata=_audit_metadata(result, kept, record, message),
     )
+
+
+def _audit_dates(read: TableReader, market: MarketDataResource, specs: dict, n: int) -> list:
+    """The ``n`` sampled rebalance dates (a restricted run: among the dates it scored)."""
+    value_dates = read("factors.values", columns=["rebalance_date"])["rebalance_date"].unique()
+    if is_restricted(market):  # audit what this run wrote, not others' dates
+        scored = read("factors.scores", columns=["strategy", "rebalance_date"]).filter(
+            pl.col("strategy").is_in(list(specs))
+        )
+        if scored.height:
+            wrote = scored["rebalance_date"].unique().to_list()
+            value_dates = value_dates.filter(value_dates.is_in(wrote))
+    return sample_dates(value_dates.to_list(), n)
+
+
+def _audit_metadata(result, kept: pl.DataFrame, record: pl.DataFrame, message: str) -> dict:
+    """The check's metadata: what was compared, the first mismatches, keys per reason and the
+    record the next evaluation reads."""
+    reasons = {KEPT: kept.height, AUDITED: result.audited.height}
+    rows = record.with_columns(pl.col("rebalance_date").cast(pl.String)).rows()
+    return {
+        "dates_checked": dg.MetadataValue.json([str(d) for d in result.dates]),
+        "rows_compared": result.rows_compared,
+        "mismatches": result.mismatches.height,
+        "first_mismatches": dg.MetadataValue.md(markdown_table(result.mismatches)),
+        "incremental": dg.MetadataValue.json({k: v for k, v in reasons.items() if v}),
+        "message": message,
+        AUDIT_RECORD: dg.MetadataValue.json([list(r) for r in rows]),
+    }
 
 
 def bias_labels_table(
@@ -292,8 +298,18 @@ def bias_labels_table(
     fundamentals = read(
         "curated.fundamentals", columns=["period_type", "period_end", "report_date", "available_at"]
     )
-    last_dates = prices.group_by("ticker").agg(pl.col("date").max())
-    delisted = int((last_dates["date"] < prices["date"].max()).sum()) if prices.height else 0
+    delisted = 0
+    if prices.height:  # tickers whose last price is before the market's last day
+        # lazily: the engine groups 14M rows ~4x faster than the eager group_by
+        delisted = (
+            prices.lazy()
+            .group_by("ticker")
+            .agg(pl.col("date").max())
+            .filter(pl.col("date") < prices["date"].max())
+            .select(pl.len())
+            .collect()
+            .item()
+        )
     rows = []
     for name, spec in specs.items():
         dates = schedule.filter(pl.col("frequency") == spec.rebalance).select("rebalance_date")

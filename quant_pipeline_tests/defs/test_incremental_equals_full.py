@@ -136,6 +136,7 @@ WATCHED = (
     "portfolio.signal_weights",
     "portfolio.target_weights",
     "backtest.daily",
+    "backtest.lean_statistics",
     "backtest.tear_sheets",
     "backtest.benchmarks",
     "research.factor_ic",
@@ -221,6 +222,9 @@ def test_changed_strategy_reruns_only_itself_and_its_blend(phases: dict[str, Pha
     assert reuse["portfolio.target_weights"][CHANGED] == 1
     assert reuse["backtest.daily"][CHANGED] == 2
     assert reuse["backtest.daily"][KEPT] >= 8
+    # LEAN's statistics follow their backtest's digest (a strategy not backtested has none)
+    assert reuse["backtest.lean_statistics"][CHANGED] == 2
+    assert reuse["backtest.lean_statistics"][KEPT] >= 7
     assert reuse["backtest.tear_sheets"][KEPT] >= 7
 
 

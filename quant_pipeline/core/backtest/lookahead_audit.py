@@ -225,6 +225,39 @@ def price_window(
     return rows_before.filter(pl.col("date") >= cut).collect()
 
 
+def _to_compare(
+    on_d: pl.DataFrame, specs: Mapping[str, StrategySpec], passed: set, d: date
+) -> list[str]:
+    """The strategies with stored scores on ``d`` (``on_d``) not kept from an earlier audit;
+    each must be one of ``specs``."""
+    names = sorted(n for n in on_d["strategy"].unique().to_list() if (n, d) not in passed)
+    for name in names:
+        if name not in specs:
+            raise ValueError(
+                f"factors.scores holds strategy {name!r} on {d}, which is not among the "
+                f"strategies given to the audit {sorted(specs)}"
+            )
+    return names
+
+
+def _compare_scores(
+    on_d: pl.DataFrame,
+    values: pl.DataFrame,
+    specs: Mapping[str, StrategySpec],
+    names: Sequence[str],
+    d: date,
+) -> Iterable[tuple[pl.DataFrame, tuple]]:
+    """Each of ``names``' stored scores on ``d`` (``on_d``) against scores of ``values``: the
+    mismatches and the key's ``AUDITED_KEYS_SCHEMA`` row."""
+    for name in names:
+        mine = on_d.filter(pl.col("strategy") == name)
+        again, _ = score(values, specs[name])
+        diff = compare_rows(
+            mine, again.select(mine.columns), ["strategy", *KEY], "factors.scores", name
+        )
+        yield diff, ("factors.scores", name, d, mine.height, diff.height)
+
+
 def audit_lookahead(
     stored_values: pl.DataFrame,
     stored_scores: pl.DataFrame,
@@ -265,16 +298,9 @@ def audit_lookahead(
     trusted, passed = set(kept_values), set(kept_scores)
     found: list[pl.DataFrame] = []
     audited: list[tuple] = []
-    compared = 0
     for d in checked:
         on_d = stored_scores.filter(pl.col("rebalance_date") == d)
-        names = sorted(n for n in on_d["strategy"].unique().to_list() if (n, d) not in passed)
-        for name in names:
-            if name not in specs:
-                raise ValueError(
-                    f"factors.scores holds strategy {name!r} on {d}, which is not among the "
-                    f"strategies given to the audit {sorted(specs)}"
-                )
+        names = _to_compare(on_d, specs, passed, d)
         stored = stored_values.filter(pl.col("rebalance_date") == d)
         if d in trusted:
             if not names:
@@ -294,21 +320,15 @@ def audit_lookahead(
                 max_stale_days=max_stale_days,
                 **extra,
             )
-            compared += stored.height
             diff = compare_rows(stored, values.select(stored.columns), KEY, "factors.values")
             found.append(diff)
             audited.append(("factors.values", None, d, stored.height, diff.height))
         if profile_columns(specs.values()):
             values = with_country(values, securities)
-        for name in names:
-            mine = on_d.filter(pl.col("strategy") == name)
-            again, _ = score(values, specs[name])
-            compared += mine.height
-            diff = compare_rows(
-                mine, again.select(mine.columns), ["strategy", *KEY], "factors.scores", name
-            )
+        for diff, row in _compare_scores(on_d, values, specs, names, d):
             found.append(diff)
-            audited.append(("factors.scores", name, d, mine.height, diff.height))
+            audited.append(row)
+    compared = sum(row[3] for row in audited)
     mismatches = (
         pl.concat(found, how="vertical_relaxed") if found else pl.DataFrame(schema=MISMATCH_SCHEMA)
     )
