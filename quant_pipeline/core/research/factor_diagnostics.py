@@ -59,13 +59,15 @@ def forward_returns(
     if not is_sorted_by(px, ["ticker", "date"]):
         px = px.sort("ticker", "date", maintain_order=True)
     tid, k = pl.col("_t"), pl.col("_k")
-    ends = (
-        px.with_columns(
+    ends = (  # lazily: one streaming pass keeps only the bucket ends of the 14M rows
+        px.lazy()
+        .with_columns(
             _t=pl.col("ticker").rle_id(),
             _k=pl.lit(dates).search_sorted(pl.col("date"), side="left").cast(pl.Int32),
         )
         .filter(((tid != tid.shift(-1)) | (k != k.shift(-1))).fill_null(True))
         .select("ticker", "_k", "date", "adj_close")
+        .collect()
     )
     life = ends.group_by("ticker").agg(
         k.min().alias("_k_first"), pl.col("date").max().alias("_last")

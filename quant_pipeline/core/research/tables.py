@@ -350,7 +350,13 @@ def signal_counts(events: pl.DataFrame, prices: pl.DataFrame) -> pl.DataFrame:
     require_columns(events, ("strategy", "ticker", "date", "entry", "exit"), "signal_events")
     require_columns(prices, ("ticker", "date"), "curated.prices")
     year = pl.col("date").dt.year().cast(pl.Int32).alias("year")
-    exposure = prices.group_by(year).agg((pl.len() / TRADING_DAYS_PER_YEAR).alias("ticker_years"))
+    # lazily: the engine groups 14M price rows several times faster than the eager group_by
+    exposure = (
+        prices.lazy()
+        .group_by(year)
+        .agg((pl.len() / TRADING_DAYS_PER_YEAR).alias("ticker_years"))
+        .collect()
+    )
     fired = events.group_by("strategy", year).agg(
         pl.col("entry").sum().cast(pl.Int64).alias("entries"),
         pl.col("exit").sum().cast(pl.Int64).alias("exits"),
