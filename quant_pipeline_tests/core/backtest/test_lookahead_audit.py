@@ -50,7 +50,8 @@ def build(market, compute=factor_values):
     return values, scores
 
 
-def audit(market, values, scores, compute=factor_values, dates=None):
+def audit(market, values, scores, compute=factor_values, dates=None, **kept):
+    """``audit_lookahead`` on the market (``kept``: its kept_values / kept_scores)."""
     return audit_lookahead(
         values,
         scores,
@@ -61,6 +62,7 @@ def audit(market, values, scores, compute=factor_values, dates=None):
         market["specs"],
         dates or sample_dates(market["dates"], 4),
         compute=compute,
+        **kept,
     )
 
 
@@ -130,18 +132,10 @@ def test_kept_dates_and_scores_are_not_compared_again(market):
     names = sorted(market["specs"])
     changed = names[0]
     kept_scores = [(n, d) for d in dates for n in names if n != changed]
-    result = audit_lookahead(
-        values,
-        scores,
-        market["prices"],
-        market["vintages"],
-        market["securities"],
-        market["membership"],
-        market["specs"],
-        dates,
-        compute=peeking_factor_values,  # would fail on any date it recomputes but the first
-        kept_values=rest,
-        kept_scores=kept_scores,
+    # the peeking recomputation would fail on any date it recomputes but the first
+    peeking = peeking_factor_values
+    result = audit(
+        market, values, scores, peeking, dates, kept_values=rest, kept_scores=kept_scores
     )
     assert result.passed, result.message()
     audited = result.audited
@@ -161,34 +155,12 @@ def test_kept_dates_and_scores_are_not_compared_again(market):
         .then(pl.col("score") + 1.0)
         .otherwise(pl.col("score"))
     )
-    again = audit_lookahead(
-        values,
-        tampered,
-        market["prices"],
-        market["vintages"],
-        market["securities"],
-        market["membership"],
-        market["specs"],
-        dates,
-        kept_values=rest,
-        kept_scores=kept_scores,
-    )
+    again = audit(market, values, tampered, dates=dates, kept_values=rest, kept_scores=kept_scores)
     assert not again.passed
     assert set(again.mismatches["rebalance_date"]) == {rest[-1]}
     # everything kept: nothing is compared
-    none = audit_lookahead(
-        values,
-        scores,
-        market["prices"],
-        market["vintages"],
-        market["securities"],
-        market["membership"],
-        market["specs"],
-        dates,
-        compute=peeking_factor_values,
-        kept_values=dates,
-        kept_scores=[(n, d) for d in dates for n in names],
-    )
+    every = [(n, d) for d in dates for n in names]
+    none = audit(market, values, scores, peeking, dates, kept_values=dates, kept_scores=every)
     assert none.passed and none.rows_compared == 0 and none.audited.is_empty()
 
 
