@@ -30,7 +30,11 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
+# isort: off
+import quant_pipeline  # noqa: F401  (first: it sets polars' allocator option before polars loads)
 import polars as pl
+
+# isort: on
 
 RAW_DATASETS = ("prices", "corporate_actions", "fundamentals", "securities", "membership")
 REFRESH_DAYS = 7  # the weekly refresh: one calendar week of new prices for every ticker
