@@ -26,7 +26,7 @@ def test_a_users_allocator_option_is_kept():
     assert _child(env) == "dirty_decay_ms:5000"
 
 
-def test_the_package_is_imported_before_polars_in_the_definitions():
+def test_the_package_itself_imports_no_polars():
     """The option works only if polars loads after it: the package itself imports no polars."""
     code = "import sys, quant_pipeline; print('polars' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
