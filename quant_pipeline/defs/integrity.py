@@ -87,6 +87,8 @@ def audit_digests(
     strategy and date) and a hash of the stored rows themselves, so a row changed in place
     (by hand, by a faulty write) is audited again."""
     code = code_version(audit_module)
+    if not (read.has_table("factors.values_inputs") and read.has_table("factors.scores_inputs")):
+        return pl.DataFrame(schema={c: AUDIT_RECORD_SCHEMA[c] for c in (*RECORD_KEY, "digest")})
     date_rows = _row_hashes(values, ["rebalance_date"])
     value_keys = (
         read("factors.values_inputs", filters={"rebalance_date": dates})

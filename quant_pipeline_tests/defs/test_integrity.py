@@ -192,3 +192,23 @@ def test_keys_audited_before_on_the_same_inputs_are_kept_and_the_rest_audited(bu
         assert full.metadata["incremental"].value == {AUDITED: n}
     with dg.DagsterInstance.ephemeral() as fresh:
         assert _audit(fresh, path).metadata["incremental"].value == {AUDITED: n}
+
+
+def test_without_digest_tables_the_audit_compares_everything(built, tmp_path):
+    """A warehouse whose factor tables predate their digest tables is audited whole (and
+    records nothing it could keep)."""
+    path = tmp_path / "quant.duckdb"
+    shutil.copyfile(built[0], path)
+    wh = Warehouse(path)
+    with wh.connect() as con:
+        con.execute("DROP TABLE factors.values_inputs")
+    with dg.DagsterInstance.ephemeral() as instance:
+        for _ in range(2):
+            evaluation = _audit(instance, path)
+            assert evaluation.passed
+            reasons = evaluation.metadata["incremental"].value
+            assert (
+                set(reasons) == {AUDITED} and reasons[AUDITED] > LookaheadAuditConfig().sample_dates
+            )
+            assert evaluation.metadata["rows_compared"].value > 0
+            assert _record(evaluation).is_empty()
