@@ -453,13 +453,11 @@ def _materialize_all(t: Timer, home: Path, selection=None, part: str = "material
     ``t.step_peak_mb``."""
     import dagster as dg
 
-    from quant_pipeline.app.instance import shipped_dagster_yaml
+    from quant_pipeline.app.instance import project_instance
     from quant_pipeline.definitions import all_assets, asset_checks, build_resources
+    from quant_pipeline.settings import from_env
 
-    if not home.exists():
-        home.mkdir(parents=True)
-        (home / "dagster.yaml").write_text(shipped_dagster_yaml(), encoding="utf-8")
-    with dg.DagsterInstance.from_config(str(home.resolve())) as instance:
+    with project_instance(from_env(overrides={"dagster_home": home})) as instance:
         with RssSampler() as sampler, t.part(part):
             result = dg.materialize(
                 [*all_assets, *asset_checks],

@@ -4,11 +4,11 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import polars as pl
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from quant_pipeline.core.backtest import lookahead_audit as audit_module
 from quant_pipeline.core.backtest.bias_labels import bias_labels, data_labels
 from quant_pipeline.core.backtest.lookahead_audit import (
+    AUDITED_KEYS_SCHEMA,
     DEFAULT_SAMPLE_DATES,
     audit_lookahead,
     sample_dates,
@@ -56,12 +56,8 @@ BIAS_LABEL_READS = (
 # reads the warehouse.
 AUDIT_RECORD = "audit_record"
 AUDIT_RECORD_SCHEMA: dict[str, pl.DataType] = {
-    "table": pl.String(),
-    "strategy": pl.String(),
-    "rebalance_date": pl.Date(),
+    **AUDITED_KEYS_SCHEMA,  # the key, rows compared, mismatches
     "digest": pl.String(),
-    "rows_compared": pl.Int64(),
-    "mismatches": pl.Int64(),
     "audited_at": pl.String(),  # ISO 8601, UTC
 }
 RECORD_KEY = ["table", "strategy", "rebalance_date"]
@@ -126,13 +122,16 @@ def last_record(instance: dg.DagsterInstance | None) -> pl.DataFrame:
     check = dg.AssetCheckKey(
         dg.AssetKey(["factors", "scores"]), "scores_match_point_in_time_recomputation"
     )
-    done = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
-    history = instance.event_log_storage.get_asset_check_execution_history(
-        check, limit=1, status=done
-    )
-    if not history or history[0].event is None or history[0].event.dagster_event is None:
+    # newest first; the running evaluation (and one that crashed) is only PLANNED
+    history = instance.event_log_storage.get_asset_check_execution_history(check, limit=5)
+    done = [
+        r
+        for r in history
+        if r.status.value in ("SUCCEEDED", "FAILED") and r.event and r.event.dagster_event
+    ]
+    if not done:
         return empty
-    entry = history[0].event.dagster_event.event_specific_data.metadata.get(AUDIT_RECORD)
+    entry = done[0].event.dagster_event.event_specific_data.metadata.get(AUDIT_RECORD)
     rows = getattr(entry, "value", None)
     if not isinstance(rows, list) or not rows:
         return empty
@@ -161,10 +160,10 @@ def audit_record(
     fresh = current.join(audited, on=RECORD_KEY, how="inner", nulls_equal=True).with_columns(
         audited_at=pl.lit(at, dtype=AUDIT_RECORD_SCHEMA["audited_at"])
     )
-    frames = [kept, fresh]
-    return pl.concat(
-        [f.select([pl.col(c).cast(t) for c, t in AUDIT_RECORD_SCHEMA.items()]) for f in frames]
-    ).sort(RECORD_KEY, nulls_last=True)
+    columns = [pl.col(c).cast(t) for c, t in AUDIT_RECORD_SCHEMA.items()]
+    return pl.concat([kept.select(columns), fresh.select(columns)]).sort(
+        RECORD_KEY, nulls_last=True
+    )
 
 
 class LookaheadAuditConfig(dg.Config):
